@@ -1,0 +1,64 @@
+import type { SyncReport, VerifyReport } from '../usecases.js';
+
+const short = (digest: string | undefined) => (digest ? digest.replace(/^(sha\d+:)(.{12}).*$/, '$1$2') : '-');
+const list = (tags: string[], max = 10) => (tags.length > max ? `${tags.slice(0, max).join(', ')}, … (+${tags.length - max})` : tags.join(', '));
+
+export function formatPlan(report: SyncReport): string {
+  const { plan } = report;
+  const lines = [`${report.repository}: ${plan.copy.length} to copy, ${plan.repair.length} to repair, ${plan.remove.length} to remove (primary ${report.primaryTags} tags, secondary ${report.secondaryTags})`];
+  for (const c of plan.copy) lines.push(`  copy    ${c.tag}  ${short(c.primary)}`);
+  for (const c of plan.repair) lines.push(`  repair  ${c.tag}  ${short(c.secondary)} -> ${short(c.primary)}`);
+  for (const c of plan.remove) lines.push(`  remove  ${c.tag}  ${short(c.secondary)}`);
+  if (report.guard) lines.push(`  guard: ${report.guard.reason}`);
+  for (const m of report.deep?.missing ?? []) lines.push(`  missing ${m.kind} ${short(m.digest)} (referenced by ${short(m.referencedBy)})`);
+  return lines.join('\n');
+}
+
+export function formatSync(report: SyncReport): string {
+  const { done } = report;
+  const seconds = (report.durationMs / 1000).toFixed(1);
+  const lines = [
+    `${report.repository}: ${report.status} (copied ${done.copied.length}, repaired ${done.repaired.length}, removed ${done.removed.length}; ${formatBytes(report.bytesCopied)} in ${report.blobsCopied} blobs, ${report.blobsMounted} mounted; ${seconds} s)`,
+  ];
+  if (report.guard) lines.push(`  guard: ${report.guard.reason}`);
+  for (const f of report.failed) lines.push(`  failed  ${f.tag}: ${f.error}`);
+  for (const s of report.skipped) lines.push(`  skipped ${s.tag}: ${s.reason}`);
+  if (report.deep) lines.push(`  deep: ${report.deep.missing.length} missing objects found and repaired`);
+  if (report.status === 'incomplete') lines.push('  stopped at the deadline; run again to continue');
+  return lines.join('\n');
+}
+
+export function formatVerify(report: VerifyReport): string {
+  const lines = [
+    `${report.repository}: ${report.status}`,
+    `  primary    ${report.primaryChecksum}  (${report.primaryTags} tags, ${report.checksum})`,
+    `  secondary  ${report.secondaryChecksum}  (${report.secondaryTags} tags)`,
+  ];
+  if (report.missing.length) lines.push(`  missing:    ${list(report.missing)}`);
+  if (report.extra.length) lines.push(`  extra:      ${list(report.extra)}`);
+  for (const m of report.mismatched.slice(0, 10)) lines.push(`  mismatched: ${m.tag}  primary ${short(m.primary)}, secondary ${short(m.secondary)}`);
+  if (report.mismatched.length > 10) lines.push(`  mismatched: … (+${report.mismatched.length - 10})`);
+  for (const m of report.deep?.missing ?? []) lines.push(`  missing ${m.kind} ${m.digest} (referenced by ${short(m.referencedBy)})`);
+  for (const f of report.deep?.failed ?? []) lines.push(`  deep check failed for ${short(f.digest)}: ${f.error}`);
+  return lines.join('\n');
+}
+
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
+}
+
+/** A one-line progress bar for terminals, redrawn in place on stderr. */
+export function progressBar(stream: NodeJS.WriteStream): (p: { done: number; total: number; bytes: number }) => void {
+  return ({ done, total, bytes }) => {
+    const width = 30;
+    const filled = total === 0 ? width : Math.round((done / total) * width);
+    stream.write(`\r[${'#'.repeat(filled)}${' '.repeat(width - filled)}] ${done}/${total} tags, ${formatBytes(bytes)}${done === total ? '\n' : ''}`);
+  };
+}

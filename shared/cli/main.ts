@@ -1,0 +1,158 @@
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { endpointsFromEnv } from '../config.js';
+import { EXIT, GeoSyncError, errorMessage } from '../errors.js';
+import { isLogLevel, jsonLogger, type EngineLogger } from '../log.js';
+import { validateRepositoryName } from '../oci.js';
+import type { RegistryClient } from '../registry/client.js';
+import { createRegistryClient, syncRepository, verifyRepository, type SyncReport, type VerifyReport } from '../usecases.js';
+import { formatPlan, formatSync, formatVerify, progressBar } from './format.js';
+
+interface CommonOptions {
+  primary?: string;
+  secondary?: string;
+  json?: boolean;
+  concurrency: number;
+  retries: number;
+  caFile?: string;
+  logLevel: string;
+}
+
+/** Runs the CLI and resolves with the process exit code. */
+export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let exitCode: number = EXIT.ok;
+  const program = buildProgram(env, (code) => (exitCode = code));
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version are not errors; every other parse failure is a usage error.
+      return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    const json = argv.includes('--json');
+    return reportError(error, json);
+  }
+  return exitCode;
+}
+
+function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): Command {
+  const program = new Command('geo-sync')
+    .description('Keep a secondary container registry holding exactly the primary\'s tags, each at the same manifest digest.')
+    .showHelpAfterError('(run geo-sync --help for usage)')
+    .exitOverride()
+    .configureOutput({ writeErr: (text) => process.stderr.write(text) });
+
+  const common = (command: Command) =>
+    command
+      .option('--primary <url>', 'primary registry URL (env GEO_SYNC_PRIMARY_URL); http:// only when written')
+      .option('--secondary <url>', 'secondary registry URL (env GEO_SYNC_SECONDARY_URL)')
+      .option('--json', 'print one JSON object instead of a summary')
+      .addOption(new Option('--concurrency <n>', 'parallel requests per registry').default(8).argParser(integerIn(1, 256, '--concurrency')))
+      .addOption(new Option('--retries <n>', 'retries of a failed request').default(4).argParser(integerIn(0, 20, '--retries')))
+      .option('--ca-file <path>', 'extra trusted CA certificates (PEM) for both registries')
+      .addOption(new Option('--log-level <level>', 'JSON logs on stderr: debug, info, warn, error, silent').default(env.GEO_SYNC_LOG_LEVEL ?? 'warn'))
+      .exitOverride();
+
+  common(program.command('plan <repository>').description('show what sync would change; changes nothing')).action(
+    async (repository: string, options: CommonOptions) => {
+      validateRepositoryName(repository);
+      const report = await withClients(env, options, (primary, secondary, logger) =>
+        syncRepository(primary, secondary, repository, { dryRun: true, concurrency: options.concurrency, logger }),
+      );
+      print(options.json ? report : formatPlan(report), options.json);
+      setExit(syncExitCode(report));
+    },
+  );
+
+  common(program.command('sync <repository>').description('copy missing and re-pointed tags, remove extra ones'))
+    .option('--dry-run', 'plan only; change nothing')
+    .option('--deep', 'also check every child manifest and blob on the secondary, and repair what is missing')
+    .addOption(new Option('--max-prune <fraction>', 'remove nothing when more than this fraction of the secondary\'s tags would go').default(0.5).argParser(fraction))
+    .action(async (repository: string, options: CommonOptions & { dryRun?: boolean; deep?: boolean; maxPrune: number }) => {
+      validateRepositoryName(repository);
+      const showProgress = !options.json && process.stderr.isTTY === true;
+      const report = await withClients(env, options, (primary, secondary, logger) =>
+        syncRepository(primary, secondary, repository, {
+          dryRun: options.dryRun,
+          deep: options.deep,
+          maxPrune: options.maxPrune,
+          concurrency: options.concurrency,
+          logger,
+          ...(showProgress ? { onProgress: progressBar(process.stderr) } : {}),
+        }),
+      );
+      print(options.json ? report : options.dryRun ? formatPlan(report) : formatSync(report), options.json);
+      setExit(syncExitCode(report));
+    });
+
+  common(program.command('verify <repository>').description('compare the (tag, digest) checksums of both sides; changes nothing'))
+    .option('--deep', 'also check that every child manifest and blob exists on the secondary')
+    .addOption(new Option('--checksum <kind>', 'canonical, or gitlab (GitLab Geo\'s form)').choices(['canonical', 'gitlab']).default('canonical'))
+    .action(async (repository: string, options: CommonOptions & { deep?: boolean; checksum: 'canonical' | 'gitlab' }) => {
+      validateRepositoryName(repository);
+      const report = await withClients(env, options, (primary, secondary, logger) =>
+        verifyRepository(primary, secondary, repository, { deep: options.deep, checksum: options.checksum, concurrency: options.concurrency, logger }),
+      );
+      print(options.json ? report : formatVerify(report), options.json);
+      setExit(verifyExitCode(report));
+    });
+
+  return program;
+}
+
+async function withClients<T>(
+  env: NodeJS.ProcessEnv,
+  options: CommonOptions,
+  work: (primary: RegistryClient, secondary: RegistryClient, logger: EngineLogger) => Promise<T>,
+): Promise<T> {
+  if (!isLogLevel(options.logLevel)) throw new GeoSyncError('INVALID_OPTION', `--log-level must be debug, info, warn, error or silent, not ${JSON.stringify(options.logLevel)}`, { exitCode: 2 });
+  const logger = jsonLogger(options.logLevel);
+  const endpoints = endpointsFromEnv(env, { primary: options.primary, secondary: options.secondary });
+  const secondaryEndpoint = endpoints.secondaries[0]!.endpoint;
+  const withCa = <E extends { caFile?: string }>(endpoint: E): E => (options.caFile ? { ...endpoint, caFile: options.caFile } : endpoint);
+  const transport = { concurrency: options.concurrency, retries: options.retries, logger };
+  const primary = createRegistryClient(withCa(endpoints.primary), transport);
+  const secondary = createRegistryClient(withCa(secondaryEndpoint), transport);
+  try {
+    return await work(primary, secondary, logger);
+  } finally {
+    await Promise.all([primary.close(), secondary.close()]);
+  }
+}
+
+export function syncExitCode(report: SyncReport): number {
+  if (report.status === 'synced') return EXIT.ok;
+  if (report.status === 'failed') return EXIT.operational;
+  return EXIT.differences;
+}
+
+export function verifyExitCode(report: VerifyReport): number {
+  if (report.deep && report.deep.failed.length > 0) return EXIT.operational;
+  return report.status === 'synced' ? EXIT.ok : EXIT.differences;
+}
+
+function print(value: unknown, json: boolean | undefined): void {
+  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${String(value)}\n`);
+}
+
+function reportError(error: unknown, json: boolean): number {
+  const known = error instanceof GeoSyncError;
+  const code = known ? error.code : 'INTERNAL';
+  const message = errorMessage(error);
+  if (json) process.stdout.write(`${JSON.stringify({ error: { code, message } }, null, 2)}\n`);
+  process.stderr.write(`geo-sync: ${message}\n`);
+  return known ? error.exitCode : EXIT.operational;
+}
+
+function integerIn(min: number, max: number, name: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`);
+    return n;
+  };
+}
+
+function fraction(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError('--max-prune must be a number from 0 to 1');
+  return n;
+}

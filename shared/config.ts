@@ -1,0 +1,62 @@
+import { GeoSyncError } from './errors.js';
+import type { RegistryEndpoint } from './registry/transport.js';
+
+export interface Endpoints {
+  primary: RegistryEndpoint;
+  secondaries: { name: string; endpoint: RegistryEndpoint }[];
+}
+
+type Env = Record<string, string | undefined>;
+
+/**
+ * Registries from the environment: GEO_SYNC_PRIMARY_URL (+ _USERNAME, _PASSWORD, _CA_FILE) and
+ * either GEO_SYNC_SECONDARY_URL (+ the same) or GEO_SYNC_SECONDARIES, a JSON array of
+ * {name, url, username?, password?, caFile?} for several secondary sites. Overrides win.
+ */
+export function endpointsFromEnv(env: Env, overrides: { primary?: string; secondary?: string } = {}): Endpoints {
+  const primary = endpointFromEnv(env, 'PRIMARY', overrides.primary);
+  if (env.GEO_SYNC_SECONDARIES && !overrides.secondary) {
+    return { primary, secondaries: parseSecondaries(env.GEO_SYNC_SECONDARIES) };
+  }
+  return { primary, secondaries: [{ name: 'secondary', endpoint: endpointFromEnv(env, 'SECONDARY', overrides.secondary) }] };
+}
+
+function endpointFromEnv(env: Env, role: 'PRIMARY' | 'SECONDARY', url: string | undefined): RegistryEndpoint {
+  const value = url ?? env[`GEO_SYNC_${role}_URL`];
+  if (!value) {
+    throw new GeoSyncError('MISSING_CONFIG', `no ${role.toLowerCase()} registry: pass --${role.toLowerCase()} <url> or set GEO_SYNC_${role}_URL`, { exitCode: 2 });
+  }
+  return withoutUndefined({
+    url: value,
+    username: env[`GEO_SYNC_${role}_USERNAME`],
+    password: env[`GEO_SYNC_${role}_PASSWORD`],
+    caFile: env[`GEO_SYNC_${role}_CA_FILE`],
+  });
+}
+
+function parseSecondaries(json: string): Endpoints['secondaries'] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch {
+    throw new GeoSyncError('INVALID_CONFIG', 'GEO_SYNC_SECONDARIES is not valid JSON', { exitCode: 2 });
+  }
+  if (!Array.isArray(parsed) || parsed.length === 0) {
+    throw new GeoSyncError('INVALID_CONFIG', 'GEO_SYNC_SECONDARIES must be a non-empty JSON array of {name, url}', { exitCode: 2 });
+  }
+  const names = new Set<string>();
+  return parsed.map((item: unknown, index) => {
+    const entry = item as Record<string, unknown> | null;
+    if (!entry || typeof entry.url !== 'string' || typeof entry.name !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(entry.name)) {
+      throw new GeoSyncError('INVALID_CONFIG', `GEO_SYNC_SECONDARIES[${index}] needs a "name" (letters, digits, . _ -) and a "url"`, { exitCode: 2 });
+    }
+    if (names.has(entry.name)) throw new GeoSyncError('INVALID_CONFIG', `GEO_SYNC_SECONDARIES names ${JSON.stringify(entry.name)} twice`, { exitCode: 2 });
+    names.add(entry.name);
+    const text = (key: string) => (typeof entry[key] === 'string' ? (entry[key] as string) : undefined);
+    return { name: entry.name, endpoint: withoutUndefined({ url: entry.url, username: text('username'), password: text('password'), caFile: text('caFile') }) };
+  });
+}
+
+function withoutUndefined(endpoint: { url: string; username?: string | undefined; password?: string | undefined; caFile?: string | undefined }): RegistryEndpoint {
+  return Object.fromEntries(Object.entries(endpoint).filter(([, v]) => v !== undefined)) as unknown as RegistryEndpoint;
+}

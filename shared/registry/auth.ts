@@ -1,0 +1,146 @@
+import { request, type Dispatcher } from 'undici';
+import { GeoSyncError } from '../errors.js';
+
+export interface Credentials {
+  username: string;
+  password: string;
+}
+
+export interface Challenge {
+  scheme: string;
+  params: Record<string, string>;
+}
+
+/** Parses `Bearer realm="...",service="...",scope="..."`; returns undefined for a header we cannot read. */
+export function parseChallenge(header: string | undefined): Challenge | undefined {
+  if (!header) return undefined;
+  const match = /^\s*([A-Za-z][A-Za-z0-9-]*)\s*(.*)$/s.exec(header);
+  if (!match) return undefined;
+  const params: Record<string, string> = {};
+  const rest = match[2] ?? '';
+  const pair = /\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]*))\s*(?:,|$)/gy;
+  let consumed = 0;
+  for (let m = pair.exec(rest); m && m[0].length > 0; m = pair.exec(rest)) {
+    params[m[1]!.toLowerCase()] = m[2] !== undefined ? m[2].replace(/\\(.)/g, '$1') : (m[3] ?? '');
+    consumed = pair.lastIndex;
+  }
+  if (consumed !== rest.length) return undefined;
+  return { scheme: match[1]!.toLowerCase(), params };
+}
+
+interface CachedToken {
+  value: string;
+  refreshAt: number;
+}
+
+/**
+ * Answers "which Authorization header for this scope?", learning the registry's scheme from its
+ * first 401. Bearer tokens are cached per scope and fetched again when they age or are refused.
+ */
+export class Authenticator {
+  private mode: 'unknown' | 'basic' | 'bearer' = 'unknown';
+  private bearer: { realm: URL; service: string | undefined } | undefined;
+  private readonly tokens = new Map<string, CachedToken>();
+  private readonly pending = new Map<string, Promise<CachedToken>>();
+
+  constructor(
+    private readonly registryUrl: URL,
+    private readonly credentials: Credentials | undefined,
+    private readonly dispatcher: Dispatcher,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** The header to send before knowing whether it is needed (saves a 401 round trip per scope). */
+  async header(scopes: string[]): Promise<string | undefined> {
+    if (this.mode === 'basic') return this.basicHeader();
+    if (this.mode !== 'bearer') return undefined;
+    const key = scopes.join(' ');
+    const cached = this.tokens.get(key);
+    if (cached && cached.refreshAt > this.now()) return `Bearer ${cached.value}`;
+    return `Bearer ${(await this.fetchToken(scopes)).value}`;
+  }
+
+  /** Learns from a 401; returns false when retrying cannot help. The sender retries a request once after a 401. */
+  async unauthorized(wwwAuthenticate: string | undefined, scopes: string[], sentHeader: string | undefined): Promise<boolean> {
+    const challenge = parseChallenge(wwwAuthenticate);
+    if (!challenge) {
+      throw new GeoSyncError('AUTH_CHALLENGE_INVALID', `registry ${this.registryUrl.host} answered 401 with a missing or malformed WWW-Authenticate header`);
+    }
+    if (challenge.scheme === 'basic') {
+      if (!this.credentials || this.mode === 'basic') return false;
+      this.mode = 'basic';
+      return true;
+    }
+    if (challenge.scheme !== 'bearer') {
+      throw new GeoSyncError('AUTH_UNSUPPORTED', `registry ${this.registryUrl.host} asks for unsupported auth scheme ${JSON.stringify(challenge.scheme)}`);
+    }
+    const realm = challenge.params.realm;
+    let realmUrl: URL;
+    try {
+      realmUrl = new URL(realm ?? '');
+    } catch {
+      throw new GeoSyncError('AUTH_CHALLENGE_INVALID', `registry ${this.registryUrl.host} gave a bearer challenge without a valid realm`);
+    }
+    if (realmUrl.protocol !== 'https:' && realmUrl.protocol !== 'http:') {
+      throw new GeoSyncError('AUTH_CHALLENGE_INVALID', `registry ${this.registryUrl.host} gave a token realm with scheme ${realmUrl.protocol}`);
+    }
+    this.mode = 'bearer';
+    this.bearer = { realm: realmUrl, service: challenge.params.service };
+    // The refused token (expired or revoked mid-run) is dropped, so the retry fetches a fresh one.
+    const key = scopes.join(' ');
+    if (sentHeader !== undefined && sentHeader === `Bearer ${this.tokens.get(key)?.value}`) this.tokens.delete(key);
+    return true;
+  }
+
+  private basicHeader(): string | undefined {
+    if (!this.credentials) return undefined;
+    return `Basic ${Buffer.from(`${this.credentials.username}:${this.credentials.password}`).toString('base64')}`;
+  }
+
+  private fetchToken(scopes: string[]): Promise<CachedToken> {
+    const key = scopes.join(' ');
+    const inFlight = this.pending.get(key);
+    if (inFlight) return inFlight;
+    const promise = this.requestToken(scopes).finally(() => this.pending.delete(key));
+    this.pending.set(key, promise);
+    return promise;
+  }
+
+  private async requestToken(scopes: string[]): Promise<CachedToken> {
+    const bearer = this.bearer!;
+    const url = new URL(bearer.realm);
+    if (bearer.service) url.searchParams.set('service', bearer.service);
+    for (const scope of scopes) url.searchParams.append('scope', scope);
+    const headers: Record<string, string> = { accept: 'application/json' };
+    const basic = this.basicHeader();
+    if (basic) headers.authorization = basic;
+    const started = this.now();
+    let status: number;
+    let text: string;
+    try {
+      const response = await request(url, { method: 'GET', headers, dispatcher: this.dispatcher, headersTimeout: 30_000, bodyTimeout: 30_000 });
+      status = response.statusCode;
+      text = await response.body.text();
+    } catch (error) {
+      throw new GeoSyncError('AUTH_TOKEN_UNREACHABLE', `token service ${url.host} is unreachable: ${(error as Error).message}`, { retryable: true, cause: error });
+    }
+    if (status === 401 || status === 403) {
+      throw new GeoSyncError('AUTH_REFUSED', `token service ${url.host} refused the credentials for ${this.registryUrl.host} (HTTP ${status})`);
+    }
+    if (status !== 200) {
+      throw new GeoSyncError('AUTH_TOKEN_FAILED', `token service ${url.host} answered HTTP ${status}`, { retryable: status >= 500 || status === 429 });
+    }
+    let body: { token?: unknown; access_token?: unknown; expires_in?: unknown };
+    try {
+      body = JSON.parse(text) as typeof body;
+    } catch {
+      throw new GeoSyncError('AUTH_TOKEN_FAILED', `token service ${url.host} answered with a body that is not JSON`);
+    }
+    const value = typeof body.token === 'string' ? body.token : typeof body.access_token === 'string' ? body.access_token : undefined;
+    if (!value) throw new GeoSyncError('AUTH_TOKEN_FAILED', `token service ${url.host} answered without a token`);
+    const lifetimeSeconds = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : 60;
+    const token = { value, refreshAt: started + lifetimeSeconds * 900 };
+    this.tokens.set(scopes.join(' '), token);
+    return token;
+  }
+}

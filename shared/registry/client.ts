@@ -1,0 +1,376 @@
+import { createHash } from 'node:crypto';
+import { Readable, Transform } from 'node:stream';
+import { GeoSyncError } from '../errors.js';
+import {
+  MANIFEST_ACCEPT,
+  MAX_MANIFEST_BYTES,
+  digestAlgorithm,
+  digestOf,
+  isSchema1MediaType,
+  isValidDigest,
+  isValidTag,
+  quote,
+  type Descriptor,
+  type RawManifest,
+} from '../oci.js';
+import { Transport, type RegistryEndpoint, type TransportOptions } from './transport.js';
+
+export interface ManifestHead {
+  digest: string;
+  mediaType: string;
+  size: number;
+}
+
+export interface CatalogPage {
+  repositories: string[];
+  /** The `last` to ask for the next page; absent on the last page. */
+  next?: string;
+}
+
+const TAG_LIST_LIMIT = 64 * 1024 * 1024;
+const pull = (repository: string) => [`repository:${repository}:pull`];
+const push = (repository: string) => [`repository:${repository}:pull,push`];
+const remove = (repository: string) => [`repository:${repository}:delete`];
+
+/**
+ * What a registry can do, one method per operation of the OCI distribution API. Methods only
+ * describe requests; the Transport sends them. One client lives for one run, so its caches
+ * (blob existence, tag-delete support) never outlive what they describe by much.
+ */
+export class RegistryClient {
+  readonly transport: Transport;
+  /** Blobs known present, per repository: a blob is HEADed at most once per run. */
+  private readonly blobPresence = new Map<string, Promise<boolean>>();
+  /** Where each blob is known to exist here, for cross-repository mounts. */
+  private readonly blobHomes = new Map<string, string>();
+  private tagDeleteSupported: boolean | undefined;
+
+  constructor(endpoint: RegistryEndpoint, options: TransportOptions = {}) {
+    this.transport = new Transport(endpoint, options);
+  }
+
+  get host(): string {
+    return this.transport.host;
+  }
+
+  close(): Promise<void> {
+    return this.transport.close();
+  }
+
+  /** Ping `/v2/`: resolves when the registry answers and accepts our credentials. */
+  async ping(): Promise<void> {
+    await this.transport.send({ method: 'GET', target: '/v2/', scopes: [], expect: [200] });
+  }
+
+  /** All tags of a repository (Link pagination, any order, `tags: null` = none); null when the repository does not exist. */
+  async listTags(repository: string): Promise<string[] | null> {
+    const tags = new Set<string>();
+    let target: string | undefined = `/v2/${repository}/tags/list?n=1000`;
+    const seen = new Set<string>();
+    while (target) {
+      if (seen.has(target)) throw new GeoSyncError('PAGINATION_LOOP', `registry ${this.host} repeated a tag list page for ${repository}`);
+      seen.add(target);
+      const response = await this.transport.send({ method: 'GET', target, scopes: pull(repository), expect: [200, 404], maxBytes: TAG_LIST_LIMIT });
+      if (response.status === 404) {
+        if (tags.size === 0 && seen.size === 1) return null;
+        throw new GeoSyncError('LISTING_FAILED', `registry ${this.host} lost the tag list of ${repository} during pagination`, { retryable: true });
+      }
+      const body = parseJson(response.body, `tag list of ${repository} on ${this.host}`) as { tags?: unknown };
+      if (body.tags !== null && body.tags !== undefined && !Array.isArray(body.tags)) {
+        throw new GeoSyncError('INVALID_RESPONSE', `registry ${this.host} sent a malformed tag list for ${repository}`);
+      }
+      for (const tag of (body.tags as unknown[] | null | undefined) ?? []) {
+        if (typeof tag !== 'string' || !isValidTag(tag)) {
+          throw new GeoSyncError('INVALID_RESPONSE', `registry ${this.host} listed an invalid tag ${quote(String(tag))} in ${repository}; refusing to act on this listing`);
+        }
+        tags.add(tag);
+      }
+      target = nextLink(response.headers.link);
+    }
+    return [...tags];
+  }
+
+  /** One page of the catalog, from after `last`. */
+  async listCatalogPage(options: { last?: string; pageSize?: number } = {}): Promise<CatalogPage> {
+    const query = new URLSearchParams({ n: String(options.pageSize ?? 1000) });
+    if (options.last) query.set('last', options.last);
+    const response = await this.transport.send({
+      method: 'GET',
+      target: `/v2/_catalog?${query}`,
+      scopes: ['registry:catalog:*'],
+      expect: [200],
+      maxBytes: TAG_LIST_LIMIT,
+    });
+    const body = parseJson(response.body, `catalog of ${this.host}`) as { repositories?: unknown };
+    if (body.repositories !== null && body.repositories !== undefined && !Array.isArray(body.repositories)) {
+      throw new GeoSyncError('INVALID_RESPONSE', `registry ${this.host} sent a malformed catalog`);
+    }
+    const repositories = ((body.repositories as unknown[] | null | undefined) ?? []).filter((r): r is string => typeof r === 'string');
+    const link = nextLink(response.headers.link);
+    const last = link ? new URL(link, this.transport.base).searchParams.get('last') ?? repositories.at(-1) : undefined;
+    return last && repositories.length > 0 ? { repositories, next: last } : { repositories };
+  }
+
+  /** Digest and media type of a manifest without its body; null when absent. */
+  async headManifest(repository: string, reference: string): Promise<ManifestHead | null> {
+    const response = await this.transport.send({
+      method: 'HEAD',
+      target: `/v2/${repository}/manifests/${reference}`,
+      scopes: pull(repository),
+      headers: { accept: MANIFEST_ACCEPT },
+      expect: [200, 404],
+    });
+    if (response.status === 404) return null;
+    const mediaType = baseMediaType(response.headers['content-type']);
+    const digest = response.headers['docker-content-digest'];
+    if (isSchema1MediaType(mediaType)) return { digest: digest ?? '', mediaType, size: Number(response.headers['content-length'] ?? 0) };
+    if (digest !== undefined) {
+      if (!isValidDigest(digest)) throw new GeoSyncError('INVALID_RESPONSE', `registry ${this.host} sent an invalid digest ${quote(digest)} for ${repository}:${reference}`);
+      return { digest, mediaType, size: Number(response.headers['content-length'] ?? 0) };
+    }
+    // Without Docker-Content-Digest the digest is the hash of the bytes.
+    const manifest = await this.getManifest(repository, reference);
+    return manifest && { digest: manifest.digest, mediaType: manifest.mediaType, size: manifest.bytes.length };
+  }
+
+  /** The manifest's exact bytes and media type; null when absent. The digest is checked against the bytes. */
+  async getManifest(repository: string, reference: string): Promise<RawManifest | null> {
+    const response = await this.transport.send({
+      method: 'GET',
+      target: `/v2/${repository}/manifests/${reference}`,
+      scopes: pull(repository),
+      headers: { accept: MANIFEST_ACCEPT },
+      expect: [200, 404],
+      maxBytes: MAX_MANIFEST_BYTES,
+    });
+    if (response.status === 404) return null;
+    const mediaType = baseMediaType(response.headers['content-type']) || mediaTypeFromBody(response.body);
+    const claimed = response.headers['docker-content-digest'];
+    const algorithm = isValidDigest(reference) ? digestAlgorithm(reference) : claimed && isValidDigest(claimed) ? digestAlgorithm(claimed) : 'sha256';
+    const digest = digestOf(response.body, algorithm);
+    if (isValidDigest(reference) && reference !== digest) {
+      throw new GeoSyncError('DIGEST_MISMATCH', `registry ${this.host} returned bytes for ${repository}@${reference} that hash to ${digest}`);
+    }
+    if (claimed !== undefined && claimed !== digest && !isSchema1MediaType(mediaType)) {
+      throw new GeoSyncError('DIGEST_MISMATCH', `registry ${this.host} claims ${quote(claimed)} for ${repository}:${reference} but the bytes hash to ${digest}`);
+    }
+    return { digest, mediaType, bytes: response.body };
+  }
+
+  /** Stores the manifest's bytes as they are, under a tag or its digest; checks the digest the registry reports. */
+  async putManifest(repository: string, reference: string, manifest: RawManifest): Promise<void> {
+    const response = await this.transport.send({
+      method: 'PUT',
+      target: `/v2/${repository}/manifests/${reference}`,
+      scopes: push(repository),
+      headers: { 'content-type': manifest.mediaType },
+      body: manifest.bytes,
+      expect: [201, 200],
+    });
+    const stored = response.headers['docker-content-digest'];
+    if (stored !== undefined && stored !== manifest.digest) {
+      throw new GeoSyncError('DIGEST_MISMATCH', `registry ${this.host} stored ${repository}:${reference} as ${stored}, expected ${manifest.digest}`);
+    }
+  }
+
+  /** Deletes a manifest by digest. On registry 2.8 this untags every tag on that digest: callers must know it is unshared. */
+  async deleteManifest(repository: string, digest: string): Promise<boolean> {
+    const response = await this.transport.send({
+      method: 'DELETE',
+      target: `/v2/${repository}/manifests/${digest}`,
+      scopes: [...push(repository), ...remove(repository)],
+      expect: [202, 200, 404],
+    });
+    return response.status !== 404;
+  }
+
+  /** OCI tag deletion; 'unsupported' when the registry refuses to delete by tag (registry 2.8 does). */
+  async deleteTag(repository: string, tag: string): Promise<'deleted' | 'absent' | 'unsupported'> {
+    if (this.tagDeleteSupported === false) return 'unsupported';
+    const response = await this.transport.send({
+      method: 'DELETE',
+      target: `/v2/${repository}/manifests/${tag}`,
+      scopes: [...push(repository), ...remove(repository)],
+      expect: [202, 200, 400, 404, 405, 501],
+    });
+    if (response.status === 202 || response.status === 200) {
+      this.tagDeleteSupported = true;
+      return 'deleted';
+    }
+    const code = errorCode(response.body);
+    if (response.status === 404 && (code === 'MANIFEST_UNKNOWN' || code === 'NAME_UNKNOWN')) return 'absent';
+    this.tagDeleteSupported = false;
+    return 'unsupported';
+  }
+
+  async blobExists(repository: string, digest: string): Promise<boolean> {
+    const key = `${repository}@${digest}`;
+    let known = this.blobPresence.get(key);
+    if (!known) {
+      known = this.transport
+        .send({ method: 'HEAD', target: `/v2/${repository}/blobs/${digest}`, scopes: pull(repository), expect: [200, 404], followRedirects: true })
+        .then((response) => response.status === 200);
+      this.blobPresence.set(key, known);
+      known.catch(() => this.blobPresence.delete(key));
+    }
+    const present = await known;
+    if (present) this.blobHomes.set(digest, repository);
+    return present;
+  }
+
+  /** Forgets cached presence (deep mode re-checks after repairs). */
+  forgetBlob(repository: string, digest: string): void {
+    this.blobPresence.delete(`${repository}@${digest}`);
+  }
+
+  /** A repository of this registry where the blob is known to exist, to mount from. */
+  blobHome(digest: string, except: string): string | undefined {
+    const home = this.blobHomes.get(digest);
+    return home === except ? undefined : home;
+  }
+
+  /** Opens a blob for streaming (redirects followed, credentials kept on this host). */
+  async openBlob(repository: string, descriptor: Descriptor): Promise<{ stream: Readable; length: number }> {
+    const response = await this.transport.send({
+      method: 'GET',
+      target: `/v2/${repository}/blobs/${descriptor.digest}`,
+      scopes: pull(repository),
+      expect: [200],
+      stream: true,
+      followRedirects: true,
+    });
+    return { stream: response.stream!, length: descriptor.size };
+  }
+
+  /** Cross-repository mount; true when mounted, false when the registry declined (the caller uploads). */
+  async mountBlob(repository: string, digest: string, from: string): Promise<boolean> {
+    const response = await this.transport.send({
+      method: 'POST',
+      target: `/v2/${repository}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`,
+      scopes: [...push(repository), ...pull(from)],
+      expect: [201, 202],
+    });
+    if (response.status === 202 && response.headers.location) await this.cancelUpload(repository, response.headers.location);
+    if (response.status === 201) this.markPresent(repository, digest);
+    return response.status === 201;
+  }
+
+  /**
+   * Uploads a blob from a source that can be opened again: each attempt starts a fresh upload
+   * session and a fresh stream, and the bytes are hashed on the way through.
+   */
+  async uploadBlob(repository: string, descriptor: Descriptor, open: () => Promise<{ stream: Readable; length: number }>): Promise<number> {
+    return this.transport.withRetry(`upload ${descriptor.digest}`, async () => {
+      const start = await this.transport.send({ method: 'POST', target: `/v2/${repository}/blobs/uploads/`, scopes: push(repository), expect: [202] });
+      const location = start.headers.location;
+      if (!location) throw new GeoSyncError('INVALID_RESPONSE', `registry ${this.host} started an upload without a Location`);
+      const target = this.transport.resolve(location);
+      target.searchParams.set('digest', descriptor.digest);
+      const source = await open();
+      const hasher = hashingPassThrough(digestAlgorithm(descriptor.digest));
+      source.stream.on('error', (error) => hasher.destroy(error));
+      try {
+        await this.transport.send({
+          method: 'PUT',
+          target: target.toString(),
+          scopes: push(repository),
+          headers: { 'content-type': 'application/octet-stream' },
+          body: async () => ({ stream: source.stream.pipe(hasher), length: source.length }),
+          expect: [201],
+          retry: false,
+        });
+      } catch (error) {
+        source.stream.destroy();
+        throw error;
+      }
+      const actual = hasher.digest();
+      if (actual !== descriptor.digest) {
+        throw new GeoSyncError('DIGEST_MISMATCH', `blob ${descriptor.digest} of ${repository} hashed to ${actual} while copying`);
+      }
+      this.markPresent(repository, descriptor.digest);
+      this.transport.stats.bytesUp += hasher.bytes;
+      return hasher.bytes;
+    });
+  }
+
+  /** Uploads small bytes held in memory (throwaway configs). */
+  async uploadBytes(repository: string, bytes: Buffer): Promise<string> {
+    const digest = digestOf(bytes);
+    await this.uploadBlob(repository, { digest, size: bytes.length, mediaType: 'application/octet-stream' }, async () => {
+      return { stream: Readable.from([bytes]), length: bytes.length };
+    });
+    return digest;
+  }
+
+  async deleteBlob(repository: string, digest: string): Promise<void> {
+    await this.transport.send({ method: 'DELETE', target: `/v2/${repository}/blobs/${digest}`, scopes: [...push(repository), ...remove(repository)], expect: [202, 404, 405] });
+    this.blobPresence.delete(`${repository}@${digest}`);
+  }
+
+  private markPresent(repository: string, digest: string): void {
+    this.blobPresence.set(`${repository}@${digest}`, Promise.resolve(true));
+    this.blobHomes.set(digest, repository);
+  }
+
+  private async cancelUpload(repository: string, location: string): Promise<void> {
+    await this.transport.send({ method: 'DELETE', target: location, scopes: push(repository), expect: [204, 202, 404, 405] }).catch(() => undefined);
+  }
+}
+
+function hashingPassThrough(algorithm: 'sha256' | 'sha512'): Transform & { bytes: number; digest(): string } {
+  const hash = createHash(algorithm);
+  const stream = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      hash.update(chunk);
+      (stream as unknown as { bytes: number }).bytes += chunk.length;
+      callback(null, chunk);
+    },
+  }) as Transform & { bytes: number; digest(): string };
+  stream.bytes = 0;
+  stream.digest = () => `${algorithm}:${hash.digest('hex')}`;
+  return stream;
+}
+
+/** The `rel="next"` target of a Link header, or undefined; malformed headers end pagination with an error. */
+export function nextLink(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  for (const part of header.split(/,(?=\s*<)/)) {
+    const match = /^\s*<([^>]*)>\s*;(.*)$/.exec(part);
+    if (!match) throw new GeoSyncError('INVALID_RESPONSE', `malformed Link header ${quote(header)}`);
+    if (/\brel\s*=\s*"?next"?/i.test(match[2] ?? '')) return match[1];
+  }
+  return undefined;
+}
+
+function baseMediaType(contentType: string | undefined): string {
+  return (contentType ?? '').split(';')[0]!.trim();
+}
+
+function mediaTypeFromBody(bytes: Buffer): string {
+  try {
+    const parsed = JSON.parse(bytes.toString('utf8')) as { mediaType?: unknown };
+    return typeof parsed.mediaType === 'string' ? parsed.mediaType : '';
+  } catch {
+    return '';
+  }
+}
+
+function parseJson(bytes: Buffer, what: string): unknown {
+  try {
+    const value: unknown = JSON.parse(bytes.toString('utf8'));
+    if (typeof value !== 'object' || value === null) throw new Error('not an object');
+    return value;
+  } catch {
+    throw new GeoSyncError('INVALID_RESPONSE', `${what} is not valid JSON`);
+  }
+}
+
+function errorCode(body: Buffer): string | undefined {
+  try {
+    const parsed = JSON.parse(body.toString('utf8')) as { errors?: Array<{ code?: unknown }> };
+    const code = parsed.errors?.[0]?.code;
+    return typeof code === 'string' ? code : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,308 @@
+import { readFileSync } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { Agent, request, type Dispatcher } from 'undici';
+import { GeoSyncError, RegistryError } from '../errors.js';
+import { silentLogger, type EngineLogger } from '../log.js';
+import { Authenticator } from './auth.js';
+
+export interface RegistryEndpoint {
+  /** `https://host[:port]`, or `http://` when written so. */
+  url: string;
+  username?: string;
+  password?: string;
+  /** PEM bundle of extra trusted certificate authorities. */
+  caFile?: string;
+}
+
+export interface TransportOptions {
+  /** Connections per registry host; requests beyond it wait in undici's queue. */
+  concurrency?: number;
+  /** Retries after the first attempt for retryable failures. */
+  retries?: number;
+  logger?: EngineLogger;
+  /** Backoff base and cap in ms; small values make tests fast. */
+  backoff?: { baseMs: number; capMs: number };
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
+
+/** A body that can be produced again, so a failed upload can be retried from scratch. */
+export type BodySource = Buffer | (() => Promise<{ stream: Readable; length: number }>);
+
+/** A request described by an API method: the sender does auth, retry, backoff and TLS for all. */
+export interface RequestSpec {
+  method: Method;
+  /** A path with query (`/v2/...`), or an absolute URL the registry gave us (upload Location, Link). */
+  target: string;
+  scopes: string[];
+  headers?: Record<string, string>;
+  body?: BodySource;
+  /** Statuses the caller handles; anything else is an error. */
+  expect: number[];
+  /** Leave the body unread for the caller (blob downloads). */
+  stream?: boolean;
+  /** Cap for buffered bodies. */
+  maxBytes?: number;
+  /** Follow redirects (blob downloads may be sent to object storage), dropping credentials off-host. */
+  followRedirects?: boolean;
+  /** False when a failed attempt cannot simply be resent (an upload session); the caller retries the whole operation. */
+  retry?: boolean;
+}
+
+export interface RegistryResponse {
+  status: number;
+  headers: Record<string, string | undefined>;
+  /** Buffered body, or empty when streamed or HEAD. */
+  body: Buffer;
+  stream?: Readable;
+  url: URL;
+}
+
+const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+const ERROR_BODY_LIMIT = 64 * 1024;
+const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
+
+export const counters = () => ({ requests: 0, retries: 0, bytesUp: 0 });
+
+/** The one sender: every registry request goes through here. */
+export class Transport {
+  readonly base: URL;
+  readonly stats = counters();
+  private readonly dispatcher: Dispatcher;
+  private readonly auth: Authenticator;
+  private readonly retries: number;
+  private readonly backoff: { baseMs: number; capMs: number };
+  private readonly logger: EngineLogger;
+  private readonly sleep: (ms: number) => Promise<void>;
+
+  constructor(endpoint: RegistryEndpoint, options: TransportOptions = {}) {
+    this.base = parseRegistryUrl(endpoint.url);
+    this.retries = options.retries ?? 4;
+    this.backoff = options.backoff ?? { baseMs: 250, capMs: 8_000 };
+    this.logger = options.logger ?? silentLogger;
+    this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    const ca = endpoint.caFile ? readFileSync(endpoint.caFile) : undefined;
+    this.dispatcher = new Agent({
+      connections: options.concurrency ?? 8,
+      keepAliveTimeout: 30_000,
+      headersTimeout: 60_000,
+      bodyTimeout: 120_000,
+      connect: ca ? { ca } : {},
+    });
+    const credentials = endpoint.username !== undefined ? { username: endpoint.username, password: endpoint.password ?? '' } : undefined;
+    this.auth = new Authenticator(this.base, credentials, this.dispatcher);
+  }
+
+  get host(): string {
+    return this.base.host;
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+  }
+
+  /** Sends with auth and retries; throws RegistryError for statuses the spec does not expect. */
+  async send(spec: RequestSpec): Promise<RegistryResponse> {
+    let url = this.resolve(spec.target);
+    let authRetried = false;
+    let redirects = 0;
+    for (let attempt = 0; ; attempt++) {
+      const onHost = url.origin === this.base.origin;
+      const authorization = onHost ? await this.auth.header(spec.scopes) : undefined;
+      let response: Dispatcher.ResponseData;
+      try {
+        response = await this.dispatch(spec, url, authorization);
+      } catch (error) {
+        if (error instanceof GeoSyncError) throw error;
+        const wait = this.nextWait(attempt, undefined);
+        if (wait === undefined || !isConnectionError(error) || !this.replayable(spec)) throw this.unreachable(spec, url, error);
+        await this.retryAfter(spec, url, wait, `connection error: ${(error as Error).message}`);
+        continue;
+      }
+      const status = response.statusCode;
+      const headers = flattenHeaders(response.headers);
+
+      if (status === 401 && onHost && !authRetried && !spec.expect.includes(401)) {
+        await response.body.dump();
+        authRetried = true;
+        if (await this.auth.unauthorized(headers['www-authenticate'], spec.scopes, authorization)) {
+          attempt--;
+          continue;
+        }
+      }
+      if (spec.followRedirects && isRedirect(status) && headers.location && redirects < 5) {
+        await response.body.dump();
+        redirects++;
+        url = new URL(headers.location, url);
+        attempt--;
+        continue;
+      }
+      if (spec.expect.includes(status)) {
+        try {
+          return await this.complete(spec, url, status, headers, response);
+        } catch (error) {
+          if (error instanceof GeoSyncError) throw error;
+          // A body cut short is a transient failure like a reset connection.
+          const wait = this.nextWait(attempt, undefined);
+          if (wait === undefined || spec.stream || !this.replayable(spec)) throw this.unreachable(spec, url, error);
+          await this.retryAfter(spec, url, wait, `body cut short: ${(error as Error).message}`);
+          continue;
+        }
+      }
+      const text = await readCapped(response.body, ERROR_BODY_LIMIT).then((b) => b.toString('utf8'), () => '');
+      if (RETRYABLE_STATUS.has(status) && this.replayable(spec)) {
+        const wait = this.nextWait(attempt, headers['retry-after']);
+        if (wait !== undefined) {
+          await this.retryAfter(spec, url, wait, `HTTP ${status}`);
+          continue;
+        }
+      }
+      throw registryError(spec, url, status, text);
+    }
+  }
+
+  /** Retries a whole operation (e.g. upload session + streamed body) with the same policy as `send`. */
+  async withRetry<T>(what: string, operation: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await operation();
+      } catch (error) {
+        const retryable = error instanceof GeoSyncError ? error.retryable : isConnectionError(error);
+        const wait = retryable ? this.nextWait(attempt, undefined) : undefined;
+        if (wait === undefined) throw error;
+        this.stats.retries++;
+        this.logger.warn('retrying', { registry: this.host, operation: what, attempt: attempt + 1, waitMs: wait, reason: (error as Error).message });
+        await this.sleep(wait);
+      }
+    }
+  }
+
+  resolve(target: string): URL {
+    const url = new URL(target, this.base);
+    if (url.origin !== this.base.origin) {
+      throw new GeoSyncError('FOREIGN_HOST', `registry ${this.base.host} pointed at another host (${url.host}); refusing to follow`);
+    }
+    return url;
+  }
+
+  private async dispatch(spec: RequestSpec, url: URL, authorization: string | undefined): Promise<Dispatcher.ResponseData> {
+    const headers: Record<string, string> = { 'user-agent': 'geo-registry-sync', ...spec.headers };
+    if (authorization) headers.authorization = authorization;
+    let body: Buffer | Readable | undefined;
+    if (Buffer.isBuffer(spec.body)) {
+      body = spec.body;
+    } else if (spec.body) {
+      const source = await spec.body();
+      body = source.stream;
+      headers['content-length'] = String(source.length);
+    }
+    this.stats.requests++;
+    return request(url, { method: spec.method, headers, body, dispatcher: this.dispatcher });
+  }
+
+  private async complete(spec: RequestSpec, url: URL, status: number, headers: Record<string, string | undefined>, response: Dispatcher.ResponseData): Promise<RegistryResponse> {
+    if (spec.stream) return { status, headers, body: Buffer.alloc(0), stream: response.body, url };
+    const body = spec.method === 'HEAD' ? (await response.body.dump(), Buffer.alloc(0)) : await readCapped(response.body, spec.maxBytes ?? DEFAULT_BODY_LIMIT);
+    return { status, headers, body, url };
+  }
+
+  private replayable(spec: RequestSpec): boolean {
+    if (spec.retry === false) return false;
+    return spec.body === undefined || Buffer.isBuffer(spec.body) || typeof spec.body === 'function';
+  }
+
+  /** Capped exponential backoff with full jitter; Retry-After (seconds or HTTP date) wins when given. */
+  private nextWait(attempt: number, retryAfter: string | undefined): number | undefined {
+    if (attempt >= this.retries) return undefined;
+    const hinted = parseRetryAfter(retryAfter, Date.now());
+    if (hinted !== undefined) return Math.min(hinted, 60_000);
+    const ceiling = Math.min(this.backoff.capMs, this.backoff.baseMs * 2 ** attempt);
+    return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+  }
+
+  private async retryAfter(spec: RequestSpec, url: URL, waitMs: number, reason: string): Promise<void> {
+    this.stats.retries++;
+    this.logger.warn('retrying request', { registry: this.host, method: spec.method, path: url.pathname, waitMs, reason });
+    await this.sleep(waitMs);
+  }
+
+  private unreachable(spec: RequestSpec, url: URL, error: unknown): GeoSyncError {
+    return new GeoSyncError('REGISTRY_UNREACHABLE', `${spec.method} ${url.host}${url.pathname} failed: ${(error as Error).message}`, { retryable: true, cause: error });
+  }
+}
+
+export function parseRegistryUrl(raw: string): URL {
+  let url: URL;
+  try {
+    url = new URL(raw.includes('://') ? raw : `https://${raw}`);
+  } catch {
+    throw new GeoSyncError('INVALID_URL', `invalid registry URL ${JSON.stringify(raw)}`, { exitCode: 2 });
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+    throw new GeoSyncError('INVALID_URL', `registry URL must be https:// (or http:// when written so): ${JSON.stringify(raw)}`, { exitCode: 2 });
+  }
+  if (url.username || url.password) {
+    throw new GeoSyncError('INVALID_URL', 'registry URL must not contain credentials; use the *_USERNAME and *_PASSWORD environment variables', { exitCode: 2 });
+  }
+  return new URL(url.origin);
+}
+
+export function parseRetryAfter(value: string | undefined, now: number): number | undefined {
+  if (!value) return undefined;
+  if (/^\s*\d+\s*$/.test(value)) return Number(value) * 1000;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
+}
+
+function registryError(spec: RequestSpec, url: URL, status: number, text: string): RegistryError {
+  let code: string | undefined;
+  let detail = '';
+  try {
+    const parsed = JSON.parse(text) as { errors?: Array<{ code?: unknown; message?: unknown }> };
+    const first = parsed.errors?.[0];
+    if (first && typeof first.code === 'string') code = first.code;
+    if (first && typeof first.message === 'string') detail = `: ${first.message.slice(0, 200)}`;
+  } catch {
+    // Not a registry error body; the status says enough.
+  }
+  const what = status === 401 || status === 403 ? 'authentication refused' : `HTTP ${status}${code ? ` ${code}` : ''}`;
+  return new RegistryError(`${spec.method} ${url.host}${url.pathname}: ${what}${detail}`, status, code, RETRYABLE_STATUS.has(status));
+}
+
+function isRedirect(status: number): boolean {
+  return status === 301 || status === 302 || status === 303 || status === 307 || status === 308;
+}
+
+const CONNECTION_CODES = new Set([
+  'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH',
+  'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED',
+  'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'ERR_STREAM_PREMATURE_CLOSE',
+]);
+
+export function isConnectionError(error: unknown): boolean {
+  for (let e = error as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === 'string' && CONNECTION_CODES.has(e.code)) return true;
+  }
+  return false;
+}
+
+function flattenHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | undefined> {
+  const flat: Record<string, string | undefined> = {};
+  for (const [name, value] of Object.entries(headers)) flat[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+  return flat;
+}
+
+async function readCapped(body: AsyncIterable<Uint8Array> & { destroy?: (e?: Error) => void }, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > limit) {
+      body.destroy?.();
+      throw new GeoSyncError('BODY_TOO_LARGE', `response body exceeds ${limit} bytes`, { exitCode: 3 });
+    }
+    chunks.push(Buffer.from(chunk));
+  }
+  return Buffer.concat(chunks);
+}

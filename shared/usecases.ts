@@ -1,0 +1,252 @@
+import { tagChecksum, type ChecksumKind } from './checksum.js';
+import { mapLimit } from './concurrency.js';
+import { GeoSyncError, errorMessage } from './errors.js';
+import { silentLogger, type EngineLogger } from './log.js';
+import { isSchema1MediaType, validateRepositoryName } from './oci.js';
+import { isEmptyPlan, planRepository, pruneGuard, type Plan } from './planner.js';
+import { RegistryClient } from './registry/client.js';
+import type { RegistryEndpoint, TransportOptions } from './registry/transport.js';
+import { Replicator, type MissingObject } from './replicate.js';
+
+export function createRegistryClient(endpoint: RegistryEndpoint, options: TransportOptions = {}): RegistryClient {
+  return new RegistryClient(endpoint, options);
+}
+
+export interface ReadOptions {
+  concurrency?: number;
+  logger?: EngineLogger;
+}
+
+/** (tag -> digest) of one repository, one HEAD per tag; null when the repository does not exist. */
+export async function readTagMap(client: RegistryClient, repository: string, options: ReadOptions = {}): Promise<Map<string, string> | null> {
+  const tags = await client.listTags(repository);
+  if (tags === null) return null;
+  const map = new Map<string, string>();
+  await mapLimit(tags, options.concurrency ?? 8, async (tag) => {
+    const head = await client.headManifest(repository, tag);
+    // A tag deleted between listing and HEAD is simply absent now.
+    if (!head) return;
+    if (isSchema1MediaType(head.mediaType) && !head.digest) {
+      throw new GeoSyncError('UNSUPPORTED_MANIFEST', `${client.host}/${repository}:${tag} is a Docker schema 1 manifest without a digest, which is unsupported`);
+    }
+    map.set(tag, head.digest);
+  });
+  return map;
+}
+
+async function readPrimary(primary: RegistryClient, repository: string, options: ReadOptions): Promise<Map<string, string>> {
+  const tags = await readTagMap(primary, repository, options);
+  if (tags === null) {
+    throw new GeoSyncError('REPOSITORY_NOT_FOUND', `repository ${repository} does not exist on the primary ${primary.host}; nothing was changed`, { exitCode: 3 });
+  }
+  return tags;
+}
+
+export interface SyncOptions {
+  dryRun?: boolean;
+  deep?: boolean;
+  /** Largest fraction of the secondary's tags one run may remove (default 0.5). */
+  maxPrune?: number;
+  /** Epoch ms: no new tag is started after it; the report says 'incomplete'. */
+  deadline?: number;
+  concurrency?: number;
+  logger?: EngineLogger;
+  onProgress?: (progress: { done: number; total: number; bytes: number }) => void;
+}
+
+export interface SyncReport {
+  repository: string;
+  /** synced: the secondary now matches; differences: a guard held or work was skipped; failed: some tags failed; incomplete: the deadline came first. */
+  status: 'synced' | 'differences' | 'failed' | 'incomplete';
+  dryRun: boolean;
+  plan: Plan;
+  done: { copied: string[]; repaired: string[]; removed: string[] };
+  failed: { tag: string; error: string }[];
+  /** Tags left alone on purpose (the primary changed under us), with why. */
+  skipped: { tag: string; reason: string }[];
+  guard?: { reason: string };
+  deep?: { missing: MissingObject[] };
+  primaryTags: number;
+  secondaryTags: number;
+  bytesCopied: number;
+  blobsCopied: number;
+  blobsMounted: number;
+  durationMs: number;
+}
+
+/** Reads both sides, plans, and (unless dry-run) applies: copies and repairs first, removals last and guarded. */
+export async function syncRepository(primary: RegistryClient, secondary: RegistryClient, repository: string, options: SyncOptions = {}): Promise<SyncReport> {
+  validateRepositoryName(repository);
+  const started = Date.now();
+  const logger = options.logger ?? silentLogger;
+  const concurrency = options.concurrency ?? 8;
+  const maxPrune = options.maxPrune ?? 0.5;
+  // Removal below is only reached when the primary's listing completed: any failure here throws.
+  const [primaryTags, secondaryTags] = await Promise.all([
+    readPrimary(primary, repository, { concurrency, logger }),
+    readTagMap(secondary, repository, { concurrency, logger }).then((map) => map ?? new Map<string, string>()),
+  ]);
+  const plan = planRepository(primaryTags, secondaryTags);
+  const guardReason = pruneGuard(plan, secondaryTags.size, maxPrune);
+  const report: SyncReport = {
+    repository,
+    status: 'synced',
+    dryRun: options.dryRun ?? false,
+    plan,
+    done: { copied: [], repaired: [], removed: [] },
+    failed: [],
+    skipped: [],
+    ...(guardReason ? { guard: { reason: guardReason } } : {}),
+    primaryTags: primaryTags.size,
+    secondaryTags: secondaryTags.size,
+    bytesCopied: 0,
+    blobsCopied: 0,
+    blobsMounted: 0,
+    durationMs: 0,
+  };
+  logger.info('plan', { repository, copy: plan.copy.length, repair: plan.repair.length, remove: plan.remove.length, guard: guardReason !== undefined });
+
+  const replicator = new Replicator(primary, secondary, repository, { deep: options.deep, repair: !options.dryRun, logger });
+  if (!options.dryRun) {
+    const writes = [...plan.copy.map((c) => ({ ...c, kind: 'copy' as const })), ...plan.repair.map((c) => ({ ...c, kind: 'repair' as const }))];
+    const total = writes.length + (guardReason ? 0 : plan.remove.length);
+    let done = 0;
+    const progress = () => options.onProgress?.({ done: ++done, total, bytes: replicator.stats.bytesCopied });
+    let outOfTime = false;
+    const pastDeadline = () => (outOfTime ||= options.deadline !== undefined && Date.now() >= options.deadline);
+
+    await mapLimit(writes, concurrency, async (change) => {
+      if (pastDeadline()) return;
+      try {
+        const written = await replicator.copyTag(change.tag);
+        if (written === undefined) report.skipped.push({ tag: change.tag, reason: 'deleted on the primary during the sync' });
+        else (change.kind === 'copy' ? report.done.copied : report.done.repaired).push(change.tag);
+      } catch (error) {
+        report.failed.push({ tag: change.tag, error: errorMessage(error) });
+        logger.error('tag copy failed', { repository, tag: change.tag, error: errorMessage(error) });
+      }
+      progress();
+    });
+
+    if (!guardReason) {
+      await mapLimit(plan.remove, concurrency, async (change) => {
+        if (pastDeadline()) return;
+        try {
+          // Never delete what is not proven extra: the primary may have gained the tag since listing.
+          if (await primary.headManifest(repository, change.tag)) {
+            report.skipped.push({ tag: change.tag, reason: 'appeared on the primary during the sync; not removed' });
+          } else {
+            await replicator.removeTag(change.tag);
+            report.done.removed.push(change.tag);
+          }
+        } catch (error) {
+          report.failed.push({ tag: change.tag, error: errorMessage(error) });
+          logger.error('tag removal failed', { repository, tag: change.tag, error: errorMessage(error) });
+        }
+        progress();
+      });
+    }
+
+    if (options.deep && !pastDeadline()) {
+      await deepCheck(replicator, primaryTags, report);
+    }
+    if (outOfTime) report.status = 'incomplete';
+  } else if (options.deep) {
+    await deepCheck(replicator, new Map([...primaryTags].filter(([tag, digest]) => secondaryTags.get(tag) === digest)), report);
+  }
+
+  for (const list of [report.done.copied, report.done.repaired, report.done.removed]) list.sort();
+  report.failed.sort((a, b) => (a.tag < b.tag ? -1 : 1));
+  Object.assign(report, {
+    bytesCopied: replicator.stats.bytesCopied,
+    blobsCopied: replicator.stats.blobsCopied,
+    blobsMounted: replicator.stats.blobsMounted,
+    durationMs: Date.now() - started,
+  });
+  if (report.status !== 'incomplete') report.status = syncStatus(report);
+  logger.info('sync finished', { repository, status: report.status, copied: report.done.copied.length, repaired: report.done.repaired.length, removed: report.done.removed.length, failed: report.failed.length });
+  return report;
+}
+
+function syncStatus(report: SyncReport): SyncReport['status'] {
+  if (report.failed.length > 0) return 'failed';
+  if (report.dryRun) return isEmptyPlan(report.plan) && !report.deep?.missing.length ? 'synced' : 'differences';
+  if (report.guard || report.skipped.length > 0) return 'differences';
+  return 'synced';
+}
+
+/** Walks every tagged manifest's tree on the secondary, repairing (or, dry, listing) what is missing. */
+async function deepCheck(replicator: Replicator, tags: Map<string, string>, report: SyncReport): Promise<void> {
+  const digests = [...new Set(tags.values())];
+  await mapLimit(digests, 8, async (digest) => {
+    try {
+      await replicator.checkTree(digest);
+    } catch (error) {
+      const tag = [...tags].find(([, d]) => d === digest)?.[0] ?? digest;
+      report.failed.push({ tag, error: errorMessage(error) });
+    }
+  });
+  report.deep = { missing: replicator.missing };
+}
+
+export interface VerifyOptions {
+  deep?: boolean;
+  checksum?: ChecksumKind;
+  concurrency?: number;
+  logger?: EngineLogger;
+}
+
+export interface VerifyReport {
+  repository: string;
+  status: 'synced' | 'mismatch';
+  checksum: ChecksumKind;
+  primaryChecksum: string;
+  secondaryChecksum: string;
+  primaryTags: number;
+  secondaryTags: number;
+  missing: string[];
+  extra: string[];
+  mismatched: { tag: string; primary: string; secondary: string }[];
+  deep?: { missing: MissingObject[]; failed: { digest: string; error: string }[] };
+}
+
+/** Compares the (tag, digest) checksums of both sides and names every difference; never writes. */
+export async function verifyRepository(primary: RegistryClient, secondary: RegistryClient, repository: string, options: VerifyOptions = {}): Promise<VerifyReport> {
+  validateRepositoryName(repository);
+  const kind = options.checksum ?? 'canonical';
+  const read = { concurrency: options.concurrency ?? 8, logger: options.logger };
+  const [primaryTags, secondaryTags] = await Promise.all([
+    readPrimary(primary, repository, read),
+    readTagMap(secondary, repository, read).then((map) => map ?? new Map<string, string>()),
+  ]);
+  const plan = planRepository(primaryTags, secondaryTags);
+  const report: VerifyReport = {
+    repository,
+    status: 'synced',
+    checksum: kind,
+    primaryChecksum: tagChecksum(primaryTags, kind),
+    secondaryChecksum: tagChecksum(secondaryTags, kind),
+    primaryTags: primaryTags.size,
+    secondaryTags: secondaryTags.size,
+    missing: plan.copy.map((c) => c.tag),
+    extra: plan.remove.map((c) => c.tag),
+    mismatched: plan.repair.map((c) => ({ tag: c.tag, primary: c.primary!, secondary: c.secondary! })),
+  };
+  if (options.deep) {
+    const replicator = new Replicator(primary, secondary, repository, { deep: true, repair: false, logger: options.logger });
+    const failed: { digest: string; error: string }[] = [];
+    const matching = [...new Set([...secondaryTags].filter(([tag, digest]) => primaryTags.get(tag) === digest).map(([, digest]) => digest))];
+    await mapLimit(matching, read.concurrency, async (digest) => {
+      await replicator.checkTree(digest).catch((error: unknown) => failed.push({ digest, error: errorMessage(error) }));
+    });
+    report.deep = { missing: replicator.missing, failed };
+  }
+  const deepClean = !report.deep || (report.deep.missing.length === 0 && report.deep.failed.length === 0);
+  report.status = report.primaryChecksum === report.secondaryChecksum && deepClean ? 'synced' : 'mismatch';
+  return report;
+}
+
+/** One page of the primary's repositories, for fan-out; `next` is the cursor to checkpoint. */
+export async function listRepositoriesPage(client: RegistryClient, options: { last?: string; pageSize?: number } = {}): Promise<{ repositories: string[]; next?: string }> {
+  return client.listCatalogPage(options);
+}
