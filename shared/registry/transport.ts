@@ -63,7 +63,8 @@ const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 const ERROR_BODY_LIMIT = 64 * 1024;
 const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
 
-export const counters = () => ({ requests: 0, retries: 0, bytesUp: 0 });
+/** Per-registry request counts: what a run cost, and proof that a no-op run wrote nothing. */
+export const counters = () => ({ requests: 0, writes: 0, retries: 0, bytesUp: 0 });
 
 /** The one sender: every registry request goes through here. */
 export class Transport {
@@ -198,6 +199,7 @@ export class Transport {
       headers['content-length'] = String(source.length);
     }
     this.stats.requests++;
+    if (spec.method !== 'GET' && spec.method !== 'HEAD') this.stats.writes++;
     return request(url, { method: spec.method, headers, body, dispatcher: this.dispatcher });
   }
 
