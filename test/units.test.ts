@@ -1,0 +1,124 @@
+import { describe, expect, it } from 'vitest';
+import { tagChecksum } from '../shared/checksum.js';
+import { GeoSyncError } from '../shared/errors.js';
+import { manifestReferences, validateDigest, validateRepositoryName, validateTag, MediaType } from '../shared/oci.js';
+import { planRepository, pruneGuard } from '../shared/planner.js';
+import { parseChallenge } from '../shared/registry/auth.js';
+import { nextLink } from '../shared/registry/client.js';
+import { parseRegistryUrl, parseRetryAfter } from '../shared/registry/transport.js';
+import { createHash } from 'node:crypto';
+
+const D = (n: number) => `sha256:${String(n).repeat(64).slice(0, 64)}`;
+const tags = (entries: Record<string, string>) => new Map(Object.entries(entries));
+
+describe('planRepository (pure)', () => {
+  it('sorts copy, repair and remove in byte order of tag names', () => {
+    const plan = planRepository(tags({ b: D(1), a: D(2), same: D(3), moved: D(4) }), tags({ same: D(3), moved: D(5), extra: D(6), Z: D(7) }));
+    expect(plan).toEqual({
+      copy: [{ tag: 'a', primary: D(2) }, { tag: 'b', primary: D(1) }],
+      repair: [{ tag: 'moved', primary: D(4), secondary: D(5) }],
+      remove: [{ tag: 'Z', secondary: D(7) }, { tag: 'extra', secondary: D(6) }],
+    });
+  });
+
+  it('is empty when both sides hold the same pairs', () => {
+    expect(planRepository(tags({ a: D(1) }), tags({ a: D(1) }))).toEqual({ copy: [], repair: [], remove: [] });
+  });
+
+  it.each([
+    [1, 4, 0.5, false],
+    [2, 4, 0.5, false],
+    [3, 4, 0.5, true],
+    [1, 1, 0.5, true],
+    [1, 1, 1, false],
+    [1, 10, 0, true],
+  ])('guards removing %i of %i tags at max-prune %f: %s', (removals, total, max, held) => {
+    const plan = { copy: [], repair: [], remove: Array.from({ length: removals }, (_, i) => ({ tag: `t${i}` })) };
+    expect(pruneGuard(plan, total, max) !== undefined).toBe(held);
+  });
+});
+
+describe('tagChecksum', () => {
+  const map = tags({ b: D(2), a: D(1), B: D(3) });
+  it('canonical: SHA-256 over tag<TAB>digest lines in byte order', () => {
+    const expected = createHash('sha256').update(`B\t${D(3)}\na\t${D(1)}\nb\t${D(2)}\n`).digest('hex');
+    expect(tagChecksum(map)).toBe(expected);
+  });
+  it('gitlab: SHA-256 over name+digest concatenated in name order', () => {
+    const expected = createHash('sha256').update(`B${D(3)}a${D(1)}b${D(2)}`).digest('hex');
+    expect(tagChecksum(map, 'gitlab')).toBe(expected);
+  });
+  it('canonical is unambiguous where concatenation is not', () => {
+    const one = tags({ ab: 'c' });
+    const two = tags({ a: 'bc' });
+    expect(tagChecksum(one, 'gitlab')).toBe(tagChecksum(two, 'gitlab'));
+    expect(tagChecksum(one)).not.toBe(tagChecksum(two));
+  });
+  it('of an empty repository is the hash of nothing', () => {
+    expect(tagChecksum(new Map())).toBe(createHash('sha256').digest('hex'));
+  });
+});
+
+describe('input validation names the problem', () => {
+  it.each(['group/app', 'a', 'a/b/c/d', 'my_app.v2', 'a__b', 'a---b'])('accepts repository %s', (name) => {
+    expect(validateRepositoryName(name)).toBe(name);
+  });
+  it.each(['', 'Upper', 'a//b', '/a', 'a/', '../x', 'a b', '-a', 'a_', 'a/.b', 'x'.repeat(256)])('rejects repository %j', (name) => {
+    expect(() => validateRepositoryName(name)).toThrow(GeoSyncError);
+  });
+  it.each(['latest', 'v1.2.3', '_x', 'A'.repeat(128)])('accepts tag %s', (tag) => expect(validateTag(tag)).toBe(tag));
+  it.each(['', '.x', '-x', 'a/b', '../x', 'A'.repeat(129)])('rejects tag %j', (tag) => {
+    expect(() => validateTag(tag)).toThrow(/invalid tag/);
+  });
+  it('rejects malformed digests', () => {
+    expect(() => validateDigest('sha256:abc')).toThrow(/invalid digest/);
+    expect(validateDigest(D(1))).toBe(D(1));
+  });
+  it('refuses URLs with credentials or other schemes', () => {
+    expect(() => parseRegistryUrl('https://user:pw@example.com')).toThrow(/must not contain credentials/);
+    expect(() => parseRegistryUrl('ftp://example.com')).toThrow(/https/);
+    expect(parseRegistryUrl('registry.example.com:5000').href).toBe('https://registry.example.com:5000/');
+  });
+});
+
+describe('manifestReferences', () => {
+  const raw = (mediaType: string, body: unknown) => ({ digest: D(9), mediaType, bytes: Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)) });
+  it('reads config and layers of an image, children of an index', () => {
+    const blob = { mediaType: 'x', digest: D(1), size: 1 };
+    expect(manifestReferences(raw(MediaType.ociManifest, { schemaVersion: 2, config: blob, layers: [blob] })).blobs).toHaveLength(2);
+    expect(manifestReferences(raw(MediaType.ociIndex, { schemaVersion: 2, manifests: [blob] })).children).toHaveLength(1);
+  });
+  it('refuses Docker schema 1 with a clear unsupported error', () => {
+    expect(() => manifestReferences(raw(MediaType.dockerSchema1Signed, { schemaVersion: 1 }))).toThrow(/schema 1.*unsupported/);
+  });
+  it('refuses bytes that are not JSON, and malformed descriptors', () => {
+    expect(() => manifestReferences(raw(MediaType.ociManifest, '{nope'))).toThrow(/not valid JSON/);
+    expect(() => manifestReferences(raw(MediaType.ociManifest, { schemaVersion: 2, config: { digest: '../x' }, layers: [] }))).toThrow(/malformed descriptor/);
+  });
+});
+
+describe('protocol header parsing', () => {
+  it('parses bearer challenges with quoted and escaped values', () => {
+    expect(parseChallenge('Bearer realm="https://auth.example.com/token",service="registry",scope="repository:a/b:pull,push"')).toEqual({
+      scheme: 'bearer',
+      params: { realm: 'https://auth.example.com/token', service: 'registry', scope: 'repository:a/b:pull,push' },
+    });
+    expect(parseChallenge('Basic realm="x \\"y\\""')?.params.realm).toBe('x "y"');
+  });
+  it('returns undefined for malformed challenges', () => {
+    expect(parseChallenge('Bearer realm="unterminated')).toBeUndefined();
+    expect(parseChallenge('')).toBeUndefined();
+  });
+  it('finds rel="next" in Link headers, relative or absolute', () => {
+    expect(nextLink('</v2/a/tags/list?last=x&n=2>; rel="next"')).toBe('/v2/a/tags/list?last=x&n=2');
+    expect(nextLink('<https://r/v2/_catalog?last=b>; rel="prev", <https://r/v2/_catalog?last=c>; rel="next"')).toBe('https://r/v2/_catalog?last=c');
+    expect(nextLink(undefined)).toBeUndefined();
+    expect(() => nextLink('garbage')).toThrow(/malformed Link/);
+  });
+  it('reads Retry-After as seconds or an HTTP date', () => {
+    const now = Date.parse('2026-01-01T00:00:00Z');
+    expect(parseRetryAfter('3', now)).toBe(3000);
+    expect(parseRetryAfter('Thu, 01 Jan 2026 00:00:05 GMT', now)).toBe(5000);
+    expect(parseRetryAfter('soon', now)).toBeUndefined();
+  });
+});
