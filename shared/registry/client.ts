@@ -264,8 +264,8 @@ export class RegistryClient {
       const start = await this.transport.send({ method: 'POST', target: `/v2/${repository}/blobs/uploads/`, scopes: push(repository), expect: [202] });
       const location = start.headers.location;
       if (!location) throw new GeoSyncError('INVALID_RESPONSE', `registry ${this.host} started an upload without a Location`);
-      const target = this.transport.resolve(location);
-      target.searchParams.set('digest', descriptor.digest);
+      // Appended, not rebuilt: some registries sign the upload state in the query and re-encoding breaks it.
+      const target = this.transport.resolve(`${location}${location.includes('?') ? '&' : '?'}digest=${encodeURIComponent(descriptor.digest)}`);
       const source = await open();
       const hasher = hashingPassThrough(digestAlgorithm(descriptor.digest));
       source.stream.on('error', (error) => hasher.destroy(error));
