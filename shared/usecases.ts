@@ -2,7 +2,7 @@ import { tagChecksum, type ChecksumKind } from './checksum.js';
 import { mapLimit } from './concurrency.js';
 import { GeoSyncError, errorMessage } from './errors.js';
 import { silentLogger, type EngineLogger } from './log.js';
-import { isSchema1MediaType, validateRepositoryName } from './oci.js';
+import { validateRepositoryName } from './oci.js';
 import { isEmptyPlan, planRepository, pruneGuard, type Plan } from './planner.js';
 import { RegistryClient } from './registry/client.js';
 import type { RegistryEndpoint, TransportOptions } from './registry/transport.js';
@@ -26,9 +26,6 @@ export async function readTagMap(client: RegistryClient, repository: string, opt
     const head = await client.headManifest(repository, tag);
     // A tag deleted between listing and HEAD is simply absent now.
     if (!head) return;
-    if (isSchema1MediaType(head.mediaType) && !head.digest) {
-      throw new GeoSyncError('UNSUPPORTED_MANIFEST', `${client.host}/${repository}:${tag} is a Docker schema 1 manifest without a digest, which is unsupported`);
-    }
     map.set(tag, head.digest);
   });
   return map;

@@ -231,3 +231,48 @@ describe('deep verification and repair', () => {
     await again.close();
   });
 });
+
+describe('listings and mounts', () => {
+  it('refills a repository whose tags were all deleted (the registry answers {"tags": null})', async () => {
+    const repo = 'emptied/app';
+    const image = await pushImage(P(), repo, 'v1');
+    await syncRepository(primary, secondary, repo);
+    await deleteManifest(S(), repo, image.digest);
+    expect(await readTags(S(), repo)).toEqual({});
+
+    const report = await syncRepository(primary, secondary, repo);
+
+    expect(report.done.copied).toEqual(['v1']);
+    expect(await readTags(S(), repo)).toEqual({ v1: image.digest });
+  });
+
+  it('mounts a blob from another repository of the secondary instead of copying it again', async () => {
+    const base = Buffer.alloc(256 * 1024, 3);
+    await pushImage(P(), 'mount/one', 'v1', { sharedLayer: base });
+    await pushImage(P(), 'mount/two', 'v1', { sharedLayer: base });
+    const { p, s, close } = freshClients();
+    const first = await syncRepository(p, s, 'mount/one');
+    const second = await syncRepository(p, s, 'mount/two');
+    await close();
+    expect(first.blobsMounted).toBe(0);
+    expect(second.blobsMounted).toBe(1);
+    expect(second.bytesCopied).toBeLessThan(base.length);
+    expect(await readTags(S(), 'mount/two')).toEqual(await readTags(P(), 'mount/two'));
+  });
+
+  it('pages through the catalog with the registry\'s relative Link headers', async () => {
+    for (const repo of ['catalog/a', 'catalog/b', 'catalog/c']) await pushImage(P(), repo, 'v1');
+    const seen: string[] = [];
+    let last: string | undefined;
+    let pages = 0;
+    do {
+      const page = await primary.listCatalogPage({ pageSize: 2, ...(last ? { last } : {}) });
+      seen.push(...page.repositories);
+      last = page.next;
+      pages++;
+    } while (last);
+    expect(pages).toBeGreaterThan(2);
+    expect(seen).toEqual(expect.arrayContaining(['catalog/a', 'catalog/b', 'catalog/c']));
+    expect(new Set(seen).size).toBe(seen.length);
+  });
+});

@@ -123,7 +123,6 @@ export class RegistryClient {
     if (response.status === 404) return null;
     const mediaType = baseMediaType(response.headers['content-type']);
     const digest = response.headers['docker-content-digest'];
-    if (isSchema1MediaType(mediaType)) return { digest: digest ?? '', mediaType, size: Number(response.headers['content-length'] ?? 0) };
     if (digest !== undefined) {
       if (!isValidDigest(digest)) throw new GeoSyncError('INVALID_RESPONSE', `registry ${this.host} sent an invalid digest ${quote(digest)} for ${repository}:${reference}`);
       return { digest, mediaType, size: Number(response.headers['content-length'] ?? 0) };

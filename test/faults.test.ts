@@ -1,0 +1,153 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRegistryClient, syncRepository, verifyRepository } from '../shared/engine.js';
+import { seededRandom, startFaultProxy, type Fault, type FaultProxy } from './support/fault-proxy.js';
+import { startRegistryPair, type RegistryPair } from './support/registry.js';
+import { getManifest, pushBlobStream, pushImage, pushManifest, pushMultiArch, readTags, MediaType, pushBlob } from './support/seed.js';
+
+let registries: RegistryPair;
+let primaryProxy: FaultProxy;
+let secondaryProxy: FaultProxy;
+const fast = { backoff: { baseMs: 5, capMs: 50 } };
+
+beforeAll(async () => {
+  registries = await startRegistryPair();
+  [primaryProxy, secondaryProxy] = await Promise.all([startFaultProxy(registries.primary.url), startFaultProxy(registries.secondary.url)]);
+});
+afterAll(async () => {
+  await Promise.all([primaryProxy?.stop(), secondaryProxy?.stop()]);
+  await registries?.stop();
+});
+
+const P = () => registries.primary.url;
+const S = () => registries.secondary.url;
+
+function clients(options: { retries?: number; sleep?: (ms: number) => Promise<void> } = {}) {
+  const p = createRegistryClient({ url: primaryProxy.url }, { ...fast, ...options });
+  const s = createRegistryClient({ url: secondaryProxy.url }, { ...fast, ...options });
+  return { p, s, close: () => Promise.all([p.close(), s.close()]) };
+}
+
+function randomFaults(seed: number, rate: number): (r: { method: string }) => Fault | undefined {
+  const random = seededRandom(seed);
+  const kinds: Fault[] = [
+    { kind: 'status', status: 503 },
+    { kind: 'status', status: 429, headers: { 'retry-after': '0' } },
+    { kind: 'status', status: 502 },
+    { kind: 'reset' },
+    { kind: 'truncate' },
+    { kind: 'delay', ms: 30 },
+  ];
+  return () => (random() < rate ? kinds[Math.floor(random() * kinds.length)] : undefined);
+}
+
+describe('faults between the engine and real registries', () => {
+  it('converges through a few percent of failed requests, byte-identical', async () => {
+    const repos = ['flaky/a', 'flaky/b', 'flaky/c'];
+    for (const repo of repos) {
+      for (const tag of ['v1', 'v2', 'v3', 'v4']) await pushImage(P(), repo, tag, { seed: repo });
+      await pushMultiArch(P(), repo, 'multi', 'oci', repo);
+      await pushImage(S(), repo, 'stray', { seed: repo });
+    }
+    primaryProxy.setRule(randomFaults(1, 0.08));
+    secondaryProxy.setRule(randomFaults(2, 0.08));
+    const { p, s, close } = clients();
+    try {
+      for (const repo of repos) {
+        const report = await syncRepository(p, s, repo, { maxPrune: 1 });
+        expect(report.failed).toEqual([]);
+        expect(report.status).toBe('synced');
+      }
+    } finally {
+      primaryProxy.setRule(() => undefined);
+      secondaryProxy.setRule(() => undefined);
+      await close();
+    }
+    expect(primaryProxy.stats.faults + secondaryProxy.stats.faults).toBeGreaterThan(3);
+    expect(p.transport.stats.retries + s.transport.stats.retries).toBeGreaterThan(0);
+    for (const repo of repos) {
+      expect(await readTags(S(), repo)).toEqual(await readTags(P(), repo));
+      const copied = await getManifest(S(), repo, 'multi');
+      expect(Buffer.from(copied!.bytes).equals(Buffer.from((await getManifest(P(), repo, 'multi'))!.bytes))).toBe(true);
+    }
+  });
+
+  it('honours Retry-After (seconds) on 429 before retrying', async () => {
+    const repo = 'throttled/app';
+    await pushImage(P(), repo, 'v1');
+    let throttled = 0;
+    primaryProxy.setRule(({ path }) => (path.includes('/tags/list') && throttled++ < 2 ? { kind: 'status', status: 429, headers: { 'retry-after': '7' } } : undefined));
+    const waits: number[] = [];
+    const { p, s, close } = clients({ sleep: async (ms) => void waits.push(ms) });
+    try {
+      const report = await syncRepository(p, s, repo);
+      expect(report.status).toBe('synced');
+    } finally {
+      primaryProxy.setRule(() => undefined);
+      await close();
+    }
+    expect(waits).toEqual([7000, 7000]);
+  });
+
+  it('retries a blob copy from a fresh stream when the download is cut short', async () => {
+    const repo = 'cut/layer';
+    const size = 8 * 1024 * 1024;
+    const layer = await pushBlobStream(P(), repo, size, 'cut');
+    const config = Buffer.from('{"os":"linux"}');
+    const configDigest = await pushBlob(P(), repo, config);
+    await pushManifest(P(), repo, 'v1', JSON.stringify({
+      schemaVersion: 2, mediaType: MediaType.ociManifest,
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layer, size }],
+    }), MediaType.ociManifest);
+    let cuts = 0;
+    primaryProxy.setRule(({ method, path }) => (method === 'GET' && path.includes(`/blobs/${layer}`) && cuts++ < 2 ? { kind: 'truncate' } : undefined));
+    const { p, s, close } = clients();
+    try {
+      const report = await syncRepository(p, s, repo);
+      expect(report.status).toBe('synced');
+      expect(report.bytesCopied).toBe(size + config.length);
+    } finally {
+      primaryProxy.setRule(() => undefined);
+      await close();
+    }
+    expect(cuts).toBe(3);
+    expect(await readTags(S(), repo)).toEqual(await readTags(P(), repo));
+  });
+
+  it('removes nothing when the primary tag listing keeps failing', async () => {
+    const repo = 'nolisting/app';
+    await pushImage(P(), repo, 'v1');
+    await pushImage(S(), repo, 'stray');
+    primaryProxy.setRule(({ path }) => (path.includes('/tags/list') ? { kind: 'status', status: 500 } : undefined));
+    const { p, s, close } = clients({ retries: 2 });
+    try {
+      await expect(syncRepository(p, s, repo, { maxPrune: 1 })).rejects.toMatchObject({ exitCode: 3 });
+    } finally {
+      primaryProxy.setRule(() => undefined);
+      await close();
+    }
+    expect(s.transport.stats.writes).toBe(0);
+    expect(Object.keys(await readTags(S(), repo))).toEqual(['stray']);
+  });
+
+  it('reports exactly which tags failed, never "synced", when a copy gives up', async () => {
+    const repo = 'giveup/app';
+    await pushImage(P(), repo, 'good');
+    const bad = await pushImage(P(), repo, 'bad', { seed: 'bad' });
+    primaryProxy.setRule(({ path }) => (path.includes(bad.layerDigests[0]!) ? { kind: 'status', status: 503 } : undefined));
+    const { p, s, close } = clients({ retries: 1 });
+    try {
+      const report = await syncRepository(p, s, repo);
+      expect(report.status).toBe('failed');
+      expect(report.failed.map((f) => f.tag)).toEqual(['bad']);
+      expect(report.failed[0]!.error).toMatch(/503/);
+      expect(report.done.copied).toEqual(['good']);
+    } finally {
+      primaryProxy.setRule(() => undefined);
+      await close();
+    }
+    const { p: p2, s: s2, close: close2 } = clients();
+    expect((await verifyRepository(p2, s2, repo)).missing).toEqual(['bad']);
+    await close2();
+  });
+});

@@ -1,0 +1,66 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRegistryClient } from '../shared/engine.js';
+
+/**
+ * Registry 2.8 never paginates tag lists, but other registries do (GitLab, Harbor, Quay), with a
+ * relative or absolute Link. A minimal server speaking just tags/list shows we follow every page.
+ */
+let server: Server;
+let url: string;
+const tags = Array.from({ length: 25 }, (_, i) => `t${String(i).padStart(2, '0')}`);
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    const request = new URL(req.url ?? '/', 'http://x');
+    const n = Number(request.searchParams.get('n') ?? 1000);
+    const last = request.searchParams.get('last');
+    if (request.pathname === '/v2/paged/tags/list') {
+      const start = last ? tags.indexOf(last) + 1 : 0;
+      const page = tags.slice(start, start + Math.min(n, 10));
+      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      if (start + page.length < tags.length) {
+        const next = `/v2/paged/tags/list?n=10&last=${page.at(-1)}`;
+        // Alternate relative and absolute forms, as registries differ.
+        headers.link = `<${start === 0 ? next : `${url}${next}`}>; rel="next"`;
+      }
+      res.writeHead(200, headers).end(JSON.stringify({ name: 'paged', tags: page }));
+    } else if (request.pathname === '/v2/hostile/tags/list') {
+      res.writeHead(200, { 'content-type': 'application/json', link: '<https://elsewhere.example/v2/x>; rel="next"' }).end('{"tags":["a"]}');
+    } else if (request.pathname === '/v2/traversal/tags/list') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"tags":["ok","../x"]}');
+    } else {
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"NAME_UNKNOWN"}]}');
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+describe('tag list pagination', () => {
+  it('follows relative and absolute Link headers to the last page', async () => {
+    const client = createRegistryClient({ url });
+    expect((await client.listTags('paged'))!.sort()).toEqual(tags);
+    await client.close();
+  });
+
+  it('refuses to follow a Link to another host', async () => {
+    const client = createRegistryClient({ url });
+    await expect(client.listTags('hostile')).rejects.toThrow(/another host/);
+    await client.close();
+  });
+
+  it('refuses a listing with an invalid tag name, naming it', async () => {
+    const client = createRegistryClient({ url });
+    await expect(client.listTags('traversal')).rejects.toThrow(/invalid tag "\.\.\/x"/);
+    await client.close();
+  });
+
+  it('answers null for a repository that does not exist', async () => {
+    const client = createRegistryClient({ url });
+    expect(await client.listTags('missing')).toBeNull();
+    await client.close();
+  });
+});
