@@ -69,7 +69,7 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
     .addOption(new Option('--max-prune <fraction>', 'remove nothing when more than this fraction of the secondary\'s tags would go').default(0.5).argParser(fraction))
     .action(async (repository: string, options: CommonOptions & { dryRun?: boolean; deep?: boolean; maxPrune: number }) => {
       validateRepositoryName(repository);
-      const showProgress = !options.json && process.stderr.isTTY === true;
+      const showProgress = !options.json && process.stdout.isTTY === true && process.stderr.isTTY === true;
       const report = await withClients(env, options, (primary, secondary, logger) =>
         syncRepository(primary, secondary, repository, {
           dryRun: options.dryRun,

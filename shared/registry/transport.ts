@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
 import type { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
 import { GeoSyncError, RegistryError } from '../errors.js';
@@ -83,7 +84,8 @@ export class Transport {
     this.backoff = options.backoff ?? { baseMs: 250, capMs: 8_000 };
     this.logger = options.logger ?? silentLogger;
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
-    const ca = endpoint.caFile ? readFileSync(endpoint.caFile) : undefined;
+    // Added to, not instead of, the public roots: Node's `ca` option would otherwise replace them.
+    const ca = endpoint.caFile ? [...rootCertificates, readCaFile(endpoint.caFile)] : undefined;
     this.dispatcher = new Agent({
       connections: options.concurrency ?? 8,
       keepAliveTimeout: 30_000,
@@ -231,6 +233,14 @@ export class Transport {
 
   private unreachable(spec: RequestSpec, url: URL, error: unknown): GeoSyncError {
     return new GeoSyncError('REGISTRY_UNREACHABLE', `${spec.method} ${url.host}${url.pathname} failed: ${(error as Error).message}`, { retryable: true, cause: error });
+  }
+}
+
+function readCaFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new GeoSyncError('INVALID_CA_FILE', `cannot read CA file ${JSON.stringify(path)}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`, { exitCode: 2 });
   }
 }
 

@@ -22,6 +22,8 @@ export interface TestRegistry {
 export interface RegistryOptions {
   htpasswd?: { username: string; password: string };
   token?: { realm: string; service: string; issuer: string; rootCertBundle: string /* path to PEM cert */ };
+  /** Serve HTTPS with this certificate and key (PEM files); the URL is then https://. */
+  tls?: { certificate: string; key: string };
   /** Extra environment for the process, e.g. REGISTRY_* config overrides. */
   env?: Record<string, string>;
 }
@@ -75,7 +77,8 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
       port = fixedPort ?? (await freePort());
       writeFileSync(configPath, renderConfig(root, port, secret, authYaml));
       try {
-        child = await spawnAndWait(configPath, port, options.env);
+        const tlsEnv = options.tls ? { REGISTRY_HTTP_TLS_CERTIFICATE: options.tls.certificate, REGISTRY_HTTP_TLS_KEY: options.tls.key } : {};
+        child = await spawnAndWait(configPath, port, { ...tlsEnv, ...options.env });
         return;
       } catch (err) {
         const inUse = err instanceof Error && /address already in use/.test(err.message);
@@ -95,7 +98,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
   const host = `127.0.0.1:${port}`;
   let stopped = false;
   return {
-    url: `http://${host}`,
+    url: `${options.tls ? 'https' : 'http'}://${host}`,
     host,
     port,
     root,
@@ -208,7 +211,8 @@ async function spawnAndWait(configPath: string, port: number, env?: Record<strin
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(1_000) });
       await res.arrayBuffer();
-      if (res.status === 200 || res.status === 401) return child;
+      // 400: a TLS listener answering our plain-HTTP probe, which is ready all the same.
+      if (res.status === 200 || res.status === 401 || res.status === 400) return child;
     } catch {
       // Not listening yet.
     }

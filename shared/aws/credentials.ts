@@ -1,0 +1,64 @@
+/**
+ * Registry credentials on AWS come from one Secrets Manager secret, never from plain environment
+ * variables. Its value is JSON keyed by registry name: {"primary": {"username", "password"},
+ * "<secondary name>": {...}}; a registry without an entry is used anonymously.
+ */
+import { z } from 'zod';
+import { GeoSyncError, type Endpoints } from '../engine.js';
+
+export type RegistryCredentials = Record<string, { username: string; password: string }>;
+
+/** The port: where credentials come from. */
+export type CredentialSource = () => Promise<RegistryCredentials>;
+
+const SecretValue = z.record(z.string(), z.object({ username: z.string().min(1), password: z.string() }).strict());
+const CACHE_MS = 5 * 60_000;
+
+/**
+ * Reads the secret through the AWS Parameters and Secrets Lambda Extension (a layer serving
+ * localhost:2773), which needs no SDK in the bundle and caches for us. Cached here too, per container.
+ */
+export function secretsExtensionCredentials(secretId: string, env: NodeJS.ProcessEnv): CredentialSource {
+  const port = env.PARAMETERS_SECRETS_EXTENSION_HTTP_PORT ?? '2773';
+  let cached: { value: RegistryCredentials; until: number } | undefined;
+  return async () => {
+    if (cached && cached.until > Date.now()) return cached.value;
+    const response = await fetch(`http://localhost:${port}/secretsmanager/get?secretId=${encodeURIComponent(secretId)}`, {
+      headers: { 'X-Aws-Parameters-Secrets-Token': env.AWS_SESSION_TOKEN ?? '' },
+      signal: AbortSignal.timeout(5_000),
+    }).catch((error: unknown) => {
+      throw new GeoSyncError('CREDENTIALS_UNAVAILABLE', `cannot reach the secrets extension on port ${port}: ${(error as Error).message}`, { retryable: true });
+    });
+    if (!response.ok) {
+      await response.body?.cancel();
+      throw new GeoSyncError('CREDENTIALS_UNAVAILABLE', `reading secret ${secretId} failed with HTTP ${response.status}`, { retryable: response.status >= 500 });
+    }
+    const value = parseSecret(((await response.json()) as { SecretString?: string }).SecretString, secretId);
+    cached = { value, until: Date.now() + CACHE_MS };
+    return value;
+  };
+}
+
+/** Never echoes the secret: the message names the secret, not its content. */
+export function parseSecret(text: string | undefined, secretId: string): RegistryCredentials {
+  let json: unknown;
+  try {
+    json = JSON.parse(text ?? '');
+  } catch {
+    json = undefined;
+  }
+  const parsed = SecretValue.safeParse(json);
+  if (!parsed.success) {
+    throw new GeoSyncError('INVALID_CONFIG', `secret ${secretId} must be a JSON object of {"<registry name>": {"username": "...", "password": "..."}}`, { exitCode: 2 });
+  }
+  return parsed.data;
+}
+
+/** The endpoints with each registry's credentials filled in by name ("primary" or the secondary's name). */
+export function withCredentials(endpoints: Endpoints, credentials: RegistryCredentials): Endpoints {
+  const fill = <E extends Endpoints['primary']>(endpoint: E, name: string): E => (credentials[name] ? { ...endpoint, ...credentials[name] } : endpoint);
+  return {
+    primary: fill(endpoints.primary, 'primary'),
+    secondaries: endpoints.secondaries.map((s) => ({ name: s.name, endpoint: fill(s.endpoint, s.name) })),
+  };
+}

@@ -1,0 +1,111 @@
+/**
+ * Use-case: list the primary's repositories (whole catalog, a prefix, or an explicit list) and
+ * send one message per (repository, secondary) to the sync or verify queue. Catalog walks
+ * checkpoint their cursor and continue in a fresh invocation before the deadline.
+ */
+import { randomUUID } from 'node:crypto';
+import { GeoSyncError, validateRepositoryName } from '../engine.js';
+import type { FanOutRequest, SyncMessage, VerifyMessage } from './messages.js';
+import type { Budget, Runtime } from './ports.js';
+import type { FanOutCheckpoint } from './record.js';
+import { WORK_FRACTION } from './sync.js';
+
+export interface Catalog {
+  page(options: { last?: string; pageSize?: number }): Promise<{ repositories: string[]; next?: string }>;
+}
+
+/** A catalog walk whose checkpoint has not moved for this long is considered stalled, and a new run may start. */
+export const STALLED_AFTER_MS = 15 * 60_000;
+/** Repositories per step of an explicit list, between deadline checks. */
+const LIST_STEP = 500;
+
+export type FanOutOutcome =
+  | { kind: 'finished' | 'continued'; runId: string; enqueued: number }
+  | { kind: 'skipped'; reason: string };
+
+export async function fanOut(request: FanOutRequest, catalog: Catalog, secondaries: string[], runtime: Runtime, budget: Budget, pageSize = 1000): Promise<FanOutOutcome> {
+  const started = runtime.clock();
+  const deadline = started + budget.remainingMs * WORK_FRACTION;
+  const runId = request.runId ?? randomUUID();
+  let enqueued = request.enqueued ?? 0;
+  const pastDeadline = () => runtime.clock() >= deadline;
+
+  const enqueue = async (repositories: string[]) => {
+    if (repositories.length === 0) return;
+    if (request.target === 'verify') {
+      const messages: VerifyMessage[] = repositories.flatMap((repository) => secondaries.map((secondary) => ({ repository, secondary, ...(request.deep ? { deep: true } : {}) })));
+      await runtime.verifyQueue.send(messages);
+    } else {
+      const extra = { ...(request.deep ? { deep: true } : {}), ...(request.force ? { force: true } : {}) };
+      const messages: SyncMessage[] = repositories.flatMap((repository) => secondaries.map((secondary) => ({ repository, secondary, ...extra })));
+      await runtime.syncQueue.send(messages);
+    }
+    enqueued += repositories.length * secondaries.length;
+    runtime.metrics.add('MessagesEnqueued', repositories.length * secondaries.length);
+  };
+  const finish = (): FanOutOutcome => {
+    runtime.metrics.add('FanOutRunsCompleted', 1);
+    runtime.logger.info('fan-out finished', { runId, target: request.target, enqueued, seconds: (runtime.clock() - started) / 1000 });
+    return { kind: 'finished', runId, enqueued };
+  };
+  const continueLater = async (rest: Partial<FanOutRequest>): Promise<FanOutOutcome> => {
+    await runtime.fanOutQueue.send([{ ...request, ...rest, runId, enqueued }]);
+    runtime.logger.info('fan-out continues in a new invocation', { runId, enqueued, cursor: rest.cursor });
+    return { kind: 'continued', runId, enqueued };
+  };
+
+  if (request.repositories) {
+    // An explicit list fits in one event, so its remainder is the continuation; no checkpoint needed.
+    for (let i = 0; i < request.repositories.length; i += LIST_STEP) {
+      await enqueue(request.repositories.slice(i, i + LIST_STEP));
+      const rest = request.repositories.slice(i + LIST_STEP);
+      if (rest.length > 0 && pastDeadline()) return continueLater({ repositories: rest });
+    }
+    return finish();
+  }
+
+  const id = request.target + (request.prefix ? `:${request.prefix}` : '');
+  const existing = await runtime.store.getCheckpoint(id);
+  if (request.runId === undefined) {
+    const live = existing && !existing.finishedAt && started - Date.parse(existing.updatedAt) < STALLED_AFTER_MS;
+    if (live && !request.force) {
+      runtime.logger.warn('fan-out skipped: the previous run is still in progress', { id, runId: existing.runId, cursor: existing.cursor });
+      return { kind: 'skipped', reason: 'previous run in progress' };
+    }
+  } else if (existing?.runId !== request.runId) {
+    runtime.logger.warn('fan-out continuation dropped: a newer run replaced it', { id, runId: request.runId });
+    return { kind: 'skipped', reason: 'superseded' };
+  }
+  const checkpoint: FanOutCheckpoint = request.runId
+    ? existing!
+    : { id, runId, enqueued: 0, startedAt: new Date(started).toISOString(), updatedAt: new Date(started).toISOString() };
+
+  const prefix = request.prefix;
+  let cursor = request.cursor ?? (prefix ? prefix.slice(0, -1) || undefined : undefined);
+  for (;;) {
+    const page = await catalog.page({ ...(cursor ? { last: cursor } : {}), pageSize });
+    const inScope = page.repositories.filter((r) => (!prefix || r.startsWith(prefix)) && isValidName(r, runtime));
+    // The catalog is sorted, so a name past the prefix means the prefix's range is over.
+    const pastPrefix = prefix !== undefined && page.repositories.some((r) => r > prefix && !r.startsWith(prefix));
+    await enqueue(inScope);
+    cursor = page.next;
+    const done = !cursor || pastPrefix;
+    const now = new Date(runtime.clock()).toISOString();
+    Object.assign(checkpoint, { cursor, enqueued, updatedAt: now }, done ? { finishedAt: now } : {});
+    await runtime.store.putCheckpoint(checkpoint);
+    if (done) return finish();
+    if (pastDeadline()) return continueLater({ cursor });
+  }
+}
+
+/** A name the engine would refuse is logged and left out rather than poisoning the queue. */
+function isValidName(name: string, runtime: Runtime): boolean {
+  try {
+    validateRepositoryName(name);
+    return true;
+  } catch (error) {
+    if (!(error instanceof GeoSyncError)) throw error;
+    runtime.logger.warn('catalog lists an invalid repository name; skipped', { repository: name, error: error.message });
+    return false;
+  }
+}

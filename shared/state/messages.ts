@@ -1,0 +1,74 @@
+/** The messages that flow between fan-out, sync and verify, parsed at the edge with zod. */
+import { z } from 'zod';
+import { GeoSyncError, validateRepositoryName } from '../engine.js';
+
+const repositoryName = z.string().superRefine((name, ctx) => {
+  try {
+    validateRepositoryName(name);
+  } catch (error) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: error instanceof Error ? error.message : 'invalid repository name' });
+  }
+});
+const secondaryName = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'secondary names are letters, digits, . _ -');
+
+export const SyncMessage = z
+  .object({
+    repository: repositoryName,
+    secondary: secondaryName,
+    deep: z.boolean().optional(),
+    /** The retry count this delayed message was scheduled for; a stale one is dropped. */
+    retry: z.number().int().min(1).optional(),
+    /** How many invocations this sync has already continued through after a deadline. */
+    continuation: z.number().int().min(1).optional(),
+    /** Manual runs ignore the retry backoff. */
+    force: z.boolean().optional(),
+  })
+  .strict();
+export type SyncMessage = z.infer<typeof SyncMessage>;
+
+export const VerifyMessage = z
+  .object({ repository: repositoryName, secondary: secondaryName, deep: z.boolean().optional() })
+  .strict();
+export type VerifyMessage = z.infer<typeof VerifyMessage>;
+
+/** A fan-out run: the whole catalog, a prefix of it, or an explicit list; `cursor` and `runId` mark a continuation. */
+export const FanOutRequest = z
+  .object({
+    target: z.enum(['sync', 'verify']).default('sync'),
+    repositories: z.array(repositoryName).min(1).max(10_000).optional(),
+    prefix: z.string().min(1).max(255).optional(),
+    deep: z.boolean().optional(),
+    force: z.boolean().optional(),
+    cursor: z.string().optional(),
+    runId: z.string().optional(),
+    enqueued: z.number().int().min(0).optional(),
+  })
+  .strict()
+  .refine((r) => !(r.repositories && r.prefix), { message: 'give either "repositories" or "prefix", not both' });
+export type FanOutRequest = z.infer<typeof FanOutRequest>;
+
+/** Direct invocation of sync or verify for one repository, on one or every secondary. */
+export const DirectRequest = z
+  .object({ repository: repositoryName, secondary: secondaryName.optional(), dryRun: z.boolean().optional(), deep: z.boolean().optional() })
+  .strict();
+export type DirectRequest = z.infer<typeof DirectRequest>;
+
+/** Parses a queue message body; a poison message becomes an INVALID_MESSAGE error naming what is wrong. */
+export function parseMessage<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, body: string): T {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    throw new GeoSyncError('INVALID_MESSAGE', 'message body is not valid JSON', { exitCode: 2 });
+  }
+  return parseInput(schema, json);
+}
+
+export function parseInput<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, input: unknown): T {
+  const result = schema.safeParse(input);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `${i.path.join('.') || 'message'}: ${i.message}`).join('; ');
+    throw new GeoSyncError('INVALID_MESSAGE', `invalid message: ${problems}`, { exitCode: 2 });
+  }
+  return result.data;
+}

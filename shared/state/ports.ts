@@ -1,0 +1,69 @@
+/**
+ * The ports the use-cases need. AWS adapters live in shared/aws, embedded ones in shared/local;
+ * the use-cases in this folder never know which they were given.
+ */
+import type { EngineLogger, RegistryClient } from '../engine.js';
+import type { FanOutCheckpoint, RecordKey, RepositoryRecord } from './record.js';
+
+/** A message queue: SQS on AWS, an in-process queue locally. */
+export interface Queue<M> {
+  /** Sends every message (batched by the adapter); `delaySeconds` postpones delivery (SQS caps it at 900). */
+  send(messages: M[], options?: { delaySeconds?: number }): Promise<void>;
+}
+
+/** Where each (repository, secondary) record and the fan-out checkpoints are kept. */
+export interface StateStore {
+  get(key: RecordKey): Promise<RepositoryRecord | undefined>;
+  /**
+   * Takes the record's lease when nobody holds a live one (conditional write), creating the
+   * record if needed and setting `fields` in the same write. Undefined when another holder's lease is live.
+   */
+  acquireLease(key: RecordKey, lease: { owner: string; expiresAt: number }, now: number, fields?: Partial<RepositoryRecord>): Promise<RepositoryRecord | undefined>;
+  /** Replaces the record and drops the lease, only while `owner` still holds it; false when the lease was lost. */
+  release(record: RepositoryRecord, owner: string): Promise<boolean>;
+  /** Every repository record (operators and `geo-sync status`; the Lambda functions never scan). */
+  list(): Promise<RepositoryRecord[]>;
+  getCheckpoint(id: string): Promise<FanOutCheckpoint | undefined>;
+  putCheckpoint(checkpoint: FanOutCheckpoint): Promise<void>;
+}
+
+/** Counters and sizes for dashboards and alarms (CloudWatch EMF on AWS). */
+export interface Metrics {
+  add(name: string, value: number, unit?: 'Count' | 'Bytes' | 'Milliseconds'): void;
+}
+
+/** Registry clients for one batch of work: the primary and each named secondary. */
+export interface Registries {
+  readonly secondaryNames: string[];
+  primary(): RegistryClient;
+  /** Throws GeoSyncError UNKNOWN_SECONDARY for a name not configured. */
+  secondary(name: string): RegistryClient;
+  close(): Promise<void>;
+}
+
+/** What every use-case is given: time, randomness and observability are ports too, so tests control them. */
+export interface Runtime {
+  store: StateStore;
+  syncQueue: Queue<import('./messages.js').SyncMessage>;
+  verifyQueue: Queue<import('./messages.js').VerifyMessage>;
+  fanOutQueue: Queue<import('./messages.js').FanOutRequest>;
+  logger: EngineLogger;
+  metrics: Metrics;
+  clock: () => number;
+  random: () => number;
+  retry: RetryPolicy;
+  /** Parallel registry requests per repository. */
+  concurrency: number;
+}
+
+export interface RetryPolicy {
+  baseMs: number;
+  capMs: number;
+}
+
+/** How long this invocation may run: Lambda's remaining time, or a generous budget locally. */
+export interface Budget {
+  remainingMs: number;
+}
+
+export const noMetrics: Metrics = { add: () => undefined };

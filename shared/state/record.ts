@@ -1,0 +1,175 @@
+/**
+ * The state machine of one (repository, secondary) pair, as pure functions from the current
+ * record and an outcome to the next record. No I/O here: the use-cases read, decide with
+ * these, then write.
+ */
+import { errorMessage, type SyncReport, type VerifyReport } from '../engine.js';
+import type { SyncMessage } from './messages.js';
+import type { RetryPolicy } from './ports.js';
+
+export type SyncState = 'pending' | 'started' | 'synced' | 'failed';
+export type VerifyState = 'pending' | 'succeeded' | 'failed';
+
+export interface RecordKey {
+  repository: string;
+  secondary: string;
+}
+
+/** How many tag names of each kind of difference a record keeps. */
+export const FIRST_TAGS = 10;
+/** A sync that has continued this often across deadlines is recorded as failed rather than looping. */
+export const MAX_CONTINUATIONS = 20;
+
+export interface RepositoryRecord extends RecordKey {
+  syncState: SyncState;
+  verifyState: VerifyState;
+  createdAt: string;
+  updatedAt: string;
+  syncStartedAt?: string;
+  syncedAt?: string;
+  verifiedAt?: string;
+  lastSync?: {
+    status: SyncReport['status'];
+    copied: number;
+    repaired: number;
+    removed: number;
+    failedTags: number;
+    bytes: number;
+    durationMs: number;
+    finishedAt: string;
+  };
+  checksum?: { kind: 'canonical' | 'gitlab'; primary: string; secondary: string };
+  differences?: { missing: number; extra: number; mismatched: number; firstMissing: string[]; firstExtra: string[]; firstMismatched: string[] };
+  /** Why the last sync failed (engine messages name hosts and tags, never credentials). */
+  syncError?: string;
+  verifyError?: string;
+  /** Failed syncs in a row; only a successful sync resets it. */
+  retryCount: number;
+  nextRetryAt?: string;
+  continuations?: number;
+  leaseOwner?: string;
+  /** Epoch ms; compared in the lease's conditional write. */
+  leaseExpiresAt?: number;
+}
+
+/** Where a fan-out run over the catalog has got to; one per run kind, so overlapping runs are noticed. */
+export interface FanOutCheckpoint {
+  id: string;
+  runId: string;
+  cursor?: string;
+  enqueued: number;
+  startedAt: string;
+  updatedAt: string;
+  finishedAt?: string;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export function newRecord(key: RecordKey, now: number): RepositoryRecord {
+  return { ...key, syncState: 'pending', verifyState: 'pending', createdAt: iso(now), updatedAt: iso(now), retryCount: 0 };
+}
+
+/** Capped exponential backoff with equal jitter: half the step is fixed, so delays grow; half is random, so retries spread. */
+export function retryDelayMs(retryCount: number, policy: RetryPolicy, random: () => number): number {
+  const step = Math.min(policy.capMs, policy.baseMs * 2 ** Math.max(0, retryCount - 1));
+  return Math.round(step / 2 + random() * (step / 2));
+}
+
+export type Admission =
+  | { kind: 'run' }
+  | { kind: 'skip'; reason: 'backing-off' | 'stale-retry' }
+  /** A retry message that arrived early (SQS delays stop at 15 minutes): send it again for the rest. */
+  | { kind: 'defer'; delayMs: number };
+
+/** Whether a sync message should run now, given the record's retry schedule. */
+export function admitSync(record: RepositoryRecord | undefined, message: SyncMessage, now: number): Admission {
+  if (message.force || message.continuation !== undefined || !record) return { kind: 'run' };
+  const waitMs = record.nextRetryAt ? Date.parse(record.nextRetryAt) - now : 0;
+  if (message.retry !== undefined) {
+    // Another failure or a success happened since this retry was scheduled.
+    if (record.syncState !== 'failed' || record.retryCount !== message.retry) return { kind: 'skip', reason: 'stale-retry' };
+    return waitMs > 0 ? { kind: 'defer', delayMs: waitMs } : { kind: 'run' };
+  }
+  return record.syncState === 'failed' && waitMs > 0 ? { kind: 'skip', reason: 'backing-off' } : { kind: 'run' };
+}
+
+export function afterSync(record: RepositoryRecord, report: SyncReport, now: number, policy: RetryPolicy, random: () => number): RepositoryRecord {
+  const lastSync: RepositoryRecord['lastSync'] = {
+    status: report.status,
+    copied: report.done.copied.length,
+    repaired: report.done.repaired.length,
+    removed: report.done.removed.length,
+    failedTags: report.failed.length,
+    bytes: report.bytesCopied,
+    durationMs: report.durationMs,
+    finishedAt: iso(now),
+  };
+  const wrote = lastSync.copied + lastSync.repaired + lastSync.removed > 0;
+  const base = { ...withoutLease(record), lastSync, updatedAt: iso(now), ...(wrote ? { verifyState: 'pending' as const } : {}) };
+  if (report.status === 'incomplete') {
+    const continuations = (record.continuations ?? 0) + 1;
+    if (continuations > MAX_CONTINUATIONS) return failed(base, `did not finish within ${MAX_CONTINUATIONS} invocations`, now, policy, random);
+    return { ...base, syncState: 'pending', continuations };
+  }
+  if (report.status === 'synced') {
+    const { syncError: _e, nextRetryAt: _n, continuations: _c, ...rest } = base;
+    return { ...rest, syncState: 'synced', syncedAt: iso(now), retryCount: 0 };
+  }
+  return failed(base, describeUnsynced(report), now, policy, random);
+}
+
+export function afterSyncError(record: RepositoryRecord, error: unknown, now: number, policy: RetryPolicy, random: () => number): RepositoryRecord {
+  return failed({ ...withoutLease(record), updatedAt: iso(now) }, errorMessage(error), now, policy, random);
+}
+
+function failed(record: RepositoryRecord, reason: string, now: number, policy: RetryPolicy, random: () => number): RepositoryRecord {
+  const retryCount = record.retryCount + 1;
+  const { continuations: _c, ...rest } = record;
+  return { ...rest, syncState: 'failed', syncError: reason, retryCount, nextRetryAt: iso(now + retryDelayMs(retryCount, policy, random)) };
+}
+
+function describeUnsynced(report: SyncReport): string {
+  if (report.failed.length > 0) {
+    const first = report.failed[0]!;
+    return `${report.failed.length} tag(s) failed, first ${first.tag}: ${first.error}`;
+  }
+  if (report.guard) return `guard held: ${report.guard.reason}`;
+  if (report.skipped.length > 0) return `${report.skipped.length} tag(s) changed on the primary during the sync`;
+  return `sync ended with status ${report.status}`;
+}
+
+export function afterVerify(record: RepositoryRecord, report: VerifyReport, now: number): RepositoryRecord {
+  const { verifyError: _e, ...rest } = withoutLease(record);
+  return {
+    ...rest,
+    verifyState: report.status === 'synced' ? 'succeeded' : 'failed',
+    verifiedAt: iso(now),
+    updatedAt: iso(now),
+    checksum: { kind: report.checksum, primary: report.primaryChecksum, secondary: report.secondaryChecksum },
+    differences: {
+      missing: report.missing.length,
+      extra: report.extra.length,
+      mismatched: report.mismatched.length,
+      firstMissing: report.missing.slice(0, FIRST_TAGS),
+      firstExtra: report.extra.slice(0, FIRST_TAGS),
+      firstMismatched: report.mismatched.slice(0, FIRST_TAGS).map((m) => m.tag),
+    },
+  };
+}
+
+export function afterVerifyError(record: RepositoryRecord, error: unknown, now: number): RepositoryRecord {
+  return { ...withoutLease(record), verifyState: 'failed', verifyError: errorMessage(error), verifiedAt: iso(now), updatedAt: iso(now) };
+}
+
+export function withoutLease(record: RepositoryRecord): RepositoryRecord {
+  const { leaseOwner: _o, leaseExpiresAt: _e, ...rest } = record;
+  return rest;
+}
+
+/** The one-word status `geo-sync status` shows: the worst of sync and verification. */
+export function overallStatus(record: RepositoryRecord): string {
+  if (record.syncState === 'failed') return 'failed';
+  if (record.syncState !== 'synced') return record.syncState;
+  if (record.verifyState === 'failed') return 'mismatch';
+  return record.verifyState === 'succeeded' ? 'synced' : 'unverified';
+}

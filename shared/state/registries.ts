@@ -1,0 +1,30 @@
+/** Registry clients for one batch of work, opened lazily and closed together. */
+import { GeoSyncError, createRegistryClient, listRepositoriesPage, type EngineLogger, type Endpoints, type RegistryClient } from '../engine.js';
+import type { Catalog } from './fan-out.js';
+import type { Registries } from './ports.js';
+
+export function openRegistries(endpoints: Endpoints, options: { concurrency?: number; logger?: EngineLogger } = {}): Registries {
+  const open = new Map<string, RegistryClient>();
+  const client = (name: string, endpoint: Endpoints['primary']) => {
+    let existing = open.get(name);
+    if (!existing) open.set(name, (existing = createRegistryClient(endpoint, options)));
+    return existing;
+  };
+  return {
+    secondaryNames: endpoints.secondaries.map((s) => s.name),
+    primary: () => client('\0primary', endpoints.primary),
+    secondary(name) {
+      const found = endpoints.secondaries.find((s) => s.name === name);
+      if (!found) throw new GeoSyncError('UNKNOWN_SECONDARY', `no secondary named ${JSON.stringify(name)} is configured`, { exitCode: 2 });
+      return client(name, found.endpoint);
+    },
+    async close() {
+      await Promise.all([...open.values()].map((c) => c.close()));
+      open.clear();
+    },
+  };
+}
+
+export function registryCatalog(registries: Registries): Catalog {
+  return { page: (options) => listRepositoriesPage(registries.primary(), options) };
+}

@@ -1,0 +1,111 @@
+/** Use-case: sync one (repository, secondary) pair under a lease, record the outcome, schedule what follows. */
+import { randomUUID } from 'node:crypto';
+import { errorMessage, syncRepository, type SyncReport } from '../engine.js';
+import type { SyncMessage } from './messages.js';
+import type { Budget, Registries, Runtime } from './ports.js';
+import { admitSync, afterSync, afterSyncError, type RepositoryRecord } from './record.js';
+
+/** Share of the invocation's time spent starting new work; the rest finishes in-flight copies and writes state. */
+export const WORK_FRACTION = 0.6;
+/** A lease outlives its invocation by this much, so a killed invocation's lease frees up soon after. */
+export const LEASE_GRACE_MS = 30_000;
+/** SQS's longest message delay. */
+export const MAX_DELAY_SECONDS = 900;
+
+export type SyncOutcome =
+  | { kind: 'synced' | 'failed' | 'continued'; record: RepositoryRecord; report?: SyncReport }
+  | { kind: 'busy' }
+  | { kind: 'skipped'; reason: 'backing-off' | 'stale-retry' | 'deferred' | 'lease-lost' };
+
+export async function processSyncMessage(message: SyncMessage, registries: Registries, runtime: Runtime, budget: Budget): Promise<SyncOutcome> {
+  const { store, logger, metrics } = runtime;
+  const key = { repository: message.repository, secondary: message.secondary };
+  const secondary = registries.secondary(message.secondary);
+  const now = runtime.clock();
+
+  const admission = admitSync(await store.get(key), message, now);
+  if (admission.kind === 'skip') {
+    logger.info('sync skipped', { ...key, reason: admission.reason });
+    return { kind: 'skipped', reason: admission.reason };
+  }
+  if (admission.kind === 'defer') {
+    await runtime.syncQueue.send([message], { delaySeconds: delaySeconds(admission.delayMs) });
+    return { kind: 'skipped', reason: 'deferred' };
+  }
+
+  const owner = randomUUID();
+  const leased = await store.acquireLease(key, { owner, expiresAt: now + budget.remainingMs + LEASE_GRACE_MS }, now, {
+    syncState: 'started',
+    syncStartedAt: new Date(now).toISOString(),
+  });
+  if (!leased) {
+    // Another invocation (often a duplicate SQS delivery) is syncing this pair right now; its result stands.
+    logger.info('sync skipped: lease held by another invocation', key);
+    metrics.add('SyncLeaseBusy', 1);
+    return { kind: 'busy' };
+  }
+
+  let next: RepositoryRecord;
+  let report: SyncReport | undefined;
+  try {
+    report = await syncRepository(registries.primary(), secondary, message.repository, {
+      deep: message.deep,
+      deadline: now + budget.remainingMs * WORK_FRACTION,
+      concurrency: runtime.concurrency,
+      logger,
+    });
+    next = afterSync(leased, report, runtime.clock(), runtime.retry, runtime.random);
+  } catch (error) {
+    logger.error('sync failed', { ...key, error: errorMessage(error) });
+    next = afterSyncError(leased, error, runtime.clock(), runtime.retry, runtime.random);
+  }
+
+  if (!(await store.release(next, owner))) {
+    logger.warn('sync lease expired before the result was recorded; a later sync supersedes it', key);
+    return { kind: 'skipped', reason: 'lease-lost' };
+  }
+  await scheduleFollowUps(message, next, runtime);
+  recordMetrics(next, report, runtime);
+
+  if (next.syncState === 'pending') return { kind: 'continued', record: next, report };
+  return { kind: next.syncState === 'synced' ? 'synced' : 'failed', record: next, report };
+}
+
+async function scheduleFollowUps(message: SyncMessage, next: RepositoryRecord, runtime: Runtime): Promise<void> {
+  const key = { repository: next.repository, secondary: next.secondary };
+  if (next.syncState === 'pending') {
+    // Out of time: the next invocation re-plans from what the secondary holds now.
+    await runtime.syncQueue.send([{ ...key, ...(message.deep ? { deep: true } : {}), continuation: next.continuations ?? 1 }]);
+  } else if (next.syncState === 'failed') {
+    const delayMs = Date.parse(next.nextRetryAt!) - runtime.clock();
+    await runtime.syncQueue.send([{ ...key, retry: next.retryCount }], { delaySeconds: delaySeconds(delayMs) });
+  } else if (next.verifyState !== 'succeeded') {
+    // Verify after every sync that wrote, and until a pair has been verified once.
+    await runtime.verifyQueue.send([key]);
+  }
+}
+
+function recordMetrics(next: RepositoryRecord, report: SyncReport | undefined, runtime: Runtime): void {
+  const { metrics } = runtime;
+  metrics.add(next.syncState === 'synced' ? 'SyncSucceeded' : next.syncState === 'failed' ? 'SyncFailed' : 'SyncContinued', 1);
+  if (!report) return;
+  metrics.add('TagsCopied', report.done.copied.length);
+  metrics.add('TagsRepaired', report.done.repaired.length);
+  metrics.add('TagsRemoved', report.done.removed.length);
+  metrics.add('BytesCopied', report.bytesCopied, 'Bytes');
+  metrics.add('SyncDuration', report.durationMs, 'Milliseconds');
+}
+
+function delaySeconds(ms: number): number {
+  return Math.max(0, Math.min(MAX_DELAY_SECONDS, Math.ceil(ms / 1000)));
+}
+
+/** A dry run for direct invocation: the plan, nothing written, no state touched. */
+export async function planSync(repository: string, secondaryName: string, registries: Registries, runtime: Runtime, deep = false): Promise<SyncReport> {
+  return syncRepository(registries.primary(), registries.secondary(secondaryName), repository, {
+    dryRun: true,
+    deep,
+    concurrency: runtime.concurrency,
+    logger: runtime.logger,
+  });
+}
