@@ -77,7 +77,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
       port = fixedPort ?? (await freePort());
       writeFileSync(configPath, renderConfig(root, port, secret, authYaml));
       try {
-        const tlsEnv = options.tls ? { REGISTRY_HTTP_TLS_CERTIFICATE: options.tls.certificate, REGISTRY_HTTP_TLS_KEY: options.tls.key } : {};
+        const tlsEnv: Record<string, string> = options.tls ? { REGISTRY_HTTP_TLS_CERTIFICATE: options.tls.certificate, REGISTRY_HTTP_TLS_KEY: options.tls.key } : {};
         child = await spawnAndWait(configPath, port, { ...tlsEnv, ...options.env });
         return;
       } catch (err) {
