@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const CLI = fileURLToPath(new URL('../../bin/geo-sync.mjs', import.meta.url));
@@ -14,12 +14,17 @@ export interface CliResult {
 
 /** Runs the real `geo-sync` binary as a user would, with a clean environment plus `env`. */
 export function runGeoSync(args: string[], env: Record<string, string> = {}, options: { measureRss?: boolean } = {}): Promise<CliResult> {
+  return spawnGeoSync(args, env, options).done;
+}
+
+/** Like runGeoSync, with the process at hand (to kill it mid-run). */
+export function spawnGeoSync(args: string[], env: Record<string, string> = {}, options: { measureRss?: boolean } = {}): { child: ChildProcess; done: Promise<CliResult> } {
   const nodeArgs = options.measureRss ? ['--import', RSS_PROBE, CLI] : [CLI];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...nodeArgs, ...args], {
-      env: { PATH: process.env.PATH ?? '', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+  const child = spawn(process.execPath, [...nodeArgs, ...args], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const done = new Promise<CliResult>((resolve, reject) => {
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -30,4 +35,5 @@ export function runGeoSync(args: string[], env: Record<string, string> = {}, opt
       resolve({ code: code ?? -1, stdout, stderr, ...(match ? { peakRss: Number(match[1]) * 1024 } : {}) });
     });
   });
+  return { child, done };
 }
