@@ -147,6 +147,7 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
     if (options.deep && !pastDeadline()) {
       await deepCheck(replicator, primaryTags, report);
     }
+    if (!isEmptyPlan(plan) && !outOfTime) await noteConcurrentChanges(primary, repository, primaryTags, report);
     if (outOfTime) report.status = 'incomplete';
   } else if (options.deep) {
     await deepCheck(replicator, new Map([...primaryTags].filter(([tag, digest]) => secondaryTags.get(tag) === digest)), report);
@@ -163,6 +164,18 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
   if (report.status !== 'incomplete') report.status = syncStatus(report);
   logger.info('sync finished', { repository, status: report.status, copied: report.done.copied.length, repaired: report.done.repaired.length, removed: report.done.removed.length, failed: report.failed.length });
   return report;
+}
+
+/**
+ * The primary may gain or lose tags while we write. One more listing (cheap) tells; such tags are
+ * reported as skipped so the run says 'differences', never 'synced' over a stale snapshot.
+ */
+async function noteConcurrentChanges(primary: RegistryClient, repository: string, planned: Map<string, string>, report: SyncReport): Promise<void> {
+  const now = new Set((await primary.listTags(repository)) ?? []);
+  for (const tag of now) if (!planned.has(tag)) report.skipped.push({ tag, reason: 'added on the primary during the sync; run again' });
+  for (const tag of planned.keys()) {
+    if (!now.has(tag) && !report.skipped.some((s) => s.tag === tag)) report.skipped.push({ tag, reason: 'deleted on the primary during the sync; run again' });
+  }
 }
 
 function syncStatus(report: SyncReport): SyncReport['status'] {

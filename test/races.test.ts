@@ -1,0 +1,95 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRegistryClient, syncRepository } from '../shared/engine.js';
+import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
+import { startRegistryPair, type RegistryPair } from './support/registry.js';
+import { deleteManifest, pushImage, readTags } from './support/seed.js';
+import { runGeoSync } from './support/cli.js';
+
+let registries: RegistryPair;
+let proxy: FaultProxy;
+
+beforeAll(async () => {
+  registries = await startRegistryPair();
+  proxy = await startFaultProxy(registries.primary.url);
+});
+afterAll(async () => {
+  await proxy?.stop();
+  await registries?.stop();
+});
+
+const P = () => registries.primary.url;
+const S = () => registries.secondary.url;
+
+/** Runs one sync through the proxy; `change` mutates the real primary once, when `when` matches a request. */
+async function syncWhile(repo: string, when: (method: string, path: string) => boolean, change: () => Promise<void>) {
+  let pending: Promise<void> | undefined;
+  proxy.setRule(({ method, path }) => {
+    if (!pending && when(method, path)) {
+      pending = change();
+      // Hold this request until the primary has changed under it.
+      return { kind: 'delay', ms: 300 };
+    }
+    return undefined;
+  });
+  const primary = createRegistryClient({ url: proxy.url });
+  const secondary = createRegistryClient({ url: S() });
+  try {
+    return await syncRepository(primary, secondary, repo, { maxPrune: 1 });
+  } finally {
+    proxy.setRule(() => undefined);
+    await pending;
+    await Promise.all([primary.close(), secondary.close()]);
+  }
+}
+
+describe('the primary changes during a sync', () => {
+  it('a tag moved after planning is copied in its newer state', async () => {
+    const repo = 'race/moved';
+    await pushImage(P(), repo, 'v1');
+    let moved = '';
+    const report = await syncWhile(repo, (m, p) => m === 'GET' && p.endsWith('/manifests/v1'), async () => {
+      moved = (await pushImage(P(), repo, 'v1', { seed: 'newer' })).digest;
+    });
+    expect(report.status).toBe('synced');
+    expect((await readTags(S(), repo)).v1).toBe(moved);
+  });
+
+  it('a tag added after listing makes the run report differences, not synced', async () => {
+    const repo = 'race/added';
+    await pushImage(P(), repo, 'v1');
+    const report = await syncWhile(repo, (m, p) => m === 'GET' && p.endsWith('/manifests/v1'), async () => {
+      await pushImage(P(), repo, 'late');
+    });
+    expect(report.status).toBe('differences');
+    expect(report.skipped).toEqual([{ tag: 'late', reason: expect.stringMatching(/added on the primary/) }]);
+    const next = await runGeoSync(['sync', repo, '--primary', P(), '--secondary', S()]);
+    expect(next.code).toBe(0);
+    expect(await readTags(S(), repo)).toEqual(await readTags(P(), repo));
+  });
+
+  it('a tag that reappears on the primary before removal is not removed', async () => {
+    const repo = 'race/reappeared';
+    await pushImage(P(), repo, 'v1');
+    const comeback = await pushImage(S(), repo, 'comeback');
+    await syncWhile(repo, (m, p) => m === 'GET' && p.endsWith('/manifests/v1'), async () => {
+      await pushImage(P(), repo, 'comeback');
+    }).then((report) => {
+      expect(report.done.removed).toEqual([]);
+      expect(report.status).toBe('differences');
+    });
+    expect((await readTags(S(), repo)).comeback).toBe(comeback.digest);
+  });
+
+  it('a tag deleted on the primary during the copy is skipped and reported', async () => {
+    const repo = 'race/deleted';
+    await pushImage(P(), repo, 'keep');
+    const doomed = await pushImage(P(), repo, 'doomed');
+    // The copy's own GET is held until the tag is gone, so it finds nothing.
+    const report = await syncWhile(repo, (m, p) => m === 'GET' && p.endsWith('/manifests/doomed'), async () => {
+      await deleteManifest(P(), repo, doomed.digest);
+    });
+    expect(report.status).toBe('differences');
+    expect(report.skipped.map((s) => s.tag)).toEqual(['doomed']);
+    expect(Object.keys(await readTags(S(), repo))).toEqual(['keep']);
+  });
+});
