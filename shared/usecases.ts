@@ -15,10 +15,16 @@ export function createRegistryClient(endpoint: RegistryEndpoint, options: Transp
 export interface ReadOptions {
   concurrency?: number;
   logger?: EngineLogger;
+  /** Use GitLab's tag list with digests when the registry offers it (default true). */
+  gitlabApi?: boolean;
 }
 
-/** (tag -> digest) of one repository, one HEAD per tag; null when the repository does not exist. */
+/**
+ * (tag -> digest) of one repository: from GitLab's tag API where offered, else one listing plus
+ * one HEAD per tag. Null when the repository does not exist.
+ */
 export async function readTagMap(client: RegistryClient, repository: string, options: ReadOptions = {}): Promise<Map<string, string> | null> {
+  if (options.gitlabApi !== false && (await client.hasGitlabTagApi())) return client.listTagDigestsGitlab(repository);
   const tags = await client.listTags(repository);
   if (tags === null) return null;
   const map = new Map<string, string>();
@@ -48,6 +54,8 @@ export interface SyncOptions {
   deadline?: number;
   concurrency?: number;
   logger?: EngineLogger;
+  /** Read tags with GitLab's tag API where offered (default true). */
+  gitlabApi?: boolean;
   onProgress?: (progress: { done: number; total: number; bytes: number }) => void;
 }
 
@@ -80,8 +88,8 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
   const maxPrune = options.maxPrune ?? 0.5;
   // Removal below is only reached when the primary's listing completed: any failure here throws.
   const [primaryTags, secondaryTags] = await Promise.all([
-    readPrimary(primary, repository, { concurrency, logger }),
-    readTagMap(secondary, repository, { concurrency, logger }).then((map) => map ?? new Map<string, string>()),
+    readPrimary(primary, repository, { concurrency, logger, gitlabApi: options.gitlabApi }),
+    readTagMap(secondary, repository, { concurrency, logger, gitlabApi: options.gitlabApi }).then((map) => map ?? new Map<string, string>()),
   ]);
   const plan = planRepository(primaryTags, secondaryTags);
   const guardReason = pruneGuard(plan, secondaryTags.size, maxPrune);
@@ -204,6 +212,7 @@ export interface VerifyOptions {
   checksum?: ChecksumKind;
   concurrency?: number;
   logger?: EngineLogger;
+  gitlabApi?: boolean;
 }
 
 export interface VerifyReport {
@@ -224,7 +233,7 @@ export interface VerifyReport {
 export async function verifyRepository(primary: RegistryClient, secondary: RegistryClient, repository: string, options: VerifyOptions = {}): Promise<VerifyReport> {
   validateRepositoryName(repository);
   const kind = options.checksum ?? 'canonical';
-  const read = { concurrency: options.concurrency ?? 8, logger: options.logger };
+  const read = { concurrency: options.concurrency ?? 8, logger: options.logger, gitlabApi: options.gitlabApi };
   const [primaryTags, secondaryTags] = await Promise.all([
     readPrimary(primary, repository, read),
     readTagMap(secondary, repository, read).then((map) => map ?? new Map<string, string>()),

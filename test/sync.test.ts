@@ -140,9 +140,9 @@ describe('sync of one repository against two real registries', () => {
     expect(report.plan).toEqual({ copy: [], repair: [], remove: [] });
     expect(s.transport.stats.writes).toBe(0);
     expect(p.transport.stats.writes).toBe(0);
-    // One listing per side plus one HEAD per tag per side.
-    expect(s.transport.stats.requests).toBe(1 + 2);
-    expect(p.transport.stats.requests).toBe(1 + 2 + 0);
+    // Per side: the GitLab API probe, one listing, one HEAD per tag.
+    expect(s.transport.stats.requests).toBe(1 + 1 + 2);
+    expect(p.transport.stats.requests).toBe(1 + 1 + 2);
   });
 
   it('copies a blob shared by many tags once and does not HEAD it twice', async () => {

@@ -15,6 +15,7 @@ interface CommonOptions {
   retries: number;
   caFile?: string;
   logLevel: string;
+  gitlabApi: boolean;
 }
 
 /** Runs the CLI and resolves with the process exit code. */
@@ -49,6 +50,7 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
       .addOption(new Option('--concurrency <n>', 'parallel requests per registry').default(8).argParser(integerIn(1, 256, '--concurrency')))
       .addOption(new Option('--retries <n>', 'retries of a failed request').default(4).argParser(integerIn(0, 20, '--retries')))
       .option('--ca-file <path>', 'extra trusted CA certificates (PEM) for both registries')
+      .option('--no-gitlab-api', 'never use GitLab\'s tag list API, even where the registry offers it')
       .addOption(new Option('--log-level <level>', 'JSON logs on stderr: debug, info, warn, error, silent').default(env.GEO_SYNC_LOG_LEVEL ?? 'warn'))
       .exitOverride();
 
@@ -56,7 +58,7 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
     async (repository: string, options: CommonOptions) => {
       validateRepositoryName(repository);
       const report = await withClients(env, options, (primary, secondary, logger) =>
-        syncRepository(primary, secondary, repository, { dryRun: true, concurrency: options.concurrency, logger }),
+        syncRepository(primary, secondary, repository, { dryRun: true, concurrency: options.concurrency, gitlabApi: options.gitlabApi, logger }),
       );
       print(options.json ? report : formatPlan(report), options.json);
       setExit(syncExitCode(report));
@@ -76,6 +78,7 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
           deep: options.deep,
           maxPrune: options.maxPrune,
           concurrency: options.concurrency,
+          gitlabApi: options.gitlabApi,
           logger,
           ...(showProgress ? { onProgress: progressBar(process.stderr) } : {}),
         }),
@@ -90,7 +93,7 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
     .action(async (repository: string, options: CommonOptions & { deep?: boolean; checksum: 'canonical' | 'gitlab' }) => {
       validateRepositoryName(repository);
       const report = await withClients(env, options, (primary, secondary, logger) =>
-        verifyRepository(primary, secondary, repository, { deep: options.deep, checksum: options.checksum, concurrency: options.concurrency, logger }),
+        verifyRepository(primary, secondary, repository, { deep: options.deep, checksum: options.checksum, concurrency: options.concurrency, gitlabApi: options.gitlabApi, logger }),
       );
       print(options.json ? report : formatVerify(report), options.json);
       setExit(verifyExitCode(report));

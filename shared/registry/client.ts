@@ -44,6 +44,7 @@ export class RegistryClient {
   /** Where each blob is known to exist here, for cross-repository mounts. */
   private readonly blobHomes = new Map<string, string>();
   private tagDeleteSupported: boolean | undefined;
+  private gitlabTagApi: Promise<boolean> | undefined;
 
   constructor(endpoint: RegistryEndpoint, options: TransportOptions = {}) {
     this.transport = new Transport(endpoint, options);
@@ -88,6 +89,44 @@ export class RegistryClient {
       target = nextLink(response.headers.link);
     }
     return [...tags];
+  }
+
+  /**
+   * GitLab's registry API lists tags with their digests, 1,000 a page, so a side is read without
+   * one HEAD per tag. Probed once per client: 200 or 401 on `/gitlab/v1/` means it is there.
+   */
+  hasGitlabTagApi(): Promise<boolean> {
+    this.gitlabTagApi ??= this.transport
+      .send({ method: 'GET', target: '/gitlab/v1/', scopes: [], expect: [200, 401, 400, 403, 404, 405, 501] })
+      .then((response) => response.status === 200 || response.status === 401)
+      .catch(() => false);
+    return this.gitlabTagApi;
+  }
+
+  /** (tag -> digest) from GitLab's tag list API; null when the repository does not exist. */
+  async listTagDigestsGitlab(repository: string): Promise<Map<string, string> | null> {
+    const tags = new Map<string, string>();
+    let target: string | undefined = `/gitlab/v1/repositories/${repository}/tags/list/?n=1000`;
+    const seen = new Set<string>();
+    while (target) {
+      if (seen.has(target)) throw new GeoSyncError('PAGINATION_LOOP', `registry ${this.host} repeated a tag list page for ${repository}`);
+      seen.add(target);
+      const response = await this.transport.send({ method: 'GET', target, scopes: pull(repository), expect: [200, 404], maxBytes: TAG_LIST_LIMIT });
+      if (response.status === 404) {
+        if (seen.size === 1) return null;
+        throw new GeoSyncError('LISTING_FAILED', `registry ${this.host} lost the tag list of ${repository} during pagination`, { retryable: true });
+      }
+      const page = JSON.parse(response.body.toString('utf8') || 'null') as unknown;
+      if (!Array.isArray(page)) throw new GeoSyncError('INVALID_RESPONSE', `registry ${this.host} sent a malformed GitLab tag list for ${repository}`);
+      for (const entry of page as Array<{ name?: unknown; digest?: unknown }>) {
+        if (typeof entry?.name !== 'string' || !isValidTag(entry.name) || typeof entry.digest !== 'string' || !isValidDigest(entry.digest)) {
+          throw new GeoSyncError('INVALID_RESPONSE', `registry ${this.host} listed an invalid tag or digest in ${repository}: ${quote(JSON.stringify(entry).slice(0, 200))}; refusing to act on this listing`);
+        }
+        tags.set(entry.name, entry.digest);
+      }
+      target = nextLink(response.headers.link);
+    }
+    return tags;
   }
 
   /** One page of the catalog, from after `last`. */

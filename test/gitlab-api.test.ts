@@ -1,0 +1,70 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRegistryClient, readTagMap, syncRepository, verifyRepository } from '../shared/engine.js';
+import { startGitlabApi, type GitlabApiServer } from './support/gitlab-api.js';
+import { startRegistryPair, type RegistryPair } from './support/registry.js';
+import { pushImage, pushMultiArch, readTags } from './support/seed.js';
+
+let registries: RegistryPair;
+let gitlab: GitlabApiServer;
+const repo = 'gitlab/group/app';
+const TAGS = 25;
+
+beforeAll(async () => {
+  registries = await startRegistryPair();
+  for (let i = 0; i < TAGS - 1; i++) await pushImage(registries.primary.url, repo, `v${i}`);
+  await pushMultiArch(registries.primary.url, repo, 'multi', 'oci');
+  // Pages of 10: the API is followed across pages through its Link header.
+  gitlab = await startGitlabApi(registries.primary.url, { pageLimit: 10 });
+});
+afterAll(async () => {
+  await gitlab?.stop();
+  await registries?.stop();
+});
+
+describe("GitLab's tag list API", () => {
+  it('reads tags and digests from the API, paged, without a HEAD per tag', async () => {
+    const client = createRegistryClient({ url: gitlab.url });
+    const map = await readTagMap(client, repo);
+    await client.close();
+    expect(Object.fromEntries([...map!].sort())).toEqual(await readTags(registries.primary.url, repo));
+    expect(gitlab.counts['gitlab-tags']).toBe(3);
+    expect(gitlab.counts['manifest-head'] ?? 0).toBe(0);
+  });
+
+  it('syncs and verifies through it against a plain secondary', async () => {
+    const primary = createRegistryClient({ url: gitlab.url });
+    const secondary = createRegistryClient({ url: registries.secondary.url });
+    const report = await syncRepository(primary, secondary, repo);
+    const verify = await verifyRepository(primary, secondary, repo);
+    await Promise.all([primary.close(), secondary.close()]);
+    expect(report.status).toBe('synced');
+    expect(report.done.copied).toHaveLength(TAGS);
+    expect(verify.status).toBe('synced');
+    expect(await readTags(registries.secondary.url, repo)).toEqual(await readTags(registries.primary.url, repo));
+  });
+
+  it('falls back to listing and HEADs when the registry does not offer the API', async () => {
+    const plain = await startGitlabApi(registries.primary.url, { enabled: false });
+    const client = createRegistryClient({ url: plain.url });
+    const map = await readTagMap(client, repo);
+    await client.close();
+    await plain.stop();
+    expect(map!.size).toBe(TAGS);
+    expect(plain.counts.probe).toBe(1);
+    expect(plain.counts['manifest-head']).toBe(TAGS);
+  });
+
+  it('is not used when turned off', async () => {
+    const before = gitlab.counts['gitlab-tags'] ?? 0;
+    const client = createRegistryClient({ url: gitlab.url });
+    expect((await readTagMap(client, repo, { gitlabApi: false }))!.size).toBe(TAGS);
+    await client.close();
+    expect(gitlab.counts['gitlab-tags']).toBe(before);
+  });
+
+  it('answers null for a repository the API does not know', async () => {
+    const client = createRegistryClient({ url: gitlab.url });
+    expect(await readTagMap(client, 'gitlab/missing')).toBeNull();
+    await client.close();
+  });
+});
