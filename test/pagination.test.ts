@@ -26,6 +26,24 @@ beforeAll(async () => {
         headers.link = `<${start === 0 ? next : `${url}${next}`}>; rel="next"`;
       }
       res.writeHead(200, headers).end(JSON.stringify({ name: 'paged', tags: page }));
+    } else if (request.pathname === '/v2/million/tags/list') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"name":"million","tags":[');
+      for (let i = 0; i < 1_000_000; i += 10_000) {
+        res.write(Array.from({ length: 10_000 }, (_, j) => `"tag-${i + j}"`).join(',') + (i + 10_000 < 1_000_000 ? ',' : ''));
+      }
+      res.end(']}');
+    } else if (request.pathname === '/v2/endless/tags/list') {
+      // 80 MB of tag list: past any sane page, so the client must stop reading, not run out of memory.
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"tags":[');
+      let sent = 0;
+      const more = () => {
+        while (sent < 80 && res.write(`"${'x'.repeat(1024 * 1024 - 4)}",`)) sent++;
+        if (sent >= 80) res.end('"y"]}');
+        else res.once('drain', () => { sent++; more(); });
+      };
+      more();
     } else if (request.pathname === '/v2/hostile/tags/list') {
       res.writeHead(200, { 'content-type': 'application/json', link: '<https://elsewhere.example/v2/x>; rel="next"' }).end('{"tags":["a"]}');
     } else if (request.pathname === '/v2/traversal/tags/list') {
@@ -55,6 +73,20 @@ describe('tag list pagination', () => {
   it('refuses a listing with an invalid tag name, naming it', async () => {
     const client = createRegistryClient({ url });
     await expect(client.listTags('traversal')).rejects.toThrow(/invalid tag "\.\.\/x"/);
+    await client.close();
+  });
+
+  it('reads a million-tag list in one page', async () => {
+    const client = createRegistryClient({ url });
+    const listed = await client.listTags('million');
+    await client.close();
+    expect(listed).toHaveLength(1_000_000);
+    expect(new Set(listed).size).toBe(1_000_000);
+  });
+
+  it('stops reading a tag list larger than its 64 MiB cap, with a clear error', async () => {
+    const client = createRegistryClient({ url });
+    await expect(client.listTags('endless')).rejects.toThrow(/exceeds 67108864 bytes/);
     await client.close();
   });
 
