@@ -93,3 +93,26 @@ describe('the primary changes during a sync', () => {
     expect(Object.keys(await readTags(S(), repo))).toEqual(['keep']);
   });
 });
+
+describe('two syncs of one repository at once', () => {
+  it('the second CLI process declines while the first holds the lock; nothing is corrupted', async () => {
+    const repo = 'race/twice';
+    for (const tag of ['a', 'b', 'c']) await pushImage(P(), repo, tag);
+    // Slow the first run's reads of the primary so the second starts while it is still working.
+    proxy.setRule(({ method, path }) => (method === 'GET' && path.includes('/manifests/') ? { kind: 'delay', ms: 400 } : undefined));
+    const { spawnGeoSync } = await import('./support/cli.js');
+    try {
+      const first = spawnGeoSync(['sync', repo, '--primary', proxy.url, '--secondary', S()]);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const second = await runGeoSync(['sync', repo, '--primary', P(), '--secondary', S()]);
+      const firstResult = await first.done;
+      expect(second.code).toBe(1);
+      expect(second.stderr).toMatch(/another geo-sync \(pid \d+, since .*\) is syncing race\/twice/);
+      expect(firstResult.code).toBe(0);
+    } finally {
+      proxy.setRule(() => undefined);
+    }
+    expect(await readTags(S(), repo)).toEqual(await readTags(P(), repo));
+    expect((await runGeoSync(['sync', repo, '--primary', P(), '--secondary', S()])).code).toBe(0);
+  });
+});

@@ -5,6 +5,7 @@ import { isLogLevel, jsonLogger, type EngineLogger } from '../log.js';
 import { validateRepositoryName } from '../oci.js';
 import type { RegistryClient } from '../registry/client.js';
 import { createRegistryClient, syncRepository, verifyRepository, type SyncReport, type VerifyReport } from '../usecases.js';
+import { acquireRepositoryLock } from './lock.js';
 import { formatPlan, formatSync, formatVerify, progressBar } from './format.js';
 
 interface CommonOptions {
@@ -73,7 +74,7 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
       validateRepositoryName(repository);
       const showProgress = !options.json && process.stdout.isTTY === true && process.stderr.isTTY === true;
       const report = await withClients(env, options, (primary, secondary, logger) =>
-        syncRepository(primary, secondary, repository, {
+        withLock(options.dryRun ? undefined : secondary.host, repository, () => syncRepository(primary, secondary, repository, {
           dryRun: options.dryRun,
           deep: options.deep,
           maxPrune: options.maxPrune,
@@ -81,7 +82,7 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
           gitlabApi: options.gitlabApi,
           logger,
           ...(showProgress ? { onProgress: progressBar(process.stderr) } : {}),
-        }),
+        })),
       );
       print(options.json ? report : options.dryRun ? formatPlan(report) : formatSync(report), options.json);
       setExit(syncExitCode(report));
@@ -119,6 +120,17 @@ async function withClients<T>(
     return await work(primary, secondary, logger);
   } finally {
     await Promise.all([primary.close(), secondary.close()]);
+  }
+}
+
+/** Writes take the repository's lock; a half-written lock of a killed run is taken over. */
+async function withLock<T>(secondaryHost: string | undefined, repository: string, work: () => Promise<T>): Promise<T> {
+  if (secondaryHost === undefined) return work();
+  const release = acquireRepositoryLock(secondaryHost, repository);
+  try {
+    return await work();
+  } finally {
+    release();
   }
 }
 

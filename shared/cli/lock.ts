@@ -1,0 +1,65 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, openSync, readFileSync, rmSync, writeSync, closeSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GeoSyncError } from '../errors.js';
+
+interface LockInfo {
+  pid: number;
+  host: string;
+  repository: string;
+  since: string;
+}
+
+/**
+ * One sync per (secondary, repository) on this machine at a time: a lock file created with O_EXCL.
+ * A lock left by a process that died (SIGKILL) is taken over; a live holder makes us decline.
+ */
+export function acquireRepositoryLock(secondaryHost: string, repository: string, dir = defaultLockDir()): () => void {
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, `${createHash('sha256').update(`${secondaryHost}/${repository}`).digest('hex').slice(0, 32)}.lock`);
+  const info: LockInfo = { pid: process.pid, host: hostname(), repository, since: new Date().toISOString() };
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(path, 'wx');
+      writeSync(fd, JSON.stringify(info));
+      closeSync(fd);
+      return () => rmSync(path, { force: true });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const holder = readHolder(path);
+      if (holder && isAlive(holder)) {
+        throw new GeoSyncError(
+          'SYNC_IN_PROGRESS',
+          `another geo-sync (pid ${holder.pid}, since ${holder.since}) is syncing ${repository} to ${secondaryHost}; nothing was done, try again later`,
+          { exitCode: 1 },
+        );
+      }
+      rmSync(path, { force: true });
+    }
+  }
+  throw new GeoSyncError('SYNC_IN_PROGRESS', `could not take the lock for ${repository} on ${secondaryHost}`, { exitCode: 1 });
+}
+
+function defaultLockDir(): string {
+  return join(process.env.GEO_SYNC_STATE_DIR ?? join(tmpdir(), 'geo-sync'), 'locks');
+}
+
+function readHolder(path: string): LockInfo | undefined {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as LockInfo;
+  } catch {
+    // Half-written or unreadable: its writer died mid-write, or it is being removed.
+    return undefined;
+  }
+}
+
+function isAlive(holder: LockInfo): boolean {
+  if (holder.host !== hostname()) return true;
+  try {
+    process.kill(holder.pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
