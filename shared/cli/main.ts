@@ -5,6 +5,7 @@ import { isLogLevel, jsonLogger, type EngineLogger } from '../log.js';
 import { validateRepositoryName } from '../oci.js';
 import type { RegistryClient } from '../registry/client.js';
 import { createRegistryClient, syncRepository, verifyRepository, type SyncReport, type VerifyReport } from '../usecases.js';
+import { registerLocalCommands } from './local-commands.js';
 import { acquireRepositoryLock } from './lock.js';
 import { formatPlan, formatSync, formatVerify, progressBar } from './format.js';
 
@@ -100,6 +101,7 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
       setExit(verifyExitCode(report));
     });
 
+  registerLocalCommands(program, { setExitCode: setExit, env });
   return program;
 }
 

@@ -67,7 +67,9 @@ export class Authenticator {
       throw new GeoSyncError('AUTH_CHALLENGE_INVALID', `registry ${this.registryUrl.host} answered 401 with a missing or malformed WWW-Authenticate header`);
     }
     if (challenge.scheme === 'basic') {
-      if (!this.credentials || this.mode === 'basic') return false;
+      // Requests sent in parallel before the scheme was known all get a 401: each retries once with
+      // the credentials; only a refusal of the credentials themselves is final.
+      if (!this.credentials || sentHeader === this.basicHeader()) return false;
       this.mode = 'basic';
       return true;
     }

@@ -66,17 +66,9 @@ export class RegistryClient {
   /** All tags of a repository (Link pagination, any order, `tags: null` = none); null when the repository does not exist. */
   async listTags(repository: string): Promise<string[] | null> {
     const tags = new Set<string>();
-    let target: string | undefined = `/v2/${repository}/tags/list?n=1000`;
-    const seen = new Set<string>();
-    while (target) {
-      if (seen.has(target)) throw new GeoSyncError('PAGINATION_LOOP', `registry ${this.host} repeated a tag list page for ${repository}`);
-      seen.add(target);
-      const response = await this.transport.send({ method: 'GET', target, scopes: pull(repository), expect: [200, 404], maxBytes: TAG_LIST_LIMIT });
-      if (response.status === 404) {
-        if (tags.size === 0 && seen.size === 1) return null;
-        throw new GeoSyncError('LISTING_FAILED', `registry ${this.host} lost the tag list of ${repository} during pagination`, { retryable: true });
-      }
-      const body = parseJson(response.body, `tag list of ${repository} on ${this.host}`) as { tags?: unknown };
+    for await (const page of this.tagListPages(repository, `/v2/${repository}/tags/list?n=1000`)) {
+      if (page === null) return null;
+      const body = parseJson(page, `tag list of ${repository} on ${this.host}`) as { tags?: unknown };
       if (body.tags !== null && body.tags !== undefined && !Array.isArray(body.tags)) {
         throw new GeoSyncError('INVALID_RESPONSE', `registry ${this.host} sent a malformed tag list for ${repository}`);
       }
@@ -86,7 +78,6 @@ export class RegistryClient {
         }
         tags.add(tag);
       }
-      target = nextLink(response.headers.link);
     }
     return [...tags];
   }
@@ -106,27 +97,35 @@ export class RegistryClient {
   /** (tag -> digest) from GitLab's tag list API; null when the repository does not exist. */
   async listTagDigestsGitlab(repository: string): Promise<Map<string, string> | null> {
     const tags = new Map<string, string>();
-    let target: string | undefined = `/gitlab/v1/repositories/${repository}/tags/list/?n=1000`;
-    const seen = new Set<string>();
-    while (target) {
-      if (seen.has(target)) throw new GeoSyncError('PAGINATION_LOOP', `registry ${this.host} repeated a tag list page for ${repository}`);
-      seen.add(target);
-      const response = await this.transport.send({ method: 'GET', target, scopes: pull(repository), expect: [200, 404], maxBytes: TAG_LIST_LIMIT });
-      if (response.status === 404) {
-        if (seen.size === 1) return null;
-        throw new GeoSyncError('LISTING_FAILED', `registry ${this.host} lost the tag list of ${repository} during pagination`, { retryable: true });
-      }
-      const page = JSON.parse(response.body.toString('utf8') || 'null') as unknown;
-      if (!Array.isArray(page)) throw new GeoSyncError('INVALID_RESPONSE', `registry ${this.host} sent a malformed GitLab tag list for ${repository}`);
-      for (const entry of page as Array<{ name?: unknown; digest?: unknown }>) {
+    for await (const page of this.tagListPages(repository, `/gitlab/v1/repositories/${repository}/tags/list/?n=1000`)) {
+      if (page === null) return null;
+      const entries = parseJson(page, `GitLab tag list of ${repository} on ${this.host}`);
+      if (!Array.isArray(entries)) throw new GeoSyncError('INVALID_RESPONSE', `registry ${this.host} sent a malformed GitLab tag list for ${repository}`);
+      for (const entry of entries as Array<{ name?: unknown; digest?: unknown }>) {
         if (typeof entry?.name !== 'string' || !isValidTag(entry.name) || typeof entry.digest !== 'string' || !isValidDigest(entry.digest)) {
           throw new GeoSyncError('INVALID_RESPONSE', `registry ${this.host} listed an invalid tag or digest in ${repository}: ${quote(JSON.stringify(entry).slice(0, 200))}; refusing to act on this listing`);
         }
         tags.set(entry.name, entry.digest);
       }
-      target = nextLink(response.headers.link);
     }
     return tags;
+  }
+
+  /** The bodies of a paged tag listing, following `Link`; one null when the repository does not exist. */
+  private async *tagListPages(repository: string, first: string): AsyncGenerator<Buffer | null> {
+    const seen = new Set<string>();
+    for (let target: string | undefined = first; target; ) {
+      if (seen.has(target)) throw new GeoSyncError('PAGINATION_LOOP', `registry ${this.host} repeated a tag list page for ${repository}`);
+      seen.add(target);
+      const response = await this.transport.send({ method: 'GET', target, scopes: pull(repository), expect: [200, 404], maxBytes: TAG_LIST_LIMIT });
+      if (response.status === 404) {
+        if (seen.size > 1) throw new GeoSyncError('LISTING_FAILED', `registry ${this.host} lost the tag list of ${repository} during pagination`, { retryable: true });
+        yield null;
+        return;
+      }
+      yield response.body;
+      target = nextLink(response.headers.link);
+    }
   }
 
   /** One page of the catalog, from after `last`. */

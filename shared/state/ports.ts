@@ -3,6 +3,7 @@
  * the use-cases in this folder never know which they were given.
  */
 import type { EngineLogger, RegistryClient } from '../engine.js';
+import type { FanOutRequest, SyncMessage, VerifyMessage } from './messages.js';
 import type { FanOutCheckpoint, RecordKey, RepositoryRecord } from './record.js';
 
 /** A message queue: SQS on AWS, an in-process queue locally. */
@@ -44,9 +45,9 @@ export interface Registries {
 /** What every use-case is given: time, randomness and observability are ports too, so tests control them. */
 export interface Runtime {
   store: StateStore;
-  syncQueue: Queue<import('./messages.js').SyncMessage>;
-  verifyQueue: Queue<import('./messages.js').VerifyMessage>;
-  fanOutQueue: Queue<import('./messages.js').FanOutRequest>;
+  syncQueue: Queue<SyncMessage>;
+  verifyQueue: Queue<VerifyMessage>;
+  fanOutQueue: Queue<FanOutRequest>;
   logger: EngineLogger;
   metrics: Metrics;
   clock: () => number;

@@ -1,0 +1,24 @@
+// Fan-out: on a schedule or by hand, enqueue one message per (repository, secondary); continuations arrive on its own queue.
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import type { Context } from 'aws-lambda';
+import { createAwsRuntime, isSqsEvent } from '../../shared/aws/runtime.js';
+import { fanOut } from '../../shared/state/fan-out.js';
+import { FanOutRequest, parseInput, parseMessage } from '../../shared/state/messages.js';
+import { registryCatalog } from '../../shared/state/registries.js';
+
+const runtime = createAwsRuntime(process.env);
+const processor = new BatchProcessor(EventType.SQS);
+
+export const handler = async (event: unknown, context: Context) =>
+  runtime.invoke(context, (registries, budget) => {
+    const run = (request: FanOutRequest) => fanOut(request, registryCatalog(registries), registries.secondaryNames, runtime, budget, runtime.catalogPageSize);
+    return isSqsEvent(event)
+      ? processPartialResponse(event, runtime.recordHandler((record) => run(parseMessage(FanOutRequest, record.body))), processor, { context, throwOnFullBatchFailure: false })
+      : run(parseInput(FanOutRequest, scheduleInput(event)));
+  });
+
+/** A schedule without `input` delivers EventBridge's envelope: that means a plain catalog-wide sync. */
+function scheduleInput(event: unknown): unknown {
+  const envelope = event as { source?: unknown; 'detail-type'?: unknown } | null;
+  return envelope?.source === 'aws.events' && envelope['detail-type'] === 'Scheduled Event' ? {} : event;
+}

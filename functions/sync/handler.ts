@@ -1,0 +1,17 @@
+// Sync: one (repository, secondary) per SQS message with partial batch failures, or a direct invocation for one repository.
+import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
+import type { Context } from 'aws-lambda';
+import { createAwsRuntime, isSqsEvent } from '../../shared/aws/runtime.js';
+import { syncDirect } from '../../shared/state/direct.js';
+import { DirectRequest, SyncMessage, parseInput, parseMessage } from '../../shared/state/messages.js';
+import { processSyncMessage } from '../../shared/state/sync.js';
+
+const runtime = createAwsRuntime(process.env);
+const processor = new BatchProcessor(EventType.SQS);
+
+export const handler = async (event: unknown, context: Context) =>
+  runtime.invoke(context, (registries, budget) =>
+    isSqsEvent(event)
+      ? processPartialResponse(event, runtime.recordHandler((record) => processSyncMessage(parseMessage(SyncMessage, record.body), registries, runtime, budget)), processor, { context, throwOnFullBatchFailure: false })
+      : syncDirect(parseInput(DirectRequest, event), registries, runtime, budget),
+  );

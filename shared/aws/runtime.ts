@@ -1,0 +1,100 @@
+/**
+ * Everything a Lambda handler needs, built once per container from the environment: Powertools,
+ * AWS clients, the DynamoDB store, the SQS queues and registry access with credentials from
+ * Secrets Manager. Handlers call `invoke` and stay one expression long.
+ */
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import type { Logger } from '@aws-lambda-powertools/logger';
+import type { Metrics } from '@aws-lambda-powertools/metrics';
+import type { Context, SQSRecord } from 'aws-lambda';
+import { z } from 'zod';
+import { GeoSyncError, endpointsFromEnv, errorMessage } from '../engine.js';
+import type { Budget, Queue, Registries, Runtime } from '../state/ports.js';
+import { openRegistries } from '../state/registries.js';
+import { secretsExtensionCredentials, withCredentials, type CredentialSource } from './credentials.js';
+import { DynamoDbStateStore } from './dynamodb-store.js';
+import { createLogger, createMetrics, engineLogger, metricsPort } from './powertools.js';
+import { SqsQueue } from './sqs-queue.js';
+
+const Config = z.object({
+  GEO_SYNC_TABLE: z.string().min(1),
+  GEO_SYNC_SYNC_QUEUE_URL: z.string().url().optional(),
+  GEO_SYNC_VERIFY_QUEUE_URL: z.string().url().optional(),
+  GEO_SYNC_FAN_OUT_QUEUE_URL: z.string().url().optional(),
+  GEO_SYNC_CREDENTIALS_SECRET: z.string().min(1).optional(),
+  GEO_SYNC_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
+  GEO_SYNC_CATALOG_PAGE_SIZE: z.coerce.number().int().min(1).max(10_000).default(1000),
+  GEO_SYNC_RETRY_BASE_SECONDS: z.coerce.number().min(0).default(60),
+  GEO_SYNC_RETRY_CAP_SECONDS: z.coerce.number().min(0).default(6 * 3600),
+});
+
+export interface AwsRuntime extends Runtime {
+  powertools: { logger: Logger; metrics: Metrics };
+  catalogPageSize: number;
+  /** Runs one invocation with registry clients opened for it, and flushes metrics after. */
+  invoke(context: Context, work: (registries: Registries, budget: Budget) => Promise<unknown>): Promise<unknown>;
+  /** Wraps a per-record use-case for Powertools Batch: a rejected record is logged clearly, then fails alone. */
+  recordHandler(work: (record: SQSRecord) => Promise<unknown>): (record: SQSRecord) => Promise<unknown>;
+}
+
+export function createAwsRuntime(env: NodeJS.ProcessEnv, credentialSource?: CredentialSource): AwsRuntime {
+  const parsed = Config.safeParse(env);
+  if (!parsed.success) {
+    throw new GeoSyncError('INVALID_CONFIG', `invalid environment: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, { exitCode: 2 });
+  }
+  const config = parsed.data;
+  const logger = createLogger();
+  const metrics = createMetrics();
+  const sqs = new SQSClient({});
+  const queue = <M>(url: string | undefined, name: string): Queue<M> =>
+    url ? new SqsQueue<M>(sqs, url) : { send: () => Promise.reject(new GeoSyncError('INVALID_CONFIG', `this function has no ${name} queue configured`)) };
+  const credentials = credentialSource ?? (config.GEO_SYNC_CREDENTIALS_SECRET ? secretsExtensionCredentials(config.GEO_SYNC_CREDENTIALS_SECRET, env) : async () => ({}));
+  const endpoints = endpointsFromEnv(env);
+  const port = engineLogger(logger);
+
+  const runtime: AwsRuntime = {
+    store: new DynamoDbStateStore(new DynamoDBClient({}), config.GEO_SYNC_TABLE),
+    syncQueue: queue(config.GEO_SYNC_SYNC_QUEUE_URL, 'sync'),
+    verifyQueue: queue(config.GEO_SYNC_VERIFY_QUEUE_URL, 'verify'),
+    fanOutQueue: queue(config.GEO_SYNC_FAN_OUT_QUEUE_URL, 'fan-out'),
+    logger: port,
+    metrics: metricsPort(metrics),
+    clock: Date.now,
+    random: Math.random,
+    retry: { baseMs: config.GEO_SYNC_RETRY_BASE_SECONDS * 1000, capMs: config.GEO_SYNC_RETRY_CAP_SECONDS * 1000 },
+    concurrency: config.GEO_SYNC_CONCURRENCY,
+    catalogPageSize: config.GEO_SYNC_CATALOG_PAGE_SIZE,
+    powertools: { logger, metrics },
+
+    async invoke(context, work) {
+      logger.addContext(context);
+      const registries = openRegistries(withCredentials(endpoints, await credentials()), { concurrency: config.GEO_SYNC_CONCURRENCY, logger: port });
+      try {
+            return await work(registries, { remainingMs: context.getRemainingTimeInMillis() });
+      } finally {
+        await registries.close();
+        if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
+      }
+    },
+
+    recordHandler(work) {
+      return async (record) => {
+        try {
+          return await work(record);
+        } catch (error) {
+          const code = error instanceof GeoSyncError ? error.code : 'INTERNAL';
+          // A poison message fails alone; SQS redrives it to the dead-letter queue after maxReceiveCount.
+          logger.error('message rejected', { messageId: record.messageId, receiveCount: record.attributes.ApproximateReceiveCount, code, error: errorMessage(error) });
+          if (code === 'INVALID_MESSAGE' || code === 'UNKNOWN_SECONDARY') metrics.addMetric('PoisonMessages', 'Count', 1);
+          throw error;
+        }
+      };
+    },
+  };
+  return runtime;
+}
+
+export function isSqsEvent(event: unknown): event is { Records: SQSRecord[] } {
+  return typeof event === 'object' && event !== null && Array.isArray((event as { Records?: unknown }).Records);
+}

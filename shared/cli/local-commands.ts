@@ -1,0 +1,120 @@
+/** `geo-sync run` and `geo-sync status`: local mode over the same use-cases as the Lambda functions. */
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { GeoSyncError, endpointsFromEnv, jsonLogger, validateRepositoryName } from '../engine.js';
+import { isLogLevel } from '../log.js';
+import { DEFAULT_STATE_DIR, FileStateStore } from '../local/file-store.js';
+import { localExitCode, runLocal, type LocalProgress, type LocalRunSummary } from '../local/run.js';
+import { overallStatus, type RepositoryRecord } from '../state/record.js';
+
+interface LocalCommandOptions {
+  /** Where the exit code goes; the main CLI passes its own setter. Default: process.exitCode. */
+  setExitCode?: (code: number) => void;
+  env?: NodeJS.ProcessEnv;
+}
+
+export function registerLocalCommands(program: Command, options: LocalCommandOptions = {}): void {
+  const env = options.env ?? process.env;
+  const setExitCode = options.setExitCode ?? ((code: number) => void (process.exitCode = code));
+  const stateDir = () => new Option('--state-dir <dir>', 'where local state is kept (env GEO_SYNC_STATE_DIR)').default(env.GEO_SYNC_STATE_DIR || DEFAULT_STATE_DIR);
+
+  program
+    .command('run')
+    .description('sync then verify every repository of the primary (or those named) to every secondary, on this machine')
+    .option('--repository <name>', 'only this repository (repeatable)', collect, [] as string[])
+    .option('--prefix <prefix>', 'only repositories whose name starts with this')
+    .option('--primary <url>', 'primary registry URL (env GEO_SYNC_PRIMARY_URL)')
+    .option('--secondary <url>', 'secondary registry URL (env GEO_SYNC_SECONDARY_URL, or GEO_SYNC_SECONDARIES for several)')
+    .addOption(new Option('--workers <n>', 'repositories processed at once').default(4).argParser(integer('--workers', 1, 64)))
+    .addOption(new Option('--concurrency <n>', 'parallel requests per repository').default(8).argParser(integer('--concurrency', 1, 256)))
+    .addOption(stateDir())
+    .option('--json', 'print the summary as JSON')
+    .addOption(new Option('--log-level <level>', 'JSON logs on stderr: debug, info, warn, error, silent').default(env.GEO_SYNC_LOG_LEVEL ?? 'warn'))
+    .action(async (opts: { repository: string[]; prefix?: string; primary?: string; secondary?: string; workers: number; concurrency: number; stateDir: string; json?: boolean; logLevel: string }) => {
+      if (!isLogLevel(opts.logLevel)) throw new GeoSyncError('INVALID_OPTION', '--log-level must be debug, info, warn, error or silent', { exitCode: 2 });
+      opts.repository.forEach(validateRepositoryName);
+      if (opts.prefix && opts.repository.length) throw new GeoSyncError('INVALID_OPTION', 'give --repository or --prefix, not both', { exitCode: 2 });
+      const showProgress = !opts.json && process.stderr.isTTY === true;
+      const summary = await runLocal({
+        endpoints: endpointsFromEnv(env, { primary: opts.primary, secondary: opts.secondary }),
+        stateDir: opts.stateDir,
+        repositories: opts.repository,
+        ...(opts.prefix ? { prefix: opts.prefix } : {}),
+        workers: opts.workers,
+        concurrency: opts.concurrency,
+        logger: jsonLogger(opts.logLevel),
+        ...(showProgress ? { onProgress: progressLine(process.stderr) } : {}),
+      });
+      if (showProgress) process.stderr.write('\n');
+      process.stdout.write(opts.json ? `${JSON.stringify(summaryJson(summary), null, 2)}\n` : `${formatSummary(summary)}\n`);
+      setExitCode(localExitCode(summary));
+    });
+
+  program
+    .command('status')
+    .description('show the recorded state of every repository and secondary')
+    .addOption(stateDir())
+    .option('--json', 'print an array of objects with repository, secondary, status and the full record')
+    .action(async (opts: { stateDir: string; json?: boolean }) => {
+      const records = await new FileStateStore(opts.stateDir).list();
+      process.stdout.write(opts.json ? `${JSON.stringify(records.map(statusJson), null, 2)}\n` : `${formatStatus(records)}\n`);
+      setExitCode(0);
+    });
+}
+
+function statusJson(record: RepositoryRecord) {
+  const { leaseOwner: _o, leaseExpiresAt: _e, ...rest } = record;
+  return { ...rest, status: overallStatus(record) };
+}
+
+function summaryJson(summary: LocalRunSummary) {
+  return { ...summary, records: summary.records.map(statusJson) };
+}
+
+function formatSummary(summary: LocalRunSummary): string {
+  const lines = [
+    `${summary.repositories} repositories, ${summary.messages.sync} sync and ${summary.messages.verify} verify messages in ${summary.seconds.toFixed(1)} s`,
+    formatStatus(summary.records),
+  ];
+  if (summary.retriesPending > 0) lines.push(`${summary.retriesPending} retries scheduled for later: run again after the times shown`);
+  if (summary.rejected > 0) lines.push(`${summary.rejected} messages rejected (see the logs on stderr)`);
+  return lines.join('\n');
+}
+
+function formatStatus(records: RepositoryRecord[]): string {
+  if (records.length === 0) return 'no repositories recorded yet: run `geo-sync run` first';
+  const rows = records.map((r) => {
+    const last = r.lastSync ? `copied ${r.lastSync.copied}, repaired ${r.lastSync.repaired}, removed ${r.lastSync.removed}` : '-';
+    const problem = r.syncError ? `${r.syncError}${r.nextRetryAt ? ` (retry ${r.retryCount} at ${r.nextRetryAt})` : ''}` : r.verifyError ?? differences(r);
+    return [r.repository, r.secondary, overallStatus(r), last, problem];
+  });
+  const header = ['REPOSITORY', 'SECONDARY', 'STATUS', 'LAST SYNC', 'DETAIL'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  return [header, ...rows].map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
+}
+
+function differences(record: RepositoryRecord): string {
+  const d = record.differences;
+  if (!d || d.missing + d.extra + d.mismatched === 0) return '';
+  return `missing ${d.missing}, extra ${d.extra}, mismatched ${d.mismatched}`;
+}
+
+/** One line redrawn in place on a terminal. */
+function progressLine(stream: NodeJS.WriteStream): (p: LocalProgress) => void {
+  return ({ synced, verified, total }) => {
+    const width = 30;
+    const filled = total === 0 ? width : Math.min(width, Math.round((synced / total) * width));
+    stream.write(`\r[${'#'.repeat(filled)}${' '.repeat(width - filled)}] ${synced}/${total} synced, ${verified} verified`);
+  };
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function integer(name: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`);
+    return n;
+  };
+}

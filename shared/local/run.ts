@@ -1,0 +1,139 @@
+/**
+ * Local mode: fan-out -> sync -> verify on one machine, with in-process queues and the file
+ * store, through the same use-cases the Lambda functions run.
+ */
+import { errorMessage, type EngineLogger, type Endpoints } from '../engine.js';
+import { fanOut } from '../state/fan-out.js';
+import type { FanOutRequest, SyncMessage, VerifyMessage } from '../state/messages.js';
+import type { Metrics, Runtime } from '../state/ports.js';
+import { overallStatus, type RepositoryRecord } from '../state/record.js';
+import { openRegistries, registryCatalog } from '../state/registries.js';
+import { processSyncMessage } from '../state/sync.js';
+import { processVerifyMessage } from '../state/verify.js';
+import { FileStateStore } from './file-store.js';
+import { MemoryQueue } from './memory-queue.js';
+
+/** Locally nothing kills us at a deadline; one hour per message keeps leases meaningful if the process dies. */
+const LOCAL_BUDGET = { remainingMs: 60 * 60_000 };
+
+export interface LocalRunOptions {
+  endpoints: Endpoints;
+  stateDir: string;
+  repositories?: string[];
+  prefix?: string;
+  /** Messages processed at once. */
+  workers: number;
+  /** Parallel registry requests per repository. */
+  concurrency?: number;
+  logger: EngineLogger;
+  retry?: Runtime['retry'];
+  onProgress?: (progress: LocalProgress) => void;
+}
+
+export interface LocalProgress {
+  synced: number;
+  verified: number;
+  /** Sync messages so far (grows with continuations and retries). */
+  total: number;
+}
+
+export interface LocalRunSummary {
+  repositories: number;
+  messages: { sync: number; verify: number };
+  seconds: number;
+  /** The records of this run's (repository, secondary) pairs. */
+  records: RepositoryRecord[];
+  /** Retries scheduled for later: a following `geo-sync run` (or `status`) shows them. */
+  retriesPending: number;
+  /** Messages that could not be processed at all (their error is logged). */
+  rejected: number;
+}
+
+export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummary> {
+  const started = Date.now();
+  const counters = new Map<string, number>();
+  const metrics: Metrics = { add: (name, value) => counters.set(name, (counters.get(name) ?? 0) + value) };
+  const syncQueue = new MemoryQueue<SyncMessage>();
+  const verifyQueue = new MemoryQueue<VerifyMessage>();
+  const fanOutQueue = new MemoryQueue<FanOutRequest>();
+  const runtime: Runtime = {
+    store: new FileStateStore(options.stateDir),
+    syncQueue,
+    verifyQueue,
+    fanOutQueue,
+    logger: options.logger,
+    metrics,
+    clock: Date.now,
+    random: Math.random,
+    retry: options.retry ?? { baseMs: 60_000, capMs: 6 * 3600_000 },
+    concurrency: options.concurrency ?? 8,
+  };
+  const registries = openRegistries(options.endpoints, { concurrency: options.concurrency ?? 8, logger: options.logger });
+  const pairs = new Set<string>();
+  let rejected = 0;
+  try {
+    // Someone asked for this run now: ignore retry backoff and any unfinished earlier run.
+    let request: FanOutRequest | undefined = {
+      target: 'sync',
+      force: true,
+      ...(options.repositories?.length ? { repositories: options.repositories } : {}),
+      ...(options.prefix ? { prefix: options.prefix } : {}),
+    };
+    while (request) {
+      await fanOut(request, registryCatalog(registries), registries.secondaryNames, runtime, LOCAL_BUDGET);
+      request = fanOutQueue.take();
+    }
+
+    const progress = () => options.onProgress?.({ synced: counters.get('synced') ?? 0, verified: counters.get('verified') ?? 0, total: syncQueue.sent });
+    const next = (): (() => Promise<void>) | undefined => {
+      // Verification first: it finishes repositories already synced, so progress is steady.
+      const verify = verifyQueue.take();
+      if (verify) return async () => void (await processVerifyMessage(verify, registries, runtime, LOCAL_BUDGET), metrics.add('verified', 1));
+      const sync = syncQueue.take();
+      if (sync) {
+        pairs.add(`${sync.secondary}\0${sync.repository}`);
+        return async () => void (await processSyncMessage(sync, registries, runtime, LOCAL_BUDGET), metrics.add('synced', 1));
+      }
+      return undefined;
+    };
+    let active = 0;
+    await new Promise<void>((resolve) => {
+      const pump = () => {
+        for (let work = active < options.workers ? next() : undefined; work; work = active < options.workers ? next() : undefined) {
+          active++;
+          work()
+            .catch((error: unknown) => {
+              rejected++;
+              options.logger.error('message rejected', { error: errorMessage(error) });
+            })
+            .finally(() => {
+              active--;
+              progress();
+              pump();
+            });
+        }
+        if (active === 0) resolve();
+      };
+      pump();
+    });
+  } finally {
+    await registries.close();
+  }
+
+  const records = (await runtime.store.list()).filter((r) => pairs.has(`${r.secondary}\0${r.repository}`));
+  return {
+    repositories: new Set(records.map((r) => r.repository)).size,
+    messages: { sync: syncQueue.sent, verify: verifyQueue.sent },
+    seconds: (Date.now() - started) / 1000,
+    records,
+    retriesPending: syncQueue.delayedCount,
+    rejected,
+  };
+}
+
+/** 0 all synced and verified; 1 differences remain; 3 a sync failed or a message was rejected. */
+export function localExitCode(summary: LocalRunSummary): number {
+  const statuses = summary.records.map(overallStatus);
+  if (summary.rejected > 0 || statuses.includes('failed')) return 3;
+  return statuses.every((s) => s === 'synced') ? 0 : 1;
+}

@@ -1,0 +1,30 @@
+/** Use-cases behind direct invocation of sync or verify: one repository on one or every secondary. */
+import type { DirectRequest } from './messages.js';
+import type { Budget, Registries, Runtime } from './ports.js';
+import { planSync, processSyncMessage } from './sync.js';
+import { processVerifyMessage } from './verify.js';
+
+const targets = (request: DirectRequest, registries: Registries) => (request.secondary ? [request.secondary] : registries.secondaryNames);
+
+/** Dry run: the plan per secondary, nothing written. Otherwise a forced sync (retry backoff ignored), recorded like any other. */
+export async function syncDirect(request: DirectRequest, registries: Registries, runtime: Runtime, budget: Budget) {
+  const results = [];
+  for (const secondary of targets(request, registries)) {
+    if (request.dryRun) {
+      results.push({ secondary, outcome: 'planned', report: await planSync(request.repository, secondary, registries, runtime, request.deep) });
+    } else {
+      const outcome = await processSyncMessage({ repository: request.repository, secondary, force: true, ...(request.deep ? { deep: true } : {}) }, registries, runtime, budget);
+      results.push({ secondary, outcome: outcome.kind, ...('report' in outcome ? { report: outcome.report } : {}) });
+    }
+  }
+  return { repository: request.repository, results };
+}
+
+export async function verifyDirect(request: DirectRequest, registries: Registries, runtime: Runtime, budget: Budget) {
+  const results = [];
+  for (const secondary of targets(request, registries)) {
+    const outcome = await processVerifyMessage({ repository: request.repository, secondary, ...(request.deep ? { deep: true } : {}) }, registries, runtime, budget);
+    results.push({ secondary, outcome: outcome.kind, ...('report' in outcome ? { report: outcome.report } : {}) });
+  }
+  return { repository: request.repository, results };
+}
