@@ -202,7 +202,8 @@ export class Transport {
     }
     this.stats.requests++;
     if (spec.method !== 'GET' && spec.method !== 'HEAD') this.stats.writes++;
-    return request(url, { method: spec.method, headers, body, dispatcher: this.dispatcher });
+    // reset: false keeps the connection alive after HEAD; undici otherwise closes it on every HEAD.
+    return request(url, { method: spec.method, headers, body, dispatcher: this.dispatcher, reset: false });
   }
 
   private async complete(spec: RequestSpec, url: URL, status: number, headers: Record<string, string | undefined>, response: Dispatcher.ResponseData): Promise<RegistryResponse> {
