@@ -9,12 +9,12 @@ import { noMetrics, type Registries, type Runtime } from '../../shared/state/por
 import { processSyncMessage } from '../../shared/state/sync.js';
 import { startRegistryPair, type RegistryPair } from '../support/registry.js';
 import { pushImage, readTags } from '../support/seed.js';
-import { drain, lambdaContext, pollOnce, queueDepth, sqsRecord, type Handler } from './support/event-source.js';
+import { drain, lambdaContext, pollOnce, queueDepth, sqsRecord, importHandlers, type Handler, type Handlers } from './support/event-source.js';
 import { startLocalAws, type LocalAws } from './support/local-aws.js';
 
 let aws: LocalAws;
 let registries: RegistryPair;
-let handlers: { fanOut: Handler; sync: Handler; verify: Handler };
+let handlers: Handlers;
 let logs: string[] = [];
 
 beforeAll(async () => {
@@ -29,11 +29,7 @@ beforeAll(async () => {
   });
   // Powertools writes info to stdout and warnings and errors to stderr: keep both to assert on.
   for (const stream of [process.stdout, process.stderr]) vi.spyOn(stream, 'write').mockImplementation((chunk: string | Uint8Array) => (logs.push(String(chunk)), true));
-  handlers = {
-    fanOut: (await import('../../functions/fan-out/handler.js')).handler as Handler,
-    sync: (await import('../../functions/sync/handler.js')).handler as Handler,
-    verify: (await import('../../functions/verify/handler.js')).handler as Handler,
-  };
+  handlers = await importHandlers();
 });
 
 afterAll(async () => {

@@ -5,7 +5,7 @@ import { QueryCommand } from '@aws-sdk/client-dynamodb';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { basicAuth, pushImage, pushMultiArch, readTags } from '../support/seed.js';
-import { drain, lambdaContext, queueDepth, type Handler } from './support/event-source.js';
+import { drain, lambdaContext, queueDepth, importHandlers, type Handler, type Handlers } from './support/event-source.js';
 import { startLocalAws, type LocalAws } from './support/local-aws.js';
 import { startSecretsExtension, type FakeSecretsExtension } from './support/secrets-extension.js';
 
@@ -19,7 +19,7 @@ let primary: TestRegistry;
 let eu: TestRegistry;
 let us: TestRegistry;
 let extension: FakeSecretsExtension;
-let handlers: { fanOut: Handler; sync: Handler; verify: Handler };
+let handlers: Handlers;
 const output: string[] = [];
 /** Measured figures, printed once the output capture is off. */
 const figures: string[] = [];
@@ -59,11 +59,7 @@ beforeAll(async () => {
   }
   await pushMultiArch(primary.url, 'team/multi', 'stable', 'oci', '', AUTH);
 
-  handlers = {
-    fanOut: (await import('../../functions/fan-out/handler.js')).handler as Handler,
-    sync: (await import('../../functions/sync/handler.js')).handler as Handler,
-    verify: (await import('../../functions/verify/handler.js')).handler as Handler,
-  };
+  handlers = await importHandlers();
 });
 
 afterAll(async () => {

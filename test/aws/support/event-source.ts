@@ -5,6 +5,21 @@ import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 
 export type Handler = (event: unknown, context: Context) => Promise<unknown>;
 
+export interface Handlers {
+  fanOut: Handler;
+  sync: Handler;
+  verify: Handler;
+}
+
+/** Imports the real handlers; call it after setting the environment they read at module load. */
+export async function importHandlers(): Promise<Handlers> {
+  return {
+    fanOut: (await import('../../../functions/fan-out/handler.js')).handler as Handler,
+    sync: (await import('../../../functions/sync/handler.js')).handler as Handler,
+    verify: (await import('../../../functions/verify/handler.js')).handler as Handler,
+  };
+}
+
 export function lambdaContext(remainingMs = 300_000, functionName = 'test'): Context {
   const deadline = Date.now() + remainingMs;
   return {
