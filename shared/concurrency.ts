@@ -1,3 +1,9 @@
+/**
+ * Requests in flight per registry unless told otherwise. On two cores, 16 kept both registries
+ * busy where 8 left them idle between answers (bench, no-op sync); 429s lower it at run time.
+ */
+export const DEFAULT_CONCURRENCY = 16;
+
 /** Runs `task` over `items` with at most `limit` in flight; results keep the input order. */
 export async function mapLimit<T, R>(items: readonly T[], limit: number, task: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);

@@ -1,6 +1,12 @@
 /** Tag -> manifest digest, as read from one registry. */
 export type TagMap = ReadonlyMap<string, string>;
 
+/**
+ * The primary's tags for a sync: a digest may be left unread (undefined) for a tag the secondary
+ * lacks, since copying it fetches the manifest, and so its digest, anyway.
+ */
+export type PrimaryTagMap = ReadonlyMap<string, string | undefined>;
+
 export interface TagChange {
   tag: string;
   /** The primary's digest (copy, repair). */
@@ -20,11 +26,12 @@ export interface Plan {
 }
 
 /** Pure: the difference between two tag maps, each list in byte order of tag names. */
-export function planRepository(primary: TagMap, secondary: TagMap): Plan {
+export function planRepository(primary: PrimaryTagMap, secondary: TagMap): Plan {
   const plan: Plan = { copy: [], repair: [], remove: [] };
   for (const [tag, digest] of primary) {
     const current = secondary.get(tag);
-    if (current === undefined) plan.copy.push({ tag, primary: digest });
+    if (current === undefined) plan.copy.push(digest === undefined ? { tag } : { tag, primary: digest });
+    else if (digest === undefined) throw new Error(`planner: the primary's digest of ${tag} was not read, yet the secondary has the tag`);
     else if (current !== digest) plan.repair.push({ tag, primary: digest, secondary: current });
   }
   for (const [tag, digest] of secondary) {

@@ -1,5 +1,5 @@
 import { tagChecksum, type ChecksumKind } from './checksum.js';
-import { mapLimit } from './concurrency.js';
+import { DEFAULT_CONCURRENCY, mapLimit } from './concurrency.js';
 import { GeoSyncError, errorMessage } from './errors.js';
 import { silentLogger, type EngineLogger } from './log.js';
 import { validateRepositoryName } from './oci.js';
@@ -24,25 +24,54 @@ export interface ReadOptions {
  * one HEAD per tag. Null when the repository does not exist.
  */
 export async function readTagMap(client: RegistryClient, repository: string, options: ReadOptions = {}): Promise<Map<string, string> | null> {
+  const tags = await listTagNames(client, repository, options);
+  if (tags === null) return null;
+  await readDigests(client, repository, tags, () => true, options);
+  return tags as Map<string, string>;
+}
+
+/** Tag names, with digests already filled in where GitLab's tag API gave them. Null when the repository does not exist. */
+async function listTagNames(client: RegistryClient, repository: string, options: ReadOptions): Promise<Map<string, string | undefined> | null> {
   if (options.gitlabApi !== false && (await client.hasGitlabTagApi())) return client.listTagDigestsGitlab(repository);
   const tags = await client.listTags(repository);
-  if (tags === null) return null;
-  const map = new Map<string, string>();
-  await mapLimit(tags, options.concurrency ?? 8, async (tag) => {
+  return tags === null ? null : new Map(tags.map((tag) => [tag, undefined]));
+}
+
+/** HEADs the selected tags whose digest is not known yet; a tag deleted since listing is dropped. */
+async function readDigests(client: RegistryClient, repository: string, tags: Map<string, string | undefined>, selected: (tag: string) => boolean, options: ReadOptions): Promise<void> {
+  const unread = [...tags].filter(([tag, digest]) => digest === undefined && selected(tag)).map(([tag]) => tag);
+  await mapLimit(unread, options.concurrency ?? DEFAULT_CONCURRENCY, async (tag) => {
     const head = await client.headManifest(repository, tag);
-    // A tag deleted between listing and HEAD is simply absent now.
-    if (!head) return;
-    map.set(tag, head.digest);
+    if (head) tags.set(tag, head.digest);
+    else tags.delete(tag);
   });
-  return map;
+}
+
+function primaryNotFound(primary: RegistryClient, repository: string): GeoSyncError {
+  return new GeoSyncError('REPOSITORY_NOT_FOUND', `repository ${repository} does not exist on the primary ${primary.host}; nothing was changed`, { exitCode: 3 });
 }
 
 async function readPrimary(primary: RegistryClient, repository: string, options: ReadOptions): Promise<Map<string, string>> {
   const tags = await readTagMap(primary, repository, options);
-  if (tags === null) {
-    throw new GeoSyncError('REPOSITORY_NOT_FOUND', `repository ${repository} does not exist on the primary ${primary.host}; nothing was changed`, { exitCode: 3 });
-  }
+  if (tags === null) throw primaryNotFound(primary, repository);
   return tags;
+}
+
+/**
+ * Both sides for a sync. The secondary's digests are all read; the primary's only where the
+ * secondary has the tag too: a tag to copy is fetched whole, which gives its digest, so a HEAD
+ * first would be a request spent for nothing. A dry run reads every digest, to show them.
+ */
+async function readForSync(primary: RegistryClient, secondary: RegistryClient, repository: string, options: ReadOptions & { dryRun?: boolean }) {
+  const [primaryTags, listed] = await Promise.all([listTagNames(primary, repository, options), listTagNames(secondary, repository, options)]);
+  if (primaryTags === null) throw primaryNotFound(primary, repository);
+  const secondaryTags = listed ?? new Map<string, string | undefined>();
+  await Promise.all([
+    readDigests(primary, repository, primaryTags, (tag) => options.dryRun === true || secondaryTags.has(tag), options),
+    readDigests(secondary, repository, secondaryTags, () => true, options),
+  ]);
+  // A tag the secondary lost during its HEADs is planned as a copy; its digest comes with the copy.
+  return { primaryTags, secondaryTags: secondaryTags as Map<string, string> };
 }
 
 export interface SyncOptions {
@@ -84,13 +113,10 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
   validateRepositoryName(repository);
   const started = Date.now();
   const logger = options.logger ?? silentLogger;
-  const concurrency = options.concurrency ?? 8;
+  const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
   const maxPrune = options.maxPrune ?? 0.5;
   // Removal below is only reached when the primary's listing completed: any failure here throws.
-  const [primaryTags, secondaryTags] = await Promise.all([
-    readPrimary(primary, repository, { concurrency, logger, gitlabApi: options.gitlabApi }),
-    readTagMap(secondary, repository, { concurrency, logger, gitlabApi: options.gitlabApi }).then((map) => map ?? new Map<string, string>()),
-  ]);
+  const { primaryTags, secondaryTags } = await readForSync(primary, secondary, repository, { concurrency, logger, gitlabApi: options.gitlabApi, dryRun: options.dryRun });
   const plan = planRepository(primaryTags, secondaryTags);
   const guardReason = pruneGuard(plan, secondaryTags.size, maxPrune);
   const report: SyncReport = {
@@ -113,19 +139,24 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
 
   const replicator = new Replicator(primary, secondary, repository, { deep: options.deep, repair: !options.dryRun, logger });
   if (!options.dryRun) {
-    const writes = [...plan.copy.map((c) => ({ ...c, kind: 'copy' as const })), ...plan.repair.map((c) => ({ ...c, kind: 'repair' as const }))];
+    const writes = [...plan.copy.map((change) => ({ change, kind: 'copy' as const })), ...plan.repair.map((change) => ({ change, kind: 'repair' as const }))];
     const total = writes.length + (guardReason ? 0 : plan.remove.length);
     let done = 0;
     const progress = () => options.onProgress?.({ done: ++done, total, bytes: replicator.stats.bytesCopied });
     let outOfTime = false;
     const pastDeadline = () => (outOfTime ||= options.deadline !== undefined && Date.now() >= options.deadline);
 
-    await mapLimit(writes, concurrency, async (change) => {
+    await mapLimit(writes, concurrency, async ({ change, kind }) => {
       if (pastDeadline()) return;
       try {
         const written = await replicator.copyTag(change.tag);
         if (written === undefined) report.skipped.push({ tag: change.tag, reason: 'deleted on the primary during the sync' });
-        else (change.kind === 'copy' ? report.done.copied : report.done.repaired).push(change.tag);
+        else {
+          (kind === 'copy' ? report.done.copied : report.done.repaired).push(change.tag);
+          // What was written is the primary's digest now (it may have moved since listing).
+          change.primary = written;
+          primaryTags.set(change.tag, written);
+        }
       } catch (error) {
         report.failed.push({ tag: change.tag, error: errorMessage(error) });
         logger.error('tag copy failed', { repository, tag: change.tag, error: errorMessage(error) });
@@ -178,7 +209,7 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
  * The primary may gain or lose tags while we write. One more listing (cheap) tells; such tags are
  * reported as skipped so the run says 'differences', never 'synced' over a stale snapshot.
  */
-async function noteConcurrentChanges(primary: RegistryClient, repository: string, planned: Map<string, string>, report: SyncReport): Promise<void> {
+async function noteConcurrentChanges(primary: RegistryClient, repository: string, planned: ReadonlyMap<string, string | undefined>, report: SyncReport): Promise<void> {
   const now = new Set((await primary.listTags(repository)) ?? []);
   for (const tag of now) if (!planned.has(tag)) report.skipped.push({ tag, reason: 'added on the primary during the sync; run again' });
   for (const tag of planned.keys()) {
@@ -194,8 +225,8 @@ function syncStatus(report: SyncReport): SyncReport['status'] {
 }
 
 /** Walks every tagged manifest's tree on the secondary, repairing (or, dry, listing) what is missing. */
-async function deepCheck(replicator: Replicator, tags: Map<string, string>, report: SyncReport): Promise<void> {
-  const digests = [...new Set(tags.values())];
+async function deepCheck(replicator: Replicator, tags: ReadonlyMap<string, string | undefined>, report: SyncReport): Promise<void> {
+  const digests = [...new Set([...tags.values()].filter((digest) => digest !== undefined))];
   await mapLimit(digests, 8, async (digest) => {
     try {
       await replicator.checkTree(digest);
@@ -233,7 +264,7 @@ export interface VerifyReport {
 export async function verifyRepository(primary: RegistryClient, secondary: RegistryClient, repository: string, options: VerifyOptions = {}): Promise<VerifyReport> {
   validateRepositoryName(repository);
   const kind = options.checksum ?? 'canonical';
-  const read = { concurrency: options.concurrency ?? 8, logger: options.logger, gitlabApi: options.gitlabApi };
+  const read = { concurrency: options.concurrency ?? DEFAULT_CONCURRENCY, logger: options.logger, gitlabApi: options.gitlabApi };
   const [primaryTags, secondaryTags] = await Promise.all([
     readPrimary(primary, repository, read),
     readTagMap(secondary, repository, read).then((map) => map ?? new Map<string, string>()),

@@ -88,6 +88,26 @@ describe('faults between the engine and real registries', () => {
     expect(waits).toEqual([7000, 7000]);
   });
 
+  it('lowers its requests in flight when a registry throttles (429), and still converges', async () => {
+    const repo = 'throttled/many';
+    for (const tag of ['a', 'b', 'c', 'd', 'e', 'f']) await pushImage(P(), repo, tag, { seed: repo });
+    let throttled = 0;
+    primaryProxy.setRule(({ path }) => (path.includes('/manifests/') && throttled++ < 24 ? { kind: 'status', status: 429, headers: { 'retry-after': '0' } } : undefined));
+    const p = createRegistryClient({ url: primaryProxy.url }, { ...fast, retries: 12, concurrency: 16 });
+    const s = createRegistryClient({ url: S() }, { concurrency: 16 });
+    try {
+      const report = await syncRepository(p, s, repo, { concurrency: 16 });
+      expect(report.status).toBe('synced');
+      // Sixteen at first; halved once per burst of 429s, and only a few answers since to climb back.
+      expect(p.transport.concurrencyLimit).toBeLessThan(8);
+      expect(s.transport.concurrencyLimit).toBe(16);
+    } finally {
+      primaryProxy.setRule(() => undefined);
+      await Promise.all([p.close(), s.close()]);
+    }
+    expect(await readTags(S(), repo)).toEqual(await readTags(P(), repo));
+  });
+
   it('retries a blob copy from a fresh stream when the download is cut short', async () => {
     const repo = 'cut/layer';
     const size = 8 * 1024 * 1024;

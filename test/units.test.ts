@@ -6,6 +6,7 @@ import { planRepository, pruneGuard } from '../shared/planner.js';
 import { parseChallenge } from '../shared/registry/auth.js';
 import { nextLink } from '../shared/registry/client.js';
 import { parseRegistryUrl, parseRetryAfter } from '../shared/registry/transport.js';
+import { AdaptiveLimit } from '../shared/registry/limit.js';
 import { createHash } from 'node:crypto';
 
 const D = (n: number) => `sha256:${String(n).repeat(64).slice(0, 64)}`;
@@ -120,5 +121,57 @@ describe('protocol header parsing', () => {
     expect(parseRetryAfter('3', now)).toBe(3000);
     expect(parseRetryAfter('Thu, 01 Jan 2026 00:00:05 GMT', now)).toBe(5000);
     expect(parseRetryAfter('soon', now)).toBeUndefined();
+  });
+});
+
+describe('AdaptiveLimit (requests in flight per registry)', () => {
+  const settled = async (promise: Promise<unknown>) => {
+    let done = false;
+    void promise.then(() => (done = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    return done;
+  };
+
+  it('admits up to the ceiling, then queues until a slot is released', async () => {
+    const limit = new AdaptiveLimit(2);
+    const a = await limit.acquire();
+    await limit.acquire();
+    const third = limit.acquire();
+    expect(await settled(third)).toBe(false);
+    limit.release(a, false);
+    expect(await settled(third)).toBe(true);
+  });
+
+  it('halves once per burst of throttling answers, then climbs back by one per window, up to the ceiling', async () => {
+    const limit = new AdaptiveLimit(8);
+    const burst = await Promise.all(Array.from({ length: 8 }, () => limit.acquire()));
+    for (const ticket of burst) limit.release(ticket, true);
+    expect(limit.limit).toBe(4);
+    const second = await limit.acquire();
+    limit.release(second, true);
+    expect(limit.limit).toBe(2);
+    for (let i = 0; i < 2; i++) limit.release(await limit.acquire(), false);
+    expect(limit.limit).toBe(3);
+    for (let i = 0; i < 200; i++) limit.release(await limit.acquire(), false);
+    expect(limit.limit).toBe(8);
+  });
+
+  it('never drops below one, and queued requests wait while over a lowered limit', async () => {
+    const limit = new AdaptiveLimit(4);
+    const tickets = await Promise.all(Array.from({ length: 4 }, () => limit.acquire()));
+    const queued = limit.acquire();
+    limit.release(tickets[0]!, true); // limit 2, still 3 in flight
+    expect(await settled(queued)).toBe(false);
+    limit.release(tickets[1]!, false);
+    expect(await settled(queued)).toBe(false);
+    limit.release(tickets[2]!, false);
+    expect(await settled(queued)).toBe(true);
+    limit.release(tickets[3]!, false);
+    limit.release(await queued, false);
+    for (let i = 0; i < 5; i++) {
+      const t = await limit.acquire();
+      limit.release(t, true);
+    }
+    expect(limit.limit).toBe(1);
   });
 });

@@ -16,6 +16,7 @@ import { secretsExtensionCredentials, withCredentials, type CredentialSource } f
 import { DynamoDbStateStore } from './dynamodb-store.js';
 import { createLogger, createMetrics, engineLogger, metricsPort } from './powertools.js';
 import { SqsQueue } from './sqs-queue.js';
+import { DEFAULT_CONCURRENCY } from '../concurrency.js';
 
 const Config = z.object({
   GEO_SYNC_TABLE: z.string().min(1),
@@ -23,7 +24,7 @@ const Config = z.object({
   GEO_SYNC_VERIFY_QUEUE_URL: z.string().url().optional(),
   GEO_SYNC_FAN_OUT_QUEUE_URL: z.string().url().optional(),
   GEO_SYNC_CREDENTIALS_SECRET: z.string().min(1).optional(),
-  GEO_SYNC_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
+  GEO_SYNC_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(DEFAULT_CONCURRENCY),
   GEO_SYNC_CATALOG_PAGE_SIZE: z.coerce.number().int().min(1).max(10_000).default(1000),
   GEO_SYNC_RETRY_BASE_SECONDS: z.coerce.number().min(0).default(60),
   GEO_SYNC_RETRY_CAP_SECONDS: z.coerce.number().min(0).default(6 * 3600),

@@ -5,6 +5,7 @@ import { isLogLevel } from '../log.js';
 import { DEFAULT_STATE_DIR, FileStateStore } from '../local/file-store.js';
 import { localExitCode, runLocal, type LocalProgress, type LocalRunSummary } from '../local/run.js';
 import { overallStatus, type RepositoryRecord } from '../state/record.js';
+import { DEFAULT_CONCURRENCY } from '../concurrency.js';
 
 interface LocalCommandOptions {
   /** Where the exit code goes; the main CLI passes its own setter. Default: process.exitCode. */
@@ -25,7 +26,7 @@ export function registerLocalCommands(program: Command, options: LocalCommandOpt
     .option('--primary <url>', 'primary registry URL (env GEO_SYNC_PRIMARY_URL)')
     .option('--secondary <url>', 'secondary registry URL (env GEO_SYNC_SECONDARY_URL, or GEO_SYNC_SECONDARIES for several)')
     .addOption(new Option('--workers <n>', 'repositories processed at once').default(4).argParser(integer('--workers', 1, 64)))
-    .addOption(new Option('--concurrency <n>', 'parallel requests per repository').default(8).argParser(integer('--concurrency', 1, 256)))
+    .addOption(new Option('--concurrency <n>', 'parallel requests per repository').default(DEFAULT_CONCURRENCY).argParser(integer('--concurrency', 1, 256)))
     .addOption(stateDir())
     .option('--json', 'print the summary as JSON')
     .addOption(new Option('--log-level <level>', 'JSON logs on stderr: debug, info, warn, error, silent').default(env.GEO_SYNC_LOG_LEVEL ?? 'warn'))

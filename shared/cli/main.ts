@@ -8,6 +8,7 @@ import { createRegistryClient, syncRepository, verifyRepository, type SyncReport
 import { registerLocalCommands } from './local-commands.js';
 import { acquireRepositoryLock } from './lock.js';
 import { formatPlan, formatSync, formatVerify, progressBar } from './format.js';
+import { DEFAULT_CONCURRENCY } from '../concurrency.js';
 
 interface CommonOptions {
   primary?: string;
@@ -49,7 +50,7 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
       .option('--primary <url>', 'primary registry URL (env GEO_SYNC_PRIMARY_URL); http:// only when written')
       .option('--secondary <url>', 'secondary registry URL (env GEO_SYNC_SECONDARY_URL)')
       .option('--json', 'print one JSON object instead of a summary')
-      .addOption(new Option('--concurrency <n>', 'parallel requests per registry').default(8).argParser(integerIn(1, 256, '--concurrency')))
+      .addOption(new Option('--concurrency <n>', 'parallel requests per registry').default(DEFAULT_CONCURRENCY).argParser(integerIn(1, 256, '--concurrency')))
       .addOption(new Option('--retries <n>', 'retries of a failed request').default(4).argParser(integerIn(0, 20, '--retries')))
       .option('--ca-file <path>', 'extra trusted CA certificates (PEM) for both registries')
       .option('--no-gitlab-api', 'never use GitLab\'s tag list API, even where the registry offers it')

@@ -2,6 +2,7 @@
  * Local mode: fan-out -> sync -> verify on one machine, with in-process queues and the file
  * store, through the same use-cases the Lambda functions run.
  */
+import { DEFAULT_CONCURRENCY } from '../concurrency.js';
 import { errorMessage, type EngineLogger, type Endpoints } from '../engine.js';
 import { fanOut } from '../state/fan-out.js';
 import type { FanOutRequest, SyncMessage, VerifyMessage } from '../state/messages.js';
@@ -66,9 +67,9 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
     clock: Date.now,
     random: Math.random,
     retry: options.retry ?? { baseMs: 60_000, capMs: 6 * 3600_000 },
-    concurrency: options.concurrency ?? 8,
+    concurrency: options.concurrency ?? DEFAULT_CONCURRENCY,
   };
-  const registries = openRegistries(options.endpoints, { concurrency: options.concurrency ?? 8, logger: options.logger });
+  const registries = openRegistries(options.endpoints, { concurrency: options.concurrency ?? DEFAULT_CONCURRENCY, logger: options.logger });
   const pairs = new Set<string>();
   let rejected = 0;
   try {

@@ -1,10 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import type { Readable } from 'node:stream';
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import { GeoSyncError, RegistryError } from '../errors.js';
 import { silentLogger, type EngineLogger } from '../log.js';
+import { DEFAULT_CONCURRENCY } from '../concurrency.js';
 import { Authenticator } from './auth.js';
+import { AdaptiveLimit } from './limit.js';
 
 export interface RegistryEndpoint {
   /** `https://host[:port]`, or `http://` when written so. */
@@ -16,7 +18,7 @@ export interface RegistryEndpoint {
 }
 
 export interface TransportOptions {
-  /** Connections per registry host; requests beyond it wait in undici's queue. */
+  /** Most requests in flight (and connections) per registry host; throttling answers lower it for a while. */
   concurrency?: number;
   /** Retries after the first attempt for retryable failures. */
   retries?: number;
@@ -61,6 +63,8 @@ export interface RegistryResponse {
 }
 
 const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
+/** Answers that say "slow down": they lower the number of requests in flight. */
+const THROTTLING_STATUS = new Set([429, 503]);
 const ERROR_BODY_LIMIT = 64 * 1024;
 const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
 
@@ -72,6 +76,7 @@ export class Transport {
   readonly base: URL;
   readonly stats = counters();
   private readonly dispatcher: Dispatcher;
+  private readonly inFlight: AdaptiveLimit;
   private readonly auth: Authenticator;
   private readonly retries: number;
   private readonly backoff: { baseMs: number; capMs: number };
@@ -86,8 +91,10 @@ export class Transport {
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     // Added to, not instead of, the public roots: Node's `ca` option would otherwise replace them.
     const ca = endpoint.caFile ? [...rootCertificates, readCaFile(endpoint.caFile)] : undefined;
+    const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
+    this.inFlight = new AdaptiveLimit(concurrency);
     this.dispatcher = new Agent({
-      connections: options.concurrency ?? 8,
+      connections: concurrency,
       keepAliveTimeout: 30_000,
       headersTimeout: 60_000,
       bodyTimeout: 120_000,
@@ -95,6 +102,11 @@ export class Transport {
     });
     const credentials = endpoint.username !== undefined ? { username: endpoint.username, password: endpoint.password ?? '' } : undefined;
     this.auth = new Authenticator(this.base, credentials, this.dispatcher);
+  }
+
+  /** Requests allowed in flight now (lowered by throttling answers). */
+  get concurrencyLimit(): number {
+    return this.inFlight.limit;
   }
 
   get host(): string {
@@ -114,9 +126,12 @@ export class Transport {
       const onHost = url.origin === this.base.origin;
       const authorization = onHost ? await this.auth.header(spec.scopes) : undefined;
       let response: Dispatcher.ResponseData;
+      const ticket = await this.inFlight.acquire();
       try {
         response = await this.dispatch(spec, url, authorization);
+        this.inFlight.release(ticket, THROTTLING_STATUS.has(response.statusCode));
       } catch (error) {
+        this.inFlight.release(ticket, false);
         if (error instanceof GeoSyncError) throw error;
         const wait = this.nextWait(attempt, undefined);
         if (wait === undefined || !isConnectionError(error) || !this.replayable(spec)) throw this.unreachable(spec, url, error);
@@ -203,7 +218,8 @@ export class Transport {
     this.stats.requests++;
     if (spec.method !== 'GET' && spec.method !== 'HEAD') this.stats.writes++;
     // reset: false keeps the connection alive after HEAD; undici otherwise closes it on every HEAD.
-    return request(url, { method: spec.method, headers, body, dispatcher: this.dispatcher, reset: false });
+    // The dispatcher directly, with origin and path: undici's request() would parse the URL again.
+    return this.dispatcher.request({ origin: url.origin, path: url.pathname + url.search, method: spec.method as Dispatcher.HttpMethod, headers, body, reset: false });
   }
 
   private async complete(spec: RequestSpec, url: URL, status: number, headers: Record<string, string | undefined>, response: Dispatcher.ResponseData): Promise<RegistryResponse> {
