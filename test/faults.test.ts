@@ -108,6 +108,24 @@ describe('faults between the engine and real registries', () => {
     expect(await readTags(S(), repo)).toEqual(await readTags(P(), repo));
   });
 
+  it('spends no HEAD on the primary for a tag the secondary lacks: the copy reads its digest', async () => {
+    const repo = 'requests/fresh';
+    for (const tag of ['a', 'b', 'c']) await pushImage(P(), repo, tag, { seed: repo });
+    await pushImage(S(), repo, 'a', { seed: repo });
+    primaryProxy.log.length = 0;
+    const { p, s, close } = clients();
+    try {
+      const report = await syncRepository(p, s, repo);
+      expect(report.status).toBe('synced');
+      expect(report.plan.copy.map((c) => [c.tag, c.primary])).toEqual([['b', (await readTags(P(), repo)).b], ['c', (await readTags(P(), repo)).c]]);
+    } finally {
+      await close();
+    }
+    const manifestHeads = primaryProxy.log.filter((r) => r.method === 'HEAD' && r.path.includes('/manifests/')).map((r) => r.path.split('/').pop());
+    expect(manifestHeads).toEqual(['a']);
+    expect(await readTags(S(), repo)).toEqual(await readTags(P(), repo));
+  });
+
   it('retries a blob copy from a fresh stream when the download is cut short', async () => {
     const repo = 'cut/layer';
     const size = 8 * 1024 * 1024;

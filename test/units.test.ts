@@ -175,3 +175,13 @@ describe('AdaptiveLimit (requests in flight per registry)', () => {
     expect(limit.limit).toBe(1);
   });
 });
+
+describe('planRepository with digests left unread', () => {
+  it('plans a copy for a tag only the primary has, whose digest was not read', () => {
+    const plan = planRepository(new Map([['new', undefined], ['same', 'sha256:' + 'a'.repeat(64)]]), new Map([['same', 'sha256:' + 'a'.repeat(64)]]));
+    expect(plan).toEqual({ copy: [{ tag: 'new' }], repair: [], remove: [] });
+  });
+  it('refuses to plan a tag both sides have without the primary digest', () => {
+    expect(() => planRepository(new Map([['both', undefined]]), new Map([['both', 'sha256:' + 'b'.repeat(64)]]))).toThrow(/not read/);
+  });
+});
