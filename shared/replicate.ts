@@ -20,6 +20,12 @@ export interface ReplicationStats {
   manifestsCopied: number;
 }
 
+/**
+ * Into a repository the secondary did not have, a blob up to this size is uploaded without asking
+ * first: it is almost surely absent, and the upload costs about what the question does.
+ */
+const UPLOAD_UNASKED_BYTES = 1024 * 1024;
+
 export const THROWAWAY_ANNOTATION = 'org.geo-registry-sync.throwaway';
 export const THROWAWAY_CONFIG_TYPE = 'application/vnd.geo-registry-sync.throwaway.v1+json';
 
@@ -37,7 +43,7 @@ export class Replicator {
     private readonly primary: RegistryClient,
     private readonly secondary: RegistryClient,
     private readonly repository: string,
-    private readonly options: { deep?: boolean; repair?: boolean; logger?: EngineLogger } = {},
+    private readonly options: { deep?: boolean; repair?: boolean; logger?: EngineLogger; secondaryIsNew?: boolean } = {},
   ) {}
 
   private get repair(): boolean {
@@ -120,7 +126,8 @@ export class Replicator {
     // Non-distributable layers live elsewhere by design; registries do not hold them.
     if (/nondistributable|foreign/.test(blob.mediaType)) return Promise.resolve();
     return this.ensuredBlob(blob.digest, async () => {
-      if (await this.secondary.blobExists(this.repository, blob.digest)) return;
+      const unasked = this.options.secondaryIsNew === true && !this.options.deep && this.repair && blob.size <= UPLOAD_UNASKED_BYTES;
+      if (!unasked && (await this.secondary.blobExists(this.repository, blob.digest))) return;
       this.noteMissing({ kind: 'blob', digest: blob.digest, referencedBy });
       if (!this.repair) return;
       const home = this.secondary.blobHome(blob.digest, this.repository);

@@ -71,7 +71,7 @@ async function readForSync(primary: RegistryClient, secondary: RegistryClient, r
     readDigests(secondary, repository, secondaryTags, () => true, options),
   ]);
   // A tag the secondary lost during its HEADs is planned as a copy; its digest comes with the copy.
-  return { primaryTags, secondaryTags: secondaryTags as Map<string, string> };
+  return { primaryTags, secondaryTags: secondaryTags as Map<string, string>, secondaryIsNew: listed === null };
 }
 
 export interface SyncOptions {
@@ -116,7 +116,7 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
   const maxPrune = options.maxPrune ?? 0.5;
   // Removal below is only reached when the primary's listing completed: any failure here throws.
-  const { primaryTags, secondaryTags } = await readForSync(primary, secondary, repository, { concurrency, logger, gitlabApi: options.gitlabApi, dryRun: options.dryRun });
+  const { primaryTags, secondaryTags, secondaryIsNew } = await readForSync(primary, secondary, repository, { concurrency, logger, gitlabApi: options.gitlabApi, dryRun: options.dryRun });
   const plan = planRepository(primaryTags, secondaryTags);
   const guardReason = pruneGuard(plan, secondaryTags.size, maxPrune);
   const report: SyncReport = {
@@ -137,7 +137,7 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
   };
   logger.info('plan', { repository, copy: plan.copy.length, repair: plan.repair.length, remove: plan.remove.length, guard: guardReason !== undefined });
 
-  const replicator = new Replicator(primary, secondary, repository, { deep: options.deep, repair: !options.dryRun, logger });
+  const replicator = new Replicator(primary, secondary, repository, { deep: options.deep, repair: !options.dryRun, logger, secondaryIsNew });
   if (!options.dryRun) {
     const writes = [...plan.copy.map((change) => ({ change, kind: 'copy' as const })), ...plan.repair.map((change) => ({ change, kind: 'repair' as const }))];
     const total = writes.length + (guardReason ? 0 : plan.remove.length);

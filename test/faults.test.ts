@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryClient, syncRepository, verifyRepository } from '../shared/engine.js';
 import { seededRandom, startFaultProxy, type Fault, type FaultProxy } from './support/fault-proxy.js';
 import { startRegistryPair, type RegistryPair } from './support/registry.js';
-import { getManifest, pushBlobStream, pushImage, pushManifest, pushMultiArch, readTags, MediaType, pushBlob } from './support/seed.js';
+import { blobExists, getManifest, pushBlobStream, pushImage, pushManifest, pushMultiArch, readTags, MediaType, pushBlob } from './support/seed.js';
 
 let registries: RegistryPair;
 let primaryProxy: FaultProxy;
@@ -124,6 +124,25 @@ describe('faults between the engine and real registries', () => {
     const manifestHeads = primaryProxy.log.filter((r) => r.method === 'HEAD' && r.path.includes('/manifests/')).map((r) => r.path.split('/').pop());
     expect(manifestHeads).toEqual(['a']);
     expect(await readTags(S(), repo)).toEqual(await readTags(P(), repo));
+  });
+
+  it('into a repository new to the secondary, uploads small blobs without asking first, and still converges over blobs left by a killed run', async () => {
+    const repo = 'requests/new-repo';
+    const leftover = Buffer.from('a layer a killed run already uploaded');
+    const images = [await pushImage(P(), repo, 'a', { layers: [leftover] }), await pushImage(P(), repo, 'b', { seed: repo })];
+    // A killed earlier run may have left blobs, but no tag, in the repository.
+    await pushBlob(S(), repo, leftover);
+    secondaryProxy.log.length = 0;
+    const { p, s, close } = clients();
+    try {
+      const report = await syncRepository(p, s, repo);
+      expect(report.status).toBe('synced');
+    } finally {
+      await close();
+    }
+    expect(secondaryProxy.log.filter((r) => r.method === 'HEAD' && r.path.includes('/blobs/'))).toEqual([]);
+    expect(await readTags(S(), repo)).toEqual(await readTags(P(), repo));
+    for (const image of images) for (const digest of [image.configDigest, ...image.layerDigests]) expect(await blobExists(S(), repo, digest)).toBe(true);
   });
 
   it('retries a blob copy from a fresh stream when the download is cut short', async () => {
