@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { registerLocalCommands } from '../shared/cli/local-commands.js';
+import { acquireRepositoryLock } from '../shared/local/lock.js';
 import { startRegistryPair, type RegistryPair } from './support/registry.js';
 import { pushImage, pushMultiArch, readTags } from './support/seed.js';
 
@@ -90,6 +91,25 @@ describe('geo-sync run and status', () => {
     expect(Object.keys(await readTags(registries.secondary.url, 'web/frontend'))).toContain('v4');
     expect(again).toMatchObject({ repositories: 2, messages: { verify: 0 } });
     expect(again.records.map((r) => r.lastSync.copied)).toEqual([0, 0]);
+  });
+
+  it('leaves alone a repository another geo-sync process is syncing (the CLI lock), exits 1, and takes it up once free', async () => {
+    await pushImage(registries.primary.url, 'lib/base', '1.1');
+    // Held as `geo-sync sync lib/base` would hold it (this test process is the live holder).
+    const unlock = acquireRepositoryLock(new URL(registries.secondary.url).host, 'lib/base');
+    let busy: { code: number; stdout: string };
+    try {
+      busy = await geoSync('run', '--repository', 'lib/base', '--repository', 'lib/multi', '--json');
+    } finally {
+      unlock();
+    }
+    expect(busy.code).toBe(1);
+    expect((JSON.parse(busy.stdout) as { busy: string[] }).busy).toEqual(['secondary/lib/base']);
+    expect(Object.keys(await readTags(registries.secondary.url, 'lib/base'))).not.toContain('1.1');
+
+    const free = await geoSync('run', '--repository', 'lib/base');
+    expect(free.code).toBe(0);
+    expect(await readTags(registries.secondary.url, 'lib/base')).toEqual(await readTags(registries.primary.url, 'lib/base'));
   });
 
   it('a repository that cannot be synced is recorded as failed with a retry time, and the run exits 3', async () => {

@@ -78,6 +78,7 @@ function formatSummary(summary: LocalRunSummary): string {
   ];
   if (summary.retriesPending > 0) lines.push(`${summary.retriesPending} retries scheduled for later: run again after the times shown`);
   if (summary.rejected > 0) lines.push(`${summary.rejected} messages rejected (see the logs on stderr)`);
+  if (summary.busy.length > 0) lines.push(`left alone, another geo-sync was syncing them: ${summary.busy.join(', ')}`);
   return lines.join('\n');
 }
 

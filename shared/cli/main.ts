@@ -6,7 +6,7 @@ import { validateRepositoryName } from '../oci.js';
 import type { RegistryClient } from '../registry/client.js';
 import { createRegistryClient, syncRepository, verifyRepository, type SyncReport, type VerifyReport } from '../usecases.js';
 import { registerLocalCommands } from './local-commands.js';
-import { acquireRepositoryLock } from './lock.js';
+import { acquireRepositoryLock } from '../local/lock.js';
 import { formatPlan, formatSync, formatVerify, progressBar } from './format.js';
 import { DEFAULT_CONCURRENCY } from '../concurrency.js';
 

@@ -3,7 +3,7 @@
  * store, through the same use-cases the Lambda functions run.
  */
 import { DEFAULT_CONCURRENCY } from '../concurrency.js';
-import { errorMessage, type EngineLogger, type Endpoints } from '../engine.js';
+import { GeoSyncError, errorMessage, type EngineLogger, type Endpoints } from '../engine.js';
 import { fanOut } from '../state/fan-out.js';
 import type { FanOutRequest, SyncMessage, VerifyMessage } from '../state/messages.js';
 import type { Metrics, Runtime } from '../state/ports.js';
@@ -12,6 +12,7 @@ import { openRegistries, registryCatalog } from '../state/registries.js';
 import { processSyncMessage } from '../state/sync.js';
 import { processVerifyMessage } from '../state/verify.js';
 import { FileStateStore } from './file-store.js';
+import { acquireRepositoryLock } from './lock.js';
 import { MemoryQueue } from './memory-queue.js';
 
 /** Locally nothing kills us at a deadline; one hour per message keeps leases meaningful if the process dies. */
@@ -48,6 +49,8 @@ export interface LocalRunSummary {
   retriesPending: number;
   /** Messages that could not be processed at all (their error is logged). */
   rejected: number;
+  /** `secondary/repository` pairs left alone because another geo-sync process was syncing them. */
+  busy: string[];
 }
 
 export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummary> {
@@ -72,6 +75,24 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
   const registries = openRegistries(options.endpoints, { concurrency: options.concurrency ?? DEFAULT_CONCURRENCY, logger: options.logger });
   const pairs = new Set<string>();
   let rejected = 0;
+  const busy = new Set<string>();
+  // The same per-repository lock as `geo-sync sync`: a run and a hand-started sync never overlap.
+  const syncUnderLock = async (message: SyncMessage) => {
+    let unlock: () => void;
+    try {
+      unlock = acquireRepositoryLock(registries.secondary(message.secondary).host, message.repository);
+    } catch (error) {
+      if (!(error instanceof GeoSyncError) || error.code !== 'SYNC_IN_PROGRESS') throw error;
+      busy.add(`${message.secondary}/${message.repository}`);
+      options.logger.warn('repository skipped: another geo-sync is syncing it', { repository: message.repository, secondary: message.secondary, reason: error.message });
+      return;
+    }
+    try {
+      await processSyncMessage(message, registries, runtime, LOCAL_BUDGET);
+    } finally {
+      unlock();
+    }
+  };
   try {
     // Someone asked for this run now: ignore retry backoff and any unfinished earlier run.
     let request: FanOutRequest | undefined = {
@@ -93,7 +114,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
       const sync = syncQueue.take();
       if (sync) {
         pairs.add(`${sync.secondary}\0${sync.repository}`);
-        return async () => void (await processSyncMessage(sync, registries, runtime, LOCAL_BUDGET), metrics.add('synced', 1));
+        return async () => void (await syncUnderLock(sync), metrics.add('synced', 1));
       }
       return undefined;
     };
@@ -129,6 +150,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
     records,
     retriesPending: syncQueue.delayedCount,
     rejected,
+    busy: [...busy].sort(),
   };
 }
 
@@ -136,5 +158,5 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
 export function localExitCode(summary: LocalRunSummary): number {
   const statuses = summary.records.map(overallStatus);
   if (summary.rejected > 0 || statuses.includes('failed')) return 3;
-  return statuses.every((s) => s === 'synced') ? 0 : 1;
+  return summary.busy.length === 0 && statuses.every((s) => s === 'synced') ? 0 : 1;
 }
