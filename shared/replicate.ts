@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { once } from './concurrency.js';
 import { GeoSyncError } from './errors.js';
 import { silentLogger, type EngineLogger } from './log.js';
-import { MediaType, digestOf, manifestReferences, type Descriptor, type RawManifest } from './oci.js';
+import { MediaType, digestOf, isValidDigest, manifestReferences, type Descriptor, type RawManifest } from './oci.js';
 import type { RegistryClient } from './registry/client.js';
 
 /** A manifest or blob that a tagged manifest needs and the secondary lacks. */
@@ -74,9 +74,16 @@ export class Replicator {
    * pointed at a unique throwaway manifest, which is then deleted by digest, because registry 2.8
    * deletes by digest and would untag every other tag on the real digest.
    */
-  async removeTag(tag: string): Promise<void> {
+  async removeTag(tag: string, current?: { digest: string; sharedWithOtherTags: boolean }): Promise<void> {
     const outcome = await this.secondary.deleteTag(this.repository, tag);
     if (outcome !== 'unsupported') return;
+    // A run killed between the two writes below left the tag on a throwaway: delete that one, make no new one.
+    const leftover = current && !current.sharedWithOtherTags ? await this.readThrowaway(current.digest) : undefined;
+    if (leftover) {
+      await this.secondary.deleteManifest(this.repository, current!.digest);
+      await this.secondary.deleteBlob(this.repository, leftover.configDigest);
+      return;
+    }
     const config = Buffer.from(JSON.stringify({ 'geo-registry-sync': 'throwaway', tag, nonce: randomUUID() }));
     const configDigest = await this.secondary.uploadBytes(this.repository, config);
     const bytes = Buffer.from(
@@ -92,6 +99,19 @@ export class Replicator {
     await this.secondary.putManifest(this.repository, tag, throwaway);
     await this.secondary.deleteManifest(this.repository, throwaway.digest);
     await this.secondary.deleteBlob(this.repository, configDigest);
+  }
+
+  /** The throwaway's config digest when `digest` on the secondary is one of our throwaway manifests. */
+  private async readThrowaway(digest: string): Promise<{ configDigest: string } | undefined> {
+    const manifest = await this.secondary.getManifest(this.repository, digest);
+    if (!manifest || manifest.mediaType !== MediaType.ociManifest || manifest.bytes.length > 4096) return undefined;
+    try {
+      const parsed = JSON.parse(manifest.bytes.toString('utf8')) as { config?: { mediaType?: string; digest?: string }; annotations?: Record<string, string> };
+      const marked = parsed.annotations?.[THROWAWAY_ANNOTATION] === 'true' && parsed.config?.mediaType === THROWAWAY_CONFIG_TYPE;
+      return marked && typeof parsed.config?.digest === 'string' && isValidDigest(parsed.config.digest) ? { configDigest: parsed.config.digest } : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   private async ensureReferences(manifest: RawManifest): Promise<void> {

@@ -165,6 +165,8 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
     });
 
     if (!guardReason) {
+      const tagsPerDigest = new Map<string, number>();
+      for (const digest of secondaryTags.values()) tagsPerDigest.set(digest, (tagsPerDigest.get(digest) ?? 0) + 1);
       await mapLimit(plan.remove, concurrency, async (change) => {
         if (pastDeadline()) return;
         try {
@@ -172,7 +174,8 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
           if (await primary.headManifest(repository, change.tag)) {
             report.skipped.push({ tag: change.tag, reason: 'appeared on the primary during the sync; not removed' });
           } else {
-            await replicator.removeTag(change.tag);
+            const current = change.secondary === undefined ? undefined : { digest: change.secondary, sharedWithOtherTags: (tagsPerDigest.get(change.secondary) ?? 0) > 1 };
+            await replicator.removeTag(change.tag, current);
             report.done.removed.push(change.tag);
           }
         } catch (error) {
@@ -186,7 +189,7 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
     if (options.deep && !pastDeadline()) {
       await deepCheck(replicator, primaryTags, report);
     }
-    if (!isEmptyPlan(plan) && !outOfTime) await noteConcurrentChanges(primary, repository, primaryTags, report);
+    if (!isEmptyPlan(plan) && !outOfTime) await noteConcurrentChanges(primary, repository, primaryTags, report, { concurrency, logger, gitlabApi: options.gitlabApi });
     if (outOfTime) report.status = 'incomplete';
   } else if (options.deep) {
     await deepCheck(replicator, new Map([...primaryTags].filter(([tag, digest]) => secondaryTags.get(tag) === digest)), report);
@@ -206,15 +209,23 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
 }
 
 /**
- * The primary may gain or lose tags while we write. One more listing (cheap) tells; such tags are
- * reported as skipped so the run says 'differences', never 'synced' over a stale snapshot.
+ * The primary may gain, lose or move tags while we write. After the writes, the primary is read
+ * again whole (names and digests): any tag not as the run left it is reported as skipped, so the
+ * run says 'differences', never 'synced' over a mix of the old and the new state. Runs that write
+ * nothing skip this: they changed nothing that could mix.
  */
-async function noteConcurrentChanges(primary: RegistryClient, repository: string, planned: ReadonlyMap<string, string | undefined>, report: SyncReport): Promise<void> {
-  const now = new Set((await primary.listTags(repository)) ?? []);
-  for (const tag of now) if (!planned.has(tag)) report.skipped.push({ tag, reason: 'added on the primary during the sync; run again' });
-  for (const tag of planned.keys()) {
-    if (!now.has(tag) && !report.skipped.some((s) => s.tag === tag)) report.skipped.push({ tag, reason: 'deleted on the primary during the sync; run again' });
+async function noteConcurrentChanges(primary: RegistryClient, repository: string, planned: ReadonlyMap<string, string | undefined>, report: SyncReport, options: ReadOptions): Promise<void> {
+  const now = (await readTagMap(primary, repository, options)) ?? new Map<string, string>();
+  const named = new Set([...report.skipped, ...report.failed].map((entry) => entry.tag));
+  const note = (tag: string, reason: string) => {
+    if (!named.has(tag)) report.skipped.push({ tag, reason });
+  };
+  for (const [tag, digest] of now) {
+    const expected = planned.get(tag);
+    if (!planned.has(tag)) note(tag, 'added on the primary during the sync; run again');
+    else if (expected !== undefined && expected !== digest) note(tag, `moved on the primary during the sync (now ${digest}); run again`);
   }
+  for (const tag of planned.keys()) if (!now.has(tag)) note(tag, 'deleted on the primary during the sync; run again');
 }
 
 function syncStatus(report: SyncReport): SyncReport['status'] {

@@ -4,6 +4,7 @@ import { spawnGeoSync, runGeoSync } from './support/cli.js';
 import { seededRandom, startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
 import { startRegistryPair, type RegistryPair } from './support/registry.js';
 import { getManifest, pushImage, pushMultiArch, readTags } from './support/seed.js';
+import { storedThrowaways } from './support/soak.js';
 
 let registries: RegistryPair;
 let proxy: FaultProxy;
@@ -59,6 +60,8 @@ describe('a sync killed at any point converges on the next run', () => {
     expect(again.code).toBe(0);
     expect(await readTags(S(), repo)).toEqual(await readTags(P(), repo));
     expect(await throwawayTags(repo)).toEqual([]);
+    // The leftover itself was deleted, not merely untagged by yet another throwaway.
+    expect(storedThrowaways(registries.secondary.root, repo)).toBe(0);
   });
 
   it('killed at random points of copies, repairs and removals, repeatedly', async () => {

@@ -121,8 +121,13 @@ describe('faults between the engine and real registries', () => {
     } finally {
       await close();
     }
-    const manifestHeads = primaryProxy.log.filter((r) => r.method === 'HEAD' && r.path.includes('/manifests/')).map((r) => r.path.split('/').pop());
+    // The run's reads before its writes; after them it re-reads the primary whole (from its second listing on).
+    const listings = primaryProxy.log.flatMap((r, i) => (r.path.includes('/tags/list') ? [i] : []));
+    expect(listings).toHaveLength(2);
+    const beforeWrites = primaryProxy.log.slice(0, listings[1]);
+    const manifestHeads = beforeWrites.filter((r) => r.method === 'HEAD' && r.path.includes('/manifests/')).map((r) => r.path.split('/').pop());
     expect(manifestHeads).toEqual(['a']);
+    expect(primaryProxy.log.slice(listings[1]).filter((r) => r.method !== 'HEAD' && !r.path.includes('/tags/list'))).toEqual([]);
     expect(await readTags(S(), repo)).toEqual(await readTags(P(), repo));
   });
 

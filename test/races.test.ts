@@ -54,6 +54,37 @@ describe('the primary changes during a sync', () => {
     expect((await readTags(S(), repo)).v1).toBe(moved);
   });
 
+  it('a tag moved after its copy was read is named as moved, not called synced', async () => {
+    const repo = 'race/moved-after-copy';
+    await pushImage(P(), repo, 'v1');
+    let moved = '';
+    // The manifest is read; while its blobs are fetched, the tag moves on.
+    const report = await syncWhile(repo, (m, p) => m === 'GET' && p.includes('/blobs/'), async () => {
+      moved = (await pushImage(P(), repo, 'v1', { seed: 'moved while copying' })).digest;
+    });
+    expect(report.status).toBe('differences');
+    expect(report.skipped).toEqual([{ tag: 'v1', reason: expect.stringContaining(`moved on the primary during the sync (now ${moved})`) }]);
+    const next = await runGeoSync(['sync', repo, '--primary', P(), '--secondary', S()]);
+    expect(next.code).toBe(0);
+    expect((await readTags(S(), repo)).v1).toBe(moved);
+  });
+
+  it('a tag already in sync that moves while other tags are copied is named, not called synced', async () => {
+    const repo = 'race/moved-unplanned';
+    await pushImage(P(), repo, 'stable');
+    expect((await runGeoSync(['sync', repo, '--primary', P(), '--secondary', S()])).code).toBe(0);
+    await pushImage(P(), repo, 'new');
+    let moved = '';
+    const report = await syncWhile(repo, (m, p) => m === 'GET' && p.endsWith('/manifests/new'), async () => {
+      moved = (await pushImage(P(), repo, 'stable', { seed: 'moved meanwhile' })).digest;
+    });
+    expect(report.done.copied).toEqual(['new']);
+    expect(report.status).toBe('differences');
+    expect(report.skipped).toEqual([{ tag: 'stable', reason: expect.stringContaining('moved on the primary during the sync') }]);
+    expect((await runGeoSync(['sync', repo, '--primary', P(), '--secondary', S()])).code).toBe(0);
+    expect((await readTags(S(), repo)).stable).toBe(moved);
+  });
+
   it('a tag added after listing makes the run report differences, not synced', async () => {
     const repo = 'race/added';
     await pushImage(P(), repo, 'v1');

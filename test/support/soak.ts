@@ -266,7 +266,6 @@ export const MEASURES = {
   unnamed: 'differences a non-synced run left unnamed (must be 0)',
   syncedMismatch: '"synced" with a mismatch (must be 0)',
   syncedAfterLastRead: '"synced", primary changed after the run\'s last read of it',
-  knownGap: '"synced" over a tag moved after the run read it (engine bug)',
   converged: 'repositories converged',
   tagsLost: 'tags lost (must be 0)',
   wrongDigests: 'wrong digests on the secondary (must be 0)',
