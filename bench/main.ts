@@ -96,7 +96,7 @@ async function runBench(): Promise<void> {
   const environment = describeEnvironment();
   log(`geo-sync benchmark: sizes ${config.sizes.join(', ')} tags, ${config.reps} repetitions (initial sync: ${config.reps} up to ${config.largeAbove} tags, ${config.initialRepsLarge} above)`);
   log(`${environment.node}, ${environment.skopeo}, ${environment.registry} (blob descriptor cache: ${config.registryCache}), ${environment.cores} cores`);
-  log(`ours = the geo-sync CLI binary (node ${CLI}), one process per run, default --concurrency 8; peers run as processes too`);
+  log(`ours = the geo-sync CLI binary (node ${CLI}), one process per run, default --concurrency 16; peers run as processes too`);
 
   const rows: Row[] = [];
   const details: Record<string, unknown> = {};
@@ -143,7 +143,7 @@ async function runBench(): Promise<void> {
     config: { ...config, cli: CLI },
     totalSeconds,
     notes: [
-      'ours = the geo-sync CLI binary (node dist/cli.mjs), one process per run, default --concurrency 8',
+      'ours = the geo-sync CLI binary (node dist/cli.mjs), one process per run, default --concurrency 16',
       'skopeo: skopeo sync --all --preserve-digests --src docker --dest docker --src-tls-verify=false --dest-tls-verify=false <primary>/bench/app <secondary>/bench',
       'skopeo never prunes: after an incremental sync the extra tags stay on its secondary (ours removes them)',
       'sequential verifier: list both sides, then one HEAD per tag per side, one request at a time, run as a node process',
