@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryClient, readTagMap, syncRepository, verifyRepository } from '../shared/engine.js';
+import { startFaultProxy } from './support/fault-proxy.js';
 import { startGitlabApi, type GitlabApiServer } from './support/gitlab-api.js';
 import { startRegistryPair, type RegistryPair } from './support/registry.js';
 import { pushImage, pushMultiArch, readTags } from './support/seed.js';
@@ -52,6 +53,20 @@ describe("GitLab's tag list API", () => {
     expect(map!.size).toBe(TAGS);
     expect(plain.counts.probe).toBe(1);
     expect(plain.counts['manifest-head']).toBe(TAGS);
+  });
+
+  it('falls back, and says why in the log, when the probe itself fails', async () => {
+    const proxy = await startFaultProxy(gitlab.url);
+    proxy.setRule(({ path }) => (path.startsWith('/gitlab/v1/') ? { kind: 'status', status: 500 } : undefined));
+    const warnings: { message: string; fields?: Record<string, unknown> }[] = [];
+    const logger = { debug() {}, info() {}, error() {}, warn: (message: string, fields?: Record<string, unknown>) => void warnings.push({ message, fields }) };
+    const client = createRegistryClient({ url: proxy.url }, { retries: 0, logger });
+    const map = await readTagMap(client, repo);
+    await client.close();
+    await proxy.stop();
+    expect(Object.fromEntries([...map!].sort())).toEqual(await readTags(registries.primary.url, repo));
+    expect(proxy.log.filter((r) => r.path.includes('/manifests/')).length).toBe(TAGS);
+    expect(warnings).toEqual([{ message: expect.stringMatching(/GitLab API probe failed/), fields: expect.objectContaining({ reason: expect.stringMatching(/500/) }) }]);
   });
 
   it('is not used when turned off', async () => {

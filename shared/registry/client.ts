@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Readable, Transform } from 'node:stream';
-import { GeoSyncError } from '../errors.js';
+import { GeoSyncError, errorMessage } from '../errors.js';
 import {
   MANIFEST_ACCEPT,
   MAX_MANIFEST_BYTES,
@@ -90,7 +90,11 @@ export class RegistryClient {
     this.gitlabTagApi ??= this.transport
       .send({ method: 'GET', target: '/gitlab/v1/', scopes: [], expect: [200, 401, 400, 403, 404, 405, 501] })
       .then((response) => response.status === 200 || response.status === 401)
-      .catch(() => false);
+      .catch((error: unknown) => {
+        // The plain API gives the same answer with more requests; say why it is used.
+        this.transport.logger.warn('GitLab API probe failed; using the plain tag list', { registry: this.host, reason: errorMessage(error) });
+        return false;
+      });
     return this.gitlabTagApi;
   }
 

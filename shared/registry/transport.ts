@@ -80,7 +80,7 @@ export class Transport {
   private readonly auth: Authenticator;
   private readonly retries: number;
   private readonly backoff: { baseMs: number; capMs: number };
-  private readonly logger: EngineLogger;
+  readonly logger: EngineLogger;
   private readonly sleep: (ms: number) => Promise<void>;
 
   constructor(endpoint: RegistryEndpoint, options: TransportOptions = {}) {
