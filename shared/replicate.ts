@@ -74,16 +74,11 @@ export class Replicator {
    * pointed at a unique throwaway manifest, which is then deleted by digest, because registry 2.8
    * deletes by digest and would untag every other tag on the real digest.
    */
-  async removeTag(tag: string, current?: { digest: string; sharedWithOtherTags: boolean }): Promise<void> {
+  async removeTag(tag: string, possibleLeftover?: string): Promise<void> {
     const outcome = await this.secondary.deleteTag(this.repository, tag);
     if (outcome !== 'unsupported') return;
     // A run killed between the two writes below left the tag on a throwaway: delete that one, make no new one.
-    const leftover = current && !current.sharedWithOtherTags ? await this.readThrowaway(current.digest) : undefined;
-    if (leftover) {
-      await this.secondary.deleteManifest(this.repository, current!.digest);
-      await this.secondary.deleteBlob(this.repository, leftover.configDigest);
-      return;
-    }
+    if (possibleLeftover !== undefined && (await this.deleteIfThrowaway(possibleLeftover))) return;
     const config = Buffer.from(JSON.stringify({ 'geo-registry-sync': 'throwaway', tag, nonce: randomUUID() }));
     const configDigest = await this.secondary.uploadBytes(this.repository, config);
     const bytes = Buffer.from(
@@ -99,6 +94,18 @@ export class Replicator {
     await this.secondary.putManifest(this.repository, tag, throwaway);
     await this.secondary.deleteManifest(this.repository, throwaway.digest);
     await this.secondary.deleteBlob(this.repository, configDigest);
+  }
+
+  /**
+   * Deletes `digest` from the secondary if it is one of our throwaway manifests (left by a killed
+   * run), with its config blob. Only for a digest no other tag shares: deletion is by digest.
+   */
+  async deleteIfThrowaway(digest: string): Promise<boolean> {
+    const throwaway = await this.readThrowaway(digest);
+    if (!throwaway) return false;
+    await this.secondary.deleteManifest(this.repository, digest);
+    await this.secondary.deleteBlob(this.repository, throwaway.configDigest);
+    return true;
   }
 
   /** The throwaway's config digest when `digest` on the secondary is one of our throwaway manifests. */

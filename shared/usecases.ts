@@ -2,9 +2,9 @@ import { tagChecksum, type ChecksumKind } from './checksum.js';
 import { DEFAULT_CONCURRENCY, mapLimit } from './concurrency.js';
 import { GeoSyncError, errorMessage } from './errors.js';
 import { silentLogger, type EngineLogger } from './log.js';
-import { validateRepositoryName } from './oci.js';
+import { MediaType, validateRepositoryName } from './oci.js';
 import { isEmptyPlan, planRepository, pruneGuard, type Plan } from './planner.js';
-import { RegistryClient } from './registry/client.js';
+import { RegistryClient, type ManifestHead } from './registry/client.js';
 import type { RegistryEndpoint, TransportOptions } from './registry/transport.js';
 import { Replicator, type MissingObject } from './replicate.js';
 
@@ -38,13 +38,20 @@ async function listTagNames(client: RegistryClient, repository: string, options:
 }
 
 /** HEADs the selected tags whose digest is not known yet; a tag deleted since listing is dropped. */
-async function readDigests(client: RegistryClient, repository: string, tags: Map<string, string | undefined>, selected: (tag: string) => boolean, options: ReadOptions): Promise<void> {
+async function readDigests(client: RegistryClient, repository: string, tags: Map<string, string | undefined>, selected: (tag: string) => boolean, options: ReadOptions & { onHead?: (head: ManifestHead) => void }): Promise<void> {
   const unread = [...tags].filter(([tag, digest]) => digest === undefined && selected(tag)).map(([tag]) => tag);
   await mapLimit(unread, options.concurrency ?? DEFAULT_CONCURRENCY, async (tag) => {
     const head = await client.headManifest(repository, tag);
-    if (head) tags.set(tag, head.digest);
-    else tags.delete(tag);
+    if (head) {
+      tags.set(tag, head.digest);
+      options.onHead?.(head);
+    } else tags.delete(tag);
   });
+}
+
+/** Our throwaway manifests are small OCI image manifests; a HEAD showing otherwise rules one out. */
+function cannotBeThrowaway(head: ManifestHead): boolean {
+  return head.mediaType !== MediaType.ociManifest || head.size > 1024;
 }
 
 function primaryNotFound(primary: RegistryClient, repository: string): GeoSyncError {
@@ -66,12 +73,14 @@ async function readForSync(primary: RegistryClient, secondary: RegistryClient, r
   const [primaryTags, listed] = await Promise.all([listTagNames(primary, repository, options), listTagNames(secondary, repository, options)]);
   if (primaryTags === null) throw primaryNotFound(primary, repository);
   const secondaryTags = listed ?? new Map<string, string | undefined>();
+  const notThrowaways = new Set<string>();
+  const onHead = (head: ManifestHead) => void (cannotBeThrowaway(head) && notThrowaways.add(head.digest));
   await Promise.all([
     readDigests(primary, repository, primaryTags, (tag) => options.dryRun === true || secondaryTags.has(tag), options),
-    readDigests(secondary, repository, secondaryTags, () => true, options),
+    readDigests(secondary, repository, secondaryTags, () => true, { ...options, onHead }),
   ]);
   // A tag the secondary lost during its HEADs is planned as a copy; its digest comes with the copy.
-  return { primaryTags, secondaryTags: secondaryTags as Map<string, string>, secondaryIsNew: listed === null };
+  return { primaryTags, secondaryTags: secondaryTags as Map<string, string>, secondaryIsNew: listed === null, notThrowaways };
 }
 
 export interface SyncOptions {
@@ -116,7 +125,7 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
   const maxPrune = options.maxPrune ?? 0.5;
   // Removal below is only reached when the primary's listing completed: any failure here throws.
-  const { primaryTags, secondaryTags, secondaryIsNew } = await readForSync(primary, secondary, repository, { concurrency, logger, gitlabApi: options.gitlabApi, dryRun: options.dryRun });
+  const { primaryTags, secondaryTags, secondaryIsNew, notThrowaways } = await readForSync(primary, secondary, repository, { concurrency, logger, gitlabApi: options.gitlabApi, dryRun: options.dryRun });
   const plan = planRepository(primaryTags, secondaryTags);
   const guardReason = pruneGuard(plan, secondaryTags.size, maxPrune);
   const report: SyncReport = {
@@ -139,6 +148,10 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
 
   const replicator = new Replicator(primary, secondary, repository, { deep: options.deep, repair: !options.dryRun, logger, secondaryIsNew });
   if (!options.dryRun) {
+    const tagsPerDigest = new Map<string, number>();
+    for (const digest of secondaryTags.values()) tagsPerDigest.set(digest, (tagsPerDigest.get(digest) ?? 0) + 1);
+    // A digest only this tag held, that may be a throwaway a killed run left (a HEAD did not rule it out).
+    const leftoverCandidate = (digest: string | undefined) => digest !== undefined && tagsPerDigest.get(digest) === 1 && !notThrowaways.has(digest);
     const writes = [...plan.copy.map((change) => ({ change, kind: 'copy' as const })), ...plan.repair.map((change) => ({ change, kind: 'repair' as const }))];
     const total = writes.length + (guardReason ? 0 : plan.remove.length);
     let done = 0;
@@ -153,6 +166,12 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
         if (written === undefined) report.skipped.push({ tag: change.tag, reason: 'deleted on the primary during the sync' });
         else {
           (kind === 'copy' ? report.done.copied : report.done.repaired).push(change.tag);
+          // The tag has moved off its old digest; if that was a leftover throwaway, it goes too.
+          if (kind === 'repair' && leftoverCandidate(change.secondary)) {
+            await replicator.deleteIfThrowaway(change.secondary!).catch((error: unknown) => {
+              logger.warn('could not delete a leftover throwaway manifest; registry garbage collection will', { repository, digest: change.secondary, error: errorMessage(error) });
+            });
+          }
           // What was written is the primary's digest now (it may have moved since listing).
           change.primary = written;
           primaryTags.set(change.tag, written);
@@ -165,8 +184,6 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
     });
 
     if (!guardReason) {
-      const tagsPerDigest = new Map<string, number>();
-      for (const digest of secondaryTags.values()) tagsPerDigest.set(digest, (tagsPerDigest.get(digest) ?? 0) + 1);
       await mapLimit(plan.remove, concurrency, async (change) => {
         if (pastDeadline()) return;
         try {
@@ -174,8 +191,7 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
           if (await primary.headManifest(repository, change.tag)) {
             report.skipped.push({ tag: change.tag, reason: 'appeared on the primary during the sync; not removed' });
           } else {
-            const current = change.secondary === undefined ? undefined : { digest: change.secondary, sharedWithOtherTags: (tagsPerDigest.get(change.secondary) ?? 0) > 1 };
-            await replicator.removeTag(change.tag, current);
+            await replicator.removeTag(change.tag, leftoverCandidate(change.secondary) ? change.secondary : undefined);
             report.done.removed.push(change.tag);
           }
         } catch (error) {

@@ -33,11 +33,8 @@ async function throwawayTags(repo: string): Promise<string[]> {
 }
 
 describe('a sync killed at any point converges on the next run', () => {
-  it('killed between "point the tag at a throwaway" and "delete it": the next sync cleans up', async () => {
-    const repo = 'crash/throwaway';
-    await pushImage(P(), repo, 'keep');
-    await pushImage(S(), repo, 'keep');
-    await pushImage(S(), repo, 'extra');
+  /** Syncs `repo` and SIGKILLs the CLI exactly between "tag -> throwaway" and "delete it". */
+  async function killInThrowawayWindow(repo: string): Promise<void> {
     let killed = false;
     const run = spawnGeoSync(['sync', repo, '--primary', P(), '--secondary', proxy.url, '--max-prune', '1']);
     proxy.setRule(({ method, path }) => {
@@ -53,6 +50,14 @@ describe('a sync killed at any point converges on the next run', () => {
     proxy.setRule(() => undefined);
     expect(killed).toBe(true);
     expect(result.code).not.toBe(0);
+  }
+
+  it('killed between "point the tag at a throwaway" and "delete it": the next sync cleans up', async () => {
+    const repo = 'crash/throwaway';
+    await pushImage(P(), repo, 'keep');
+    await pushImage(S(), repo, 'keep');
+    await pushImage(S(), repo, 'extra');
+    await killInThrowawayWindow(repo);
     expect(await throwawayTags(repo)).toEqual(['extra']);
 
     const again = await runGeoSync(['sync', repo, '--primary', P(), '--secondary', S(), '--max-prune', '1']);
@@ -61,6 +66,23 @@ describe('a sync killed at any point converges on the next run', () => {
     expect(await readTags(S(), repo)).toEqual(await readTags(P(), repo));
     expect(await throwawayTags(repo)).toEqual([]);
     // The leftover itself was deleted, not merely untagged by yet another throwaway.
+    expect(storedThrowaways(registries.secondary.root, repo)).toBe(0);
+  });
+
+  it('killed in the throwaway window, then the primary gains that tag: the repair deletes the leftover throwaway', async () => {
+    const repo = 'crash/throwaway-regained';
+    await pushImage(P(), repo, 'keep');
+    await pushImage(S(), repo, 'keep');
+    await pushImage(S(), repo, 'back');
+    await killInThrowawayWindow(repo);
+    expect(await throwawayTags(repo)).toEqual(['back']);
+    const regained = await pushImage(P(), repo, 'back', { seed: 'regained' });
+
+    const again = await runGeoSync(['sync', repo, '--primary', P(), '--secondary', S(), '--json']);
+
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout).done.repaired).toEqual(['back']);
+    expect((await readTags(S(), repo)).back).toBe(regained.digest);
     expect(storedThrowaways(registries.secondary.root, repo)).toBe(0);
   });
 
