@@ -26,12 +26,15 @@ export function invalidInput(code: string, message: string): GeoSyncError {
 export class RegistryError extends GeoSyncError {
   readonly status: number;
   readonly registryCode: string | undefined;
+  /** The answer's Retry-After, so that a retry of the whole operation honours it too. */
+  readonly retryAfter: string | undefined;
 
-  constructor(message: string, status: number, registryCode: string | undefined, retryable: boolean) {
+  constructor(message: string, status: number, registryCode: string | undefined, retryable: boolean, retryAfter?: string) {
     super(registryCode ? `REGISTRY_${registryCode}` : `HTTP_${status}`, message, { exitCode: 3, retryable });
     this.name = 'RegistryError';
     this.status = status;
     this.registryCode = registryCode;
+    this.retryAfter = retryAfter;
   }
 }
 

@@ -150,6 +150,28 @@ describe('faults between the engine and real registries', () => {
     for (const image of images) for (const digest of [image.configDigest, ...image.layerDigests]) expect(await blobExists(S(), repo, digest)).toBe(true);
   });
 
+  it('honours Retry-After also when a whole blob copy is retried after its request gave up', async () => {
+    const repo = 'throttled/layer';
+    const layer = Buffer.from('a layer the primary keeps throttling');
+    const image = await pushImage(P(), repo, 'v1', { layers: [layer] });
+    const layerPath = `/v2/${repo}/blobs/${image.layerDigests[0]}`;
+    let throttled = 0;
+    primaryProxy.setRule(({ method, path }) => (method === 'GET' && path === layerPath && throttled++ < 3 ? { kind: 'status', status: 429, headers: { 'retry-after': '2' } } : undefined));
+    const waits: number[] = [];
+    // One retry per request: the second 429 gives up the request, so the copy as a whole is retried.
+    const { p, s, close } = clients({ retries: 1, sleep: async (ms) => void waits.push(ms) });
+    try {
+      const report = await syncRepository(p, s, repo);
+      expect(report.status).toBe('synced');
+    } finally {
+      primaryProxy.setRule(() => undefined);
+      await close();
+    }
+    expect(throttled).toBe(4);
+    expect(waits).toEqual([2000, 2000, 2000]);
+    expect(await blobExists(S(), repo, image.layerDigests[0]!)).toBe(true);
+  });
+
   it('retries a blob copy from a fresh stream when the download is cut short', async () => {
     const repo = 'cut/layer';
     const size = 8 * 1024 * 1024;

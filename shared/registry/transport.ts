@@ -176,7 +176,7 @@ export class Transport {
           continue;
         }
       }
-      throw registryError(spec, url, status, text);
+      throw registryError(spec, url, status, text, headers['retry-after']);
     }
   }
 
@@ -187,7 +187,7 @@ export class Transport {
         return await operation();
       } catch (error) {
         const retryable = error instanceof GeoSyncError ? error.retryable : isConnectionError(error);
-        const wait = retryable ? this.nextWait(attempt, undefined) : undefined;
+        const wait = retryable ? this.nextWait(attempt, error instanceof RegistryError ? error.retryAfter : undefined) : undefined;
         if (wait === undefined) throw error;
         this.stats.retries++;
         this.logger.warn('retrying', { registry: this.host, operation: what, attempt: attempt + 1, waitMs: wait, reason: (error as Error).message });
@@ -284,7 +284,7 @@ export function parseRetryAfter(value: string | undefined, now: number): number 
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
-function registryError(spec: RequestSpec, url: URL, status: number, text: string): RegistryError {
+function registryError(spec: RequestSpec, url: URL, status: number, text: string, retryAfter?: string): RegistryError {
   let code: string | undefined;
   let detail = '';
   try {
@@ -296,7 +296,7 @@ function registryError(spec: RequestSpec, url: URL, status: number, text: string
     // Not a registry error body; the status says enough.
   }
   const what = status === 401 || status === 403 ? 'authentication refused' : `HTTP ${status}${code ? ` ${code}` : ''}`;
-  return new RegistryError(`${spec.method} ${url.host}${url.pathname}: ${what}${detail}`, status, code, RETRYABLE_STATUS.has(status));
+  return new RegistryError(`${spec.method} ${url.host}${url.pathname}: ${what}${detail}`, status, code, RETRYABLE_STATUS.has(status), retryAfter);
 }
 
 function isRedirect(status: number): boolean {
