@@ -27,6 +27,20 @@ function clients(options: { retries?: number; sleep?: (ms: number) => Promise<vo
   return { p, s, close: () => Promise.all([p.close(), s.close()]) };
 }
 
+/** Syncs `repo` (expecting "synced") under `rule` on the primary's proxy; each backoff is recorded, not waited. */
+async function syncRecordingWaits(repo: string, rule: Parameters<FaultProxy['setRule']>[0], options: { retries?: number } = {}): Promise<number[]> {
+  const waits: number[] = [];
+  primaryProxy.setRule(rule);
+  const { p, s, close } = clients({ ...options, sleep: async (ms) => void waits.push(ms) });
+  try {
+    expect((await syncRepository(p, s, repo)).status).toBe('synced');
+  } finally {
+    primaryProxy.setRule(() => undefined);
+    await close();
+  }
+  return waits;
+}
+
 function randomFaults(seed: number, rate: number): (r: { method: string }) => Fault | undefined {
   const random = seededRandom(seed);
   const kinds: Fault[] = [
@@ -75,16 +89,7 @@ describe('faults between the engine and real registries', () => {
     const repo = 'throttled/app';
     await pushImage(P(), repo, 'v1');
     let throttled = 0;
-    primaryProxy.setRule(({ path }) => (path.includes('/tags/list') && throttled++ < 2 ? { kind: 'status', status: 429, headers: { 'retry-after': '7' } } : undefined));
-    const waits: number[] = [];
-    const { p, s, close } = clients({ sleep: async (ms) => void waits.push(ms) });
-    try {
-      const report = await syncRepository(p, s, repo);
-      expect(report.status).toBe('synced');
-    } finally {
-      primaryProxy.setRule(() => undefined);
-      await close();
-    }
+    const waits = await syncRecordingWaits(repo, ({ path }) => (path.includes('/tags/list') && throttled++ < 2 ? { kind: 'status', status: 429, headers: { 'retry-after': '7' } } : undefined));
     expect(waits).toEqual([7000, 7000]);
   });
 
@@ -156,17 +161,8 @@ describe('faults between the engine and real registries', () => {
     const image = await pushImage(P(), repo, 'v1', { layers: [layer] });
     const layerPath = `/v2/${repo}/blobs/${image.layerDigests[0]}`;
     let throttled = 0;
-    primaryProxy.setRule(({ method, path }) => (method === 'GET' && path === layerPath && throttled++ < 3 ? { kind: 'status', status: 429, headers: { 'retry-after': '2' } } : undefined));
-    const waits: number[] = [];
     // One retry per request: the second 429 gives up the request, so the copy as a whole is retried.
-    const { p, s, close } = clients({ retries: 1, sleep: async (ms) => void waits.push(ms) });
-    try {
-      const report = await syncRepository(p, s, repo);
-      expect(report.status).toBe('synced');
-    } finally {
-      primaryProxy.setRule(() => undefined);
-      await close();
-    }
+    const waits = await syncRecordingWaits(repo, ({ method, path }) => (method === 'GET' && path === layerPath && throttled++ < 3 ? { kind: 'status', status: 429, headers: { 'retry-after': '2' } } : undefined), { retries: 1 });
     expect(throttled).toBe(4);
     expect(waits).toEqual([2000, 2000, 2000]);
     expect(await blobExists(S(), repo, image.layerDigests[0]!)).toBe(true);
