@@ -28,6 +28,8 @@ const UPLOAD_UNASKED_BYTES = 1024 * 1024;
 
 export const THROWAWAY_ANNOTATION = 'org.geo-registry-sync.throwaway';
 export const THROWAWAY_CONFIG_TYPE = 'application/vnd.geo-registry-sync.throwaway.v1+json';
+/** Our throwaway manifests are about 400 bytes; anything larger is not one. */
+export const THROWAWAY_MAX_BYTES = 1024;
 
 /**
  * Writes to one repository of the secondary what the primary holds: blobs before the manifest
@@ -111,7 +113,7 @@ export class Replicator {
   /** The throwaway's config digest when `digest` on the secondary is one of our throwaway manifests. */
   private async readThrowaway(digest: string): Promise<{ configDigest: string } | undefined> {
     const manifest = await this.secondary.getManifest(this.repository, digest);
-    if (!manifest || manifest.mediaType !== MediaType.ociManifest || manifest.bytes.length > 4096) return undefined;
+    if (!manifest || manifest.mediaType !== MediaType.ociManifest || manifest.bytes.length > THROWAWAY_MAX_BYTES) return undefined;
     try {
       const parsed = JSON.parse(manifest.bytes.toString('utf8')) as { config?: { mediaType?: string; digest?: string }; annotations?: Record<string, string> };
       const marked = parsed.annotations?.[THROWAWAY_ANNOTATION] === 'true' && parsed.config?.mediaType === THROWAWAY_CONFIG_TYPE;

@@ -6,7 +6,7 @@ import { MediaType, validateRepositoryName } from './oci.js';
 import { isEmptyPlan, planRepository, pruneGuard, type Plan } from './planner.js';
 import { RegistryClient, type ManifestHead } from './registry/client.js';
 import type { RegistryEndpoint, TransportOptions } from './registry/transport.js';
-import { Replicator, type MissingObject } from './replicate.js';
+import { Replicator, THROWAWAY_MAX_BYTES, type MissingObject } from './replicate.js';
 
 export function createRegistryClient(endpoint: RegistryEndpoint, options: TransportOptions = {}): RegistryClient {
   return new RegistryClient(endpoint, options);
@@ -51,7 +51,7 @@ async function readDigests(client: RegistryClient, repository: string, tags: Map
 
 /** Our throwaway manifests are small OCI image manifests; a HEAD showing otherwise rules one out. */
 function cannotBeThrowaway(head: ManifestHead): boolean {
-  return head.mediaType !== MediaType.ociManifest || head.size > 1024;
+  return head.mediaType !== MediaType.ociManifest || head.size > THROWAWAY_MAX_BYTES;
 }
 
 function primaryNotFound(primary: RegistryClient, repository: string): GeoSyncError {
