@@ -205,7 +205,16 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
     if (options.deep && !pastDeadline()) {
       await deepCheck(replicator, primaryTags, report);
     }
-    if (!isEmptyPlan(plan) && !outOfTime) await noteConcurrentChanges(primary, repository, primaryTags, report, { concurrency, logger, gitlabApi: options.gitlabApi });
+    if (!isEmptyPlan(plan) && !outOfTime) {
+      await noteConcurrentChanges(primary, repository, primaryTags, report, { concurrency, logger, gitlabApi: options.gitlabApi }).catch((error: unknown) => {
+        const wrote = report.done.copied.length + report.done.repaired.length + report.done.removed.length;
+        throw new GeoSyncError('CONFIRMATION_FAILED', `${repository}: ${wrote} tag(s) written, but the primary could not be read again to confirm nothing changed meanwhile (${errorMessage(error)}); run again`, {
+          exitCode: 3,
+          retryable: error instanceof GeoSyncError && error.retryable,
+          cause: error,
+        });
+      });
+    }
     if (outOfTime) report.status = 'incomplete';
   } else if (options.deep) {
     await deepCheck(replicator, new Map([...primaryTags].filter(([tag, digest]) => secondaryTags.get(tag) === digest)), report);

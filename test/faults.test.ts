@@ -168,6 +168,22 @@ describe('faults between the engine and real registries', () => {
     expect(await blobExists(S(), repo, image.layerDigests[0]!)).toBe(true);
   });
 
+  it('says what it wrote, and never "synced", when the primary cannot be read again after the writes', async () => {
+    const repo = 'confirm/unreadable';
+    await pushImage(P(), repo, 'v1', { seed: repo });
+    let listings = 0;
+    primaryProxy.setRule(({ path }) => (path.includes('/tags/list') && ++listings > 1 ? { kind: 'status', status: 500 } : undefined));
+    const { p, s, close } = clients({ retries: 0 });
+    try {
+      await expect(syncRepository(p, s, repo)).rejects.toMatchObject({ code: 'CONFIRMATION_FAILED', exitCode: 3, message: expect.stringMatching(/1 tag\(s\) written, but the primary could not be read again/) });
+    } finally {
+      primaryProxy.setRule(() => undefined);
+      await close();
+    }
+    expect(listings).toBe(2);
+    expect(await readTags(S(), repo)).toEqual(await readTags(P(), repo));
+  });
+
   it('retries a blob copy from a fresh stream when the download is cut short', async () => {
     const repo = 'cut/layer';
     const size = 8 * 1024 * 1024;
