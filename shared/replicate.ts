@@ -29,7 +29,12 @@ const UPLOAD_UNASKED_BYTES = 1024 * 1024;
 export const THROWAWAY_ANNOTATION = 'org.geo-registry-sync.throwaway';
 export const THROWAWAY_CONFIG_TYPE = 'application/vnd.geo-registry-sync.throwaway.v1+json';
 /** Our throwaway manifests are about 400 bytes; anything larger is not one. */
-export const THROWAWAY_MAX_BYTES = 1024;
+const THROWAWAY_MAX_BYTES = 1024;
+
+/** Whether a manifest of this type and size could be one of our throwaways (a HEAD tells, without a GET). */
+export function mayBeThrowaway(manifest: { mediaType: string; size: number }): boolean {
+  return manifest.mediaType === MediaType.ociManifest && manifest.size <= THROWAWAY_MAX_BYTES;
+}
 
 /**
  * Writes to one repository of the secondary what the primary holds: blobs before the manifest
@@ -76,11 +81,9 @@ export class Replicator {
    * pointed at a unique throwaway manifest, which is then deleted by digest, because registry 2.8
    * deletes by digest and would untag every other tag on the real digest.
    */
-  async removeTag(tag: string, possibleLeftover?: string): Promise<void> {
+  async removeTag(tag: string): Promise<void> {
     const outcome = await this.secondary.deleteTag(this.repository, tag);
     if (outcome !== 'unsupported') return;
-    // A run killed between the two writes below left the tag on a throwaway: delete that one, make no new one.
-    if (possibleLeftover !== undefined && (await this.deleteIfThrowaway(possibleLeftover))) return;
     const config = Buffer.from(JSON.stringify({ 'geo-registry-sync': 'throwaway', tag, nonce: randomUUID() }));
     const configDigest = await this.secondary.uploadBytes(this.repository, config);
     const bytes = Buffer.from(
@@ -113,7 +116,7 @@ export class Replicator {
   /** The throwaway's config digest when `digest` on the secondary is one of our throwaway manifests. */
   private async readThrowaway(digest: string): Promise<{ configDigest: string } | undefined> {
     const manifest = await this.secondary.getManifest(this.repository, digest);
-    if (!manifest || manifest.mediaType !== MediaType.ociManifest || manifest.bytes.length > THROWAWAY_MAX_BYTES) return undefined;
+    if (!manifest || !mayBeThrowaway({ mediaType: manifest.mediaType, size: manifest.bytes.length })) return undefined;
     try {
       const parsed = JSON.parse(manifest.bytes.toString('utf8')) as { config?: { mediaType?: string; digest?: string }; annotations?: Record<string, string> };
       const marked = parsed.annotations?.[THROWAWAY_ANNOTATION] === 'true' && parsed.config?.mediaType === THROWAWAY_CONFIG_TYPE;

@@ -2,11 +2,11 @@ import { tagChecksum, type ChecksumKind } from './checksum.js';
 import { DEFAULT_CONCURRENCY, mapLimit } from './concurrency.js';
 import { GeoSyncError, errorMessage } from './errors.js';
 import { silentLogger, type EngineLogger } from './log.js';
-import { MediaType, validateRepositoryName } from './oci.js';
+import { validateRepositoryName } from './oci.js';
 import { isEmptyPlan, planRepository, pruneGuard, type Plan } from './planner.js';
 import { RegistryClient, type ManifestHead } from './registry/client.js';
 import type { RegistryEndpoint, TransportOptions } from './registry/transport.js';
-import { Replicator, THROWAWAY_MAX_BYTES, type MissingObject } from './replicate.js';
+import { Replicator, mayBeThrowaway, type MissingObject } from './replicate.js';
 
 export function createRegistryClient(endpoint: RegistryEndpoint, options: TransportOptions = {}): RegistryClient {
   return new RegistryClient(endpoint, options);
@@ -49,11 +49,6 @@ async function readDigests(client: RegistryClient, repository: string, tags: Map
   });
 }
 
-/** Our throwaway manifests are small OCI image manifests; a HEAD showing otherwise rules one out. */
-function cannotBeThrowaway(head: ManifestHead): boolean {
-  return head.mediaType !== MediaType.ociManifest || head.size > THROWAWAY_MAX_BYTES;
-}
-
 function primaryNotFound(primary: RegistryClient, repository: string): GeoSyncError {
   return new GeoSyncError('REPOSITORY_NOT_FOUND', `repository ${repository} does not exist on the primary ${primary.host}; nothing was changed`, { exitCode: 3 });
 }
@@ -74,7 +69,7 @@ async function readForSync(primary: RegistryClient, secondary: RegistryClient, r
   if (primaryTags === null) throw primaryNotFound(primary, repository);
   const secondaryTags = listed ?? new Map<string, string | undefined>();
   const notThrowaways = new Set<string>();
-  const onHead = (head: ManifestHead) => void (cannotBeThrowaway(head) && notThrowaways.add(head.digest));
+  const onHead = (head: ManifestHead) => void (!mayBeThrowaway(head) && notThrowaways.add(head.digest));
   await Promise.all([
     readDigests(primary, repository, primaryTags, (tag) => options.dryRun === true || secondaryTags.has(tag), options),
     readDigests(secondary, repository, secondaryTags, () => true, { ...options, onHead }),
@@ -150,8 +145,10 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
   if (!options.dryRun) {
     const tagsPerDigest = new Map<string, number>();
     for (const digest of secondaryTags.values()) tagsPerDigest.set(digest, (tagsPerDigest.get(digest) ?? 0) + 1);
-    // A digest only this tag held, that may be a throwaway a killed run left (a HEAD did not rule it out).
-    const leftoverCandidate = (digest: string | undefined) => digest !== undefined && tagsPerDigest.get(digest) === 1 && !notThrowaways.has(digest);
+    // A run killed inside removeTag leaves the tag on a throwaway. When a tag leaves a digest only it
+    // held, and its HEAD did not rule one out, that throwaway (if it is one) is deleted by digest.
+    const deleteLeftoverThrowaway = async (digest: string | undefined): Promise<boolean> =>
+      digest !== undefined && tagsPerDigest.get(digest) === 1 && !notThrowaways.has(digest) && (await replicator.deleteIfThrowaway(digest));
     const writes = [...plan.copy.map((change) => ({ change, kind: 'copy' as const })), ...plan.repair.map((change) => ({ change, kind: 'repair' as const }))];
     const total = writes.length + (guardReason ? 0 : plan.remove.length);
     let done = 0;
@@ -166,9 +163,8 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
         if (written === undefined) report.skipped.push({ tag: change.tag, reason: 'deleted on the primary during the sync' });
         else {
           (kind === 'copy' ? report.done.copied : report.done.repaired).push(change.tag);
-          // The tag has moved off its old digest; if that was a leftover throwaway, it goes too.
-          if (kind === 'repair' && leftoverCandidate(change.secondary)) {
-            await replicator.deleteIfThrowaway(change.secondary!).catch((error: unknown) => {
+          if (kind === 'repair') {
+            await deleteLeftoverThrowaway(change.secondary).catch((error: unknown) => {
               logger.warn('could not delete a leftover throwaway manifest; registry garbage collection will', { repository, digest: change.secondary, error: errorMessage(error) });
             });
           }
@@ -191,7 +187,7 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
           if (await primary.headManifest(repository, change.tag)) {
             report.skipped.push({ tag: change.tag, reason: 'appeared on the primary during the sync; not removed' });
           } else {
-            await replicator.removeTag(change.tag, leftoverCandidate(change.secondary) ? change.secondary : undefined);
+            if (!(await deleteLeftoverThrowaway(change.secondary))) await replicator.removeTag(change.tag);
             report.done.removed.push(change.tag);
           }
         } catch (error) {
