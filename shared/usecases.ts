@@ -103,6 +103,11 @@ export interface SyncReport {
   /** Tags left alone on purpose (the primary changed under us), with why. */
   skipped: { tag: string; reason: string }[];
   guard?: { reason: string };
+  /**
+   * The secondary refuses deletes (delete disabled in its storage config, or read-only): these
+   * extra tags were left exactly as they were. The run still copied and repaired the rest.
+   */
+  removalRefused?: { reason: string; tags: string[] };
   deep?: { missing: MissingObject[] };
   primaryTags: number;
   secondaryTags: number;

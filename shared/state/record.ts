@@ -7,7 +7,12 @@ import { errorMessage, type SyncReport, type VerifyReport } from '../engine.js';
 import type { SyncMessage } from './messages.js';
 import type { RetryPolicy } from './ports.js';
 
-export type SyncState = 'pending' | 'started' | 'synced' | 'failed';
+/**
+ * guard-held: the prune guard stopped removals (a human decides: a manual sync with maxPrune, or
+ * `geo-sync run --max-prune`); deletes-refused: the secondary refuses deletes, extra tags remain.
+ * Neither is a failure to retry blindly; the schedule looks again.
+ */
+export type SyncState = 'pending' | 'started' | 'synced' | 'failed' | 'guard-held' | 'deletes-refused';
 export type VerifyState = 'pending' | 'succeeded' | 'failed';
 
 export interface RecordKey {
