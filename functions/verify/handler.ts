@@ -3,7 +3,7 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import type { Context } from 'aws-lambda';
 import { createAwsRuntime, isSqsEvent } from '../../shared/aws/runtime.js';
 import { verifyDirect } from '../../shared/state/direct.js';
-import { DirectRequest, VerifyMessage, parseInput, parseMessage } from '../../shared/state/messages.js';
+import { DirectRequest, VerifyMessage, parseInput, parseQueued } from '../../shared/state/messages.js';
 import { processVerifyMessage } from '../../shared/state/verify.js';
 
 const runtime = createAwsRuntime(process.env);
@@ -12,6 +12,6 @@ const processor = new BatchProcessor(EventType.SQS);
 export const handler = async (event: unknown, context: Context) =>
   runtime.invoke(context, (registries, budget) =>
     isSqsEvent(event)
-      ? processPartialResponse(event, runtime.recordHandler((record) => processVerifyMessage(parseMessage(VerifyMessage, record.body), registries, runtime, budget)), processor, { context, throwOnFullBatchFailure: false })
+      ? processPartialResponse(event, runtime.recordHandler((record) => processVerifyMessage(parseQueued(VerifyMessage, record.body, record.attributes.SentTimestamp), registries, runtime, budget)), processor, { context, throwOnFullBatchFailure: false })
       : verifyDirect(parseInput(DirectRequest, event), registries, runtime, budget),
   );

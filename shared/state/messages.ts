@@ -10,6 +10,8 @@ const repositoryName = z.string().superRefine((name, ctx) => {
   }
 });
 const secondaryName = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'secondary names are letters, digits, . _ -');
+/** When the work was asked for (epoch ms); a deferred message keeps it. Absent: when the queue received it, or now. */
+const requestedAt = z.number().int().min(0).optional();
 
 export const SyncMessage = z
   .object({
@@ -22,12 +24,13 @@ export const SyncMessage = z
     continuation: z.number().int().min(1).optional(),
     /** Manual runs ignore the retry backoff. */
     force: z.boolean().optional(),
+    requestedAt,
   })
   .strict();
 export type SyncMessage = z.infer<typeof SyncMessage>;
 
 export const VerifyMessage = z
-  .object({ repository: repositoryName, secondary: secondaryName, deep: z.boolean().optional() })
+  .object({ repository: repositoryName, secondary: secondaryName, deep: z.boolean().optional(), requestedAt })
   .strict();
 export type VerifyMessage = z.infer<typeof VerifyMessage>;
 
@@ -62,6 +65,13 @@ export function parseMessage<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, bod
     throw new GeoSyncError('INVALID_MESSAGE', 'message body is not valid JSON', { exitCode: 2 });
   }
   return parseInput(schema, json);
+}
+
+/** A queued sync or verify message; one sent without `requestedAt` was requested when the queue received it (SQS SentTimestamp, epoch ms). */
+export function parseQueued<T extends { requestedAt?: number }>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, body: string, sentTimestamp: string | undefined): T {
+  const message = parseMessage(schema, body);
+  const sentAt = Number(sentTimestamp);
+  return message.requestedAt === undefined && sentTimestamp && Number.isSafeInteger(sentAt) ? { ...message, requestedAt: sentAt } : message;
 }
 
 export function parseInput<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, input: unknown): T {
