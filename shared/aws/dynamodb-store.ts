@@ -77,7 +77,7 @@ export class DynamoDbStateStore implements StateStore {
   }
 
   async release(record: RepositoryRecord, owner: string): Promise<boolean> {
-    const { leaseOwner: _o, leaseExpiresAt: _e, ...item } = record;
+    const { leaseOwner: _o, leaseExpiresAt: _e, leaseHolder: _h, ...item } = record;
     try {
       await this.client.send(
         new PutItemCommand({

@@ -34,7 +34,7 @@ export class FileStateStore implements StateStore {
     return this.locked(record, async () => {
       const current = await this.get(record);
       if (current?.leaseOwner !== owner) return false;
-      const { leaseOwner: _o, leaseExpiresAt: _e, ...rest } = record;
+      const { leaseOwner: _o, leaseExpiresAt: _e, leaseHolder: _h, ...rest } = record;
       await writeJson(this.recordPath(record), rest);
       return true;
     });

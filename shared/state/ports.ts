@@ -17,7 +17,8 @@ export interface StateStore {
   get(key: RecordKey): Promise<RepositoryRecord | undefined>;
   /**
    * Takes the record's lease when nobody holds a live one (conditional write), creating the
-   * record if needed and setting `fields` in the same write. Undefined when another holder's lease is live.
+   * record if needed and setting `fields` (with the `leaseHolder`) in the same write. Undefined when
+   * another holder's lease is live; the record then says who holds it and for what.
    */
   acquireLease(key: RecordKey, lease: { owner: string; expiresAt: number }, now: number, fields?: Partial<RepositoryRecord>): Promise<RepositoryRecord | undefined>;
   /** Replaces the record and drops the lease, only while `owner` still holds it; false when the lease was lost. */

@@ -55,6 +55,8 @@ export interface RepositoryRecord extends RecordKey {
   leaseOwner?: string;
   /** Epoch ms; compared in the lease's conditional write. */
   leaseExpiresAt?: number;
+  /** What the lease is held for and since when (epoch ms): a message that finds it held decides by it (lease.ts). */
+  leaseHolder?: { kind: 'sync' | 'verify'; deep: boolean; startedAt: number };
 }
 
 /** Where a fan-out run over the catalog has got to; one per run kind, so overlapping runs are noticed. */
@@ -167,7 +169,7 @@ export function afterVerifyError(record: RepositoryRecord, error: unknown, now: 
 }
 
 export function withoutLease(record: RepositoryRecord): RepositoryRecord {
-  const { leaseOwner: _o, leaseExpiresAt: _e, ...rest } = record;
+  const { leaseOwner: _o, leaseExpiresAt: _e, leaseHolder: _h, ...rest } = record;
   return rest;
 }
 

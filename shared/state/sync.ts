@@ -1,8 +1,9 @@
 /** Use-case: sync one (repository, secondary) pair under a lease, record the outcome, schedule what follows. */
 import { randomUUID } from 'node:crypto';
 import { errorMessage, syncRepository, type SyncReport } from '../engine.js';
-import type { SyncMessage } from './messages.js';
-import type { Budget, Registries, Runtime } from './ports.js';
+import { whenLeaseHeld } from './lease.js';
+import type { SyncMessage, VerifyMessage } from './messages.js';
+import type { Budget, Queue, Registries, Runtime } from './ports.js';
 import { admitSync, afterSync, afterSyncError, type RepositoryRecord } from './record.js';
 
 /** Share of the invocation's time spent starting new work; the rest finishes in-flight copies and writes state. */
@@ -14,11 +15,14 @@ export const MAX_DELAY_SECONDS = 900;
 
 export type SyncOutcome =
   | { kind: 'synced' | 'failed' | 'continued'; record: RepositoryRecord; report?: SyncReport }
-  | { kind: 'busy' }
+  | LeaseHeld
   | { kind: 'skipped'; reason: 'backing-off' | 'stale-retry' | 'deferred' | 'lease-lost' };
 
+/** A message that found the lease held: dropped as busy, or sent again after `delaySeconds`. */
+export type LeaseHeld = { kind: 'busy' } | { kind: 'deferred'; delaySeconds: number };
+
 export async function processSyncMessage(message: SyncMessage, registries: Registries, runtime: Runtime, budget: Budget): Promise<SyncOutcome> {
-  const { store, logger, metrics } = runtime;
+  const { store, logger } = runtime;
   const key = { repository: message.repository, secondary: message.secondary };
   const secondary = registries.secondary(message.secondary);
   const now = runtime.clock();
@@ -37,13 +41,9 @@ export async function processSyncMessage(message: SyncMessage, registries: Regis
   const leased = await store.acquireLease(key, { owner, expiresAt: now + budget.remainingMs + LEASE_GRACE_MS }, now, {
     syncState: 'started',
     syncStartedAt: new Date(now).toISOString(),
+    leaseHolder: { kind: 'sync', deep: message.deep ?? false, startedAt: now },
   });
-  if (!leased) {
-    // Another invocation (often a duplicate SQS delivery) is syncing this pair right now; its result stands.
-    logger.info('sync skipped: lease held by another invocation', key);
-    metrics.add('SyncLeaseBusy', 1);
-    return { kind: 'busy' };
-  }
+  if (!leased) return leaseHeld('sync', message, runtime.syncQueue, runtime, now);
 
   let next: RepositoryRecord;
   let report: SyncReport | undefined;
@@ -69,6 +69,34 @@ export async function processSyncMessage(message: SyncMessage, registries: Regis
 
   if (next.syncState === 'pending') return { kind: 'continued', record: next, report };
   return { kind: next.syncState === 'synced' ? 'synced' : 'failed', record: next, report };
+}
+
+const LEASE_METRICS = {
+  sync: { busy: 'SyncLeaseBusy', deferred: 'SyncDeferred' },
+  verify: { busy: 'VerifyLeaseBusy', deferred: 'VerifyDeferred' },
+} as const;
+
+/**
+ * A sync or verify message that found the lease held. Dropped when the holder already does its
+ * work (often a duplicate SQS delivery: its result stands); otherwise sent again to its own queue
+ * with a delay, so that no request is lost (see lease.ts).
+ */
+export async function leaseHeld<M extends SyncMessage | VerifyMessage>(kind: 'sync' | 'verify', message: M, queue: Queue<M>, runtime: Runtime, now: number): Promise<LeaseHeld> {
+  const key = { repository: message.repository, secondary: message.secondary };
+  const record = await runtime.store.get(key);
+  const requestedAt = message.requestedAt ?? now;
+  const decision = whenLeaseHeld({ kind, deep: message.deep ?? false, requestedAt }, record, now);
+  if (decision.kind === 'drop') {
+    runtime.logger.info(`${kind} skipped: lease held by another invocation`, { ...key, holder: record?.leaseHolder });
+    runtime.metrics.add(LEASE_METRICS[kind].busy, 1);
+    return { kind: 'busy' };
+  }
+  const seconds = delaySeconds(decision.delayMs);
+  // The request time travels with the message, so its next delivery is judged by the same rule.
+  await queue.send([{ ...message, requestedAt }], { delaySeconds: seconds });
+  runtime.logger.info(`${kind} deferred: lease held`, { ...key, holder: record?.leaseHolder, delaySeconds: seconds });
+  runtime.metrics.add(LEASE_METRICS[kind].deferred, 1);
+  return { kind: 'deferred', delaySeconds: seconds };
 }
 
 async function scheduleFollowUps(message: SyncMessage, next: RepositoryRecord, runtime: Runtime): Promise<void> {

@@ -4,11 +4,11 @@ import { errorMessage, verifyRepository, type VerifyReport } from '../engine.js'
 import type { VerifyMessage } from './messages.js';
 import type { Budget, Registries, Runtime } from './ports.js';
 import { afterVerify, afterVerifyError, type RepositoryRecord } from './record.js';
-import { LEASE_GRACE_MS } from './sync.js';
+import { LEASE_GRACE_MS, leaseHeld, type LeaseHeld } from './sync.js';
 
 export type VerifyOutcome =
   | { kind: 'succeeded' | 'mismatch' | 'error'; record: RepositoryRecord; report?: VerifyReport }
-  | { kind: 'busy' }
+  | LeaseHeld
   | { kind: 'skipped'; reason: 'lease-lost' };
 
 export async function processVerifyMessage(message: VerifyMessage, registries: Registries, runtime: Runtime, budget: Budget): Promise<VerifyOutcome> {
@@ -17,13 +17,10 @@ export async function processVerifyMessage(message: VerifyMessage, registries: R
   const secondary = registries.secondary(message.secondary);
   const now = runtime.clock();
   const owner = randomUUID();
-  const leased = await store.acquireLease(key, { owner, expiresAt: now + budget.remainingMs + LEASE_GRACE_MS }, now);
-  if (!leased) {
-    // A sync holds the pair; it sends a fresh verification when it wrote anything.
-    logger.info('verify skipped: lease held by another invocation', key);
-    metrics.add('VerifyLeaseBusy', 1);
-    return { kind: 'busy' };
-  }
+  const leased = await store.acquireLease(key, { owner, expiresAt: now + budget.remainingMs + LEASE_GRACE_MS }, now, {
+    leaseHolder: { kind: 'verify', deep: message.deep ?? false, startedAt: now },
+  });
+  if (!leased) return leaseHeld('verify', message, runtime.verifyQueue, runtime, now);
 
   let next: RepositoryRecord;
   let report: VerifyReport | undefined;
@@ -41,6 +38,6 @@ export async function processVerifyMessage(message: VerifyMessage, registries: R
 
   const kind = !report ? 'error' : report.status === 'synced' ? 'succeeded' : 'mismatch';
   metrics.add(kind === 'succeeded' ? 'VerifySucceeded' : kind === 'mismatch' ? 'VerifyMismatch' : 'VerifyErrors', 1);
-  if (report) logger.info('verified', { ...key, status: report.status, missing: report.missing.length, extra: report.extra.length, mismatched: report.mismatched.length });
+  if (report) logger.info('verified', { ...key, deep: message.deep ?? false, status: report.status, missing: report.missing.length, extra: report.extra.length, mismatched: report.mismatched.length });
   return { kind, record: next, report };
 }
