@@ -52,6 +52,14 @@ describe('the packaged CloudFormation template', () => {
     expect(mapping.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
   });
 
+  it.each([
+    ['sync', 'SyncLambdaFunction', 'GEO_SYNC_SYNC_QUEUE_URL', 'SyncQueue', 'SyncDeferred'],
+    ['verify', 'VerifyLambdaFunction', 'GEO_SYNC_VERIFY_QUEUE_URL', 'VerifyQueue', 'VerifyDeferred'],
+  ])('%s: knows its own queue, to send back a message that found the lease held, and the dashboard counts those deferrals', (_name, id, variable, queue, metric) => {
+    expect(resources[id]!.Properties.Environment.Variables[variable]).toEqual({ Ref: queue });
+    expect(resources.Dashboard!.Properties.DashboardBody['Fn::Sub'][0]).toContain(`"${metric}"`);
+  });
+
   it('bounds the sync function\'s concurrency at the event source, to spare the registries', () => {
     const mapping = ofType('AWS::Lambda::EventSourceMapping').find(([, r]) => r.Properties.FunctionName['Fn::GetAtt'][0] === 'SyncLambdaFunction')![1];
     expect(mapping.Properties.ScalingConfig).toEqual({ MaximumConcurrency: 20 });
@@ -104,8 +112,9 @@ describe('the packaged CloudFormation template', () => {
       'sqs:SendMessage SyncQueue', 'sqs:SendMessage VerifyQueue',
     ]],
     ['VerifyRole', 'verify', [
-      'dynamodb:PutItem StateTable', 'dynamodb:UpdateItem StateTable',
+      'dynamodb:GetItem StateTable', 'dynamodb:PutItem StateTable', 'dynamodb:UpdateItem StateTable',
       'sqs:DeleteMessage VerifyQueue', 'sqs:GetQueueAttributes VerifyQueue', 'sqs:ReceiveMessage VerifyQueue',
+      'sqs:SendMessage VerifyQueue',
     ]],
   ])('%s grants only what %s needs', (role, fn, expected) => {
     const statements = resources[role]!.Properties.Policies.flatMap((p: any) => p.PolicyDocument.Statement) as { Effect: string; Action: string | string[]; Resource: any }[];
