@@ -63,16 +63,24 @@ export class RegistryClient {
     await this.transport.send({ method: 'GET', target: '/v2/', scopes: [], expect: [200] });
   }
 
-  /** All tags of a repository (Link pagination, any order, `tags: null` = none); null when the repository does not exist. */
+  /**
+   * All tags of a repository (Link pagination, any order, `tags: null` = none); null when the
+   * repository does not exist. Only the registry's own "unknown" answer (404 with a registry error
+   * body) means that: any other 404 (a proxy's page, a wrong path) is an error, never "no tags".
+   */
   async listTags(repository: string): Promise<string[] | null> {
     const tags = new Set<string>();
     for await (const page of this.tagListPages(repository, `/v2/${repository}/tags/list?n=1000`)) {
-      if (page.status === 404) return null;
-      const body = parseJson(page.body, `tag list of ${repository} on ${this.host}`) as { tags?: unknown };
-      if (body.tags !== null && body.tags !== undefined && !Array.isArray(body.tags)) {
-        throw new GeoSyncError('INVALID_RESPONSE', `registry ${this.host} sent a malformed tag list for ${repository}`);
+      if (page.status === 404) {
+        if (errorCode(page.body) !== undefined) return null;
+        throw new GeoSyncError('LISTING_FAILED', `registry ${this.host} answered 404 without a registry error to the tag list of ${repository}; not reading that as "no such repository" (is a proxy in the way, or the URL wrong?)`);
       }
-      for (const tag of (body.tags as unknown[] | null | undefined) ?? []) {
+      const body = parseJson(page.body, `tag list of ${repository} on ${this.host}`) as { tags?: unknown };
+      // `tags: null` is how registry 2.8 lists a repository whose tags were all deleted; no `tags` at all is not a tag list.
+      if (body.tags !== null && !Array.isArray(body.tags)) {
+        throw new GeoSyncError('INVALID_RESPONSE', `registry ${this.host} sent a malformed tag list for ${repository}${body.tags === undefined ? ' (no "tags")' : ''}`);
+      }
+      for (const tag of (body.tags as unknown[] | null) ?? []) {
         if (typeof tag !== 'string' || !isValidTag(tag)) {
           throw new GeoSyncError('INVALID_RESPONSE', `registry ${this.host} listed an invalid tag ${quote(String(tag))} in ${repository}; refusing to act on this listing`);
         }
