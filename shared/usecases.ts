@@ -32,9 +32,17 @@ export async function readTagMap(client: RegistryClient, repository: string, opt
 
 /** Tag names, with digests already filled in where GitLab's tag API gave them. Null when the repository does not exist. */
 async function listTagNames(client: RegistryClient, repository: string, options: ReadOptions): Promise<Map<string, string | undefined> | null> {
-  if (options.gitlabApi !== false && (await client.hasGitlabTagApi())) return client.listTagDigestsGitlab(repository);
+  const gitlab = options.gitlabApi !== false && (await client.hasGitlabTagApi());
+  const withDigests = gitlab ? await client.listTagDigestsGitlab(repository) : null;
+  if (withDigests !== null) return withDigests;
+  // GitLab's API answering 404 is no proof of absence (it knows only the repositories in its
+  // metadata database): the plain API decides.
   const tags = await client.listTags(repository);
-  return tags === null ? null : new Map(tags.map((tag) => [tag, undefined]));
+  if (tags === null) return null;
+  if (gitlab) {
+    (options.logger ?? silentLogger).warn('GitLab tag API does not know a repository the plain API lists; using the plain list', { registry: client.host, repository, tags: tags.length });
+  }
+  return new Map(tags.map((tag) => [tag, undefined]));
 }
 
 /** HEADs the selected tags whose digest is not known yet; a tag deleted since listing is dropped. */

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryClient, readTagMap, syncRepository, verifyRepository } from '../shared/engine.js';
+import { startAuthFront } from './support/auth-front.js';
 import { startFaultProxy } from './support/fault-proxy.js';
 import { startGitlabApi, type GitlabApiServer } from './support/gitlab-api.js';
 import { startRegistryPair, type RegistryPair } from './support/registry.js';
@@ -77,9 +78,51 @@ describe("GitLab's tag list API", () => {
     expect(gitlab.counts['gitlab-tags']).toBe(before);
   });
 
-  it('answers null for a repository the API does not know', async () => {
+  it('answers null for a repository that neither the API nor the plain API knows', async () => {
+    const before = gitlab.counts['tags-list'] ?? 0;
     const client = createRegistryClient({ url: gitlab.url });
     expect(await readTagMap(client, 'gitlab/missing')).toBeNull();
     await client.close();
+    expect(gitlab.counts['tags-list']).toBe(before + 1);
+  });
+
+  it('does not take a 404 from the API for an absent repository when the plain API lists it', async () => {
+    // GitLab's API knows only the repositories in its metadata database; /v2/ still serves the others.
+    const partial = await startGitlabApi(registries.primary.url, { unknownToApi: [repo] });
+    const warnings: { message: string; fields?: Record<string, unknown> }[] = [];
+    const logger = { debug() {}, info() {}, error() {}, warn: (message: string, fields?: Record<string, unknown>) => void warnings.push({ message, fields }) };
+    const client = createRegistryClient({ url: partial.url }, { logger });
+    const map = await readTagMap(client, repo, { logger });
+    await client.close();
+    await partial.stop();
+    expect(Object.fromEntries([...map!].sort())).toEqual(await readTags(registries.primary.url, repo));
+    expect(partial.counts).toMatchObject({ probe: 1, 'gitlab-tags': 1, 'tags-list': 1, 'manifest-head': TAGS });
+    expect(warnings).toEqual([{ message: expect.stringMatching(/GitLab tag API does not know/), fields: expect.objectContaining({ repository: repo, tags: TAGS }) }]);
+  });
+
+  it('is not assumed on a 401: a plain registry behind an authenticating front is read with the plain API', async () => {
+    const front = await startAuthFront(registries.primary.url, { username: 'geo', password: 'front-secret' });
+    const client = createRegistryClient({ url: front.url, username: 'geo', password: 'front-secret' });
+    const offered = await client.hasGitlabTagApi();
+    const map = await readTagMap(client, repo);
+    await client.close();
+    await front.stop();
+    expect(offered).toBe(false);
+    // The probe's 401 was answered with the credentials; the registry behind then said 404.
+    expect(front.log.filter((r) => r.path === '/gitlab/v1/').map((r) => r.status)).toEqual([401, 404]);
+    expect(front.log.filter((r) => r.path.startsWith('/gitlab/v1/repositories/'))).toEqual([]);
+    expect(Object.fromEntries([...map!].sort())).toEqual(await readTags(registries.primary.url, repo));
+  });
+
+  it('is not assumed on a 200 without GitLab\'s version header', async () => {
+    const proxy = await startFaultProxy(registries.primary.url, ({ path }) => (path === '/gitlab/v1/' ? { kind: 'status', status: 200 } : undefined));
+    const client = createRegistryClient({ url: proxy.url });
+    const offered = await client.hasGitlabTagApi();
+    const map = await readTagMap(client, repo);
+    await client.close();
+    await proxy.stop();
+    expect(offered).toBe(false);
+    expect(proxy.log.filter((r) => r.path.startsWith('/gitlab/v1/repositories/'))).toEqual([]);
+    expect(map!.size).toBe(TAGS);
   });
 });

@@ -48,6 +48,14 @@ beforeAll(async () => {
       res.writeHead(200, { 'content-type': 'application/json', link: '<https://elsewhere.example/v2/x>; rel="next"' }).end('{"tags":["a"]}');
     } else if (request.pathname === '/v2/traversal/tags/list') {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"tags":["ok","../x"]}');
+    } else if (request.pathname === '/v2/emptied/tags/list') {
+      // Registry 2.8 after its last tag was deleted.
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"name":"emptied","tags":null}');
+    } else if (request.pathname === '/v2/tagless/tags/list') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    } else if (request.pathname === '/v2/misrouted/tags/list') {
+      // A proxy's or web server's own 404 page, not the registry's.
+      res.writeHead(404, { 'content-type': 'text/html' }).end('<html><body><h1>404 Not Found</h1></body></html>');
     } else {
       res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"NAME_UNKNOWN"}]}');
     }
@@ -93,6 +101,19 @@ describe('tag list pagination', () => {
   it('answers null for a repository that does not exist', async () => {
     const client = createRegistryClient({ url });
     expect(await client.listTags('missing')).toBeNull();
+    await client.close();
+  });
+
+  it('reads `tags: null` as no tags, and a body without `tags` as an error', async () => {
+    const client = createRegistryClient({ url });
+    expect(await client.listTags('emptied')).toEqual([]);
+    await expect(client.listTags('tagless')).rejects.toMatchObject({ code: 'INVALID_RESPONSE', message: expect.stringMatching(/malformed tag list for tagless \(no "tags"\)/) });
+    await client.close();
+  });
+
+  it('never reads a 404 that is not the registry\'s own "unknown" answer as a missing repository', async () => {
+    const client = createRegistryClient({ url });
+    await expect(client.listTags('misrouted')).rejects.toMatchObject({ code: 'LISTING_FAILED', message: expect.stringMatching(/404 without a registry error/) });
     await client.close();
   });
 });

@@ -1,6 +1,8 @@
 // Stands in for a GitLab container registry, which cannot run here: it answers GitLab's tag list
 // API (`/gitlab/v1/repositories/<path>/tags/list/`, paged with Link) from a real registry's
-// state, and proxies every other request to that registry unchanged.
+// state, and proxies every other request to that registry unchanged. Like GitLab's registry, its
+// `/gitlab/v1/` answers carry `Gitlab-Container-Registry-Version`: 200 `{}` where the API is
+// offered, 404 where it is not (GitLab's registry without its metadata database).
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readTags } from './seed.js';
@@ -12,7 +14,16 @@ export interface GitlabApiServer {
   stop(): Promise<void>;
 }
 
-export async function startGitlabApi(registryUrl: string, options: { pageLimit?: number; enabled?: boolean } = {}): Promise<GitlabApiServer> {
+export interface GitlabApiOptions {
+  pageLimit?: number;
+  enabled?: boolean;
+  /** Repositories the API answers 404 for while `/v2/` serves them (GitLab: not yet in its metadata database). */
+  unknownToApi?: string[];
+}
+
+const GITLAB_VERSION = { 'gitlab-container-registry-version': '4.15.2-gitlab' };
+
+export async function startGitlabApi(registryUrl: string, options: GitlabApiOptions = {}): Promise<GitlabApiServer> {
   const target = new URL(registryUrl);
   const pageLimit = options.pageLimit ?? 1000;
   const counts: Record<string, number> = {};
@@ -23,7 +34,8 @@ export async function startGitlabApi(registryUrl: string, options: { pageLimit?:
     const gitlab = /^\/gitlab\/v1\/repositories\/(.+)\/tags\/list\/$/.exec(url.pathname);
     if (url.pathname === '/gitlab/v1/') {
       count('probe');
-      res.writeHead(options.enabled === false ? 404 : 200, { 'content-type': 'application/json' }).end('{}');
+      if (options.enabled === false) res.writeHead(404, GITLAB_VERSION).end();
+      else res.writeHead(200, { 'content-type': 'application/json', ...GITLAB_VERSION }).end('{}');
       return;
     }
     if (gitlab && options.enabled !== false) {
@@ -31,15 +43,15 @@ export async function startGitlabApi(registryUrl: string, options: { pageLimit?:
       const repo = gitlab[1]!;
       const all = await readTags(registryUrl, repo);
       const names = Object.keys(all).sort();
-      if (names.length === 0) {
-        res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"NAME_UNKNOWN"}]}');
+      if (names.length === 0 || options.unknownToApi?.includes(repo)) {
+        res.writeHead(404, { 'content-type': 'application/json', ...GITLAB_VERSION }).end('{"errors":[{"code":"NAME_UNKNOWN"}]}');
         return;
       }
       const n = Math.min(Number(url.searchParams.get('n') ?? 100), pageLimit);
       const last = url.searchParams.get('last');
       const start = last ? names.findIndex((name) => name > last) : 0;
       const page = start < 0 ? [] : names.slice(start, start + n);
-      const headers: Record<string, string> = { 'content-type': 'application/json' };
+      const headers: Record<string, string> = { 'content-type': 'application/json', ...GITLAB_VERSION };
       if (start >= 0 && start + page.length < names.length) {
         headers.link = `</gitlab/v1/repositories/${repo}/tags/list/?last=${encodeURIComponent(page.at(-1)!)}&n=${n}>; rel="next"`;
       }
