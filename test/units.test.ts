@@ -44,7 +44,7 @@ describe('pruneGuard: removals measured against the tags both sides hold togethe
   const side = (list: string[]) => new Map(list.map((tag) => [tag, D(1)]));
   const guard = (primary: string[], secondary: string[], max: number) => pruneGuard(planRepository(side(primary), side(secondary)), secondary.length, max);
 
-  it.each([
+  const cases: [string, string[], string[], number, boolean][] = [
     ['1 stray tag on the secondary, 5 others on the primary (1 of 6)', names('p', 5), ['stray'], 0.5, false],
     ['3 stray tags on the secondary, 5 others on the primary (3 of 8)', names('p', 5), names('x', 3), 0.5, false],
     ['the primary lists nothing, the secondary holds 10 (10 of 10)', [], names('t', 10), 0.5, true],
@@ -59,9 +59,12 @@ describe('pruneGuard: removals measured against the tags both sides hold togethe
     ['max-prune 0 holds any removal', names('p', 5), ['stray'], 0, true],
     ['max-prune 0 with nothing to remove', names('p', 5), [], 0, false],
     ['a higher limit lets 3 of 5 go', names('p', 2), names('x', 3), 0.6, false],
-  ])('%s at %f: holds %s', (_name, primary, secondary, max, held) => {
-    expect(guard(primary, secondary, max) !== undefined).toBe(held);
-  });
+  ];
+  for (const [name, primary, secondary, max, held] of cases) {
+    it(`${name}, at max-prune ${max}: ${held ? 'holds' : 'does not hold'}`, () => {
+      expect(guard(primary, secondary, max) !== undefined).toBe(held);
+    });
+  }
 
   it('says what it measured and how to raise the limit on either door', () => {
     expect(guard(['kept', 'new'], ['kept', 'x1', 'x2', 'x3'], 0.5)).toBe(
