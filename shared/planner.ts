@@ -45,11 +45,25 @@ export function isEmptyPlan(plan: Plan): boolean {
   return plan.copy.length === 0 && plan.repair.length === 0 && plan.remove.length === 0;
 }
 
-/** The prune guard: removing more than `maxFraction` of the secondary's tags needs a human. */
+/** The prune limit when none is given. */
+export const DEFAULT_MAX_PRUNE = 0.5;
+
+/**
+ * The prune guard. Removals are measured against the tags both sides hold together (the
+ * secondary's tags plus those only the primary has): a run that would remove more than
+ * `maxFraction` of those removes none. A primary listing that comes back empty or truncated
+ * would remove most of them, and holds; a secondary with a few stray tags beside a primary with
+ * many does not (1 stray tag beside 5 on the primary is 1 of 6). When the secondary already
+ * holds every tag of the primary, this is a fraction of the secondary's tags. At 1 the guard
+ * never holds; at 0 any removal holds it.
+ */
 export function pruneGuard(plan: Plan, secondaryTagCount: number, maxFraction: number): string | undefined {
-  if (plan.remove.length === 0) return undefined;
-  if (plan.remove.length <= maxFraction * secondaryTagCount) return undefined;
-  return `would remove ${plan.remove.length} of ${secondaryTagCount} tags on the secondary (more than --max-prune ${maxFraction}); removed none. Check the primary, then rerun with a higher --max-prune if this is intended`;
+  const removals = plan.remove.length;
+  if (removals === 0) return undefined;
+  // Tags only on the primary are the copies: with the secondary's own, every tag on either side.
+  const together = secondaryTagCount + plan.copy.length;
+  if (removals <= maxFraction * together) return undefined;
+  return `would remove ${removals} of ${secondaryTagCount} tags on the secondary, more than the prune limit ${maxFraction} of the ${together} tags both sides hold together; removed none. Check the primary's tag listing, then raise the prune limit (--max-prune, or maxPrune in a manual invoke) if this is intended`;
 }
 
 export function byteOrder(a: string, b: string): number {

@@ -3,7 +3,7 @@ import { DEFAULT_CONCURRENCY, mapLimit } from './concurrency.js';
 import { GeoSyncError, errorMessage } from './errors.js';
 import { silentLogger, type EngineLogger } from './log.js';
 import { validateRepositoryName } from './oci.js';
-import { isEmptyPlan, planRepository, pruneGuard, type Plan } from './planner.js';
+import { DEFAULT_MAX_PRUNE, isEmptyPlan, planRepository, pruneGuard, type Plan } from './planner.js';
 import { RegistryClient, type ManifestHead } from './registry/client.js';
 import type { RegistryEndpoint, TransportOptions } from './registry/transport.js';
 import { Replicator, mayBeThrowaway, type MissingObject } from './replicate.js';
@@ -131,7 +131,7 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
   const started = Date.now();
   const logger = options.logger ?? silentLogger;
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
-  const maxPrune = options.maxPrune ?? 0.5;
+  const maxPrune = options.maxPrune ?? DEFAULT_MAX_PRUNE;
   // Removal below is only reached when the primary's listing completed: any failure here throws.
   const { primaryTags, secondaryTags, secondaryIsNew, notThrowaways } = await readForSync(primary, secondary, repository, { concurrency, logger, gitlabApi: options.gitlabApi, dryRun: options.dryRun });
   const plan = planRepository(primaryTags, secondaryTags);

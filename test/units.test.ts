@@ -39,6 +39,41 @@ describe('planRepository (pure)', () => {
   });
 });
 
+describe('pruneGuard: removals measured against the tags both sides hold together', () => {
+  const names = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+  const side = (list: string[]) => new Map(list.map((tag) => [tag, D(1)]));
+  const guard = (primary: string[], secondary: string[], max: number) => pruneGuard(planRepository(side(primary), side(secondary)), secondary.length, max);
+
+  const cases: [string, string[], string[], number, boolean][] = [
+    ['1 stray tag on the secondary, 5 others on the primary (1 of 6)', names('p', 5), ['stray'], 0.5, false],
+    ['3 stray tags on the secondary, 5 others on the primary (3 of 8)', names('p', 5), names('x', 3), 0.5, false],
+    ['the primary lists nothing, the secondary holds 10 (10 of 10)', [], names('t', 10), 0.5, true],
+    ['the primary listing is truncated to 2 of the 100 the secondary holds (98 of 100)', names('t', 2), names('t', 100), 0.5, true],
+    ['the primary listing is cut to 1 of 10, with 1 missing tag to copy (9 of 11)', ['t0', 'new'], names('t', 10), 0.5, true],
+    ['half of an in-sync secondary (2 of 4): the boundary passes', names('t', 2), names('t', 4), 0.5, false],
+    ['3 of 4 on the secondary', names('t', 1), names('t', 4), 0.5, true],
+    ['3 extra beside 3 missing (3 of 6): the boundary passes', names('p', 3), names('x', 3), 0.5, false],
+    ['3 extra beside 2 missing (3 of 5)', names('p', 2), names('x', 3), 0.5, true],
+    ['1 kept, 1 missing, 3 extra (3 of 5)', ['kept', 'new'], ['kept', 'x1', 'x2', 'x3'], 0.5, true],
+    ['max-prune 1 never holds, even over an empty primary', [], names('t', 10), 1, false],
+    ['max-prune 0 holds any removal', names('p', 5), ['stray'], 0, true],
+    ['max-prune 0 with nothing to remove', names('p', 5), [], 0, false],
+    ['a higher limit lets 3 of 5 go', names('p', 2), names('x', 3), 0.6, false],
+  ];
+  for (const [name, primary, secondary, max, held] of cases) {
+    it(`${name}, at max-prune ${max}: ${held ? 'holds' : 'does not hold'}`, () => {
+      expect(guard(primary, secondary, max) !== undefined).toBe(held);
+    });
+  }
+
+  it('says what it measured and how to raise the limit on either door', () => {
+    expect(guard(['kept', 'new'], ['kept', 'x1', 'x2', 'x3'], 0.5)).toBe(
+      "would remove 3 of 4 tags on the secondary, more than the prune limit 0.5 of the 5 tags both sides hold together; removed none. Check the primary's tag listing, then raise the prune limit (--max-prune, or maxPrune in a manual invoke) if this is intended",
+    );
+    expect(guard([], names('t', 10), 0.5)).toMatch(/^would remove 10 of 10 tags on the secondary, more than the prune limit 0.5 of the 10 tags both sides hold together; removed none\./);
+  });
+});
+
 describe('tagChecksum', () => {
   const map = tags({ b: D(2), a: D(1), B: D(3) });
   it('canonical: SHA-256 over tag<TAB>digest lines in byte order', () => {

@@ -27,10 +27,11 @@ export function registerLocalCommands(program: Command, options: LocalCommandOpt
     .option('--secondary <url>', 'secondary registry URL (env GEO_SYNC_SECONDARY_URL, or GEO_SYNC_SECONDARIES for several)')
     .addOption(new Option('--workers <n>', 'repositories processed at once').default(4).argParser(integer('--workers', 1, 64)))
     .addOption(new Option('--concurrency <n>', 'parallel requests per repository').default(DEFAULT_CONCURRENCY).argParser(integer('--concurrency', 1, 256)))
+    .addOption(new Option('--max-prune <fraction>', 'remove nothing from a repository when more than this fraction of its tags on both sides would go').default(0.5).argParser(fraction))
     .addOption(stateDir())
     .option('--json', 'print the summary as JSON')
     .addOption(new Option('--log-level <level>', 'JSON logs on stderr: debug, info, warn, error, silent').default(env.GEO_SYNC_LOG_LEVEL ?? 'warn'))
-    .action(async (opts: { repository: string[]; prefix?: string; primary?: string; secondary?: string; workers: number; concurrency: number; stateDir: string; json?: boolean; logLevel: string }) => {
+    .action(async (opts: { repository: string[]; prefix?: string; primary?: string; secondary?: string; workers: number; concurrency: number; maxPrune: number; stateDir: string; json?: boolean; logLevel: string }) => {
       if (!isLogLevel(opts.logLevel)) throw new GeoSyncError('INVALID_OPTION', '--log-level must be debug, info, warn, error or silent', { exitCode: 2 });
       opts.repository.forEach(validateRepositoryName);
       if (opts.prefix && opts.repository.length) throw new GeoSyncError('INVALID_OPTION', 'give --repository or --prefix, not both', { exitCode: 2 });
@@ -42,6 +43,7 @@ export function registerLocalCommands(program: Command, options: LocalCommandOpt
         ...(opts.prefix ? { prefix: opts.prefix } : {}),
         workers: opts.workers,
         concurrency: opts.concurrency,
+        maxPrune: opts.maxPrune,
         logger: jsonLogger(opts.logLevel),
         ...(showProgress ? { onProgress: progressLine(process.stderr) } : {}),
       });
@@ -76,6 +78,11 @@ function formatSummary(summary: LocalRunSummary): string {
     `${summary.repositories} repositories, ${summary.messages.sync} sync and ${summary.messages.verify} verify messages in ${summary.seconds.toFixed(1)} s`,
     formatStatus(summary.records),
   ];
+  const held = (state: RepositoryRecord['syncState']) => summary.records.filter((r) => r.syncState === state).map((r) => `${r.secondary}/${r.repository}`);
+  const guarded = held('guard-held');
+  if (guarded.length > 0) lines.push(`prune guard held, nothing removed from: ${guarded.join(', ')}; check the primary, then run again with a higher --max-prune if the removals are intended`);
+  const refused = held('deletes-refused');
+  if (refused.length > 0) lines.push(`the secondary refuses deletes, extra tags left in: ${refused.join(', ')}`);
   if (summary.retriesPending > 0) lines.push(`${summary.retriesPending} retries scheduled for later: run again after the times shown`);
   if (summary.rejected > 0) lines.push(`${summary.rejected} messages rejected (see the logs on stderr)`);
   if (summary.busy.length > 0) lines.push(`left alone, another geo-sync was syncing them: ${summary.busy.join(', ')}`);
@@ -111,6 +118,13 @@ function progressLine(stream: NodeJS.WriteStream): (p: LocalProgress) => void {
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
+}
+
+/** As `geo-sync sync --max-prune`. */
+function fraction(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError('--max-prune must be a number from 0 to 1');
+  return n;
 }
 
 function integer(name: string, min: number, max: number) {

@@ -27,6 +27,8 @@ export interface LocalRunOptions {
   workers: number;
   /** Parallel registry requests per repository. */
   concurrency?: number;
+  /** The prune limit of every sync in this run (default 0.5, as `geo-sync sync --max-prune`). */
+  maxPrune?: number;
   logger: EngineLogger;
   retry?: Runtime['retry'];
   onProgress?: (progress: LocalProgress) => void;
@@ -98,6 +100,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
     let request: FanOutRequest | undefined = {
       target: 'sync',
       force: true,
+      ...(options.maxPrune !== undefined ? { maxPrune: options.maxPrune } : {}),
       ...(options.repositories?.length ? { repositories: options.repositories } : {}),
       ...(options.prefix ? { prefix: options.prefix } : {}),
     };
@@ -154,7 +157,10 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
   };
 }
 
-/** 0 all synced and verified; 1 differences remain; 3 a sync failed or a message was rejected. */
+/**
+ * 0 all synced and verified; 1 differences remain (a held prune guard, refused deletes, a
+ * mismatch, a repository left to another process); 3 a sync failed or a message was rejected.
+ */
 export function localExitCode(summary: LocalRunSummary): number {
   const statuses = summary.records.map(overallStatus);
   if (summary.rejected > 0 || statuses.includes('failed')) return 3;

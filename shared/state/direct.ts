@@ -6,14 +6,19 @@ import { processVerifyMessage } from './verify.js';
 
 const targets = (request: DirectRequest, registries: Registries) => (request.secondary ? [request.secondary] : registries.secondaryNames);
 
-/** Dry run: the plan per secondary, nothing written. Otherwise a forced sync (retry backoff ignored), recorded like any other. */
+/**
+ * Dry run: the plan per secondary, nothing written. Otherwise a forced sync (retry backoff
+ * ignored), recorded like any other. `maxPrune` is the prune limit of this sync: the way past a
+ * held guard on AWS.
+ */
 export async function syncDirect(request: DirectRequest, registries: Registries, runtime: Runtime, budget: Budget) {
   const results = [];
   for (const secondary of targets(request, registries)) {
     if (request.dryRun) {
-      results.push({ secondary, outcome: 'planned', report: await planSync(request.repository, secondary, registries, runtime, request.deep) });
+      results.push({ secondary, outcome: 'planned', report: await planSync(request.repository, secondary, registries, runtime, request.deep, request.maxPrune) });
     } else {
-      const outcome = await processSyncMessage({ repository: request.repository, secondary, force: true, ...(request.deep ? { deep: true } : {}) }, registries, runtime, budget);
+      const message = { repository: request.repository, secondary, force: true, ...(request.deep ? { deep: true } : {}), ...(request.maxPrune !== undefined ? { maxPrune: request.maxPrune } : {}) };
+      const outcome = await processSyncMessage(message, registries, runtime, budget);
       results.push({ secondary, outcome: outcome.kind, ...('report' in outcome ? { report: outcome.report } : {}) });
     }
   }

@@ -36,7 +36,7 @@ export async function fanOut(request: FanOutRequest, catalog: Catalog, secondari
       const messages: VerifyMessage[] = repositories.flatMap((repository) => secondaries.map((secondary) => ({ repository, secondary, ...(request.deep ? { deep: true } : {}) })));
       await runtime.verifyQueue.send(messages);
     } else {
-      const extra = { ...(request.deep ? { deep: true } : {}), ...(request.force ? { force: true } : {}) };
+      const extra = { ...(request.deep ? { deep: true } : {}), ...(request.force ? { force: true } : {}), ...(request.maxPrune !== undefined ? { maxPrune: request.maxPrune } : {}) };
       const messages: SyncMessage[] = repositories.flatMap((repository) => secondaries.map((secondary) => ({ repository, secondary, ...extra })));
       await runtime.syncQueue.send(messages);
     }

@@ -3,6 +3,7 @@
  * lost: the message is dropped only when the holder already does its work, else sent again later.
  * Pure: the use-cases read the record, decide with this, then drop or re-send.
  */
+import { DEFAULT_MAX_PRUNE } from '../planner.js';
 import type { RepositoryRecord } from './record.js';
 
 export type LeaseHolder = NonNullable<RepositoryRecord['leaseHolder']>;
@@ -12,6 +13,8 @@ export interface LeaseWork {
   kind: LeaseHolder['kind'];
   deep: boolean;
   requestedAt: number;
+  /** A sync's prune limit, when a human raised it: a holder under a lower limit may remove less. */
+  maxPrune?: number;
 }
 
 export type WhenHeld = { kind: 'drop' } | { kind: 'defer'; delayMs: number };
@@ -22,12 +25,14 @@ export const MIN_DEFER_MS = 5_000;
 const FLOOR_MS = 1_000;
 
 /**
- * The holder does at least this work: the same kind, at least as deep, and started no earlier than
- * the request, so it reads both registries as they were when the work was asked for, or later.
+ * The holder does at least this work: the same kind, at least as deep, under at least the same
+ * prune limit, and started no earlier than the request, so it reads both registries as they were
+ * when the work was asked for, or later.
  * A duplicate delivery of the message that holds the lease is the usual case.
  */
 export function holderCovers(holder: LeaseHolder, work: LeaseWork): boolean {
-  return holder.kind === work.kind && (holder.deep || !work.deep) && holder.startedAt >= work.requestedAt;
+  const limit = (lease: { maxPrune?: number }) => lease.maxPrune ?? DEFAULT_MAX_PRUNE;
+  return holder.kind === work.kind && (holder.deep || !work.deep) && limit(holder) >= limit(work) && holder.startedAt >= work.requestedAt;
 }
 
 /**

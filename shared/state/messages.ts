@@ -12,6 +12,8 @@ const repositoryName = z.string().superRefine((name, ctx) => {
 const secondaryName = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'secondary names are letters, digits, . _ -');
 /** When the work was asked for (epoch ms); a deferred message keeps it. Absent: when the queue received it, or now. */
 const requestedAt = z.number().int().min(0).optional();
+/** The prune limit for this sync, as `geo-sync sync --max-prune`: a number from 0 to 1 (default 0.5). */
+const maxPrune = z.number({ invalid_type_error: 'maxPrune must be a number from 0 to 1' }).min(0, 'maxPrune must be a number from 0 to 1').max(1, 'maxPrune must be a number from 0 to 1').optional();
 
 export const SyncMessage = z
   .object({
@@ -25,6 +27,8 @@ export const SyncMessage = z
     /** Manual runs ignore the retry backoff. */
     force: z.boolean().optional(),
     requestedAt,
+    /** A human's prune limit; kept by the sync's continuations, never by its retries. */
+    maxPrune,
   })
   .strict();
 export type SyncMessage = z.infer<typeof SyncMessage>;
@@ -42,17 +46,20 @@ export const FanOutRequest = z
     prefix: z.string().min(1).max(255).optional(),
     deep: z.boolean().optional(),
     force: z.boolean().optional(),
+    /** The prune limit for every sync this run sends. */
+    maxPrune,
     cursor: z.string().optional(),
     runId: z.string().optional(),
     enqueued: z.number().int().min(0).optional(),
   })
   .strict()
-  .refine((r) => !(r.repositories && r.prefix), { message: 'give either "repositories" or "prefix", not both' });
+  .refine((r) => !(r.repositories && r.prefix), { message: 'give either "repositories" or "prefix", not both' })
+  .refine((r) => r.maxPrune === undefined || r.target === 'sync', { message: '"maxPrune" applies to syncs only' });
 export type FanOutRequest = z.infer<typeof FanOutRequest>;
 
 /** Direct invocation of sync or verify for one repository, on one or every secondary. */
 export const DirectRequest = z
-  .object({ repository: repositoryName, secondary: secondaryName.optional(), dryRun: z.boolean().optional(), deep: z.boolean().optional() })
+  .object({ repository: repositoryName, secondary: secondaryName.optional(), dryRun: z.boolean().optional(), deep: z.boolean().optional(), maxPrune })
   .strict();
 export type DirectRequest = z.infer<typeof DirectRequest>;
 

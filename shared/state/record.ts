@@ -10,7 +10,8 @@ import type { RetryPolicy } from './ports.js';
 /**
  * guard-held: the prune guard stopped removals (a human decides: a manual sync with maxPrune, or
  * `geo-sync run --max-prune`); deletes-refused: the secondary refuses deletes, extra tags remain.
- * Neither is a failure to retry blindly; the schedule looks again.
+ * Neither is a failure to retry blindly: no retry is scheduled, the retry count is left as it
+ * was, `syncError` says why, and the next scheduled run looks again.
  */
 export type SyncState = 'pending' | 'started' | 'synced' | 'failed' | 'guard-held' | 'deletes-refused';
 export type VerifyState = 'pending' | 'succeeded' | 'failed';
@@ -45,7 +46,10 @@ export interface RepositoryRecord extends RecordKey {
   };
   checksum?: { kind: 'canonical' | 'gitlab'; primary: string; secondary: string };
   differences?: { missing: number; extra: number; mismatched: number; firstMissing: string[]; firstExtra: string[]; firstMismatched: string[] };
-  /** Why the last sync failed (engine messages name hosts and tags, never credentials). */
+  /**
+   * Why the last sync did not end synced: the failure, the held guard's reason, or the refused
+   * deletes with the tags left in place (engine messages name hosts and tags, never credentials).
+   */
   syncError?: string;
   verifyError?: string;
   /** Failed syncs in a row; only a successful sync resets it. */
@@ -56,7 +60,7 @@ export interface RepositoryRecord extends RecordKey {
   /** Epoch ms; compared in the lease's conditional write. */
   leaseExpiresAt?: number;
   /** What the lease is held for and since when (epoch ms): a message that finds it held decides by it (lease.ts). */
-  leaseHolder?: { kind: 'sync' | 'verify'; deep: boolean; startedAt: number };
+  leaseHolder?: { kind: 'sync' | 'verify'; deep: boolean; startedAt: number; maxPrune?: number };
 }
 
 /** Where a fan-out run over the catalog has got to; one per run kind, so overlapping runs are noticed. */
@@ -122,7 +126,22 @@ export function afterSync(record: RepositoryRecord, report: SyncReport, now: num
     const { syncError: _e, nextRetryAt: _n, continuations: _c, ...rest } = base;
     return { ...rest, syncState: 'synced', syncedAt: iso(now), retryCount: 0 };
   }
+  // Failed tags are retried first; what a human must decide is recorded once nothing failed.
+  if (report.failed.length === 0 && report.guard) return heldForAHuman(base, 'guard-held', report.guard.reason);
+  if (report.failed.length === 0 && report.removalRefused) return heldForAHuman(base, 'deletes-refused', describeRefusal(report.removalRefused));
   return failed(base, describeUnsynced(report), now, policy, random);
+}
+
+/** A sync that completed but left differences on purpose: not a failure, so no retry and no backoff. */
+function heldForAHuman(record: RepositoryRecord, syncState: 'guard-held' | 'deletes-refused', reason: string): RepositoryRecord {
+  const { nextRetryAt: _n, continuations: _c, ...rest } = record;
+  return { ...rest, syncState, syncError: reason };
+}
+
+function describeRefusal(refused: { reason: string; tags: string[] }): string {
+  const first = refused.tags.slice(0, FIRST_TAGS).join(', ');
+  const more = refused.tags.length > FIRST_TAGS ? ` and ${refused.tags.length - FIRST_TAGS} more` : '';
+  return `${refused.reason}; ${refused.tags.length} extra tag(s) left in place: ${first}${more}`;
 }
 
 export function afterSyncError(record: RepositoryRecord, error: unknown, now: number, policy: RetryPolicy, random: () => number): RepositoryRecord {
@@ -138,9 +157,9 @@ function failed(record: RepositoryRecord, reason: string, now: number, policy: R
 function describeUnsynced(report: SyncReport): string {
   if (report.failed.length > 0) {
     const first = report.failed[0]!;
-    return `${report.failed.length} tag(s) failed, first ${first.tag}: ${first.error}`;
+    const also = report.guard ? `; the prune guard also held: ${report.guard.reason}` : report.removalRefused ? `; also ${describeRefusal(report.removalRefused)}` : '';
+    return `${report.failed.length} tag(s) failed, first ${first.tag}: ${first.error}${also}`;
   }
-  if (report.guard) return `guard held: ${report.guard.reason}`;
   if (report.skipped.length > 0) return `${report.skipped.length} tag(s) changed on the primary during the sync`;
   return `sync ended with status ${report.status}`;
 }
@@ -173,9 +192,11 @@ export function withoutLease(record: RepositoryRecord): RepositoryRecord {
   return rest;
 }
 
-/** The one-word status `geo-sync status` shows: the worst of sync and verification. */
+/**
+ * The one-word status `geo-sync status` shows: the worst of sync and verification. A sync that
+ * failed, held its guard or met refused deletes shows that, whatever verification found.
+ */
 export function overallStatus(record: RepositoryRecord): string {
-  if (record.syncState === 'failed') return 'failed';
   if (record.syncState !== 'synced') return record.syncState;
   if (record.verifyState === 'failed') return 'mismatch';
   return record.verifyState === 'succeeded' ? 'synced' : 'unverified';

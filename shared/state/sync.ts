@@ -14,7 +14,7 @@ export const LEASE_GRACE_MS = 30_000;
 export const MAX_DELAY_SECONDS = 900;
 
 export type SyncOutcome =
-  | { kind: 'synced' | 'failed' | 'continued'; record: RepositoryRecord; report?: SyncReport }
+  | { kind: 'synced' | 'failed' | 'continued' | 'guard-held' | 'deletes-refused'; record: RepositoryRecord; report?: SyncReport }
   | LeaseHeld
   | { kind: 'skipped'; reason: 'backing-off' | 'stale-retry' | 'deferred' | 'lease-lost' };
 
@@ -41,7 +41,7 @@ export async function processSyncMessage(message: SyncMessage, registries: Regis
   const leased = await store.acquireLease(key, { owner, expiresAt: now + budget.remainingMs + LEASE_GRACE_MS }, now, {
     syncState: 'started',
     syncStartedAt: new Date(now).toISOString(),
-    leaseHolder: { kind: 'sync', deep: message.deep ?? false, startedAt: now },
+    leaseHolder: { kind: 'sync', deep: message.deep ?? false, startedAt: now, ...(message.maxPrune !== undefined ? { maxPrune: message.maxPrune } : {}) },
   });
   if (!leased) return leaseHeld('sync', message, runtime.syncQueue, runtime, now);
 
@@ -50,6 +50,7 @@ export async function processSyncMessage(message: SyncMessage, registries: Regis
   try {
     report = await syncRepository(registries.primary(), secondary, message.repository, {
       deep: message.deep,
+      ...(message.maxPrune !== undefined ? { maxPrune: message.maxPrune } : {}),
       deadline: now + budget.remainingMs * WORK_FRACTION,
       concurrency: runtime.concurrency,
       logger,
@@ -68,7 +69,8 @@ export async function processSyncMessage(message: SyncMessage, registries: Regis
   recordMetrics(next, report, runtime);
 
   if (next.syncState === 'pending') return { kind: 'continued', record: next, report };
-  return { kind: next.syncState === 'synced' ? 'synced' : 'failed', record: next, report };
+  const kind = next.syncState === 'synced' || next.syncState === 'guard-held' || next.syncState === 'deletes-refused' ? next.syncState : 'failed';
+  return { kind, record: next, report };
 }
 
 const LEASE_METRICS = {
@@ -85,7 +87,8 @@ export async function leaseHeld<M extends SyncMessage | VerifyMessage>(kind: 'sy
   const key = { repository: message.repository, secondary: message.secondary };
   const record = await runtime.store.get(key);
   const requestedAt = message.requestedAt ?? now;
-  const decision = whenLeaseHeld({ kind, deep: message.deep ?? false, requestedAt }, record, now);
+  const maxPrune = 'maxPrune' in message ? message.maxPrune : undefined;
+  const decision = whenLeaseHeld({ kind, deep: message.deep ?? false, requestedAt, ...(maxPrune !== undefined ? { maxPrune } : {}) }, record, now);
   if (decision.kind === 'drop') {
     runtime.logger.info(`${kind} skipped: lease held by another invocation`, { ...key, holder: record?.leaseHolder });
     runtime.metrics.add(LEASE_METRICS[kind].busy, 1);
@@ -102,20 +105,31 @@ export async function leaseHeld<M extends SyncMessage | VerifyMessage>(kind: 'sy
 async function scheduleFollowUps(message: SyncMessage, next: RepositoryRecord, runtime: Runtime): Promise<void> {
   const key = { repository: next.repository, secondary: next.secondary };
   if (next.syncState === 'pending') {
-    // Out of time: the next invocation re-plans from what the secondary holds now.
-    await runtime.syncQueue.send([{ ...key, ...(message.deep ? { deep: true } : {}), continuation: next.continuations ?? 1 }]);
+    // Out of time: the next invocation re-plans from what the secondary holds now, under the same prune limit.
+    const maxPrune = message.maxPrune !== undefined ? { maxPrune: message.maxPrune } : {};
+    await runtime.syncQueue.send([{ ...key, ...(message.deep ? { deep: true } : {}), ...maxPrune, continuation: next.continuations ?? 1 }]);
   } else if (next.syncState === 'failed') {
+    // A retry runs under the default prune limit: a human's higher limit was for that moment.
     const delayMs = Date.parse(next.nextRetryAt!) - runtime.clock();
     await runtime.syncQueue.send([{ ...key, retry: next.retryCount }], { delaySeconds: delaySeconds(delayMs) });
-  } else if (next.verifyState !== 'succeeded') {
-    // Verify after every sync that wrote, and until a pair has been verified once.
+  } else if (next.syncState !== 'synced' || next.verifyState !== 'succeeded') {
+    // Verify after every sync that wrote, until a pair has been verified once, and after a held
+    // guard or refused deletes (no retry follows those): the verification names the tags left.
     await runtime.verifyQueue.send([key]);
   }
 }
 
+/** One counter per recorded outcome; serverless.yml alarms on SyncFailed, SyncGuardHeld and SyncDeletesRefused. */
+const SYNC_STATE_METRICS: Partial<Record<RepositoryRecord['syncState'], string>> = {
+  synced: 'SyncSucceeded',
+  failed: 'SyncFailed',
+  'guard-held': 'SyncGuardHeld',
+  'deletes-refused': 'SyncDeletesRefused',
+};
+
 function recordMetrics(next: RepositoryRecord, report: SyncReport | undefined, runtime: Runtime): void {
   const { metrics } = runtime;
-  metrics.add(next.syncState === 'synced' ? 'SyncSucceeded' : next.syncState === 'failed' ? 'SyncFailed' : 'SyncContinued', 1);
+  metrics.add(SYNC_STATE_METRICS[next.syncState] ?? 'SyncContinued', 1);
   if (!report) return;
   metrics.add('TagsCopied', report.done.copied.length);
   metrics.add('TagsRepaired', report.done.repaired.length);
@@ -129,10 +143,11 @@ function delaySeconds(ms: number): number {
 }
 
 /** A dry run for direct invocation: the plan, nothing written, no state touched. */
-export async function planSync(repository: string, secondaryName: string, registries: Registries, runtime: Runtime, deep = false): Promise<SyncReport> {
+export async function planSync(repository: string, secondaryName: string, registries: Registries, runtime: Runtime, deep = false, maxPrune?: number): Promise<SyncReport> {
   return syncRepository(registries.primary(), registries.secondary(secondaryName), repository, {
     dryRun: true,
     deep,
+    ...(maxPrune !== undefined ? { maxPrune } : {}),
     concurrency: runtime.concurrency,
     logger: runtime.logger,
   });

@@ -127,6 +127,20 @@ describe('deadlines', () => {
     expect(done).not.toHaveProperty('continuations');
   });
 
+  it('a manual sync with maxPrune that runs out of time continues under the same prune limit', async () => {
+    for (const tag of ['1', '2', '3']) await pushImage(P(), 'bigguard/app', tag);
+    const extra = ['x1', 'x2', 'x3', 'x4', 'x5'];
+    for (const tag of extra) await pushImage(S(), 'bigguard/app', tag, { seed: tag });
+
+    const first = (await handlers.sync({ repository: 'bigguard/app', secondary: 'eu', maxPrune: 1 }, lambdaContext(1))) as { results: { outcome: string }[] };
+
+    expect(first.results).toMatchObject([{ outcome: 'continued' }]);
+    const stats = await drain(aws.sqs, [syncSource(), verifySource()]);
+    expect(stats.sync!.messages).toBe(1); // the continuation: 5 of the 8 tags both sides hold would hold the guard at 0.5
+    expect(await readTags(S(), 'bigguard/app')).toEqual(await readTags(P(), 'bigguard/app'));
+    expect(await item('bigguard/app')).toMatchObject({ syncState: 'synced', lastSync: { removed: 5 } });
+  });
+
   it('a catalog walk out of time checkpoints its cursor and continues on its own queue, each repository enqueued once', async () => {
     for (const name of ['walk/a', 'walk/b', 'walk/c']) await pushImage(P(), name, 'v1');
     const catalog = ((await (await fetch(`${P()}/v2/_catalog`)).json()) as { repositories: string[] }).repositories;

@@ -40,6 +40,8 @@ describe('whenLeaseHeld: drop only when the holder already does the work, else d
     ['a deep verify behind a sync', work('verify', true, NOW - 2_000), held(sync(false, NOW - 1_000)), 'defer'],
     ['a deep verify behind a shallow verify', work('verify', true, NOW - 2_000), held(verify(false, NOW - 1_000)), 'defer'],
     ['a deep sync behind a shallow sync', work('sync', true, NOW - 2_000), held(sync(false, NOW - 1_000)), 'defer'],
+    ['a sync with a raised prune limit behind one under the default', { ...work('sync', false, NOW - 2_000), maxPrune: 1 }, held(sync(false, NOW - 1_000)), 'defer'],
+    ['a sync under the default behind one with a raised prune limit', work('sync', false, NOW - 2_000), held({ ...sync(false, NOW - 1_000), maxPrune: 1 }), 'drop'],
     ['a holder that does not say what it does', work('sync', false, NOW - 2_000), held(undefined), 'defer'],
     ['a lease released since the attempt to take it', work('sync', false, NOW - 2_000), newRecord(key, NOW), 'defer'],
   ] as const)('%s: %s', (_name, asked, record, expected) => {

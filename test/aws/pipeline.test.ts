@@ -2,6 +2,7 @@
 // local-aws-sqs, a primary registry with credentials (served by a stand-in secrets extension)
 // and two anonymous secondaries, all real docker-registry processes.
 import { QueryCommand } from '@aws-sdk/client-dynamodb';
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { basicAuth, pushImage, pushMultiArch, readTags } from '../support/seed.js';
@@ -151,6 +152,47 @@ describe('scheduled fan-out -> sync -> verify', () => {
     expect(result.results).toEqual([expect.objectContaining({ secondary: 'eu', outcome: 'synced' }), expect.objectContaining({ secondary: 'us', outcome: 'synced' })]);
     expect(Object.keys(await readTags(us.url, 'app/missing'))).toContain('2.0');
     await drain(aws.sqs, sources());
+  });
+
+  it('a held prune guard is recorded as guard-held (not failed, no retry), counted, and verified; a manual invoke with maxPrune 1 passes it', async () => {
+    await pushImage(primary.url, 'guard/app', 'v1', { auth: AUTH });
+    await pushImage(eu.url, 'guard/app', 'v1');
+    for (const tag of ['x1', 'x2', 'x3']) await pushImage(eu.url, 'guard/app', tag, { seed: tag });
+    const item = async () => (await records()).find((i) => i.repository === 'guard/app' && i.secondary === 'eu');
+    const from = output.length;
+
+    await aws.sqs.send(new SendMessageCommand({ QueueUrl: aws.queues.sync.url, MessageBody: JSON.stringify({ repository: 'guard/app', secondary: 'eu' }) }));
+    const stats = await drain(aws.sqs, sources());
+
+    const held = await item();
+    expect(held).toMatchObject({ syncState: 'guard-held', retryCount: 0, verifyState: 'failed', differences: { extra: 3, firstExtra: ['x1', 'x2', 'x3'] } });
+    expect(String(held?.syncError)).toMatch(/^would remove 3 of 4 tags on the secondary, .*maxPrune in a manual invoke/);
+    expect(held).not.toHaveProperty('nextRetryAt');
+    expect(stats.verify!.messages).toBe(1);
+    expect(await queueDepth(aws.sqs, aws.queues.sync.url)).toEqual({ visible: 0, inFlight: 0, delayed: 0 }); // no retry scheduled
+    const emitted = output.slice(from).join('');
+    expect(emitted).toContain('"SyncGuardHeld"');
+    expect(emitted).not.toContain('"SyncFailed"');
+    const bySyncState = await aws.dynamo.send(
+      new QueryCommand({ TableName: aws.table, IndexName: 'bySyncState', KeyConditionExpression: 'syncState = :s', ExpressionAttributeValues: { ':s': { S: 'guard-held' } } }),
+    );
+    expect(bySyncState.Items?.map((i) => i.repository?.S)).toEqual(['guard/app']);
+    expect(Object.keys(await readTags(eu.url, 'guard/app')).sort()).toEqual(['v1', 'x1', 'x2', 'x3']);
+
+    type Direct = { results: { secondary: string; outcome: string; report: { guard?: { reason: string }; done: { removed: string[] } } }[] };
+    const again = (await handlers.sync({ repository: 'guard/app', secondary: 'eu' }, lambdaContext())) as Direct;
+    const plan = (await handlers.sync({ repository: 'guard/app', secondary: 'eu', dryRun: true, maxPrune: 1 }, lambdaContext())) as Direct;
+    expect(again.results[0]).toMatchObject({ outcome: 'guard-held', report: { guard: { reason: expect.stringMatching(/would remove 3 of 4/) } } });
+    expect(plan.results[0]!.report).not.toHaveProperty('guard');
+
+    const passed = (await handlers.sync({ repository: 'guard/app', secondary: 'eu', maxPrune: 1 }, lambdaContext())) as Direct;
+
+    expect(passed.results).toMatchObject([{ secondary: 'eu', outcome: 'synced', report: { done: { removed: ['x1', 'x2', 'x3'] } } }]);
+    expect(await readTags(eu.url, 'guard/app')).toEqual(await readTags(primary.url, 'guard/app', AUTH));
+    await drain(aws.sqs, sources());
+    const healed = await item();
+    expect(healed).toMatchObject({ syncState: 'synced', verifyState: 'succeeded', retryCount: 0 });
+    expect(healed).not.toHaveProperty('syncError');
   });
 
   it('credentials come from the secret and never reach logs or stored items', async () => {

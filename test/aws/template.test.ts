@@ -86,10 +86,10 @@ describe('the packaged CloudFormation template', () => {
     ]);
   });
 
-  it('alarms on dead letters, function errors, repositories out of sync and a stalled fan-out, all to one topic', () => {
+  it('alarms on dead letters, function errors, repositories out of sync, a held guard, refused deletes and a stalled fan-out, all to one topic', () => {
     const alarms: Record<string, any> = Object.fromEntries(ofType('AWS::CloudWatch::Alarm').map(([id, r]) => [id, r.Properties]));
     expect(Object.keys(alarms).sort()).toEqual([
-      'FanOutDeadLetterQueueAlarm', 'FanOutErrorsAlarm', 'FanOutStalledAlarm', 'RepositoriesOutOfSyncAlarm',
+      'DeletesRefusedAlarm', 'FanOutDeadLetterQueueAlarm', 'FanOutErrorsAlarm', 'FanOutStalledAlarm', 'PruneGuardHeldAlarm', 'RepositoriesOutOfSyncAlarm',
       'SyncDeadLetterQueueAlarm', 'SyncErrorsAlarm', 'VerifyDeadLetterQueueAlarm', 'VerifyErrorsAlarm',
     ]);
     for (const alarm of Object.values(alarms)) expect(alarm.AlarmActions).toEqual([{ Ref: 'AlarmTopic' }]);
@@ -98,6 +98,20 @@ describe('the packaged CloudFormation template', () => {
     expect(alarms.RepositoriesOutOfSyncAlarm.Metrics.map((m: any) => m.MetricStat?.Metric.MetricName ?? m.Expression)).toEqual(['SyncFailed', 'VerifyMismatch', 'FILL(failed, 0) + FILL(mismatched, 0)']);
     expect(alarms.FanOutStalledAlarm).toMatchObject({ Namespace: 'GeoRegistrySync', MetricName: 'FanOutRunsCompleted', TreatMissingData: 'breaching' });
     expect(JSON.stringify(resources.Dashboard!.Properties.DashboardBody)).toContain('SyncFailed');
+    // Any held guard (or refused delete) in an hour raises its alarm: nothing retries it, a human decides.
+    for (const [id, metric] of [['PruneGuardHeldAlarm', 'SyncGuardHeld'], ['DeletesRefusedAlarm', 'SyncDeletesRefused']]) {
+      expect(alarms[id!]).toMatchObject({ Namespace: 'GeoRegistrySync', MetricName: metric, Dimensions: [{ Name: 'service', Value: 'geo-registry-sync' }], Statistic: 'Sum', Period: 3600, Threshold: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold', TreatMissingData: 'notBreaching' });
+    }
+  });
+
+  it('the dashboard charts held guards and refused deletes, and shows their alarms', () => {
+    const [body, values] = resources.Dashboard!.Properties.DashboardBody['Fn::Sub'] as [string, Record<string, unknown>];
+    // CloudWatch takes only valid JSON; the placeholders sit inside strings.
+    const widgets = (JSON.parse(body.replace(/\$\{[^}]+\}/g, 'x')) as { widgets: { properties: { title: string } }[] }).widgets;
+    expect(widgets.map((w) => w.properties.title)).toContain('Held for a human: prune guard held, deletes refused');
+    expect(body).toContain('[["GeoRegistrySync", "SyncGuardHeld", "service", "geo-registry-sync"], [".", "SyncDeletesRefused", ".", "."]]');
+    expect(body).toContain('"${GuardHeldAlarm}", "${RefusedAlarm}"');
+    expect(values).toMatchObject({ GuardHeldAlarm: { 'Fn::GetAtt': ['PruneGuardHeldAlarm', 'Arn'] }, RefusedAlarm: { 'Fn::GetAtt': ['DeletesRefusedAlarm', 'Arn'] } });
   });
 
   it.each([
