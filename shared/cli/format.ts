@@ -32,7 +32,7 @@ export function formatSync(report: SyncReport): string {
 
 function removalRefused(report: SyncReport): string[] {
   if (!report.removalRefused) return [];
-  return [`  not removed: ${report.removalRefused.reason}`, '  (to remove them, let the secondary delete, then sync again)'];
+  return [`  not removed: ${report.removalRefused.reason}`, '  (a sync removes them once the secondary accepts deletes)'];
 }
 
 export function formatVerify(report: VerifyReport): string {
