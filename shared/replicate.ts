@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { once } from './concurrency.js';
-import { GeoSyncError } from './errors.js';
+import { GeoSyncError, errorMessage } from './errors.js';
 import { silentLogger, type EngineLogger } from './log.js';
 import { MediaType, digestOf, isValidDigest, manifestReferences, type Descriptor, type RawManifest } from './oci.js';
-import type { RegistryClient } from './registry/client.js';
+import { writeRefusal, type RegistryClient } from './registry/client.js';
 
 /** A manifest or blob that a tagged manifest needs and the secondary lacks. */
 export interface MissingObject {
@@ -77,11 +77,11 @@ export class Replicator {
   }
 
   /**
-   * Removes one tag and nothing else: OCI tag delete where supported; otherwise the tag is
-   * pointed at a unique throwaway manifest, which is then deleted by digest, because registry 2.8
-   * deletes by digest and would untag every other tag on the real digest.
+   * Removes one tag, now at `current`, and nothing else: OCI tag delete where supported; otherwise
+   * the tag is pointed at a unique throwaway manifest, which is then deleted by digest, because
+   * registry 2.8 deletes by digest and would untag every other tag on the real digest.
    */
-  async removeTag(tag: string): Promise<void> {
+  async removeTag(tag: string, current: string): Promise<void> {
     const outcome = await this.secondary.deleteTag(this.repository, tag);
     if (outcome !== 'unsupported') return;
     const config = Buffer.from(JSON.stringify({ 'geo-registry-sync': 'throwaway', tag, nonce: randomUUID() }));
@@ -97,8 +97,31 @@ export class Replicator {
     );
     const throwaway: RawManifest = { digest: digestOf(bytes), mediaType: MediaType.ociManifest, bytes };
     await this.secondary.putManifest(this.repository, tag, throwaway);
-    await this.secondary.deleteManifest(this.repository, throwaway.digest);
+    try {
+      await this.secondary.deleteManifest(this.repository, throwaway.digest);
+    } catch (error) {
+      // A refusal is for good (unlike a fault, which the next run cleans up after): the tag must
+      // not stay on the throwaway, so it goes back where it was. The throwaway stays stored,
+      // untagged, for the registry's garbage collection.
+      if (writeRefusal(error)) await this.putBack(tag, current, error);
+      throw error;
+    }
     await this.secondary.deleteBlob(this.repository, configDigest);
+  }
+
+  /** Points `tag` at `digest` again (still stored: re-pointing a tag deletes nothing), after `refusal`. */
+  private async putBack(tag: string, digest: string, refusal: unknown): Promise<void> {
+    try {
+      const original = await this.secondary.getManifest(this.repository, digest);
+      if (!original) throw new Error(`${digest} is no longer stored`);
+      await this.secondary.putManifest(this.repository, tag, original);
+    } catch (error) {
+      throw new GeoSyncError(
+        'TAG_LEFT_ON_THROWAWAY',
+        `${errorMessage(refusal)}; ${tag} could not be put back on ${digest} (${errorMessage(error)}), so it points at a throwaway manifest until a sync can delete it`,
+        { cause: refusal },
+      );
+    }
   }
 
   /**

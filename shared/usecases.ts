@@ -3,8 +3,8 @@ import { DEFAULT_CONCURRENCY, mapLimit } from './concurrency.js';
 import { GeoSyncError, errorMessage } from './errors.js';
 import { silentLogger, type EngineLogger } from './log.js';
 import { validateRepositoryName } from './oci.js';
-import { DEFAULT_MAX_PRUNE, isEmptyPlan, planRepository, pruneGuard, type Plan } from './planner.js';
-import { RegistryClient, type ManifestHead } from './registry/client.js';
+import { DEFAULT_MAX_PRUNE, byteOrder, isEmptyPlan, planRepository, pruneGuard, type Plan } from './planner.js';
+import { RegistryClient, writeRefusal, type DeleteSupport, type ManifestHead } from './registry/client.js';
 import type { RegistryEndpoint, TransportOptions } from './registry/transport.js';
 import { Replicator, mayBeThrowaway, type MissingObject } from './replicate.js';
 
@@ -154,6 +154,22 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
   };
   logger.info('plan', { repository, copy: plan.copy.length, repair: plan.repair.length, remove: plan.remove.length, guard: guardReason !== undefined });
 
+  // One harmless probe before any write: on a secondary that refuses deletes no extra tag is
+  // touched at all, and a read-only one fails here, before anything is half done.
+  const removing = !guardReason && plan.remove.length > 0;
+  const writing = !options.dryRun && (plan.copy.length > 0 || plan.repair.length > 0);
+  const deletes: DeleteSupport = removing || writing ? await secondary.probeDeletes(repository) : 'unknown';
+  if (deletes === 'read-only' && !options.dryRun) {
+    throw new GeoSyncError('SECONDARY_READ_ONLY', `the secondary ${secondary.host} is read-only (it refuses every write with HTTP 405, as in maintenance mode); nothing was written to ${repository}. Run again once it accepts writes`, {
+      exitCode: 3,
+      retryable: true,
+    });
+  }
+  if (removing && (deletes === 'refused' || deletes === 'read-only')) {
+    report.removalRefused = removalRefused(secondary.host, deletes === 'refused' ? 'deletes' : 'writes', plan.remove.map((change) => change.tag));
+    logger.info('the secondary refuses deletes; extra tags left as they are', { repository, registry: secondary.host, tags: report.removalRefused.tags.length });
+  }
+
   const replicator = new Replicator(primary, secondary, repository, { deep: options.deep, repair: !options.dryRun, logger, secondaryIsNew });
   if (!options.dryRun) {
     const tagsPerDigest = new Map<string, number>();
@@ -161,9 +177,9 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
     // A run killed inside removeTag leaves the tag on a throwaway. When a tag leaves a digest only it
     // held, and its HEAD did not rule one out, that throwaway (if it is one) is deleted by digest.
     const deleteLeftoverThrowaway = async (digest: string | undefined): Promise<boolean> =>
-      digest !== undefined && tagsPerDigest.get(digest) === 1 && !notThrowaways.has(digest) && (await replicator.deleteIfThrowaway(digest));
+      digest !== undefined && deletes !== 'refused' && tagsPerDigest.get(digest) === 1 && !notThrowaways.has(digest) && (await replicator.deleteIfThrowaway(digest));
     const writes = [...plan.copy.map((change) => ({ change, kind: 'copy' as const })), ...plan.repair.map((change) => ({ change, kind: 'repair' as const }))];
-    const total = writes.length + (guardReason ? 0 : plan.remove.length);
+    const total = writes.length + (removing && !report.removalRefused ? plan.remove.length : 0);
     let done = 0;
     const progress = () => options.onProgress?.({ done: ++done, total, bytes: replicator.stats.bytesCopied });
     let outOfTime = false;
@@ -192,23 +208,38 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
       progress();
     });
 
-    if (!guardReason) {
+    if (removing && !report.removalRefused) {
+      // The probe passed, yet the secondary may start refusing (deletes disabled, or read-only,
+      // mid-run): from the first refusal on, the remaining extra tags are left untouched.
+      let refusal: 'deletes' | 'writes' | undefined;
+      const refused: string[] = [];
       await mapLimit(plan.remove, concurrency, async (change) => {
         if (pastDeadline()) return;
         try {
+          if (refusal) refused.push(change.tag);
           // Never delete what is not proven extra: the primary may have gained the tag since listing.
-          if (await primary.headManifest(repository, change.tag)) {
+          else if (await primary.headManifest(repository, change.tag)) {
             report.skipped.push({ tag: change.tag, reason: 'appeared on the primary during the sync; not removed' });
           } else {
-            if (!(await deleteLeftoverThrowaway(change.secondary))) await replicator.removeTag(change.tag);
+            if (!(await deleteLeftoverThrowaway(change.secondary))) await replicator.removeTag(change.tag, change.secondary!);
             report.done.removed.push(change.tag);
           }
         } catch (error) {
-          report.failed.push({ tag: change.tag, error: errorMessage(error) });
-          logger.error('tag removal failed', { repository, tag: change.tag, error: errorMessage(error) });
+          // A refused removal left the tag as it was; one that could not be put back
+          // (TAG_LEFT_ON_THROWAWAY) is a failure, but a refusal all the same.
+          const refusedNow = writeRefusal(error);
+          refusal ??= refusedNow ?? writeRefusal(error instanceof Error ? error.cause : undefined);
+          if (refusedNow) {
+            refused.push(change.tag);
+            logger.warn('the secondary refused a removal; tag left as it was', { repository, tag: change.tag, error: errorMessage(error) });
+          } else {
+            report.failed.push({ tag: change.tag, error: errorMessage(error) });
+            logger.error('tag removal failed', { repository, tag: change.tag, error: errorMessage(error) });
+          }
         }
         progress();
       });
+      if (refusal && refused.length > 0) report.removalRefused = removalRefused(secondary.host, refusal, refused.sort(byteOrder));
     }
 
     if (options.deep && !pastDeadline()) {
@@ -265,8 +296,14 @@ async function noteConcurrentChanges(primary: RegistryClient, repository: string
 function syncStatus(report: SyncReport): SyncReport['status'] {
   if (report.failed.length > 0) return 'failed';
   if (report.dryRun) return isEmptyPlan(report.plan) && !report.deep?.missing.length ? 'synced' : 'differences';
-  if (report.guard || report.skipped.length > 0) return 'differences';
+  if (report.guard || report.removalRefused || report.skipped.length > 0) return 'differences';
   return 'synced';
+}
+
+/** The extra tags a secondary would not let us remove, and why in plain words (the doors name the tags). */
+function removalRefused(host: string, refusal: 'deletes' | 'writes', tags: string[]): NonNullable<SyncReport['removalRefused']> {
+  const why = refusal === 'deletes' ? 'refuses deletes (HTTP 405: delete is disabled in its storage config)' : 'is read-only and refuses deletes (HTTP 405 to every write, as in maintenance mode)';
+  return { reason: `the secondary ${host} ${why}; the extra tags were left as they were`, tags };
 }
 
 /** Walks every tagged manifest's tree on the secondary, repairing (or, dry, listing) what is missing. */

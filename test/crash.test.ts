@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DELETE_PROBE_DIGEST } from '../shared/registry/client.js';
 import { THROWAWAY_ANNOTATION } from '../shared/replicate.js';
 import { spawnGeoSync, runGeoSync } from './support/cli.js';
 import { seededRandom, startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
@@ -38,7 +39,7 @@ describe('a sync killed at any point converges on the next run', () => {
     let killed = false;
     const run = spawnGeoSync(['sync', repo, '--primary', P(), '--secondary', proxy.url, '--max-prune', '1']);
     proxy.setRule(({ method, path }) => {
-      if (method === 'DELETE' && path.includes('/manifests/sha256:') && !killed) {
+      if (method === 'DELETE' && path.includes('/manifests/sha256:') && !path.endsWith(DELETE_PROBE_DIGEST) && !killed) {
         killed = true;
         run.child.kill('SIGKILL');
         // The DELETE never reaches the registry: the crash lands exactly between the two steps.

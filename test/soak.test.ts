@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { syncExitCode } from '../shared/cli/main.js';
 import { GeoSyncError, createRegistryClient, syncRepository, type SyncReport } from '../shared/engine.js';
+import { DELETE_PROBE_DIGEST } from '../shared/registry/client.js';
 import type { CliResult } from './support/cli.js';
 import { seededRandom, startFaultProxy, type Fault, type FaultProxy, type ProxiedRequest } from './support/fault-proxy.js';
 import { startRegistryPair, type RegistryPair } from './support/registry.js';
@@ -331,7 +332,7 @@ describe('soak', () => {
             kill();
             return { kind: 'status', status: 503 };
           }
-          if (mode === 'throwaway window' && method === 'DELETE' && /\/manifests\/sha256:/.test(path)) {
+          if (mode === 'throwaway window' && method === 'DELETE' && /\/manifests\/sha256:/.test(path) && !path.endsWith(DELETE_PROBE_DIGEST)) {
             kill();
             return { kind: 'status', status: 503 };
           }

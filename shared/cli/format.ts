@@ -10,6 +10,7 @@ export function formatPlan(report: SyncReport): string {
   for (const c of plan.repair) lines.push(`  repair  ${c.tag}  ${short(c.secondary)} -> ${short(c.primary)}`);
   for (const c of plan.remove) lines.push(`  remove  ${c.tag}  ${short(c.secondary)}`);
   if (report.guard) lines.push(`  guard: ${report.guard.reason}`);
+  lines.push(...removalRefused(report));
   for (const m of report.deep?.missing ?? []) lines.push(`  missing ${m.kind} ${short(m.digest)} (referenced by ${short(m.referencedBy)})`);
   return lines.join('\n');
 }
@@ -21,11 +22,18 @@ export function formatSync(report: SyncReport): string {
     `${report.repository}: ${report.status} (copied ${done.copied.length}, repaired ${done.repaired.length}, removed ${done.removed.length}; ${formatBytes(report.bytesCopied)} in ${report.blobsCopied} blobs, ${report.blobsMounted} mounted; ${seconds} s)`,
   ];
   if (report.guard) lines.push(`  guard: ${report.guard.reason}`);
+  lines.push(...removalRefused(report));
   for (const f of report.failed) lines.push(`  failed  ${f.tag}: ${f.error}`);
   for (const s of report.skipped) lines.push(`  skipped ${s.tag}: ${s.reason}`);
   if (report.deep) lines.push(`  deep: ${report.deep.missing.length} missing objects found and repaired`);
   if (report.status === 'incomplete') lines.push('  stopped at the deadline; run again to continue');
   return lines.join('\n');
+}
+
+function removalRefused(report: SyncReport): string[] {
+  if (!report.removalRefused) return [];
+  const { reason, tags } = report.removalRefused;
+  return [`  not removed: ${tags.join(', ')}`, `    ${reason}; a sync removes them once the secondary accepts deletes`];
 }
 
 export function formatVerify(report: VerifyReport): string {

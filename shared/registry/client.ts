@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Readable, Transform } from 'node:stream';
-import { GeoSyncError, errorMessage } from '../errors.js';
+import { GeoSyncError, RegistryError, errorMessage } from '../errors.js';
 import {
   MANIFEST_ACCEPT,
   MAX_MANIFEST_BYTES,
@@ -27,6 +27,19 @@ export interface CatalogPage {
   next?: string;
 }
 
+/**
+ * What a registry does with our deletes: allowed; refused (delete disabled in its storage config,
+ * e.g. docker-registry's packaged default); read-only (every write refused, e.g. in maintenance);
+ * unknown when the probe could not tell (removals are then tried, as without a probe).
+ */
+export type DeleteSupport = 'allowed' | 'refused' | 'read-only' | 'unknown';
+
+/**
+ * The manifest the delete probe asks to delete: the digest of bytes that are not JSON, which no
+ * registry accepts as a manifest, so no repository can hold it and the DELETE can touch nothing.
+ */
+export const DELETE_PROBE_DIGEST = digestOf(Buffer.from('geo-registry-sync delete probe: these bytes are not a manifest\n'));
+
 const TAG_LIST_LIMIT = 64 * 1024 * 1024;
 const pull = (repository: string) => [`repository:${repository}:pull`];
 const push = (repository: string) => [`repository:${repository}:pull,push`];
@@ -44,6 +57,7 @@ export class RegistryClient {
   /** Where each blob is known to exist here, for cross-repository mounts. */
   private readonly blobHomes = new Map<string, string>();
   private tagDeleteSupported: boolean | undefined;
+  private readonly deleteSupport = new Map<string, Promise<DeleteSupport>>();
   private gitlabTagApi: Promise<boolean> | undefined;
 
   constructor(endpoint: RegistryEndpoint, options: TransportOptions = {}) {
@@ -232,15 +246,45 @@ export class RegistryClient {
     }
   }
 
-  /** Deletes a manifest by digest. On registry 2.8 this untags every tag on that digest: callers must know it is unshared. */
+  /**
+   * Deletes a manifest by digest. On registry 2.8 this untags every tag on that digest: callers must
+   * know it is unshared. A 405 throws DELETES_REFUSED or READ_ONLY (see deleteRefusal).
+   */
   async deleteManifest(repository: string, digest: string): Promise<boolean> {
     const response = await this.transport.send({
       method: 'DELETE',
       target: `/v2/${repository}/manifests/${digest}`,
       scopes: [...push(repository), ...remove(repository)],
-      expect: [202, 200, 404],
+      expect: [202, 200, 404, 405],
     });
+    if (response.status === 405) throw deleteRefusal(this.host, `${repository}@${digest}`, response);
     return response.status !== 404;
+  }
+
+  /**
+   * Whether this registry deletes manifests in `repository`, found out without changing anything:
+   * a DELETE of DELETE_PROBE_DIGEST, which no repository can hold. 404 (or 202): allowed; 405:
+   * refused, or read-only when the answer allows only reads. Asked once per repository per client.
+   */
+  probeDeletes(repository: string): Promise<DeleteSupport> {
+    let known = this.deleteSupport.get(repository);
+    if (!known) {
+      known = this.transport
+        .send({
+          method: 'DELETE',
+          target: `/v2/${repository}/manifests/${DELETE_PROBE_DIGEST}`,
+          scopes: [...push(repository), ...remove(repository)],
+          expect: [202, 200, 404, 405],
+        })
+        .then((response): DeleteSupport => (response.status === 405 ? (deleteRefusal(this.host, repository, response).code === 'READ_ONLY' ? 'read-only' : 'refused') : 'allowed'))
+        .catch((error: unknown): DeleteSupport => {
+          // Credentials without delete rights, a failing registry: removals are tried and fail on their own.
+          this.transport.logger.info('delete probe failed; removals will be tried', { registry: this.host, repository, reason: errorMessage(error) });
+          return 'unknown';
+        });
+      this.deleteSupport.set(repository, known);
+    }
+    return known;
   }
 
   /** OCI tag deletion; 'unsupported' when the registry refuses to delete by tag (registry 2.8 does). */
@@ -422,6 +466,27 @@ function parseJson(bytes: Buffer, what: string): unknown {
   } catch {
     throw new GeoSyncError('INVALID_RESPONSE', `${what} is not valid JSON`);
   }
+}
+
+/**
+ * What a 405 to a DELETE means. docker-registry with deletes disabled answers UNSUPPORTED; in
+ * read-only mode the DELETE route is not served at all and `Allow` lists only reads (GET, HEAD).
+ */
+function deleteRefusal(host: string, what: string, response: { headers: Record<string, string | undefined>; body: Buffer }): GeoSyncError {
+  const allow = response.headers.allow;
+  if (allow !== undefined && !/\b(PUT|DELETE)\b/i.test(allow)) {
+    return new GeoSyncError('READ_ONLY', `registry ${host} is read-only (HTTP 405 to DELETE ${what}, allowing only ${allow.trim() || 'nothing'})`);
+  }
+  const code = errorCode(response.body);
+  return new GeoSyncError('DELETES_REFUSED', `registry ${host} refuses deletes (HTTP 405${code ? ` ${code}` : ''} to DELETE ${what}: delete is disabled in its storage config)`);
+}
+
+/** A write refused by the registry itself, not a passing fault: 'deletes' or 'writes' (read-only), else undefined. */
+export function writeRefusal(error: unknown): 'deletes' | 'writes' | undefined {
+  if (!(error instanceof GeoSyncError)) return undefined;
+  if (error.code === 'DELETES_REFUSED') return 'deletes';
+  if (error.code === 'READ_ONLY' || (error instanceof RegistryError && error.status === 405)) return 'writes';
+  return undefined;
 }
 
 function errorCode(body: Buffer): string | undefined {
