@@ -96,7 +96,7 @@ describe('a secondary that refuses deletes (storage.delete.enabled: false)', () 
 
     const plan = await runGeoSync(['plan', repo], env);
     expect(plan.code).toBe(1);
-    expect(plan.stdout).toMatch(/the secondary .* refuses deletes.*x, y/);
+    expect(plan.stdout).toMatch(/not removed: x, y\n\s+the secondary .* refuses deletes/);
     expect(await readTags(noDeletes.url, repo)).toEqual(before);
 
     const json = await runGeoSync(['sync', repo, '--json', '--max-prune', '1'], env);
@@ -110,7 +110,7 @@ describe('a secondary that refuses deletes (storage.delete.enabled: false)', () 
     const human = await runGeoSync(['sync', repo, '--max-prune', '1'], env);
     expect(human.code).toBe(1);
     expect(human.stdout).toMatch(/^refused\/cli: differences/);
-    expect(human.stdout).toMatch(/the secondary .* refuses deletes.*x, y/);
+    expect(human.stdout).toMatch(/not removed: x, y\n\s+the secondary .* refuses deletes/);
     await expectCopiedAndExtrasUntouched(noDeletes.url, noDeletes.root, repo, before);
   });
 });
@@ -134,7 +134,7 @@ describe('a read-only secondary (storage.maintenance.readonly)', () => {
     // A plan only reads, and says that the removals could not happen.
     const plan = await runGeoSync(['plan', repo], env);
     expect(plan.code).toBe(1);
-    expect(plan.stdout).toMatch(/the secondary .* is read-only and refuses deletes.*x, y/);
+    expect(plan.stdout).toMatch(/not removed: x, y\n\s+the secondary .* is read-only and refuses deletes/);
 
     const json = await runGeoSync(['sync', repo, '--json', '--max-prune', '1'], env);
     expect(json.code).toBe(3);
