@@ -107,6 +107,11 @@ export class Transport {
     this.auth = new Authenticator(this.base, credentials, this.dispatcher, (what, operation) => this.withRetry(what, operation));
   }
 
+  /** Requests in flight now, counting streamed bodies not yet read to the end. */
+  get requestsInFlight(): number {
+    return this.inFlight.active;
+  }
+
   /** Requests allowed in flight now (lowered by throttling answers). */
   get concurrencyLimit(): number {
     return this.inFlight.limit;
@@ -132,7 +137,6 @@ export class Transport {
       const ticket = await this.inFlight.acquire();
       try {
         response = await this.dispatch(spec, url, authorization);
-        this.inFlight.release(ticket, THROTTLING_STATUS.has(response.statusCode));
       } catch (error) {
         this.inFlight.release(ticket, false);
         if (error instanceof GeoSyncError) throw error;
@@ -143,6 +147,7 @@ export class Transport {
       }
       const status = response.statusCode;
       const headers = flattenHeaders(response.headers);
+      this.releaseWhenClosed(response.body, ticket, THROTTLING_STATUS.has(status));
 
       if (status === 401 && onHost && !authRetried && !spec.expect.includes(401)) {
         await response.body.dump();
@@ -181,6 +186,16 @@ export class Transport {
       }
       throw registryError(spec, url, status, text, headers['retry-after']);
     }
+  }
+
+  /**
+   * A request stays in flight until its body is read, dumped or destroyed, not just until its
+   * headers arrive: a streamed blob keeps its slot, so a limit lowered by throttling slows it too.
+   */
+  private releaseWhenClosed(body: Readable, ticket: number, throttled: boolean): void {
+    const release = () => this.inFlight.release(ticket, throttled);
+    if (body.closed) release();
+    else body.once('close', release);
   }
 
   /** Retries a whole operation (e.g. upload session + streamed body) with the same policy as `send`. */
