@@ -1,4 +1,4 @@
-import { GeoSyncError } from './errors.js';
+import { GeoSyncError, invalidInput } from './errors.js';
 import type { RegistryEndpoint } from './registry/transport.js';
 
 export interface Endpoints {
@@ -11,14 +11,29 @@ type Env = Record<string, string | undefined>;
 /**
  * Registries from the environment: GEO_SYNC_PRIMARY_URL (+ _USERNAME, _PASSWORD, _CA_FILE) and
  * either GEO_SYNC_SECONDARY_URL (+ the same) or GEO_SYNC_SECONDARIES, a JSON array of
- * {name, url, username?, password?, caFile?} for several secondary sites. Overrides win.
+ * {name, url, username?, password?, caFile?} for several secondary sites. Overrides win; the
+ * secondary override is the name of a GEO_SYNC_SECONDARIES entry, or else a URL.
  */
 export function endpointsFromEnv(env: Env, overrides: { primary?: string; secondary?: string } = {}): Endpoints {
   const primary = endpointFromEnv(env, 'PRIMARY', overrides.primary);
-  if (env.GEO_SYNC_SECONDARIES && !overrides.secondary) {
-    return { primary, secondaries: parseSecondaries(env.GEO_SYNC_SECONDARIES) };
+  const configured = env.GEO_SYNC_SECONDARIES ? parseSecondaries(env.GEO_SYNC_SECONDARIES) : undefined;
+  const chosen = overrides.secondary;
+  if (chosen !== undefined) {
+    // A configured name wins, even one that could be a host name (`registry.example.com`).
+    const named = configured?.find((entry) => entry.name === chosen);
+    if (named) return { primary, secondaries: [named] };
+    if (!looksLikeUrl(chosen)) {
+      const known = configured ? `GEO_SYNC_SECONDARIES names ${configured.map((entry) => entry.name).join(', ')}` : 'GEO_SYNC_SECONDARIES is not set';
+      throw invalidInput('UNKNOWN_SECONDARY', `unknown secondary ${JSON.stringify(chosen)}: ${known}; for a registry URL write https://${chosen}`);
+    }
   }
-  return { primary, secondaries: [{ name: 'secondary', endpoint: endpointFromEnv(env, 'SECONDARY', overrides.secondary) }] };
+  if (configured && chosen === undefined) return { primary, secondaries: configured };
+  return { primary, secondaries: [{ name: 'secondary', endpoint: endpointFromEnv(env, 'SECONDARY', chosen) }] };
+}
+
+/** `https://…`, `host.domain`, `host:port`, `[::1]`, `localhost`; a bare word is a secondary's name. */
+function looksLikeUrl(value: string): boolean {
+  return /[.:/[]/.test(value) || value === 'localhost';
 }
 
 function endpointFromEnv(env: Env, role: 'PRIMARY' | 'SECONDARY', url: string | undefined): RegistryEndpoint {

@@ -3,6 +3,7 @@ import { runGeoSync } from './support/cli.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
 import { pushImage, readTags } from './support/seed.js';
 import { startTokenIssuer, type TokenIssuer } from './support/token-issuer.js';
+import { startFaultProxy, type Fault, type FaultProxy } from './support/fault-proxy.js';
 import { createRegistryClient, syncRepository } from '../shared/engine.js';
 
 /** Bearer-token auth as GitLab does it: the registry points at a token service that signs scoped JWTs. */
@@ -107,4 +108,87 @@ describe('bearer-token authentication against a real registry', () => {
     await anonymous.close();
     expect(readTags).toBeDefined();
   });
+});
+
+/** The token service fails as registries do; its answers are retried by the same policy. */
+describe('a token service that fails for a while', () => {
+  const users = { primary_bot: 'Pr1mary-T0ken-Secret' };
+  let issuer: TokenIssuer;
+  let tokenProxy: FaultProxy;
+  let primary: TestRegistry;
+  let secondary: TestRegistry;
+
+  beforeAll(async () => {
+    issuer = await startTokenIssuer(users);
+    tokenProxy = await startFaultProxy(new URL(issuer.realm).origin);
+    // The primary sends its clients to the token service through the fault proxy.
+    const token = { realm: `${tokenProxy.url}/token`, service: issuer.service, issuer: issuer.issuer, rootCertBundle: issuer.certFile };
+    [primary, secondary] = await Promise.all([startRegistry({ token }), startRegistry()]);
+    const staging = await startRegistry();
+    try {
+      for (const repo of ['token/503', 'token/429', 'token/reset', 'token/refused']) await pushImage(staging.url, repo, 'v1', { seed: repo });
+      const from = createRegistryClient({ url: staging.url });
+      const to = createRegistryClient({ url: primary.url, username: 'primary_bot', password: users.primary_bot });
+      for (const repo of ['token/503', 'token/429', 'token/reset', 'token/refused']) await syncRepository(from, to, repo);
+      await Promise.all([from.close(), to.close()]);
+    } finally {
+      await staging.stop();
+    }
+  });
+  afterAll(async () => {
+    await Promise.all([primary?.stop(), secondary?.stop(), tokenProxy?.stop()]);
+    await issuer?.stop();
+  });
+
+  /** Syncs `repo` with the token service answering `fault` to its first `times` requests; records each backoff instead of waiting. */
+  async function syncThroughTokenFaults(repo: string, fault: Fault, times: number) {
+    let injected = 0;
+    tokenProxy.setRule(() => (injected < times ? (injected++, fault) : undefined));
+    const waits: number[] = [];
+    const options = { backoff: { baseMs: 5, capMs: 50 }, sleep: async (ms: number) => void waits.push(ms) };
+    const p = createRegistryClient({ url: primary.url, username: 'primary_bot', password: users.primary_bot }, options);
+    const s = createRegistryClient({ url: secondary.url }, options);
+    try {
+      const outcome = await syncRepository(p, s, repo).then((report) => report.status, (error: { code?: string }) => error.code);
+      return { outcome, waits, injected, retries: p.transport.stats.retries };
+    } finally {
+      tokenProxy.setRule(() => undefined);
+      await Promise.all([p.close(), s.close()]);
+    }
+  }
+
+  it.each([
+    ['token/503', { kind: 'status', status: 503 }],
+    ['token/reset', { kind: 'reset' }],
+  ] as const)('%s: retries with the capped backoff and syncs', async (repo, fault) => {
+    const { outcome, waits, injected, retries } = await syncThroughTokenFaults(repo, fault, 2);
+    expect(outcome).toBe('synced');
+    expect(injected).toBe(2);
+    expect(retries).toBe(2);
+    expect(waits).toHaveLength(2);
+    for (const wait of waits) expect(wait).toBeLessThanOrEqual(50);
+    expect(await readTags(secondary.url, repo)).toEqual(await readTags(primary.url, repo, `Bearer ${await tokenFor(repo)}`));
+  });
+
+  it('token/429: waits out Retry-After before asking again, and syncs', async () => {
+    const { outcome, waits, injected } = await syncThroughTokenFaults('token/429', { kind: 'status', status: 429, headers: { 'retry-after': '3' } }, 2);
+    expect(outcome).toBe('synced');
+    expect(injected).toBe(2);
+    expect(waits).toEqual([3000, 3000]);
+  });
+
+  it('token/refused: a refusal (403) is final: asked once, never retried', async () => {
+    const { outcome, waits, injected } = await syncThroughTokenFaults('token/refused', { kind: 'status', status: 403 }, 10);
+    expect(outcome).toBe('AUTH_REFUSED');
+    expect(injected).toBe(1);
+    expect(waits).toEqual([]);
+    expect(await readTags(secondary.url, 'token/refused')).toEqual({});
+  });
+
+  /** A pull token straight from the issuer, to read the primary back without our client. */
+  async function tokenFor(repo: string): Promise<string> {
+    const url = `${issuer.realm}?service=${issuer.service}&scope=repository:${repo}:pull`;
+    const response = await fetch(url, { headers: { authorization: `Basic ${Buffer.from(`primary_bot:${users.primary_bot}`).toString('base64')}` } });
+    return ((await response.json()) as { token: string }).token;
+  }
 });

@@ -1,5 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { acquireRepositoryLock } from '../shared/local/lock.js';
 import { runGeoSync } from './support/cli.js';
 import { startRegistry, startRegistryPair, type RegistryPair, type TestRegistry } from './support/registry.js';
 import { basicAuth, blobExists, pushBlobStream, pushImage, pushManifest, MediaType, readTags } from './support/seed.js';
@@ -175,6 +179,129 @@ describe('geo-sync against registries with basic authentication', () => {
     expect(result.stderr).toMatch(/authentication refused/);
     expect(result.stderr).not.toContain('wrong-password');
     expect(Object.keys(await readTags(secondary.url, repo, basicAuth('writer', 'sec0ndary-S3cret')))).toEqual(['keep']);
+  });
+});
+
+describe('several secondaries (GEO_SYNC_SECONDARIES)', () => {
+  // eu: the shared pair's secondary, anonymous; us: a third registry whose entry carries its credentials.
+  const usPassword = 'us-Wr1ter-secret';
+  let us: TestRegistry;
+  beforeAll(async () => {
+    us = await startRegistry({ htpasswd: { username: 'us-writer', password: usPassword } });
+  });
+  afterAll(() => us?.stop());
+
+  const usAuth = () => basicAuth('us-writer', usPassword);
+  const secondaries = (extra: object[] = []) => [{ name: 'eu', url: S() }, { name: 'us', url: us.url, username: 'us-writer', password: usPassword }, ...extra];
+  const multiEnv = (list = secondaries()) => ({ GEO_SYNC_PRIMARY_URL: P(), GEO_SYNC_SECONDARIES: JSON.stringify(list) });
+
+  it('verify, plan and sync act on every secondary, one entry or block each, never only the first', async () => {
+    const repo = 'multi/all';
+    for (const tag of ['v1', 'v2']) await pushImage(P(), repo, tag);
+    await pushImage(S(), repo, 'v1');
+    for (const tag of ['v1', 'v2', 'stray']) await pushImage(us.url, repo, tag, { auth: usAuth() });
+
+    const verify = await runGeoSync(['verify', repo, '--json'], multiEnv());
+    expect(verify.code).toBe(1);
+    expect(JSON.parse(verify.stdout)).toMatchObject({
+      repository: repo,
+      secondaries: [
+        { secondary: 'eu', status: 'mismatch', missing: ['v2'], extra: [] },
+        { secondary: 'us', status: 'mismatch', missing: [], extra: ['stray'] },
+      ],
+    });
+
+    const plan = await runGeoSync(['plan', repo], multiEnv());
+    expect(plan.code).toBe(1);
+    expect(plan.stdout).toMatch(/^\[eu\] multi\/all: 1 to copy, 0 to repair, 0 to remove/m);
+    expect(plan.stdout).toMatch(/^\[us\] multi\/all: 0 to copy, 0 to repair, 1 to remove/m);
+    expect(plan.stdout).toMatch(/^\[us\]   remove  stray/m);
+
+    const sync = await runGeoSync(['sync', repo, '--json'], multiEnv());
+    expect(sync.code).toBe(0);
+    const synced = JSON.parse(sync.stdout);
+    expect(synced.secondaries.map((s: { secondary: string; status: string; done: object }) => [s.secondary, s.status, s.done])).toEqual([
+      ['eu', 'synced', { copied: ['v2'], repaired: [], removed: [] }],
+      ['us', 'synced', { copied: [], repaired: [], removed: ['stray'] }],
+    ]);
+    const primaryTags = await readTags(P(), repo);
+    expect(await readTags(S(), repo)).toEqual(primaryTags);
+    expect(await readTags(us.url, repo, usAuth())).toEqual(primaryTags);
+
+    const after = await runGeoSync(['verify', repo], multiEnv());
+    expect(after.code).toBe(0);
+    expect(after.stdout).toMatch(/^\[eu\] multi\/all: synced$/m);
+    expect(after.stdout).toMatch(/^\[us\] multi\/all: synced$/m);
+  });
+
+  it('--secondary NAME acts on that secondary only, with its entry\'s URL and credentials, and prints the one-secondary report', async () => {
+    const repo = 'multi/one';
+    await pushImage(P(), repo, 'v1');
+    await pushImage(S(), repo, 'eu-only');
+
+    const result = await runGeoSync(['sync', repo, '--secondary', 'us', '--json'], multiEnv());
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report).toMatchObject({ repository: repo, status: 'synced', done: { copied: ['v1'], repaired: [], removed: [] } });
+    expect(report.secondaries).toBeUndefined();
+    expect(await readTags(us.url, repo, usAuth())).toEqual(await readTags(P(), repo));
+    expect(Object.keys(await readTags(S(), repo))).toEqual(['eu-only']);
+
+    const verifyEu = await runGeoSync(['verify', repo, '--secondary', 'eu', '--json'], multiEnv());
+    expect(verifyEu.code).toBe(1);
+    expect(JSON.parse(verifyEu.stdout)).toMatchObject({ missing: ['v1'], extra: ['eu-only'] });
+  });
+
+  it('prefers a configured name to a host name of the same spelling', async () => {
+    const repo = 'multi/dotted';
+    await pushImage(P(), repo, 'v1');
+    const list = [{ name: 'registry.example.com', url: S() }, { name: 'us', url: us.url, username: 'us-writer', password: usPassword }];
+    const result = await runGeoSync(['sync', repo, '--secondary', 'registry.example.com'], multiEnv(list));
+    expect(result.code).toBe(0);
+    expect(await readTags(S(), repo)).toEqual(await readTags(P(), repo));
+    expect(await readTags(us.url, repo, usAuth())).toEqual({});
+  });
+
+  it('exits 2 naming the known secondaries when --secondary names none of them, changing nothing', async () => {
+    const repo = 'multi/unknown';
+    await pushImage(P(), repo, 'v1');
+    const result = await runGeoSync(['sync', repo, '--secondary', 'mars'], multiEnv());
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/unknown secondary "mars": GEO_SYNC_SECONDARIES names eu, us/);
+    expect(await readTags(S(), repo)).toEqual({});
+    expect(await readTags(us.url, repo, usAuth())).toEqual({});
+  });
+
+  it('goes on to the next secondary when one fails, names the failure, and exits with the worst code', async () => {
+    const repo = 'multi/down';
+    await pushImage(P(), repo, 'v1');
+    const result = await runGeoSync(['sync', repo, '--json', '--retries', '0'], multiEnv([{ name: 'down', url: 'http://127.0.0.1:9' }, ...secondaries()]));
+    expect(result.code).toBe(3);
+    const report = JSON.parse(result.stdout);
+    expect(report.secondaries.map((s: { secondary: string }) => s.secondary)).toEqual(['down', 'eu', 'us']);
+    expect(report.secondaries[0]).toEqual({ secondary: 'down', error: { code: 'REGISTRY_UNREACHABLE', message: expect.stringMatching(/127\.0\.0\.1:9/) } });
+    expect(report.secondaries.slice(1).map((s: { status: string }) => s.status)).toEqual(['synced', 'synced']);
+    expect(result.stderr).toMatch(/geo-sync: \[down\] .*127\.0\.0\.1:9/);
+    expect(await readTags(S(), repo)).toEqual(await readTags(P(), repo));
+    expect(await readTags(us.url, repo, usAuth())).toEqual(await readTags(P(), repo));
+  });
+
+  it('takes the repository lock per secondary: one held elsewhere declines that secondary only (exit 1)', async () => {
+    const repo = 'multi/locked';
+    await pushImage(P(), repo, 'v1');
+    const stateDir = mkdtempSync(join(tmpdir(), 'geo-sync-state-'));
+    const release = acquireRepositoryLock(us.host, repo, join(stateDir, 'locks'));
+    try {
+      const result = await runGeoSync(['sync', repo], { ...multiEnv(), GEO_SYNC_STATE_DIR: stateDir });
+      expect(result.code).toBe(1);
+      expect(result.stdout).toMatch(/^\[eu\] multi\/locked: synced/m);
+      expect(result.stdout).toMatch(/^\[us\] multi\/locked: error SYNC_IN_PROGRESS: another geo-sync/m);
+    } finally {
+      release();
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+    expect(await readTags(S(), repo)).toEqual(await readTags(P(), repo));
+    expect(await readTags(us.url, repo, usAuth())).toEqual({});
   });
 });
 

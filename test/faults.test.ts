@@ -1,7 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PassThrough, Writable, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { createRegistryClient, syncRepository, verifyRepository } from '../shared/engine.js';
 import { seededRandom, startFaultProxy, type Fault, type FaultProxy } from './support/fault-proxy.js';
 import { startRegistryPair, type RegistryPair } from './support/registry.js';
+import { createHash } from 'node:crypto';
 import { blobExists, getManifest, pushBlobStream, pushImage, pushManifest, pushMultiArch, readTags, MediaType, pushBlob } from './support/seed.js';
 
 let registries: RegistryPair;
@@ -245,5 +248,94 @@ describe('faults between the engine and real registries', () => {
     const { p: p2, s: s2, close: close2 } = clients();
     expect((await verifyRepository(p2, s2, repo)).missing).toEqual(['bad']);
     await close2();
+  });
+});
+
+/** Reads a stream to its end (or its error) and waits until it has closed. */
+async function drain(stream: Readable): Promise<void> {
+  try {
+    await pipeline(stream, new Writable({ write: (_chunk, _encoding, done) => done() }));
+  } finally {
+    if (!stream.closed) await new Promise((resolve) => stream.once('close', resolve));
+  }
+}
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('requests in flight (the adaptive limit)', () => {
+  it('counts a streamed blob download until its body is read, destroyed or cut short, once each, so a 429 slows it', async () => {
+    const repo = 'inflight/download';
+    const size = 512 * 1024;
+    const image = await pushImage(P(), repo, 'v1', { layers: [Buffer.alloc(size, 7)] });
+    const layer = { digest: image.layerDigests[0]!, size, mediaType: MediaType.ociLayer };
+    primaryProxy.log.length = 0;
+    const p = createRegistryClient({ url: primaryProxy.url }, { ...fast, concurrency: 2 });
+    const opened: Readable[] = [];
+    const open = async () => {
+      const { stream } = await p.openBlob(repo, layer);
+      opened.push(stream.on('error', () => undefined));
+      return stream;
+    };
+    try {
+      // The download is throttled once (429): one request in flight from now on, and the download is it.
+      let throttled = 0;
+      primaryProxy.setRule(({ path }) => (path.includes('/blobs/') && throttled++ < 1 ? { kind: 'status', status: 429, headers: { 'retry-after': '0' } } : undefined));
+      const download = await open();
+      primaryProxy.setRule(() => undefined);
+      expect(p.transport.concurrencyLimit).toBe(1);
+      expect(p.transport.requestsInFlight).toBe(1);
+      // The next request waits for the blob's body, however long it sits unread.
+      const head = p.headManifest(repo, 'v1');
+      await pause(200);
+      const headsSentWhileUnread = primaryProxy.log.filter((r) => r.method === 'HEAD').length;
+      await drain(download);
+      expect(headsSentWhileUnread).toBe(0);
+      expect((await head)?.digest).toBe(image.digest);
+      expect(p.transport.requestsInFlight).toBe(0);
+
+      const dropped = await open();
+      expect(p.transport.requestsInFlight).toBe(1);
+      const closed = new Promise((resolve) => dropped.once('close', resolve));
+      dropped.destroy();
+      await closed;
+      expect(p.transport.requestsInFlight).toBe(0);
+
+      primaryProxy.setRule(({ method, path }) => (method === 'GET' && path.includes('/blobs/') ? { kind: 'truncate' } : undefined));
+      const cut = await open();
+      expect(p.transport.requestsInFlight).toBe(1);
+      await expect(drain(cut)).rejects.toThrow();
+      expect(p.transport.requestsInFlight).toBe(0);
+    } finally {
+      primaryProxy.setRule(() => undefined);
+      // An unread body would keep close() waiting.
+      for (const stream of opened) stream.destroy();
+      await p.close();
+    }
+  });
+
+  it('counts a streamed blob upload until the registry has answered the whole PUT', async () => {
+    const repo = 'inflight/upload';
+    const bytes = Buffer.alloc(256 * 1024, 9);
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    secondaryProxy.log.length = 0;
+    const s = createRegistryClient({ url: secondaryProxy.url }, { ...fast, concurrency: 1 });
+    try {
+      const body = new PassThrough();
+      const upload = s.uploadBlob(repo, { digest, size: bytes.length, mediaType: MediaType.ociLayer }, async () => ({ stream: body, length: bytes.length }));
+      body.write(bytes.subarray(0, bytes.length / 2));
+      while (!secondaryProxy.log.some((r) => r.method === 'PUT')) await pause(10);
+      const ping = s.ping();
+      await pause(200);
+      const pingsSentMidUpload = secondaryProxy.log.filter((r) => r.path === '/v2/').length;
+      body.end(bytes.subarray(bytes.length / 2));
+      expect(await upload).toBe(bytes.length);
+      await ping;
+      expect(pingsSentMidUpload).toBe(0);
+      expect(secondaryProxy.log.map((r) => r.method)).toEqual(['POST', 'PUT', 'GET']);
+      expect(s.transport.requestsInFlight).toBe(0);
+    } finally {
+      await s.close();
+    }
+    expect(await blobExists(S(), repo, digest)).toBe(true);
   });
 });

@@ -7,6 +7,7 @@ import { parseChallenge } from '../shared/registry/auth.js';
 import { nextLink } from '../shared/registry/client.js';
 import { parseRegistryUrl, parseRetryAfter } from '../shared/registry/transport.js';
 import { AdaptiveLimit } from '../shared/registry/limit.js';
+import { endpointsFromEnv } from '../shared/config.js';
 import { createHash } from 'node:crypto';
 
 const D = (n: number) => `sha256:${String(n).repeat(64).slice(0, 64)}`;
@@ -130,6 +131,33 @@ describe('manifestReferences', () => {
   it('refuses bytes that are not JSON, and malformed descriptors', () => {
     expect(() => manifestReferences(raw(MediaType.ociManifest, '{nope'))).toThrow(/not valid JSON/);
     expect(() => manifestReferences(raw(MediaType.ociManifest, { schemaVersion: 2, config: { digest: '../x' }, layers: [] }))).toThrow(/malformed descriptor/);
+  });
+});
+
+describe('choosing the secondary (--secondary NAME or URL)', () => {
+  const env = {
+    GEO_SYNC_PRIMARY_URL: 'https://primary.example.com',
+    GEO_SYNC_SECONDARY_USERNAME: 'single-user',
+    GEO_SYNC_SECONDARIES: JSON.stringify([
+      { name: 'eu', url: 'https://eu.example.com', username: 'eu-user', password: 'eu-pass' },
+      { name: 'dr.example.com', url: 'https://other.example.com' },
+    ]),
+  };
+  const chosen = (secondary?: string, from: Record<string, string> = env) => endpointsFromEnv(from, { secondary }).secondaries;
+
+  it('lists every configured secondary when none is chosen', () => {
+    expect(chosen().map((s) => s.name)).toEqual(['eu', 'dr.example.com']);
+  });
+  it('takes a configured name with its URL and credentials, even one spelled like a host', () => {
+    expect(chosen('eu')).toEqual([{ name: 'eu', endpoint: { url: 'https://eu.example.com', username: 'eu-user', password: 'eu-pass' } }]);
+    expect(chosen('dr.example.com')).toEqual([{ name: 'dr.example.com', endpoint: { url: 'https://other.example.com' } }]);
+  });
+  it.each(['https://eu.example.com', 'registry.example.com', '127.0.0.1:5000', 'localhost', 'localhost:5000'])('takes %s as a URL, with the GEO_SYNC_SECONDARY_* credentials', (url) => {
+    expect(chosen(url)).toEqual([{ name: 'secondary', endpoint: { url, username: 'single-user' } }]);
+  });
+  it('refuses a bare name that is not configured, naming the known ones (exit 2)', () => {
+    expect(() => chosen('us')).toThrow(expect.objectContaining({ code: 'UNKNOWN_SECONDARY', exitCode: 2, message: expect.stringMatching(/"us": GEO_SYNC_SECONDARIES names eu, dr\.example\.com/) }));
+    expect(() => chosen('us', { GEO_SYNC_PRIMARY_URL: 'https://p.example.com' })).toThrow(/"us": GEO_SYNC_SECONDARIES is not set; for a registry URL write https:\/\/us/);
   });
 });
 

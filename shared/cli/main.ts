@@ -4,6 +4,7 @@ import { EXIT, GeoSyncError, errorMessage } from '../errors.js';
 import { isLogLevel, jsonLogger, type EngineLogger } from '../log.js';
 import { validateRepositoryName } from '../oci.js';
 import type { RegistryClient } from '../registry/client.js';
+import type { RegistryEndpoint } from '../registry/transport.js';
 import { createRegistryClient, syncRepository, verifyRepository, type SyncReport, type VerifyReport } from '../usecases.js';
 import { registerLocalCommands } from './local-commands.js';
 import { acquireRepositoryLock } from '../local/lock.js';
@@ -48,11 +49,11 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
   const common = (command: Command) =>
     command
       .option('--primary <url>', 'primary registry URL (env GEO_SYNC_PRIMARY_URL); http:// only when written')
-      .option('--secondary <url>', 'secondary registry URL (env GEO_SYNC_SECONDARY_URL)')
-      .option('--json', 'print one JSON object instead of a summary')
+      .option('--secondary <name|url>', 'one secondary: a name from GEO_SYNC_SECONDARIES, or a registry URL (env GEO_SYNC_SECONDARY_URL); default: every configured secondary')
+      .option('--json', 'print one JSON object instead of a summary (several secondaries: { repository, secondaries: [...] })')
       .addOption(new Option('--concurrency <n>', 'parallel requests per registry').default(DEFAULT_CONCURRENCY).argParser(integerIn(1, 256, '--concurrency')))
       .addOption(new Option('--retries <n>', 'retries of a failed request').default(4).argParser(integerIn(0, 20, '--retries')))
-      .option('--ca-file <path>', 'extra trusted CA certificates (PEM) for both registries')
+      .option('--ca-file <path>', 'extra trusted CA certificates (PEM) for every registry')
       .option('--no-gitlab-api', 'never use GitLab\'s tag list API, even where the registry offers it')
       .addOption(new Option('--log-level <level>', 'JSON logs on stderr: debug, info, warn, error, silent').default(env.GEO_SYNC_LOG_LEVEL ?? 'warn'))
       .exitOverride();
@@ -60,11 +61,11 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
   common(program.command('plan <repository>').description('show what sync would change; changes nothing')).action(
     async (repository: string, options: CommonOptions) => {
       validateRepositoryName(repository);
-      const report = await withClients(env, options, (primary, secondary, logger) =>
-        syncRepository(primary, secondary, repository, { dryRun: true, concurrency: options.concurrency, gitlabApi: options.gitlabApi, logger }),
+      setExit(
+        await forEachSecondary(env, options, repository, { format: formatPlan, exitCode: syncExitCode }, (primary, secondary, logger) =>
+          syncRepository(primary, secondary, repository, { dryRun: true, concurrency: options.concurrency, gitlabApi: options.gitlabApi, logger }),
+        ),
       );
-      print(options.json ? report : formatPlan(report), options.json);
-      setExit(syncExitCode(report));
     },
   );
 
@@ -75,19 +76,20 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
     .action(async (repository: string, options: CommonOptions & { dryRun?: boolean; deep?: boolean; maxPrune: number }) => {
       validateRepositoryName(repository);
       const showProgress = !options.json && process.stdout.isTTY === true && process.stderr.isTTY === true;
-      const report = await withClients(env, options, (primary, secondary, logger) =>
-        withLock(options.dryRun ? undefined : secondary.host, repository, () => syncRepository(primary, secondary, repository, {
-          dryRun: options.dryRun,
-          deep: options.deep,
-          maxPrune: options.maxPrune,
-          concurrency: options.concurrency,
-          gitlabApi: options.gitlabApi,
-          logger,
-          ...(showProgress ? { onProgress: progressBar(process.stderr) } : {}),
-        })),
+      const present = { format: options.dryRun ? formatPlan : formatSync, exitCode: syncExitCode };
+      setExit(
+        await forEachSecondary(env, options, repository, present, (primary, secondary, logger) =>
+          withLock(options.dryRun ? undefined : secondary.host, repository, () => syncRepository(primary, secondary, repository, {
+            dryRun: options.dryRun,
+            deep: options.deep,
+            maxPrune: options.maxPrune,
+            concurrency: options.concurrency,
+            gitlabApi: options.gitlabApi,
+            logger,
+            ...(showProgress ? { onProgress: progressBar(process.stderr) } : {}),
+          })),
+        ),
       );
-      print(options.json ? report : options.dryRun ? formatPlan(report) : formatSync(report), options.json);
-      setExit(syncExitCode(report));
     });
 
   common(program.command('verify <repository>').description('compare the (tag, digest) checksums of both sides; changes nothing'))
@@ -95,34 +97,85 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
     .addOption(new Option('--checksum <kind>', 'canonical, or gitlab (GitLab Geo\'s form)').choices(['canonical', 'gitlab']).default('canonical'))
     .action(async (repository: string, options: CommonOptions & { deep?: boolean; checksum: 'canonical' | 'gitlab' }) => {
       validateRepositoryName(repository);
-      const report = await withClients(env, options, (primary, secondary, logger) =>
-        verifyRepository(primary, secondary, repository, { deep: options.deep, checksum: options.checksum, concurrency: options.concurrency, gitlabApi: options.gitlabApi, logger }),
+      setExit(
+        await forEachSecondary(env, options, repository, { format: formatVerify, exitCode: verifyExitCode }, (primary, secondary, logger) =>
+          verifyRepository(primary, secondary, repository, { deep: options.deep, checksum: options.checksum, concurrency: options.concurrency, gitlabApi: options.gitlabApi, logger }),
+        ),
       );
-      print(options.json ? report : formatVerify(report), options.json);
-      setExit(verifyExitCode(report));
     });
 
   registerLocalCommands(program, { setExitCode: setExit, env });
   return program;
 }
 
+interface Presenter<R> {
+  format: (report: R) => string;
+  exitCode: (report: R) => number;
+}
+
+/**
+ * Acts on the secondary chosen with --secondary, or on every configured one in turn (never on one
+ * picked silently). One secondary prints its report as it always has; several print one block per
+ * secondary prefixed `[name] `, or with --json one object `{ repository, secondaries: [...] }`, and
+ * exit with the worst code. A secondary that fails does not stop the others.
+ */
+async function forEachSecondary<R extends object>(
+  env: NodeJS.ProcessEnv,
+  options: CommonOptions,
+  repository: string,
+  present: Presenter<R>,
+  act: (primary: RegistryClient, secondary: RegistryClient, logger: EngineLogger) => Promise<R>,
+): Promise<number> {
+  return withClients(env, options, async (primary, secondaries, logger) => {
+    if (secondaries.length === 1) {
+      const report = await act(primary, secondaries[0]!.client, logger);
+      print(options.json ? report : present.format(report), options.json);
+      return present.exitCode(report);
+    }
+    const entries: object[] = [];
+    let worst: number = EXIT.ok;
+    for (const { name, client } of secondaries) {
+      try {
+        const report = await act(primary, client, logger);
+        entries.push({ secondary: name, ...report });
+        worst = Math.max(worst, present.exitCode(report));
+        if (!options.json) print(prefixLines(`[${name}] `, present.format(report)), false);
+      } catch (error) {
+        const { code, message, exitCode } = describeError(error);
+        entries.push({ secondary: name, error: { code, message } });
+        worst = Math.max(worst, exitCode);
+        process.stderr.write(`geo-sync: [${name}] ${message}\n`);
+        if (!options.json) print(`[${name}] ${repository}: error ${code}: ${message}`, false);
+      }
+    }
+    if (options.json) print({ repository, secondaries: entries }, true);
+    return worst;
+  });
+}
+
+/** Opens the primary and every chosen secondary first, so a bad URL or CA file stops the run before any work. */
 async function withClients<T>(
   env: NodeJS.ProcessEnv,
   options: CommonOptions,
-  work: (primary: RegistryClient, secondary: RegistryClient, logger: EngineLogger) => Promise<T>,
+  work: (primary: RegistryClient, secondaries: { name: string; client: RegistryClient }[], logger: EngineLogger) => Promise<T>,
 ): Promise<T> {
   if (!isLogLevel(options.logLevel)) throw new GeoSyncError('INVALID_OPTION', `--log-level must be debug, info, warn, error or silent, not ${JSON.stringify(options.logLevel)}`, { exitCode: 2 });
   const logger = jsonLogger(options.logLevel);
   const endpoints = endpointsFromEnv(env, { primary: options.primary, secondary: options.secondary });
-  const secondaryEndpoint = endpoints.secondaries[0]!.endpoint;
   const withCa = <E extends { caFile?: string }>(endpoint: E): E => (options.caFile ? { ...endpoint, caFile: options.caFile } : endpoint);
   const transport = { concurrency: options.concurrency, retries: options.retries, logger };
-  const primary = createRegistryClient(withCa(endpoints.primary), transport);
-  const secondary = createRegistryClient(withCa(secondaryEndpoint), transport);
+  const opened: RegistryClient[] = [];
+  const open = (endpoint: RegistryEndpoint) => {
+    const client = createRegistryClient(withCa(endpoint), transport);
+    opened.push(client);
+    return client;
+  };
   try {
-    return await work(primary, secondary, logger);
+    const primary = open(endpoints.primary);
+    const secondaries = endpoints.secondaries.map(({ name, endpoint }) => ({ name, client: open(endpoint) }));
+    return await work(primary, secondaries, logger);
   } finally {
-    await Promise.all([primary.close(), secondary.close()]);
+    await Promise.all(opened.map((client) => client.close()));
   }
 }
 
@@ -153,12 +206,19 @@ function print(value: unknown, json: boolean | undefined): void {
 }
 
 function reportError(error: unknown, json: boolean): number {
-  const known = error instanceof GeoSyncError;
-  const code = known ? error.code : 'INTERNAL';
-  const message = errorMessage(error);
+  const { code, message, exitCode } = describeError(error);
   if (json) process.stdout.write(`${JSON.stringify({ error: { code, message } }, null, 2)}\n`);
   process.stderr.write(`geo-sync: ${message}\n`);
-  return known ? error.exitCode : EXIT.operational;
+  return exitCode;
+}
+
+function describeError(error: unknown): { code: string; message: string; exitCode: number } {
+  const known = error instanceof GeoSyncError;
+  return { code: known ? error.code : 'INTERNAL', message: errorMessage(error), exitCode: known ? error.exitCode : EXIT.operational };
+}
+
+function prefixLines(prefix: string, text: string): string {
+  return text.split('\n').map((line) => prefix + line).join('\n');
 }
 
 function integerIn(min: number, max: number, name: string) {

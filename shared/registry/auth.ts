@@ -1,5 +1,6 @@
 import { request, type Dispatcher } from 'undici';
 import { GeoSyncError } from '../errors.js';
+import { RETRYABLE_STATUS, isConnectionError } from './retry.js';
 
 export interface Credentials {
   username: string;
@@ -28,6 +29,17 @@ export function parseChallenge(header: string | undefined): Challenge | undefine
   return { scheme: match[1]!.toLowerCase(), params };
 }
 
+/** Runs an operation again after transient failures (the transport's backoff, honouring Retry-After). */
+export type Retry = <T>(what: string, operation: () => Promise<T>) => Promise<T>;
+
+/** A token service's error answer, with its Retry-After so that the retry honours it. */
+export class TokenServiceError extends GeoSyncError {
+  constructor(message: string, retryable: boolean, readonly retryAfter: string | undefined) {
+    super('AUTH_TOKEN_FAILED', message, { retryable });
+    this.name = 'TokenServiceError';
+  }
+}
+
 interface CachedToken {
   value: string;
   refreshAt: number;
@@ -47,6 +59,7 @@ export class Authenticator {
     private readonly registryUrl: URL,
     private readonly credentials: Credentials | undefined,
     private readonly dispatcher: Dispatcher,
+    private readonly retry: Retry = (_what, operation) => operation(),
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -103,7 +116,8 @@ export class Authenticator {
     const key = scopes.join(' ');
     const inFlight = this.pending.get(key);
     if (inFlight) return inFlight;
-    const promise = this.requestToken(scopes).finally(() => this.pending.delete(key));
+    // Callers waiting for the same scope share one request and its retries.
+    const promise = this.retry(`token for ${key || 'no scope'}`, () => this.requestToken(scopes)).finally(() => this.pending.delete(key));
     this.pending.set(key, promise);
     return promise;
   }
@@ -118,19 +132,21 @@ export class Authenticator {
     if (basic) headers.authorization = basic;
     const started = this.now();
     let status: number;
+    let retryAfter: string | string[] | undefined;
     let text: string;
     try {
       const response = await request(url, { method: 'GET', headers, dispatcher: this.dispatcher, headersTimeout: 30_000, bodyTimeout: 30_000 });
       status = response.statusCode;
+      retryAfter = response.headers['retry-after'];
       text = await response.body.text();
     } catch (error) {
-      throw new GeoSyncError('AUTH_TOKEN_UNREACHABLE', `token service ${url.host} is unreachable: ${(error as Error).message}`, { retryable: true, cause: error });
+      throw new GeoSyncError('AUTH_TOKEN_UNREACHABLE', `token service ${url.host} is unreachable: ${(error as Error).message}`, { retryable: isConnectionError(error), cause: error });
     }
     if (status === 401 || status === 403) {
       throw new GeoSyncError('AUTH_REFUSED', `token service ${url.host} refused the credentials for ${this.registryUrl.host} (HTTP ${status})`);
     }
     if (status !== 200) {
-      throw new GeoSyncError('AUTH_TOKEN_FAILED', `token service ${url.host} answered HTTP ${status}`, { retryable: status >= 500 || status === 429 });
+      throw new TokenServiceError(`token service ${url.host} answered HTTP ${status}`, RETRYABLE_STATUS.has(status), Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
     }
     let body: { token?: unknown; access_token?: unknown; expires_in?: unknown };
     try {

@@ -19,6 +19,11 @@ export class AdaptiveLimit {
     return this.current;
   }
 
+  /** Slots taken now. */
+  get active(): number {
+    return this.inFlight;
+  }
+
   /** Waits for a free slot; pass the returned ticket to `release`. */
   async acquire(): Promise<number> {
     if (this.inFlight < this.current && this.waiting.length === 0) this.inFlight++;

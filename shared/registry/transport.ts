@@ -5,8 +5,11 @@ import { Agent, type Dispatcher } from 'undici';
 import { GeoSyncError, RegistryError } from '../errors.js';
 import { silentLogger, type EngineLogger } from '../log.js';
 import { DEFAULT_CONCURRENCY } from '../concurrency.js';
-import { Authenticator } from './auth.js';
+import { Authenticator, TokenServiceError } from './auth.js';
 import { AdaptiveLimit } from './limit.js';
+import { RETRYABLE_STATUS, isConnectionError, parseRetryAfter } from './retry.js';
+
+export { isConnectionError, parseRetryAfter } from './retry.js';
 
 export interface RegistryEndpoint {
   /** `https://host[:port]`, or `http://` when written so. */
@@ -62,7 +65,6 @@ export interface RegistryResponse {
   url: URL;
 }
 
-const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);
 /** Answers that say "slow down": they lower the number of requests in flight. */
 const THROTTLING_STATUS = new Set([429, 503]);
 const ERROR_BODY_LIMIT = 64 * 1024;
@@ -101,7 +103,13 @@ export class Transport {
       connect: ca ? { ca } : {},
     });
     const credentials = endpoint.username !== undefined ? { username: endpoint.username, password: endpoint.password ?? '' } : undefined;
-    this.auth = new Authenticator(this.base, credentials, this.dispatcher);
+    // Token requests back off exactly as registry requests do: one policy, one place.
+    this.auth = new Authenticator(this.base, credentials, this.dispatcher, (what, operation) => this.withRetry(what, operation));
+  }
+
+  /** Requests in flight now, counting streamed bodies not yet read to the end. */
+  get requestsInFlight(): number {
+    return this.inFlight.active;
   }
 
   /** Requests allowed in flight now (lowered by throttling answers). */
@@ -129,7 +137,6 @@ export class Transport {
       const ticket = await this.inFlight.acquire();
       try {
         response = await this.dispatch(spec, url, authorization);
-        this.inFlight.release(ticket, THROTTLING_STATUS.has(response.statusCode));
       } catch (error) {
         this.inFlight.release(ticket, false);
         if (error instanceof GeoSyncError) throw error;
@@ -140,6 +147,7 @@ export class Transport {
       }
       const status = response.statusCode;
       const headers = flattenHeaders(response.headers);
+      this.releaseWhenClosed(response.body, ticket, THROTTLING_STATUS.has(status));
 
       if (status === 401 && onHost && !authRetried && !spec.expect.includes(401)) {
         await response.body.dump();
@@ -180,6 +188,16 @@ export class Transport {
     }
   }
 
+  /**
+   * A request stays in flight until its body is read, dumped or destroyed, not just until its
+   * headers arrive: a streamed blob keeps its slot, so a limit lowered by throttling slows it too.
+   */
+  private releaseWhenClosed(body: Readable, ticket: number, throttled: boolean): void {
+    const release = () => this.inFlight.release(ticket, throttled);
+    if (body.closed) release();
+    else body.once('close', release);
+  }
+
   /** Retries a whole operation (e.g. upload session + streamed body) with the same policy as `send`. */
   async withRetry<T>(what: string, operation: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
@@ -187,7 +205,8 @@ export class Transport {
         return await operation();
       } catch (error) {
         const retryable = error instanceof GeoSyncError ? error.retryable : isConnectionError(error);
-        const wait = retryable ? this.nextWait(attempt, error instanceof RegistryError ? error.retryAfter : undefined) : undefined;
+        const retryAfter = error instanceof RegistryError || error instanceof TokenServiceError ? error.retryAfter : undefined;
+        const wait = retryable ? this.nextWait(attempt, retryAfter) : undefined;
         if (wait === undefined) throw error;
         this.stats.retries++;
         this.logger.warn('retrying', { registry: this.host, operation: what, attempt: attempt + 1, waitMs: wait, reason: (error as Error).message });
@@ -277,13 +296,6 @@ export function parseRegistryUrl(raw: string): URL {
   return new URL(url.origin);
 }
 
-export function parseRetryAfter(value: string | undefined, now: number): number | undefined {
-  if (!value) return undefined;
-  if (/^\s*\d+\s*$/.test(value)) return Number(value) * 1000;
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
-}
-
 function registryError(spec: RequestSpec, url: URL, status: number, text: string, retryAfter?: string): RegistryError {
   let code: string | undefined;
   let detail = '';
@@ -301,19 +313,6 @@ function registryError(spec: RequestSpec, url: URL, status: number, text: string
 
 function isRedirect(status: number): boolean {
   return status === 301 || status === 302 || status === 303 || status === 307 || status === 308;
-}
-
-const CONNECTION_CODES = new Set([
-  'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH',
-  'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED',
-  'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH', 'ERR_STREAM_PREMATURE_CLOSE',
-]);
-
-export function isConnectionError(error: unknown): boolean {
-  for (let e = error as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
-    if (typeof e.code === 'string' && CONNECTION_CODES.has(e.code)) return true;
-  }
-  return false;
 }
 
 function flattenHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | undefined> {
