@@ -24,7 +24,7 @@ export function registerLocalCommands(program: Command, options: LocalCommandOpt
     .option('--repository <name>', 'only this repository (repeatable)', collect, [] as string[])
     .option('--prefix <prefix>', 'only repositories whose name starts with this')
     .option('--primary <url>', 'primary registry URL (env GEO_SYNC_PRIMARY_URL)')
-    .option('--secondary <url>', 'secondary registry URL (env GEO_SYNC_SECONDARY_URL, or GEO_SYNC_SECONDARIES for several)')
+    .option('--secondary <name|url>', 'one secondary: a GEO_SYNC_SECONDARIES name or a registry URL (env GEO_SYNC_SECONDARY_URL); default every configured secondary')
     .addOption(new Option('--workers <n>', 'repositories processed at once').default(4).argParser(integer('--workers', 1, 64)))
     .addOption(new Option('--concurrency <n>', 'parallel requests per repository').default(DEFAULT_CONCURRENCY).argParser(integer('--concurrency', 1, 256)))
     .addOption(new Option('--max-prune <fraction>', 'remove nothing from a repository when more than this fraction of its tags on both sides would go').default(0.5).argParser(fraction))

@@ -72,7 +72,7 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
   common(program.command('sync <repository>').description('copy missing and re-pointed tags, remove extra ones'))
     .option('--dry-run', 'plan only; change nothing')
     .option('--deep', 'also check every child manifest and blob on the secondary, and repair what is missing')
-    .addOption(new Option('--max-prune <fraction>', 'remove nothing when more than this fraction of the secondary\'s tags would go').default(0.5).argParser(fraction))
+    .addOption(new Option('--max-prune <fraction>', 'remove nothing when more than this fraction of the tags both sides hold together would go').default(0.5).argParser(fraction))
     .action(async (repository: string, options: CommonOptions & { dryRun?: boolean; deep?: boolean; maxPrune: number }) => {
       validateRepositoryName(repository);
       const showProgress = !options.json && process.stdout.isTTY === true && process.stderr.isTTY === true;
