@@ -1,0 +1,137 @@
+// Starts a local CNCF distribution registry (Debian's docker-registry) on a free loopback port, with
+// its storage in a directory the caller owns and removes. Deletes are enabled, as geo-sync needs on
+// a secondary. Used by scripts/demo.mjs; the tests have their own, richer starter in test/support.
+import { spawn } from 'node:child_process';
+import { accessSync, constants, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { delimiter, join } from 'node:path';
+
+const START_TIMEOUT_MS = 15_000;
+const STOP_GRACE_MS = 3_000;
+
+// Every registry process alive, also those still starting, so that stopAll() leaves none behind.
+const live = new Set();
+let closed = false;
+
+/** Stops every registry started here, and refuses to start more. */
+export async function stopAll() {
+  closed = true;
+  await Promise.all([...live].map(stop));
+}
+
+/** For process 'exit' handlers, where nothing can be awaited: SIGKILL to every registry still alive. */
+export function killAllNow() {
+  for (const child of live) child.kill('SIGKILL');
+}
+
+/** The docker-registry binary: $DOCKER_REGISTRY_BIN, else the first on PATH; undefined when there is none. */
+export function findRegistryBinary(env = process.env) {
+  const candidates = env.DOCKER_REGISTRY_BIN ? [env.DOCKER_REGISTRY_BIN] : (env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, 'docker-registry'));
+  return candidates.find((path) => {
+    try {
+      accessSync(path, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** Starts one registry with its storage and config under `dir`; resolves with { url, port, pid } once it answers /v2/. */
+export async function startRegistry(binary, dir) {
+  mkdirSync(join(dir, 'storage'), { recursive: true });
+  // A port found free can be taken before the registry binds it: then try another.
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    if (closed) throw new Error('registries stopped');
+    const config = join(dir, 'config.yml');
+    writeFileSync(config, renderConfig(join(dir, 'storage'), port));
+    try {
+      const child = await spawnAndWait(binary, config, port);
+      return { url: `http://127.0.0.1:${port}`, port, pid: child.pid };
+    } catch (error) {
+      if (!/address already in use/.test(error.message) || attempt >= 5) throw error;
+    }
+  }
+}
+
+function renderConfig(root, port) {
+  // No blob descriptor cache: what a delete removed is gone at once.
+  return `version: 0.1
+log:
+  level: warn
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: ${JSON.stringify(root)}
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: 127.0.0.1:${port}
+health:
+  storagedriver:
+    enabled: false
+`;
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function spawnAndWait(binary, config, port) {
+  const child = spawn(binary, ['serve', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  // The tail of its output explains a failed start.
+  let output = '';
+  const collect = (chunk) => (output = (output + chunk.toString('utf8')).slice(-4096));
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
+  let exited;
+  child.once('close', (code, signal) => (exited ??= `exited with ${signal ?? `code ${code}`}`));
+  child.once('error', (error) => {
+    live.delete(child);
+    exited ??= `could not be started (${error.message})`;
+  });
+
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    if (exited !== undefined) throw new Error(`docker-registry on port ${port} ${exited}:\n${output}`);
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/v2/`, { signal: AbortSignal.timeout(1_000) });
+      await res.arrayBuffer();
+      if (res.status === 200) return child;
+    } catch {
+      // Not listening yet.
+    }
+    if (Date.now() > deadline) {
+      await stop(child);
+      throw new Error(`docker-registry on port ${port} not ready after ${START_TIMEOUT_MS} ms:\n${output}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+function stop(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
