@@ -1,28 +1,24 @@
 // `osls package` runs offline with dummy credentials; the CloudFormation it generates is asserted:
-// functions, queues and dead-letter queues, table, schedules, alarms, dashboard, and IAM per function.
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+// functions, queues and dead-letter queues, table, schedules, alarms, dashboard, IAM per function,
+// encryption and retention defaults, and what each function's zip holds.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TABLE_SCHEMA } from '../../shared/aws/dynamodb-store.js';
+import { packageService, type PackagedService } from './support/package.js';
+import { readZip } from './support/zip.js';
 
-type Resource = { Type: string; Properties: Record<string, any>; Condition?: string };
-let resources: Record<string, Resource>;
+let service: PackagedService;
+let resources: PackagedService['template']['Resources'];
 let outDir: string;
 
 beforeAll(async () => {
-  outDir = mkdtempSync(join(tmpdir(), 'osls-package-'));
-  // The function bundles were built by the global test setup (scripts/build.mjs -> build-functions.mjs).
-  await promisify(execFile)(process.execPath, ['node_modules/osls/bin/serverless.js', 'package', '--package', outDir], {
-    env: { ...process.env, AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x', AWS_REGION: 'us-east-1', SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off' },
-    timeout: 120_000,
-  });
-  resources = JSON.parse(readFileSync(join(outDir, 'cloudformation-template-update-stack.json'), 'utf8')).Resources;
+  service = await packageService();
+  outDir = service.dir;
+  resources = service.template.Resources;
 }, 150_000);
 
-afterAll(() => rmSync(outDir, { recursive: true, force: true }));
+afterAll(() => service?.remove());
 
 const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
 const FUNCTIONS = [
@@ -32,15 +28,25 @@ const FUNCTIONS = [
 ];
 
 describe('the packaged CloudFormation template', () => {
-  it.each(FUNCTIONS)('$name: Node.js 22 on arm64, its own bundle and role, no credentials in its environment', ({ id, name, dir, role, timeout }) => {
+  it.each(FUNCTIONS)('$name: Node.js 22 on arm64, its own bundle and role, no credentials in its environment', ({ id, dir, role, timeout }) => {
     const fn = resources[id]!.Properties;
     expect(fn).toMatchObject({ Runtime: 'nodejs22.x', Architectures: ['arm64'], Handler: `dist/functions/${dir}/index.handler`, Timeout: timeout, Role: { 'Fn::GetAtt': [role, 'Arn'] } });
     const variables = Object.keys(fn.Environment.Variables);
     expect(variables).toContain('GEO_SYNC_CREDENTIALS_SECRET');
     expect(variables.filter((v) => /PASSWORD|USERNAME|TOKEN/.test(v))).toEqual([]);
-    const zip = readFileSync(join(outDir, `${name}.zip`)).toString('latin1');
-    expect(zip).toContain(`dist/functions/${dir}/index.mjs`);
-    expect(FUNCTIONS.filter((f) => f.dir !== dir && zip.includes(`dist/functions/${f.dir}/`))).toEqual([]);
+  });
+
+  it.each(FUNCTIONS)('$name: its zip holds only its own minified bundle, no source map, and nothing asks for one', ({ id, name, dir }) => {
+    const zip = readZip(join(outDir, `${name}.zip`));
+    expect(zip.entries.map((e) => e.name)).toEqual([`dist/functions/${dir}/index.mjs`]);
+    const bundle = zip.read(`dist/functions/${dir}/index.mjs`);
+    expect(bundle.equals(readFileSync(`dist/functions/${dir}/index.mjs`))).toBe(true);
+    // Minified: a few hundred long lines (unminified, the same bundle has ~60,000 lines of ~40 bytes).
+    const lines = bundle.toString('utf8').split('\n').length;
+    expect(bundle.length / lines).toBeGreaterThan(1000);
+    expect(bundle.toString('utf8')).toContain('export{');
+    // No map is shipped, so no function pays for --enable-source-maps at start.
+    expect(resources[id]!.Properties.Environment.Variables.NODE_OPTIONS).toBeUndefined();
   });
 
   it.each(FUNCTIONS)('$name: its queue dead-letters after 3 receives, hides messages 6x the timeout, reports partial batch failures', ({ id, queue, timeout }) => {
@@ -60,15 +66,58 @@ describe('the packaged CloudFormation template', () => {
     expect(resources.Dashboard!.Properties.DashboardBody['Fn::Sub'][0]).toContain(`"${metric}"`);
   });
 
+  it.each(FUNCTIONS)('$name: its queue and dead-letter queue are encrypted (SSE-SQS), and the dead-letter queue takes only that queue\'s messages', ({ queue }) => {
+    const deadLetter = queue.replace('Queue', 'DeadLetterQueue');
+    const name = resources[queue]!.Properties.QueueName as string;
+    expect(name).toMatch(/^geo-registry-sync-dev-[a-z-]+$/);
+    expect(resources[queue]!.Properties).toMatchObject({ SqsManagedSseEnabled: true });
+    expect(resources[queue]!.Properties.KmsMasterKeyId).toBeUndefined();
+    expect(resources[deadLetter]!.Properties).toMatchObject({
+      SqsManagedSseEnabled: true,
+      RedriveAllowPolicy: { redrivePermission: 'byQueue', sourceQueueArns: [{ 'Fn::Sub': `arn:\${AWS::Partition}:sqs:\${AWS::Region}:\${AWS::AccountId}:${name}` }] },
+    });
+  });
+
+  it('keeps the functions\' logs 365 days by default (logRetentionDays)', () => {
+    expect(FUNCTIONS.map((f) => resources[`${f.id.replace('LambdaFunction', '')}LogGroup`]!.Properties.RetentionInDays)).toEqual([365, 365, 365]);
+  });
+
+  it('the deployment bucket: KMS-encrypted, versioned with replaced artifacts expiring, no public access, HTTPS only', () => {
+    const bucket = resources.ServerlessDeploymentBucket!.Properties;
+    expect(bucket.BucketEncryption).toEqual({ ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms' }, BucketKeyEnabled: true }] });
+    expect(bucket.VersioningConfiguration).toEqual({ Status: 'Enabled' });
+    expect(bucket.LifecycleConfiguration.Rules).toEqual([expect.objectContaining({ Status: 'Enabled', NoncurrentVersionExpiration: { NoncurrentDays: 30 } })]);
+    expect(bucket.PublicAccessBlockConfiguration).toEqual({ BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true });
+    const statements = resources.ServerlessDeploymentBucketPolicy!.Properties.PolicyDocument.Statement;
+    expect(statements).toEqual([
+      expect.objectContaining({ Effect: 'Deny', Principal: '*', Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
+    ]);
+    expect(statements[0].Resource).toEqual([
+      { 'Fn::GetAtt': ['ServerlessDeploymentBucket', 'Arn'] },
+      { 'Fn::Join': ['', [{ 'Fn::GetAtt': ['ServerlessDeploymentBucket', 'Arn'] }, '/*']] },
+    ]);
+  });
+
+  it('a logRetentionDays param sets every log group\'s retention', async () => {
+    const other = await packageService(['--param=logRetentionDays=30']);
+    try {
+      const groups = Object.values(other.template.Resources).filter((r) => r.Type === 'AWS::Logs::LogGroup');
+      expect(groups.map((g) => g.Properties.RetentionInDays)).toEqual([30, 30, 30]);
+    } finally {
+      other.remove();
+    }
+  }, 150_000);
+
   it('bounds the sync function\'s concurrency at the event source, to spare the registries', () => {
     const mapping = ofType('AWS::Lambda::EventSourceMapping').find(([, r]) => r.Properties.FunctionName['Fn::GetAtt'][0] === 'SyncLambdaFunction')![1];
     expect(mapping.Properties.ScalingConfig).toEqual({ MaximumConcurrency: 20 });
   });
 
-  it('declares the state table on demand, with point-in-time recovery, the keys and indexes the store uses', () => {
+  it('declares the state table on demand, with point-in-time recovery, encrypted under the AWS managed KMS key, the keys and indexes the store uses', () => {
     const table = resources.StateTable!.Properties;
     expect(table.BillingMode).toBe('PAY_PER_REQUEST');
     expect(table.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
+    expect(table.SSESpecification).toEqual({ SSEEnabled: true, SSEType: 'KMS' });
     expect(table.KeySchema).toEqual([
       { AttributeName: TABLE_SCHEMA.partitionKey, KeyType: 'HASH' },
       { AttributeName: TABLE_SCHEMA.sortKey, KeyType: 'RANGE' },
