@@ -3,7 +3,7 @@ import { runGeoSync } from './support/cli.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
 import { pushImage, readTags } from './support/seed.js';
 import { startTokenIssuer, type TokenIssuer } from './support/token-issuer.js';
-import { createRegistryClient, syncRepository } from '../shared/engine.js';
+import { createRegistryClient, syncRepository } from '../shared/engine/index.js';
 
 /** Bearer-token auth as GitLab does it: the registry points at a token service that signs scoped JWTs. */
 describe('bearer-token authentication against a real registry', () => {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRegistryClient, syncRepository, verifyRepository } from '../shared/engine.js';
+import { createRegistryClient, syncRepository, verifyRepository } from '../shared/engine/index.js';
 import { seededRandom, startFaultProxy, type Fault, type FaultProxy } from './support/fault-proxy.js';
 import { startRegistryPair, type RegistryPair } from './support/registry.js';
 import { blobExists, getManifest, pushBlobStream, pushImage, pushManifest, pushMultiArch, readTags, MediaType, pushBlob } from './support/seed.js';

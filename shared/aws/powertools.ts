@@ -1,7 +1,7 @@
 /** Powertools Logger and Metrics, configured in one place and narrowed to the ports the use-cases take. */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit, Metrics } from '@aws-lambda-powertools/metrics';
-import type { EngineLogger } from '../engine.js';
+import type { EngineLogger } from '../engine/index.js';
 import type { Metrics as MetricsPort } from '../state/ports.js';
 
 export const SERVICE_NAME = 'geo-registry-sync';

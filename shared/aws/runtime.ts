@@ -9,14 +9,13 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
-import { GeoSyncError, endpointsFromEnv, errorMessage } from '../engine.js';
+import { DEFAULT_CONCURRENCY, GeoSyncError, endpointsFromEnv, errorMessage } from '../engine/index.js';
 import type { Budget, Queue, Registries, Runtime } from '../state/ports.js';
 import { openRegistries } from '../state/registries.js';
 import { secretsExtensionCredentials, withCredentials, type CredentialSource } from './credentials.js';
 import { DynamoDbStateStore } from './dynamodb-store.js';
 import { createLogger, createMetrics, engineLogger, metricsPort } from './powertools.js';
 import { SqsQueue } from './sqs-queue.js';
-import { DEFAULT_CONCURRENCY } from '../concurrency.js';
 
 const Config = z.object({
   GEO_SYNC_TABLE: z.string().min(1),

@@ -2,8 +2,7 @@
  * Local mode: fan-out -> sync -> verify on one machine, with in-process queues and the file
  * store, through the same use-cases the Lambda functions run.
  */
-import { DEFAULT_CONCURRENCY } from '../concurrency.js';
-import { GeoSyncError, errorMessage, type EngineLogger, type Endpoints } from '../engine.js';
+import { DEFAULT_CONCURRENCY, GeoSyncError, errorMessage, type EngineLogger, type Endpoints } from '../engine/index.js';
 import { fanOut } from '../state/fan-out.js';
 import type { FanOutRequest, SyncMessage, VerifyMessage } from '../state/messages.js';
 import type { Metrics, Runtime } from '../state/ports.js';

@@ -4,7 +4,7 @@
  * checkpoint their cursor and continue in a fresh invocation before the deadline.
  */
 import { randomUUID } from 'node:crypto';
-import { GeoSyncError, validateRepositoryName } from '../engine.js';
+import { GeoSyncError, validateRepositoryName } from '../engine/index.js';
 import type { FanOutRequest, SyncMessage, VerifyMessage } from './messages.js';
 import type { Budget, Runtime } from './ports.js';
 import type { FanOutCheckpoint } from './record.js';

@@ -3,7 +3,7 @@
  * lost: the message is dropped only when the holder already does its work, else sent again later.
  * Pure: the use-cases read the record, decide with this, then drop or re-send.
  */
-import { DEFAULT_MAX_PRUNE } from '../planner.js';
+import { DEFAULT_MAX_PRUNE } from '../engine/index.js';
 import type { RepositoryRecord } from './record.js';
 
 export type LeaseHolder = NonNullable<RepositoryRecord['leaseHolder']>;

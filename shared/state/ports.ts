@@ -2,7 +2,7 @@
  * The ports the use-cases need. AWS adapters live in shared/aws, embedded ones in shared/local;
  * the use-cases in this folder never know which they were given.
  */
-import type { EngineLogger, RegistryClient } from '../engine.js';
+import type { EngineLogger, RegistryClient } from '../engine/index.js';
 import type { FanOutRequest, SyncMessage, VerifyMessage } from './messages.js';
 import type { FanOutCheckpoint, RecordKey, RepositoryRecord } from './record.js';
 

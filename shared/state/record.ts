@@ -3,7 +3,7 @@
  * record and an outcome to the next record. No I/O here: the use-cases read, decide with
  * these, then write.
  */
-import { errorMessage, type SyncReport, type VerifyReport } from '../engine.js';
+import { errorMessage, type SyncReport, type VerifyReport } from '../engine/index.js';
 import type { SyncMessage } from './messages.js';
 import type { RetryPolicy } from './ports.js';
 

@@ -1,6 +1,6 @@
 /** Use-case: sync one (repository, secondary) pair under a lease, record the outcome, schedule what follows. */
 import { randomUUID } from 'node:crypto';
-import { errorMessage, syncRepository, type SyncReport } from '../engine.js';
+import { errorMessage, syncRepository, type SyncReport } from '../engine/index.js';
 import { whenLeaseHeld } from './lease.js';
 import type { SyncMessage, VerifyMessage } from './messages.js';
 import type { Budget, Queue, Registries, Runtime } from './ports.js';

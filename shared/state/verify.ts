@@ -1,6 +1,6 @@
 /** Use-case: verify one (repository, secondary) pair under the lease and record both checksums and the differences. */
 import { randomUUID } from 'node:crypto';
-import { errorMessage, verifyRepository, type VerifyReport } from '../engine.js';
+import { errorMessage, verifyRepository, type VerifyReport } from '../engine/index.js';
 import type { VerifyMessage } from './messages.js';
 import type { Budget, Registries, Runtime } from './ports.js';
 import { afterVerify, afterVerifyError, type RepositoryRecord } from './record.js';

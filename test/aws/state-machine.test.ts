@@ -1,6 +1,6 @@
 // The pure state machine of one (repository, secondary): no I/O, no mocks.
 import { describe, expect, it } from 'vitest';
-import type { SyncReport } from '../../shared/engine.js';
+import type { SyncReport } from '../../shared/engine/index.js';
 import { DirectRequest, FanOutRequest, SyncMessage, parseInput } from '../../shared/state/messages.js';
 import { admitSync, afterSync, afterSyncError, newRecord, overallStatus, retryDelayMs, FIRST_TAGS, MAX_CONTINUATIONS, type RepositoryRecord } from '../../shared/state/record.js';
 

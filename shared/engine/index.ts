@@ -1,9 +1,14 @@
-/** The engine's public surface: what the CLI and the Lambda handlers build on. */
+/**
+ * The engine's one entry: one repository's sync and verify, and what they stand on. The doors
+ * (CLI, Lambda handlers), the jobs and the adapters import the engine from here only.
+ */
 export { tagChecksum, type ChecksumKind } from './checksum.js';
+export { DEFAULT_CONCURRENCY } from './concurrency.js';
+export { endpointsFromEnv, type Endpoints } from './config.js';
 export { EXIT, GeoSyncError, RegistryError, errorMessage } from './errors.js';
-export { jsonLogger, silentLogger, type EngineLogger, type LogLevel } from './log.js';
+export { isLogLevel, jsonLogger, silentLogger, type EngineLogger, type LogLevel } from './log.js';
 export { validateDigest, validateRepositoryName, validateTag } from './oci.js';
-export { planRepository, type Plan, type TagChange, type TagMap } from './planner.js';
+export { DEFAULT_MAX_PRUNE, planRepository, type Plan, type TagChange, type TagMap } from './planner.js';
 export { RegistryClient } from './registry/client.js';
 export type { RegistryEndpoint, TransportOptions } from './registry/transport.js';
 export type { MissingObject } from './replicate.js';
@@ -17,5 +22,4 @@ export {
   type SyncReport,
   type VerifyOptions,
   type VerifyReport,
-} from './usecases.js';
-export { endpointsFromEnv, type Endpoints } from './config.js';
+} from './repository.js';
