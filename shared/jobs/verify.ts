@@ -1,4 +1,4 @@
-/** Use-case: verify one (repository, secondary) pair under the lease and record both checksums and the differences. */
+/** Job: verify one (repository, secondary) pair under the lease and record both checksums and the differences. */
 import { randomUUID } from 'node:crypto';
 import { errorMessage, verifyRepository, type VerifyReport } from '../engine/index.js';
 import type { VerifyMessage } from './messages.js';

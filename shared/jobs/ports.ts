@@ -1,6 +1,6 @@
 /**
- * The ports the use-cases need. AWS adapters live in shared/aws, embedded ones in shared/local;
- * the use-cases in this folder never know which they were given.
+ * The ports the jobs need. AWS adapters live in shared/aws, embedded ones in shared/local;
+ * the jobs in this folder never know which they were given.
  */
 import type { EngineLogger, RegistryClient } from '../engine/index.js';
 import type { FanOutRequest, SyncMessage, VerifyMessage } from './messages.js';
@@ -43,7 +43,7 @@ export interface Registries {
   close(): Promise<void>;
 }
 
-/** What every use-case is given: time, randomness and observability are ports too, so tests control them. */
+/** What every job is given: time, randomness and observability are ports too, so tests control them. */
 export interface Runtime {
   store: StateStore;
   syncQueue: Queue<SyncMessage>;

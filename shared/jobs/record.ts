@@ -1,6 +1,6 @@
 /**
  * The state machine of one (repository, secondary) pair, as pure functions from the current
- * record and an outcome to the next record. No I/O here: the use-cases read, decide with
+ * record and an outcome to the next record. No I/O here: the jobs read, decide with
  * these, then write.
  */
 import { errorMessage, type SyncReport, type VerifyReport } from '../engine/index.js';

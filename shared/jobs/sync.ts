@@ -1,4 +1,4 @@
-/** Use-case: sync one (repository, secondary) pair under a lease, record the outcome, schedule what follows. */
+/** Job: sync one (repository, secondary) pair under a lease, record the outcome, schedule what follows. */
 import { randomUUID } from 'node:crypto';
 import { errorMessage, syncRepository, type SyncReport } from '../engine/index.js';
 import { whenLeaseHeld } from './lease.js';

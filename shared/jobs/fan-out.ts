@@ -1,5 +1,5 @@
 /**
- * Use-case: list the primary's repositories (whole catalog, a prefix, or an explicit list) and
+ * Job: list the primary's repositories (whole catalog, a prefix, or an explicit list) and
  * send one message per (repository, secondary) to the sync or verify queue. Catalog walks
  * checkpoint their cursor and continue in a fresh invocation before the deadline.
  */
