@@ -8,7 +8,7 @@ import { GeoSyncError, validateRepositoryName } from '../engine/index.js';
 import type { FanOutRequest, SyncMessage, VerifyMessage } from './messages.js';
 import type { Budget, Runtime } from './ports.js';
 import type { FanOutCheckpoint } from './record.js';
-import { WORK_FRACTION } from './sync.js';
+import { WORK_FRACTION } from './timing.js';
 
 export interface Catalog {
   page(options: { last?: string; pageSize?: number }): Promise<{ repositories: string[]; next?: string }>;

@@ -4,7 +4,7 @@
  */
 import type { EngineLogger, RegistryClient } from '../engine/index.js';
 import type { FanOutRequest, SyncMessage, VerifyMessage } from './messages.js';
-import type { FanOutCheckpoint, RecordKey, RepositoryRecord } from './record.js';
+import type { FanOutCheckpoint, RecordKey, RepositoryRecord, RetryPolicy } from './record.js';
 
 /** A message queue: SQS on AWS, an in-process queue locally. */
 export interface Queue<M> {
@@ -56,11 +56,6 @@ export interface Runtime {
   retry: RetryPolicy;
   /** Parallel registry requests per repository. */
   concurrency: number;
-}
-
-export interface RetryPolicy {
-  baseMs: number;
-  capMs: number;
 }
 
 /** How long this invocation may run: Lambda's remaining time, or a generous budget locally. */
