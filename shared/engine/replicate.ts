@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { once } from './concurrency.js';
+import { memoByKey } from './concurrency.js';
 import { GeoSyncError, errorMessage } from './errors.js';
 import { silentLogger, type EngineLogger } from './log.js';
 import { MediaType, digestOf, isValidDigest, manifestReferences, type Descriptor, type RawManifest } from './oci.js';
@@ -43,18 +43,19 @@ export function mayBeThrowaway(manifest: { mediaType: string; size: number }): b
 export class Replicator {
   readonly stats: ReplicationStats = { bytesCopied: 0, blobsCopied: 0, blobsMounted: 0, manifestsCopied: 0 };
   readonly missing: MissingObject[] = [];
-  private readonly ensuredManifest = once<void>();
-  private readonly ensuredBlob = once<void>();
+  private readonly ensuredManifest = memoByKey<void>();
+  private readonly ensuredBlob = memoByKey<void>();
 
   constructor(
     private readonly primary: RegistryClient,
     private readonly secondary: RegistryClient,
     private readonly repository: string,
-    private readonly options: { deep?: boolean; repair?: boolean; logger?: EngineLogger; secondaryIsNew?: boolean } = {},
+    /** `write: false` only looks (dry run, verify): what is missing is noted, nothing is written. */
+    private readonly options: { deep?: boolean; write?: boolean; logger?: EngineLogger; secondaryIsNew?: boolean } = {},
   ) {}
 
-  private get repair(): boolean {
-    return this.options.repair ?? true;
+  private get mayWrite(): boolean {
+    return this.options.write ?? true;
   }
 
   /**
@@ -163,7 +164,7 @@ export class Replicator {
       const present = await this.secondary.headManifest(this.repository, digest);
       if (present && !this.options.deep) return;
       if (!present) this.noteMissing({ kind: 'manifest', digest, referencedBy });
-      if (!present && !this.repair) return;
+      if (!present && !this.mayWrite) return;
       const source = present ? this.secondary : this.primary;
       const manifest = await source.getManifest(this.repository, digest);
       if (!manifest) {
@@ -181,10 +182,10 @@ export class Replicator {
     // Non-distributable layers live elsewhere by design; registries do not hold them.
     if (/nondistributable|foreign/.test(blob.mediaType)) return Promise.resolve();
     return this.ensuredBlob(blob.digest, async () => {
-      const unasked = this.options.secondaryIsNew === true && !this.options.deep && this.repair && blob.size <= UPLOAD_UNASKED_BYTES;
+      const unasked = this.options.secondaryIsNew === true && !this.options.deep && this.mayWrite && blob.size <= UPLOAD_UNASKED_BYTES;
       if (!unasked && (await this.secondary.blobExists(this.repository, blob.digest))) return;
       this.noteMissing({ kind: 'blob', digest: blob.digest, referencedBy });
-      if (!this.repair) return;
+      if (!this.mayWrite) return;
       const home = this.secondary.blobHome(blob.digest, this.repository);
       if (home && (await this.secondary.mountBlob(this.repository, blob.digest, home))) {
         this.stats.blobsMounted++;

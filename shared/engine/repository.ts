@@ -170,7 +170,7 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
     logger.info('the secondary refuses deletes; extra tags left as they are', { repository, registry: secondary.host, tags: report.removalRefused.tags.length });
   }
 
-  const replicator = new Replicator(primary, secondary, repository, { deep: options.deep, repair: !options.dryRun, logger, secondaryIsNew });
+  const replicator = new Replicator(primary, secondary, repository, { deep: options.deep, write: !options.dryRun, logger, secondaryIsNew });
   if (!options.dryRun) {
     const tagsPerDigest = new Map<string, number>();
     for (const digest of secondaryTags.values()) tagsPerDigest.set(digest, (tagsPerDigest.get(digest) ?? 0) + 1);
@@ -365,7 +365,7 @@ export async function verifyRepository(primary: RegistryClient, secondary: Regis
     mismatched: plan.repair.map((c) => ({ tag: c.tag, primary: c.primary!, secondary: c.secondary! })),
   };
   if (options.deep) {
-    const replicator = new Replicator(primary, secondary, repository, { deep: true, repair: false, logger: options.logger });
+    const replicator = new Replicator(primary, secondary, repository, { deep: true, write: false, logger: options.logger });
     const failed: { digest: string; error: string }[] = [];
     const matching = [...new Set([...secondaryTags].filter(([tag, digest]) => primaryTags.get(tag) === digest).map(([, digest]) => digest))];
     await mapLimit(matching, read.concurrency, async (digest) => {
