@@ -1,9 +1,8 @@
-import { randomUUID } from 'node:crypto';
 import { memoByKey } from './concurrency.js';
-import { GeoSyncError, errorMessage } from './errors.js';
+import { GeoSyncError } from './errors.js';
 import { silentLogger, type EngineLogger } from './log.js';
-import { MediaType, digestOf, isValidDigest, manifestReferences, type Descriptor, type RawManifest } from './oci.js';
-import { writeRefusal, type RegistryClient } from './registry/client.js';
+import { manifestReferences, type Descriptor, type RawManifest } from './oci.js';
+import type { RegistryClient } from './registry/client.js';
 
 /** A manifest or blob that a tagged manifest needs and the secondary lacks. */
 export interface MissingObject {
@@ -25,16 +24,6 @@ export interface ReplicationStats {
  * first: it is almost surely absent, and the upload costs about what the question does.
  */
 const UPLOAD_UNASKED_BYTES = 1024 * 1024;
-
-export const THROWAWAY_ANNOTATION = 'org.geo-registry-sync.throwaway';
-export const THROWAWAY_CONFIG_TYPE = 'application/vnd.geo-registry-sync.throwaway.v1+json';
-/** Our throwaway manifests are about 400 bytes; anything larger is not one. */
-const THROWAWAY_MAX_BYTES = 1024;
-
-/** Whether a manifest of this type and size could be one of our throwaways (a HEAD tells, without a GET). */
-export function mayBeThrowaway(manifest: { mediaType: string; size: number }): boolean {
-  return manifest.mediaType === MediaType.ociManifest && manifest.size <= THROWAWAY_MAX_BYTES;
-}
 
 /**
  * Writes to one repository of the secondary what the primary holds: blobs before the manifest
@@ -75,79 +64,6 @@ export class Replicator {
   /** Deep check of a manifest the secondary holds: every child and blob under it exists (repaired unless told not to). */
   async checkTree(digest: string): Promise<void> {
     await this.ensureManifest(digest, digest);
-  }
-
-  /**
-   * Removes one tag, now at `current`, and nothing else: OCI tag delete where supported; otherwise
-   * the tag is pointed at a unique throwaway manifest, which is then deleted by digest, because
-   * registry 2.8 deletes by digest and would untag every other tag on the real digest.
-   */
-  async removeTag(tag: string, current: string): Promise<void> {
-    const outcome = await this.secondary.deleteTag(this.repository, tag);
-    if (outcome !== 'unsupported') return;
-    const config = Buffer.from(JSON.stringify({ 'geo-registry-sync': 'throwaway', tag, nonce: randomUUID() }));
-    const configDigest = await this.secondary.uploadBytes(this.repository, config);
-    const bytes = Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: MediaType.ociManifest,
-        config: { mediaType: THROWAWAY_CONFIG_TYPE, digest: configDigest, size: config.length },
-        layers: [],
-        annotations: { [THROWAWAY_ANNOTATION]: 'true' },
-      }),
-    );
-    const throwaway: RawManifest = { digest: digestOf(bytes), mediaType: MediaType.ociManifest, bytes };
-    await this.secondary.putManifest(this.repository, tag, throwaway);
-    try {
-      await this.secondary.deleteManifest(this.repository, throwaway.digest);
-    } catch (error) {
-      // A refusal is for good (unlike a fault, which the next run cleans up after): the tag must
-      // not stay on the throwaway, so it goes back where it was. The throwaway stays stored,
-      // untagged, for the registry's garbage collection.
-      if (writeRefusal(error)) await this.putBack(tag, current, error);
-      throw error;
-    }
-    await this.secondary.deleteBlob(this.repository, configDigest);
-  }
-
-  /** Points `tag` at `digest` again (still stored: re-pointing a tag deletes nothing), after `refusal`. */
-  private async putBack(tag: string, digest: string, refusal: unknown): Promise<void> {
-    try {
-      const original = await this.secondary.getManifest(this.repository, digest);
-      if (!original) throw new Error(`${digest} is no longer stored`);
-      await this.secondary.putManifest(this.repository, tag, original);
-    } catch (error) {
-      throw new GeoSyncError(
-        'TAG_LEFT_ON_THROWAWAY',
-        `${errorMessage(refusal)}; ${tag} could not be put back on ${digest} (${errorMessage(error)}), so it points at a throwaway manifest until a sync can delete it`,
-        { cause: refusal },
-      );
-    }
-  }
-
-  /**
-   * Deletes `digest` from the secondary if it is one of our throwaway manifests (left by a killed
-   * run), with its config blob. Only for a digest no other tag shares: deletion is by digest.
-   */
-  async deleteIfThrowaway(digest: string): Promise<boolean> {
-    const throwaway = await this.readThrowaway(digest);
-    if (!throwaway) return false;
-    await this.secondary.deleteManifest(this.repository, digest);
-    await this.secondary.deleteBlob(this.repository, throwaway.configDigest);
-    return true;
-  }
-
-  /** The throwaway's config digest when `digest` on the secondary is one of our throwaway manifests. */
-  private async readThrowaway(digest: string): Promise<{ configDigest: string } | undefined> {
-    const manifest = await this.secondary.getManifest(this.repository, digest);
-    if (!manifest || !mayBeThrowaway({ mediaType: manifest.mediaType, size: manifest.bytes.length })) return undefined;
-    try {
-      const parsed = JSON.parse(manifest.bytes.toString('utf8')) as { config?: { mediaType?: string; digest?: string }; annotations?: Record<string, string> };
-      const marked = parsed.annotations?.[THROWAWAY_ANNOTATION] === 'true' && parsed.config?.mediaType === THROWAWAY_CONFIG_TYPE;
-      return marked && typeof parsed.config?.digest === 'string' && isValidDigest(parsed.config.digest) ? { configDigest: parsed.config.digest } : undefined;
-    } catch {
-      return undefined;
-    }
   }
 
   private async ensureReferences(manifest: RawManifest): Promise<void> {

@@ -3,10 +3,11 @@ import { DEFAULT_CONCURRENCY, mapLimit } from './concurrency.js';
 import { GeoSyncError, errorMessage } from './errors.js';
 import { silentLogger, type EngineLogger } from './log.js';
 import { validateRepositoryName } from './oci.js';
-import { DEFAULT_MAX_PRUNE, byteOrder, isEmptyPlan, planRepository, pruneGuard, type Plan } from './planner.js';
-import { RegistryClient, writeRefusal, type DeleteSupport, type ManifestHead } from './registry/client.js';
+import { DEFAULT_MAX_PRUNE, isEmptyPlan, planRepository, pruneGuard, type Plan } from './planner.js';
+import { RegistryClient, type ManifestHead } from './registry/client.js';
 import type { RegistryEndpoint, TransportOptions } from './registry/transport.js';
-import { Replicator, mayBeThrowaway, type MissingObject } from './replicate.js';
+import { Replicator, type MissingObject } from './replicate.js';
+import { TagRemover, probeDeletes, type RemovalRefused } from './tag-removal.js';
 
 export function createRegistryClient(endpoint: RegistryEndpoint, options: TransportOptions = {}): RegistryClient {
   return new RegistryClient(endpoint, options);
@@ -76,14 +77,14 @@ async function readForSync(primary: RegistryClient, secondary: RegistryClient, r
   const [primaryTags, listed] = await Promise.all([listTagNames(primary, repository, options), listTagNames(secondary, repository, options)]);
   if (primaryTags === null) throw primaryNotFound(primary, repository);
   const secondaryTags = listed ?? new Map<string, string | undefined>();
-  const notThrowaways = new Set<string>();
-  const onHead = (head: ManifestHead) => void (!mayBeThrowaway(head) && notThrowaways.add(head.digest));
+  const secondaryHeads: ManifestHead[] = [];
+  const onHead = (head: ManifestHead) => void secondaryHeads.push(head);
   await Promise.all([
     readDigests(primary, repository, primaryTags, (tag) => options.dryRun === true || secondaryTags.has(tag), options),
     readDigests(secondary, repository, secondaryTags, () => true, { ...options, onHead }),
   ]);
   // A tag the secondary lost during its HEADs is planned as a copy; its digest comes with the copy.
-  return { primaryTags, secondaryTags: secondaryTags as Map<string, string>, secondaryIsNew: listed === null, notThrowaways };
+  return { primaryTags, secondaryTags: secondaryTags as Map<string, string>, secondaryIsNew: listed === null, secondaryHeads };
 }
 
 export interface SyncOptions {
@@ -115,7 +116,7 @@ export interface SyncReport {
    * The secondary refuses deletes (delete disabled in its storage config, or read-only): these
    * extra tags were left exactly as they were. The run still copied and repaired the rest.
    */
-  removalRefused?: { reason: string; tags: string[] };
+  removalRefused?: RemovalRefused;
   deep?: { missing: MissingObject[] };
   primaryTags: number;
   secondaryTags: number;
@@ -133,7 +134,7 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
   const maxPrune = options.maxPrune ?? DEFAULT_MAX_PRUNE;
   // Removal below is only reached when the primary's listing completed: any failure here throws.
-  const { primaryTags, secondaryTags, secondaryIsNew, notThrowaways } = await readForSync(primary, secondary, repository, { concurrency, logger, gitlabApi: options.gitlabApi, dryRun: options.dryRun });
+  const { primaryTags, secondaryTags, secondaryIsNew, secondaryHeads } = await readForSync(primary, secondary, repository, { concurrency, logger, gitlabApi: options.gitlabApi, dryRun: options.dryRun });
   const plan = planRepository(primaryTags, secondaryTags);
   const guardReason = pruneGuard(plan, secondaryTags.size, maxPrune);
   const report: SyncReport = {
@@ -154,30 +155,15 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
   };
   logger.info('plan', { repository, copy: plan.copy.length, repair: plan.repair.length, remove: plan.remove.length, guard: guardReason !== undefined });
 
-  // One harmless probe before any write: on a secondary that refuses deletes no extra tag is
-  // touched at all, and a read-only one fails here, before anything is half done.
   const removing = !guardReason && plan.remove.length > 0;
   const writing = !options.dryRun && (plan.copy.length > 0 || plan.repair.length > 0);
-  const deletes: DeleteSupport = removing || writing ? await secondary.probeDeletes(repository) : 'unknown';
-  if (deletes === 'read-only' && !options.dryRun) {
-    throw new GeoSyncError('SECONDARY_READ_ONLY', `the secondary ${secondary.host} is read-only (it refuses every write with HTTP 405, as in maintenance mode); nothing was written to ${repository}. Run again once it accepts writes`, {
-      exitCode: 3,
-      retryable: true,
-    });
-  }
-  if (removing && (deletes === 'refused' || deletes === 'read-only')) {
-    report.removalRefused = removalRefused(secondary.host, deletes === 'refused' ? 'deletes' : 'writes', plan.remove.map((change) => change.tag));
-    logger.info('the secondary refuses deletes; extra tags left as they are', { repository, registry: secondary.host, tags: report.removalRefused.tags.length });
-  }
+  const deletes = await probeDeletes(secondary, repository, { removing, writing, dryRun: options.dryRun ?? false });
+  const remover = new TagRemover(secondary, repository, deletes, { tags: secondaryTags, heads: secondaryHeads }, logger);
+  const refusedUpFront = removing ? remover.refusedUpFront(plan.remove) : undefined;
+  if (refusedUpFront) report.removalRefused = refusedUpFront;
 
   const replicator = new Replicator(primary, secondary, repository, { deep: options.deep, write: !options.dryRun, logger, secondaryIsNew });
   if (!options.dryRun) {
-    const tagsPerDigest = new Map<string, number>();
-    for (const digest of secondaryTags.values()) tagsPerDigest.set(digest, (tagsPerDigest.get(digest) ?? 0) + 1);
-    // A run killed inside removeTag leaves the tag on a throwaway. When a tag leaves a digest only it
-    // held, and its HEAD did not rule one out, that throwaway (if it is one) is deleted by digest.
-    const deleteLeftoverThrowaway = async (digest: string | undefined): Promise<boolean> =>
-      digest !== undefined && deletes !== 'refused' && tagsPerDigest.get(digest) === 1 && !notThrowaways.has(digest) && (await replicator.deleteIfThrowaway(digest));
     const writes = [...plan.copy.map((change) => ({ change, kind: 'copy' as const })), ...plan.repair.map((change) => ({ change, kind: 'repair' as const }))];
     const total = writes.length + (removing && !report.removalRefused ? plan.remove.length : 0);
     let done = 0;
@@ -192,11 +178,7 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
         if (written === undefined) report.skipped.push({ tag: change.tag, reason: 'deleted on the primary during the sync' });
         else {
           (kind === 'copy' ? report.done.copied : report.done.repaired).push(change.tag);
-          if (kind === 'repair') {
-            await deleteLeftoverThrowaway(change.secondary).catch((error: unknown) => {
-              logger.warn('could not delete a leftover throwaway manifest; registry garbage collection will', { repository, digest: change.secondary, error: errorMessage(error) });
-            });
-          }
+          if (kind === 'repair') await remover.cleanUpAfterRepair(change.secondary);
           // What was written is the primary's digest now (it may have moved since listing).
           change.primary = written;
           primaryTags.set(change.tag, written);
@@ -209,37 +191,11 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
     });
 
     if (removing && !report.removalRefused) {
-      // The probe passed, yet the secondary may start refusing (deletes disabled, or read-only,
-      // mid-run): from the first refusal on, the remaining extra tags are left untouched.
-      let refusal: 'deletes' | 'writes' | undefined;
-      const refused: string[] = [];
-      await mapLimit(plan.remove, concurrency, async (change) => {
-        if (pastDeadline()) return;
-        try {
-          if (refusal) refused.push(change.tag);
-          // Never delete what is not proven extra: the primary may have gained the tag since listing.
-          else if (await primary.headManifest(repository, change.tag)) {
-            report.skipped.push({ tag: change.tag, reason: 'appeared on the primary during the sync; not removed' });
-          } else {
-            if (!(await deleteLeftoverThrowaway(change.secondary))) await replicator.removeTag(change.tag, change.secondary!);
-            report.done.removed.push(change.tag);
-          }
-        } catch (error) {
-          // A refused removal left the tag as it was; one that could not be put back
-          // (TAG_LEFT_ON_THROWAWAY) is a failure, but a refusal all the same.
-          const refusedNow = writeRefusal(error);
-          refusal ??= refusedNow ?? writeRefusal(error instanceof Error ? error.cause : undefined);
-          if (refusedNow) {
-            refused.push(change.tag);
-            logger.warn('the secondary refused a removal; tag left as it was', { repository, tag: change.tag, error: errorMessage(error) });
-          } else {
-            report.failed.push({ tag: change.tag, error: errorMessage(error) });
-            logger.error('tag removal failed', { repository, tag: change.tag, error: errorMessage(error) });
-          }
-        }
-        progress();
-      });
-      if (refusal && refused.length > 0) report.removalRefused = removalRefused(secondary.host, refusal, refused.sort(byteOrder));
+      const removal = await remover.removeExtraTags(plan.remove, primary, { concurrency, pastDeadline, onDone: progress });
+      report.done.removed.push(...removal.removed);
+      report.skipped.push(...removal.skipped);
+      report.failed.push(...removal.failed);
+      if (removal.refused) report.removalRefused = removal.refused;
     }
 
     if (options.deep && !pastDeadline()) {
@@ -298,12 +254,6 @@ function syncStatus(report: SyncReport): SyncReport['status'] {
   if (report.dryRun) return isEmptyPlan(report.plan) && !report.deep?.missing.length ? 'synced' : 'differences';
   if (report.guard || report.removalRefused || report.skipped.length > 0) return 'differences';
   return 'synced';
-}
-
-/** The extra tags a secondary would not let us remove, and why in plain words (the doors name the tags). */
-function removalRefused(host: string, refusal: 'deletes' | 'writes', tags: string[]): NonNullable<SyncReport['removalRefused']> {
-  const why = refusal === 'deletes' ? 'refuses deletes (HTTP 405: delete is disabled in its storage config)' : 'is read-only and refuses deletes (HTTP 405 to every write, as in maintenance mode)';
-  return { reason: `the secondary ${host} ${why}; the extra tags were left as they were`, tags };
 }
 
 /** Walks every tagged manifest's tree on the secondary, repairing (or, dry, listing) what is missing. */
