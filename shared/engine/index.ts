@@ -11,15 +11,15 @@ export { validateDigest, validateRepositoryName, validateTag } from './oci.js';
 export { DEFAULT_MAX_PRUNE, planRepository, type Plan, type TagChange, type TagMap } from './planner.js';
 export { RegistryClient } from './registry/client.js';
 export type { RegistryEndpoint, TransportOptions } from './registry/transport.js';
+export { readTagMap } from './read-tags.js';
 export type { MissingObject } from './replicate.js';
 export {
   createRegistryClient,
   listRepositoriesPage,
-  readTagMap,
   syncRepository,
   verifyRepository,
   type SyncOptions,
-  type SyncReport,
   type VerifyOptions,
   type VerifyReport,
 } from './repository.js';
+export type { SyncReport } from './sync-report.js';
