@@ -23,11 +23,11 @@ if (process.env.BENCH_SKIP_CLI_BUILD !== '1') {
 
 await build({ ...common, entryPoints: { bench: 'bench/main.ts' }, outdir: 'dist', outExtension: { '.js': '.mjs' } });
 
-// The fan-out hook: the AWS side's use-case, SQS adapter and local SQS server, bundled apart so
+// The fan-out hook: the AWS side's fan-out job, SQS adapter and local SQS server, bundled apart so
 // that the bench still builds and runs (and says why it skipped) when they are absent or broken.
 const FAN_OUT_BUNDLE = 'dist/bench-fan-out.mjs';
 rmSync(FAN_OUT_BUNDLE, { force: true });
-const fanOutParts = { fanOut: 'shared/state/fan-out.ts', SqsQueue: 'shared/aws/sqs-queue.ts', startLocalAws: 'test/aws/support/local-aws.ts' };
+const fanOutParts = { fanOut: 'shared/jobs/index.ts', SqsQueue: 'shared/aws/sqs-queue.ts', startLocalAws: 'test/aws/support/local-aws.ts' };
 const absent = Object.values(fanOutParts).filter((path) => !existsSync(path));
 if (absent.length > 0) {
   process.env.BENCH_FAN_OUT_SKIPPED = `absent: ${absent.join(', ')}`;

@@ -1,5 +1,5 @@
 // THE FAN-OUT HOOK. The figure (messages/s that fan-out enqueues into the local SQS server) is
-// the AWS side's: this measurement only drives its pieces — fanOut (shared/state/fan-out.ts),
+// the AWS side's: this measurement only drives its pieces — fanOut (shared/jobs/),
 // SqsQueue (shared/aws/sqs-queue.ts) and startLocalAws (test/aws/support/local-aws.ts) — which
 // bench/build-and-run.mjs bundles apart into dist/bench-fan-out.mjs when they all exist. When
 // they do not (or do not build), the phase is skipped with a printed note. Nothing here speaks

@@ -7,7 +7,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { createRegistryClient, syncRepository } from '../shared/engine.js';
+import { createRegistryClient, syncRepository } from '../shared/engine/index.js';
 import { startFaultProxy, type FaultProxy } from '../test/support/fault-proxy.js';
 import { startGitlabApi } from '../test/support/gitlab-api.js';
 import { startRegistry, type TestRegistry } from '../test/support/registry.js';

@@ -4,7 +4,7 @@ import { startRegistry, type TestRegistry } from './support/registry.js';
 import { pushImage, readTags } from './support/seed.js';
 import { startTokenIssuer, type TokenIssuer } from './support/token-issuer.js';
 import { startFaultProxy, type Fault, type FaultProxy } from './support/fault-proxy.js';
-import { createRegistryClient, syncRepository } from '../shared/engine.js';
+import { createRegistryClient, syncRepository } from '../shared/engine/index.js';
 
 /** Bearer-token auth as GitLab does it: the registry points at a token service that signs scoped JWTs. */
 describe('bearer-token authentication against a real registry', () => {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PassThrough, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createRegistryClient, syncRepository, verifyRepository } from '../shared/engine.js';
+import { createRegistryClient, syncRepository, verifyRepository } from '../shared/engine/index.js';
 import { seededRandom, startFaultProxy, type Fault, type FaultProxy } from './support/fault-proxy.js';
 import { startRegistryPair, type RegistryPair } from './support/registry.js';
 import { createHash } from 'node:crypto';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRegistryClient, readTagMap, syncRepository, verifyRepository } from '../shared/engine.js';
+import { createRegistryClient, readTagMap, syncRepository, verifyRepository } from '../shared/engine/index.js';
 import { startAuthFront } from './support/auth-front.js';
 import { startFaultProxy } from './support/fault-proxy.js';
 import { startGitlabApi, type GitlabApiServer } from './support/gitlab-api.js';

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRegistryClient, syncRepository } from '../shared/engine.js';
+import { createRegistryClient, syncRepository } from '../shared/engine/index.js';
 import { runGeoSync } from './support/cli.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
 import { readTags } from './support/seed.js';

@@ -1,5 +1,5 @@
 // Local mode: `geo-sync run` and `geo-sync status` over two real registries, with the embedded
-// queue and the file store, through the same use-cases as the Lambda functions.
+// queue and the file store, through the same jobs as the Lambda functions.
 import { Command } from 'commander';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

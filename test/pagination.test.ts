@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRegistryClient } from '../shared/engine.js';
+import { createRegistryClient } from '../shared/engine/index.js';
 
 /**
  * Registry 2.8 never paginates tag lists, but other registries do (GitLab, Harbor, Quay), with a

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRegistryClient, syncRepository } from '../shared/engine.js';
+import { createRegistryClient, syncRepository } from '../shared/engine/index.js';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
 import { startRegistryPair, type RegistryPair } from './support/registry.js';
 import { deleteManifest, pushImage, readTags } from './support/seed.js';

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRegistryClient, syncRepository, type RegistryClient } from '../shared/engine.js';
-import { DELETE_PROBE_DIGEST } from '../shared/registry/client.js';
-import { THROWAWAY_ANNOTATION } from '../shared/replicate.js';
+import { createRegistryClient, syncRepository, type RegistryClient } from '../shared/engine/index.js';
+import { DELETE_PROBE_DIGEST } from '../shared/engine/registry/client.js';
+import { THROWAWAY_ANNOTATION } from '../shared/engine/tag-removal.js';
 import { runGeoSync } from './support/cli.js';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';

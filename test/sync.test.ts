@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRegistryClient, syncRepository, verifyRepository, type RegistryClient } from '../shared/engine.js';
+import { createRegistryClient, syncRepository, verifyRepository, type RegistryClient } from '../shared/engine/index.js';
 import { startRegistryPair, type RegistryPair } from './support/registry.js';
 import { blobExists, deleteBlob, deleteManifest, getManifest, manifestExists, pushImage, pushManifest, pushMultiArch, readTags } from './support/seed.js';
 

@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { tagChecksum } from '../shared/checksum.js';
-import { GeoSyncError } from '../shared/errors.js';
-import { manifestReferences, validateDigest, validateRepositoryName, validateTag, MediaType } from '../shared/oci.js';
-import { planRepository, pruneGuard } from '../shared/planner.js';
-import { parseChallenge } from '../shared/registry/auth.js';
-import { nextLink } from '../shared/registry/client.js';
-import { parseRegistryUrl, parseRetryAfter } from '../shared/registry/transport.js';
-import { AdaptiveLimit } from '../shared/registry/limit.js';
-import { endpointsFromEnv } from '../shared/config.js';
+import { tagChecksum } from '../shared/engine/checksum.js';
+import { GeoSyncError } from '../shared/engine/errors.js';
+import { manifestReferences, validateDigest, validateRepositoryName, validateTag, MediaType } from '../shared/engine/oci.js';
+import { planRepository, pruneGuard } from '../shared/engine/planner.js';
+import { parseChallenge } from '../shared/engine/registry/auth.js';
+import { nextLink } from '../shared/engine/registry/client.js';
+import { parseRegistryUrl, parseRetryAfter } from '../shared/engine/registry/transport.js';
+import { AdaptiveLimit } from '../shared/engine/registry/limit.js';
+import { endpointsFromEnv } from '../shared/engine/config.js';
 import { createHash } from 'node:crypto';
 
 const D = (n: number) => `sha256:${String(n).repeat(64).slice(0, 64)}`;

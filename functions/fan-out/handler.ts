@@ -2,9 +2,7 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context } from 'aws-lambda';
 import { createAwsRuntime, isSqsEvent } from '../../shared/aws/runtime.js';
-import { fanOut } from '../../shared/state/fan-out.js';
-import { FanOutRequest, parseInput, parseMessage } from '../../shared/state/messages.js';
-import { registryCatalog } from '../../shared/state/registries.js';
+import { FanOutRequest, fanOut, parseInput, parseMessage, registryCatalog } from '../../shared/jobs/index.js';
 
 const runtime = createAwsRuntime(process.env);
 const processor = new BatchProcessor(EventType.SQS);

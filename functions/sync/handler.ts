@@ -2,9 +2,7 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context } from 'aws-lambda';
 import { createAwsRuntime, isSqsEvent } from '../../shared/aws/runtime.js';
-import { syncDirect } from '../../shared/state/direct.js';
-import { DirectRequest, SyncMessage, parseInput, parseQueued } from '../../shared/state/messages.js';
-import { processSyncMessage } from '../../shared/state/sync.js';
+import { DirectRequest, SyncMessage, parseInput, parseQueued, processSyncMessage, syncDirect } from '../../shared/jobs/index.js';
 
 const runtime = createAwsRuntime(process.env);
 const processor = new BatchProcessor(EventType.SQS);

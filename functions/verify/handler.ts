@@ -2,9 +2,7 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context } from 'aws-lambda';
 import { createAwsRuntime, isSqsEvent } from '../../shared/aws/runtime.js';
-import { verifyDirect } from '../../shared/state/direct.js';
-import { DirectRequest, VerifyMessage, parseInput, parseQueued } from '../../shared/state/messages.js';
-import { processVerifyMessage } from '../../shared/state/verify.js';
+import { DirectRequest, VerifyMessage, parseInput, parseQueued, processVerifyMessage, verifyDirect } from '../../shared/jobs/index.js';
 
 const runtime = createAwsRuntime(process.env);
 const processor = new BatchProcessor(EventType.SQS);

@@ -4,7 +4,7 @@
  * "<secondary name>": {...}}; a registry without an entry is used anonymously.
  */
 import { z } from 'zod';
-import { GeoSyncError, type Endpoints } from '../engine.js';
+import { GeoSyncError, type Endpoints } from '../engine/index.js';
 
 export type RegistryCredentials = Record<string, { username: string; password: string }>;
 

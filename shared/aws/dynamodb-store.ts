@@ -8,8 +8,7 @@ import {
   type AttributeValue,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
-import type { StateStore } from '../state/ports.js';
-import type { FanOutCheckpoint, RecordKey, RepositoryRecord } from '../state/record.js';
+import type { FanOutCheckpoint, RecordKey, RepositoryRecord, StateStore } from '../jobs/index.js';
 
 /** Fan-out checkpoints share the table under a partition key no repository name can take. */
 const CHECKPOINT_PARTITION = '#fan-out';

@@ -1,8 +1,8 @@
-/** Powertools Logger and Metrics, configured in one place and narrowed to the ports the use-cases take. */
+/** Powertools Logger and Metrics, configured in one place and narrowed to the ports the jobs take. */
 import { Logger } from '@aws-lambda-powertools/logger';
 import { MetricUnit, Metrics } from '@aws-lambda-powertools/metrics';
-import type { EngineLogger } from '../engine.js';
-import type { Metrics as MetricsPort } from '../state/ports.js';
+import type { EngineLogger } from '../engine/index.js';
+import type { Metrics as MetricsPort } from '../jobs/index.js';
 
 export const SERVICE_NAME = 'geo-registry-sync';
 /** CloudWatch namespace of the custom metrics; serverless.yml's alarms and dashboard use the same. */

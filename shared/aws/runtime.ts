@@ -9,14 +9,12 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
-import { GeoSyncError, endpointsFromEnv, errorMessage } from '../engine.js';
-import type { Budget, Queue, Registries, Runtime } from '../state/ports.js';
-import { openRegistries } from '../state/registries.js';
+import { DEFAULT_CONCURRENCY, GeoSyncError, endpointsFromEnv, errorMessage } from '../engine/index.js';
+import { openRegistries, type Budget, type Queue, type Registries, type Runtime } from '../jobs/index.js';
 import { secretsExtensionCredentials, withCredentials, type CredentialSource } from './credentials.js';
 import { DynamoDbStateStore } from './dynamodb-store.js';
 import { createLogger, createMetrics, engineLogger, metricsPort } from './powertools.js';
 import { SqsQueue } from './sqs-queue.js';
-import { DEFAULT_CONCURRENCY } from '../concurrency.js';
 
 const Config = z.object({
   GEO_SYNC_TABLE: z.string().min(1),
@@ -35,7 +33,7 @@ export interface AwsRuntime extends Runtime {
   catalogPageSize: number;
   /** Runs one invocation with registry clients opened for it, and flushes metrics after. */
   invoke(context: Context, work: (registries: Registries, budget: Budget) => Promise<unknown>): Promise<unknown>;
-  /** Wraps a per-record use-case for Powertools Batch: a rejected record is logged clearly, then fails alone. */
+  /** Wraps a per-record job for Powertools Batch: a rejected record is logged clearly, then fails alone. */
   recordHandler(work: (record: SQSRecord) => Promise<unknown>): (record: SQSRecord) => Promise<unknown>;
 }
 

@@ -1,7 +1,7 @@
 /** Queue on SQS: SendMessageBatch, ten per call, several calls in flight; failed entries are resent. */
 import { SendMessageBatchCommand, type SQSClient, type SendMessageBatchRequestEntry } from '@aws-sdk/client-sqs';
-import { GeoSyncError } from '../engine.js';
-import type { Queue } from '../state/ports.js';
+import { GeoSyncError } from '../engine/index.js';
+import type { Queue } from '../jobs/index.js';
 
 const BATCH = 10;
 const ATTEMPTS = 3;

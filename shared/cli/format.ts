@@ -1,4 +1,4 @@
-import type { SyncReport, VerifyReport } from '../usecases.js';
+import type { SyncReport, VerifyReport } from '../engine/index.js';
 
 const short = (digest: string | undefined) => (digest ? digest.replace(/^(sha\d+:)(.{12}).*$/, '$1$2') : '-');
 const list = (tags: string[], max = 10) => (tags.length > max ? `${tags.slice(0, max).join(', ')}, … (+${tags.length - max})` : tags.join(', '));

@@ -1,11 +1,9 @@
-/** `geo-sync run` and `geo-sync status`: local mode over the same use-cases as the Lambda functions. */
+/** `geo-sync run` and `geo-sync status`: local mode over the same jobs as the Lambda functions. */
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { GeoSyncError, endpointsFromEnv, jsonLogger, validateRepositoryName } from '../engine.js';
-import { isLogLevel } from '../log.js';
+import { DEFAULT_CONCURRENCY, GeoSyncError, endpointsFromEnv, isLogLevel, jsonLogger, validateRepositoryName } from '../engine/index.js';
 import { DEFAULT_STATE_DIR, FileStateStore } from '../local/file-store.js';
 import { localExitCode, runLocal, type LocalProgress, type LocalRunSummary } from '../local/run.js';
-import { overallStatus, type RepositoryRecord } from '../state/record.js';
-import { DEFAULT_CONCURRENCY } from '../concurrency.js';
+import { overallStatus, type RepositoryRecord } from '../jobs/index.js';
 
 interface LocalCommandOptions {
   /** Where the exit code goes; the main CLI passes its own setter. Default: process.exitCode. */

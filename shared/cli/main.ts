@@ -1,15 +1,25 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
-import { endpointsFromEnv } from '../config.js';
-import { EXIT, GeoSyncError, errorMessage } from '../errors.js';
-import { isLogLevel, jsonLogger, type EngineLogger } from '../log.js';
-import { validateRepositoryName } from '../oci.js';
-import type { RegistryClient } from '../registry/client.js';
-import type { RegistryEndpoint } from '../registry/transport.js';
-import { createRegistryClient, syncRepository, verifyRepository, type SyncReport, type VerifyReport } from '../usecases.js';
+import {
+  DEFAULT_CONCURRENCY,
+  EXIT,
+  GeoSyncError,
+  createRegistryClient,
+  endpointsFromEnv,
+  errorMessage,
+  isLogLevel,
+  jsonLogger,
+  syncRepository,
+  validateRepositoryName,
+  verifyRepository,
+  type EngineLogger,
+  type RegistryClient,
+  type RegistryEndpoint,
+  type SyncReport,
+  type VerifyReport,
+} from '../engine/index.js';
 import { registerLocalCommands } from './local-commands.js';
 import { acquireRepositoryLock } from '../local/lock.js';
 import { formatPlan, formatSync, formatVerify, progressBar } from './format.js';
-import { DEFAULT_CONCURRENCY } from '../concurrency.js';
 
 interface CommonOptions {
   primary?: string;

@@ -6,8 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { StateStore } from '../state/ports.js';
-import { newRecord, type FanOutCheckpoint, type RecordKey, type RepositoryRecord } from '../state/record.js';
+import { newRecord, type FanOutCheckpoint, type RecordKey, type RepositoryRecord, type StateStore } from '../jobs/index.js';
 
 export const DEFAULT_STATE_DIR = '.geo-sync';
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, openSync, readFileSync, rmSync, writeSync, closeSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GeoSyncError } from '../errors.js';
+import { GeoSyncError } from '../engine/index.js';
 
 interface LockInfo {
   pid: number;

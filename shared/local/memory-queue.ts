@@ -1,5 +1,5 @@
 /** Queue inside one process: ready messages in order, delayed ones held until they are due. */
-import type { Queue } from '../state/ports.js';
+import type { Queue } from '../jobs/index.js';
 
 export class MemoryQueue<M> implements Queue<M> {
   private readonly ready: M[] = [];

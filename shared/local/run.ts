@@ -1,16 +1,22 @@
 /**
  * Local mode: fan-out -> sync -> verify on one machine, with in-process queues and the file
- * store, through the same use-cases the Lambda functions run.
+ * store, through the same jobs the Lambda functions run.
  */
-import { DEFAULT_CONCURRENCY } from '../concurrency.js';
-import { GeoSyncError, errorMessage, type EngineLogger, type Endpoints } from '../engine.js';
-import { fanOut } from '../state/fan-out.js';
-import type { FanOutRequest, SyncMessage, VerifyMessage } from '../state/messages.js';
-import type { Metrics, Runtime } from '../state/ports.js';
-import { overallStatus, type RepositoryRecord } from '../state/record.js';
-import { openRegistries, registryCatalog } from '../state/registries.js';
-import { processSyncMessage } from '../state/sync.js';
-import { processVerifyMessage } from '../state/verify.js';
+import { DEFAULT_CONCURRENCY, GeoSyncError, errorMessage, type EngineLogger, type Endpoints } from '../engine/index.js';
+import {
+  fanOut,
+  openRegistries,
+  overallStatus,
+  processSyncMessage,
+  processVerifyMessage,
+  registryCatalog,
+  type FanOutRequest,
+  type Metrics,
+  type RepositoryRecord,
+  type Runtime,
+  type SyncMessage,
+  type VerifyMessage,
+} from '../jobs/index.js';
 import { FileStateStore } from './file-store.js';
 import { acquireRepositoryLock } from './lock.js';
 import { MemoryQueue } from './memory-queue.js';

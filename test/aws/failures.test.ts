@@ -4,9 +4,8 @@ import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageBatchComma
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DynamoDbStateStore } from '../../shared/aws/dynamodb-store.js';
 import { SqsQueue } from '../../shared/aws/sqs-queue.js';
-import { createRegistryClient, silentLogger, type RegistryClient } from '../../shared/engine.js';
-import { noMetrics, type Registries, type Runtime } from '../../shared/state/ports.js';
-import { processSyncMessage } from '../../shared/state/sync.js';
+import { createRegistryClient, silentLogger, type RegistryClient } from '../../shared/engine/index.js';
+import { noMetrics, processSyncMessage, type Registries, type Runtime } from '../../shared/jobs/index.js';
 import { startRegistryPair, type RegistryPair } from '../support/registry.js';
 import { pushImage, readTags } from '../support/seed.js';
 import { drain, lambdaContext, pollOnce, queueDepth, sqsRecord, importHandlers, type Handler, type Handlers } from './support/event-source.js';

@@ -5,9 +5,8 @@
 // a proxy that slows one request, so that the holder holds the lease while the other message arrives.
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { MIN_DEFER_MS, whenLeaseHeld, type LeaseHolder, type LeaseWork } from '../../shared/state/lease.js';
-import { SyncMessage, parseQueued } from '../../shared/state/messages.js';
-import { newRecord, type RepositoryRecord } from '../../shared/state/record.js';
+import { MIN_DEFER_MS, whenLeaseHeld, type LeaseHolder, type LeaseWork } from '../../shared/jobs/lease.js';
+import { SyncMessage, newRecord, parseQueued, type RepositoryRecord } from '../../shared/jobs/index.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { startRegistryPair, type RegistryPair } from '../support/registry.js';
 import { deleteBlob, pushImage, readTags } from '../support/seed.js';
@@ -62,7 +61,7 @@ describe('whenLeaseHeld: drop only when the holder already does the work, else d
 
 describe('parseQueued: when a queued message was requested', () => {
   const body = JSON.stringify(key);
-  it('is its own requestedAt, else the queue\'s SentTimestamp, else unknown (the use-case then takes now)', () => {
+  it('is its own requestedAt, else the queue\'s SentTimestamp, else unknown (the job then takes now)', () => {
     expect(parseQueued(SyncMessage, JSON.stringify({ ...key, requestedAt: 5 }), '9')).toEqual({ ...key, requestedAt: 5 });
     expect(parseQueued(SyncMessage, body, '1893456000000')).toEqual({ ...key, requestedAt: 1893456000000 });
     expect(parseQueued(SyncMessage, body, undefined)).toEqual(key);

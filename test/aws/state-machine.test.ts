@@ -1,8 +1,8 @@
 // The pure state machine of one (repository, secondary): no I/O, no mocks.
 import { describe, expect, it } from 'vitest';
-import type { SyncReport } from '../../shared/engine.js';
-import { DirectRequest, FanOutRequest, SyncMessage, parseInput } from '../../shared/state/messages.js';
-import { admitSync, afterSync, afterSyncError, newRecord, overallStatus, retryDelayMs, FIRST_TAGS, MAX_CONTINUATIONS, type RepositoryRecord } from '../../shared/state/record.js';
+import type { SyncReport } from '../../shared/engine/index.js';
+import { DirectRequest, FanOutRequest, SyncMessage, parseInput } from '../../shared/jobs/index.js';
+import { admitSync, afterSync, afterSyncError, newRecord, overallStatus, retryDelayMs, FIRST_TAGS, MAX_CONTINUATIONS, type RepositoryRecord } from '../../shared/jobs/record.js';
 
 const policy = { baseMs: 1_000, capMs: 30_000 };
 const NOW = Date.parse('2030-01-01T00:00:00Z');

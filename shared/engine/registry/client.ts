@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Readable, Transform } from 'node:stream';
-import { GeoSyncError, RegistryError, errorMessage } from '../errors.js';
+import { GeoSyncError, errorMessage } from '../errors.js';
 import {
   MANIFEST_ACCEPT,
   MAX_MANIFEST_BYTES,
@@ -248,7 +248,7 @@ export class RegistryClient {
 
   /**
    * Deletes a manifest by digest. On registry 2.8 this untags every tag on that digest: callers must
-   * know it is unshared. A 405 throws DELETES_REFUSED or READ_ONLY (see deleteRefusal).
+   * know it is unshared (tag-removal.ts does). A 405 throws DELETES_REFUSED or READ_ONLY (see deleteRefusal).
    */
   async deleteManifest(repository: string, digest: string): Promise<boolean> {
     const response = await this.transport.send({
@@ -479,14 +479,6 @@ function deleteRefusal(host: string, what: string, response: { headers: Record<s
   }
   const code = errorCode(response.body);
   return new GeoSyncError('DELETES_REFUSED', `registry ${host} refuses deletes (HTTP 405${code ? ` ${code}` : ''} to DELETE ${what}: delete is disabled in its storage config)`);
-}
-
-/** A write refused by the registry itself, not a passing fault: 'deletes' or 'writes' (read-only), else undefined. */
-export function writeRefusal(error: unknown): 'deletes' | 'writes' | undefined {
-  if (!(error instanceof GeoSyncError)) return undefined;
-  if (error.code === 'DELETES_REFUSED') return 'deletes';
-  if (error.code === 'READ_ONLY' || (error instanceof RegistryError && error.status === 405)) return 'writes';
-  return undefined;
 }
 
 function errorCode(body: Buffer): string | undefined {

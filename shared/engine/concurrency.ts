@@ -19,7 +19,7 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, task: (
 }
 
 /** Memoises an async function by key for the life of one run (failures are forgotten, so a retry can succeed). */
-export function once<R>(): (key: string, run: () => Promise<R>) => Promise<R> {
+export function memoByKey<R>(): (key: string, run: () => Promise<R>) => Promise<R> {
   const cache = new Map<string, Promise<R>>();
   return (key, run) => {
     let pending = cache.get(key);

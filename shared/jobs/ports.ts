@@ -1,10 +1,10 @@
 /**
- * The ports the use-cases need. AWS adapters live in shared/aws, embedded ones in shared/local;
- * the use-cases in this folder never know which they were given.
+ * The ports the jobs need. AWS adapters live in shared/aws, embedded ones in shared/local;
+ * the jobs in this folder never know which they were given.
  */
-import type { EngineLogger, RegistryClient } from '../engine.js';
+import type { EngineLogger, RegistryClient } from '../engine/index.js';
 import type { FanOutRequest, SyncMessage, VerifyMessage } from './messages.js';
-import type { FanOutCheckpoint, RecordKey, RepositoryRecord } from './record.js';
+import type { FanOutCheckpoint, RecordKey, RepositoryRecord, RetryPolicy } from './record.js';
 
 /** A message queue: SQS on AWS, an in-process queue locally. */
 export interface Queue<M> {
@@ -43,7 +43,7 @@ export interface Registries {
   close(): Promise<void>;
 }
 
-/** What every use-case is given: time, randomness and observability are ports too, so tests control them. */
+/** What every job is given: time, randomness and observability are ports too, so tests control them. */
 export interface Runtime {
   store: StateStore;
   syncQueue: Queue<SyncMessage>;
@@ -56,11 +56,6 @@ export interface Runtime {
   retry: RetryPolicy;
   /** Parallel registry requests per repository. */
   concurrency: number;
-}
-
-export interface RetryPolicy {
-  baseMs: number;
-  capMs: number;
 }
 
 /** How long this invocation may run: Lambda's remaining time, or a generous budget locally. */

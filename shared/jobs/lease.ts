@@ -1,9 +1,9 @@
 /**
  * What a sync or verify message does when it finds its pair's lease held. No request may be
  * lost: the message is dropped only when the holder already does its work, else sent again later.
- * Pure: the use-cases read the record, decide with this, then drop or re-send.
+ * Pure: the jobs read the record, decide with this, then drop or re-send.
  */
-import { DEFAULT_MAX_PRUNE } from '../planner.js';
+import { DEFAULT_MAX_PRUNE } from '../engine/index.js';
 import type { RepositoryRecord } from './record.js';
 
 export type LeaseHolder = NonNullable<RepositoryRecord['leaseHolder']>;

@@ -1,6 +1,6 @@
 /** The messages that flow between fan-out, sync and verify, parsed at the edge with zod. */
 import { z } from 'zod';
-import { GeoSyncError, validateRepositoryName } from '../engine.js';
+import { GeoSyncError, validateRepositoryName } from '../engine/index.js';
 
 const repositoryName = z.string().superRefine((name, ctx) => {
   try {

@@ -1,5 +1,5 @@
 /** Registry clients for one batch of work, opened lazily and closed together. */
-import { GeoSyncError, createRegistryClient, listRepositoriesPage, type EngineLogger, type Endpoints, type RegistryClient } from '../engine.js';
+import { GeoSyncError, createRegistryClient, listRepositoriesPage, type EngineLogger, type Endpoints, type RegistryClient } from '../engine/index.js';
 import type { Catalog } from './fan-out.js';
 import type { Registries } from './ports.js';
 

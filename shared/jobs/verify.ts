@@ -1,10 +1,11 @@
-/** Use-case: verify one (repository, secondary) pair under the lease and record both checksums and the differences. */
+/** Job: verify one (repository, secondary) pair under the lease and record both checksums and the differences. */
 import { randomUUID } from 'node:crypto';
-import { errorMessage, verifyRepository, type VerifyReport } from '../engine.js';
+import { errorMessage, verifyRepository, type VerifyReport } from '../engine/index.js';
+import { leaseHeld, type LeaseHeld } from './lease-held.js';
 import type { VerifyMessage } from './messages.js';
 import type { Budget, Registries, Runtime } from './ports.js';
 import { afterVerify, afterVerifyError, type RepositoryRecord } from './record.js';
-import { LEASE_GRACE_MS, leaseHeld, type LeaseHeld } from './sync.js';
+import { LEASE_GRACE_MS } from './timing.js';
 
 export type VerifyOutcome =
   | { kind: 'succeeded' | 'mismatch' | 'error'; record: RepositoryRecord; report?: VerifyReport }

@@ -1,11 +1,10 @@
 /**
  * The state machine of one (repository, secondary) pair, as pure functions from the current
- * record and an outcome to the next record. No I/O here: the use-cases read, decide with
+ * record and an outcome to the next record. No I/O here: the jobs read, decide with
  * these, then write.
  */
-import { errorMessage, type SyncReport, type VerifyReport } from '../engine.js';
+import { errorMessage, type SyncReport, type VerifyReport } from '../engine/index.js';
 import type { SyncMessage } from './messages.js';
-import type { RetryPolicy } from './ports.js';
 
 /**
  * guard-held: the prune guard stopped removals (a human decides: a manual sync with maxPrune, or
@@ -78,6 +77,12 @@ const iso = (ms: number) => new Date(ms).toISOString();
 
 export function newRecord(key: RecordKey, now: number): RepositoryRecord {
   return { ...key, syncState: 'pending', verifyState: 'pending', createdAt: iso(now), updatedAt: iso(now), retryCount: 0 };
+}
+
+/** A failed sync's backoff: the first delay, and the longest. */
+export interface RetryPolicy {
+  baseMs: number;
+  capMs: number;
 }
 
 /** Capped exponential backoff with equal jitter: half the step is fixed, so delays grow; half is random, so retries spread. */

@@ -1,4 +1,4 @@
-/** Use-cases behind direct invocation of sync or verify: one repository on one or every secondary. */
+/** Jobs behind direct invocation of sync or verify: one repository on one or every secondary. */
 import type { DirectRequest } from './messages.js';
 import type { Budget, Registries, Runtime } from './ports.js';
 import { planSync, processSyncMessage } from './sync.js';

@@ -1,14 +1,14 @@
 /**
- * Use-case: list the primary's repositories (whole catalog, a prefix, or an explicit list) and
+ * Job: list the primary's repositories (whole catalog, a prefix, or an explicit list) and
  * send one message per (repository, secondary) to the sync or verify queue. Catalog walks
  * checkpoint their cursor and continue in a fresh invocation before the deadline.
  */
 import { randomUUID } from 'node:crypto';
-import { GeoSyncError, validateRepositoryName } from '../engine.js';
+import { GeoSyncError, validateRepositoryName } from '../engine/index.js';
 import type { FanOutRequest, SyncMessage, VerifyMessage } from './messages.js';
 import type { Budget, Runtime } from './ports.js';
 import type { FanOutCheckpoint } from './record.js';
-import { WORK_FRACTION } from './sync.js';
+import { WORK_FRACTION } from './timing.js';
 
 export interface Catalog {
   page(options: { last?: string; pageSize?: number }): Promise<{ repositories: string[]; next?: string }>;

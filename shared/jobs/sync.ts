@@ -1,25 +1,16 @@
-/** Use-case: sync one (repository, secondary) pair under a lease, record the outcome, schedule what follows. */
+/** Job: sync one (repository, secondary) pair under a lease, record the outcome, schedule what follows. */
 import { randomUUID } from 'node:crypto';
-import { errorMessage, syncRepository, type SyncReport } from '../engine.js';
-import { whenLeaseHeld } from './lease.js';
-import type { SyncMessage, VerifyMessage } from './messages.js';
-import type { Budget, Queue, Registries, Runtime } from './ports.js';
+import { errorMessage, syncRepository, type SyncReport } from '../engine/index.js';
+import { leaseHeld, type LeaseHeld } from './lease-held.js';
+import type { SyncMessage } from './messages.js';
+import type { Budget, Registries, Runtime } from './ports.js';
 import { admitSync, afterSync, afterSyncError, type RepositoryRecord } from './record.js';
-
-/** Share of the invocation's time spent starting new work; the rest finishes in-flight copies and writes state. */
-export const WORK_FRACTION = 0.6;
-/** A lease outlives its invocation by this much, so a killed invocation's lease frees up soon after. */
-export const LEASE_GRACE_MS = 30_000;
-/** SQS's longest message delay. */
-export const MAX_DELAY_SECONDS = 900;
+import { LEASE_GRACE_MS, WORK_FRACTION, delaySeconds } from './timing.js';
 
 export type SyncOutcome =
   | { kind: 'synced' | 'failed' | 'continued' | 'guard-held' | 'deletes-refused'; record: RepositoryRecord; report?: SyncReport }
   | LeaseHeld
   | { kind: 'skipped'; reason: 'backing-off' | 'stale-retry' | 'deferred' | 'lease-lost' };
-
-/** A message that found the lease held: dropped as busy, or sent again after `delaySeconds`. */
-export type LeaseHeld = { kind: 'busy' } | { kind: 'deferred'; delaySeconds: number };
 
 export async function processSyncMessage(message: SyncMessage, registries: Registries, runtime: Runtime, budget: Budget): Promise<SyncOutcome> {
   const { store, logger } = runtime;
@@ -73,35 +64,6 @@ export async function processSyncMessage(message: SyncMessage, registries: Regis
   return { kind, record: next, report };
 }
 
-const LEASE_METRICS = {
-  sync: { busy: 'SyncLeaseBusy', deferred: 'SyncDeferred' },
-  verify: { busy: 'VerifyLeaseBusy', deferred: 'VerifyDeferred' },
-} as const;
-
-/**
- * A sync or verify message that found the lease held. Dropped when the holder already does its
- * work (often a duplicate SQS delivery: its result stands); otherwise sent again to its own queue
- * with a delay, so that no request is lost (see lease.ts).
- */
-export async function leaseHeld<M extends SyncMessage | VerifyMessage>(kind: 'sync' | 'verify', message: M, queue: Queue<M>, runtime: Runtime, now: number): Promise<LeaseHeld> {
-  const key = { repository: message.repository, secondary: message.secondary };
-  const record = await runtime.store.get(key);
-  const requestedAt = message.requestedAt ?? now;
-  const maxPrune = 'maxPrune' in message ? message.maxPrune : undefined;
-  const decision = whenLeaseHeld({ kind, deep: message.deep ?? false, requestedAt, ...(maxPrune !== undefined ? { maxPrune } : {}) }, record, now);
-  if (decision.kind === 'drop') {
-    runtime.logger.info(`${kind} skipped: lease held by another invocation`, { ...key, holder: record?.leaseHolder });
-    runtime.metrics.add(LEASE_METRICS[kind].busy, 1);
-    return { kind: 'busy' };
-  }
-  const seconds = delaySeconds(decision.delayMs);
-  // The request time travels with the message, so its next delivery is judged by the same rule.
-  await queue.send([{ ...message, requestedAt }], { delaySeconds: seconds });
-  runtime.logger.info(`${kind} deferred: lease held`, { ...key, holder: record?.leaseHolder, delaySeconds: seconds });
-  runtime.metrics.add(LEASE_METRICS[kind].deferred, 1);
-  return { kind: 'deferred', delaySeconds: seconds };
-}
-
 async function scheduleFollowUps(message: SyncMessage, next: RepositoryRecord, runtime: Runtime): Promise<void> {
   const key = { repository: next.repository, secondary: next.secondary };
   if (next.syncState === 'pending') {
@@ -136,10 +98,6 @@ function recordMetrics(next: RepositoryRecord, report: SyncReport | undefined, r
   metrics.add('TagsRemoved', report.done.removed.length);
   metrics.add('BytesCopied', report.bytesCopied, 'Bytes');
   metrics.add('SyncDuration', report.durationMs, 'Milliseconds');
-}
-
-function delaySeconds(ms: number): number {
-  return Math.max(0, Math.min(MAX_DELAY_SECONDS, Math.ceil(ms / 1000)));
 }
 
 /** A dry run for direct invocation: the plan, nothing written, no state touched. */

@@ -1,0 +1,25 @@
+/**
+ * The engine's one entry: one repository's sync and verify, and what they stand on. The doors
+ * (CLI, Lambda handlers), the jobs and the adapters import the engine from here only.
+ */
+export { tagChecksum, type ChecksumKind } from './checksum.js';
+export { DEFAULT_CONCURRENCY } from './concurrency.js';
+export { endpointsFromEnv, type Endpoints } from './config.js';
+export { EXIT, GeoSyncError, RegistryError, errorMessage } from './errors.js';
+export { isLogLevel, jsonLogger, silentLogger, type EngineLogger, type LogLevel } from './log.js';
+export { validateDigest, validateRepositoryName, validateTag } from './oci.js';
+export { DEFAULT_MAX_PRUNE, planRepository, type Plan, type TagChange, type TagMap } from './planner.js';
+export { RegistryClient } from './registry/client.js';
+export type { RegistryEndpoint, TransportOptions } from './registry/transport.js';
+export { readTagMap } from './read-tags.js';
+export type { MissingObject } from './replicate.js';
+export {
+  createRegistryClient,
+  listRepositoriesPage,
+  syncRepository,
+  verifyRepository,
+  type SyncOptions,
+  type VerifyOptions,
+  type VerifyReport,
+} from './repository.js';
+export type { SyncReport } from './sync-report.js';

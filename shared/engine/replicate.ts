@@ -1,0 +1,121 @@
+import { memoByKey } from './concurrency.js';
+import { GeoSyncError } from './errors.js';
+import { silentLogger, type EngineLogger } from './log.js';
+import { manifestReferences, type Descriptor, type RawManifest } from './oci.js';
+import type { RegistryClient } from './registry/client.js';
+
+/** A manifest or blob that a tagged manifest needs and the secondary lacks. */
+export interface MissingObject {
+  kind: 'manifest' | 'blob';
+  digest: string;
+  /** The manifest that references it. */
+  referencedBy: string;
+}
+
+export interface ReplicationStats {
+  bytesCopied: number;
+  blobsCopied: number;
+  blobsMounted: number;
+  manifestsCopied: number;
+}
+
+/**
+ * Into a repository the secondary did not have, a blob up to this size is uploaded without asking
+ * first: it is almost surely absent, and the upload costs about what the question does.
+ */
+const UPLOAD_UNASKED_BYTES = 1024 * 1024;
+
+/**
+ * Writes to one repository of the secondary what the primary holds: blobs before the manifest
+ * that needs them, children before their index. Each object is checked at most once per run.
+ */
+export class Replicator {
+  readonly stats: ReplicationStats = { bytesCopied: 0, blobsCopied: 0, blobsMounted: 0, manifestsCopied: 0 };
+  readonly missing: MissingObject[] = [];
+  private readonly ensuredManifest = memoByKey<void>();
+  private readonly ensuredBlob = memoByKey<void>();
+
+  constructor(
+    private readonly primary: RegistryClient,
+    private readonly secondary: RegistryClient,
+    private readonly repository: string,
+    /** `write: false` only looks (dry run, verify): what is missing is noted, nothing is written. */
+    private readonly options: { deep?: boolean; write?: boolean; logger?: EngineLogger; secondaryIsNew?: boolean } = {},
+  ) {}
+
+  private get mayWrite(): boolean {
+    return this.options.write ?? true;
+  }
+
+  /**
+   * Points `tag` on the secondary at the primary's current manifest for it (fetched by tag, so a
+   * tag moved since planning is copied in its newer state). Returns the digest written, or
+   * undefined when the tag has vanished from the primary.
+   */
+  async copyTag(tag: string): Promise<string | undefined> {
+    const manifest = await this.primary.getManifest(this.repository, tag);
+    if (!manifest) return undefined;
+    await this.ensureReferences(manifest);
+    await this.secondary.putManifest(this.repository, tag, manifest);
+    this.stats.manifestsCopied++;
+    return manifest.digest;
+  }
+
+  /** Deep check of a manifest the secondary holds: every child and blob under it exists (repaired unless told not to). */
+  async checkTree(digest: string): Promise<void> {
+    await this.ensureManifest(digest, digest);
+  }
+
+  private async ensureReferences(manifest: RawManifest): Promise<void> {
+    const references = manifestReferences(manifest);
+    await Promise.all([
+      ...references.children.map((child) => this.ensureManifest(child.digest, manifest.digest)),
+      ...references.blobs.map((blob) => this.ensureBlob(blob, manifest.digest)),
+    ]);
+  }
+
+  /** A manifest by digest: copied when absent; in deep mode its whole tree is walked even when present. */
+  private ensureManifest(digest: string, referencedBy: string): Promise<void> {
+    return this.ensuredManifest(digest, async () => {
+      const present = await this.secondary.headManifest(this.repository, digest);
+      if (present && !this.options.deep) return;
+      if (!present) this.noteMissing({ kind: 'manifest', digest, referencedBy });
+      if (!present && !this.mayWrite) return;
+      const source = present ? this.secondary : this.primary;
+      const manifest = await source.getManifest(this.repository, digest);
+      if (!manifest) {
+        throw new GeoSyncError('MANIFEST_MISSING', `manifest ${digest} (referenced by ${referencedBy}) is missing on ${source.host}/${this.repository}`);
+      }
+      await this.ensureReferences(manifest);
+      if (!present) {
+        await this.secondary.putManifest(this.repository, digest, manifest);
+        this.stats.manifestsCopied++;
+      }
+    });
+  }
+
+  private ensureBlob(blob: Descriptor, referencedBy: string): Promise<void> {
+    // Non-distributable layers live elsewhere by design; registries do not hold them.
+    if (/nondistributable|foreign/.test(blob.mediaType)) return Promise.resolve();
+    return this.ensuredBlob(blob.digest, async () => {
+      const unasked = this.options.secondaryIsNew === true && !this.options.deep && this.mayWrite && blob.size <= UPLOAD_UNASKED_BYTES;
+      if (!unasked && (await this.secondary.blobExists(this.repository, blob.digest))) return;
+      this.noteMissing({ kind: 'blob', digest: blob.digest, referencedBy });
+      if (!this.mayWrite) return;
+      const home = this.secondary.blobHome(blob.digest, this.repository);
+      if (home && (await this.secondary.mountBlob(this.repository, blob.digest, home))) {
+        this.stats.blobsMounted++;
+        return;
+      }
+      const bytes = await this.secondary.uploadBlob(this.repository, blob, () => this.primary.openBlob(this.repository, blob));
+      this.stats.blobsCopied++;
+      this.stats.bytesCopied += bytes;
+      this.options.logger?.debug('blob copied', { repository: this.repository, digest: blob.digest, bytes });
+    });
+  }
+
+  private noteMissing(object: MissingObject): void {
+    if (this.options.deep) this.missing.push(object);
+    (this.options.logger ?? silentLogger).debug('object missing on secondary', { repository: this.repository, ...object });
+  }
+}

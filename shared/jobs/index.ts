@@ -1,0 +1,14 @@
+/**
+ * The jobs' one entry: what a queue message, a schedule or a command runs (fan-out, sync under a
+ * lease, verify, direct invocation), the messages between them, the ports they are given and the
+ * record each (repository, secondary) pair keeps. Doors and adapters import jobs from here only.
+ */
+export { syncDirect, verifyDirect } from './direct.js';
+export { fanOut, type Catalog, type FanOutOutcome } from './fan-out.js';
+export type { LeaseHeld } from './lease-held.js';
+export { DirectRequest, FanOutRequest, SyncMessage, VerifyMessage, parseInput, parseMessage, parseQueued } from './messages.js';
+export { noMetrics, type Budget, type Metrics, type Queue, type Registries, type Runtime, type StateStore } from './ports.js';
+export { newRecord, overallStatus, type FanOutCheckpoint, type RecordKey, type RepositoryRecord, type RetryPolicy } from './record.js';
+export { openRegistries, registryCatalog } from './registries.js';
+export { planSync, processSyncMessage, type SyncOutcome } from './sync.js';
+export { processVerifyMessage, type VerifyOutcome } from './verify.js';
