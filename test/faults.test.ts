@@ -178,7 +178,7 @@ describe('faults between the engine and real registries', () => {
     primaryProxy.setRule(({ path }) => (path.includes('/tags/list') && ++listings > 1 ? { kind: 'status', status: 500 } : undefined));
     const { p, s, close } = clients({ retries: 0 });
     try {
-      await expect(syncRepository(p, s, repo)).rejects.toMatchObject({ code: 'CONFIRMATION_FAILED', exitCode: 3, message: expect.stringMatching(/1 tag\(s\) written, but the primary could not be read again/) });
+      await expect(syncRepository(p, s, repo)).rejects.toMatchObject({ code: 'CONFIRMATION_FAILED', invalid: false, message: expect.stringMatching(/1 tag\(s\) written, but the primary could not be read again/) });
     } finally {
       primaryProxy.setRule(() => undefined);
       await close();
@@ -220,7 +220,7 @@ describe('faults between the engine and real registries', () => {
     primaryProxy.setRule(({ path }) => (path.includes('/tags/list') ? { kind: 'status', status: 500 } : undefined));
     const { p, s, close } = clients({ retries: 2 });
     try {
-      await expect(syncRepository(p, s, repo, { maxPrune: 1 })).rejects.toMatchObject({ exitCode: 3 });
+      await expect(syncRepository(p, s, repo, { maxPrune: 1 })).rejects.toMatchObject({ invalid: false });
     } finally {
       primaryProxy.setRule(() => undefined);
       await close();

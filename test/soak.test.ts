@@ -9,6 +9,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exitCodeFor } from '../shared/cli/exit-codes.js';
 import { syncExitCode } from '../shared/cli/main.js';
 import { GeoSyncError, createRegistryClient, syncRepository, type SyncReport } from '../shared/engine/index.js';
 import { DELETE_PROBE_DIGEST } from '../shared/engine/registry/client.js';
@@ -237,7 +238,7 @@ describe('soak', () => {
             bump(exitCodes, syncExitCode(report));
           } catch (error) {
             add(counts, 'runsAborted', 1);
-            bump(exitCodes, error instanceof GeoSyncError ? error.exitCode : 'uncaught');
+            bump(exitCodes, error instanceof GeoSyncError ? exitCodeFor(error) : 'uncaught');
           } finally {
             add(counts, 'retries', p.transport.stats.retries + s.transport.stats.retries);
             for (const f of faults) f.forget(repository);

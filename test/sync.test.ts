@@ -165,7 +165,7 @@ describe('guards: nothing is removed without a complete listing of the primary',
     const repo = 'gone/app';
     await pushImage(S(), repo, 'precious');
 
-    await expect(syncRepository(primary, secondary, repo)).rejects.toMatchObject({ code: 'REPOSITORY_NOT_FOUND', exitCode: 3 });
+    await expect(syncRepository(primary, secondary, repo)).rejects.toMatchObject({ code: 'REPOSITORY_NOT_FOUND', invalid: false });
     expect(Object.keys(await readTags(S(), repo))).toEqual(['precious']);
   });
 
@@ -174,7 +174,7 @@ describe('guards: nothing is removed without a complete listing of the primary',
     await pushImage(S(), repo, 'precious');
     const dead = createRegistryClient({ url: 'http://127.0.0.1:9' }, { retries: 1, backoff: { baseMs: 10, capMs: 20 } });
 
-    await expect(syncRepository(dead, secondary, repo)).rejects.toMatchObject({ code: 'REGISTRY_UNREACHABLE', exitCode: 3 });
+    await expect(syncRepository(dead, secondary, repo)).rejects.toMatchObject({ code: 'REGISTRY_UNREACHABLE', invalid: false });
     await dead.close();
     expect(Object.keys(await readTags(S(), repo))).toEqual(['precious']);
   });

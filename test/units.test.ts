@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { tagChecksum } from '../shared/engine/checksum.js';
-import { GeoSyncError } from '../shared/engine/errors.js';
+import { exitCodeFor } from '../shared/cli/exit-codes.js';
+import { GeoSyncError, invalidInput } from '../shared/engine/errors.js';
 import { manifestReferences, validateDigest, validateRepositoryName, validateTag, MediaType } from '../shared/engine/oci.js';
 import { planRepository, pruneGuard } from '../shared/engine/planner.js';
 import { parseChallenge } from '../shared/engine/registry/auth.js';
@@ -67,11 +68,22 @@ describe('pruneGuard: removals measured against the tags both sides hold togethe
     });
   }
 
-  it('says what it measured and how to raise the limit on either door', () => {
+  it('says what it measured, naming no option of any door', () => {
     expect(guard(['kept', 'new'], ['kept', 'x1', 'x2', 'x3'], 0.5)).toBe(
-      "would remove 3 of 4 tags on the secondary, more than the prune limit 0.5 of the 5 tags both sides hold together; removed none. Check the primary's tag listing, then raise the prune limit (--max-prune, or maxPrune in a manual invoke) if this is intended",
+      'would remove 3 of 4 tags on the secondary, more than the prune limit 0.5 of the 5 tags both sides hold together; removed none',
     );
-    expect(guard([], names('t', 10), 0.5)).toMatch(/^would remove 10 of 10 tags on the secondary, more than the prune limit 0.5 of the 10 tags both sides hold together; removed none\./);
+    expect(guard([], names('t', 10), 0.5)).toMatch(/^would remove 10 of 10 tags on the secondary, more than the prune limit 0.5 of the 10 tags both sides hold together; removed none$/);
+  });
+});
+
+describe('exitCodeFor (the CLI door)', () => {
+  it.each([
+    ['invalid input', invalidInput('INVALID_TAG', 'bad tag'), 2],
+    ['a held lock', new GeoSyncError('SYNC_IN_PROGRESS', 'another run holds the lock'), 1],
+    ['an operational error', new GeoSyncError('REGISTRY_UNREACHABLE', 'down', { retryable: true }), 3],
+    ['anything else', new Error('bug'), 3],
+  ])('%s exits %i', (_name, error, code) => {
+    expect(exitCodeFor(error)).toBe(code);
   });
 });
 
@@ -156,7 +168,7 @@ describe('choosing the secondary (--secondary NAME or URL)', () => {
     expect(chosen(url)).toEqual([{ name: 'secondary', endpoint: { url, username: 'single-user' } }]);
   });
   it('refuses a bare name that is not configured, naming the known ones (exit 2)', () => {
-    expect(() => chosen('us')).toThrow(expect.objectContaining({ code: 'UNKNOWN_SECONDARY', exitCode: 2, message: expect.stringMatching(/"us": GEO_SYNC_SECONDARIES names eu, dr\.example\.com/) }));
+    expect(() => chosen('us')).toThrow(expect.objectContaining({ code: 'UNKNOWN_SECONDARY', invalid: true, message: expect.stringMatching(/"us": GEO_SYNC_SECONDARIES names eu, dr\.example\.com/) }));
     expect(() => chosen('us', { GEO_SYNC_PRIMARY_URL: 'https://p.example.com' })).toThrow(/"us": GEO_SYNC_SECONDARIES is not set; for a registry URL write https:\/\/us/);
   });
 });

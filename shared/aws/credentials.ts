@@ -4,7 +4,7 @@
  * "<secondary name>": {...}}; a registry without an entry is used anonymously.
  */
 import { z } from 'zod';
-import { GeoSyncError, type Endpoints } from '../engine/index.js';
+import { GeoSyncError, invalidInput, type Endpoints } from '../engine/index.js';
 
 export type RegistryCredentials = Record<string, { username: string; password: string }>;
 
@@ -49,7 +49,7 @@ export function parseSecret(text: string | undefined, secretId: string): Registr
   }
   const parsed = SecretValue.safeParse(json);
   if (!parsed.success) {
-    throw new GeoSyncError('INVALID_CONFIG', `secret ${secretId} must be a JSON object of {"<registry name>": {"username": "...", "password": "..."}}`, { exitCode: 2 });
+    throw invalidInput('INVALID_CONFIG', `secret ${secretId} must be a JSON object of {"<registry name>": {"username": "...", "password": "..."}}`);
   }
   return parsed.data;
 }

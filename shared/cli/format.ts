@@ -1,5 +1,10 @@
 import type { SyncReport, VerifyReport } from '../engine/index.js';
 
+/** The held guard as the CLI says it: the engine's reason, and the option that raises the limit. */
+export function guardLine(reason: string): string {
+  return `  guard: ${reason}. Check the primary's tag listing, then raise the limit with --max-prune if this is intended`;
+}
+
 const short = (digest: string | undefined) => (digest ? digest.replace(/^(sha\d+:)(.{12}).*$/, '$1$2') : '-');
 const list = (tags: string[], max = 10) => (tags.length > max ? `${tags.slice(0, max).join(', ')}, … (+${tags.length - max})` : tags.join(', '));
 
@@ -9,7 +14,7 @@ export function formatPlan(report: SyncReport): string {
   for (const c of plan.copy) lines.push(`  copy    ${c.tag}  ${short(c.primary)}`);
   for (const c of plan.repair) lines.push(`  repair  ${c.tag}  ${short(c.secondary)} -> ${short(c.primary)}`);
   for (const c of plan.remove) lines.push(`  remove  ${c.tag}  ${short(c.secondary)}`);
-  if (report.guard) lines.push(`  guard: ${report.guard.reason}`);
+  if (report.guard) lines.push(guardLine(report.guard.reason));
   lines.push(...removalRefused(report));
   for (const m of report.deep?.missing ?? []) lines.push(`  missing ${m.kind} ${short(m.digest)} (referenced by ${short(m.referencedBy)})`);
   return lines.join('\n');
@@ -21,7 +26,7 @@ export function formatSync(report: SyncReport): string {
   const lines = [
     `${report.repository}: ${report.status} (copied ${done.copied.length}, repaired ${done.repaired.length}, removed ${done.removed.length}; ${formatBytes(report.bytesCopied)} in ${report.blobsCopied} blobs, ${report.blobsMounted} mounted; ${seconds} s)`,
   ];
-  if (report.guard) lines.push(`  guard: ${report.guard.reason}`);
+  if (report.guard) lines.push(guardLine(report.guard.reason));
   lines.push(...removalRefused(report));
   for (const f of report.failed) lines.push(`  failed  ${f.tag}: ${f.error}`);
   for (const s of report.skipped) lines.push(`  skipped ${s.tag}: ${s.reason}`);

@@ -1,6 +1,6 @@
 /** `geo-sync run` and `geo-sync status`: local mode over the same jobs as the Lambda functions. */
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { DEFAULT_CONCURRENCY, GeoSyncError, endpointsFromEnv, isLogLevel, jsonLogger, validateRepositoryName } from '../engine/index.js';
+import { DEFAULT_CONCURRENCY, endpointsFromEnv, invalidInput, isLogLevel, jsonLogger, validateRepositoryName } from '../engine/index.js';
 import { DEFAULT_STATE_DIR, FileStateStore } from '../local/file-store.js';
 import { localExitCode, runLocal, type LocalProgress, type LocalRunSummary } from '../local/run.js';
 import { overallStatus, type RepositoryRecord } from '../jobs/index.js';
@@ -30,9 +30,9 @@ export function registerLocalCommands(program: Command, options: LocalCommandOpt
     .option('--json', 'print the summary as JSON')
     .addOption(new Option('--log-level <level>', 'JSON logs on stderr: debug, info, warn, error, silent').default(env.GEO_SYNC_LOG_LEVEL ?? 'warn'))
     .action(async (opts: { repository: string[]; prefix?: string; primary?: string; secondary?: string; workers: number; concurrency: number; maxPrune: number; stateDir: string; json?: boolean; logLevel: string }) => {
-      if (!isLogLevel(opts.logLevel)) throw new GeoSyncError('INVALID_OPTION', '--log-level must be debug, info, warn, error or silent', { exitCode: 2 });
+      if (!isLogLevel(opts.logLevel)) throw invalidInput('INVALID_OPTION', '--log-level must be debug, info, warn, error or silent');
       opts.repository.forEach(validateRepositoryName);
-      if (opts.prefix && opts.repository.length) throw new GeoSyncError('INVALID_OPTION', 'give --repository or --prefix, not both', { exitCode: 2 });
+      if (opts.prefix && opts.repository.length) throw invalidInput('INVALID_OPTION', 'give --repository or --prefix, not both');
       const showProgress = !opts.json && process.stderr.isTTY === true;
       const summary = await runLocal({
         endpoints: endpointsFromEnv(env, { primary: opts.primary, secondary: opts.secondary }),

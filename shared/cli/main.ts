@@ -1,9 +1,9 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import {
   DEFAULT_CONCURRENCY,
-  EXIT,
   GeoSyncError,
   createRegistryClient,
+  invalidInput,
   endpointsFromEnv,
   errorMessage,
   isLogLevel,
@@ -17,6 +17,7 @@ import {
   type SyncReport,
   type VerifyReport,
 } from '../engine/index.js';
+import { EXIT, exitCodeFor } from './exit-codes.js';
 import { registerLocalCommands } from './local-commands.js';
 import { acquireRepositoryLock } from '../local/lock.js';
 import { formatPlan, formatSync, formatVerify, progressBar } from './format.js';
@@ -169,7 +170,7 @@ async function withClients<T>(
   options: CommonOptions,
   work: (primary: RegistryClient, secondaries: { name: string; client: RegistryClient }[], logger: EngineLogger) => Promise<T>,
 ): Promise<T> {
-  if (!isLogLevel(options.logLevel)) throw new GeoSyncError('INVALID_OPTION', `--log-level must be debug, info, warn, error or silent, not ${JSON.stringify(options.logLevel)}`, { exitCode: 2 });
+  if (!isLogLevel(options.logLevel)) throw invalidInput('INVALID_OPTION', `--log-level must be debug, info, warn, error or silent, not ${JSON.stringify(options.logLevel)}`);
   const logger = jsonLogger(options.logLevel);
   const endpoints = endpointsFromEnv(env, { primary: options.primary, secondary: options.secondary });
   const withCa = <E extends { caFile?: string }>(endpoint: E): E => (options.caFile ? { ...endpoint, caFile: options.caFile } : endpoint);
@@ -224,7 +225,7 @@ function reportError(error: unknown, json: boolean): number {
 
 function describeError(error: unknown): { code: string; message: string; exitCode: number } {
   const known = error instanceof GeoSyncError;
-  return { code: known ? error.code : 'INTERNAL', message: errorMessage(error), exitCode: known ? error.exitCode : EXIT.operational };
+  return { code: known ? error.code : 'INTERNAL', message: errorMessage(error), exitCode: exitCodeFor(error) };
 }
 
 function prefixLines(prefix: string, text: string): string {

@@ -39,7 +39,7 @@ function looksLikeUrl(value: string): boolean {
 function endpointFromEnv(env: Env, role: 'PRIMARY' | 'SECONDARY', url: string | undefined): RegistryEndpoint {
   const value = url ?? env[`GEO_SYNC_${role}_URL`];
   if (!value) {
-    throw new GeoSyncError('MISSING_CONFIG', `no ${role.toLowerCase()} registry: pass --${role.toLowerCase()} <url> or set GEO_SYNC_${role}_URL`, { exitCode: 2 });
+    throw invalidInput('MISSING_CONFIG', `no ${role.toLowerCase()} registry: pass --${role.toLowerCase()} <url> or set GEO_SYNC_${role}_URL`);
   }
   return withoutUndefined({
     url: value,
@@ -54,18 +54,18 @@ function parseSecondaries(json: string): Endpoints['secondaries'] {
   try {
     parsed = JSON.parse(json);
   } catch {
-    throw new GeoSyncError('INVALID_CONFIG', 'GEO_SYNC_SECONDARIES is not valid JSON', { exitCode: 2 });
+    throw invalidInput('INVALID_CONFIG', 'GEO_SYNC_SECONDARIES is not valid JSON');
   }
   if (!Array.isArray(parsed) || parsed.length === 0) {
-    throw new GeoSyncError('INVALID_CONFIG', 'GEO_SYNC_SECONDARIES must be a non-empty JSON array of {name, url}', { exitCode: 2 });
+    throw invalidInput('INVALID_CONFIG', 'GEO_SYNC_SECONDARIES must be a non-empty JSON array of {name, url}');
   }
   const names = new Set<string>();
   return parsed.map((item: unknown, index) => {
     const entry = item as Record<string, unknown> | null;
     if (!entry || typeof entry.url !== 'string' || typeof entry.name !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(entry.name)) {
-      throw new GeoSyncError('INVALID_CONFIG', `GEO_SYNC_SECONDARIES[${index}] needs a "name" (letters, digits, . _ -) and a "url"`, { exitCode: 2 });
+      throw invalidInput('INVALID_CONFIG', `GEO_SYNC_SECONDARIES[${index}] needs a "name" (letters, digits, . _ -) and a "url"`);
     }
-    if (names.has(entry.name)) throw new GeoSyncError('INVALID_CONFIG', `GEO_SYNC_SECONDARIES names ${JSON.stringify(entry.name)} twice`, { exitCode: 2 });
+    if (names.has(entry.name)) throw invalidInput('INVALID_CONFIG', `GEO_SYNC_SECONDARIES names ${JSON.stringify(entry.name)} twice`);
     names.add(entry.name);
     const text = (key: string) => (typeof entry[key] === 'string' ? (entry[key] as string) : undefined);
     return { name: entry.name, endpoint: withoutUndefined({ url: entry.url, username: text('username'), password: text('password'), caFile: text('caFile') }) };

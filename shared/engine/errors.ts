@@ -1,25 +1,28 @@
-/** Exit codes shared by the CLI and reported by handlers: see README "Exit codes". */
-export const EXIT = { ok: 0, differences: 1, usage: 2, operational: 3 } as const;
-export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
-
-/** The one error class of the engine: a stable `code`, the exit code it maps to, and whether retrying may help. */
+/**
+ * The one error class of the engine: a stable `code`, whether the input was invalid, and whether
+ * retrying may help. What an error means to a process (an exit code, a record's state) is the
+ * door's to say: the CLI maps errors to exit codes in shared/cli/exit-codes.ts.
+ */
 export class GeoSyncError extends Error {
   readonly code: string;
-  readonly exitCode: 1 | 2 | 3;
+  /** Bad input (set by invalidInput() only): the same input fails again, however often it is tried. */
+  readonly invalid: boolean;
   readonly retryable: boolean;
 
-  constructor(code: string, message: string, options: { exitCode?: 1 | 2 | 3; retryable?: boolean; cause?: unknown } = {}) {
+  constructor(code: string, message: string, options: { retryable?: boolean; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'GeoSyncError';
     this.code = code;
-    this.exitCode = options.exitCode ?? 3;
+    this.invalid = false;
     this.retryable = options.retryable ?? false;
   }
 }
 
-/** Bad input from a user, a message or a registry response: exit 2, never retried. */
+/** Bad input from a user, a message or a registry response: never retried (the CLI exits 2). */
 export function invalidInput(code: string, message: string): GeoSyncError {
-  return new GeoSyncError(code, message, { exitCode: 2 });
+  const error = new GeoSyncError(code, message);
+  (error as { invalid: boolean }).invalid = true;
+  return error;
 }
 
 /** A registry answered with an error status. */
@@ -30,7 +33,7 @@ export class RegistryError extends GeoSyncError {
   readonly retryAfter: string | undefined;
 
   constructor(message: string, status: number, registryCode: string | undefined, retryable: boolean, retryAfter?: string) {
-    super(registryCode ? `REGISTRY_${registryCode}` : `HTTP_${status}`, message, { exitCode: 3, retryable });
+    super(registryCode ? `REGISTRY_${registryCode}` : `HTTP_${status}`, message, { retryable });
     this.name = 'RegistryError';
     this.status = status;
     this.registryCode = registryCode;

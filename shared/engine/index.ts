@@ -5,7 +5,7 @@
 export { tagChecksum, type ChecksumKind } from './checksum.js';
 export { DEFAULT_CONCURRENCY } from './concurrency.js';
 export { endpointsFromEnv, type Endpoints } from './config.js';
-export { EXIT, GeoSyncError, RegistryError, errorMessage } from './errors.js';
+export { GeoSyncError, RegistryError, errorMessage, invalidInput } from './errors.js';
 export { isLogLevel, jsonLogger, silentLogger, type EngineLogger, type LogLevel } from './log.js';
 export { validateDigest, validateRepositoryName, validateTag } from './oci.js';
 export { DEFAULT_MAX_PRUNE, planRepository, type Plan, type TagChange, type TagMap } from './planner.js';

@@ -55,7 +55,8 @@ export const DEFAULT_MAX_PRUNE = 0.5;
  * would remove most of them, and holds; a secondary with a few stray tags beside a primary with
  * many does not (1 stray tag beside 5 on the primary is 1 of 6). When the secondary already
  * holds every tag of the primary, this is a fraction of the secondary's tags. At 1 the guard
- * never holds; at 0 any removal holds it.
+ * never holds; at 0 any removal holds it. The reason names no option: each door says how to
+ * raise the limit its own way.
  */
 export function pruneGuard(plan: Plan, secondaryTagCount: number, maxFraction: number): string | undefined {
   const removals = plan.remove.length;
@@ -63,7 +64,7 @@ export function pruneGuard(plan: Plan, secondaryTagCount: number, maxFraction: n
   // Tags only on the primary are the copies: with the secondary's own, every tag on either side.
   const together = secondaryTagCount + plan.copy.length;
   if (removals <= maxFraction * together) return undefined;
-  return `would remove ${removals} of ${secondaryTagCount} tags on the secondary, more than the prune limit ${maxFraction} of the ${together} tags both sides hold together; removed none. Check the primary's tag listing, then raise the prune limit (--max-prune, or maxPrune in a manual invoke) if this is intended`;
+  return `would remove ${removals} of ${secondaryTagCount} tags on the secondary, more than the prune limit ${maxFraction} of the ${together} tags both sides hold together; removed none`;
 }
 
 export function byteOrder(a: string, b: string): number {

@@ -50,7 +50,7 @@ async function readDigests(client: RegistryClient, repository: string, tags: Map
 }
 
 function primaryNotFound(primary: RegistryClient, repository: string): GeoSyncError {
-  return new GeoSyncError('REPOSITORY_NOT_FOUND', `repository ${repository} does not exist on the primary ${primary.host}; nothing was changed`, { exitCode: 3 });
+  return new GeoSyncError('REPOSITORY_NOT_FOUND', `repository ${repository} does not exist on the primary ${primary.host}; nothing was changed`);
 }
 
 /** The primary's (tag -> digest); a primary without the repository is an error, never an empty side. */

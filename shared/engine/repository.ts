@@ -157,7 +157,6 @@ async function changesOnPrimary(primary: RegistryClient, repository: string, pla
     now = (await readTagMap(primary, repository, read)) ?? new Map<string, string>();
   } catch (error) {
     throw new GeoSyncError('CONFIRMATION_FAILED', `${repository}: ${tagsWritten} tag(s) written, but the primary could not be read again to confirm nothing changed meanwhile (${errorMessage(error)}); run again`, {
-      exitCode: 3,
       retryable: error instanceof GeoSyncError && error.retryable,
       cause: error,
     });

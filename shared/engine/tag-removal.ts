@@ -48,7 +48,6 @@ export async function probeDeletes(secondary: RegistryClient, repository: string
   const deletes: DeleteSupport = run.removing || run.writing ? await secondary.probeDeletes(repository) : 'unknown';
   if (deletes === 'read-only' && !run.dryRun) {
     throw new GeoSyncError('SECONDARY_READ_ONLY', `the secondary ${secondary.host} is read-only (it refuses every write with HTTP 405, as in maintenance mode); nothing was written to ${repository}. Run again once it accepts writes`, {
-      exitCode: 3,
       retryable: true,
     });
   }

@@ -1,6 +1,6 @@
 /** The messages that flow between fan-out, sync and verify, parsed at the edge with zod. */
 import { z } from 'zod';
-import { GeoSyncError, validateRepositoryName } from '../engine/index.js';
+import { invalidInput, validateRepositoryName } from '../engine/index.js';
 
 const repositoryName = z.string().superRefine((name, ctx) => {
   try {
@@ -69,7 +69,7 @@ export function parseMessage<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, bod
   try {
     json = JSON.parse(body);
   } catch {
-    throw new GeoSyncError('INVALID_MESSAGE', 'message body is not valid JSON', { exitCode: 2 });
+    throw invalidInput('INVALID_MESSAGE', 'message body is not valid JSON');
   }
   return parseInput(schema, json);
 }
@@ -85,7 +85,7 @@ export function parseInput<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, input
   const result = schema.safeParse(input);
   if (!result.success) {
     const problems = result.error.issues.map((i) => `${i.path.join('.') || 'message'}: ${i.message}`).join('; ');
-    throw new GeoSyncError('INVALID_MESSAGE', `invalid message: ${problems}`, { exitCode: 2 });
+    throw invalidInput('INVALID_MESSAGE', `invalid message: ${problems}`);
   }
   return result.data;
 }

@@ -132,7 +132,7 @@ export function afterSync(record: RepositoryRecord, report: SyncReport, now: num
     return { ...rest, syncState: 'synced', syncedAt: iso(now), retryCount: 0 };
   }
   // Failed tags are retried first; what a human must decide is recorded once nothing failed.
-  if (report.failed.length === 0 && report.guard) return heldForAHuman(base, 'guard-held', report.guard.reason);
+  if (report.failed.length === 0 && report.guard) return heldForAHuman(base, 'guard-held', guardAdvice(report.guard.reason));
   if (report.failed.length === 0 && report.removalRefused) return heldForAHuman(base, 'deletes-refused', describeRefusal(report.removalRefused));
   return failed(base, describeUnsynced(report), now, policy, random);
 }
@@ -141,6 +141,11 @@ export function afterSync(record: RepositoryRecord, report: SyncReport, now: num
 function heldForAHuman(record: RepositoryRecord, syncState: 'guard-held' | 'deletes-refused', reason: string): RepositoryRecord {
   const { nextRetryAt: _n, continuations: _c, ...rest } = record;
   return { ...rest, syncState, syncError: reason };
+}
+
+/** The held guard as a record says it: the engine's reason, and the ways a human raises the limit. */
+function guardAdvice(reason: string): string {
+  return `${reason}. Check the primary's tag listing, then raise the prune limit (maxPrune in a manual invoke, or geo-sync run --max-prune) if this is intended`;
 }
 
 function describeRefusal(refused: { reason: string; tags: string[] }): string {

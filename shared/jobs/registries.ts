@@ -1,5 +1,5 @@
 /** Registry clients for one batch of work, opened lazily and closed together. */
-import { GeoSyncError, createRegistryClient, listRepositoriesPage, type EngineLogger, type Endpoints, type RegistryClient } from '../engine/index.js';
+import { createRegistryClient, invalidInput, listRepositoriesPage, type EngineLogger, type Endpoints, type RegistryClient } from '../engine/index.js';
 import type { Catalog } from './fan-out.js';
 import type { Registries } from './ports.js';
 
@@ -15,7 +15,7 @@ export function openRegistries(endpoints: Endpoints, options: { concurrency?: nu
     primary: () => client('\0primary', endpoints.primary),
     secondary(name) {
       const found = endpoints.secondaries.find((s) => s.name === name);
-      if (!found) throw new GeoSyncError('UNKNOWN_SECONDARY', `no secondary named ${JSON.stringify(name)} is configured`, { exitCode: 2 });
+      if (!found) throw invalidInput('UNKNOWN_SECONDARY', `no secondary named ${JSON.stringify(name)} is configured`);
       return client(name, found.endpoint);
     },
     async close() {

@@ -32,13 +32,12 @@ export function acquireRepositoryLock(secondaryHost: string, repository: string,
         throw new GeoSyncError(
           'SYNC_IN_PROGRESS',
           `another geo-sync (pid ${holder.pid}, since ${holder.since}) is syncing ${repository} to ${secondaryHost}; nothing was done, try again later`,
-          { exitCode: 1 },
         );
       }
       rmSync(path, { force: true });
     }
   }
-  throw new GeoSyncError('SYNC_IN_PROGRESS', `could not take the lock for ${repository} on ${secondaryHost}`, { exitCode: 1 });
+  throw new GeoSyncError('SYNC_IN_PROGRESS', `could not take the lock for ${repository} on ${secondaryHost}`);
 }
 
 function defaultLockDir(): string {

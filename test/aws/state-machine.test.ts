@@ -62,7 +62,7 @@ describe('afterSync', () => {
 
   it('a held guard is recorded as guard-held with its reason: no retry, the retry count left as it was', () => {
     const next = afterSync(failedRecord(2, NOW + 5_000), report({ status: 'differences', guard: { reason: 'would remove 9 of 10 tags' }, done: { copied: ['a'], repaired: [], removed: [] } }), NOW, policy, () => 0);
-    expect(next).toMatchObject({ syncState: 'guard-held', retryCount: 2, syncError: 'would remove 9 of 10 tags', verifyState: 'pending', lastSync: { status: 'differences', copied: 1 } });
+    expect(next).toMatchObject({ syncState: 'guard-held', retryCount: 2, syncError: expect.stringMatching(/^would remove 9 of 10 tags\. Check the primary's tag listing, then raise the prune limit \(maxPrune in a manual invoke/), verifyState: 'pending', lastSync: { status: 'differences', copied: 1 } });
     expect(next).not.toHaveProperty('nextRetryAt');
     // The next scheduled run looks again at once; a retry scheduled before is stale.
     expect(admitSync(next, key, NOW)).toEqual({ kind: 'run' });
@@ -83,7 +83,7 @@ describe('afterSync', () => {
 
   it('a held guard wins over refused deletes; failed tags win over both, and are retried', () => {
     const both = report({ status: 'differences', guard: { reason: 'would remove 9 of 10 tags' }, removalRefused: { reason: 'deletes refused', tags: ['x'] } });
-    expect(afterSync(newRecord(key, NOW), both, NOW, policy, () => 0)).toMatchObject({ syncState: 'guard-held', syncError: 'would remove 9 of 10 tags' });
+    expect(afterSync(newRecord(key, NOW), both, NOW, policy, () => 0)).toMatchObject({ syncState: 'guard-held', syncError: expect.stringMatching(/^would remove 9 of 10 tags\. /) });
     const failing = report({ status: 'failed', failed: [{ tag: 't', error: 'boom' }], guard: { reason: 'would remove 9 of 10 tags' } });
     expect(afterSync(newRecord(key, NOW), failing, NOW, policy, () => 0)).toMatchObject({
       syncState: 'failed',

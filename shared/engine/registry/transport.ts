@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import type { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
-import { GeoSyncError, RegistryError } from '../errors.js';
+import { GeoSyncError, RegistryError, invalidInput } from '../errors.js';
 import { silentLogger, type EngineLogger } from '../log.js';
 import { DEFAULT_CONCURRENCY } from '../concurrency.js';
 import { Authenticator, TokenServiceError } from './auth.js';
@@ -276,7 +276,7 @@ function readCaFile(path: string): string {
   try {
     return readFileSync(path, 'utf8');
   } catch (error) {
-    throw new GeoSyncError('INVALID_CA_FILE', `cannot read CA file ${JSON.stringify(path)}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`, { exitCode: 2 });
+    throw invalidInput('INVALID_CA_FILE', `cannot read CA file ${JSON.stringify(path)}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
   }
 }
 
@@ -285,13 +285,13 @@ export function parseRegistryUrl(raw: string): URL {
   try {
     url = new URL(raw.includes('://') ? raw : `https://${raw}`);
   } catch {
-    throw new GeoSyncError('INVALID_URL', `invalid registry URL ${JSON.stringify(raw)}`, { exitCode: 2 });
+    throw invalidInput('INVALID_URL', `invalid registry URL ${JSON.stringify(raw)}`);
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
-    throw new GeoSyncError('INVALID_URL', `registry URL must be https:// (or http:// when written so): ${JSON.stringify(raw)}`, { exitCode: 2 });
+    throw invalidInput('INVALID_URL', `registry URL must be https:// (or http:// when written so): ${JSON.stringify(raw)}`);
   }
   if (url.username || url.password) {
-    throw new GeoSyncError('INVALID_URL', 'registry URL must not contain credentials; use the *_USERNAME and *_PASSWORD environment variables', { exitCode: 2 });
+    throw invalidInput('INVALID_URL', 'registry URL must not contain credentials; use the *_USERNAME and *_PASSWORD environment variables');
   }
   return new URL(url.origin);
 }
@@ -328,7 +328,7 @@ async function readCapped(body: AsyncIterable<Uint8Array> & { destroy?: (e?: Err
     size += chunk.length;
     if (size > limit) {
       body.destroy?.();
-      throw new GeoSyncError('BODY_TOO_LARGE', `response body exceeds ${limit} bytes`, { exitCode: 3 });
+      throw new GeoSyncError('BODY_TOO_LARGE', `response body exceeds ${limit} bytes`);
     }
     chunks.push(Buffer.from(chunk));
   }
