@@ -7,7 +7,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { createRegistryClient, syncRepository } from '../shared/engine/index.js';
+import { RegistryClient, syncRepository } from '../shared/engine/index.js';
 import { startFaultProxy, type FaultProxy } from '../test/support/fault-proxy.js';
 import { startGitlabApi } from '../test/support/gitlab-api.js';
 import { startRegistry, type TestRegistry } from '../test/support/registry.js';
@@ -214,8 +214,8 @@ async function benchSize(size: number, profiles: Record<string, ProfileSummary>)
   // The same no-op in-process (no process start), with the engine's own request counters.
   const inProcess: { wallMs: number; requests: number; writes: number }[] = [];
   for (let rep = 1; rep <= config.reps; rep++) {
-    const p = createRegistryClient({ url: primary.url });
-    const s = createRegistryClient({ url: oursSecondary!.url });
+    const p = new RegistryClient({ url: primary.url });
+    const s = new RegistryClient({ url: oursSecondary!.url });
     t = performance.now();
     const report = await syncRepository(p, s, REPOSITORY, { maxPrune: 1 });
     const wallMs = performance.now() - t;

@@ -4,7 +4,7 @@ import { startRegistry, type TestRegistry } from './support/registry.js';
 import { pushImage, readTags } from './support/seed.js';
 import { startTokenIssuer, type TokenIssuer } from './support/token-issuer.js';
 import { startFaultProxy, type Fault, type FaultProxy } from './support/fault-proxy.js';
-import { createRegistryClient, syncRepository } from '../shared/engine/index.js';
+import { RegistryClient, syncRepository } from '../shared/engine/index.js';
 
 /** Bearer-token auth as GitLab does it: the registry points at a token service that signs scoped JWTs. */
 describe('bearer-token authentication against a real registry', () => {
@@ -28,8 +28,8 @@ describe('bearer-token authentication against a real registry', () => {
     const staging = await startRegistry();
     try {
       for (const tag of tags) await pushImage(staging.url, repo, tag, { seed: `${registry.port}` });
-      const from = createRegistryClient({ url: staging.url });
-      const to = createRegistryClient({ url: registry.url, username: user, password: users[user] });
+      const from = new RegistryClient({ url: staging.url });
+      const to = new RegistryClient({ url: registry.url, username: user, password: users[user] });
       await syncRepository(from, to, repo);
       await Promise.all([from.close(), to.close()]);
     } finally {
@@ -61,7 +61,7 @@ describe('bearer-token authentication against a real registry', () => {
     for (const secret of Object.values(users)) {
       expect(result.stdout + result.stderr).not.toContain(secret);
     }
-    const check = createRegistryClient({ url: secondary.url, username: 'secondary_bot', password: users.secondary_bot });
+    const check = new RegistryClient({ url: secondary.url, username: 'secondary_bot', password: users.secondary_bot });
     expect(await check.listTags(repo).then((t) => t?.sort())).toEqual(['v1', 'v2']);
     await check.close();
   });
@@ -72,8 +72,8 @@ describe('bearer-token authentication against a real registry', () => {
     issuer.setLifetime(1);
     try {
       const before = issuer.requests.length;
-      const p = createRegistryClient({ url: primary.url, username: 'primary_bot', password: users.primary_bot }, { concurrency: 1 });
-      const s = createRegistryClient({ url: secondary.url, username: 'secondary_bot', password: users.secondary_bot }, { concurrency: 1 });
+      const p = new RegistryClient({ url: primary.url, username: 'primary_bot', password: users.primary_bot }, { concurrency: 1 });
+      const s = new RegistryClient({ url: secondary.url, username: 'secondary_bot', password: users.secondary_bot }, { concurrency: 1 });
       const first = await syncRepository(p, s, repo);
       // Outlive the tokens, then reuse the same clients: a 401 or the lifetime makes them fetch new ones.
       await new Promise((resolve) => setTimeout(resolve, 2_100));
@@ -95,7 +95,7 @@ describe('bearer-token authentication against a real registry', () => {
     expect(result.code).toBe(3);
     expect(result.stderr).toMatch(/refused the credentials/);
     expect(result.stderr).not.toContain('not-the-password');
-    const check = createRegistryClient({ url: secondary.url, username: 'secondary_bot', password: users.secondary_bot });
+    const check = new RegistryClient({ url: secondary.url, username: 'secondary_bot', password: users.secondary_bot });
     expect(await check.listTags(repo)).toEqual(['keep']);
     await check.close();
   });
@@ -103,7 +103,7 @@ describe('bearer-token authentication against a real registry', () => {
   it('reads anonymously where the token service grants anonymous pulls', async () => {
     const repo = 'bearer/public';
     await seed(primary, 'primary_bot', repo, ['v1']);
-    const anonymous = createRegistryClient({ url: primary.url });
+    const anonymous = new RegistryClient({ url: primary.url });
     expect(await anonymous.listTags(repo)).toEqual(['v1']);
     await anonymous.close();
     expect(readTags).toBeDefined();
@@ -127,8 +127,8 @@ describe('a token service that fails for a while', () => {
     const staging = await startRegistry();
     try {
       for (const repo of ['token/503', 'token/429', 'token/reset', 'token/refused']) await pushImage(staging.url, repo, 'v1', { seed: repo });
-      const from = createRegistryClient({ url: staging.url });
-      const to = createRegistryClient({ url: primary.url, username: 'primary_bot', password: users.primary_bot });
+      const from = new RegistryClient({ url: staging.url });
+      const to = new RegistryClient({ url: primary.url, username: 'primary_bot', password: users.primary_bot });
       for (const repo of ['token/503', 'token/429', 'token/reset', 'token/refused']) await syncRepository(from, to, repo);
       await Promise.all([from.close(), to.close()]);
     } finally {
@@ -146,8 +146,8 @@ describe('a token service that fails for a while', () => {
     tokenProxy.setRule(() => (injected < times ? (injected++, fault) : undefined));
     const waits: number[] = [];
     const options = { backoff: { baseMs: 5, capMs: 50 }, sleep: async (ms: number) => void waits.push(ms) };
-    const p = createRegistryClient({ url: primary.url, username: 'primary_bot', password: users.primary_bot }, options);
-    const s = createRegistryClient({ url: secondary.url }, options);
+    const p = new RegistryClient({ url: primary.url, username: 'primary_bot', password: users.primary_bot }, options);
+    const s = new RegistryClient({ url: secondary.url }, options);
     try {
       const outcome = await syncRepository(p, s, repo).then((report) => report.status, (error: { code?: string }) => error.code);
       return { outcome, waits, injected, retries: p.transport.stats.retries };

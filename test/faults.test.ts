@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PassThrough, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createRegistryClient, syncRepository, verifyRepository } from '../shared/engine/index.js';
+import { RegistryClient, syncRepository, verifyRepository } from '../shared/engine/index.js';
 import { seededRandom, startFaultProxy, type Fault, type FaultProxy } from './support/fault-proxy.js';
 import { startRegistryPair, type RegistryPair } from './support/registry.js';
 import { createHash } from 'node:crypto';
@@ -25,8 +25,8 @@ const P = () => registries.primary.url;
 const S = () => registries.secondary.url;
 
 function clients(options: { retries?: number; sleep?: (ms: number) => Promise<void> } = {}) {
-  const p = createRegistryClient({ url: primaryProxy.url }, { ...fast, ...options });
-  const s = createRegistryClient({ url: secondaryProxy.url }, { ...fast, ...options });
+  const p = new RegistryClient({ url: primaryProxy.url }, { ...fast, ...options });
+  const s = new RegistryClient({ url: secondaryProxy.url }, { ...fast, ...options });
   return { p, s, close: () => Promise.all([p.close(), s.close()]) };
 }
 
@@ -101,8 +101,8 @@ describe('faults between the engine and real registries', () => {
     for (const tag of ['a', 'b', 'c', 'd', 'e', 'f']) await pushImage(P(), repo, tag, { seed: repo });
     let throttled = 0;
     primaryProxy.setRule(({ path }) => (path.includes('/manifests/') && throttled++ < 24 ? { kind: 'status', status: 429, headers: { 'retry-after': '0' } } : undefined));
-    const p = createRegistryClient({ url: primaryProxy.url }, { ...fast, retries: 12, concurrency: 16 });
-    const s = createRegistryClient({ url: S() }, { concurrency: 16 });
+    const p = new RegistryClient({ url: primaryProxy.url }, { ...fast, retries: 12, concurrency: 16 });
+    const s = new RegistryClient({ url: S() }, { concurrency: 16 });
     try {
       const report = await syncRepository(p, s, repo, { concurrency: 16 });
       expect(report.status).toBe('synced');
@@ -269,7 +269,7 @@ describe('requests in flight (the adaptive limit)', () => {
     const image = await pushImage(P(), repo, 'v1', { layers: [Buffer.alloc(size, 7)] });
     const layer = { digest: image.layerDigests[0]!, size, mediaType: MediaType.ociLayer };
     primaryProxy.log.length = 0;
-    const p = createRegistryClient({ url: primaryProxy.url }, { ...fast, concurrency: 2 });
+    const p = new RegistryClient({ url: primaryProxy.url }, { ...fast, concurrency: 2 });
     const opened: Readable[] = [];
     const open = async () => {
       const { stream } = await p.openBlob(repo, layer);
@@ -318,13 +318,13 @@ describe('requests in flight (the adaptive limit)', () => {
     const bytes = Buffer.alloc(256 * 1024, 9);
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
     secondaryProxy.log.length = 0;
-    const s = createRegistryClient({ url: secondaryProxy.url }, { ...fast, concurrency: 1 });
+    const s = new RegistryClient({ url: secondaryProxy.url }, { ...fast, concurrency: 1 });
     try {
       const body = new PassThrough();
       const upload = s.uploadBlob(repo, { digest, size: bytes.length, mediaType: MediaType.ociLayer }, async () => ({ stream: body, length: bytes.length }));
       body.write(bytes.subarray(0, bytes.length / 2));
       while (!secondaryProxy.log.some((r) => r.method === 'PUT')) await pause(10);
-      const ping = s.ping();
+      const ping = s.transport.send({ method: 'GET', target: '/v2/', scopes: [], expect: [200] });
       await pause(200);
       const pingsSentMidUpload = secondaryProxy.log.filter((r) => r.path === '/v2/').length;
       body.end(bytes.subarray(bytes.length / 2));

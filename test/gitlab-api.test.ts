@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRegistryClient, readTagMap, syncRepository, verifyRepository } from '../shared/engine/index.js';
+import { RegistryClient, readTagMap, syncRepository, verifyRepository } from '../shared/engine/index.js';
 import { startAuthFront } from './support/auth-front.js';
 import { startFaultProxy } from './support/fault-proxy.js';
 import { startGitlabApi, type GitlabApiServer } from './support/gitlab-api.js';
@@ -25,7 +25,7 @@ afterAll(async () => {
 
 describe("GitLab's tag list API", () => {
   it('reads tags and digests from the API, paged, without a HEAD per tag', async () => {
-    const client = createRegistryClient({ url: gitlab.url });
+    const client = new RegistryClient({ url: gitlab.url });
     const map = await readTagMap(client, repo);
     await client.close();
     expect(Object.fromEntries([...map!].sort())).toEqual(await readTags(registries.primary.url, repo));
@@ -34,8 +34,8 @@ describe("GitLab's tag list API", () => {
   });
 
   it('syncs and verifies through it against a plain secondary', async () => {
-    const primary = createRegistryClient({ url: gitlab.url });
-    const secondary = createRegistryClient({ url: registries.secondary.url });
+    const primary = new RegistryClient({ url: gitlab.url });
+    const secondary = new RegistryClient({ url: registries.secondary.url });
     const report = await syncRepository(primary, secondary, repo);
     const verify = await verifyRepository(primary, secondary, repo);
     await Promise.all([primary.close(), secondary.close()]);
@@ -47,7 +47,7 @@ describe("GitLab's tag list API", () => {
 
   it('falls back to listing and HEADs when the registry does not offer the API', async () => {
     const plain = await startGitlabApi(registries.primary.url, { enabled: false });
-    const client = createRegistryClient({ url: plain.url });
+    const client = new RegistryClient({ url: plain.url });
     const map = await readTagMap(client, repo);
     await client.close();
     await plain.stop();
@@ -61,7 +61,7 @@ describe("GitLab's tag list API", () => {
     proxy.setRule(({ path }) => (path.startsWith('/gitlab/v1/') ? { kind: 'status', status: 500 } : undefined));
     const warnings: { message: string; fields?: Record<string, unknown> }[] = [];
     const logger = { debug() {}, info() {}, error() {}, warn: (message: string, fields?: Record<string, unknown>) => void warnings.push({ message, fields }) };
-    const client = createRegistryClient({ url: proxy.url }, { retries: 0, logger });
+    const client = new RegistryClient({ url: proxy.url }, { retries: 0, logger });
     const map = await readTagMap(client, repo);
     await client.close();
     await proxy.stop();
@@ -72,7 +72,7 @@ describe("GitLab's tag list API", () => {
 
   it('is not used when turned off', async () => {
     const before = gitlab.counts['gitlab-tags'] ?? 0;
-    const client = createRegistryClient({ url: gitlab.url });
+    const client = new RegistryClient({ url: gitlab.url });
     expect((await readTagMap(client, repo, { gitlabApi: false }))!.size).toBe(TAGS);
     await client.close();
     expect(gitlab.counts['gitlab-tags']).toBe(before);
@@ -80,7 +80,7 @@ describe("GitLab's tag list API", () => {
 
   it('answers null for a repository that neither the API nor the plain API knows', async () => {
     const before = gitlab.counts['tags-list'] ?? 0;
-    const client = createRegistryClient({ url: gitlab.url });
+    const client = new RegistryClient({ url: gitlab.url });
     expect(await readTagMap(client, 'gitlab/missing')).toBeNull();
     await client.close();
     expect(gitlab.counts['tags-list']).toBe(before + 1);
@@ -91,7 +91,7 @@ describe("GitLab's tag list API", () => {
     const partial = await startGitlabApi(registries.primary.url, { unknownToApi: [repo] });
     const warnings: { message: string; fields?: Record<string, unknown> }[] = [];
     const logger = { debug() {}, info() {}, error() {}, warn: (message: string, fields?: Record<string, unknown>) => void warnings.push({ message, fields }) };
-    const client = createRegistryClient({ url: partial.url }, { logger });
+    const client = new RegistryClient({ url: partial.url }, { logger });
     const map = await readTagMap(client, repo, { logger });
     await client.close();
     await partial.stop();
@@ -102,7 +102,7 @@ describe("GitLab's tag list API", () => {
 
   it('is not assumed on a 401: a plain registry behind an authenticating front is read with the plain API', async () => {
     const front = await startAuthFront(registries.primary.url, { username: 'geo', password: 'front-secret' });
-    const client = createRegistryClient({ url: front.url, username: 'geo', password: 'front-secret' });
+    const client = new RegistryClient({ url: front.url, username: 'geo', password: 'front-secret' });
     const offered = await client.hasGitlabTagApi();
     const map = await readTagMap(client, repo);
     await client.close();
@@ -116,7 +116,7 @@ describe("GitLab's tag list API", () => {
 
   it('is not assumed on a 200 without GitLab\'s version header', async () => {
     const proxy = await startFaultProxy(registries.primary.url, ({ path }) => (path === '/gitlab/v1/' ? { kind: 'status', status: 200 } : undefined));
-    const client = createRegistryClient({ url: proxy.url });
+    const client = new RegistryClient({ url: proxy.url });
     const offered = await client.hasGitlabTagApi();
     const map = await readTagMap(client, repo);
     await client.close();

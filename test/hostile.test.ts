@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRegistryClient, syncRepository } from '../shared/engine/index.js';
+import { RegistryClient, syncRepository } from '../shared/engine/index.js';
 import { runGeoSync } from './support/cli.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
 import { readTags } from './support/seed.js';
@@ -73,8 +73,8 @@ afterAll(async () => {
 describe('a hostile or broken primary', () => {
   it.each(Object.entries(cases))('%s: the bad tag fails by name, the good tag is copied, nothing else is lost', async (name, { error }) => {
     const repo = `hostile/${name}`;
-    const primary = createRegistryClient({ url: fakeUrl }, { retries: 0 });
-    const target = createRegistryClient({ url: secondary.url });
+    const primary = new RegistryClient({ url: fakeUrl }, { retries: 0 });
+    const target = new RegistryClient({ url: secondary.url });
     const report = await syncRepository(primary, target, repo);
     await Promise.all([primary.close(), target.close()]);
 

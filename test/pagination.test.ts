@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRegistryClient } from '../shared/engine/index.js';
+import { RegistryClient } from '../shared/engine/index.js';
 
 /**
  * Registry 2.8 never paginates tag lists, but other registries do (GitLab, Harbor, Quay), with a
@@ -67,25 +67,25 @@ afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
 describe('tag list pagination', () => {
   it('follows relative and absolute Link headers to the last page', async () => {
-    const client = createRegistryClient({ url });
+    const client = new RegistryClient({ url });
     expect((await client.listTags('paged'))!.sort()).toEqual(tags);
     await client.close();
   });
 
   it('refuses to follow a Link to another host', async () => {
-    const client = createRegistryClient({ url });
+    const client = new RegistryClient({ url });
     await expect(client.listTags('hostile')).rejects.toThrow(/another host/);
     await client.close();
   });
 
   it('refuses a listing with an invalid tag name, naming it', async () => {
-    const client = createRegistryClient({ url });
+    const client = new RegistryClient({ url });
     await expect(client.listTags('traversal')).rejects.toThrow(/invalid tag "\.\.\/x"/);
     await client.close();
   });
 
   it('reads a million-tag list in one page', async () => {
-    const client = createRegistryClient({ url });
+    const client = new RegistryClient({ url });
     const listed = await client.listTags('million');
     await client.close();
     expect(listed).toHaveLength(1_000_000);
@@ -93,26 +93,26 @@ describe('tag list pagination', () => {
   });
 
   it('stops reading a tag list larger than its 64 MiB cap, with a clear error', async () => {
-    const client = createRegistryClient({ url });
+    const client = new RegistryClient({ url });
     await expect(client.listTags('endless')).rejects.toThrow(/exceeds 67108864 bytes/);
     await client.close();
   });
 
   it('answers null for a repository that does not exist', async () => {
-    const client = createRegistryClient({ url });
+    const client = new RegistryClient({ url });
     expect(await client.listTags('missing')).toBeNull();
     await client.close();
   });
 
   it('reads `tags: null` as no tags, and a body without `tags` as an error', async () => {
-    const client = createRegistryClient({ url });
+    const client = new RegistryClient({ url });
     expect(await client.listTags('emptied')).toEqual([]);
     await expect(client.listTags('tagless')).rejects.toMatchObject({ code: 'INVALID_RESPONSE', message: expect.stringMatching(/malformed tag list for tagless \(no "tags"\)/) });
     await client.close();
   });
 
   it('never reads a 404 that is not the registry\'s own "unknown" answer as a missing repository', async () => {
-    const client = createRegistryClient({ url });
+    const client = new RegistryClient({ url });
     await expect(client.listTags('misrouted')).rejects.toMatchObject({ code: 'LISTING_FAILED', message: expect.stringMatching(/404 without a registry error/) });
     await client.close();
   });

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRegistryClient, syncRepository } from '../shared/engine/index.js';
+import { RegistryClient, syncRepository } from '../shared/engine/index.js';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
 import { startRegistryPair, type RegistryPair } from './support/registry.js';
 import { deleteManifest, pushImage, readTags } from './support/seed.js';
@@ -31,8 +31,8 @@ async function syncWhile(repo: string, when: (method: string, path: string) => b
     }
     return undefined;
   });
-  const primary = createRegistryClient({ url: proxy.url });
-  const secondary = createRegistryClient({ url: S() });
+  const primary = new RegistryClient({ url: proxy.url });
+  const secondary = new RegistryClient({ url: S() });
   try {
     return await syncRepository(primary, secondary, repo, { maxPrune: 1 });
   } finally {

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRegistryClient, syncRepository, type RegistryClient } from '../shared/engine/index.js';
+import { RegistryClient, syncRepository } from '../shared/engine/index.js';
 import { DELETE_PROBE_DIGEST } from '../shared/engine/registry/client.js';
 import { THROWAWAY_ANNOTATION } from '../shared/engine/tag-removal.js';
 import { runGeoSync } from './support/cli.js';
@@ -71,7 +71,7 @@ async function expectCopiedAndExtrasUntouched(secondaryUrl: string, root: string
 describe('a secondary that refuses deletes (storage.delete.enabled: false)', () => {
   let client: { p: RegistryClient; s: RegistryClient };
   beforeAll(() => {
-    client = { p: createRegistryClient({ url: P() }), s: createRegistryClient({ url: noDeletes.url }) };
+    client = { p: new RegistryClient({ url: P() }), s: new RegistryClient({ url: noDeletes.url }) };
   });
   afterAll(() => Promise.all([client?.p.close(), client?.s.close()]));
 
@@ -121,8 +121,8 @@ describe('a read-only secondary (storage.maintenance.readonly)', () => {
     const before = await seedScenario(writable.url, repo);
     const env = { GEO_SYNC_PRIMARY_URL: P(), GEO_SYNC_SECONDARY_URL: readOnly.url };
 
-    const p = createRegistryClient({ url: P() });
-    const s = createRegistryClient({ url: readOnly.url });
+    const p = new RegistryClient({ url: P() });
+    const s = new RegistryClient({ url: readOnly.url });
     try {
       await expect(syncRepository(p, s, repo, { maxPrune: 1 })).rejects.toMatchObject({ code: 'SECONDARY_READ_ONLY', invalid: false });
       // The one write sent is the harmless delete probe.
@@ -172,8 +172,8 @@ describe('a secondary that starts refusing deletes after the probe', () => {
         ? { kind: 'status', status: 405, headers: {} }
         : undefined,
     );
-    const p = createRegistryClient({ url: P() });
-    const s = createRegistryClient({ url: proxy.url });
+    const p = new RegistryClient({ url: P() });
+    const s = new RegistryClient({ url: proxy.url });
     try {
       const report = await syncRepository(p, s, repo, { maxPrune: 1 });
 
@@ -203,8 +203,8 @@ describe('a secondary that starts refusing deletes after the probe', () => {
       if (method === 'DELETE' && path.includes('/manifests/sha256:') && !path.endsWith(DELETE_PROBE_DIGEST)) return { kind: 'status', status: 405, headers: { allow: 'GET, HEAD' } };
       return undefined;
     });
-    const p = createRegistryClient({ url: P() });
-    const s = createRegistryClient({ url: proxy.url });
+    const p = new RegistryClient({ url: P() });
+    const s = new RegistryClient({ url: proxy.url });
     try {
       const report = await syncRepository(p, s, repo, { maxPrune: 1 });
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../shared/cli/exit-codes.js';
 import { syncExitCode } from '../shared/cli/main.js';
-import { GeoSyncError, createRegistryClient, syncRepository, type SyncReport } from '../shared/engine/index.js';
+import { GeoSyncError, RegistryClient, syncRepository, type SyncReport } from '../shared/engine/index.js';
 import { DELETE_PROBE_DIGEST } from '../shared/engine/registry/client.js';
 import type { CliResult } from './support/cli.js';
 import { seededRandom, startFaultProxy, type Fault, type FaultProxy, type ProxiedRequest } from './support/fault-proxy.js';
@@ -230,8 +230,8 @@ describe('soak', () => {
           const before = await readState(S(), repository);
           // The first run retries nothing, so that runs give up and must name what failed.
           const options = { retries: attempt === 1 ? 0 : settings.retries, backoff: fast, concurrency: 4 };
-          const p = createRegistryClient({ url: proxies[0]!.url }, options);
-          const s = createRegistryClient({ url: proxies[1]!.url }, options);
+          const p = new RegistryClient({ url: proxies[0]!.url }, options);
+          const s = new RegistryClient({ url: proxies[1]!.url }, options);
           let report: SyncReport | undefined;
           try {
             report = await syncRepository(p, s, repository, { maxPrune: 1, concurrency: 4 });

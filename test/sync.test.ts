@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRegistryClient, syncRepository, verifyRepository, type RegistryClient } from '../shared/engine/index.js';
+import { RegistryClient, syncRepository, verifyRepository } from '../shared/engine/index.js';
 import { startRegistryPair, type RegistryPair } from './support/registry.js';
 import { blobExists, deleteBlob, deleteManifest, getManifest, manifestExists, pushImage, pushManifest, pushMultiArch, readTags } from './support/seed.js';
 
@@ -9,8 +9,8 @@ let secondary: RegistryClient;
 
 beforeAll(async () => {
   registries = await startRegistryPair();
-  primary = createRegistryClient({ url: registries.primary.url });
-  secondary = createRegistryClient({ url: registries.secondary.url });
+  primary = new RegistryClient({ url: registries.primary.url });
+  secondary = new RegistryClient({ url: registries.secondary.url });
 });
 
 afterAll(async () => {
@@ -23,8 +23,8 @@ const S = () => registries.secondary.url;
 
 /** A client pair of its own, so a test can count exactly the requests of one run. */
 function freshClients() {
-  const p = createRegistryClient({ url: P() });
-  const s = createRegistryClient({ url: S() });
+  const p = new RegistryClient({ url: P() });
+  const s = new RegistryClient({ url: S() });
   return { p, s, close: () => Promise.all([p.close(), s.close()]) };
 }
 
@@ -172,7 +172,7 @@ describe('guards: nothing is removed without a complete listing of the primary',
   it('fails without removing anything when the primary is unreachable', async () => {
     const repo = 'unreachable/app';
     await pushImage(S(), repo, 'precious');
-    const dead = createRegistryClient({ url: 'http://127.0.0.1:9' }, { retries: 1, backoff: { baseMs: 10, capMs: 20 } });
+    const dead = new RegistryClient({ url: 'http://127.0.0.1:9' }, { retries: 1, backoff: { baseMs: 10, capMs: 20 } });
 
     await expect(syncRepository(dead, secondary, repo)).rejects.toMatchObject({ code: 'REGISTRY_UNREACHABLE', invalid: false });
     await dead.close();

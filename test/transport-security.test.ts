@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRegistryClient, syncRepository } from '../shared/engine/index.js';
+import { RegistryClient, syncRepository } from '../shared/engine/index.js';
 import { runGeoSync } from './support/cli.js';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
@@ -44,7 +44,7 @@ describe('TLS verification', () => {
   it('accepts it with --ca-file, and syncs over TLS', async () => {
     const result = await runGeoSync(['sync', 'tls/app', '--primary', plain.url, '--secondary', httpsUrl(), '--ca-file', caFile]);
     expect(result.code).toBe(0);
-    const client = createRegistryClient({ url: httpsUrl(), caFile });
+    const client = new RegistryClient({ url: httpsUrl(), caFile });
     expect(await client.listTags('tls/app')).toEqual(['v1']);
     await client.close();
   });
@@ -84,8 +84,8 @@ describe('credentials stay on the registry host', () => {
 
   it('follows blob redirects to another host without forwarding Authorization', async () => {
     await pushImage(registry.url, 'redirect/app', 'v1', { auth: basicAuth('u', 'redirect-Secret') });
-    const primary = createRegistryClient({ url: proxy.url, username: 'u', password: 'redirect-Secret' });
-    const secondary = createRegistryClient({ url: target.url });
+    const primary = new RegistryClient({ url: proxy.url, username: 'u', password: 'redirect-Secret' });
+    const secondary = new RegistryClient({ url: target.url });
     const report = await syncRepository(primary, secondary, 'redirect/app');
     await Promise.all([primary.close(), secondary.close()]);
 

@@ -8,7 +8,7 @@ import {
   type AttributeValue,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
-import type { FanOutCheckpoint, RecordKey, RepositoryRecord, StateStore } from '../jobs/index.js';
+import { withoutLease, type FanOutCheckpoint, type RecordKey, type RepositoryRecord, type StateStore } from '../jobs/index.js';
 
 /** Fan-out checkpoints share the table under a partition key no repository name can take. */
 const CHECKPOINT_PARTITION = '#fan-out';
@@ -76,7 +76,7 @@ export class DynamoDbStateStore implements StateStore {
   }
 
   async release(record: RepositoryRecord, owner: string): Promise<boolean> {
-    const { leaseOwner: _o, leaseExpiresAt: _e, leaseHolder: _h, ...item } = record;
+    const item = withoutLease(record);
     try {
       await this.client.send(
         new PutItemCommand({

@@ -67,11 +67,13 @@ export function formatBytes(bytes: number): string {
   return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
 }
 
-/** A one-line progress bar for terminals, redrawn in place on stderr. */
-export function progressBar(stream: NodeJS.WriteStream): (p: { done: number; total: number; bytes: number }) => void {
-  return ({ done, total, bytes }) => {
-    const width = 30;
-    const filled = total === 0 ? width : Math.round((done / total) * width);
-    stream.write(`\r[${'#'.repeat(filled)}${' '.repeat(width - filled)}] ${done}/${total} tags, ${formatBytes(bytes)}${done === total ? '\n' : ''}`);
-  };
+/** The bar of a progress line: `[####      ]`, 30 wide, full when total is 0. */
+export function progressBar(done: number, total: number, width = 30): string {
+  const filled = total === 0 ? width : Math.min(width, Math.round((done / total) * width));
+  return `[${'#'.repeat(filled)}${' '.repeat(width - filled)}]`;
+}
+
+/** A sync's progress on a terminal, redrawn in place on stderr. */
+export function syncProgress(stream: NodeJS.WriteStream): (p: { done: number; total: number; bytes: number }) => void {
+  return ({ done, total, bytes }) => stream.write(`\r${progressBar(done, total)} ${done}/${total} tags, ${formatBytes(bytes)}${done === total ? '\n' : ''}`);
 }

@@ -1,9 +1,11 @@
 /** `geo-sync run` and `geo-sync status`: local mode over the same jobs as the Lambda functions. */
-import { InvalidArgumentError, Option, type Command } from 'commander';
-import { DEFAULT_CONCURRENCY, endpointsFromEnv, invalidInput, isLogLevel, jsonLogger, validateRepositoryName } from '../engine/index.js';
+import { Option, type Command } from 'commander';
+import { DEFAULT_CONCURRENCY, endpointsFromEnv, invalidInput, jsonLogger, validateRepositoryName } from '../engine/index.js';
 import { DEFAULT_STATE_DIR, FileStateStore } from '../local/file-store.js';
 import { localExitCode, runLocal, type LocalProgress, type LocalRunSummary } from '../local/run.js';
-import { overallStatus, type RepositoryRecord } from '../jobs/index.js';
+import { overallStatus, withoutLease, type RepositoryRecord } from '../jobs/index.js';
+import { progressBar } from './format.js';
+import { fraction, integerIn, logLevel } from './options.js';
 
 interface LocalCommandOptions {
   /** Where the exit code goes; the main CLI passes its own setter. Default: process.exitCode. */
@@ -23,14 +25,14 @@ export function registerLocalCommands(program: Command, options: LocalCommandOpt
     .option('--prefix <prefix>', 'only repositories whose name starts with this')
     .option('--primary <url>', 'primary registry URL (env GEO_SYNC_PRIMARY_URL)')
     .option('--secondary <name|url>', 'one secondary: a GEO_SYNC_SECONDARIES name or a registry URL (env GEO_SYNC_SECONDARY_URL); default every configured secondary')
-    .addOption(new Option('--workers <n>', 'repositories processed at once').default(4).argParser(integer('--workers', 1, 64)))
-    .addOption(new Option('--concurrency <n>', 'parallel requests per repository').default(DEFAULT_CONCURRENCY).argParser(integer('--concurrency', 1, 256)))
+    .addOption(new Option('--workers <n>', 'repositories processed at once').default(4).argParser(integerIn(1, 64, '--workers')))
+    .addOption(new Option('--concurrency <n>', 'parallel requests per repository').default(DEFAULT_CONCURRENCY).argParser(integerIn(1, 256, '--concurrency')))
     .addOption(new Option('--max-prune <fraction>', 'remove nothing from a repository when more than this fraction of its tags on both sides would go').default(0.5).argParser(fraction))
     .addOption(stateDir())
     .option('--json', 'print the summary as JSON')
     .addOption(new Option('--log-level <level>', 'JSON logs on stderr: debug, info, warn, error, silent').default(env.GEO_SYNC_LOG_LEVEL ?? 'warn'))
     .action(async (opts: { repository: string[]; prefix?: string; primary?: string; secondary?: string; workers: number; concurrency: number; maxPrune: number; stateDir: string; json?: boolean; logLevel: string }) => {
-      if (!isLogLevel(opts.logLevel)) throw invalidInput('INVALID_OPTION', '--log-level must be debug, info, warn, error or silent');
+      const level = logLevel(opts.logLevel);
       opts.repository.forEach(validateRepositoryName);
       if (opts.prefix && opts.repository.length) throw invalidInput('INVALID_OPTION', 'give --repository or --prefix, not both');
       const showProgress = !opts.json && process.stderr.isTTY === true;
@@ -42,7 +44,7 @@ export function registerLocalCommands(program: Command, options: LocalCommandOpt
         workers: opts.workers,
         concurrency: opts.concurrency,
         maxPrune: opts.maxPrune,
-        logger: jsonLogger(opts.logLevel),
+        logger: jsonLogger(level),
         ...(showProgress ? { onProgress: progressLine(process.stderr) } : {}),
       });
       if (showProgress) process.stderr.write('\n');
@@ -63,8 +65,7 @@ export function registerLocalCommands(program: Command, options: LocalCommandOpt
 }
 
 function statusJson(record: RepositoryRecord) {
-  const { leaseOwner: _o, leaseExpiresAt: _e, ...rest } = record;
-  return { ...rest, status: overallStatus(record) };
+  return { ...withoutLease(record), status: overallStatus(record) };
 }
 
 function summaryJson(summary: LocalRunSummary) {
@@ -107,28 +108,10 @@ function differences(record: RepositoryRecord): string {
 
 /** One line redrawn in place on a terminal. */
 function progressLine(stream: NodeJS.WriteStream): (p: LocalProgress) => void {
-  return ({ synced, verified, total }) => {
-    const width = 30;
-    const filled = total === 0 ? width : Math.min(width, Math.round((synced / total) * width));
-    stream.write(`\r[${'#'.repeat(filled)}${' '.repeat(width - filled)}] ${synced}/${total} synced, ${verified} verified`);
-  };
+  return ({ synced, verified, total }) => stream.write(`\r${progressBar(synced, total)} ${synced}/${total} synced, ${verified} verified`);
 }
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
 
-/** As `geo-sync sync --max-prune`. */
-function fraction(value: string): number {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError('--max-prune must be a number from 0 to 1');
-  return n;
-}
-
-function integer(name: string, min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`);
-    return n;
-  };
-}

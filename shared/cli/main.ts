@@ -1,26 +1,24 @@
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import {
   DEFAULT_CONCURRENCY,
   GeoSyncError,
-  createRegistryClient,
-  invalidInput,
+  RegistryClient,
   endpointsFromEnv,
   errorMessage,
-  isLogLevel,
   jsonLogger,
   syncRepository,
   validateRepositoryName,
   verifyRepository,
   type EngineLogger,
-  type RegistryClient,
   type RegistryEndpoint,
   type SyncReport,
   type VerifyReport,
 } from '../engine/index.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { registerLocalCommands } from './local-commands.js';
+import { fraction, integerIn, logLevel } from './options.js';
 import { acquireRepositoryLock } from '../local/lock.js';
-import { formatPlan, formatSync, formatVerify, progressBar } from './format.js';
+import { formatPlan, formatSync, formatVerify, syncProgress } from './format.js';
 
 interface CommonOptions {
   primary?: string;
@@ -97,7 +95,7 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
             concurrency: options.concurrency,
             gitlabApi: options.gitlabApi,
             logger,
-            ...(showProgress ? { onProgress: progressBar(process.stderr) } : {}),
+            ...(showProgress ? { onProgress: syncProgress(process.stderr) } : {}),
           })),
         ),
       );
@@ -170,14 +168,13 @@ async function withClients<T>(
   options: CommonOptions,
   work: (primary: RegistryClient, secondaries: { name: string; client: RegistryClient }[], logger: EngineLogger) => Promise<T>,
 ): Promise<T> {
-  if (!isLogLevel(options.logLevel)) throw invalidInput('INVALID_OPTION', `--log-level must be debug, info, warn, error or silent, not ${JSON.stringify(options.logLevel)}`);
-  const logger = jsonLogger(options.logLevel);
+  const logger = jsonLogger(logLevel(options.logLevel));
   const endpoints = endpointsFromEnv(env, { primary: options.primary, secondary: options.secondary });
   const withCa = <E extends { caFile?: string }>(endpoint: E): E => (options.caFile ? { ...endpoint, caFile: options.caFile } : endpoint);
   const transport = { concurrency: options.concurrency, retries: options.retries, logger };
   const opened: RegistryClient[] = [];
   const open = (endpoint: RegistryEndpoint) => {
-    const client = createRegistryClient(withCa(endpoint), transport);
+    const client = new RegistryClient(withCa(endpoint), transport);
     opened.push(client);
     return client;
   };
@@ -230,18 +227,4 @@ function describeError(error: unknown): { code: string; message: string; exitCod
 
 function prefixLines(prefix: string, text: string): string {
   return text.split('\n').map((line) => prefix + line).join('\n');
-}
-
-function integerIn(min: number, max: number, name: string) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!/^\d+$/.test(value) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}`);
-    return n;
-  };
-}
-
-function fraction(value: string): number {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError('--max-prune must be a number from 0 to 1');
-  return n;
 }

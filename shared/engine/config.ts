@@ -8,6 +8,9 @@ export interface Endpoints {
 
 type Env = Record<string, string | undefined>;
 
+/** A secondary site's name, in GEO_SYNC_SECONDARIES and in messages: 1-64 letters, digits, . _ - */
+export const SECONDARY_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+
 /**
  * Registries from the environment: GEO_SYNC_PRIMARY_URL (+ _USERNAME, _PASSWORD, _CA_FILE) and
  * either GEO_SYNC_SECONDARY_URL (+ the same) or GEO_SYNC_SECONDARIES, a JSON array of
@@ -62,7 +65,7 @@ function parseSecondaries(json: string): Endpoints['secondaries'] {
   const names = new Set<string>();
   return parsed.map((item: unknown, index) => {
     const entry = item as Record<string, unknown> | null;
-    if (!entry || typeof entry.url !== 'string' || typeof entry.name !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(entry.name)) {
+    if (!entry || typeof entry.url !== 'string' || typeof entry.name !== 'string' || !SECONDARY_NAME.test(entry.name)) {
       throw invalidInput('INVALID_CONFIG', `GEO_SYNC_SECONDARIES[${index}] needs a "name" (letters, digits, . _ -) and a "url"`);
     }
     if (names.has(entry.name)) throw invalidInput('INVALID_CONFIG', `GEO_SYNC_SECONDARIES names ${JSON.stringify(entry.name)} twice`);

@@ -4,7 +4,7 @@
  */
 export { tagChecksum, type ChecksumKind } from './checksum.js';
 export { DEFAULT_CONCURRENCY } from './concurrency.js';
-export { endpointsFromEnv, type Endpoints } from './config.js';
+export { SECONDARY_NAME, endpointsFromEnv, type Endpoints } from './config.js';
 export { GeoSyncError, RegistryError, errorMessage, invalidInput } from './errors.js';
 export { isLogLevel, jsonLogger, silentLogger, type EngineLogger, type LogLevel } from './log.js';
 export { validateDigest, validateRepositoryName, validateTag } from './oci.js';
@@ -14,8 +14,6 @@ export type { RegistryEndpoint, TransportOptions } from './registry/transport.js
 export { readTagMap } from './read-tags.js';
 export type { MissingObject } from './replicate.js';
 export {
-  createRegistryClient,
-  listRepositoriesPage,
   syncRepository,
   verifyRepository,
   type SyncOptions,

@@ -16,7 +16,6 @@ export interface ReplicationStats {
   bytesCopied: number;
   blobsCopied: number;
   blobsMounted: number;
-  manifestsCopied: number;
 }
 
 /**
@@ -30,7 +29,7 @@ const UPLOAD_UNASKED_BYTES = 1024 * 1024;
  * that needs them, children before their index. Each object is checked at most once per run.
  */
 export class Replicator {
-  readonly stats: ReplicationStats = { bytesCopied: 0, blobsCopied: 0, blobsMounted: 0, manifestsCopied: 0 };
+  readonly stats: ReplicationStats = { bytesCopied: 0, blobsCopied: 0, blobsMounted: 0 };
   readonly missing: MissingObject[] = [];
   private readonly ensuredManifest = memoByKey<void>();
   private readonly ensuredBlob = memoByKey<void>();
@@ -57,7 +56,6 @@ export class Replicator {
     if (!manifest) return undefined;
     await this.ensureReferences(manifest);
     await this.secondary.putManifest(this.repository, tag, manifest);
-    this.stats.manifestsCopied++;
     return manifest.digest;
   }
 
@@ -87,10 +85,7 @@ export class Replicator {
         throw new GeoSyncError('MANIFEST_MISSING', `manifest ${digest} (referenced by ${referencedBy}) is missing on ${source.host}/${this.repository}`);
       }
       await this.ensureReferences(manifest);
-      if (!present) {
-        await this.secondary.putManifest(this.repository, digest, manifest);
-        this.stats.manifestsCopied++;
-      }
+      if (!present) await this.secondary.putManifest(this.repository, digest, manifest);
     });
   }
 

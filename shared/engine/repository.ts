@@ -6,15 +6,10 @@ import { silentLogger, type EngineLogger } from './log.js';
 import { validateRepositoryName } from './oci.js';
 import { DEFAULT_MAX_PRUNE, isEmptyPlan, planRepository, pruneGuard, type Plan, type PrimaryTagMap } from './planner.js';
 import { readForSync, readPrimary, readTagMap, type ReadOptions, type SyncSides } from './read-tags.js';
-import { RegistryClient } from './registry/client.js';
-import type { RegistryEndpoint, TransportOptions } from './registry/transport.js';
+import type { RegistryClient } from './registry/client.js';
 import { Replicator, type MissingObject, type ReplicationStats } from './replicate.js';
 import { SyncReportBuilder, type SyncReport, type TagFailure, type TagSkip, type TreeCheck, type WriteOutcome } from './sync-report.js';
 import { TagRemover, probeDeletes } from './tag-removal.js';
-
-export function createRegistryClient(endpoint: RegistryEndpoint, options: TransportOptions = {}): RegistryClient {
-  return new RegistryClient(endpoint, options);
-}
 
 export interface SyncOptions {
   dryRun?: boolean;
@@ -235,7 +230,3 @@ export async function verifyRepository(primary: RegistryClient, secondary: Regis
   return report;
 }
 
-/** One page of the primary's repositories, for fan-out; `next` is the cursor to checkpoint. */
-export async function listRepositoriesPage(client: RegistryClient, options: { last?: string; pageSize?: number } = {}): Promise<{ repositories: string[]; next?: string }> {
-  return client.listCatalogPage(options);
-}

@@ -1,6 +1,6 @@
 /** The messages that flow between fan-out, sync and verify, parsed at the edge with zod. */
 import { z } from 'zod';
-import { invalidInput, validateRepositoryName } from '../engine/index.js';
+import { SECONDARY_NAME, invalidInput, validateRepositoryName } from '../engine/index.js';
 
 const repositoryName = z.string().superRefine((name, ctx) => {
   try {
@@ -9,7 +9,7 @@ const repositoryName = z.string().superRefine((name, ctx) => {
     ctx.addIssue({ code: z.ZodIssueCode.custom, message: error instanceof Error ? error.message : 'invalid repository name' });
   }
 });
-const secondaryName = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'secondary names are letters, digits, . _ -');
+const secondaryName = z.string().regex(SECONDARY_NAME, 'secondary names are letters, digits, . _ -');
 /** When the work was asked for (epoch ms); a deferred message keeps it. Absent: when the queue received it, or now. */
 const requestedAt = z.number().int().min(0).optional();
 /** The prune limit for this sync, as `geo-sync sync --max-prune`: a number from 0 to 1 (default 0.5). */

@@ -197,6 +197,7 @@ export function afterVerifyError(record: RepositoryRecord, error: unknown, now: 
   return { ...withoutLease(record), verifyState: 'failed', verifyError: errorMessage(error), verifiedAt: iso(now), updatedAt: iso(now) };
 }
 
+/** The record without its lease: what a store writes back on release, and what `status` shows. */
 export function withoutLease(record: RepositoryRecord): RepositoryRecord {
   const { leaseOwner: _o, leaseExpiresAt: _e, leaseHolder: _h, ...rest } = record;
   return rest;

@@ -1,5 +1,5 @@
 /** Registry clients for one batch of work, opened lazily and closed together. */
-import { createRegistryClient, invalidInput, listRepositoriesPage, type EngineLogger, type Endpoints, type RegistryClient } from '../engine/index.js';
+import { RegistryClient, invalidInput, type EngineLogger, type Endpoints } from '../engine/index.js';
 import type { Catalog } from './fan-out.js';
 import type { Registries } from './ports.js';
 
@@ -7,7 +7,7 @@ export function openRegistries(endpoints: Endpoints, options: { concurrency?: nu
   const open = new Map<string, RegistryClient>();
   const client = (name: string, endpoint: Endpoints['primary']) => {
     let existing = open.get(name);
-    if (!existing) open.set(name, (existing = createRegistryClient(endpoint, options)));
+    if (!existing) open.set(name, (existing = new RegistryClient(endpoint, options)));
     return existing;
   };
   return {
@@ -26,5 +26,5 @@ export function openRegistries(endpoints: Endpoints, options: { concurrency?: nu
 }
 
 export function registryCatalog(registries: Registries): Catalog {
-  return { page: (options) => listRepositoriesPage(registries.primary(), options) };
+  return { page: (options) => registries.primary().listCatalogPage(options) };
 }

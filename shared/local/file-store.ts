@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { newRecord, type FanOutCheckpoint, type RecordKey, type RepositoryRecord, type StateStore } from '../jobs/index.js';
+import { newRecord, withoutLease, type FanOutCheckpoint, type RecordKey, type RepositoryRecord, type StateStore } from '../jobs/index.js';
 
 export const DEFAULT_STATE_DIR = '.geo-sync';
 
@@ -33,8 +33,7 @@ export class FileStateStore implements StateStore {
     return this.locked(record, async () => {
       const current = await this.get(record);
       if (current?.leaseOwner !== owner) return false;
-      const { leaseOwner: _o, leaseExpiresAt: _e, leaseHolder: _h, ...rest } = record;
-      await writeJson(this.recordPath(record), rest);
+      await writeJson(this.recordPath(record), withoutLease(record));
       return true;
     });
   }

@@ -4,7 +4,7 @@ import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageBatchComma
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DynamoDbStateStore } from '../../shared/aws/dynamodb-store.js';
 import { SqsQueue } from '../../shared/aws/sqs-queue.js';
-import { createRegistryClient, silentLogger, type RegistryClient } from '../../shared/engine/index.js';
+import { RegistryClient, silentLogger } from '../../shared/engine/index.js';
 import { noMetrics, processSyncMessage, type Registries, type Runtime } from '../../shared/jobs/index.js';
 import { startRegistryPair, type RegistryPair } from '../support/registry.js';
 import { pushImage, readTags } from '../support/seed.js';
@@ -167,9 +167,9 @@ describe('retry backoff after a failed sync', () => {
   it('grows with each failure, survives scheduled runs, drops stale retries, and resets only on success', async () => {
     await pushImage(P(), 'retry/app', 'v1');
     let now = Date.parse('2030-01-01T00:00:00Z');
-    const live = createRegistryClient({ url: S() });
-    const down = createRegistryClient({ url: 'http://127.0.0.1:1' }, { retries: 0 });
-    const primary = createRegistryClient({ url: P() });
+    const live = new RegistryClient({ url: S() });
+    const down = new RegistryClient({ url: 'http://127.0.0.1:1' }, { retries: 0 });
+    const primary = new RegistryClient({ url: P() });
     let secondary: RegistryClient = down;
     const clients: Registries = { secondaryNames: ['eu'], primary: () => primary, secondary: () => secondary, close: async () => undefined };
     const runtime: Runtime = {

@@ -72,11 +72,6 @@ export class RegistryClient {
     return this.transport.close();
   }
 
-  /** Ping `/v2/`: resolves when the registry answers and accepts our credentials. */
-  async ping(): Promise<void> {
-    await this.transport.send({ method: 'GET', target: '/v2/', scopes: [], expect: [200] });
-  }
-
   /**
    * All tags of a repository (Link pagination, any order, `tags: null` = none); null when the
    * repository does not exist. Only the registry's own "unknown" answer (404 with a registry error
@@ -319,11 +314,6 @@ export class RegistryClient {
     const present = await known;
     if (present) this.blobHomes.set(digest, repository);
     return present;
-  }
-
-  /** Forgets cached presence (deep mode re-checks after repairs). */
-  forgetBlob(repository: string, digest: string): void {
-    this.blobPresence.delete(`${repository}@${digest}`);
   }
 
   /** A repository of this registry where the blob is known to exist, to mount from. */
