@@ -4,17 +4,39 @@
  */
 export const DEFAULT_CONCURRENCY = 16;
 
+/**
+ * The one worker pool: runs the work `next` hands out, at most `limit` at once, until `next` has
+ * none and none is running. Work that finishes may have made more (asked of `next` again each
+ * time one finishes). The first rejection rejects the pool; work already running goes on.
+ */
+export function workerPool(limit: number, next: () => (() => Promise<void>) | undefined): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let active = 0;
+    const pump = () => {
+      for (let work = active < limit ? next() : undefined; work; work = active < limit ? next() : undefined) {
+        active++;
+        work()
+          .catch(reject)
+          .finally(() => {
+            active--;
+            pump();
+          });
+      }
+      if (active === 0) resolve();
+    };
+    pump();
+  });
+}
+
 /** Runs `task` over `items` with at most `limit` in flight; results keep the input order. */
 export async function mapLimit<T, R>(items: readonly T[], limit: number, task: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const results = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const index = next++;
-      results[index] = await task(items[index] as T, index);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  let taken = 0;
+  await workerPool(Math.max(1, limit), () => {
+    if (taken >= items.length) return undefined;
+    const index = taken++;
+    return async () => void (results[index] = await task(items[index] as T, index));
+  });
   return results;
 }
 

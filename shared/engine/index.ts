@@ -2,8 +2,9 @@
  * The engine's one entry: one repository's sync and verify, and what they stand on. The doors
  * (CLI, Lambda handlers), the jobs and the adapters import the engine from here only.
  */
+export { backoffDelay } from './backoff.js';
 export { tagChecksum, type ChecksumKind } from './checksum.js';
-export { DEFAULT_CONCURRENCY } from './concurrency.js';
+export { DEFAULT_CONCURRENCY, workerPool } from './concurrency.js';
 export { SECONDARY_NAME, endpointsFromEnv, type Endpoints } from './config.js';
 export { GeoSyncError, RegistryError, errorMessage, invalidInput } from './errors.js';
 export { isLogLevel, jsonLogger, silentLogger, type EngineLogger, type LogLevel } from './log.js';

@@ -3,7 +3,7 @@
  * record and an outcome to the next record. No I/O here: the jobs read, decide with
  * these, then write.
  */
-import { errorMessage, type SyncReport, type VerifyReport } from '../engine/index.js';
+import { backoffDelay, errorMessage, type SyncReport, type VerifyReport } from '../engine/index.js';
 import type { SyncMessage } from './messages.js';
 
 /**
@@ -85,10 +85,9 @@ export interface RetryPolicy {
   capMs: number;
 }
 
-/** Capped exponential backoff with equal jitter: half the step is fixed, so delays grow; half is random, so retries spread. */
+/** The wait before the retry of the `retryCount`-th failed sync in a row: the engine's backoff, the first failure at its base. */
 export function retryDelayMs(retryCount: number, policy: RetryPolicy, random: () => number): number {
-  const step = Math.min(policy.capMs, policy.baseMs * 2 ** Math.max(0, retryCount - 1));
-  return Math.round(step / 2 + random() * (step / 2));
+  return backoffDelay(retryCount - 1, policy, random);
 }
 
 export type Admission =

@@ -2,7 +2,7 @@
  * Local mode: fan-out -> sync -> verify on one machine, with in-process queues and the file
  * store, through the same jobs the Lambda functions run.
  */
-import { DEFAULT_CONCURRENCY, GeoSyncError, errorMessage, type EngineLogger, type Endpoints } from '../engine/index.js';
+import { DEFAULT_CONCURRENCY, GeoSyncError, errorMessage, workerPool, type EngineLogger, type Endpoints } from '../engine/index.js';
 import {
   fanOut,
   openRegistries,
@@ -116,37 +116,29 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
     }
 
     const progress = () => options.onProgress?.({ synced: counters.get('synced') ?? 0, verified: counters.get('verified') ?? 0, total: syncQueue.sent });
+    // Each message fails alone: a rejected one is counted and logged, and the pool goes on.
+    const alone = (work: () => Promise<void>) => async () => {
+      try {
+        await work();
+      } catch (error) {
+        rejected++;
+        options.logger.error('message rejected', { error: errorMessage(error) });
+      } finally {
+        progress();
+      }
+    };
     const next = (): (() => Promise<void>) | undefined => {
       // Verification first: it finishes repositories already synced, so progress is steady.
       const verify = verifyQueue.take();
-      if (verify) return async () => void (await processVerifyMessage(verify, registries, runtime, LOCAL_BUDGET), metrics.add('verified', 1));
+      if (verify) return alone(async () => void (await processVerifyMessage(verify, registries, runtime, LOCAL_BUDGET), metrics.add('verified', 1)));
       const sync = syncQueue.take();
       if (sync) {
         pairs.add(`${sync.secondary}\0${sync.repository}`);
-        return async () => void (await syncUnderLock(sync), metrics.add('synced', 1));
+        return alone(async () => void (await syncUnderLock(sync), metrics.add('synced', 1)));
       }
       return undefined;
     };
-    let active = 0;
-    await new Promise<void>((resolve) => {
-      const pump = () => {
-        for (let work = active < options.workers ? next() : undefined; work; work = active < options.workers ? next() : undefined) {
-          active++;
-          work()
-            .catch((error: unknown) => {
-              rejected++;
-              options.logger.error('message rejected', { error: errorMessage(error) });
-            })
-            .finally(() => {
-              active--;
-              progress();
-              pump();
-            });
-        }
-        if (active === 0) resolve();
-      };
-      pump();
-    });
+    await workerPool(options.workers, next);
   } finally {
     await registries.close();
   }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import type { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
+import { backoffDelay } from '../backoff.js';
 import { GeoSyncError, RegistryError, invalidInput } from '../errors.js';
 import { silentLogger, type EngineLogger } from '../log.js';
 import { DEFAULT_CONCURRENCY } from '../concurrency.js';
@@ -142,7 +143,7 @@ export class Transport {
         if (error instanceof GeoSyncError) throw error;
         const wait = this.nextWait(attempt, undefined);
         if (wait === undefined || !isConnectionError(error) || !this.replayable(spec)) throw this.unreachable(spec, url, error);
-        await this.retryAfter(spec, url, wait, `connection error: ${(error as Error).message}`);
+        await this.waitBeforeRetry(spec, url, wait, `connection error: ${(error as Error).message}`);
         continue;
       }
       const status = response.statusCode;
@@ -172,7 +173,7 @@ export class Transport {
           // A body cut short is a transient failure like a reset connection.
           const wait = this.nextWait(attempt, undefined);
           if (wait === undefined || spec.stream || !this.replayable(spec)) throw this.unreachable(spec, url, error);
-          await this.retryAfter(spec, url, wait, `body cut short: ${(error as Error).message}`);
+          await this.waitBeforeRetry(spec, url, wait, `body cut short: ${(error as Error).message}`);
           continue;
         }
       }
@@ -180,7 +181,7 @@ export class Transport {
       if (RETRYABLE_STATUS.has(status) && this.replayable(spec)) {
         const wait = this.nextWait(attempt, headers['retry-after']);
         if (wait !== undefined) {
-          await this.retryAfter(spec, url, wait, `HTTP ${status}`);
+          await this.waitBeforeRetry(spec, url, wait, `HTTP ${status}`);
           continue;
         }
       }
@@ -252,16 +253,16 @@ export class Transport {
     return spec.body === undefined || Buffer.isBuffer(spec.body) || typeof spec.body === 'function';
   }
 
-  /** Capped exponential backoff with full jitter; Retry-After (seconds or HTTP date) wins when given. */
+  /** The backoff (backoff.ts); Retry-After (seconds or HTTP date) wins when given. */
   private nextWait(attempt: number, retryAfter: string | undefined): number | undefined {
     if (attempt >= this.retries) return undefined;
     const hinted = parseRetryAfter(retryAfter, Date.now());
     if (hinted !== undefined) return Math.min(hinted, 60_000);
-    const ceiling = Math.min(this.backoff.capMs, this.backoff.baseMs * 2 ** attempt);
-    return Math.round(ceiling / 2 + (Math.random() * ceiling) / 2);
+    return backoffDelay(attempt, this.backoff);
   }
 
-  private async retryAfter(spec: RequestSpec, url: URL, waitMs: number, reason: string): Promise<void> {
+  /** Counts and logs a retry, then sleeps `waitMs` before it. */
+  private async waitBeforeRetry(spec: RequestSpec, url: URL, waitMs: number, reason: string): Promise<void> {
     this.stats.retries++;
     this.logger.warn('retrying request', { registry: this.host, method: spec.method, path: url.pathname, waitMs, reason });
     await this.sleep(waitMs);
