@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { tagChecksum } from '../shared/engine/checksum.js';
 import { exitCodeFor } from '../shared/cli/exit-codes.js';
+import { STATUSES } from '../shared/engine/status.js';
 import { GeoSyncError, invalidInput } from '../shared/engine/errors.js';
 import { manifestReferences, validateDigest, validateRepositoryName, validateTag, MediaType } from '../shared/engine/oci.js';
 import { planRepository, pruneGuard } from '../shared/engine/planner.js';
@@ -258,5 +259,12 @@ describe('planRepository with digests left unread', () => {
   });
   it('refuses to plan a tag both sides have without the primary digest', () => {
     expect(() => planRepository(new Map([['both', undefined]]), new Map([['both', 'sha256:' + 'b'.repeat(64)]]))).toThrow(/not read/);
+  });
+});
+
+describe('the one vocabulary of statuses', () => {
+  it('names every status a report, a record or geo-sync status can show, once', () => {
+    expect(STATUSES).toEqual(['synced', 'differences', 'failed', 'incomplete', 'guard-held', 'deletes-refused', 'mismatch', 'unverified', 'pending', 'started']);
+    expect(new Set(STATUSES).size).toBe(STATUSES.length);
   });
 });

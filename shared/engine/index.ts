@@ -21,4 +21,5 @@ export {
   type VerifyOptions,
   type VerifyReport,
 } from './repository.js';
+export { STATUSES, type OverallStatus, type Status, type SyncState, type SyncStatus, type VerifyStatus } from './status.js';
 export type { SyncReport } from './sync-report.js';

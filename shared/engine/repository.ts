@@ -8,6 +8,7 @@ import { DEFAULT_MAX_PRUNE, isEmptyPlan, planRepository, pruneGuard, type Plan, 
 import { readForSync, readPrimary, readTagMap, type ReadOptions, type SyncSides } from './read-tags.js';
 import type { RegistryClient } from './registry/client.js';
 import { Replicator, type MissingObject, type ReplicationStats } from './replicate.js';
+import type { VerifyStatus } from './status.js';
 import { SyncReportBuilder, type SyncReport, type TagFailure, type TagSkip, type TreeCheck, type WriteOutcome } from './sync-report.js';
 import { TagRemover, probeDeletes } from './tag-removal.js';
 
@@ -182,7 +183,7 @@ export interface VerifyOptions {
 
 export interface VerifyReport {
   repository: string;
-  status: 'synced' | 'mismatch';
+  status: VerifyStatus;
   checksum: ChecksumKind;
   primaryChecksum: string;
   secondaryChecksum: string;

@@ -2,11 +2,12 @@
 import { isEmptyPlan, type Plan, type TagChange } from './planner.js';
 import type { MissingObject, ReplicationStats } from './replicate.js';
 import type { RemovalOutcome, RemovalRefused } from './tag-removal.js';
+import type { SyncStatus } from './status.js';
 
 export interface SyncReport {
   repository: string;
   /** synced: the secondary now matches; differences: a guard held or work was skipped; failed: some tags failed; incomplete: the deadline came first. */
-  status: 'synced' | 'differences' | 'failed' | 'incomplete';
+  status: SyncStatus;
   dryRun: boolean;
   plan: Plan;
   done: { copied: string[]; repaired: string[]; removed: string[] };

@@ -3,16 +3,20 @@
  * record and an outcome to the next record. No I/O here: the jobs read, decide with
  * these, then write.
  */
-import { backoffDelay, errorMessage, type SyncReport, type VerifyReport } from '../engine/index.js';
+import { backoffDelay, errorMessage, type OverallStatus, type SyncReport, type SyncState, type VerifyReport } from '../engine/index.js';
 import type { SyncMessage } from './messages.js';
 
 /**
+ * A record's sync state is a SyncState of the shared vocabulary (engine/status.ts).
  * guard-held: the prune guard stopped removals (a human decides: a manual sync with maxPrune, or
  * `geo-sync run --max-prune`); deletes-refused: the secondary refuses deletes, extra tags remain.
  * Neither is a failure to retry blindly: no retry is scheduled, the retry count is left as it
  * was, `syncError` says why, and the next scheduled run looks again.
+ *
+ * The verify state keeps its own words ('succeeded', not 'synced'): they are stored in every
+ * record and indexed by the table's byVerifyState index; `overallStatus` turns them into the
+ * shared vocabulary ('synced', 'mismatch', 'unverified').
  */
-export type SyncState = 'pending' | 'started' | 'synced' | 'failed' | 'guard-held' | 'deletes-refused';
 export type VerifyState = 'pending' | 'succeeded' | 'failed';
 
 export interface RecordKey {
@@ -206,7 +210,7 @@ export function withoutLease(record: RepositoryRecord): RepositoryRecord {
  * The one-word status `geo-sync status` shows: the worst of sync and verification. A sync that
  * failed, held its guard or met refused deletes shows that, whatever verification found.
  */
-export function overallStatus(record: RepositoryRecord): string {
+export function overallStatus(record: RepositoryRecord): OverallStatus {
   if (record.syncState !== 'synced') return record.syncState;
   if (record.verifyState === 'failed') return 'mismatch';
   return record.verifyState === 'succeeded' ? 'synced' : 'unverified';

@@ -1,6 +1,6 @@
 /** Job: sync one (repository, secondary) pair under a lease, record the outcome, schedule what follows. */
 import { randomUUID } from 'node:crypto';
-import { errorMessage, syncRepository, type SyncReport } from '../engine/index.js';
+import { errorMessage, syncRepository, type SyncReport, type SyncState } from '../engine/index.js';
 import { leaseHeld, type LeaseHeld } from './lease-held.js';
 import type { SyncMessage } from './messages.js';
 import type { Budget, Registries, Runtime } from './ports.js';
@@ -82,7 +82,7 @@ async function scheduleFollowUps(message: SyncMessage, next: RepositoryRecord, r
 }
 
 /** One counter per recorded outcome; serverless.yml alarms on SyncFailed, SyncGuardHeld and SyncDeletesRefused. */
-const SYNC_STATE_METRICS: Partial<Record<RepositoryRecord['syncState'], string>> = {
+const SYNC_STATE_METRICS: Partial<Record<SyncState, string>> = {
   synced: 'SyncSucceeded',
   failed: 'SyncFailed',
   'guard-held': 'SyncGuardHeld',
