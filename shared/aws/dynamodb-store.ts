@@ -3,7 +3,6 @@ import {
   ConditionalCheckFailedException,
   GetItemCommand,
   PutItemCommand,
-  ScanCommand,
   UpdateItemCommand,
   type AttributeValue,
   type DynamoDBClient,
@@ -92,19 +91,6 @@ export class DynamoDbStateStore implements StateStore {
       if (error instanceof ConditionalCheckFailedException) return false;
       throw error;
     }
-  }
-
-  async list(): Promise<RepositoryRecord[]> {
-    const records: RepositoryRecord[] = [];
-    let start: Record<string, AttributeValue> | undefined;
-    do {
-      const page = await this.client.send(new ScanCommand({ TableName: this.table, ExclusiveStartKey: start }));
-      for (const item of page.Items ?? []) {
-        if (item.repository?.S !== CHECKPOINT_PARTITION) records.push(fromItem(item) as unknown as RepositoryRecord);
-      }
-      start = page.LastEvaluatedKey;
-    } while (start);
-    return records;
   }
 
   async getCheckpoint(id: string): Promise<FanOutCheckpoint | undefined> {

@@ -23,8 +23,6 @@ export interface StateStore {
   acquireLease(key: RecordKey, lease: { owner: string; expiresAt: number }, now: number, fields?: Partial<RepositoryRecord>): Promise<RepositoryRecord | undefined>;
   /** Replaces the record and drops the lease, only while `owner` still holds it; false when the lease was lost. */
   release(record: RepositoryRecord, owner: string): Promise<boolean>;
-  /** Every repository record (operators and `geo-sync status`; the Lambda functions never scan). */
-  list(): Promise<RepositoryRecord[]>;
   getCheckpoint(id: string): Promise<FanOutCheckpoint | undefined>;
   putCheckpoint(checkpoint: FanOutCheckpoint): Promise<void>;
 }

@@ -38,6 +38,7 @@ export class FileStateStore implements StateStore {
     });
   }
 
+  /** Every repository record, for `geo-sync status` and the summary of `geo-sync run` (the Lambda functions never scan). */
   async list(): Promise<RepositoryRecord[]> {
     const dir = join(this.dir, 'records');
     const names = await readdir(dir).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? [] : Promise.reject(error)));

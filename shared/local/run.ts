@@ -68,8 +68,9 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
   const syncQueue = new MemoryQueue<SyncMessage>();
   const verifyQueue = new MemoryQueue<VerifyMessage>();
   const fanOutQueue = new MemoryQueue<FanOutRequest>();
+  const store = new FileStateStore(options.stateDir);
   const runtime: Runtime = {
-    store: new FileStateStore(options.stateDir),
+    store,
     syncQueue,
     verifyQueue,
     fanOutQueue,
@@ -143,7 +144,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
     await registries.close();
   }
 
-  const records = (await runtime.store.list()).filter((r) => pairs.has(`${r.secondary}\0${r.repository}`));
+  const records = (await store.list()).filter((r) => pairs.has(`${r.secondary}\0${r.repository}`));
   return {
     repositories: new Set(records.map((r) => r.repository)).size,
     messages: { sync: syncQueue.sent, verify: verifyQueue.sent },
