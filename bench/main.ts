@@ -7,7 +7,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { RegistryClient, syncRepository } from '../shared/engine/index.js';
+import { RegistryClient, syncRepository, validateRepositoryName } from '../shared/engine/index.js';
 import { startFaultProxy, type FaultProxy } from '../test/support/fault-proxy.js';
 import { startGitlabApi } from '../test/support/gitlab-api.js';
 import { startRegistry, type TestRegistry } from '../test/support/registry.js';
@@ -217,7 +217,7 @@ async function benchSize(size: number, profiles: Record<string, ProfileSummary>)
     const p = new RegistryClient({ url: primary.url });
     const s = new RegistryClient({ url: oursSecondary!.url });
     t = performance.now();
-    const report = await syncRepository(p, s, REPOSITORY, { maxPrune: 1 });
+    const report = await syncRepository(p, s, validateRepositoryName(REPOSITORY), { maxPrune: 1 });
     const wallMs = performance.now() - t;
     await Promise.all([p.close(), s.close()]);
     if (report.status !== 'synced') throw new Error(`in-process no-op sync: status ${report.status}`);

@@ -4,7 +4,7 @@ import { startRegistry, type TestRegistry } from './support/registry.js';
 import { pushImage, readTags } from './support/seed.js';
 import { startTokenIssuer, type TokenIssuer } from './support/token-issuer.js';
 import { startFaultProxy, type Fault, type FaultProxy } from './support/fault-proxy.js';
-import { RegistryClient, syncRepository } from '../shared/engine/index.js';
+import { RegistryClient, syncRepository, validateRepositoryName } from '../shared/engine/index.js';
 
 /** Bearer-token auth as GitLab does it: the registry points at a token service that signs scoped JWTs. */
 describe('bearer-token authentication against a real registry', () => {
@@ -30,7 +30,7 @@ describe('bearer-token authentication against a real registry', () => {
       for (const tag of tags) await pushImage(staging.url, repo, tag, { seed: `${registry.port}` });
       const from = new RegistryClient({ url: staging.url });
       const to = new RegistryClient({ url: registry.url, username: user, password: users[user] });
-      await syncRepository(from, to, repo);
+      await syncRepository(from, to, validateRepositoryName(repo));
       await Promise.all([from.close(), to.close()]);
     } finally {
       await staging.stop();
@@ -74,10 +74,10 @@ describe('bearer-token authentication against a real registry', () => {
       const before = issuer.requests.length;
       const p = new RegistryClient({ url: primary.url, username: 'primary_bot', password: users.primary_bot }, { concurrency: 1 });
       const s = new RegistryClient({ url: secondary.url, username: 'secondary_bot', password: users.secondary_bot }, { concurrency: 1 });
-      const first = await syncRepository(p, s, repo);
+      const first = await syncRepository(p, s, validateRepositoryName(repo));
       // Outlive the tokens, then reuse the same clients: a 401 or the lifetime makes them fetch new ones.
       await new Promise((resolve) => setTimeout(resolve, 2_100));
-      const second = await syncRepository(p, s, repo);
+      const second = await syncRepository(p, s, validateRepositoryName(repo));
       await Promise.all([p.close(), s.close()]);
       expect(first.status).toBe('synced');
       expect(second.status).toBe('synced');
@@ -129,7 +129,7 @@ describe('a token service that fails for a while', () => {
       for (const repo of ['token/503', 'token/429', 'token/reset', 'token/refused']) await pushImage(staging.url, repo, 'v1', { seed: repo });
       const from = new RegistryClient({ url: staging.url });
       const to = new RegistryClient({ url: primary.url, username: 'primary_bot', password: users.primary_bot });
-      for (const repo of ['token/503', 'token/429', 'token/reset', 'token/refused']) await syncRepository(from, to, repo);
+      for (const repo of ['token/503', 'token/429', 'token/reset', 'token/refused']) await syncRepository(from, to, validateRepositoryName(repo));
       await Promise.all([from.close(), to.close()]);
     } finally {
       await staging.stop();
@@ -149,7 +149,7 @@ describe('a token service that fails for a while', () => {
     const p = new RegistryClient({ url: primary.url, username: 'primary_bot', password: users.primary_bot }, options);
     const s = new RegistryClient({ url: secondary.url }, options);
     try {
-      const outcome = await syncRepository(p, s, repo).then((report) => report.status, (error: { code?: string }) => error.code);
+      const outcome = await syncRepository(p, s, validateRepositoryName(repo)).then((report) => report.status, (error: { code?: string }) => error.code);
       return { outcome, waits, injected, retries: p.transport.stats.retries };
     } finally {
       tokenProxy.setRule(() => undefined);

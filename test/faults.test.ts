@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PassThrough, Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { RegistryClient, syncRepository, verifyRepository } from '../shared/engine/index.js';
+import { RegistryClient, syncRepository, validateRepositoryName, verifyRepository } from '../shared/engine/index.js';
 import { seededRandom, startFaultProxy, type Fault, type FaultProxy } from './support/fault-proxy.js';
 import { startRegistryPair, type RegistryPair } from './support/registry.js';
 import { createHash } from 'node:crypto';
@@ -36,7 +36,7 @@ async function syncRecordingWaits(repo: string, rule: Parameters<FaultProxy['set
   primaryProxy.setRule(rule);
   const { p, s, close } = clients({ ...options, sleep: async (ms) => void waits.push(ms) });
   try {
-    expect((await syncRepository(p, s, repo)).status).toBe('synced');
+    expect((await syncRepository(p, s, validateRepositoryName(repo))).status).toBe('synced');
   } finally {
     primaryProxy.setRule(() => undefined);
     await close();
@@ -70,7 +70,7 @@ describe('faults between the engine and real registries', () => {
     const { p, s, close } = clients();
     try {
       for (const repo of repos) {
-        const report = await syncRepository(p, s, repo, { maxPrune: 1 });
+        const report = await syncRepository(p, s, validateRepositoryName(repo), { maxPrune: 1 });
         expect(report.failed).toEqual([]);
         expect(report.status).toBe('synced');
       }
@@ -104,7 +104,7 @@ describe('faults between the engine and real registries', () => {
     const p = new RegistryClient({ url: primaryProxy.url }, { ...fast, retries: 12, concurrency: 16 });
     const s = new RegistryClient({ url: S() }, { concurrency: 16 });
     try {
-      const report = await syncRepository(p, s, repo, { concurrency: 16 });
+      const report = await syncRepository(p, s, validateRepositoryName(repo), { concurrency: 16 });
       expect(report.status).toBe('synced');
       // Sixteen at first; halved once per burst of 429s, and only a few answers since to climb back.
       expect(p.transport.concurrencyLimit).toBeLessThan(8);
@@ -123,7 +123,7 @@ describe('faults between the engine and real registries', () => {
     primaryProxy.log.length = 0;
     const { p, s, close } = clients();
     try {
-      const report = await syncRepository(p, s, repo);
+      const report = await syncRepository(p, s, validateRepositoryName(repo));
       expect(report.status).toBe('synced');
       expect(report.plan.copy.map((c) => [c.tag, c.primary])).toEqual([['b', (await readTags(P(), repo)).b], ['c', (await readTags(P(), repo)).c]]);
     } finally {
@@ -148,7 +148,7 @@ describe('faults between the engine and real registries', () => {
     secondaryProxy.log.length = 0;
     const { p, s, close } = clients();
     try {
-      const report = await syncRepository(p, s, repo);
+      const report = await syncRepository(p, s, validateRepositoryName(repo));
       expect(report.status).toBe('synced');
     } finally {
       await close();
@@ -178,7 +178,7 @@ describe('faults between the engine and real registries', () => {
     primaryProxy.setRule(({ path }) => (path.includes('/tags/list') && ++listings > 1 ? { kind: 'status', status: 500 } : undefined));
     const { p, s, close } = clients({ retries: 0 });
     try {
-      await expect(syncRepository(p, s, repo)).rejects.toMatchObject({ code: 'CONFIRMATION_FAILED', invalid: false, message: expect.stringMatching(/1 tag\(s\) written, but the primary could not be read again/) });
+      await expect(syncRepository(p, s, validateRepositoryName(repo))).rejects.toMatchObject({ code: 'CONFIRMATION_FAILED', invalid: false, message: expect.stringMatching(/1 tag\(s\) written, but the primary could not be read again/) });
     } finally {
       primaryProxy.setRule(() => undefined);
       await close();
@@ -202,7 +202,7 @@ describe('faults between the engine and real registries', () => {
     primaryProxy.setRule(({ method, path }) => (method === 'GET' && path.includes(`/blobs/${layer}`) && cuts++ < 2 ? { kind: 'truncate' } : undefined));
     const { p, s, close } = clients();
     try {
-      const report = await syncRepository(p, s, repo);
+      const report = await syncRepository(p, s, validateRepositoryName(repo));
       expect(report.status).toBe('synced');
       expect(report.bytesCopied).toBe(size + config.length);
     } finally {
@@ -220,7 +220,7 @@ describe('faults between the engine and real registries', () => {
     primaryProxy.setRule(({ path }) => (path.includes('/tags/list') ? { kind: 'status', status: 500 } : undefined));
     const { p, s, close } = clients({ retries: 2 });
     try {
-      await expect(syncRepository(p, s, repo, { maxPrune: 1 })).rejects.toMatchObject({ invalid: false });
+      await expect(syncRepository(p, s, validateRepositoryName(repo), { maxPrune: 1 })).rejects.toMatchObject({ invalid: false });
     } finally {
       primaryProxy.setRule(() => undefined);
       await close();
@@ -236,7 +236,7 @@ describe('faults between the engine and real registries', () => {
     primaryProxy.setRule(({ path }) => (path.includes(bad.layerDigests[0]!) ? { kind: 'status', status: 503 } : undefined));
     const { p, s, close } = clients({ retries: 1 });
     try {
-      const report = await syncRepository(p, s, repo);
+      const report = await syncRepository(p, s, validateRepositoryName(repo));
       expect(report.status).toBe('failed');
       expect(report.failed.map((f) => f.tag)).toEqual(['bad']);
       expect(report.failed[0]!.error).toMatch(/503/);
@@ -246,7 +246,7 @@ describe('faults between the engine and real registries', () => {
       await close();
     }
     const { p: p2, s: s2, close: close2 } = clients();
-    expect((await verifyRepository(p2, s2, repo)).missing).toEqual(['bad']);
+    expect((await verifyRepository(p2, s2, validateRepositoryName(repo))).missing).toEqual(['bad']);
     await close2();
   });
 });

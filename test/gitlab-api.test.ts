@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RegistryClient, readTagMap, syncRepository, verifyRepository } from '../shared/engine/index.js';
+import { RegistryClient, readTagMap, syncRepository, validateRepositoryName, verifyRepository } from '../shared/engine/index.js';
 import { startAuthFront } from './support/auth-front.js';
 import { startFaultProxy } from './support/fault-proxy.js';
 import { startGitlabApi, type GitlabApiServer } from './support/gitlab-api.js';
@@ -36,8 +36,8 @@ describe("GitLab's tag list API", () => {
   it('syncs and verifies through it against a plain secondary', async () => {
     const primary = new RegistryClient({ url: gitlab.url });
     const secondary = new RegistryClient({ url: registries.secondary.url });
-    const report = await syncRepository(primary, secondary, repo);
-    const verify = await verifyRepository(primary, secondary, repo);
+    const report = await syncRepository(primary, secondary, validateRepositoryName(repo));
+    const verify = await verifyRepository(primary, secondary, validateRepositoryName(repo));
     await Promise.all([primary.close(), secondary.close()]);
     expect(report.status).toBe('synced');
     expect(report.done.copied).toHaveLength(TAGS);

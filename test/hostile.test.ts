@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RegistryClient, syncRepository } from '../shared/engine/index.js';
+import { RegistryClient, syncRepository, validateRepositoryName } from '../shared/engine/index.js';
 import { runGeoSync } from './support/cli.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
 import { readTags } from './support/seed.js';
@@ -75,7 +75,7 @@ describe('a hostile or broken primary', () => {
     const repo = `hostile/${name}`;
     const primary = new RegistryClient({ url: fakeUrl }, { retries: 0 });
     const target = new RegistryClient({ url: secondary.url });
-    const report = await syncRepository(primary, target, repo);
+    const report = await syncRepository(primary, target, validateRepositoryName(repo));
     await Promise.all([primary.close(), target.close()]);
 
     expect(report.status).toBe('failed');

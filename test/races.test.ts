@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RegistryClient, syncRepository } from '../shared/engine/index.js';
+import { RegistryClient, syncRepository, validateRepositoryName } from '../shared/engine/index.js';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
 import { startRegistryPair, type RegistryPair } from './support/registry.js';
 import { deleteManifest, pushImage, readTags } from './support/seed.js';
@@ -34,7 +34,7 @@ async function syncWhile(repo: string, when: (method: string, path: string) => b
   const primary = new RegistryClient({ url: proxy.url });
   const secondary = new RegistryClient({ url: S() });
   try {
-    return await syncRepository(primary, secondary, repo, { maxPrune: 1 });
+    return await syncRepository(primary, secondary, validateRepositoryName(repo), { maxPrune: 1 });
   } finally {
     proxy.setRule(() => undefined);
     await pending;

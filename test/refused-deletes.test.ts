@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RegistryClient, syncRepository } from '../shared/engine/index.js';
+import { RegistryClient, syncRepository, validateRepositoryName } from '../shared/engine/index.js';
 import { DELETE_PROBE_DIGEST } from '../shared/engine/registry/client.js';
 import { THROWAWAY_ANNOTATION } from '../shared/engine/tag-removal.js';
 import { runGeoSync } from './support/cli.js';
@@ -79,7 +79,7 @@ describe('a secondary that refuses deletes (storage.delete.enabled: false)', () 
     const repo = 'refused/engine';
     const before = await seedScenario(noDeletes.url, repo);
 
-    const report = await syncRepository(client.p, client.s, repo, { maxPrune: 1 });
+    const report = await syncRepository(client.p, client.s, validateRepositoryName(repo), { maxPrune: 1 });
 
     expect(report.status).toBe('differences');
     expect(report.done).toEqual({ copied: ['c'], repaired: ['b'], removed: [] });
@@ -124,7 +124,7 @@ describe('a read-only secondary (storage.maintenance.readonly)', () => {
     const p = new RegistryClient({ url: P() });
     const s = new RegistryClient({ url: readOnly.url });
     try {
-      await expect(syncRepository(p, s, repo, { maxPrune: 1 })).rejects.toMatchObject({ code: 'SECONDARY_READ_ONLY', invalid: false });
+      await expect(syncRepository(p, s, validateRepositoryName(repo), { maxPrune: 1 })).rejects.toMatchObject({ code: 'SECONDARY_READ_ONLY', invalid: false });
       // The one write sent is the harmless delete probe.
       expect(s.transport.stats.writes).toBe(1);
     } finally {
@@ -175,7 +175,7 @@ describe('a secondary that starts refusing deletes after the probe', () => {
     const p = new RegistryClient({ url: P() });
     const s = new RegistryClient({ url: proxy.url });
     try {
-      const report = await syncRepository(p, s, repo, { maxPrune: 1 });
+      const report = await syncRepository(p, s, validateRepositoryName(repo), { maxPrune: 1 });
 
       expect(report.status).toBe('differences');
       expect(report.done.removed).toEqual([]);
@@ -206,7 +206,7 @@ describe('a secondary that starts refusing deletes after the probe', () => {
     const p = new RegistryClient({ url: P() });
     const s = new RegistryClient({ url: proxy.url });
     try {
-      const report = await syncRepository(p, s, repo, { maxPrune: 1 });
+      const report = await syncRepository(p, s, validateRepositoryName(repo), { maxPrune: 1 });
 
       expect(report.status).toBe('failed');
       expect(report.removalRefused).toBeUndefined();

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { exitCodeFor } from '../shared/cli/exit-codes.js';
 import { syncExitCode } from '../shared/cli/main.js';
-import { GeoSyncError, RegistryClient, syncRepository, type SyncReport } from '../shared/engine/index.js';
+import { GeoSyncError, RegistryClient, syncRepository, validateRepositoryName, type SyncReport } from '../shared/engine/index.js';
 import { DELETE_PROBE_DIGEST } from '../shared/engine/registry/client.js';
 import type { CliResult } from './support/cli.js';
 import { seededRandom, startFaultProxy, type Fault, type FaultProxy, type ProxiedRequest } from './support/fault-proxy.js';
@@ -234,7 +234,7 @@ describe('soak', () => {
           const s = new RegistryClient({ url: proxies[1]!.url }, options);
           let report: SyncReport | undefined;
           try {
-            report = await syncRepository(p, s, repository, { maxPrune: 1, concurrency: 4 });
+            report = await syncRepository(p, s, validateRepositoryName(repository), { maxPrune: 1, concurrency: 4 });
             bump(exitCodes, syncExitCode(report));
           } catch (error) {
             add(counts, 'runsAborted', 1);

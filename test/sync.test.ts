@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RegistryClient, syncRepository, verifyRepository } from '../shared/engine/index.js';
+import { RegistryClient, syncRepository, validateRepositoryName, verifyRepository } from '../shared/engine/index.js';
 import { startRegistryPair, type RegistryPair } from './support/registry.js';
 import { blobExists, deleteBlob, deleteManifest, getManifest, manifestExists, pushImage, pushManifest, pushMultiArch, readTags } from './support/seed.js';
 
@@ -35,7 +35,7 @@ describe('sync of one repository against two real registries', () => {
     await pushImage(P(), repo, 'v2', { format: 'docker' });
     await pushImage(P(), repo, 'latest', { format: 'oci', seed: 'latest' });
 
-    const report = await syncRepository(primary, secondary, repo);
+    const report = await syncRepository(primary, secondary, validateRepositoryName(repo));
 
     expect(report.status).toBe('synced');
     expect(report.done.copied).toEqual(['latest', 'v1', 'v2']);
@@ -50,7 +50,7 @@ describe('sync of one repository against two real registries', () => {
     await pushImage(S(), repo, 'keep');
     await pushImage(S(), repo, 'stray', { seed: 'stray' });
 
-    const report = await syncRepository(primary, secondary, repo);
+    const report = await syncRepository(primary, secondary, validateRepositoryName(repo));
 
     expect(report.done.removed).toEqual(['stray']);
     expect(await readTags(S(), repo)).toEqual(await readTags(P(), repo));
@@ -60,12 +60,12 @@ describe('sync of one repository against two real registries', () => {
     const repo = 'shared/digest';
     const image = await pushImage(P(), repo, 'stable');
     await pushImage(P(), repo, 'v1');
-    await syncRepository(primary, secondary, repo);
+    await syncRepository(primary, secondary, validateRepositoryName(repo));
     // On the secondary only: a second tag on the very manifest `stable` uses.
     await pushManifest(S(), repo, 'alias', image.bytes, image.mediaType);
     expect((await readTags(S(), repo)).alias).toBe(image.digest);
 
-    const report = await syncRepository(primary, secondary, repo);
+    const report = await syncRepository(primary, secondary, validateRepositoryName(repo));
 
     expect(report.done.removed).toEqual(['alias']);
     const tags = await readTags(S(), repo);
@@ -77,11 +77,11 @@ describe('sync of one repository against two real registries', () => {
   it('removes an extra tag that points at a child of a kept index without breaking the index', async () => {
     const repo = 'index/child';
     const { index, children } = await pushMultiArch(P(), repo, 'multi', 'oci');
-    await syncRepository(primary, secondary, repo);
+    await syncRepository(primary, secondary, validateRepositoryName(repo));
     const child = children[0]!;
     await pushManifest(S(), repo, 'amd64-only', child.bytes, child.mediaType);
 
-    const report = await syncRepository(primary, secondary, repo);
+    const report = await syncRepository(primary, secondary, validateRepositoryName(repo));
 
     expect(report.done.removed).toEqual(['amd64-only']);
     expect(await readTags(S(), repo)).toEqual({ multi: index.digest });
@@ -95,7 +95,7 @@ describe('sync of one repository against two real registries', () => {
     await pushImage(S(), repo, '1.4', { seed: 'impostor' });
     expect((await readTags(S(), repo))['1.4']).not.toBe(original.digest);
 
-    const report = await syncRepository(primary, secondary, repo);
+    const report = await syncRepository(primary, secondary, validateRepositoryName(repo));
 
     expect(report.plan.repair).toEqual([{ tag: '1.4', primary: original.digest, secondary: expect.any(String) }]);
     expect(report.done.repaired).toEqual(['1.4']);
@@ -106,7 +106,7 @@ describe('sync of one repository against two real registries', () => {
     const repo = `multi/${format}`;
     const { index, children } = await pushMultiArch(P(), repo, 'latest', format);
 
-    await syncRepository(primary, secondary, repo);
+    await syncRepository(primary, secondary, validateRepositoryName(repo));
 
     const copied = await getManifest(S(), repo, 'latest');
     expect(copied!.digest).toBe(index.digest);
@@ -121,7 +121,7 @@ describe('sync of one repository against two real registries', () => {
   it('handles nested repository names', async () => {
     const repo = 'group/sub-group/deeper/my_app.v2';
     await pushImage(P(), repo, 'v1');
-    const report = await syncRepository(primary, secondary, repo);
+    const report = await syncRepository(primary, secondary, validateRepositoryName(repo));
     expect(report.status).toBe('synced');
     expect(await readTags(S(), repo)).toEqual(await readTags(P(), repo));
   });
@@ -130,10 +130,10 @@ describe('sync of one repository against two real registries', () => {
     const repo = 'noop/app';
     await pushImage(P(), repo, 'a');
     await pushMultiArch(P(), repo, 'b', 'docker');
-    await syncRepository(primary, secondary, repo);
+    await syncRepository(primary, secondary, validateRepositoryName(repo));
 
     const { p, s, close } = freshClients();
-    const report = await syncRepository(p, s, repo);
+    const report = await syncRepository(p, s, validateRepositoryName(repo));
     await close();
 
     expect(report.status).toBe('synced');
@@ -151,7 +151,7 @@ describe('sync of one repository against two real registries', () => {
     for (const tag of ['t1', 't2', 't3', 't4']) await pushImage(P(), repo, tag, { sharedLayer: base });
 
     const { p, s, close } = freshClients();
-    const report = await syncRepository(p, s, repo);
+    const report = await syncRepository(p, s, validateRepositoryName(repo));
     await close();
 
     // 4 configs + 4 own layers + 1 shared base layer.
@@ -165,7 +165,7 @@ describe('guards: nothing is removed without a complete listing of the primary',
     const repo = 'gone/app';
     await pushImage(S(), repo, 'precious');
 
-    await expect(syncRepository(primary, secondary, repo)).rejects.toMatchObject({ code: 'REPOSITORY_NOT_FOUND', invalid: false });
+    await expect(syncRepository(primary, secondary, validateRepositoryName(repo))).rejects.toMatchObject({ code: 'REPOSITORY_NOT_FOUND', invalid: false });
     expect(Object.keys(await readTags(S(), repo))).toEqual(['precious']);
   });
 
@@ -174,7 +174,7 @@ describe('guards: nothing is removed without a complete listing of the primary',
     await pushImage(S(), repo, 'precious');
     const dead = new RegistryClient({ url: 'http://127.0.0.1:9' }, { retries: 1, backoff: { baseMs: 10, capMs: 20 } });
 
-    await expect(syncRepository(dead, secondary, repo)).rejects.toMatchObject({ code: 'REGISTRY_UNREACHABLE', invalid: false });
+    await expect(syncRepository(dead, secondary, validateRepositoryName(repo))).rejects.toMatchObject({ code: 'REGISTRY_UNREACHABLE', invalid: false });
     await dead.close();
     expect(Object.keys(await readTags(S(), repo))).toEqual(['precious']);
   });
@@ -186,14 +186,14 @@ describe('guards: nothing is removed without a complete listing of the primary',
     await pushImage(S(), repo, 'kept', { seed: 'old' });
     for (const tag of ['x1', 'x2', 'x3']) await pushImage(S(), repo, tag);
 
-    const report = await syncRepository(primary, secondary, repo, { maxPrune: 0.5 });
+    const report = await syncRepository(primary, secondary, validateRepositoryName(repo), { maxPrune: 0.5 });
 
     expect(report.status).toBe('differences');
     expect(report.guard?.reason).toMatch(/would remove 3 of 4 tags/);
     expect(report.done).toEqual({ copied: ['new'], repaired: ['kept'], removed: [] });
     expect(Object.keys(await readTags(S(), repo)).sort()).toEqual(['kept', 'new', 'x1', 'x2', 'x3']);
 
-    const allowed = await syncRepository(primary, secondary, repo, { maxPrune: 1 });
+    const allowed = await syncRepository(primary, secondary, validateRepositoryName(repo), { maxPrune: 1 });
     expect(allowed.done.removed).toEqual(['x1', 'x2', 'x3']);
     expect(await readTags(S(), repo)).toEqual(await readTags(P(), repo));
   });
@@ -204,15 +204,15 @@ describe('deep verification and repair', () => {
     const repo = 'deep/app';
     const { children } = await pushMultiArch(P(), repo, 'multi', 'oci');
     const single = await pushImage(P(), repo, 'single');
-    await syncRepository(primary, secondary, repo);
+    await syncRepository(primary, secondary, validateRepositoryName(repo));
     // Damage the secondary below the tags: the tags still verify, the images do not pull.
     await deleteManifest(S(), repo, children[1]!.digest);
     await deleteBlob(S(), repo, single.layerDigests[0]!);
 
-    const shallow = await verifyRepository(primary, secondary, repo);
+    const shallow = await verifyRepository(primary, secondary, validateRepositoryName(repo));
     expect(shallow.status).toBe('synced');
     const { p, s, close } = freshClients();
-    const deep = await verifyRepository(p, s, repo, { deep: true });
+    const deep = await verifyRepository(p, s, validateRepositoryName(repo), { deep: true });
     expect(deep.status).toBe('mismatch');
     expect(deep.deep!.missing.map((m) => `${m.kind} ${m.digest}`).sort()).toEqual(
       [`manifest ${children[1]!.digest}`, `blob ${single.layerDigests[0]}`].sort(),
@@ -221,13 +221,13 @@ describe('deep verification and repair', () => {
     await close();
 
     const fresh = freshClients();
-    const repaired = await syncRepository(fresh.p, fresh.s, repo, { deep: true });
+    const repaired = await syncRepository(fresh.p, fresh.s, validateRepositoryName(repo), { deep: true });
     await fresh.close();
     expect(repaired.status).toBe('synced');
     expect(await manifestExists(S(), repo, children[1]!.digest)).toBe(true);
     expect(await blobExists(S(), repo, single.layerDigests[0]!)).toBe(true);
     const again = freshClients();
-    expect((await verifyRepository(again.p, again.s, repo, { deep: true })).status).toBe('synced');
+    expect((await verifyRepository(again.p, again.s, validateRepositoryName(repo), { deep: true })).status).toBe('synced');
     await again.close();
   });
 });
@@ -236,11 +236,11 @@ describe('listings and mounts', () => {
   it('refills a repository whose tags were all deleted (the registry answers {"tags": null})', async () => {
     const repo = 'emptied/app';
     const image = await pushImage(P(), repo, 'v1');
-    await syncRepository(primary, secondary, repo);
+    await syncRepository(primary, secondary, validateRepositoryName(repo));
     await deleteManifest(S(), repo, image.digest);
     expect(await readTags(S(), repo)).toEqual({});
 
-    const report = await syncRepository(primary, secondary, repo);
+    const report = await syncRepository(primary, secondary, validateRepositoryName(repo));
 
     expect(report.done.copied).toEqual(['v1']);
     expect(await readTags(S(), repo)).toEqual({ v1: image.digest });
@@ -251,8 +251,8 @@ describe('listings and mounts', () => {
     await pushImage(P(), 'mount/one', 'v1', { sharedLayer: base });
     await pushImage(P(), 'mount/two', 'v1', { sharedLayer: base });
     const { p, s, close } = freshClients();
-    const first = await syncRepository(p, s, 'mount/one');
-    const second = await syncRepository(p, s, 'mount/two');
+    const first = await syncRepository(p, s, validateRepositoryName('mount/one'));
+    const second = await syncRepository(p, s, validateRepositoryName('mount/two'));
     await close();
     expect(first.blobsMounted).toBe(0);
     expect(second.blobsMounted).toBe(1);

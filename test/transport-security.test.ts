@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RegistryClient, syncRepository } from '../shared/engine/index.js';
+import { RegistryClient, syncRepository, validateRepositoryName } from '../shared/engine/index.js';
 import { runGeoSync } from './support/cli.js';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
@@ -86,7 +86,7 @@ describe('credentials stay on the registry host', () => {
     await pushImage(registry.url, 'redirect/app', 'v1', { auth: basicAuth('u', 'redirect-Secret') });
     const primary = new RegistryClient({ url: proxy.url, username: 'u', password: 'redirect-Secret' });
     const secondary = new RegistryClient({ url: target.url });
-    const report = await syncRepository(primary, secondary, 'redirect/app');
+    const report = await syncRepository(primary, secondary, validateRepositoryName('redirect/app'));
     await Promise.all([primary.close(), secondary.close()]);
 
     expect(report.status).toBe('synced');

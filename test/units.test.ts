@@ -3,7 +3,7 @@ import { tagChecksum } from '../shared/engine/checksum.js';
 import { exitCodeFor } from '../shared/cli/exit-codes.js';
 import { STATUSES } from '../shared/engine/status.js';
 import { GeoSyncError, invalidInput } from '../shared/engine/errors.js';
-import { manifestReferences, validateDigest, validateRepositoryName, validateTag, MediaType } from '../shared/engine/oci.js';
+import { manifestReferences, validateDigest, validateRepositoryName, validateTag, MediaType, type Repository } from '../shared/engine/oci.js';
 import { planRepository, pruneGuard } from '../shared/engine/planner.js';
 import { parseChallenge } from '../shared/engine/registry/auth.js';
 import { nextLink } from '../shared/engine/registry/client.js';
@@ -115,6 +115,12 @@ describe('input validation names the problem', () => {
   });
   it.each(['', 'Upper', 'a//b', '/a', 'a/', '../x', 'a b', '-a', 'a_', 'a/.b', 'x'.repeat(256)])('rejects repository %j', (name) => {
     expect(() => validateRepositoryName(name)).toThrow(GeoSyncError);
+  });
+  it('makes the only Repository values: a plain string is refused by the compiler', () => {
+    const checked: Repository = validateRepositoryName('group/app');
+    // @ts-expect-error a name that has not been through the validator is not a Repository
+    const unchecked: Repository = 'group/app';
+    expect(checked).toBe(unchecked);
   });
   it.each(['latest', 'v1.2.3', '_x', 'A'.repeat(128)])('accepts tag %s', (tag) => expect(validateTag(tag)).toBe(tag));
   it.each(['', '.x', '-x', 'a/b', '../x', 'A'.repeat(129)])('rejects tag %j', (tag) => {

@@ -68,8 +68,8 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
       .exitOverride();
 
   common(program.command('plan <repository>').description('show what sync would change; changes nothing')).action(
-    async (repository: string, options: CommonOptions) => {
-      validateRepositoryName(repository);
+    async (name: string, options: CommonOptions) => {
+      const repository = validateRepositoryName(name);
       setExit(
         await forEachSecondary(env, options, repository, { format: formatPlan, exitCode: syncExitCode }, (primary, secondary, logger) =>
           syncRepository(primary, secondary, repository, { dryRun: true, concurrency: options.concurrency, gitlabApi: options.gitlabApi, logger }),
@@ -82,8 +82,8 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
     .option('--dry-run', 'plan only; change nothing')
     .option('--deep', 'also check every child manifest and blob on the secondary, and repair what is missing')
     .addOption(new Option('--max-prune <fraction>', 'remove nothing when more than this fraction of the tags both sides hold together would go').default(0.5).argParser(fraction))
-    .action(async (repository: string, options: CommonOptions & { dryRun?: boolean; deep?: boolean; maxPrune: number }) => {
-      validateRepositoryName(repository);
+    .action(async (name: string, options: CommonOptions & { dryRun?: boolean; deep?: boolean; maxPrune: number }) => {
+      const repository = validateRepositoryName(name);
       const showProgress = !options.json && process.stdout.isTTY === true && process.stderr.isTTY === true;
       const present = { format: options.dryRun ? formatPlan : formatSync, exitCode: syncExitCode };
       setExit(
@@ -104,8 +104,8 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
   common(program.command('verify <repository>').description('compare the (tag, digest) checksums of both sides; changes nothing'))
     .option('--deep', 'also check that every child manifest and blob exists on the secondary')
     .addOption(new Option('--checksum <kind>', 'canonical, or gitlab (GitLab Geo\'s form)').choices(['canonical', 'gitlab']).default('canonical'))
-    .action(async (repository: string, options: CommonOptions & { deep?: boolean; checksum: 'canonical' | 'gitlab' }) => {
-      validateRepositoryName(repository);
+    .action(async (name: string, options: CommonOptions & { deep?: boolean; checksum: 'canonical' | 'gitlab' }) => {
+      const repository = validateRepositoryName(name);
       setExit(
         await forEachSecondary(env, options, repository, { format: formatVerify, exitCode: verifyExitCode }, (primary, secondary, logger) =>
           verifyRepository(primary, secondary, repository, { deep: options.deep, checksum: options.checksum, concurrency: options.concurrency, gitlabApi: options.gitlabApi, logger }),

@@ -55,8 +55,16 @@ export function isSchema1MediaType(mediaType: string): boolean {
   return mediaType === MediaType.dockerSchema1 || mediaType === MediaType.dockerSchema1Signed || mediaType === 'application/json';
 }
 
+/**
+ * Names that passed their validator: only validateRepositoryName, validateTag and validateDigest
+ * make them, so the compiler checks that a name was validated before the engine acts on it.
+ */
+export type Repository = string & { readonly __valid: 'Repository' };
+export type Tag = string & { readonly __valid: 'Tag' };
+export type Digest = string & { readonly __valid: 'Digest' };
+
 /** Validates a repository path against the distribution grammar; the error names what is wrong. */
-export function validateRepositoryName(name: string): string {
+export function validateRepositoryName(name: string): Repository {
   if (typeof name !== 'string' || name.length === 0) throw invalidInput('INVALID_REPOSITORY', 'repository name is empty');
   if (name.length > 255) throw invalidInput('INVALID_REPOSITORY', `repository name is longer than 255 characters: ${quote(name.slice(0, 40))}...`);
   for (const component of name.split('/')) {
@@ -67,27 +75,27 @@ export function validateRepositoryName(name: string): string {
       );
     }
   }
-  return name;
+  return name as Repository;
 }
 
 export function isValidTag(tag: string): boolean {
   return typeof tag === 'string' && TAG.test(tag);
 }
 
-export function validateTag(tag: string): string {
+export function validateTag(tag: string): Tag {
   if (!isValidTag(tag)) {
     throw invalidInput('INVALID_TAG', `invalid tag ${quote(tag)}: a tag is 1-128 characters of letters, digits, '_', '.' and '-', not starting with '.' or '-'`);
   }
-  return tag;
+  return tag as Tag;
 }
 
 export function isValidDigest(digest: string): boolean {
   return typeof digest === 'string' && DIGEST.test(digest);
 }
 
-export function validateDigest(digest: string): string {
+export function validateDigest(digest: string): Digest {
   if (!isValidDigest(digest)) throw invalidInput('INVALID_DIGEST', `invalid digest ${quote(digest)}: expected sha256:<64 hex> or sha512:<128 hex>`);
-  return digest;
+  return digest as Digest;
 }
 
 export function digestAlgorithm(digest: string): 'sha256' | 'sha512' {

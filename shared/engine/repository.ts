@@ -3,7 +3,7 @@ import { tagChecksum, type ChecksumKind } from './checksum.js';
 import { DEFAULT_CONCURRENCY, mapLimit } from './concurrency.js';
 import { GeoSyncError, errorMessage } from './errors.js';
 import { silentLogger, type EngineLogger } from './log.js';
-import { validateRepositoryName } from './oci.js';
+import type { Repository } from './oci.js';
 import { DEFAULT_MAX_PRUNE, isEmptyPlan, planRepository, pruneGuard, type Plan, type PrimaryTagMap } from './planner.js';
 import { readForSync, readPrimary, readTagMap, type ReadOptions, type SyncSides } from './read-tags.js';
 import type { RegistryClient } from './registry/client.js';
@@ -31,8 +31,7 @@ export interface SyncOptions {
  * write (copies and repairs), remove (guarded, last), confirm (the primary read again), report.
  * A dry run plans and reports; with `deep` it also lists what the trees lack.
  */
-export async function syncRepository(primary: RegistryClient, secondary: RegistryClient, repository: string, options: SyncOptions = {}): Promise<SyncReport> {
-  validateRepositoryName(repository);
+export async function syncRepository(primary: RegistryClient, secondary: RegistryClient, repository: Repository, options: SyncOptions = {}): Promise<SyncReport> {
   const startedAt = Date.now();
   const logger = options.logger ?? silentLogger;
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
@@ -196,8 +195,7 @@ export interface VerifyReport {
 }
 
 /** Compares the (tag, digest) checksums of both sides and names every difference; never writes. */
-export async function verifyRepository(primary: RegistryClient, secondary: RegistryClient, repository: string, options: VerifyOptions = {}): Promise<VerifyReport> {
-  validateRepositoryName(repository);
+export async function verifyRepository(primary: RegistryClient, secondary: RegistryClient, repository: Repository, options: VerifyOptions = {}): Promise<VerifyReport> {
   const kind = options.checksum ?? 'canonical';
   const read = { concurrency: options.concurrency ?? DEFAULT_CONCURRENCY, logger: options.logger, gitlabApi: options.gitlabApi };
   const [primaryTags, secondaryTags] = await Promise.all([

@@ -1,6 +1,6 @@
 /** Job: sync one (repository, secondary) pair under a lease, record the outcome, schedule what follows. */
 import { randomUUID } from 'node:crypto';
-import { errorMessage, syncRepository, type SyncReport, type SyncState } from '../engine/index.js';
+import { errorMessage, syncRepository, validateRepositoryName, type SyncReport, type SyncState } from '../engine/index.js';
 import { leaseHeld, type LeaseHeld } from './lease-held.js';
 import type { SyncMessage } from './messages.js';
 import type { Budget, Registries, Runtime } from './ports.js';
@@ -39,7 +39,7 @@ export async function processSyncMessage(message: SyncMessage, registries: Regis
   let next: RepositoryRecord;
   let report: SyncReport | undefined;
   try {
-    report = await syncRepository(registries.primary(), secondary, message.repository, {
+    report = await syncRepository(registries.primary(), secondary, validateRepositoryName(message.repository), {
       deep: message.deep,
       ...(message.maxPrune !== undefined ? { maxPrune: message.maxPrune } : {}),
       deadline: now + budget.remainingMs * WORK_FRACTION,
@@ -102,7 +102,7 @@ function recordMetrics(next: RepositoryRecord, report: SyncReport | undefined, r
 
 /** A dry run for direct invocation: the plan, nothing written, no state touched. */
 export async function planSync(repository: string, secondaryName: string, registries: Registries, runtime: Runtime, deep = false, maxPrune?: number): Promise<SyncReport> {
-  return syncRepository(registries.primary(), registries.secondary(secondaryName), repository, {
+  return syncRepository(registries.primary(), registries.secondary(secondaryName), validateRepositoryName(repository), {
     dryRun: true,
     deep,
     ...(maxPrune !== undefined ? { maxPrune } : {}),

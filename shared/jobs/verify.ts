@@ -1,6 +1,6 @@
 /** Job: verify one (repository, secondary) pair under the lease and record both checksums and the differences. */
 import { randomUUID } from 'node:crypto';
-import { errorMessage, verifyRepository, type VerifyReport } from '../engine/index.js';
+import { errorMessage, validateRepositoryName, verifyRepository, type VerifyReport } from '../engine/index.js';
 import { leaseHeld, type LeaseHeld } from './lease-held.js';
 import type { VerifyMessage } from './messages.js';
 import type { Budget, Registries, Runtime } from './ports.js';
@@ -26,7 +26,7 @@ export async function processVerifyMessage(message: VerifyMessage, registries: R
   let next: RepositoryRecord;
   let report: VerifyReport | undefined;
   try {
-    report = await verifyRepository(registries.primary(), secondary, message.repository, { deep: message.deep, concurrency: runtime.concurrency, logger });
+    report = await verifyRepository(registries.primary(), secondary, validateRepositoryName(message.repository), { deep: message.deep, concurrency: runtime.concurrency, logger });
     next = afterVerify(leased, report, runtime.clock());
   } catch (error) {
     logger.error('verify failed', { ...key, error: errorMessage(error) });
