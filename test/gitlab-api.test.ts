@@ -26,7 +26,7 @@ afterAll(async () => {
 describe("GitLab's tag list API", () => {
   it('reads tags and digests from the API, paged, without a HEAD per tag', async () => {
     const client = new RegistryClient({ url: gitlab.url });
-    const map = await readTagMap(client, repo);
+    const map = await readTagMap(client, validateRepositoryName(repo));
     await client.close();
     expect(Object.fromEntries([...map!].sort())).toEqual(await readTags(registries.primary.url, repo));
     expect(gitlab.counts['gitlab-tags']).toBe(3);
@@ -48,7 +48,7 @@ describe("GitLab's tag list API", () => {
   it('falls back to listing and HEADs when the registry does not offer the API', async () => {
     const plain = await startGitlabApi(registries.primary.url, { enabled: false });
     const client = new RegistryClient({ url: plain.url });
-    const map = await readTagMap(client, repo);
+    const map = await readTagMap(client, validateRepositoryName(repo));
     await client.close();
     await plain.stop();
     expect(map!.size).toBe(TAGS);
@@ -62,7 +62,7 @@ describe("GitLab's tag list API", () => {
     const warnings: { message: string; fields?: Record<string, unknown> }[] = [];
     const logger = { debug() {}, info() {}, error() {}, warn: (message: string, fields?: Record<string, unknown>) => void warnings.push({ message, fields }) };
     const client = new RegistryClient({ url: proxy.url }, { retries: 0, logger });
-    const map = await readTagMap(client, repo);
+    const map = await readTagMap(client, validateRepositoryName(repo));
     await client.close();
     await proxy.stop();
     expect(Object.fromEntries([...map!].sort())).toEqual(await readTags(registries.primary.url, repo));
@@ -73,7 +73,7 @@ describe("GitLab's tag list API", () => {
   it('is not used when turned off', async () => {
     const before = gitlab.counts['gitlab-tags'] ?? 0;
     const client = new RegistryClient({ url: gitlab.url });
-    expect((await readTagMap(client, repo, { gitlabApi: false }))!.size).toBe(TAGS);
+    expect((await readTagMap(client, validateRepositoryName(repo), { gitlabApi: false }))!.size).toBe(TAGS);
     await client.close();
     expect(gitlab.counts['gitlab-tags']).toBe(before);
   });
@@ -81,7 +81,7 @@ describe("GitLab's tag list API", () => {
   it('answers null for a repository that neither the API nor the plain API knows', async () => {
     const before = gitlab.counts['tags-list'] ?? 0;
     const client = new RegistryClient({ url: gitlab.url });
-    expect(await readTagMap(client, 'gitlab/missing')).toBeNull();
+    expect(await readTagMap(client, validateRepositoryName('gitlab/missing'))).toBeNull();
     await client.close();
     expect(gitlab.counts['tags-list']).toBe(before + 1);
   });
@@ -92,7 +92,7 @@ describe("GitLab's tag list API", () => {
     const warnings: { message: string; fields?: Record<string, unknown> }[] = [];
     const logger = { debug() {}, info() {}, error() {}, warn: (message: string, fields?: Record<string, unknown>) => void warnings.push({ message, fields }) };
     const client = new RegistryClient({ url: partial.url }, { logger });
-    const map = await readTagMap(client, repo, { logger });
+    const map = await readTagMap(client, validateRepositoryName(repo), { logger });
     await client.close();
     await partial.stop();
     expect(Object.fromEntries([...map!].sort())).toEqual(await readTags(registries.primary.url, repo));
@@ -104,7 +104,7 @@ describe("GitLab's tag list API", () => {
     const front = await startAuthFront(registries.primary.url, { username: 'geo', password: 'front-secret' });
     const client = new RegistryClient({ url: front.url, username: 'geo', password: 'front-secret' });
     const offered = await client.hasGitlabTagApi();
-    const map = await readTagMap(client, repo);
+    const map = await readTagMap(client, validateRepositoryName(repo));
     await client.close();
     await front.stop();
     expect(offered).toBe(false);
@@ -118,7 +118,7 @@ describe("GitLab's tag list API", () => {
     const proxy = await startFaultProxy(registries.primary.url, ({ path }) => (path === '/gitlab/v1/' ? { kind: 'status', status: 200 } : undefined));
     const client = new RegistryClient({ url: proxy.url });
     const offered = await client.hasGitlabTagApi();
-    const map = await readTagMap(client, repo);
+    const map = await readTagMap(client, validateRepositoryName(repo));
     await client.close();
     await proxy.stop();
     expect(offered).toBe(false);

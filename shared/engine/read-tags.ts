@@ -2,6 +2,7 @@
 import { DEFAULT_CONCURRENCY, mapLimit } from './concurrency.js';
 import { GeoSyncError } from './errors.js';
 import { silentLogger, type EngineLogger } from './log.js';
+import type { Repository } from './oci.js';
 import type { ManifestHead, RegistryClient } from './registry/client.js';
 
 export interface ReadOptions {
@@ -15,7 +16,7 @@ export interface ReadOptions {
  * (tag -> digest) of one repository: from GitLab's tag API where offered, else one listing plus
  * one HEAD per tag. Null when the repository does not exist.
  */
-export async function readTagMap(client: RegistryClient, repository: string, options: ReadOptions = {}): Promise<Map<string, string> | null> {
+export async function readTagMap(client: RegistryClient, repository: Repository, options: ReadOptions = {}): Promise<Map<string, string> | null> {
   const tags = await listTagNames(client, repository, options);
   if (tags === null) return null;
   await readDigests(client, repository, tags, () => true, options);
@@ -23,7 +24,7 @@ export async function readTagMap(client: RegistryClient, repository: string, opt
 }
 
 /** Tag names, with digests already filled in where GitLab's tag API gave them. Null when the repository does not exist. */
-async function listTagNames(client: RegistryClient, repository: string, options: ReadOptions): Promise<Map<string, string | undefined> | null> {
+async function listTagNames(client: RegistryClient, repository: Repository, options: ReadOptions): Promise<Map<string, string | undefined> | null> {
   const gitlab = options.gitlabApi !== false && (await client.hasGitlabTagApi());
   const withDigests = gitlab ? await client.listTagDigestsGitlab(repository) : null;
   if (withDigests !== null) return withDigests;
@@ -38,7 +39,7 @@ async function listTagNames(client: RegistryClient, repository: string, options:
 }
 
 /** HEADs the selected tags whose digest is not known yet; a tag deleted since listing is dropped. */
-async function readDigests(client: RegistryClient, repository: string, tags: Map<string, string | undefined>, selected: (tag: string) => boolean, options: ReadOptions & { onHead?: (head: ManifestHead) => void }): Promise<void> {
+async function readDigests(client: RegistryClient, repository: Repository, tags: Map<string, string | undefined>, selected: (tag: string) => boolean, options: ReadOptions & { onHead?: (head: ManifestHead) => void }): Promise<void> {
   const unread = [...tags].filter(([tag, digest]) => digest === undefined && selected(tag)).map(([tag]) => tag);
   await mapLimit(unread, options.concurrency ?? DEFAULT_CONCURRENCY, async (tag) => {
     const head = await client.headManifest(repository, tag);
@@ -49,12 +50,12 @@ async function readDigests(client: RegistryClient, repository: string, tags: Map
   });
 }
 
-function primaryNotFound(primary: RegistryClient, repository: string): GeoSyncError {
+function primaryNotFound(primary: RegistryClient, repository: Repository): GeoSyncError {
   return new GeoSyncError('REPOSITORY_NOT_FOUND', `repository ${repository} does not exist on the primary ${primary.host}; nothing was changed`);
 }
 
 /** The primary's (tag -> digest); a primary without the repository is an error, never an empty side. */
-export async function readPrimary(primary: RegistryClient, repository: string, options: ReadOptions): Promise<Map<string, string>> {
+export async function readPrimary(primary: RegistryClient, repository: Repository, options: ReadOptions): Promise<Map<string, string>> {
   const tags = await readTagMap(primary, repository, options);
   if (tags === null) throw primaryNotFound(primary, repository);
   return tags;
@@ -76,7 +77,7 @@ export interface SyncSides {
  * secondary has the tag too: a tag to copy is fetched whole, which gives its digest, so a HEAD
  * first would be a request spent for nothing. A dry run reads every digest, to show them.
  */
-export async function readForSync(primary: RegistryClient, secondary: RegistryClient, repository: string, options: ReadOptions & { dryRun?: boolean }): Promise<SyncSides> {
+export async function readForSync(primary: RegistryClient, secondary: RegistryClient, repository: Repository, options: ReadOptions & { dryRun?: boolean }): Promise<SyncSides> {
   const [primaryTags, listed] = await Promise.all([listTagNames(primary, repository, options), listTagNames(secondary, repository, options)]);
   if (primaryTags === null) throw primaryNotFound(primary, repository);
   const secondaryTags = listed ?? new Map<string, string | undefined>();

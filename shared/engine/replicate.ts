@@ -1,7 +1,7 @@
 import { memoByKey } from './concurrency.js';
 import { GeoSyncError } from './errors.js';
 import { silentLogger, type EngineLogger } from './log.js';
-import { manifestReferences, type Descriptor, type RawManifest } from './oci.js';
+import { manifestReferences, type Descriptor, type RawManifest, type Repository } from './oci.js';
 import type { RegistryClient } from './registry/client.js';
 
 /** A manifest or blob that a tagged manifest needs and the secondary lacks. */
@@ -37,7 +37,7 @@ export class Replicator {
   constructor(
     private readonly primary: RegistryClient,
     private readonly secondary: RegistryClient,
-    private readonly repository: string,
+    private readonly repository: Repository,
     /** `write: false` only looks (dry run, verify): what is missing is noted, nothing is written. */
     private readonly options: { deep?: boolean; write?: boolean; logger?: EngineLogger; secondaryIsNew?: boolean } = {},
   ) {}

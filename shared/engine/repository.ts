@@ -98,7 +98,7 @@ async function writeTags(
   plan: Plan,
   replicator: Replicator,
   remover: TagRemover,
-  run: { repository: string; concurrency: number; pastDeadline: () => boolean; onDone: () => void; logger: EngineLogger },
+  run: { repository: Repository; concurrency: number; pastDeadline: () => boolean; onDone: () => void; logger: EngineLogger },
 ): Promise<WriteOutcome> {
   const outcome = { copied: [] as string[], repaired: [] as string[], written: new Map<string, string>(), skipped: [] as TagSkip[], failed: [] as TagFailure[] };
   const writes = [...plan.copy.map((change) => ({ change, kind: 'copy' as const })), ...plan.repair.map((change) => ({ change, kind: 'repair' as const }))];
@@ -146,7 +146,7 @@ async function checkTrees(replicator: Replicator, tags: PrimaryTagMap): Promise<
  * again whole (names and digests): each tag not as the run left it is returned, to be reported
  * as skipped, so the run says 'differences', never 'synced' over a mix of the old and the new state.
  */
-async function changesOnPrimary(primary: RegistryClient, repository: string, planned: PrimaryTagMap, read: ReadOptions, tagsWritten: number): Promise<TagSkip[]> {
+async function changesOnPrimary(primary: RegistryClient, repository: Repository, planned: PrimaryTagMap, read: ReadOptions, tagsWritten: number): Promise<TagSkip[]> {
   let now: Map<string, string>;
   try {
     now = (await readTagMap(primary, repository, read)) ?? new Map<string, string>();

@@ -10,7 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { mapLimit } from './concurrency.js';
 import { GeoSyncError, RegistryError, errorMessage } from './errors.js';
 import type { EngineLogger } from './log.js';
-import { MediaType, digestOf, isValidDigest, type RawManifest } from './oci.js';
+import { MediaType, digestOf, isValidDigest, type RawManifest, type Repository } from './oci.js';
 import { byteOrder, type TagChange, type TagMap } from './planner.js';
 import type { DeleteSupport, ManifestHead, RegistryClient } from './registry/client.js';
 
@@ -44,7 +44,7 @@ export interface RemovalOutcome {
  * touched at all, and a read-only one fails here, before anything is half done. Not asked when
  * the run neither removes nor writes.
  */
-export async function probeDeletes(secondary: RegistryClient, repository: string, run: { removing: boolean; writing: boolean; dryRun: boolean }): Promise<DeleteSupport> {
+export async function probeDeletes(secondary: RegistryClient, repository: Repository, run: { removing: boolean; writing: boolean; dryRun: boolean }): Promise<DeleteSupport> {
   const deletes: DeleteSupport = run.removing || run.writing ? await secondary.probeDeletes(repository) : 'unknown';
   if (deletes === 'read-only' && !run.dryRun) {
     throw new GeoSyncError('SECONDARY_READ_ONLY', `the secondary ${secondary.host} is read-only (it refuses every write with HTTP 405, as in maintenance mode); nothing was written to ${repository}. Run again once it accepts writes`, {
@@ -63,7 +63,7 @@ export class TagRemover {
 
   constructor(
     private readonly secondary: RegistryClient,
-    private readonly repository: string,
+    private readonly repository: Repository,
     private readonly deletes: DeleteSupport,
     read: { tags: TagMap; heads: readonly ManifestHead[] },
     private readonly logger: EngineLogger,
