@@ -1,6 +1,6 @@
 /** Queue on SQS: SendMessageBatch, ten per call, several calls in flight; failed entries are resent. */
 import { SendMessageBatchCommand, type SQSClient, type SendMessageBatchRequestEntry } from '@aws-sdk/client-sqs';
-import { GeoSyncError } from '../engine/index.js';
+import { GeoSyncError, workerPool } from '../engine/index.js';
 import type { Queue } from '../jobs/index.js';
 
 const BATCH = 10;
@@ -25,11 +25,11 @@ export class SqsQueue<M> implements Queue<M> {
         })),
       );
     }
-    let next = 0;
-    const worker = async () => {
-      while (next < batches.length) await this.sendBatch(batches[next++]!);
-    };
-    await Promise.all(Array.from({ length: Math.min(this.concurrency, batches.length) }, worker));
+    let taken = 0;
+    await workerPool(this.concurrency, () => {
+      const batch = batches[taken++];
+      return batch ? () => this.sendBatch(batch) : undefined;
+    });
   }
 
   private async sendBatch(entries: SendMessageBatchRequestEntry[]): Promise<void> {
