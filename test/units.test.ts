@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { tagChecksum } from '../shared/engine/checksum.js';
 import { exitCodeFor } from '../shared/cli/exit-codes.js';
+import { endpointsFor } from '../shared/cli/options.js';
 import { STATUSES } from '../shared/engine/status.js';
 import { GeoSyncError, invalidInput } from '../shared/engine/errors.js';
 import { manifestReferences, validateDigest, validateRepositoryName, validateTag, MediaType, type Repository } from '../shared/engine/oci.js';
@@ -272,5 +273,13 @@ describe('the one vocabulary of statuses', () => {
   it('names every status a report, a record or geo-sync status can show, once', () => {
     expect(STATUSES).toEqual(['synced', 'differences', 'failed', 'incomplete', 'guard-held', 'deletes-refused', 'mismatch', 'unverified', 'pending', 'started']);
     expect(new Set(STATUSES).size).toBe(STATUSES.length);
+  });
+});
+
+describe('the engine names no option of a door', () => {
+  it('a missing registry names its environment variable only; the CLI adds its option', () => {
+    expect(() => endpointsFromEnv({})).toThrow(/^no primary registry: set GEO_SYNC_PRIMARY_URL$/);
+    expect(() => endpointsFor({}, {})).toThrow(/^no primary registry: pass --primary <url> or set GEO_SYNC_PRIMARY_URL$/);
+    expect(() => endpointsFor({}, { primary: 'https://p.example' })).toThrow(/^no secondary registry: pass --secondary <url> or set GEO_SYNC_SECONDARY_URL$/);
   });
 });

@@ -1,11 +1,11 @@
 /** `geo-sync run` and `geo-sync status`: local mode over the same jobs as the Lambda functions. */
 import { Option, type Command } from 'commander';
-import { DEFAULT_CONCURRENCY, endpointsFromEnv, invalidInput, jsonLogger, validateRepositoryName } from '../engine/index.js';
+import { DEFAULT_CONCURRENCY, invalidInput, jsonLogger, validateRepositoryName } from '../engine/index.js';
 import { DEFAULT_STATE_DIR, FileStateStore } from '../local/file-store.js';
 import { localExitCode, runLocal, type LocalProgress, type LocalRunSummary } from '../local/run.js';
 import { overallStatus, withoutLease, type RepositoryRecord } from '../jobs/index.js';
 import { progressBar } from './format.js';
-import { fraction, integerIn, logLevel } from './options.js';
+import { endpointsFor, fraction, integerIn, logLevel } from './options.js';
 
 interface LocalCommandOptions {
   /** Where the exit code goes; the main CLI passes its own setter. Default: process.exitCode. */
@@ -37,7 +37,7 @@ export function registerLocalCommands(program: Command, options: LocalCommandOpt
       if (opts.prefix && opts.repository.length) throw invalidInput('INVALID_OPTION', 'give --repository or --prefix, not both');
       const showProgress = !opts.json && process.stderr.isTTY === true;
       const summary = await runLocal({
-        endpoints: endpointsFromEnv(env, { primary: opts.primary, secondary: opts.secondary }),
+        endpoints: endpointsFor(env, { primary: opts.primary, secondary: opts.secondary }),
         stateDir: opts.stateDir,
         repositories: opts.repository,
         ...(opts.prefix ? { prefix: opts.prefix } : {}),

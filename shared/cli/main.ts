@@ -3,7 +3,6 @@ import {
   DEFAULT_CONCURRENCY,
   GeoSyncError,
   RegistryClient,
-  endpointsFromEnv,
   errorMessage,
   jsonLogger,
   syncRepository,
@@ -16,7 +15,7 @@ import {
 } from '../engine/index.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { registerLocalCommands } from './local-commands.js';
-import { fraction, integerIn, logLevel } from './options.js';
+import { endpointsFor, fraction, integerIn, logLevel } from './options.js';
 import { acquireRepositoryLock } from '../local/lock.js';
 import { formatPlan, formatSync, formatVerify, syncProgress } from './format.js';
 
@@ -169,7 +168,7 @@ async function withClients<T>(
   work: (primary: RegistryClient, secondaries: { name: string; client: RegistryClient }[], logger: EngineLogger) => Promise<T>,
 ): Promise<T> {
   const logger = jsonLogger(logLevel(options.logLevel));
-  const endpoints = endpointsFromEnv(env, { primary: options.primary, secondary: options.secondary });
+  const endpoints = endpointsFor(env, { primary: options.primary, secondary: options.secondary });
   const withCa = <E extends { caFile?: string }>(endpoint: E): E => (options.caFile ? { ...endpoint, caFile: options.caFile } : endpoint);
   const transport = { concurrency: options.concurrency, retries: options.retries, logger };
   const opened: RegistryClient[] = [];

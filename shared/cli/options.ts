@@ -1,6 +1,6 @@
 /** The CLI's option parsers and checks, each written once for every command. */
 import { InvalidArgumentError } from 'commander';
-import { invalidInput, isLogLevel, type LogLevel } from '../engine/index.js';
+import { GeoSyncError, endpointsFromEnv, invalidInput, isLogLevel, type Endpoints, type LogLevel } from '../engine/index.js';
 
 /** An integer option from min to max, as `--concurrency`, `--retries` or `--workers`. */
 export function integerIn(min: number, max: number, name: string) {
@@ -22,4 +22,15 @@ export function fraction(value: string): number {
 export function logLevel(value: string): LogLevel {
   if (!isLogLevel(value)) throw invalidInput('INVALID_OPTION', `--log-level must be debug, info, warn, error or silent, not ${JSON.stringify(value)}`);
   return value;
+}
+
+/** The registries of a command, from its options and the environment; a missing one is named with the option that gives it too. */
+export function endpointsFor(env: NodeJS.ProcessEnv, overrides: { primary?: string; secondary?: string }): Endpoints {
+  try {
+    return endpointsFromEnv(env, overrides);
+  } catch (error) {
+    if (!(error instanceof GeoSyncError) || error.code !== 'MISSING_CONFIG') throw error;
+    const role = error.message.includes('GEO_SYNC_PRIMARY_URL') ? 'primary' : 'secondary';
+    throw invalidInput('MISSING_CONFIG', `no ${role} registry: pass --${role} <url> or set GEO_SYNC_${role.toUpperCase()}_URL`);
+  }
 }

@@ -42,7 +42,7 @@ function looksLikeUrl(value: string): boolean {
 function endpointFromEnv(env: Env, role: 'PRIMARY' | 'SECONDARY', url: string | undefined): RegistryEndpoint {
   const value = url ?? env[`GEO_SYNC_${role}_URL`];
   if (!value) {
-    throw invalidInput('MISSING_CONFIG', `no ${role.toLowerCase()} registry: pass --${role.toLowerCase()} <url> or set GEO_SYNC_${role}_URL`);
+    throw invalidInput('MISSING_CONFIG', `no ${role.toLowerCase()} registry: set GEO_SYNC_${role}_URL`);
   }
   return withoutUndefined({
     url: value,
