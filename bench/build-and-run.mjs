@@ -37,7 +37,9 @@ if (absent.length > 0) {
       ...common,
       logLevel: 'silent',
       stdin: {
-        contents: Object.entries(fanOutParts).map(([name, path]) => `export { ${name} } from './${path}';`).join('\n'),
+        contents: Object.entries(fanOutParts)
+          .map(([name, path]) => `export { ${name} } from './${path}';`)
+          .join('\n'),
         resolveDir: root,
         loader: 'ts',
         sourcefile: 'bench-fan-out-entry.ts',

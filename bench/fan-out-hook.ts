@@ -10,8 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { median } from './measure.js';
 
 export type FanOutFigure =
-  | { skipped: string }
-  | { messagesPerSecond: number; messages: number; samplesMs: number[]; repositories: number; secondaries: number };
+  { skipped: string } | { messagesPerSecond: number; messages: number; samplesMs: number[]; repositories: number; secondaries: number };
 
 /** The parts of the AWS side's modules this hook uses, described structurally (they may be absent at type-check time). */
 interface FanOutModule {
@@ -26,7 +25,10 @@ interface FanOutModule {
   ): Promise<{ kind: string; enqueued?: number }>;
 }
 
-export async function measureFanOutEnqueueRate(bundlePath: string, options: { repositories: number; secondaries: number; reps: number }): Promise<FanOutFigure> {
+export async function measureFanOutEnqueueRate(
+  bundlePath: string,
+  options: { repositories: number; secondaries: number; reps: number },
+): Promise<FanOutFigure> {
   const skipped = process.env.BENCH_FAN_OUT_SKIPPED;
   if (skipped) return { skipped: `the fan-out measurement belongs to the AWS side; ${skipped}` };
   if (!existsSync(bundlePath)) return { skipped: `${bundlePath} was not built (run the bench through bench/build-and-run.mjs)` };
@@ -61,7 +63,13 @@ export async function measureFanOutEnqueueRate(bundlePath: string, options: { re
     const samplesMs: number[] = [];
     for (let rep = 0; rep < options.reps; rep++) samplesMs.push(await run(repositories));
     const messages = repositories.length * secondaries.length;
-    return { messagesPerSecond: messages / (median(samplesMs) / 1000), messages, samplesMs, repositories: repositories.length, secondaries: secondaries.length };
+    return {
+      messagesPerSecond: messages / (median(samplesMs) / 1000),
+      messages,
+      samplesMs,
+      repositories: repositories.length,
+      secondaries: secondaries.length,
+    };
   } finally {
     await local.stop();
   }

@@ -45,7 +45,10 @@ export function summariseProfile(path: string, top = 12): ProfileSummary {
   }
   const totalMs = (profile.endTime - profile.startTime) / 1000;
   const rank = (map: Map<string, number>) =>
-    [...map].sort((a, b) => b[1] - a[1]).slice(0, top).map(([name, ms]) => ({ name, ms: Math.round(ms), share: ms / totalMs }));
+    [...map]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+      .map(([name, ms]) => ({ name, ms: Math.round(ms), share: ms / totalMs }));
   return { totalMs: Math.round(totalMs), byFile: rank(byFile), byFunction: rank(byFunction) };
 }
 

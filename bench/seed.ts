@@ -34,7 +34,12 @@ export async function pushBenchImage(url: string, repository: string, tag: strin
   const layer = randomBytes(UNIQUE_LAYER_BYTES, `${repository}:${tag} ${seed}`);
   const layerDigest = await pushBlob(url, repository, layer);
   const config = Buffer.from(
-    JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Labels: { 'bench.tag': tag, 'bench.seed': seed } }, rootfs: { type: 'layers', diff_ids: [base.digest, layerDigest] } }),
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      config: { Labels: { 'bench.tag': tag, 'bench.seed': seed } },
+      rootfs: { type: 'layers', diff_ids: [base.digest, layerDigest] },
+    }),
   );
   const configDigest = await pushBlob(url, repository, config);
   const manifest = JSON.stringify({

@@ -35,7 +35,7 @@ export async function sequentialVerify(primaryUrl: string, secondaryUrl: string,
 
   const listTags = async (base: string): Promise<string[]> => {
     const tags: string[] = [];
-    for (let next: string | undefined = `${base}/v2/${repository}/tags/list`; next; ) {
+    for (let next: string | undefined = `${base}/v2/${repository}/tags/list`; next;) {
       const response = await send('GET', next);
       if (response.status === 404) return tags;
       if (response.status !== 200) throw new Error(`GET ${next} -> ${response.status}`);

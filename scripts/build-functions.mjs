@@ -6,7 +6,9 @@
 import { build } from 'esbuild';
 import { readdirSync } from 'node:fs';
 
-const names = readdirSync('functions', { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+const names = readdirSync('functions', { withFileTypes: true })
+  .filter((e) => e.isDirectory())
+  .map((e) => e.name);
 
 await Promise.all(
   names.map((name) =>

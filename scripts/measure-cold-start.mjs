@@ -46,7 +46,14 @@ if (!packageDir) {
   packageDir = join(scratch, 'package');
   execFileSync(process.execPath, [resolve('node_modules/osls/bin/serverless.js'), 'package', '--package', packageDir], {
     cwd: join(scratch, 'service'),
-    env: { ...process.env, AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x', AWS_REGION: 'us-east-1', SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off' },
+    env: {
+      ...process.env,
+      AWS_ACCESS_KEY_ID: 'x',
+      AWS_SECRET_ACCESS_KEY: 'x',
+      AWS_REGION: 'us-east-1',
+      SLS_TELEMETRY_DISABLED: '1',
+      SLS_NOTIFICATIONS_MODE: 'off',
+    },
     stdio: 'pipe',
   });
 }
@@ -77,7 +84,9 @@ try {
   console.log('| function zip | bundle (bytes) | map beside it (bytes) | zip (bytes) | NODE_OPTIONS | cold import, median (ms) | min (ms) |');
   console.log('| --- | ---: | ---: | ---: | --- | ---: | ---: |');
   for (const r of rows) {
-    console.log(`| ${r.zip} | ${r.bundle} | ${r.map} | ${r.zipBytes} | ${r.nodeOptions ? `\`${r.nodeOptions}\`` : 'none'} | ${r.median.toFixed(1)} | ${r.min.toFixed(1)} |`);
+    console.log(
+      `| ${r.zip} | ${r.bundle} | ${r.map} | ${r.zipBytes} | ${r.nodeOptions ? `\`${r.nodeOptions}\`` : 'none'} | ${r.median.toFixed(1)} | ${r.min.toFixed(1)} |`,
+    );
   }
 } finally {
   if (scratch) rmSync(scratch, { recursive: true, force: true });

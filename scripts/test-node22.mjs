@@ -20,11 +20,15 @@ const fail = (message) => {
 
 const pkg = process.platform === 'linux' ? PACKAGES[process.arch] : undefined;
 if (!pkg) {
-  fail(`no Node ${MAJOR} package for ${process.platform}/${process.arch}: the Node ${MAJOR} run needs linux on x64 or arm64 (npm packages ${Object.values(PACKAGES).join(', ')})`);
+  fail(
+    `no Node ${MAJOR} package for ${process.platform}/${process.arch}: the Node ${MAJOR} run needs linux on x64 or arm64 (npm packages ${Object.values(PACKAGES).join(', ')})`,
+  );
 }
 const node = join(ROOT, 'node_modules', pkg, 'bin', 'node');
 if (!existsSync(node)) {
-  fail(`${relative(ROOT, node)} is missing: it comes from the optional dependency ${pkg}, pinned in package-lock.json; run \`npm ci\` (an install with --omit=optional leaves it out)`);
+  fail(
+    `${relative(ROOT, node)} is missing: it comes from the optional dependency ${pkg}, pinned in package-lock.json; run \`npm ci\` (an install with --omit=optional leaves it out)`,
+  );
 }
 const version = execFileSync(node, ['--version'], { encoding: 'utf8' }).trim();
 if (!version.startsWith(`v${MAJOR}.`)) fail(`${relative(ROOT, node)} is ${version}, not Node ${MAJOR}`);

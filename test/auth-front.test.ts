@@ -91,7 +91,12 @@ describe('an authenticating front that refuses the credentials', () => {
     const repo = 'front/refused';
     await seedDifferences(repo);
     const before = await readTags(registries.secondary.url, repo);
-    const env = { GEO_SYNC_PRIMARY_URL: registries.primary.url, GEO_SYNC_SECONDARY_URL: secondaryFront.url, ...credentials, GEO_SYNC_SECONDARY_PASSWORD: 'wrong' };
+    const env = {
+      GEO_SYNC_PRIMARY_URL: registries.primary.url,
+      GEO_SYNC_SECONDARY_URL: secondaryFront.url,
+      ...credentials,
+      GEO_SYNC_SECONDARY_PASSWORD: 'wrong',
+    };
 
     for (const command of ['verify', 'sync']) {
       const result = await runGeoSync([command, repo, '--json'], env);

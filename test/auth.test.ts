@@ -91,7 +91,10 @@ describe('bearer-token authentication against a real registry', () => {
   it('exits 3 with a clear message when the token service refuses the credentials, changing nothing', async () => {
     const repo = 'bearer/refused';
     await seed(secondary, 'secondary_bot', repo, ['keep']);
-    const result = await runGeoSync(['sync', repo, '--max-prune', '1'], env({ GEO_SYNC_SECONDARY_PASSWORD: 'not-the-password', GEO_SYNC_PRIMARY_PASSWORD: 'nope-either' }));
+    const result = await runGeoSync(
+      ['sync', repo, '--max-prune', '1'],
+      env({ GEO_SYNC_SECONDARY_PASSWORD: 'not-the-password', GEO_SYNC_PRIMARY_PASSWORD: 'nope-either' }),
+    );
     expect(result.code).toBe(3);
     expect(result.stderr).toMatch(/refused the credentials/);
     expect(result.stderr).not.toContain('not-the-password');
@@ -149,7 +152,10 @@ describe('a token service that fails for a while', () => {
     const p = new RegistryClient({ url: primary.url, username: 'primary_bot', password: users.primary_bot }, options);
     const s = new RegistryClient({ url: secondary.url }, options);
     try {
-      const outcome = await syncRepository(p, s, validateRepositoryName(repo)).then((report) => report.status, (error: { code?: string }) => error.code);
+      const outcome = await syncRepository(p, s, validateRepositoryName(repo)).then(
+        (report) => report.status,
+        (error: { code?: string }) => error.code,
+      );
       return { outcome, waits, injected, retries: p.transport.stats.retries };
     } finally {
       tokenProxy.setRule(() => undefined);

@@ -92,7 +92,9 @@ describe('faults between the engine and real registries', () => {
     const repo = 'throttled/app';
     await pushImage(P(), repo, 'v1');
     let throttled = 0;
-    const waits = await syncRecordingWaits(repo, ({ path }) => (path.includes('/tags/list') && throttled++ < 2 ? { kind: 'status', status: 429, headers: { 'retry-after': '7' } } : undefined));
+    const waits = await syncRecordingWaits(repo, ({ path }) =>
+      path.includes('/tags/list') && throttled++ < 2 ? { kind: 'status', status: 429, headers: { 'retry-after': '7' } } : undefined,
+    );
     expect(waits).toEqual([7000, 7000]);
   });
 
@@ -100,7 +102,9 @@ describe('faults between the engine and real registries', () => {
     const repo = 'throttled/many';
     for (const tag of ['a', 'b', 'c', 'd', 'e', 'f']) await pushImage(P(), repo, tag, { seed: repo });
     let throttled = 0;
-    primaryProxy.setRule(({ path }) => (path.includes('/manifests/') && throttled++ < 24 ? { kind: 'status', status: 429, headers: { 'retry-after': '0' } } : undefined));
+    primaryProxy.setRule(({ path }) =>
+      path.includes('/manifests/') && throttled++ < 24 ? { kind: 'status', status: 429, headers: { 'retry-after': '0' } } : undefined,
+    );
     const p = new RegistryClient({ url: primaryProxy.url }, { ...fast, retries: 12, concurrency: 16 });
     const s = new RegistryClient({ url: S() }, { concurrency: 16 });
     try {
@@ -125,7 +129,10 @@ describe('faults between the engine and real registries', () => {
     try {
       const report = await syncRepository(p, s, validateRepositoryName(repo));
       expect(report.status).toBe('synced');
-      expect(report.plan.copy.map((c) => [c.tag, c.primary])).toEqual([['b', (await readTags(P(), repo)).b], ['c', (await readTags(P(), repo)).c]]);
+      expect(report.plan.copy.map((c) => [c.tag, c.primary])).toEqual([
+        ['b', (await readTags(P(), repo)).b],
+        ['c', (await readTags(P(), repo)).c],
+      ]);
     } finally {
       await close();
     }
@@ -165,7 +172,12 @@ describe('faults between the engine and real registries', () => {
     const layerPath = `/v2/${repo}/blobs/${image.layerDigests[0]}`;
     let throttled = 0;
     // One retry per request: the second 429 gives up the request, so the copy as a whole is retried.
-    const waits = await syncRecordingWaits(repo, ({ method, path }) => (method === 'GET' && path === layerPath && throttled++ < 3 ? { kind: 'status', status: 429, headers: { 'retry-after': '2' } } : undefined), { retries: 1 });
+    const waits = await syncRecordingWaits(
+      repo,
+      ({ method, path }) =>
+        method === 'GET' && path === layerPath && throttled++ < 3 ? { kind: 'status', status: 429, headers: { 'retry-after': '2' } } : undefined,
+      { retries: 1 },
+    );
     expect(throttled).toBe(4);
     expect(waits).toEqual([2000, 2000, 2000]);
     expect(await blobExists(S(), repo, image.layerDigests[0]!)).toBe(true);
@@ -178,7 +190,11 @@ describe('faults between the engine and real registries', () => {
     primaryProxy.setRule(({ path }) => (path.includes('/tags/list') && ++listings > 1 ? { kind: 'status', status: 500 } : undefined));
     const { p, s, close } = clients({ retries: 0 });
     try {
-      await expect(syncRepository(p, s, validateRepositoryName(repo))).rejects.toMatchObject({ code: 'CONFIRMATION_FAILED', invalid: false, message: expect.stringMatching(/1 tag\(s\) written, but the primary could not be read again/) });
+      await expect(syncRepository(p, s, validateRepositoryName(repo))).rejects.toMatchObject({
+        code: 'CONFIRMATION_FAILED',
+        invalid: false,
+        message: expect.stringMatching(/1 tag\(s\) written, but the primary could not be read again/),
+      });
     } finally {
       primaryProxy.setRule(() => undefined);
       await close();
@@ -193,11 +209,18 @@ describe('faults between the engine and real registries', () => {
     const layer = await pushBlobStream(P(), repo, size, 'cut');
     const config = Buffer.from('{"os":"linux"}');
     const configDigest = await pushBlob(P(), repo, config);
-    await pushManifest(P(), repo, 'v1', JSON.stringify({
-      schemaVersion: 2, mediaType: MediaType.ociManifest,
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
-      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layer, size }],
-    }), MediaType.ociManifest);
+    await pushManifest(
+      P(),
+      repo,
+      'v1',
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.ociManifest,
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
+        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layer, size }],
+      }),
+      MediaType.ociManifest,
+    );
     let cuts = 0;
     primaryProxy.setRule(({ method, path }) => (method === 'GET' && path.includes(`/blobs/${layer}`) && cuts++ < 2 ? { kind: 'truncate' } : undefined));
     const { p, s, close } = clients();
@@ -279,7 +302,9 @@ describe('requests in flight (the adaptive limit)', () => {
     try {
       // The download is throttled once (429): one request in flight from now on, and the download is it.
       let throttled = 0;
-      primaryProxy.setRule(({ path }) => (path.includes('/blobs/') && throttled++ < 1 ? { kind: 'status', status: 429, headers: { 'retry-after': '0' } } : undefined));
+      primaryProxy.setRule(({ path }) =>
+        path.includes('/blobs/') && throttled++ < 1 ? { kind: 'status', status: 429, headers: { 'retry-after': '0' } } : undefined,
+      );
       const download = await open();
       primaryProxy.setRule(() => undefined);
       expect(p.transport.concurrencyLimit).toBe(1);

@@ -67,7 +67,9 @@ describe("GitLab's tag list API", () => {
     await proxy.stop();
     expect(Object.fromEntries([...map!].sort())).toEqual(await readTags(registries.primary.url, repo));
     expect(proxy.log.filter((r) => r.path.includes('/manifests/')).length).toBe(TAGS);
-    expect(warnings).toEqual([{ message: expect.stringMatching(/GitLab API probe failed/), fields: expect.objectContaining({ reason: expect.stringMatching(/500/) }) }]);
+    expect(warnings).toEqual([
+      { message: expect.stringMatching(/GitLab API probe failed/), fields: expect.objectContaining({ reason: expect.stringMatching(/500/) }) },
+    ]);
   });
 
   it('is not used when turned off', async () => {
@@ -97,7 +99,9 @@ describe("GitLab's tag list API", () => {
     await partial.stop();
     expect(Object.fromEntries([...map!].sort())).toEqual(await readTags(registries.primary.url, repo));
     expect(partial.counts).toMatchObject({ probe: 1, 'gitlab-tags': 1, 'tags-list': 1, 'manifest-head': TAGS });
-    expect(warnings).toEqual([{ message: expect.stringMatching(/GitLab tag API does not know/), fields: expect.objectContaining({ repository: repo, tags: TAGS }) }]);
+    expect(warnings).toEqual([
+      { message: expect.stringMatching(/GitLab tag API does not know/), fields: expect.objectContaining({ repository: repo, tags: TAGS }) },
+    ]);
   });
 
   it('is not assumed on a 401: a plain registry behind an authenticating front is read with the plain API', async () => {
@@ -114,7 +118,7 @@ describe("GitLab's tag list API", () => {
     expect(Object.fromEntries([...map!].sort())).toEqual(await readTags(registries.primary.url, repo));
   });
 
-  it('is not assumed on a 200 without GitLab\'s version header', async () => {
+  it("is not assumed on a 200 without GitLab's version header", async () => {
     const proxy = await startFaultProxy(registries.primary.url, ({ path }) => (path === '/gitlab/v1/' ? { kind: 'status', status: 200 } : undefined));
     const client = new RegistryClient({ url: proxy.url });
     const offered = await client.hasGitlabTagApi();

@@ -17,20 +17,32 @@ const OCI = 'application/vnd.oci.image.manifest.v1+json';
 const config = Buffer.from('{"os":"linux","architecture":"amd64"}');
 const layer = Buffer.from('layer bytes');
 const image = (layerDigest = sha(layer)) =>
-  Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: OCI,
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layerDigest, size: layer.length }],
-  }));
+  Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI,
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layerDigest, size: layer.length }],
+    }),
+  );
 
-interface Served { bytes: Buffer; mediaType: string; digest?: string }
+interface Served {
+  bytes: Buffer;
+  mediaType: string;
+  digest?: string;
+}
 const badLayer = Buffer.from('other bytes');
 const cases: Record<string, { served: Served; error: RegExp }> = {
   notjson: { served: { bytes: Buffer.from('this is not json'), mediaType: OCI }, error: /not valid JSON/ },
   huge: { served: { bytes: Buffer.alloc(5 * 1024 * 1024, 32), mediaType: OCI }, error: /exceeds 4194304 bytes/ },
   unknown: { served: { bytes: Buffer.from('{"schemaVersion":2}'), mediaType: 'application/vnd.example.unknown+json' }, error: /unsupported media type/ },
-  schema1: { served: { bytes: Buffer.from('{"schemaVersion":1,"name":"x","tag":"bad","fsLayers":[]}'), mediaType: 'application/vnd.docker.distribution.manifest.v1+prettyjws' }, error: /schema 1.*unsupported/ },
+  schema1: {
+    served: {
+      bytes: Buffer.from('{"schemaVersion":1,"name":"x","tag":"bad","fsLayers":[]}'),
+      mediaType: 'application/vnd.docker.distribution.manifest.v1+prettyjws',
+    },
+    error: /schema 1.*unsupported/,
+  },
   liar: { served: { bytes: image(), mediaType: OCI, digest: sha('something else') }, error: /claims .* but the bytes hash to/ },
   badblob: { served: { bytes: image(sha(badLayer)), mediaType: OCI }, error: /DIGEST_INVALID|hashed to/ },
 };
@@ -51,7 +63,11 @@ beforeAll(async () => {
       const ref = match[3];
       const manifest = ref === 'ok' || ref === sha(good.bytes) ? good : ref === 'bad' || ref === (served.digest ?? sha(served.bytes)) ? served : undefined;
       if (!manifest) return void res.writeHead(404).end();
-      res.writeHead(200, { 'content-type': manifest.mediaType, 'docker-content-digest': manifest.digest ?? sha(manifest.bytes), 'content-length': manifest.bytes.length });
+      res.writeHead(200, {
+        'content-type': manifest.mediaType,
+        'docker-content-digest': manifest.digest ?? sha(manifest.bytes),
+        'content-length': manifest.bytes.length,
+      });
       return void res.end(req.method === 'HEAD' ? undefined : manifest.bytes);
     }
     const digest = match[4];

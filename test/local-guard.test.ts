@@ -66,7 +66,9 @@ describe('geo-sync run and the prune guard', () => {
     expect(held.stdout).toContain('prune guard held, nothing removed from: secondary/trunc/app');
     const row = rows.find((r) => r.repository === 'trunc/app')!;
     expect(row).toMatchObject({ status: 'guard-held', syncState: 'guard-held', retryCount: 0 });
-    expect(row.syncError).toMatch(/^would remove 10 of 11 tags on the secondary, more than the prune limit 0\.5 of the 11 tags both sides hold together; removed none\. Check the primary's tag listing, then raise the prune limit \(maxPrune in a manual invoke, or geo-sync run --max-prune\)/);
+    expect(row.syncError).toMatch(
+      /^would remove 10 of 11 tags on the secondary, more than the prune limit 0\.5 of the 11 tags both sides hold together; removed none\. Check the primary's tag listing, then raise the prune limit \(maxPrune in a manual invoke, or geo-sync run --max-prune\)/,
+    );
     expect(row).not.toHaveProperty('nextRetryAt');
     expect(status.stdout).toMatch(/trunc\/app\s+secondary\s+guard-held\s+copied 0, repaired 0, removed 0\s+would remove 10 of 11 tags/);
     expect(status.stdout).not.toMatch(/trunc\/app.*\(retry/);

@@ -59,7 +59,11 @@ describe('geo-sync run and status', () => {
     const started = performance.now();
     const { code, stdout } = await geoSync('run', '--json', '--workers', '4');
     const seconds = (performance.now() - started) / 1000;
-    const summary = JSON.parse(stdout) as { repositories: number; messages: { sync: number; verify: number }; records: { repository: string; status: string }[] };
+    const summary = JSON.parse(stdout) as {
+      repositories: number;
+      messages: { sync: number; verify: number };
+      records: { repository: string; status: string }[];
+    };
 
     expect(code).toBe(0);
     expect(summary.repositories).toBe(REPOSITORIES.length);
@@ -69,12 +73,21 @@ describe('geo-sync run and status', () => {
       expect(await readTags(registries.secondary.url, repository), repository).toEqual(await readTags(registries.primary.url, repository));
     }
     expect(existsSync(join(stateDir, 'records'))).toBe(true);
-    figures.push(`local run: ${summary.repositories} repositories, ${summary.messages.sync} sync + ${summary.messages.verify} verify messages, ${seconds.toFixed(2)} s`);
+    figures.push(
+      `local run: ${summary.repositories} repositories, ${summary.messages.sync} sync + ${summary.messages.verify} verify messages, ${seconds.toFixed(2)} s`,
+    );
   });
 
   it('status --json lists each repository with its recorded state, from disk', async () => {
     const { code, stdout } = await geoSync('status', '--json');
-    const rows = JSON.parse(stdout) as { repository: string; secondary: string; status: string; syncState: string; verifyState: string; lastSync: { removed: number } }[];
+    const rows = JSON.parse(stdout) as {
+      repository: string;
+      secondary: string;
+      status: string;
+      syncState: string;
+      verifyState: string;
+      lastSync: { removed: number };
+    }[];
 
     expect(code).toBe(0);
     expect(rows.map((r) => r.repository).sort()).toEqual([...REPOSITORIES].sort());
@@ -85,7 +98,11 @@ describe('geo-sync run and status', () => {
   it('run --repository syncs only the named repository; a second run of a verified one writes nothing', async () => {
     await pushImage(registries.primary.url, 'web/frontend', 'v4');
     const first = JSON.parse((await geoSync('run', '--repository', 'web/frontend', '--json')).stdout) as { repositories: number; messages: { verify: number } };
-    const again = JSON.parse((await geoSync('run', '--repository', 'web/frontend', '--repository', 'lib/base', '--json')).stdout) as { repositories: number; messages: { verify: number }; records: { lastSync: { copied: number } }[] };
+    const again = JSON.parse((await geoSync('run', '--repository', 'web/frontend', '--repository', 'lib/base', '--json')).stdout) as {
+      repositories: number;
+      messages: { verify: number };
+      records: { lastSync: { copied: number } }[];
+    };
 
     expect(first).toMatchObject({ repositories: 1, messages: { verify: 1 } });
     expect(Object.keys(await readTags(registries.secondary.url, 'web/frontend'))).toContain('v4');

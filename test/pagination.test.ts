@@ -41,7 +41,11 @@ beforeAll(async () => {
       const more = () => {
         while (sent < 80 && res.write(`"${'x'.repeat(1024 * 1024 - 4)}",`)) sent++;
         if (sent >= 80) res.end('"y"]}');
-        else res.once('drain', () => { sent++; more(); });
+        else
+          res.once('drain', () => {
+            sent++;
+            more();
+          });
       };
       more();
     } else if (request.pathname === '/v2/hostile/tags/list') {
@@ -107,13 +111,19 @@ describe('tag list pagination', () => {
   it('reads `tags: null` as no tags, and a body without `tags` as an error', async () => {
     const client = new RegistryClient({ url });
     expect(await client.listTags('emptied')).toEqual([]);
-    await expect(client.listTags('tagless')).rejects.toMatchObject({ code: 'INVALID_RESPONSE', message: expect.stringMatching(/malformed tag list for tagless \(no "tags"\)/) });
+    await expect(client.listTags('tagless')).rejects.toMatchObject({
+      code: 'INVALID_RESPONSE',
+      message: expect.stringMatching(/malformed tag list for tagless \(no "tags"\)/),
+    });
     await client.close();
   });
 
   it('never reads a 404 that is not the registry\'s own "unknown" answer as a missing repository', async () => {
     const client = new RegistryClient({ url });
-    await expect(client.listTags('misrouted')).rejects.toMatchObject({ code: 'LISTING_FAILED', message: expect.stringMatching(/404 without a registry error/) });
+    await expect(client.listTags('misrouted')).rejects.toMatchObject({
+      code: 'LISTING_FAILED',
+      message: expect.stringMatching(/404 without a registry error/),
+    });
     await client.close();
   });
 });

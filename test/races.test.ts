@@ -47,9 +47,13 @@ describe('the primary changes during a sync', () => {
     const repo = 'race/moved';
     await pushImage(P(), repo, 'v1');
     let moved = '';
-    const report = await syncWhile(repo, (m, p) => m === 'GET' && p.endsWith('/manifests/v1'), async () => {
-      moved = (await pushImage(P(), repo, 'v1', { seed: 'newer' })).digest;
-    });
+    const report = await syncWhile(
+      repo,
+      (m, p) => m === 'GET' && p.endsWith('/manifests/v1'),
+      async () => {
+        moved = (await pushImage(P(), repo, 'v1', { seed: 'newer' })).digest;
+      },
+    );
     expect(report.status).toBe('synced');
     expect((await readTags(S(), repo)).v1).toBe(moved);
   });
@@ -59,9 +63,13 @@ describe('the primary changes during a sync', () => {
     await pushImage(P(), repo, 'v1');
     let moved = '';
     // The manifest is read; while its blobs are fetched, the tag moves on.
-    const report = await syncWhile(repo, (m, p) => m === 'GET' && p.includes('/blobs/'), async () => {
-      moved = (await pushImage(P(), repo, 'v1', { seed: 'moved while copying' })).digest;
-    });
+    const report = await syncWhile(
+      repo,
+      (m, p) => m === 'GET' && p.includes('/blobs/'),
+      async () => {
+        moved = (await pushImage(P(), repo, 'v1', { seed: 'moved while copying' })).digest;
+      },
+    );
     expect(report.status).toBe('differences');
     expect(report.skipped).toEqual([{ tag: 'v1', reason: expect.stringContaining(`moved on the primary during the sync (now ${moved})`) }]);
     const next = await runGeoSync(['sync', repo, '--primary', P(), '--secondary', S()]);
@@ -75,9 +83,13 @@ describe('the primary changes during a sync', () => {
     expect((await runGeoSync(['sync', repo, '--primary', P(), '--secondary', S()])).code).toBe(0);
     await pushImage(P(), repo, 'new');
     let moved = '';
-    const report = await syncWhile(repo, (m, p) => m === 'GET' && p.endsWith('/manifests/new'), async () => {
-      moved = (await pushImage(P(), repo, 'stable', { seed: 'moved meanwhile' })).digest;
-    });
+    const report = await syncWhile(
+      repo,
+      (m, p) => m === 'GET' && p.endsWith('/manifests/new'),
+      async () => {
+        moved = (await pushImage(P(), repo, 'stable', { seed: 'moved meanwhile' })).digest;
+      },
+    );
     expect(report.done.copied).toEqual(['new']);
     expect(report.status).toBe('differences');
     expect(report.skipped).toEqual([{ tag: 'stable', reason: expect.stringContaining('moved on the primary during the sync') }]);
@@ -88,9 +100,13 @@ describe('the primary changes during a sync', () => {
   it('a tag added after listing makes the run report differences, not synced', async () => {
     const repo = 'race/added';
     await pushImage(P(), repo, 'v1');
-    const report = await syncWhile(repo, (m, p) => m === 'GET' && p.endsWith('/manifests/v1'), async () => {
-      await pushImage(P(), repo, 'late');
-    });
+    const report = await syncWhile(
+      repo,
+      (m, p) => m === 'GET' && p.endsWith('/manifests/v1'),
+      async () => {
+        await pushImage(P(), repo, 'late');
+      },
+    );
     expect(report.status).toBe('differences');
     expect(report.skipped).toEqual([{ tag: 'late', reason: expect.stringMatching(/added on the primary/) }]);
     const next = await runGeoSync(['sync', repo, '--primary', P(), '--secondary', S()]);
@@ -102,9 +118,13 @@ describe('the primary changes during a sync', () => {
     const repo = 'race/reappeared';
     await pushImage(P(), repo, 'v1');
     const comeback = await pushImage(S(), repo, 'comeback');
-    await syncWhile(repo, (m, p) => m === 'GET' && p.endsWith('/manifests/v1'), async () => {
-      await pushImage(P(), repo, 'comeback');
-    }).then((report) => {
+    await syncWhile(
+      repo,
+      (m, p) => m === 'GET' && p.endsWith('/manifests/v1'),
+      async () => {
+        await pushImage(P(), repo, 'comeback');
+      },
+    ).then((report) => {
       expect(report.done.removed).toEqual([]);
       expect(report.status).toBe('differences');
     });
@@ -116,9 +136,13 @@ describe('the primary changes during a sync', () => {
     await pushImage(P(), repo, 'keep');
     const doomed = await pushImage(P(), repo, 'doomed');
     // The copy's own GET is held until the tag is gone, so it finds nothing.
-    const report = await syncWhile(repo, (m, p) => m === 'GET' && p.endsWith('/manifests/doomed'), async () => {
-      await deleteManifest(P(), repo, doomed.digest);
-    });
+    const report = await syncWhile(
+      repo,
+      (m, p) => m === 'GET' && p.endsWith('/manifests/doomed'),
+      async () => {
+        await deleteManifest(P(), repo, doomed.digest);
+      },
+    );
     expect(report.status).toBe('differences');
     expect(report.skipped.map((s) => s.tag)).toEqual(['doomed']);
     expect(Object.keys(await readTags(S(), repo))).toEqual(['keep']);

@@ -25,7 +25,9 @@ beforeAll(async () => {
     startRegistry(),
     startRegistry(),
   ]);
-  readOnly = await startRegistry({ env: { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: writable.root, REGISTRY_STORAGE_MAINTENANCE_READONLY: '{"enabled": true}' } });
+  readOnly = await startRegistry({
+    env: { REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY: writable.root, REGISTRY_STORAGE_MAINTENANCE_READONLY: '{"enabled": true}' },
+  });
   proxy = await startFaultProxy(deletable.url);
 });
 afterAll(async () => {
@@ -200,7 +202,8 @@ describe('a secondary that starts refusing deletes after the probe', () => {
     let tagWrites = 0;
     proxy.setRule(({ method, path }) => {
       if (method === 'PUT' && path.endsWith('/manifests/extra') && ++tagWrites > 1) return { kind: 'status', status: 405, headers: { allow: 'GET, HEAD' } };
-      if (method === 'DELETE' && path.includes('/manifests/sha256:') && !path.endsWith(DELETE_PROBE_DIGEST)) return { kind: 'status', status: 405, headers: { allow: 'GET, HEAD' } };
+      if (method === 'DELETE' && path.includes('/manifests/sha256:') && !path.endsWith(DELETE_PROBE_DIGEST))
+        return { kind: 'status', status: 405, headers: { allow: 'GET, HEAD' } };
       return undefined;
     });
     const p = new RegistryClient({ url: P() });
@@ -210,7 +213,14 @@ describe('a secondary that starts refusing deletes after the probe', () => {
 
       expect(report.status).toBe('failed');
       expect(report.removalRefused).toBeUndefined();
-      expect(report.failed).toEqual([{ tag: 'extra', error: expect.stringMatching(/is read-only.*extra could not be put back on sha256:[0-9a-f]{64}.*points at a throwaway manifest until a sync can delete it/) }]);
+      expect(report.failed).toEqual([
+        {
+          tag: 'extra',
+          error: expect.stringMatching(
+            /is read-only.*extra could not be put back on sha256:[0-9a-f]{64}.*points at a throwaway manifest until a sync can delete it/,
+          ),
+        },
+      ]);
     } finally {
       proxy.setRule(() => undefined);
       await Promise.all([p.close(), s.close()]);

@@ -214,9 +214,7 @@ describe('deep verification and repair', () => {
     const { p, s, close } = freshClients();
     const deep = await verifyRepository(p, s, validateRepositoryName(repo), { deep: true });
     expect(deep.status).toBe('mismatch');
-    expect(deep.deep!.missing.map((m) => `${m.kind} ${m.digest}`).sort()).toEqual(
-      [`manifest ${children[1]!.digest}`, `blob ${single.layerDigests[0]}`].sort(),
-    );
+    expect(deep.deep!.missing.map((m) => `${m.kind} ${m.digest}`).sort()).toEqual([`manifest ${children[1]!.digest}`, `blob ${single.layerDigests[0]}`].sort());
     expect(s.transport.stats.writes).toBe(0);
     await close();
 
@@ -260,7 +258,7 @@ describe('listings and mounts', () => {
     expect(await readTags(S(), 'mount/two')).toEqual(await readTags(P(), 'mount/two'));
   });
 
-  it('pages through the catalog with the registry\'s relative Link headers', async () => {
+  it("pages through the catalog with the registry's relative Link headers", async () => {
     for (const repo of ['catalog/a', 'catalog/b', 'catalog/c']) await pushImage(P(), repo, 'v1');
     const seen: string[] = [];
     let last: string | undefined;

@@ -21,11 +21,28 @@ describe('TLS verification', () => {
     dir = mkdtempSync(join(tmpdir(), 'tls-'));
     caFile = join(dir, 'cert.pem');
     const keyFile = join(dir, 'key.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', caFile, '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-days', '2'], { stdio: 'ignore' });
-    [tlsRegistry, plain] = await Promise.all([
-      startRegistry({ tls: { certificate: caFile, key: keyFile } }),
-      startRegistry(),
-    ]);
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        keyFile,
+        '-out',
+        caFile,
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-days',
+        '2',
+      ],
+      { stdio: 'ignore' },
+    );
+    [tlsRegistry, plain] = await Promise.all([startRegistry({ tls: { certificate: caFile, key: keyFile } }), startRegistry()]);
   });
   afterAll(async () => {
     await Promise.all([tlsRegistry?.stop(), plain?.stop()]);

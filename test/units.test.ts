@@ -20,9 +20,15 @@ describe('planRepository (pure)', () => {
   it('sorts copy, repair and remove in byte order of tag names', () => {
     const plan = planRepository(tags({ b: D(1), a: D(2), same: D(3), moved: D(4) }), tags({ same: D(3), moved: D(5), extra: D(6), Z: D(7) }));
     expect(plan).toEqual({
-      copy: [{ tag: 'a', primary: D(2) }, { tag: 'b', primary: D(1) }],
+      copy: [
+        { tag: 'a', primary: D(2) },
+        { tag: 'b', primary: D(1) },
+      ],
       repair: [{ tag: 'moved', primary: D(4), secondary: D(5) }],
-      remove: [{ tag: 'Z', secondary: D(7) }, { tag: 'extra', secondary: D(6) }],
+      remove: [
+        { tag: 'Z', secondary: D(7) },
+        { tag: 'extra', secondary: D(6) },
+      ],
     });
   });
 
@@ -74,7 +80,9 @@ describe('pruneGuard: removals measured against the tags both sides hold togethe
     expect(guard(['kept', 'new'], ['kept', 'x1', 'x2', 'x3'], 0.5)).toBe(
       'would remove 3 of 4 tags on the secondary, more than the prune limit 0.5 of the 5 tags both sides hold together; removed none',
     );
-    expect(guard([], names('t', 10), 0.5)).toMatch(/^would remove 10 of 10 tags on the secondary, more than the prune limit 0.5 of the 10 tags both sides hold together; removed none$/);
+    expect(guard([], names('t', 10), 0.5)).toMatch(
+      /^would remove 10 of 10 tags on the secondary, more than the prune limit 0.5 of the 10 tags both sides hold together; removed none$/,
+    );
   });
 });
 
@@ -92,11 +100,15 @@ describe('exitCodeFor (the CLI door)', () => {
 describe('tagChecksum', () => {
   const map = tags({ b: D(2), a: D(1), B: D(3) });
   it('canonical: SHA-256 over tag<TAB>digest lines in byte order', () => {
-    const expected = createHash('sha256').update(`B\t${D(3)}\na\t${D(1)}\nb\t${D(2)}\n`).digest('hex');
+    const expected = createHash('sha256')
+      .update(`B\t${D(3)}\na\t${D(1)}\nb\t${D(2)}\n`)
+      .digest('hex');
     expect(tagChecksum(map)).toBe(expected);
   });
   it('gitlab: SHA-256 over name+digest concatenated in name order', () => {
-    const expected = createHash('sha256').update(`B${D(3)}a${D(1)}b${D(2)}`).digest('hex');
+    const expected = createHash('sha256')
+      .update(`B${D(3)}a${D(1)}b${D(2)}`)
+      .digest('hex');
     expect(tagChecksum(map, 'gitlab')).toBe(expected);
   });
   it('canonical is unambiguous where concatenation is not', () => {
@@ -172,12 +184,23 @@ describe('choosing the secondary (--secondary NAME or URL)', () => {
     expect(chosen('eu')).toEqual([{ name: 'eu', endpoint: { url: 'https://eu.example.com', username: 'eu-user', password: 'eu-pass' } }]);
     expect(chosen('dr.example.com')).toEqual([{ name: 'dr.example.com', endpoint: { url: 'https://other.example.com' } }]);
   });
-  it.each(['https://eu.example.com', 'registry.example.com', '127.0.0.1:5000', 'localhost', 'localhost:5000'])('takes %s as a URL, with the GEO_SYNC_SECONDARY_* credentials', (url) => {
-    expect(chosen(url)).toEqual([{ name: 'secondary', endpoint: { url, username: 'single-user' } }]);
-  });
+  it.each(['https://eu.example.com', 'registry.example.com', '127.0.0.1:5000', 'localhost', 'localhost:5000'])(
+    'takes %s as a URL, with the GEO_SYNC_SECONDARY_* credentials',
+    (url) => {
+      expect(chosen(url)).toEqual([{ name: 'secondary', endpoint: { url, username: 'single-user' } }]);
+    },
+  );
   it('refuses a bare name that is not configured, naming the known ones (exit 2)', () => {
-    expect(() => chosen('us')).toThrow(expect.objectContaining({ code: 'UNKNOWN_SECONDARY', invalid: true, message: expect.stringMatching(/"us": GEO_SYNC_SECONDARIES names eu, dr\.example\.com/) }));
-    expect(() => chosen('us', { GEO_SYNC_PRIMARY_URL: 'https://p.example.com' })).toThrow(/"us": GEO_SYNC_SECONDARIES is not set; for a registry URL write https:\/\/us/);
+    expect(() => chosen('us')).toThrow(
+      expect.objectContaining({
+        code: 'UNKNOWN_SECONDARY',
+        invalid: true,
+        message: expect.stringMatching(/"us": GEO_SYNC_SECONDARIES names eu, dr\.example\.com/),
+      }),
+    );
+    expect(() => chosen('us', { GEO_SYNC_PRIMARY_URL: 'https://p.example.com' })).toThrow(
+      /"us": GEO_SYNC_SECONDARIES is not set; for a registry URL write https:\/\/us/,
+    );
   });
 });
 
@@ -261,7 +284,13 @@ describe('AdaptiveLimit (requests in flight per registry)', () => {
 
 describe('planRepository with digests left unread', () => {
   it('plans a copy for a tag only the primary has, whose digest was not read', () => {
-    const plan = planRepository(new Map([['new', undefined], ['same', 'sha256:' + 'a'.repeat(64)]]), new Map([['same', 'sha256:' + 'a'.repeat(64)]]));
+    const plan = planRepository(
+      new Map([
+        ['new', undefined],
+        ['same', 'sha256:' + 'a'.repeat(64)],
+      ]),
+      new Map([['same', 'sha256:' + 'a'.repeat(64)]]),
+    );
     expect(plan).toEqual({ copy: [{ tag: 'new' }], repair: [], remove: [] });
   });
   it('refuses to plan a tag both sides have without the primary digest', () => {
@@ -271,7 +300,18 @@ describe('planRepository with digests left unread', () => {
 
 describe('the one vocabulary of statuses', () => {
   it('names every status a report, a record or geo-sync status can show, once', () => {
-    expect(STATUSES).toEqual(['synced', 'differences', 'failed', 'incomplete', 'guard-held', 'deletes-refused', 'mismatch', 'unverified', 'pending', 'started']);
+    expect(STATUSES).toEqual([
+      'synced',
+      'differences',
+      'failed',
+      'incomplete',
+      'guard-held',
+      'deletes-refused',
+      'mismatch',
+      'unverified',
+      'pending',
+      'started',
+    ]);
     expect(new Set(STATUSES).size).toBe(STATUSES.length);
   });
 });

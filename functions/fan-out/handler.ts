@@ -11,7 +11,12 @@ export const handler = async (event: unknown, context: Context) =>
   runtime.invoke(context, (registries, budget) => {
     const run = (request: FanOutRequest) => fanOut(request, registryCatalog(registries), registries.secondaryNames, runtime, budget, runtime.catalogPageSize);
     return isSqsEvent(event)
-      ? processPartialResponse(event, runtime.recordHandler((record) => run(parseMessage(FanOutRequest, record.body))), processor, { context, throwOnFullBatchFailure: false })
+      ? processPartialResponse(
+          event,
+          runtime.recordHandler((record) => run(parseMessage(FanOutRequest, record.body))),
+          processor,
+          { context, throwOnFullBatchFailure: false },
+        )
       : run(parseInput(FanOutRequest, scheduleInput(event)));
   });
 

@@ -10,6 +10,13 @@ const processor = new BatchProcessor(EventType.SQS);
 export const handler = async (event: unknown, context: Context) =>
   runtime.invoke(context, (registries, budget) =>
     isSqsEvent(event)
-      ? processPartialResponse(event, runtime.recordHandler((record) => processSyncMessage(parseQueued(SyncMessage, record.body, record.attributes.SentTimestamp), registries, runtime, budget)), processor, { context, throwOnFullBatchFailure: false })
+      ? processPartialResponse(
+          event,
+          runtime.recordHandler((record) =>
+            processSyncMessage(parseQueued(SyncMessage, record.body, record.attributes.SentTimestamp), registries, runtime, budget),
+          ),
+          processor,
+          { context, throwOnFullBatchFailure: false },
+        )
       : syncDirect(parseInput(DirectRequest, event), registries, runtime, budget),
   );

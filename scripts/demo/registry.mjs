@@ -26,7 +26,12 @@ export function killAllNow() {
 
 /** The docker-registry binary: $DOCKER_REGISTRY_BIN, else the first on PATH; undefined when there is none. */
 export function findRegistryBinary(env = process.env) {
-  const candidates = env.DOCKER_REGISTRY_BIN ? [env.DOCKER_REGISTRY_BIN] : (env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, 'docker-registry'));
+  const candidates = env.DOCKER_REGISTRY_BIN
+    ? [env.DOCKER_REGISTRY_BIN]
+    : (env.PATH ?? '')
+        .split(delimiter)
+        .filter(Boolean)
+        .map((dir) => join(dir, 'docker-registry'));
   return candidates.find((path) => {
     try {
       accessSync(path, constants.X_OK);

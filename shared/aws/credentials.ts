@@ -31,7 +31,9 @@ export function secretsExtensionCredentials(secretId: string, env: NodeJS.Proces
     });
     if (!response.ok) {
       await response.body?.cancel();
-      throw new GeoSyncError('CREDENTIALS_UNAVAILABLE', `reading secret ${secretId} failed with HTTP ${response.status}`, { retryable: response.status >= 500 });
+      throw new GeoSyncError('CREDENTIALS_UNAVAILABLE', `reading secret ${secretId} failed with HTTP ${response.status}`, {
+        retryable: response.status >= 500,
+      });
     }
     const value = parseSecret(((await response.json()) as { SecretString?: string }).SecretString, secretId);
     cached = { value, until: Date.now() + CACHE_MS };

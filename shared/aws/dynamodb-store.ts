@@ -33,7 +33,12 @@ export class DynamoDbStateStore implements StateStore {
     return Item ? (fromItem(Item) as unknown as RepositoryRecord) : undefined;
   }
 
-  async acquireLease(key: RecordKey, lease: { owner: string; expiresAt: number }, now: number, fields: Partial<RepositoryRecord> = {}): Promise<RepositoryRecord | undefined> {
+  async acquireLease(
+    key: RecordKey,
+    lease: { owner: string; expiresAt: number },
+    now: number,
+    fields: Partial<RepositoryRecord> = {},
+  ): Promise<RepositoryRecord | undefined> {
     const stamp = new Date(now).toISOString();
     const set: Record<string, unknown> = { ...fields, leaseOwner: lease.owner, leaseExpiresAt: lease.expiresAt, updatedAt: stamp };
     // A first lease creates the record; these only fill what is missing.
@@ -94,14 +99,18 @@ export class DynamoDbStateStore implements StateStore {
   }
 
   async getCheckpoint(id: string): Promise<FanOutCheckpoint | undefined> {
-    const { Item } = await this.client.send(new GetItemCommand({ TableName: this.table, Key: toKey({ repository: CHECKPOINT_PARTITION, secondary: id }), ConsistentRead: true }));
+    const { Item } = await this.client.send(
+      new GetItemCommand({ TableName: this.table, Key: toKey({ repository: CHECKPOINT_PARTITION, secondary: id }), ConsistentRead: true }),
+    );
     if (!Item) return undefined;
     const { repository: _r, secondary: _s, ...checkpoint } = fromItem(Item);
     return checkpoint as unknown as FanOutCheckpoint;
   }
 
   async putCheckpoint(checkpoint: FanOutCheckpoint): Promise<void> {
-    await this.client.send(new PutItemCommand({ TableName: this.table, Item: toItem({ repository: CHECKPOINT_PARTITION, secondary: checkpoint.id, ...checkpoint }) }));
+    await this.client.send(
+      new PutItemCommand({ TableName: this.table, Item: toItem({ repository: CHECKPOINT_PARTITION, secondary: checkpoint.id, ...checkpoint }) }),
+    );
   }
 }
 
@@ -111,7 +120,11 @@ function toKey(key: RecordKey): Record<string, AttributeValue> {
 
 /** Plain JSON values to DynamoDB attributes; undefined fields are left out. */
 export function toItem(value: object): Record<string, AttributeValue> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined).map(([k, v]) => [k, toAttribute(v)]));
+  return Object.fromEntries(
+    Object.entries(value)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => [k, toAttribute(v)]),
+  );
 }
 
 function toAttribute(value: unknown): AttributeValue {

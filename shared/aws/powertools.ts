@@ -13,7 +13,10 @@ export function createLogger(): Logger {
 }
 
 export function createMetrics(): Metrics {
-  return new Metrics({ namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? METRICS_NAMESPACE, serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? SERVICE_NAME });
+  return new Metrics({
+    namespace: process.env.POWERTOOLS_METRICS_NAMESPACE ?? METRICS_NAMESPACE,
+    serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? SERVICE_NAME,
+  });
 }
 
 export function engineLogger(logger: Logger): EngineLogger {

@@ -25,7 +25,10 @@ const Config = z.object({
   GEO_SYNC_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(DEFAULT_CONCURRENCY),
   GEO_SYNC_CATALOG_PAGE_SIZE: z.coerce.number().int().min(1).max(10_000).default(1000),
   GEO_SYNC_RETRY_BASE_SECONDS: z.coerce.number().min(0).default(60),
-  GEO_SYNC_RETRY_CAP_SECONDS: z.coerce.number().min(0).default(6 * 3600),
+  GEO_SYNC_RETRY_CAP_SECONDS: z.coerce
+    .number()
+    .min(0)
+    .default(6 * 3600),
 });
 
 export interface AwsRuntime extends Runtime {
@@ -48,7 +51,8 @@ export function createAwsRuntime(env: NodeJS.ProcessEnv, credentialSource?: Cred
   const sqs = new SQSClient({});
   const queue = <M>(url: string | undefined, name: string): Queue<M> =>
     url ? new SqsQueue<M>(sqs, url) : { send: () => Promise.reject(new GeoSyncError('INVALID_CONFIG', `this function has no ${name} queue configured`)) };
-  const credentials = credentialSource ?? (config.GEO_SYNC_CREDENTIALS_SECRET ? secretsExtensionCredentials(config.GEO_SYNC_CREDENTIALS_SECRET, env) : async () => ({}));
+  const credentials =
+    credentialSource ?? (config.GEO_SYNC_CREDENTIALS_SECRET ? secretsExtensionCredentials(config.GEO_SYNC_CREDENTIALS_SECRET, env) : async () => ({}));
   const endpoints = endpointsFromEnv(env);
   const port = engineLogger(logger);
 
@@ -70,7 +74,7 @@ export function createAwsRuntime(env: NodeJS.ProcessEnv, credentialSource?: Cred
       logger.addContext(context);
       const registries = openRegistries(withCredentials(endpoints, await credentials()), { concurrency: config.GEO_SYNC_CONCURRENCY, logger: port });
       try {
-            return await work(registries, { remainingMs: context.getRemainingTimeInMillis() });
+        return await work(registries, { remainingMs: context.getRemainingTimeInMillis() });
       } finally {
         await registries.close();
         if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
@@ -84,7 +88,12 @@ export function createAwsRuntime(env: NodeJS.ProcessEnv, credentialSource?: Cred
         } catch (error) {
           const code = error instanceof GeoSyncError ? error.code : 'INTERNAL';
           // A poison message fails alone; SQS redrives it to the dead-letter queue after maxReceiveCount.
-          logger.error('message rejected', { messageId: record.messageId, receiveCount: record.attributes.ApproximateReceiveCount, code, error: errorMessage(error) });
+          logger.error('message rejected', {
+            messageId: record.messageId,
+            receiveCount: record.attributes.ApproximateReceiveCount,
+            code,
+            error: errorMessage(error),
+          });
           if (code === 'INVALID_MESSAGE' || code === 'UNKNOWN_SECONDARY') metrics.addMetric('PoisonMessages', 'Count', 1);
           throw error;
         }

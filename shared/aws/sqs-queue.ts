@@ -42,7 +42,9 @@ export class SqsQueue<M> implements Queue<M> {
       const fault = (result.Failed ?? []).find((f) => f.SenderFault);
       if (fault || attempt >= ATTEMPTS) {
         const first = (result.Failed ?? [])[0];
-        throw new GeoSyncError('QUEUE_SEND_FAILED', `SQS refused ${failed.size} message(s): ${first?.Code ?? 'unknown'} ${first?.Message ?? ''}`.trim(), { retryable: !fault });
+        throw new GeoSyncError('QUEUE_SEND_FAILED', `SQS refused ${failed.size} message(s): ${first?.Code ?? 'unknown'} ${first?.Message ?? ''}`.trim(), {
+          retryable: !fault,
+        });
       }
       pending = pending.filter((e) => failed.has(e.Id));
       await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));

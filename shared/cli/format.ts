@@ -10,7 +10,9 @@ const list = (tags: string[], max = 10) => (tags.length > max ? `${tags.slice(0,
 
 export function formatPlan(report: SyncReport): string {
   const { plan } = report;
-  const lines = [`${report.repository}: ${plan.copy.length} to copy, ${plan.repair.length} to repair, ${plan.remove.length} to remove (primary ${report.primaryTags} tags, secondary ${report.secondaryTags})`];
+  const lines = [
+    `${report.repository}: ${plan.copy.length} to copy, ${plan.repair.length} to repair, ${plan.remove.length} to remove (primary ${report.primaryTags} tags, secondary ${report.secondaryTags})`,
+  ];
   for (const c of plan.copy) lines.push(`  copy    ${c.tag}  ${short(c.primary)}`);
   for (const c of plan.repair) lines.push(`  repair  ${c.tag}  ${short(c.secondary)} -> ${short(c.primary)}`);
   for (const c of plan.remove) lines.push(`  remove  ${c.tag}  ${short(c.secondary)}`);

@@ -16,7 +16,8 @@ interface LocalCommandOptions {
 export function registerLocalCommands(program: Command, options: LocalCommandOptions = {}): void {
   const env = options.env ?? process.env;
   const setExitCode = options.setExitCode ?? ((code: number) => void (process.exitCode = code));
-  const stateDir = () => new Option('--state-dir <dir>', 'where local state is kept (env GEO_SYNC_STATE_DIR)').default(env.GEO_SYNC_STATE_DIR || DEFAULT_STATE_DIR);
+  const stateDir = () =>
+    new Option('--state-dir <dir>', 'where local state is kept (env GEO_SYNC_STATE_DIR)').default(env.GEO_SYNC_STATE_DIR || DEFAULT_STATE_DIR);
 
   program
     .command('run')
@@ -24,33 +25,53 @@ export function registerLocalCommands(program: Command, options: LocalCommandOpt
     .option('--repository <name>', 'only this repository (repeatable)', collect, [] as string[])
     .option('--prefix <prefix>', 'only repositories whose name starts with this')
     .option('--primary <url>', 'primary registry URL (env GEO_SYNC_PRIMARY_URL)')
-    .option('--secondary <name|url>', 'one secondary: a GEO_SYNC_SECONDARIES name or a registry URL (env GEO_SYNC_SECONDARY_URL); default every configured secondary')
+    .option(
+      '--secondary <name|url>',
+      'one secondary: a GEO_SYNC_SECONDARIES name or a registry URL (env GEO_SYNC_SECONDARY_URL); default every configured secondary',
+    )
     .addOption(new Option('--workers <n>', 'repositories processed at once').default(4).argParser(integerIn(1, 64, '--workers')))
     .addOption(new Option('--concurrency <n>', 'parallel requests per repository').default(DEFAULT_CONCURRENCY).argParser(integerIn(1, 256, '--concurrency')))
-    .addOption(new Option('--max-prune <fraction>', 'remove nothing from a repository when more than this fraction of its tags on both sides would go').default(0.5).argParser(fraction))
+    .addOption(
+      new Option('--max-prune <fraction>', 'remove nothing from a repository when more than this fraction of its tags on both sides would go')
+        .default(0.5)
+        .argParser(fraction),
+    )
     .addOption(stateDir())
     .option('--json', 'print the summary as JSON')
     .addOption(new Option('--log-level <level>', 'JSON logs on stderr: debug, info, warn, error, silent').default(env.GEO_SYNC_LOG_LEVEL ?? 'warn'))
-    .action(async (opts: { repository: string[]; prefix?: string; primary?: string; secondary?: string; workers: number; concurrency: number; maxPrune: number; stateDir: string; json?: boolean; logLevel: string }) => {
-      const level = logLevel(opts.logLevel);
-      opts.repository.forEach(validateRepositoryName);
-      if (opts.prefix && opts.repository.length) throw invalidInput('INVALID_OPTION', 'give --repository or --prefix, not both');
-      const showProgress = !opts.json && process.stderr.isTTY === true;
-      const summary = await runLocal({
-        endpoints: endpointsFor(env, { primary: opts.primary, secondary: opts.secondary }),
-        stateDir: opts.stateDir,
-        repositories: opts.repository,
-        ...(opts.prefix ? { prefix: opts.prefix } : {}),
-        workers: opts.workers,
-        concurrency: opts.concurrency,
-        maxPrune: opts.maxPrune,
-        logger: jsonLogger(level),
-        ...(showProgress ? { onProgress: progressLine(process.stderr) } : {}),
-      });
-      if (showProgress) process.stderr.write('\n');
-      process.stdout.write(opts.json ? `${JSON.stringify(summaryJson(summary), null, 2)}\n` : `${formatSummary(summary)}\n`);
-      setExitCode(localExitCode(summary));
-    });
+    .action(
+      async (opts: {
+        repository: string[];
+        prefix?: string;
+        primary?: string;
+        secondary?: string;
+        workers: number;
+        concurrency: number;
+        maxPrune: number;
+        stateDir: string;
+        json?: boolean;
+        logLevel: string;
+      }) => {
+        const level = logLevel(opts.logLevel);
+        opts.repository.forEach(validateRepositoryName);
+        if (opts.prefix && opts.repository.length) throw invalidInput('INVALID_OPTION', 'give --repository or --prefix, not both');
+        const showProgress = !opts.json && process.stderr.isTTY === true;
+        const summary = await runLocal({
+          endpoints: endpointsFor(env, { primary: opts.primary, secondary: opts.secondary }),
+          stateDir: opts.stateDir,
+          repositories: opts.repository,
+          ...(opts.prefix ? { prefix: opts.prefix } : {}),
+          workers: opts.workers,
+          concurrency: opts.concurrency,
+          maxPrune: opts.maxPrune,
+          logger: jsonLogger(level),
+          ...(showProgress ? { onProgress: progressLine(process.stderr) } : {}),
+        });
+        if (showProgress) process.stderr.write('\n');
+        process.stdout.write(opts.json ? `${JSON.stringify(summaryJson(summary), null, 2)}\n` : `${formatSummary(summary)}\n`);
+        setExitCode(localExitCode(summary));
+      },
+    );
 
   program
     .command('status')
@@ -79,7 +100,10 @@ function formatSummary(summary: LocalRunSummary): string {
   ];
   const held = (state: RepositoryRecord['syncState']) => summary.records.filter((r) => r.syncState === state).map((r) => `${r.secondary}/${r.repository}`);
   const guarded = held('guard-held');
-  if (guarded.length > 0) lines.push(`prune guard held, nothing removed from: ${guarded.join(', ')}; check the primary, then run again with a higher --max-prune if the removals are intended`);
+  if (guarded.length > 0)
+    lines.push(
+      `prune guard held, nothing removed from: ${guarded.join(', ')}; check the primary, then run again with a higher --max-prune if the removals are intended`,
+    );
   const refused = held('deletes-refused');
   if (refused.length > 0) lines.push(`the secondary refuses deletes, extra tags left in: ${refused.join(', ')}`);
   if (summary.retriesPending > 0) lines.push(`${summary.retriesPending} retries scheduled for later: run again after the times shown`);
@@ -92,12 +116,19 @@ function formatStatus(records: RepositoryRecord[]): string {
   if (records.length === 0) return 'no repositories recorded yet: run `geo-sync run` first';
   const rows = records.map((r) => {
     const last = r.lastSync ? `copied ${r.lastSync.copied}, repaired ${r.lastSync.repaired}, removed ${r.lastSync.removed}` : '-';
-    const problem = r.syncError ? `${r.syncError}${r.nextRetryAt ? ` (retry ${r.retryCount} at ${r.nextRetryAt})` : ''}` : r.verifyError ?? differences(r);
+    const problem = r.syncError ? `${r.syncError}${r.nextRetryAt ? ` (retry ${r.retryCount} at ${r.nextRetryAt})` : ''}` : (r.verifyError ?? differences(r));
     return [r.repository, r.secondary, overallStatus(r), last, problem];
   });
   const header = ['REPOSITORY', 'SECONDARY', 'STATUS', 'LAST SYNC', 'DETAIL'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  return [header, ...rows].map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n');
+  return [header, ...rows]
+    .map((row) =>
+      row
+        .map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
 }
 
 function differences(record: RepositoryRecord): string {
@@ -114,4 +145,3 @@ function progressLine(stream: NodeJS.WriteStream): (p: LocalProgress) => void {
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
 }
-

@@ -49,7 +49,7 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
 
 function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): Command {
   const program = new Command('geo-sync')
-    .description('Keep a secondary container registry holding exactly the primary\'s tags, each at the same manifest digest.')
+    .description("Keep a secondary container registry holding exactly the primary's tags, each at the same manifest digest.")
     .showHelpAfterError('(run geo-sync --help for usage)')
     .exitOverride()
     .configureOutput({ writeErr: (text) => process.stderr.write(text) });
@@ -57,12 +57,15 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
   const common = (command: Command) =>
     command
       .option('--primary <url>', 'primary registry URL (env GEO_SYNC_PRIMARY_URL); http:// only when written')
-      .option('--secondary <name|url>', 'one secondary: a name from GEO_SYNC_SECONDARIES, or a registry URL (env GEO_SYNC_SECONDARY_URL); default: every configured secondary')
+      .option(
+        '--secondary <name|url>',
+        'one secondary: a name from GEO_SYNC_SECONDARIES, or a registry URL (env GEO_SYNC_SECONDARY_URL); default: every configured secondary',
+      )
       .option('--json', 'print one JSON object instead of a summary (several secondaries: { repository, secondaries: [...] })')
       .addOption(new Option('--concurrency <n>', 'parallel requests per registry').default(DEFAULT_CONCURRENCY).argParser(integerIn(1, 256, '--concurrency')))
       .addOption(new Option('--retries <n>', 'retries of a failed request').default(4).argParser(integerIn(0, 20, '--retries')))
       .option('--ca-file <path>', 'extra trusted CA certificates (PEM) for every registry')
-      .option('--no-gitlab-api', 'never use GitLab\'s tag list API, even where the registry offers it')
+      .option('--no-gitlab-api', "never use GitLab's tag list API, even where the registry offers it")
       .addOption(new Option('--log-level <level>', 'JSON logs on stderr: debug, info, warn, error, silent').default(env.GEO_SYNC_LOG_LEVEL ?? 'warn'))
       .exitOverride();
 
@@ -80,34 +83,46 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
   common(program.command('sync <repository>').description('copy missing and re-pointed tags, remove extra ones'))
     .option('--dry-run', 'plan only; change nothing')
     .option('--deep', 'also check every child manifest and blob on the secondary, and repair what is missing')
-    .addOption(new Option('--max-prune <fraction>', 'remove nothing when more than this fraction of the tags both sides hold together would go').default(0.5).argParser(fraction))
+    .addOption(
+      new Option('--max-prune <fraction>', 'remove nothing when more than this fraction of the tags both sides hold together would go')
+        .default(0.5)
+        .argParser(fraction),
+    )
     .action(async (name: string, options: CommonOptions & { dryRun?: boolean; deep?: boolean; maxPrune: number }) => {
       const repository = validateRepositoryName(name);
       const showProgress = !options.json && process.stdout.isTTY === true && process.stderr.isTTY === true;
       const present = { format: options.dryRun ? formatPlan : formatSync, exitCode: syncExitCode };
       setExit(
         await forEachSecondary(env, options, repository, present, (primary, secondary, logger) =>
-          withLock(options.dryRun ? undefined : secondary.host, repository, () => syncRepository(primary, secondary, repository, {
-            dryRun: options.dryRun,
-            deep: options.deep,
-            maxPrune: options.maxPrune,
-            concurrency: options.concurrency,
-            gitlabApi: options.gitlabApi,
-            logger,
-            ...(showProgress ? { onProgress: syncProgress(process.stderr) } : {}),
-          })),
+          withLock(options.dryRun ? undefined : secondary.host, repository, () =>
+            syncRepository(primary, secondary, repository, {
+              dryRun: options.dryRun,
+              deep: options.deep,
+              maxPrune: options.maxPrune,
+              concurrency: options.concurrency,
+              gitlabApi: options.gitlabApi,
+              logger,
+              ...(showProgress ? { onProgress: syncProgress(process.stderr) } : {}),
+            }),
+          ),
         ),
       );
     });
 
   common(program.command('verify <repository>').description('compare the (tag, digest) checksums of both sides; changes nothing'))
     .option('--deep', 'also check that every child manifest and blob exists on the secondary')
-    .addOption(new Option('--checksum <kind>', 'canonical, or gitlab (GitLab Geo\'s form)').choices(['canonical', 'gitlab']).default('canonical'))
+    .addOption(new Option('--checksum <kind>', "canonical, or gitlab (GitLab Geo's form)").choices(['canonical', 'gitlab']).default('canonical'))
     .action(async (name: string, options: CommonOptions & { deep?: boolean; checksum: 'canonical' | 'gitlab' }) => {
       const repository = validateRepositoryName(name);
       setExit(
         await forEachSecondary(env, options, repository, { format: formatVerify, exitCode: verifyExitCode }, (primary, secondary, logger) =>
-          verifyRepository(primary, secondary, repository, { deep: options.deep, checksum: options.checksum, concurrency: options.concurrency, gitlabApi: options.gitlabApi, logger }),
+          verifyRepository(primary, secondary, repository, {
+            deep: options.deep,
+            checksum: options.checksum,
+            concurrency: options.concurrency,
+            gitlabApi: options.gitlabApi,
+            logger,
+          }),
         ),
       );
     });
@@ -225,5 +240,8 @@ function describeError(error: unknown): { code: string; message: string; exitCod
 }
 
 function prefixLines(prefix: string, text: string): string {
-  return text.split('\n').map((line) => prefix + line).join('\n');
+  return text
+    .split('\n')
+    .map((line) => prefix + line)
+    .join('\n');
 }

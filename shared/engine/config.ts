@@ -1,4 +1,4 @@
-import { GeoSyncError, invalidInput } from './errors.js';
+import { invalidInput } from './errors.js';
 import type { RegistryEndpoint } from './registry/transport.js';
 
 export interface Endpoints {
@@ -75,6 +75,11 @@ function parseSecondaries(json: string): Endpoints['secondaries'] {
   });
 }
 
-function withoutUndefined(endpoint: { url: string; username?: string | undefined; password?: string | undefined; caFile?: string | undefined }): RegistryEndpoint {
+function withoutUndefined(endpoint: {
+  url: string;
+  username?: string | undefined;
+  password?: string | undefined;
+  caFile?: string | undefined;
+}): RegistryEndpoint {
   return Object.fromEntries(Object.entries(endpoint).filter(([, v]) => v !== undefined)) as unknown as RegistryEndpoint;
 }

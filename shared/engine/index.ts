@@ -14,12 +14,6 @@ export { RegistryClient } from './registry/client.js';
 export type { RegistryEndpoint, TransportOptions } from './registry/transport.js';
 export { readTagMap } from './read-tags.js';
 export type { MissingObject } from './replicate.js';
-export {
-  syncRepository,
-  verifyRepository,
-  type SyncOptions,
-  type VerifyOptions,
-  type VerifyReport,
-} from './repository.js';
+export { syncRepository, verifyRepository, type SyncOptions, type VerifyOptions, type VerifyReport } from './repository.js';
 export { STATUSES, type OverallStatus, type Status, type SyncState, type SyncStatus, type VerifyStatus } from './status.js';
 export type { SyncReport } from './sync-report.js';

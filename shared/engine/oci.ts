@@ -12,12 +12,7 @@ export const MediaType = {
 } as const;
 
 /** Sent on every manifest request: registry 2.8 answers 404 when the OCI types are absent. */
-export const MANIFEST_ACCEPT = [
-  MediaType.ociManifest,
-  MediaType.ociIndex,
-  MediaType.dockerManifest,
-  MediaType.dockerManifestList,
-].join(', ');
+export const MANIFEST_ACCEPT = [MediaType.ociManifest, MediaType.ociIndex, MediaType.dockerManifest, MediaType.dockerManifestList].join(', ');
 
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 
@@ -84,7 +79,10 @@ export function isValidTag(tag: string): boolean {
 
 export function validateTag(tag: string): Tag {
   if (!isValidTag(tag)) {
-    throw invalidInput('INVALID_TAG', `invalid tag ${quote(tag)}: a tag is 1-128 characters of letters, digits, '_', '.' and '-', not starting with '.' or '-'`);
+    throw invalidInput(
+      'INVALID_TAG',
+      `invalid tag ${quote(tag)}: a tag is 1-128 characters of letters, digits, '_', '.' and '-', not starting with '.' or '-'`,
+    );
   }
   return tag as Tag;
 }
@@ -109,7 +107,10 @@ export function digestOf(bytes: Uint8Array, algorithm: 'sha256' | 'sha512' = 'sh
 /** Parses the references of a manifest; throws a clear error for bytes that are not a manifest we support. */
 export function manifestReferences(manifest: RawManifest): ManifestReferences {
   if (isSchema1MediaType(manifest.mediaType)) {
-    throw invalidInput('UNSUPPORTED_MANIFEST', `manifest ${manifest.digest} is Docker schema 1 (${manifest.mediaType}), which is unsupported: re-push it as schema 2 or OCI`);
+    throw invalidInput(
+      'UNSUPPORTED_MANIFEST',
+      `manifest ${manifest.digest} is Docker schema 1 (${manifest.mediaType}), which is unsupported: re-push it as schema 2 or OCI`,
+    );
   }
   let parsed: unknown;
   try {

@@ -33,13 +33,23 @@ async function listTagNames(client: RegistryClient, repository: Repository, opti
   const tags = await client.listTags(repository);
   if (tags === null) return null;
   if (gitlab) {
-    (options.logger ?? silentLogger).warn('GitLab tag API does not know a repository the plain API lists; using the plain list', { registry: client.host, repository, tags: tags.length });
+    (options.logger ?? silentLogger).warn('GitLab tag API does not know a repository the plain API lists; using the plain list', {
+      registry: client.host,
+      repository,
+      tags: tags.length,
+    });
   }
   return new Map(tags.map((tag) => [tag, undefined]));
 }
 
 /** HEADs the selected tags whose digest is not known yet; a tag deleted since listing is dropped. */
-async function readDigests(client: RegistryClient, repository: Repository, tags: Map<string, string | undefined>, selected: (tag: string) => boolean, options: ReadOptions & { onHead?: (head: ManifestHead) => void }): Promise<void> {
+async function readDigests(
+  client: RegistryClient,
+  repository: Repository,
+  tags: Map<string, string | undefined>,
+  selected: (tag: string) => boolean,
+  options: ReadOptions & { onHead?: (head: ManifestHead) => void },
+): Promise<void> {
   const unread = [...tags].filter(([tag, digest]) => digest === undefined && selected(tag)).map(([tag]) => tag);
   await mapLimit(unread, options.concurrency ?? DEFAULT_CONCURRENCY, async (tag) => {
     const head = await client.headManifest(repository, tag);
@@ -77,7 +87,12 @@ export interface SyncSides {
  * secondary has the tag too: a tag to copy is fetched whole, which gives its digest, so a HEAD
  * first would be a request spent for nothing. A dry run reads every digest, to show them.
  */
-export async function readForSync(primary: RegistryClient, secondary: RegistryClient, repository: Repository, options: ReadOptions & { dryRun?: boolean }): Promise<SyncSides> {
+export async function readForSync(
+  primary: RegistryClient,
+  secondary: RegistryClient,
+  repository: Repository,
+  options: ReadOptions & { dryRun?: boolean },
+): Promise<SyncSides> {
   const [primaryTags, listed] = await Promise.all([listTagNames(primary, repository, options), listTagNames(secondary, repository, options)]);
   if (primaryTags === null) throw primaryNotFound(primary, repository);
   const secondaryTags = listed ?? new Map<string, string | undefined>();

@@ -31,7 +31,12 @@ export interface SyncOptions {
  * write (copies and repairs), remove (guarded, last), confirm (the primary read again), report.
  * A dry run plans and reports; with `deep` it also lists what the trees lack.
  */
-export async function syncRepository(primary: RegistryClient, secondary: RegistryClient, repository: Repository, options: SyncOptions = {}): Promise<SyncReport> {
+export async function syncRepository(
+  primary: RegistryClient,
+  secondary: RegistryClient,
+  repository: Repository,
+  options: SyncOptions = {},
+): Promise<SyncReport> {
   const startedAt = Date.now();
   const logger = options.logger ?? silentLogger;
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
@@ -42,7 +47,15 @@ export async function syncRepository(primary: RegistryClient, secondary: Registr
   const sides = await readForSync(primary, secondary, repository, { ...read, dryRun });
   const plan = planRepository(sides.primaryTags, sides.secondaryTags);
   const guard = pruneGuard(plan, sides.secondaryTags.size, options.maxPrune ?? DEFAULT_MAX_PRUNE);
-  const report = new SyncReportBuilder({ repository, dryRun, plan, guard, primaryTags: sides.primaryTags.size, secondaryTags: sides.secondaryTags.size, startedAt });
+  const report = new SyncReportBuilder({
+    repository,
+    dryRun,
+    plan,
+    guard,
+    primaryTags: sides.primaryTags.size,
+    secondaryTags: sides.secondaryTags.size,
+    startedAt,
+  });
   logger.info('plan', { repository, copy: plan.copy.length, repair: plan.repair.length, remove: plan.remove.length, guard: guard !== undefined });
 
   const removing = !guard && plan.remove.length > 0;
@@ -100,7 +113,13 @@ async function writeTags(
   remover: TagRemover,
   run: { repository: Repository; concurrency: number; pastDeadline: () => boolean; onDone: () => void; logger: EngineLogger },
 ): Promise<WriteOutcome> {
-  const outcome = { copied: [] as string[], repaired: [] as string[], written: new Map<string, string>(), skipped: [] as TagSkip[], failed: [] as TagFailure[] };
+  const outcome = {
+    copied: [] as string[],
+    repaired: [] as string[],
+    written: new Map<string, string>(),
+    skipped: [] as TagSkip[],
+    failed: [] as TagFailure[],
+  };
   const writes = [...plan.copy.map((change) => ({ change, kind: 'copy' as const })), ...plan.repair.map((change) => ({ change, kind: 'repair' as const }))];
   await mapLimit(writes, run.concurrency, async ({ change, kind }) => {
     if (run.pastDeadline()) return;
@@ -146,15 +165,25 @@ async function checkTrees(replicator: Replicator, tags: PrimaryTagMap): Promise<
  * again whole (names and digests): each tag not as the run left it is returned, to be reported
  * as skipped, so the run says 'differences', never 'synced' over a mix of the old and the new state.
  */
-async function changesOnPrimary(primary: RegistryClient, repository: Repository, planned: PrimaryTagMap, read: ReadOptions, tagsWritten: number): Promise<TagSkip[]> {
+async function changesOnPrimary(
+  primary: RegistryClient,
+  repository: Repository,
+  planned: PrimaryTagMap,
+  read: ReadOptions,
+  tagsWritten: number,
+): Promise<TagSkip[]> {
   let now: Map<string, string>;
   try {
     now = (await readTagMap(primary, repository, read)) ?? new Map<string, string>();
   } catch (error) {
-    throw new GeoSyncError('CONFIRMATION_FAILED', `${repository}: ${tagsWritten} tag(s) written, but the primary could not be read again to confirm nothing changed meanwhile (${errorMessage(error)}); run again`, {
-      retryable: error instanceof GeoSyncError && error.retryable,
-      cause: error,
-    });
+    throw new GeoSyncError(
+      'CONFIRMATION_FAILED',
+      `${repository}: ${tagsWritten} tag(s) written, but the primary could not be read again to confirm nothing changed meanwhile (${errorMessage(error)}); run again`,
+      {
+        retryable: error instanceof GeoSyncError && error.retryable,
+        cause: error,
+      },
+    );
   }
   const changes: TagSkip[] = [];
   for (const [tag, digest] of now) {
@@ -168,7 +197,14 @@ async function changesOnPrimary(primary: RegistryClient, repository: Repository,
 
 function finish(report: SyncReportBuilder, stats: ReplicationStats, logger: EngineLogger): SyncReport {
   const done = report.finish(stats);
-  logger.info('sync finished', { repository: done.repository, status: done.status, copied: done.done.copied.length, repaired: done.done.repaired.length, removed: done.done.removed.length, failed: done.failed.length });
+  logger.info('sync finished', {
+    repository: done.repository,
+    status: done.status,
+    copied: done.done.copied.length,
+    repaired: done.done.repaired.length,
+    removed: done.done.removed.length,
+    failed: done.failed.length,
+  });
   return done;
 }
 
@@ -195,7 +231,12 @@ export interface VerifyReport {
 }
 
 /** Compares the (tag, digest) checksums of both sides and names every difference; never writes. */
-export async function verifyRepository(primary: RegistryClient, secondary: RegistryClient, repository: Repository, options: VerifyOptions = {}): Promise<VerifyReport> {
+export async function verifyRepository(
+  primary: RegistryClient,
+  secondary: RegistryClient,
+  repository: Repository,
+  options: VerifyOptions = {},
+): Promise<VerifyReport> {
   const kind = options.checksum ?? 'canonical';
   const read = { concurrency: options.concurrency ?? DEFAULT_CONCURRENCY, logger: options.logger, gitlabApi: options.gitlabApi };
   const [primaryTags, secondaryTags] = await Promise.all([
@@ -228,4 +269,3 @@ export async function verifyRepository(primary: RegistryClient, secondary: Regis
   report.status = report.primaryChecksum === report.secondaryChecksum && deepClean ? 'synced' : 'mismatch';
   return report;
 }
-

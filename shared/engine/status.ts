@@ -2,7 +2,18 @@
  * The one vocabulary of outcomes. A sync report, a verify report, a record's sync state, the
  * one-word status of `geo-sync status` and the sync metrics all name their outcome from this list.
  */
-export const STATUSES = ['synced', 'differences', 'failed', 'incomplete', 'guard-held', 'deletes-refused', 'mismatch', 'unverified', 'pending', 'started'] as const;
+export const STATUSES = [
+  'synced',
+  'differences',
+  'failed',
+  'incomplete',
+  'guard-held',
+  'deletes-refused',
+  'mismatch',
+  'unverified',
+  'pending',
+  'started',
+] as const;
 export type Status = (typeof STATUSES)[number];
 
 /** A sync report: synced; differences (a guard held or work was skipped); failed (some tags failed); incomplete (the deadline came first). */

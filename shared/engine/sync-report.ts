@@ -58,7 +58,15 @@ export class SyncReportBuilder {
   private incomplete = false;
 
   constructor(
-    private readonly run: { repository: string; dryRun: boolean; plan: Plan; guard: string | undefined; primaryTags: number; secondaryTags: number; startedAt: number },
+    private readonly run: {
+      repository: string;
+      dryRun: boolean;
+      plan: Plan;
+      guard: string | undefined;
+      primaryTags: number;
+      secondaryTags: number;
+      startedAt: number;
+    },
   ) {}
 
   wrote(outcome: WriteOutcome): void {

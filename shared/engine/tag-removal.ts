@@ -44,12 +44,20 @@ export interface RemovalOutcome {
  * touched at all, and a read-only one fails here, before anything is half done. Not asked when
  * the run neither removes nor writes.
  */
-export async function probeDeletes(secondary: RegistryClient, repository: Repository, run: { removing: boolean; writing: boolean; dryRun: boolean }): Promise<DeleteSupport> {
+export async function probeDeletes(
+  secondary: RegistryClient,
+  repository: Repository,
+  run: { removing: boolean; writing: boolean; dryRun: boolean },
+): Promise<DeleteSupport> {
   const deletes: DeleteSupport = run.removing || run.writing ? await secondary.probeDeletes(repository) : 'unknown';
   if (deletes === 'read-only' && !run.dryRun) {
-    throw new GeoSyncError('SECONDARY_READ_ONLY', `the secondary ${secondary.host} is read-only (it refuses every write with HTTP 405, as in maintenance mode); nothing was written to ${repository}. Run again once it accepts writes`, {
-      retryable: true,
-    });
+    throw new GeoSyncError(
+      'SECONDARY_READ_ONLY',
+      `the secondary ${secondary.host} is read-only (it refuses every write with HTTP 405, as in maintenance mode); nothing was written to ${repository}. Run again once it accepts writes`,
+      {
+        retryable: true,
+      },
+    );
   }
   return deletes;
 }
@@ -75,15 +83,27 @@ export class TagRemover {
   /** The extra tags left as they are because the probe found deletes refused (or every write). */
   refusedUpFront(extra: readonly TagChange[]): RemovalRefused | undefined {
     if (this.deletes !== 'refused' && this.deletes !== 'read-only') return undefined;
-    const refused = removalRefused(this.secondary.host, this.deletes === 'refused' ? 'deletes' : 'writes', extra.map((change) => change.tag));
-    this.logger.info('the secondary refuses deletes; extra tags left as they are', { repository: this.repository, registry: this.secondary.host, tags: refused.tags.length });
+    const refused = removalRefused(
+      this.secondary.host,
+      this.deletes === 'refused' ? 'deletes' : 'writes',
+      extra.map((change) => change.tag),
+    );
+    this.logger.info('the secondary refuses deletes; extra tags left as they are', {
+      repository: this.repository,
+      registry: this.secondary.host,
+      tags: refused.tags.length,
+    });
     return refused;
   }
 
   /** After a repair moved a tag off `previous`: a throwaway left there is deleted, else garbage collection takes it. */
   async cleanUpAfterRepair(previous: string | undefined): Promise<void> {
     await this.deleteLeftoverThrowaway(previous).catch((error: unknown) => {
-      this.logger.warn('could not delete a leftover throwaway manifest; registry garbage collection will', { repository: this.repository, digest: previous, error: errorMessage(error) });
+      this.logger.warn('could not delete a leftover throwaway manifest; registry garbage collection will', {
+        repository: this.repository,
+        digest: previous,
+        error: errorMessage(error),
+      });
     });
   }
 
@@ -92,7 +112,11 @@ export class TagRemover {
    * the secondary may start refusing (deletes disabled, or read-only, mid-run): from the first
    * refusal on, the remaining extra tags are left untouched.
    */
-  async removeExtraTags(extra: readonly TagChange[], primary: RegistryClient, run: { concurrency: number; pastDeadline: () => boolean; onDone: () => void }): Promise<RemovalOutcome> {
+  async removeExtraTags(
+    extra: readonly TagChange[],
+    primary: RegistryClient,
+    run: { concurrency: number; pastDeadline: () => boolean; onDone: () => void },
+  ): Promise<RemovalOutcome> {
     const outcome: RemovalOutcome = { removed: [], skipped: [], failed: [] };
     let refusal: 'deletes' | 'writes' | undefined;
     const refused: string[] = [];
@@ -130,7 +154,13 @@ export class TagRemover {
    * held, and its HEAD did not rule one out, that throwaway (if it is one) is deleted by digest.
    */
   private async deleteLeftoverThrowaway(digest: string | undefined): Promise<boolean> {
-    return digest !== undefined && this.deletes !== 'refused' && this.tagsPerDigest.get(digest) === 1 && !this.notThrowaways.has(digest) && (await this.deleteIfThrowaway(digest));
+    return (
+      digest !== undefined &&
+      this.deletes !== 'refused' &&
+      this.tagsPerDigest.get(digest) === 1 &&
+      !this.notThrowaways.has(digest) &&
+      (await this.deleteIfThrowaway(digest))
+    );
   }
 
   /**
@@ -215,6 +245,9 @@ function writeRefusal(error: unknown): 'deletes' | 'writes' | undefined {
 }
 
 function removalRefused(host: string, refusal: 'deletes' | 'writes', tags: string[]): RemovalRefused {
-  const why = refusal === 'deletes' ? 'refuses deletes (HTTP 405: delete is disabled in its storage config)' : 'is read-only and refuses deletes (HTTP 405 to every write, as in maintenance mode)';
+  const why =
+    refusal === 'deletes'
+      ? 'refuses deletes (HTTP 405: delete is disabled in its storage config)'
+      : 'is read-only and refuses deletes (HTTP 405 to every write, as in maintenance mode)';
   return { reason: `the secondary ${host} ${why}; the extra tags were left as they were`, tags };
 }

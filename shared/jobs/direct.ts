@@ -15,9 +15,19 @@ export async function syncDirect(request: DirectRequest, registries: Registries,
   const results = [];
   for (const secondary of targets(request, registries)) {
     if (request.dryRun) {
-      results.push({ secondary, outcome: 'planned', report: await planSync(request.repository, secondary, registries, runtime, request.deep, request.maxPrune) });
+      results.push({
+        secondary,
+        outcome: 'planned',
+        report: await planSync(request.repository, secondary, registries, runtime, request.deep, request.maxPrune),
+      });
     } else {
-      const message = { repository: request.repository, secondary, force: true, ...(request.deep ? { deep: true } : {}), ...(request.maxPrune !== undefined ? { maxPrune: request.maxPrune } : {}) };
+      const message = {
+        repository: request.repository,
+        secondary,
+        force: true,
+        ...(request.deep ? { deep: true } : {}),
+        ...(request.maxPrune !== undefined ? { maxPrune: request.maxPrune } : {}),
+      };
       const outcome = await processSyncMessage(message, registries, runtime, budget);
       results.push({ secondary, outcome: outcome.kind, ...('report' in outcome ? { report: outcome.report } : {}) });
     }
@@ -28,7 +38,12 @@ export async function syncDirect(request: DirectRequest, registries: Registries,
 export async function verifyDirect(request: DirectRequest, registries: Registries, runtime: Runtime, budget: Budget) {
   const results = [];
   for (const secondary of targets(request, registries)) {
-    const outcome = await processVerifyMessage({ repository: request.repository, secondary, ...(request.deep ? { deep: true } : {}) }, registries, runtime, budget);
+    const outcome = await processVerifyMessage(
+      { repository: request.repository, secondary, ...(request.deep ? { deep: true } : {}) },
+      registries,
+      runtime,
+      budget,
+    );
     results.push({ secondary, outcome: outcome.kind, ...('report' in outcome ? { report: outcome.report } : {}) });
   }
   return { repository: request.repository, results };

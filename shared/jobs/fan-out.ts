@@ -19,11 +19,16 @@ export const STALLED_AFTER_MS = 15 * 60_000;
 /** Repositories per step of an explicit list, between deadline checks. */
 const LIST_STEP = 500;
 
-export type FanOutOutcome =
-  | { kind: 'finished' | 'continued'; runId: string; enqueued: number }
-  | { kind: 'skipped'; reason: string };
+export type FanOutOutcome = { kind: 'finished' | 'continued'; runId: string; enqueued: number } | { kind: 'skipped'; reason: string };
 
-export async function fanOut(request: FanOutRequest, catalog: Catalog, secondaries: string[], runtime: Runtime, budget: Budget, pageSize = 1000): Promise<FanOutOutcome> {
+export async function fanOut(
+  request: FanOutRequest,
+  catalog: Catalog,
+  secondaries: string[],
+  runtime: Runtime,
+  budget: Budget,
+  pageSize = 1000,
+): Promise<FanOutOutcome> {
   const started = runtime.clock();
   const deadline = started + budget.remainingMs * WORK_FRACTION;
   const runId = request.runId ?? randomUUID();
@@ -33,10 +38,16 @@ export async function fanOut(request: FanOutRequest, catalog: Catalog, secondari
   const enqueue = async (repositories: string[]) => {
     if (repositories.length === 0) return;
     if (request.target === 'verify') {
-      const messages: VerifyMessage[] = repositories.flatMap((repository) => secondaries.map((secondary) => ({ repository, secondary, ...(request.deep ? { deep: true } : {}) })));
+      const messages: VerifyMessage[] = repositories.flatMap((repository) =>
+        secondaries.map((secondary) => ({ repository, secondary, ...(request.deep ? { deep: true } : {}) })),
+      );
       await runtime.verifyQueue.send(messages);
     } else {
-      const extra = { ...(request.deep ? { deep: true } : {}), ...(request.force ? { force: true } : {}), ...(request.maxPrune !== undefined ? { maxPrune: request.maxPrune } : {}) };
+      const extra = {
+        ...(request.deep ? { deep: true } : {}),
+        ...(request.force ? { force: true } : {}),
+        ...(request.maxPrune !== undefined ? { maxPrune: request.maxPrune } : {}),
+      };
       const messages: SyncMessage[] = repositories.flatMap((repository) => secondaries.map((secondary) => ({ repository, secondary, ...extra })));
       await runtime.syncQueue.send(messages);
     }

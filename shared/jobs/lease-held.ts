@@ -17,7 +17,13 @@ const LEASE_METRICS = {
  * work (often a duplicate SQS delivery: its result stands); otherwise sent again to its own queue
  * with a delay, so that no request is lost (see lease.ts).
  */
-export async function leaseHeld<M extends SyncMessage | VerifyMessage>(kind: 'sync' | 'verify', message: M, queue: Queue<M>, runtime: Runtime, now: number): Promise<LeaseHeld> {
+export async function leaseHeld<M extends SyncMessage | VerifyMessage>(
+  kind: 'sync' | 'verify',
+  message: M,
+  queue: Queue<M>,
+  runtime: Runtime,
+  now: number,
+): Promise<LeaseHeld> {
   const key = { repository: message.repository, secondary: message.secondary };
   const record = await runtime.store.get(key);
   const requestedAt = message.requestedAt ?? now;

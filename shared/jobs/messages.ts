@@ -13,7 +13,11 @@ const secondaryName = z.string().regex(SECONDARY_NAME, 'secondary names are lett
 /** When the work was asked for (epoch ms); a deferred message keeps it. Absent: when the queue received it, or now. */
 const requestedAt = z.number().int().min(0).optional();
 /** The prune limit for this sync, as `geo-sync sync --max-prune`: a number from 0 to 1 (default 0.5). */
-const maxPrune = z.number({ invalid_type_error: 'maxPrune must be a number from 0 to 1' }).min(0, 'maxPrune must be a number from 0 to 1').max(1, 'maxPrune must be a number from 0 to 1').optional();
+const maxPrune = z
+  .number({ invalid_type_error: 'maxPrune must be a number from 0 to 1' })
+  .min(0, 'maxPrune must be a number from 0 to 1')
+  .max(1, 'maxPrune must be a number from 0 to 1')
+  .optional();
 
 export const SyncMessage = z
   .object({
@@ -33,9 +37,7 @@ export const SyncMessage = z
   .strict();
 export type SyncMessage = z.infer<typeof SyncMessage>;
 
-export const VerifyMessage = z
-  .object({ repository: repositoryName, secondary: secondaryName, deep: z.boolean().optional(), requestedAt })
-  .strict();
+export const VerifyMessage = z.object({ repository: repositoryName, secondary: secondaryName, deep: z.boolean().optional(), requestedAt }).strict();
 export type VerifyMessage = z.infer<typeof VerifyMessage>;
 
 /** A fan-out run: the whole catalog, a prefix of it, or an explicit list; `cursor` and `runId` mark a continuation. */
@@ -75,7 +77,11 @@ export function parseMessage<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, bod
 }
 
 /** A queued sync or verify message; one sent without `requestedAt` was requested when the queue received it (SQS SentTimestamp, epoch ms). */
-export function parseQueued<T extends { requestedAt?: number }>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, body: string, sentTimestamp: string | undefined): T {
+export function parseQueued<T extends { requestedAt?: number }>(
+  schema: z.ZodType<T, z.ZodTypeDef, unknown>,
+  body: string,
+  sentTimestamp: string | undefined,
+): T {
   const message = parseMessage(schema, body);
   const sentAt = Number(sentTimestamp);
   return message.requestedAt === undefined && sentTimestamp && Number.isSafeInteger(sentAt) ? { ...message, requestedAt: sentAt } : message;

@@ -20,7 +20,12 @@ export interface StateStore {
    * record if needed and setting `fields` (with the `leaseHolder`) in the same write. Undefined when
    * another holder's lease is live; the record then says who holds it and for what.
    */
-  acquireLease(key: RecordKey, lease: { owner: string; expiresAt: number }, now: number, fields?: Partial<RepositoryRecord>): Promise<RepositoryRecord | undefined>;
+  acquireLease(
+    key: RecordKey,
+    lease: { owner: string; expiresAt: number },
+    now: number,
+    fields?: Partial<RepositoryRecord>,
+  ): Promise<RepositoryRecord | undefined>;
   /** Replaces the record and drops the lease, only while `owner` still holds it; false when the lease was lost. */
   release(record: RepositoryRecord, owner: string): Promise<boolean>;
   getCheckpoint(id: string): Promise<FanOutCheckpoint | undefined>;

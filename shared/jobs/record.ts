@@ -170,7 +170,11 @@ function failed(record: RepositoryRecord, reason: string, now: number, policy: R
 function describeUnsynced(report: SyncReport): string {
   if (report.failed.length > 0) {
     const first = report.failed[0]!;
-    const also = report.guard ? `; the prune guard also held: ${report.guard.reason}` : report.removalRefused ? `; also ${describeRefusal(report.removalRefused)}` : '';
+    const also = report.guard
+      ? `; the prune guard also held: ${report.guard.reason}`
+      : report.removalRefused
+        ? `; also ${describeRefusal(report.removalRefused)}`
+        : '';
     return `${report.failed.length} tag(s) failed, first ${first.tag}: ${first.error}${also}`;
   }
   if (report.skipped.length > 0) return `${report.skipped.length} tag(s) changed on the primary during the sync`;

@@ -101,7 +101,14 @@ function recordMetrics(next: RepositoryRecord, report: SyncReport | undefined, r
 }
 
 /** A dry run for direct invocation: the plan, nothing written, no state touched. */
-export async function planSync(repository: string, secondaryName: string, registries: Registries, runtime: Runtime, deep = false, maxPrune?: number): Promise<SyncReport> {
+export async function planSync(
+  repository: string,
+  secondaryName: string,
+  registries: Registries,
+  runtime: Runtime,
+  deep = false,
+  maxPrune?: number,
+): Promise<SyncReport> {
   return syncRepository(registries.primary(), registries.secondary(secondaryName), validateRepositoryName(repository), {
     dryRun: true,
     deep,

@@ -8,9 +8,7 @@ import { afterVerify, afterVerifyError, type RepositoryRecord } from './record.j
 import { LEASE_GRACE_MS } from './timing.js';
 
 export type VerifyOutcome =
-  | { kind: 'succeeded' | 'mismatch' | 'error'; record: RepositoryRecord; report?: VerifyReport }
-  | LeaseHeld
-  | { kind: 'skipped'; reason: 'lease-lost' };
+  { kind: 'succeeded' | 'mismatch' | 'error'; record: RepositoryRecord; report?: VerifyReport } | LeaseHeld | { kind: 'skipped'; reason: 'lease-lost' };
 
 export async function processVerifyMessage(message: VerifyMessage, registries: Registries, runtime: Runtime, budget: Budget): Promise<VerifyOutcome> {
   const { store, logger, metrics } = runtime;
@@ -26,7 +24,11 @@ export async function processVerifyMessage(message: VerifyMessage, registries: R
   let next: RepositoryRecord;
   let report: VerifyReport | undefined;
   try {
-    report = await verifyRepository(registries.primary(), secondary, validateRepositoryName(message.repository), { deep: message.deep, concurrency: runtime.concurrency, logger });
+    report = await verifyRepository(registries.primary(), secondary, validateRepositoryName(message.repository), {
+      deep: message.deep,
+      concurrency: runtime.concurrency,
+      logger,
+    });
     next = afterVerify(leased, report, runtime.clock());
   } catch (error) {
     logger.error('verify failed', { ...key, error: errorMessage(error) });
@@ -39,6 +41,14 @@ export async function processVerifyMessage(message: VerifyMessage, registries: R
 
   const kind = !report ? 'error' : report.status === 'synced' ? 'succeeded' : 'mismatch';
   metrics.add(kind === 'succeeded' ? 'VerifySucceeded' : kind === 'mismatch' ? 'VerifyMismatch' : 'VerifyErrors', 1);
-  if (report) logger.info('verified', { ...key, deep: message.deep ?? false, status: report.status, missing: report.missing.length, extra: report.extra.length, mismatched: report.mismatched.length });
+  if (report)
+    logger.info('verified', {
+      ...key,
+      deep: message.deep ?? false,
+      status: report.status,
+      missing: report.missing.length,
+      extra: report.extra.length,
+      mismatched: report.mismatched.length,
+    });
   return { kind, record: next, report };
 }

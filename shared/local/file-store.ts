@@ -19,7 +19,12 @@ export class FileStateStore implements StateStore {
     return readJson<RepositoryRecord>(this.recordPath(key));
   }
 
-  acquireLease(key: RecordKey, lease: { owner: string; expiresAt: number }, now: number, fields: Partial<RepositoryRecord> = {}): Promise<RepositoryRecord | undefined> {
+  acquireLease(
+    key: RecordKey,
+    lease: { owner: string; expiresAt: number },
+    now: number,
+    fields: Partial<RepositoryRecord> = {},
+  ): Promise<RepositoryRecord | undefined> {
     return this.locked(key, async () => {
       const current = (await this.get(key)) ?? newRecord(key, now);
       if (current.leaseExpiresAt !== undefined && current.leaseExpiresAt >= now) return undefined;
@@ -43,7 +48,9 @@ export class FileStateStore implements StateStore {
     const dir = join(this.dir, 'records');
     const names = await readdir(dir).catch((error: NodeJS.ErrnoException) => (error.code === 'ENOENT' ? [] : Promise.reject(error)));
     const records = await Promise.all(names.filter((n) => n.endsWith('.json')).map((n) => readJson<RepositoryRecord>(join(dir, n))));
-    return records.filter((r): r is RepositoryRecord => r !== undefined).sort((a, b) => (a.repository + '\0' + a.secondary < b.repository + '\0' + b.secondary ? -1 : 1));
+    return records
+      .filter((r): r is RepositoryRecord => r !== undefined)
+      .sort((a, b) => (a.repository + '\0' + a.secondary < b.repository + '\0' + b.secondary ? -1 : 1));
   }
 
   getCheckpoint(id: string): Promise<FanOutCheckpoint | undefined> {
@@ -62,7 +69,10 @@ export class FileStateStore implements StateStore {
   private locked<T>(key: RecordKey, work: () => Promise<T>): Promise<T> {
     const id = this.recordPath(key);
     const result = (this.locks.get(id) ?? Promise.resolve()).then(work, work);
-    this.locks.set(id, result.catch(() => undefined));
+    this.locks.set(
+      id,
+      result.catch(() => undefined),
+    );
     return result;
   }
 }

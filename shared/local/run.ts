@@ -93,7 +93,11 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
     } catch (error) {
       if (!(error instanceof GeoSyncError) || error.code !== 'SYNC_IN_PROGRESS') throw error;
       busy.add(`${message.secondary}/${message.repository}`);
-      options.logger.warn('repository skipped: another geo-sync is syncing it', { repository: message.repository, secondary: message.secondary, reason: error.message });
+      options.logger.warn('repository skipped: another geo-sync is syncing it', {
+        repository: message.repository,
+        secondary: message.secondary,
+        reason: error.message,
+      });
       return;
     }
     try {

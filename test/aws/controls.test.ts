@@ -89,39 +89,74 @@ describe('running cfn-guard', () => {
     const dir = mkdtempSync(join(tmpdir(), 'cfn-guard-'));
     try {
       const template = join(dir, 'template.json');
-      writeFileSync(template, JSON.stringify({
-        Resources: {
-          Plain: { Type: 'AWS::SQS::Queue', Properties: { VisibilityTimeout: 30 } },
-          Encrypted: { Type: 'AWS::SQS::Queue', Properties: { SqsManagedSseEnabled: true } },
-        },
-      }));
+      writeFileSync(
+        template,
+        JSON.stringify({
+          Resources: {
+            Plain: { Type: 'AWS::SQS::Queue', Properties: { VisibilityTimeout: 30 } },
+            Encrypted: { Type: 'AWS::SQS::Queue', Properties: { SqsManagedSseEnabled: true } },
+          },
+        }),
+      );
       const result = await runCfnGuard(template, join(CONTROL_TOWER_RULES, 'sqs', 'ct-sqs-pr-2.guard'));
       expect(result.failing).toHaveLength(1);
       const [failure] = result.failing;
       expect(failure).toMatchObject({ rule: 'sqs_queue_encrypted_check', control: 'CT.SQS.PR.2', description: expect.stringMatching(/encryption at rest/) });
       expect(Object.keys(failure!.resources)).toEqual(['Plain']);
       expect(failure!.resources.Plain!.join(' ')).toMatch(/SqsManagedSseEnabled\] is missing/);
-      expect(formatFailure(failure!)).toMatch(/^sqs_queue_encrypted_check \[CT\.SQS\.PR\.2\]: .*\n {2}Plain: .*SqsManagedSseEnabled.*\n {2}fix: Set 'SqsManagedSseEnabled' to 'true'/);
+      expect(formatFailure(failure!)).toMatch(
+        /^sqs_queue_encrypted_check \[CT\.SQS\.PR\.2\]: .*\n {2}Plain: .*SqsManagedSseEnabled.*\n {2}fix: Set 'SqsManagedSseEnabled' to 'true'/,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
 
   it('reads rules wrapped as Rule or Clause, and tells failing from passing and skipped rules', () => {
-    const check = (path: string, error: string) => ({ Clause: { Unary: { check: { UnResolved: { value: { traversed_to: { path, value: {} } } } }, messages: { custom_message: '', error_message: error } } } });
-    const output = JSON.stringify([{
-      name: 't.json',
-      status: 'FAIL',
-      not_compliant: [
-        { Rule: { name: 'a_check', messages: { custom_message: null }, checks: [{ Rule: { name: 'check', messages: { custom_message: '\n  [CT.X.PR.1]: Require X\n  [FIX]: Do X.\n' }, checks: [check('/Resources/One/Properties', 'Check was not compliant as property [X] is missing. Value traversed to [Path=/Resources/One/Properties[L:3,C:4] Value={}].'), check('/Resources/Two/Properties', 'Two is wrong [L:9,C:1]')] } }] } },
-        { Clause: { name: 'b_check', checks: [check('/Resources/Three', 'no')] } },
-      ],
-      not_applicable: ['a_check', 'c_check', 'd_check'],
-      compliant: ['a_check', 'c_check'],
-    }]);
+    const check = (path: string, error: string) => ({
+      Clause: { Unary: { check: { UnResolved: { value: { traversed_to: { path, value: {} } } } }, messages: { custom_message: '', error_message: error } } },
+    });
+    const output = JSON.stringify([
+      {
+        name: 't.json',
+        status: 'FAIL',
+        not_compliant: [
+          {
+            Rule: {
+              name: 'a_check',
+              messages: { custom_message: null },
+              checks: [
+                {
+                  Rule: {
+                    name: 'check',
+                    messages: { custom_message: '\n  [CT.X.PR.1]: Require X\n  [FIX]: Do X.\n' },
+                    checks: [
+                      check(
+                        '/Resources/One/Properties',
+                        'Check was not compliant as property [X] is missing. Value traversed to [Path=/Resources/One/Properties[L:3,C:4] Value={}].',
+                      ),
+                      check('/Resources/Two/Properties', 'Two is wrong [L:9,C:1]'),
+                    ],
+                  },
+                },
+              ],
+            },
+          },
+          { Clause: { name: 'b_check', checks: [check('/Resources/Three', 'no')] } },
+        ],
+        not_applicable: ['a_check', 'c_check', 'd_check'],
+        compliant: ['a_check', 'c_check'],
+      },
+    ]);
     const parsed = parseGuardOutput(output, 't.json');
     expect(parsed.failing).toEqual([
-      { rule: 'a_check', control: 'CT.X.PR.1', description: 'Require X', fix: 'Do X.', resources: { One: ['Check was not compliant as property [X] is missing.'], Two: ['Two is wrong'] } },
+      {
+        rule: 'a_check',
+        control: 'CT.X.PR.1',
+        description: 'Require X',
+        fix: 'Do X.',
+        resources: { One: ['Check was not compliant as property [X] is missing.'], Two: ['Two is wrong'] },
+      },
       { rule: 'b_check', resources: { Three: ['no'] } },
     ]);
     expect(parsed.passing).toEqual(['c_check']);
@@ -140,7 +175,10 @@ describe('running cfn-guard', () => {
       { rule: 'b_check', resources: ['Bucket', 'Gone'], reason: 'r' },
       { rule: 'z_check', reason: 'r' },
     ]);
-    expect(result.unsuppressed).toEqual([{ rule: 'b_check', resources: { Other: ['why'] } }, { rule: 'c_check', resources: { X: [] } }]);
+    expect(result.unsuppressed).toEqual([
+      { rule: 'b_check', resources: { Other: ['why'] } },
+      { rule: 'c_check', resources: { X: [] } },
+    ]);
     expect(result.stale).toEqual(['b_check: suppressed for Gone, which no longer fails it', 'z_check: suppressed, but it no longer fails']);
   });
 });

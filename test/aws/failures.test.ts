@@ -8,7 +8,7 @@ import { RegistryClient, silentLogger } from '../../shared/engine/index.js';
 import { noMetrics, processSyncMessage, type Registries, type Runtime } from '../../shared/jobs/index.js';
 import { startRegistryPair, type RegistryPair } from '../support/registry.js';
 import { pushImage, readTags } from '../support/seed.js';
-import { drain, lambdaContext, pollOnce, queueDepth, sqsRecord, importHandlers, type Handler, type Handlers } from './support/event-source.js';
+import { drain, lambdaContext, pollOnce, queueDepth, sqsRecord, importHandlers, type Handlers } from './support/event-source.js';
 import { startLocalAws, type LocalAws } from './support/local-aws.js';
 
 let aws: LocalAws;
@@ -27,7 +27,8 @@ beforeAll(async () => {
     POWERTOOLS_METRICS_DISABLED: 'true',
   });
   // Powertools writes info to stdout and warnings and errors to stderr: keep both to assert on.
-  for (const stream of [process.stdout, process.stderr]) vi.spyOn(stream, 'write').mockImplementation((chunk: string | Uint8Array) => (logs.push(String(chunk)), true));
+  for (const stream of [process.stdout, process.stderr])
+    vi.spyOn(stream, 'write').mockImplementation((chunk: string | Uint8Array) => (logs.push(String(chunk)), true));
   handlers = await importHandlers();
 });
 
@@ -55,8 +56,15 @@ const logLines = () =>
 describe('poison messages', () => {
   it('fail alone in their batch and end in the dead-letter queue after the redrive limit', async () => {
     await pushImage(P(), 'ok/app', 'v1');
-    const bodies = ['{"repository":"ok/app","secondary":"eu"}', 'not json', '{"repository":"Bad//Name","secondary":"eu"}', '{"repository":"ok/app","secondary":"nowhere"}'];
-    await aws.sqs.send(new SendMessageBatchCommand({ QueueUrl: aws.queues.sync.url, Entries: bodies.map((MessageBody, i) => ({ Id: String(i), MessageBody })) }));
+    const bodies = [
+      '{"repository":"ok/app","secondary":"eu"}',
+      'not json',
+      '{"repository":"Bad//Name","secondary":"eu"}',
+      '{"repository":"ok/app","secondary":"nowhere"}',
+    ];
+    await aws.sqs.send(
+      new SendMessageBatchCommand({ QueueUrl: aws.queues.sync.url, Entries: bodies.map((MessageBody, i) => ({ Id: String(i), MessageBody })) }),
+    );
 
     const first = await pollOnce(aws.sqs, aws.queues.sync.url, aws.queues.sync.arn, handlers.sync);
     await drain(aws.sqs, [syncSource(), verifySource()]);
@@ -89,7 +97,7 @@ describe('the lease', () => {
     await drain(aws.sqs, [syncSource(), verifySource()]);
   });
 
-  it('is taken over once the holder\'s lease has expired, by the message that found it held', async () => {
+  it("is taken over once the holder's lease has expired, by the message that found it held", async () => {
     await pushImage(P(), 'lease/app', 'v1');
     const store = new DynamoDbStateStore(aws.dynamo, aws.table);
     const key = { repository: 'lease/app', secondary: 'eu' };
@@ -148,7 +156,9 @@ describe('deadlines', () => {
     const first = await handlers.fanOut(scheduled, lambdaContext(1));
     const overlapping = await handlers.fanOut(scheduled, lambdaContext());
     const checkpoint = (await aws.items()).find((i) => i.repository === '#fan-out' && i.secondary === 'sync');
-    const stats = await drain(aws.sqs, [{ name: 'fanOut', url: aws.queues.fanOut.url, arn: aws.queues.fanOut.arn, handler: handlers.fanOut, batchSize: 1, context: () => lambdaContext(1) }]);
+    const stats = await drain(aws.sqs, [
+      { name: 'fanOut', url: aws.queues.fanOut.url, arn: aws.queues.fanOut.arn, handler: handlers.fanOut, batchSize: 1, context: () => lambdaContext(1) },
+    ]);
 
     expect(catalog.length).toBeGreaterThan(4);
     expect(first).toMatchObject({ kind: 'continued', enqueued: 2 });
@@ -159,7 +169,10 @@ describe('deadlines', () => {
     const enqueued: string[] = [];
     for (let batch = await receiveAll(aws.queues.sync.url); batch.length > 0; batch = await receiveAll(aws.queues.sync.url)) enqueued.push(...batch);
     expect(enqueued.map((body) => (JSON.parse(body) as { repository: string }).repository).sort()).toEqual(catalog);
-    expect((await aws.items()).find((i) => i.repository === '#fan-out' && i.secondary === 'sync')).toMatchObject({ enqueued: catalog.length, finishedAt: expect.any(String) });
+    expect((await aws.items()).find((i) => i.repository === '#fan-out' && i.secondary === 'sync')).toMatchObject({
+      enqueued: catalog.length,
+      finishedAt: expect.any(String),
+    });
   });
 });
 
@@ -219,7 +232,9 @@ describe('retry backoff after a failed sync', () => {
 async function receiveAll(queueUrl: string): Promise<string[]> {
   const { Messages = [] } = await aws.sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10 }));
   if (Messages.length > 0) {
-    await aws.sqs.send(new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }));
+    await aws.sqs.send(
+      new DeleteMessageBatchCommand({ QueueUrl: queueUrl, Entries: Messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.ReceiptHandle! })) }),
+    );
   }
   return Messages.map((m) => m.Body!);
 }

@@ -39,8 +39,18 @@ describe('whenLeaseHeld: drop only when the holder already does the work, else d
     ['a deep verify behind a sync', work('verify', true, NOW - 2_000), held(sync(false, NOW - 1_000)), 'defer'],
     ['a deep verify behind a shallow verify', work('verify', true, NOW - 2_000), held(verify(false, NOW - 1_000)), 'defer'],
     ['a deep sync behind a shallow sync', work('sync', true, NOW - 2_000), held(sync(false, NOW - 1_000)), 'defer'],
-    ['a sync with a raised prune limit behind one under the default', { ...work('sync', false, NOW - 2_000), maxPrune: 1 }, held(sync(false, NOW - 1_000)), 'defer'],
-    ['a sync under the default behind one with a raised prune limit', work('sync', false, NOW - 2_000), held({ ...sync(false, NOW - 1_000), maxPrune: 1 }), 'drop'],
+    [
+      'a sync with a raised prune limit behind one under the default',
+      { ...work('sync', false, NOW - 2_000), maxPrune: 1 },
+      held(sync(false, NOW - 1_000)),
+      'defer',
+    ],
+    [
+      'a sync under the default behind one with a raised prune limit',
+      work('sync', false, NOW - 2_000),
+      held({ ...sync(false, NOW - 1_000), maxPrune: 1 }),
+      'drop',
+    ],
     ['a holder that does not say what it does', work('sync', false, NOW - 2_000), held(undefined), 'defer'],
     ['a lease released since the attempt to take it', work('sync', false, NOW - 2_000), newRecord(key, NOW), 'defer'],
   ] as const)('%s: %s', (_name, asked, record, expected) => {
@@ -61,7 +71,7 @@ describe('whenLeaseHeld: drop only when the holder already does the work, else d
 
 describe('parseQueued: when a queued message was requested', () => {
   const body = JSON.stringify(key);
-  it('is its own requestedAt, else the queue\'s SentTimestamp, else unknown (the job then takes now)', () => {
+  it("is its own requestedAt, else the queue's SentTimestamp, else unknown (the job then takes now)", () => {
     expect(parseQueued(SyncMessage, JSON.stringify({ ...key, requestedAt: 5 }), '9')).toEqual({ ...key, requestedAt: 5 });
     expect(parseQueued(SyncMessage, body, '1893456000000')).toEqual({ ...key, requestedAt: 1893456000000 });
     expect(parseQueued(SyncMessage, body, undefined)).toEqual(key);
@@ -85,7 +95,8 @@ describe('messages that find the lease held, on the local AWS stack', () => {
       POWERTOOLS_LOG_LEVEL: 'INFO',
     });
     // Keep what the functions print (JSON logs and EMF metrics) to assert on it.
-    for (const stream of [process.stdout, process.stderr]) vi.spyOn(stream, 'write').mockImplementation((chunk: string | Uint8Array) => (output.push(String(chunk)), true));
+    for (const stream of [process.stdout, process.stderr])
+      vi.spyOn(stream, 'write').mockImplementation((chunk: string | Uint8Array) => (output.push(String(chunk)), true));
     handlers = await importHandlers();
   });
 
@@ -123,10 +134,12 @@ describe('messages that find the lease held, on the local AWS stack', () => {
   /** Holds the secondary's tag listing of `repository` back once, so whoever reads it holds the lease meanwhile. */
   const slowOnce = (repository: string, ms = 2_000) => {
     let armed = true;
-    proxy.setRule((request) => (armed && request.method === 'GET' && request.path.startsWith(`/v2/${repository}/tags/list`) ? ((armed = false), { kind: 'delay', ms }) : undefined));
+    proxy.setRule((request) =>
+      armed && request.method === 'GET' && request.path.startsWith(`/v2/${repository}/tags/list`) ? ((armed = false), { kind: 'delay', ms }) : undefined,
+    );
   };
   const until = async (what: string, check: () => Promise<boolean>, timeoutMs = 20_000) => {
-    for (const end = Date.now() + timeoutMs; !(await check()); ) {
+    for (const end = Date.now() + timeoutMs; !(await check());) {
       if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
       await new Promise((resolve) => setTimeout(resolve, 25));
     }
@@ -148,7 +161,11 @@ describe('messages that find the lease held, on the local AWS stack', () => {
 
     expect(delivery).toEqual({ received: 1, failed: 0 });
     expect((await queueDepth(aws.sqs, aws.queues.sync.url)).delayed).toBe(1);
-    expect(lines().find((l) => l.message === 'sync deferred: lease held')).toMatchObject({ repository, holder: { kind: 'verify', deep: false }, delaySeconds: MIN_DEFER_MS / 1000 });
+    expect(lines().find((l) => l.message === 'sync deferred: lease held')).toMatchObject({
+      repository,
+      holder: { kind: 'verify', deep: false },
+      delaySeconds: MIN_DEFER_MS / 1000,
+    });
     expect(metric('SyncDeferred')).toBe(1);
     expect(metric('SyncLeaseBusy')).toBe(0);
     expect(await readTags(S(), repository)).toEqual({});
@@ -178,7 +195,10 @@ describe('messages that find the lease held, on the local AWS stack', () => {
     slowOnce(repository);
     output = [];
 
-    const syncing = handlers.sync({ Records: [sqsRecord('sync-1', 'r', JSON.stringify({ repository, secondary: 'eu' }), aws.queues.sync.arn)] }, lambdaContext());
+    const syncing = handlers.sync(
+      { Records: [sqsRecord('sync-1', 'r', JSON.stringify({ repository, secondary: 'eu' }), aws.queues.sync.arn)] },
+      lambdaContext(),
+    );
     await leaseTaken(repository);
     await send(aws.queues.verify.url, { repository, secondary: 'eu', deep: true }); // the daily deep verification arrives meanwhile
     const delivery = await pollOnce(aws.sqs, aws.queues.verify.url, aws.queues.verify.arn, handlers.verify);
@@ -201,7 +221,9 @@ describe('messages that find the lease held, on the local AWS stack', () => {
     expect(after).toMatchObject({ verifyState: 'failed', differences: { missing: 0, extra: 0, mismatched: 0 } });
     const checksum = after.checksum as { primary: string; secondary: string };
     expect(checksum.secondary).toBe(checksum.primary);
-    expect(lines().filter((l) => l.message === 'verified' && l.repository === repository)).toEqual([expect.objectContaining({ deep: true, status: 'mismatch' })]);
+    expect(lines().filter((l) => l.message === 'verified' && l.repository === repository)).toEqual([
+      expect.objectContaining({ deep: true, status: 'mismatch' }),
+    ]);
     expect(after).not.toHaveProperty('leaseHolder');
   });
 
@@ -218,7 +240,9 @@ describe('messages that find the lease held, on the local AWS stack', () => {
 
     expect(second).toEqual({ batchItemFailures: [] });
     expect(await queueDepth(aws.sqs, aws.queues.sync.url)).toMatchObject({ visible: 0, delayed: 0 });
-    expect(lines().filter((l) => l.message === 'sync skipped: lease held by another invocation')).toEqual([expect.objectContaining({ repository, holder: { kind: 'sync', deep: false, startedAt: expect.any(Number) } })]);
+    expect(lines().filter((l) => l.message === 'sync skipped: lease held by another invocation')).toEqual([
+      expect.objectContaining({ repository, holder: { kind: 'sync', deep: false, startedAt: expect.any(Number) } }),
+    ]);
     expect(metric('SyncLeaseBusy')).toBe(1);
     expect(metric('SyncDeferred')).toBe(0);
     expect(await first).toEqual({ batchItemFailures: [] });

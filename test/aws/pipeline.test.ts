@@ -28,20 +28,29 @@ const figures: string[] = [];
 const REPOSITORIES = ['app/drifted', 'app/in-sync', 'app/missing', 'team/multi'];
 
 beforeAll(async () => {
-  [aws, primary, eu, us] = await Promise.all([startLocalAws(), startRegistry({ htpasswd: { username: USER, password: PASSWORD } }), startRegistry(), startRegistry()]);
+  [aws, primary, eu, us] = await Promise.all([
+    startLocalAws(),
+    startRegistry({ htpasswd: { username: USER, password: PASSWORD } }),
+    startRegistry(),
+    startRegistry(),
+  ]);
   extension = await startSecretsExtension(SECRET_ID, { primary: { username: USER, password: PASSWORD } }, 'session-token');
   Object.assign(process.env, aws.env(), {
     AWS_SESSION_TOKEN: 'session-token',
     PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String(extension.port),
     GEO_SYNC_CREDENTIALS_SECRET: SECRET_ID,
     GEO_SYNC_PRIMARY_URL: primary.url,
-    GEO_SYNC_SECONDARIES: JSON.stringify([{ name: 'eu', url: eu.url }, { name: 'us', url: us.url }]),
+    GEO_SYNC_SECONDARIES: JSON.stringify([
+      { name: 'eu', url: eu.url },
+      { name: 'us', url: us.url },
+    ]),
     // Small catalog pages, so the walk really paginates.
     GEO_SYNC_CATALOG_PAGE_SIZE: '3',
     POWERTOOLS_LOG_LEVEL: 'INFO',
   });
   // Keep what the functions print (JSON logs and EMF metrics) to assert on it, and off the test report.
-  for (const stream of [process.stdout, process.stderr]) vi.spyOn(stream, 'write').mockImplementation((chunk: string | Uint8Array) => (output.push(String(chunk)), true));
+  for (const stream of [process.stdout, process.stderr])
+    vi.spyOn(stream, 'write').mockImplementation((chunk: string | Uint8Array) => (output.push(String(chunk)), true));
 
   // In sync already on both secondaries.
   for (const url of [primary.url, eu.url, us.url]) {
@@ -74,11 +83,21 @@ const sources = () => [
   { name: 'sync', url: aws.queues.sync.url, arn: aws.queues.sync.arn, handler: handlers.sync, batchSize: 5 },
   { name: 'verify', url: aws.queues.verify.url, arn: aws.queues.verify.arn, handler: handlers.verify, batchSize: 10 },
 ];
-const scheduledEvent = { version: '0', id: 'e', 'detail-type': 'Scheduled Event', source: 'aws.events', account: '123456789012', time: new Date().toISOString(), region: 'us-east-1', resources: [], detail: {} };
+const scheduledEvent = {
+  version: '0',
+  id: 'e',
+  'detail-type': 'Scheduled Event',
+  source: 'aws.events',
+  account: '123456789012',
+  time: new Date().toISOString(),
+  region: 'us-east-1',
+  resources: [],
+  detail: {},
+};
 const records = async () => (await aws.items()).filter((item) => item.repository !== '#fan-out');
 
 describe('scheduled fan-out -> sync -> verify', () => {
-  it('brings every repository on both secondaries to the primary\'s exact tags and records each pair', async () => {
+  it("brings every repository on both secondaries to the primary's exact tags and records each pair", async () => {
     const fanOut = await handlers.fanOut(scheduledEvent, lambdaContext());
     expect(fanOut).toMatchObject({ kind: 'finished', enqueued: 8 });
 
@@ -108,7 +127,12 @@ describe('scheduled fan-out -> sync -> verify', () => {
     expect(checkpoint).toMatchObject({ enqueued: 8 });
     // Operators list repositories by state through the index.
     const bySyncState = await aws.dynamo.send(
-      new QueryCommand({ TableName: aws.table, IndexName: 'bySyncState', KeyConditionExpression: 'syncState = :s', ExpressionAttributeValues: { ':s': { S: 'synced' } } }),
+      new QueryCommand({
+        TableName: aws.table,
+        IndexName: 'bySyncState',
+        KeyConditionExpression: 'syncState = :s',
+        ExpressionAttributeValues: { ':s': { S: 'synced' } },
+      }),
     );
     expect(bySyncState.Count).toBe(8);
     expect(checkpoint).toHaveProperty('finishedAt');
@@ -129,7 +153,9 @@ describe('scheduled fan-out -> sync -> verify', () => {
     const stats = await drain(aws.sqs, sources());
     expect(stats.verify!.messages).toBe(6);
 
-    const direct = (await handlers.verify({ repository: 'team/multi', secondary: 'eu' }, lambdaContext())) as { results: { outcome: string; report: { status: string } }[] };
+    const direct = (await handlers.verify({ repository: 'team/multi', secondary: 'eu' }, lambdaContext())) as {
+      results: { outcome: string; report: { status: string } }[];
+    };
     expect(direct.results).toMatchObject([{ secondary: 'eu', outcome: 'succeeded', report: { status: 'synced' } }]);
   });
 
@@ -137,7 +163,9 @@ describe('scheduled fan-out -> sync -> verify', () => {
     await pushImage(primary.url, 'app/missing', '2.0', { auth: AUTH });
     const before = await readTags(eu.url, 'app/missing');
 
-    const result = (await handlers.sync({ repository: 'app/missing', secondary: 'eu', dryRun: true }, lambdaContext())) as { results: { outcome: string; report: { plan: { copy: { tag: string }[] } } }[] };
+    const result = (await handlers.sync({ repository: 'app/missing', secondary: 'eu', dryRun: true }, lambdaContext())) as {
+      results: { outcome: string; report: { plan: { copy: { tag: string }[] } } }[];
+    };
 
     expect(result.results[0]).toMatchObject({ outcome: 'planned' });
     expect(result.results[0]!.report.plan.copy.map((c) => c.tag)).toEqual(['2.0']);
@@ -149,7 +177,10 @@ describe('scheduled fan-out -> sync -> verify', () => {
     const bundled = (await import(new URL('../../dist/functions/sync/index.mjs', import.meta.url).href)) as { handler: Handler };
     const result = (await bundled.handler({ repository: 'app/missing' }, lambdaContext())) as { results: { secondary: string; outcome: string }[] };
 
-    expect(result.results).toEqual([expect.objectContaining({ secondary: 'eu', outcome: 'synced' }), expect.objectContaining({ secondary: 'us', outcome: 'synced' })]);
+    expect(result.results).toEqual([
+      expect.objectContaining({ secondary: 'eu', outcome: 'synced' }),
+      expect.objectContaining({ secondary: 'us', outcome: 'synced' }),
+    ]);
     expect(Object.keys(await readTags(us.url, 'app/missing'))).toContain('2.0');
     await drain(aws.sqs, sources());
   });
@@ -174,7 +205,12 @@ describe('scheduled fan-out -> sync -> verify', () => {
     expect(emitted).toContain('"SyncGuardHeld"');
     expect(emitted).not.toContain('"SyncFailed"');
     const bySyncState = await aws.dynamo.send(
-      new QueryCommand({ TableName: aws.table, IndexName: 'bySyncState', KeyConditionExpression: 'syncState = :s', ExpressionAttributeValues: { ':s': { S: 'guard-held' } } }),
+      new QueryCommand({
+        TableName: aws.table,
+        IndexName: 'bySyncState',
+        KeyConditionExpression: 'syncState = :s',
+        ExpressionAttributeValues: { ':s': { S: 'guard-held' } },
+      }),
     );
     expect(bySyncState.Items?.map((i) => i.repository?.S)).toEqual(['guard/app']);
     expect(Object.keys(await readTags(eu.url, 'guard/app')).sort()).toEqual(['v1', 'x1', 'x2', 'x3']);

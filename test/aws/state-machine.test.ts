@@ -2,7 +2,17 @@
 import { describe, expect, it } from 'vitest';
 import type { SyncReport } from '../../shared/engine/index.js';
 import { DirectRequest, FanOutRequest, SyncMessage, parseInput } from '../../shared/jobs/index.js';
-import { admitSync, afterSync, afterSyncError, newRecord, overallStatus, retryDelayMs, FIRST_TAGS, MAX_CONTINUATIONS, type RepositoryRecord } from '../../shared/jobs/record.js';
+import {
+  admitSync,
+  afterSync,
+  afterSyncError,
+  newRecord,
+  overallStatus,
+  retryDelayMs,
+  FIRST_TAGS,
+  MAX_CONTINUATIONS,
+  type RepositoryRecord,
+} from '../../shared/jobs/record.js';
 
 const policy = { baseMs: 1_000, capMs: 30_000 };
 const NOW = Date.parse('2030-01-01T00:00:00Z');
@@ -10,12 +20,28 @@ const key = { repository: 'g/p', secondary: 'eu' };
 
 function report(overrides: Partial<SyncReport> = {}): SyncReport {
   return {
-    repository: 'g/p', status: 'synced', dryRun: false, plan: { copy: [], repair: [], remove: [] },
-    done: { copied: [], repaired: [], removed: [] }, failed: [], skipped: [], primaryTags: 1, secondaryTags: 1,
-    bytesCopied: 0, blobsCopied: 0, blobsMounted: 0, durationMs: 5, ...overrides,
+    repository: 'g/p',
+    status: 'synced',
+    dryRun: false,
+    plan: { copy: [], repair: [], remove: [] },
+    done: { copied: [], repaired: [], removed: [] },
+    failed: [],
+    skipped: [],
+    primaryTags: 1,
+    secondaryTags: 1,
+    bytesCopied: 0,
+    blobsCopied: 0,
+    blobsMounted: 0,
+    durationMs: 5,
+    ...overrides,
   };
 }
-const failedRecord = (retryCount: number, nextRetryAt: number): RepositoryRecord => ({ ...newRecord(key, NOW), syncState: 'failed', retryCount, nextRetryAt: new Date(nextRetryAt).toISOString() });
+const failedRecord = (retryCount: number, nextRetryAt: number): RepositoryRecord => ({
+  ...newRecord(key, NOW),
+  syncState: 'failed',
+  retryCount,
+  nextRetryAt: new Date(nextRetryAt).toISOString(),
+});
 
 describe('retryDelayMs: capped exponential backoff with equal jitter', () => {
   it.each([
@@ -57,12 +83,31 @@ describe('afterSync', () => {
 
   it('a failure counts up from the previous count and schedules the next retry', () => {
     const next = afterSync(failedRecord(3, NOW), report({ status: 'failed', failed: [{ tag: 'x', error: 'boom' }] }), NOW, policy, () => 0);
-    expect(next).toMatchObject({ syncState: 'failed', retryCount: 4, syncError: '1 tag(s) failed, first x: boom', nextRetryAt: new Date(NOW + 4_000).toISOString() });
+    expect(next).toMatchObject({
+      syncState: 'failed',
+      retryCount: 4,
+      syncError: '1 tag(s) failed, first x: boom',
+      nextRetryAt: new Date(NOW + 4_000).toISOString(),
+    });
   });
 
   it('a held guard is recorded as guard-held with its reason: no retry, the retry count left as it was', () => {
-    const next = afterSync(failedRecord(2, NOW + 5_000), report({ status: 'differences', guard: { reason: 'would remove 9 of 10 tags' }, done: { copied: ['a'], repaired: [], removed: [] } }), NOW, policy, () => 0);
-    expect(next).toMatchObject({ syncState: 'guard-held', retryCount: 2, syncError: expect.stringMatching(/^would remove 9 of 10 tags\. Check the primary's tag listing, then raise the prune limit \(maxPrune in a manual invoke/), verifyState: 'pending', lastSync: { status: 'differences', copied: 1 } });
+    const next = afterSync(
+      failedRecord(2, NOW + 5_000),
+      report({ status: 'differences', guard: { reason: 'would remove 9 of 10 tags' }, done: { copied: ['a'], repaired: [], removed: [] } }),
+      NOW,
+      policy,
+      () => 0,
+    );
+    expect(next).toMatchObject({
+      syncState: 'guard-held',
+      retryCount: 2,
+      syncError: expect.stringMatching(
+        /^would remove 9 of 10 tags\. Check the primary's tag listing, then raise the prune limit \(maxPrune in a manual invoke/,
+      ),
+      verifyState: 'pending',
+      lastSync: { status: 'differences', copied: 1 },
+    });
     expect(next).not.toHaveProperty('nextRetryAt');
     // The next scheduled run looks again at once; a retry scheduled before is stale.
     expect(admitSync(next, key, NOW)).toEqual({ kind: 'run' });
@@ -75,7 +120,9 @@ describe('afterSync', () => {
     const refused = { reason: 'the secondary refuses deletes (405 Method Not Allowed on DELETE)', tags };
     const next = afterSync(newRecord(key, NOW), report({ status: 'differences', removalRefused: refused }), NOW, policy, () => 0);
     expect(next).toMatchObject({ syncState: 'deletes-refused', retryCount: 0 });
-    expect(next.syncError).toBe(`the secondary refuses deletes (405 Method Not Allowed on DELETE); 12 extra tag(s) left in place: ${tags.slice(0, FIRST_TAGS).join(', ')} and 2 more`);
+    expect(next.syncError).toBe(
+      `the secondary refuses deletes (405 Method Not Allowed on DELETE); 12 extra tag(s) left in place: ${tags.slice(0, FIRST_TAGS).join(', ')} and 2 more`,
+    );
     expect(next).not.toHaveProperty('nextRetryAt');
     expect(admitSync(next, key, NOW)).toEqual({ kind: 'run' });
     expect(overallStatus({ ...next, verifyState: 'succeeded' })).toBe('deletes-refused');
@@ -83,7 +130,10 @@ describe('afterSync', () => {
 
   it('a held guard wins over refused deletes; failed tags win over both, and are retried', () => {
     const both = report({ status: 'differences', guard: { reason: 'would remove 9 of 10 tags' }, removalRefused: { reason: 'deletes refused', tags: ['x'] } });
-    expect(afterSync(newRecord(key, NOW), both, NOW, policy, () => 0)).toMatchObject({ syncState: 'guard-held', syncError: expect.stringMatching(/^would remove 9 of 10 tags\. /) });
+    expect(afterSync(newRecord(key, NOW), both, NOW, policy, () => 0)).toMatchObject({
+      syncState: 'guard-held',
+      syncError: expect.stringMatching(/^would remove 9 of 10 tags\. /),
+    });
     const failing = report({ status: 'failed', failed: [{ tag: 't', error: 'boom' }], guard: { reason: 'would remove 9 of 10 tags' } });
     expect(afterSync(newRecord(key, NOW), failing, NOW, policy, () => 0)).toMatchObject({
       syncState: 'failed',
@@ -101,7 +151,11 @@ describe('afterSync', () => {
   });
 
   it('an incomplete run stays pending and counts continuations, up to a limit', () => {
-    expect(afterSync(newRecord(key, NOW), report({ status: 'incomplete' }), NOW, policy, () => 0)).toMatchObject({ syncState: 'pending', continuations: 1, retryCount: 0 });
+    expect(afterSync(newRecord(key, NOW), report({ status: 'incomplete' }), NOW, policy, () => 0)).toMatchObject({
+      syncState: 'pending',
+      continuations: 1,
+      retryCount: 0,
+    });
     const exhausted = afterSync({ ...newRecord(key, NOW), continuations: MAX_CONTINUATIONS }, report({ status: 'incomplete' }), NOW, policy, () => 0);
     expect(exhausted).toMatchObject({ syncState: 'failed', retryCount: 1 });
     expect(exhausted).not.toHaveProperty('continuations');

@@ -30,7 +30,13 @@ const FUNCTIONS = [
 describe('the packaged CloudFormation template', () => {
   it.each(FUNCTIONS)('$name: Node.js 22 on arm64, its own bundle and role, no credentials in its environment', ({ id, dir, role, timeout }) => {
     const fn = resources[id]!.Properties;
-    expect(fn).toMatchObject({ Runtime: 'nodejs22.x', Architectures: ['arm64'], Handler: `dist/functions/${dir}/index.handler`, Timeout: timeout, Role: { 'Fn::GetAtt': [role, 'Arn'] } });
+    expect(fn).toMatchObject({
+      Runtime: 'nodejs22.x',
+      Architectures: ['arm64'],
+      Handler: `dist/functions/${dir}/index.handler`,
+      Timeout: timeout,
+      Role: { 'Fn::GetAtt': [role, 'Arn'] },
+    });
     const variables = Object.keys(fn.Environment.Variables);
     expect(variables).toContain('GEO_SYNC_CREDENTIALS_SECRET');
     expect(variables.filter((v) => /PASSWORD|USERNAME|TOKEN/.test(v))).toEqual([]);
@@ -49,45 +55,64 @@ describe('the packaged CloudFormation template', () => {
     expect(resources[id]!.Properties.Environment.Variables.NODE_OPTIONS).toBeUndefined();
   });
 
-  it.each(FUNCTIONS)('$name: its queue dead-letters after 3 receives, hides messages 6x the timeout, reports partial batch failures', ({ id, queue, timeout }) => {
-    const props = resources[queue]!.Properties;
-    expect(props.VisibilityTimeout).toBeGreaterThanOrEqual(6 * timeout);
-    expect(props.RedrivePolicy).toEqual({ deadLetterTargetArn: { 'Fn::GetAtt': [queue.replace('Queue', 'DeadLetterQueue'), 'Arn'] }, maxReceiveCount: 3 });
-    const mapping = ofType('AWS::Lambda::EventSourceMapping').find(([, r]) => r.Properties.FunctionName['Fn::GetAtt'][0] === id)![1].Properties;
-    expect(mapping.EventSourceArn).toEqual({ 'Fn::GetAtt': [queue, 'Arn'] });
-    expect(mapping.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
-  });
+  it.each(FUNCTIONS)(
+    '$name: its queue dead-letters after 3 receives, hides messages 6x the timeout, reports partial batch failures',
+    ({ id, queue, timeout }) => {
+      const props = resources[queue]!.Properties;
+      expect(props.VisibilityTimeout).toBeGreaterThanOrEqual(6 * timeout);
+      expect(props.RedrivePolicy).toEqual({ deadLetterTargetArn: { 'Fn::GetAtt': [queue.replace('Queue', 'DeadLetterQueue'), 'Arn'] }, maxReceiveCount: 3 });
+      const mapping = ofType('AWS::Lambda::EventSourceMapping').find(([, r]) => r.Properties.FunctionName['Fn::GetAtt'][0] === id)![1].Properties;
+      expect(mapping.EventSourceArn).toEqual({ 'Fn::GetAtt': [queue, 'Arn'] });
+      expect(mapping.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
+    },
+  );
 
   it.each([
     ['sync', 'SyncLambdaFunction', 'GEO_SYNC_SYNC_QUEUE_URL', 'SyncQueue', 'SyncDeferred'],
     ['verify', 'VerifyLambdaFunction', 'GEO_SYNC_VERIFY_QUEUE_URL', 'VerifyQueue', 'VerifyDeferred'],
-  ])('%s: knows its own queue, to send back a message that found the lease held, and the dashboard counts those deferrals', (_name, id, variable, queue, metric) => {
-    expect(resources[id]!.Properties.Environment.Variables[variable]).toEqual({ Ref: queue });
-    expect(resources.Dashboard!.Properties.DashboardBody['Fn::Sub'][0]).toContain(`"${metric}"`);
-  });
+  ])(
+    '%s: knows its own queue, to send back a message that found the lease held, and the dashboard counts those deferrals',
+    (_name, id, variable, queue, metric) => {
+      expect(resources[id]!.Properties.Environment.Variables[variable]).toEqual({ Ref: queue });
+      expect(resources.Dashboard!.Properties.DashboardBody['Fn::Sub'][0]).toContain(`"${metric}"`);
+    },
+  );
 
-  it.each(FUNCTIONS)('$name: its queue and dead-letter queue are encrypted (SSE-SQS), and the dead-letter queue takes only that queue\'s messages', ({ queue }) => {
-    const deadLetter = queue.replace('Queue', 'DeadLetterQueue');
-    const name = resources[queue]!.Properties.QueueName as string;
-    expect(name).toMatch(/^geo-registry-sync-dev-[a-z-]+$/);
-    expect(resources[queue]!.Properties).toMatchObject({ SqsManagedSseEnabled: true });
-    expect(resources[queue]!.Properties.KmsMasterKeyId).toBeUndefined();
-    expect(resources[deadLetter]!.Properties).toMatchObject({
-      SqsManagedSseEnabled: true,
-      RedriveAllowPolicy: { redrivePermission: 'byQueue', sourceQueueArns: [{ 'Fn::Sub': `arn:\${AWS::Partition}:sqs:\${AWS::Region}:\${AWS::AccountId}:${name}` }] },
-    });
-  });
+  it.each(FUNCTIONS)(
+    "$name: its queue and dead-letter queue are encrypted (SSE-SQS), and the dead-letter queue takes only that queue's messages",
+    ({ queue }) => {
+      const deadLetter = queue.replace('Queue', 'DeadLetterQueue');
+      const name = resources[queue]!.Properties.QueueName as string;
+      expect(name).toMatch(/^geo-registry-sync-dev-[a-z-]+$/);
+      expect(resources[queue]!.Properties).toMatchObject({ SqsManagedSseEnabled: true });
+      expect(resources[queue]!.Properties.KmsMasterKeyId).toBeUndefined();
+      expect(resources[deadLetter]!.Properties).toMatchObject({
+        SqsManagedSseEnabled: true,
+        RedriveAllowPolicy: {
+          redrivePermission: 'byQueue',
+          sourceQueueArns: [{ 'Fn::Sub': `arn:\${AWS::Partition}:sqs:\${AWS::Region}:\${AWS::AccountId}:${name}` }],
+        },
+      });
+    },
+  );
 
-  it('keeps the functions\' logs 365 days by default (logRetentionDays)', () => {
+  it("keeps the functions' logs 365 days by default (logRetentionDays)", () => {
     expect(FUNCTIONS.map((f) => resources[`${f.id.replace('LambdaFunction', '')}LogGroup`]!.Properties.RetentionInDays)).toEqual([365, 365, 365]);
   });
 
   it('the deployment bucket: KMS-encrypted, versioned with replaced artifacts expiring, no public access, HTTPS only', () => {
     const bucket = resources.ServerlessDeploymentBucket!.Properties;
-    expect(bucket.BucketEncryption).toEqual({ ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms' }, BucketKeyEnabled: true }] });
+    expect(bucket.BucketEncryption).toEqual({
+      ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'aws:kms' }, BucketKeyEnabled: true }],
+    });
     expect(bucket.VersioningConfiguration).toEqual({ Status: 'Enabled' });
     expect(bucket.LifecycleConfiguration.Rules).toEqual([expect.objectContaining({ Status: 'Enabled', NoncurrentVersionExpiration: { NoncurrentDays: 30 } })]);
-    expect(bucket.PublicAccessBlockConfiguration).toEqual({ BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true });
+    expect(bucket.PublicAccessBlockConfiguration).toEqual({
+      BlockPublicAcls: true,
+      BlockPublicPolicy: true,
+      IgnorePublicAcls: true,
+      RestrictPublicBuckets: true,
+    });
     const statements = resources.ServerlessDeploymentBucketPolicy!.Properties.PolicyDocument.Statement;
     expect(statements).toEqual([
       expect.objectContaining({ Effect: 'Deny', Principal: '*', Action: 's3:*', Condition: { Bool: { 'aws:SecureTransport': 'false' } } }),
@@ -98,7 +123,7 @@ describe('the packaged CloudFormation template', () => {
     ]);
   });
 
-  it('a logRetentionDays param sets every log group\'s retention', async () => {
+  it("a logRetentionDays param sets every log group's retention", async () => {
     const other = await packageService(['--param=logRetentionDays=30']);
     try {
       const groups = Object.values(other.template.Resources).filter((r) => r.Type === 'AWS::Logs::LogGroup');
@@ -108,7 +133,7 @@ describe('the packaged CloudFormation template', () => {
     }
   }, 150_000);
 
-  it('bounds the sync function\'s concurrency at the event source, to spare the registries', () => {
+  it("bounds the sync function's concurrency at the event source, to spare the registries", () => {
     const mapping = ofType('AWS::Lambda::EventSourceMapping').find(([, r]) => r.Properties.FunctionName['Fn::GetAtt'][0] === 'SyncLambdaFunction')![1];
     expect(mapping.Properties.ScalingConfig).toEqual({ MaximumConcurrency: 20 });
   });
@@ -138,18 +163,46 @@ describe('the packaged CloudFormation template', () => {
   it('alarms on dead letters, function errors, repositories out of sync, a held guard, refused deletes and a stalled fan-out, all to one topic', () => {
     const alarms: Record<string, any> = Object.fromEntries(ofType('AWS::CloudWatch::Alarm').map(([id, r]) => [id, r.Properties]));
     expect(Object.keys(alarms).sort()).toEqual([
-      'DeletesRefusedAlarm', 'FanOutDeadLetterQueueAlarm', 'FanOutErrorsAlarm', 'FanOutStalledAlarm', 'PruneGuardHeldAlarm', 'RepositoriesOutOfSyncAlarm',
-      'SyncDeadLetterQueueAlarm', 'SyncErrorsAlarm', 'VerifyDeadLetterQueueAlarm', 'VerifyErrorsAlarm',
+      'DeletesRefusedAlarm',
+      'FanOutDeadLetterQueueAlarm',
+      'FanOutErrorsAlarm',
+      'FanOutStalledAlarm',
+      'PruneGuardHeldAlarm',
+      'RepositoriesOutOfSyncAlarm',
+      'SyncDeadLetterQueueAlarm',
+      'SyncErrorsAlarm',
+      'VerifyDeadLetterQueueAlarm',
+      'VerifyErrorsAlarm',
     ]);
     for (const alarm of Object.values(alarms)) expect(alarm.AlarmActions).toEqual([{ Ref: 'AlarmTopic' }]);
     expect(alarms.SyncDeadLetterQueueAlarm.Dimensions).toEqual([{ Name: 'QueueName', Value: { 'Fn::GetAtt': ['SyncDeadLetterQueue', 'QueueName'] } }]);
-    expect(alarms.SyncErrorsAlarm).toMatchObject({ Namespace: 'AWS/Lambda', MetricName: 'Errors', Dimensions: [{ Name: 'FunctionName', Value: { Ref: 'SyncLambdaFunction' } }] });
-    expect(alarms.RepositoriesOutOfSyncAlarm.Metrics.map((m: any) => m.MetricStat?.Metric.MetricName ?? m.Expression)).toEqual(['SyncFailed', 'VerifyMismatch', 'FILL(failed, 0) + FILL(mismatched, 0)']);
+    expect(alarms.SyncErrorsAlarm).toMatchObject({
+      Namespace: 'AWS/Lambda',
+      MetricName: 'Errors',
+      Dimensions: [{ Name: 'FunctionName', Value: { Ref: 'SyncLambdaFunction' } }],
+    });
+    expect(alarms.RepositoriesOutOfSyncAlarm.Metrics.map((m: any) => m.MetricStat?.Metric.MetricName ?? m.Expression)).toEqual([
+      'SyncFailed',
+      'VerifyMismatch',
+      'FILL(failed, 0) + FILL(mismatched, 0)',
+    ]);
     expect(alarms.FanOutStalledAlarm).toMatchObject({ Namespace: 'GeoRegistrySync', MetricName: 'FanOutRunsCompleted', TreatMissingData: 'breaching' });
     expect(JSON.stringify(resources.Dashboard!.Properties.DashboardBody)).toContain('SyncFailed');
     // Any held guard (or refused delete) in an hour raises its alarm: nothing retries it, a human decides.
-    for (const [id, metric] of [['PruneGuardHeldAlarm', 'SyncGuardHeld'], ['DeletesRefusedAlarm', 'SyncDeletesRefused']]) {
-      expect(alarms[id!]).toMatchObject({ Namespace: 'GeoRegistrySync', MetricName: metric, Dimensions: [{ Name: 'service', Value: 'geo-registry-sync' }], Statistic: 'Sum', Period: 3600, Threshold: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold', TreatMissingData: 'notBreaching' });
+    for (const [id, metric] of [
+      ['PruneGuardHeldAlarm', 'SyncGuardHeld'],
+      ['DeletesRefusedAlarm', 'SyncDeletesRefused'],
+    ]) {
+      expect(alarms[id!]).toMatchObject({
+        Namespace: 'GeoRegistrySync',
+        MetricName: metric,
+        Dimensions: [{ Name: 'service', Value: 'geo-registry-sync' }],
+        Statistic: 'Sum',
+        Period: 3600,
+        Threshold: 1,
+        ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+        TreatMissingData: 'notBreaching',
+      });
     }
   });
 
@@ -160,34 +213,72 @@ describe('the packaged CloudFormation template', () => {
     expect(widgets.map((w) => w.properties.title)).toContain('Held for a human: prune guard held, deletes refused');
     expect(body).toContain('[["GeoRegistrySync", "SyncGuardHeld", "service", "geo-registry-sync"], [".", "SyncDeletesRefused", ".", "."]]');
     expect(body).toContain('"${GuardHeldAlarm}", "${RefusedAlarm}"');
-    expect(values).toMatchObject({ GuardHeldAlarm: { 'Fn::GetAtt': ['PruneGuardHeldAlarm', 'Arn'] }, RefusedAlarm: { 'Fn::GetAtt': ['DeletesRefusedAlarm', 'Arn'] } });
+    expect(values).toMatchObject({
+      GuardHeldAlarm: { 'Fn::GetAtt': ['PruneGuardHeldAlarm', 'Arn'] },
+      RefusedAlarm: { 'Fn::GetAtt': ['DeletesRefusedAlarm', 'Arn'] },
+    });
   });
 
   it.each([
-    ['FanOutRole', 'fanOut', [
-      'dynamodb:GetItem StateTable', 'dynamodb:PutItem StateTable',
-      'sqs:DeleteMessage FanOutQueue', 'sqs:GetQueueAttributes FanOutQueue', 'sqs:ReceiveMessage FanOutQueue',
-      'sqs:SendMessage FanOutQueue', 'sqs:SendMessage SyncQueue', 'sqs:SendMessage VerifyQueue',
-    ]],
-    ['SyncRole', 'sync', [
-      'dynamodb:GetItem StateTable', 'dynamodb:PutItem StateTable', 'dynamodb:UpdateItem StateTable',
-      'sqs:DeleteMessage SyncQueue', 'sqs:GetQueueAttributes SyncQueue', 'sqs:ReceiveMessage SyncQueue',
-      'sqs:SendMessage SyncQueue', 'sqs:SendMessage VerifyQueue',
-    ]],
-    ['VerifyRole', 'verify', [
-      'dynamodb:GetItem StateTable', 'dynamodb:PutItem StateTable', 'dynamodb:UpdateItem StateTable',
-      'sqs:DeleteMessage VerifyQueue', 'sqs:GetQueueAttributes VerifyQueue', 'sqs:ReceiveMessage VerifyQueue',
-      'sqs:SendMessage VerifyQueue',
-    ]],
+    [
+      'FanOutRole',
+      'fanOut',
+      [
+        'dynamodb:GetItem StateTable',
+        'dynamodb:PutItem StateTable',
+        'sqs:DeleteMessage FanOutQueue',
+        'sqs:GetQueueAttributes FanOutQueue',
+        'sqs:ReceiveMessage FanOutQueue',
+        'sqs:SendMessage FanOutQueue',
+        'sqs:SendMessage SyncQueue',
+        'sqs:SendMessage VerifyQueue',
+      ],
+    ],
+    [
+      'SyncRole',
+      'sync',
+      [
+        'dynamodb:GetItem StateTable',
+        'dynamodb:PutItem StateTable',
+        'dynamodb:UpdateItem StateTable',
+        'sqs:DeleteMessage SyncQueue',
+        'sqs:GetQueueAttributes SyncQueue',
+        'sqs:ReceiveMessage SyncQueue',
+        'sqs:SendMessage SyncQueue',
+        'sqs:SendMessage VerifyQueue',
+      ],
+    ],
+    [
+      'VerifyRole',
+      'verify',
+      [
+        'dynamodb:GetItem StateTable',
+        'dynamodb:PutItem StateTable',
+        'dynamodb:UpdateItem StateTable',
+        'sqs:DeleteMessage VerifyQueue',
+        'sqs:GetQueueAttributes VerifyQueue',
+        'sqs:ReceiveMessage VerifyQueue',
+        'sqs:SendMessage VerifyQueue',
+      ],
+    ],
   ])('%s grants only what %s needs', (role, fn, expected) => {
-    const statements = resources[role]!.Properties.Policies.flatMap((p: any) => p.PolicyDocument.Statement) as { Effect: string; Action: string | string[]; Resource: any }[];
+    const statements = resources[role]!.Properties.Policies.flatMap((p: any) => p.PolicyDocument.Statement) as {
+      Effect: string;
+      Action: string | string[];
+      Resource: any;
+    }[];
     const grants = statements.flatMap((s) => {
       expect(s.Effect).toBe('Allow');
       const actions = [s.Action].flat();
       return actions.flatMap((action) => [s.Resource].flat().map((resource) => `${action} ${resourceName(resource)}`));
     });
     expect(grants.sort()).toEqual(
-      [...expected, 'logs:CreateLogStream own-log-group', 'logs:PutLogEvents own-log-group', 'secretsmanager:GetSecretValue registry-credentials-secret'].sort(),
+      [
+        ...expected,
+        'logs:CreateLogStream own-log-group',
+        'logs:PutLogEvents own-log-group',
+        'secretsmanager:GetSecretValue registry-credentials-secret',
+      ].sort(),
     );
     const logGroup = statements.find((s) => [s.Action].flat().includes('logs:PutLogEvents'))!.Resource['Fn::Sub'];
     expect(logGroup).toMatch(new RegExp(`log-group:/aws/lambda/geo-registry-sync-dev-${fn}:\\*$`));

@@ -22,7 +22,9 @@ export async function startAuthFront(registryUrl: string, credentials: { usernam
     if (req.headers.authorization !== expected) {
       req.resume();
       entry.status = 401;
-      res.writeHead(401, { 'www-authenticate': `Basic realm="${realm}"`, 'content-type': 'text/html' }).end('<html><body><h1>401 Authorization Required</h1></body></html>\n');
+      res
+        .writeHead(401, { 'www-authenticate': `Basic realm="${realm}"`, 'content-type': 'text/html' })
+        .end('<html><body><h1>401 Authorization Required</h1></body></html>\n');
       return;
     }
     const upstream = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {

@@ -18,7 +18,11 @@ export function runGeoSync(args: string[], env: Record<string, string> = {}, opt
 }
 
 /** Like runGeoSync, with the process at hand (to kill it mid-run). */
-export function spawnGeoSync(args: string[], env: Record<string, string> = {}, options: { measureRss?: boolean } = {}): { child: ChildProcess; done: Promise<CliResult> } {
+export function spawnGeoSync(
+  args: string[],
+  env: Record<string, string> = {},
+  options: { measureRss?: boolean } = {},
+): { child: ChildProcess; done: Promise<CliResult> } {
   const nodeArgs = options.measureRss ? ['--import', RSS_PROBE, CLI] : [CLI];
   const child = spawn(process.execPath, [...nodeArgs, ...args], {
     env: { PATH: process.env.PATH ?? '', ...env },

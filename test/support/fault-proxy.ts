@@ -5,10 +5,7 @@ import { createServer, request, type IncomingMessage, type Server } from 'node:h
 import type { AddressInfo } from 'node:net';
 
 export type Fault =
-  | { kind: 'status'; status: number; headers?: Record<string, string> }
-  | { kind: 'reset' }
-  | { kind: 'truncate' }
-  | { kind: 'delay'; ms: number };
+  { kind: 'status'; status: number; headers?: Record<string, string> } | { kind: 'reset' } | { kind: 'truncate' } | { kind: 'delay'; ms: number };
 
 export interface ProxiedRequest {
   method: string;

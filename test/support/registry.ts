@@ -64,8 +64,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
   } else if (options.token) {
     const t = options.token;
     authYaml =
-      `auth:\n  token:\n    realm: ${q(t.realm)}\n    service: ${q(t.service)}\n` +
-      `    issuer: ${q(t.issuer)}\n    rootcertbundle: ${q(t.rootCertBundle)}\n`;
+      `auth:\n  token:\n    realm: ${q(t.realm)}\n    service: ${q(t.service)}\n` + `    issuer: ${q(t.issuer)}\n    rootcertbundle: ${q(t.rootCertBundle)}\n`;
   }
 
   let child: ChildProcess | undefined;
@@ -77,7 +76,9 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
       port = fixedPort ?? (await freePort());
       writeFileSync(configPath, renderConfig(root, port, secret, authYaml));
       try {
-        const tlsEnv: Record<string, string> = options.tls ? { REGISTRY_HTTP_TLS_CERTIFICATE: options.tls.certificate, REGISTRY_HTTP_TLS_KEY: options.tls.key } : {};
+        const tlsEnv: Record<string, string> = options.tls
+          ? { REGISTRY_HTTP_TLS_CERTIFICATE: options.tls.certificate, REGISTRY_HTTP_TLS_KEY: options.tls.key }
+          : {};
         child = await spawnAndWait(configPath, port, { ...tlsEnv, ...options.env });
         return;
       } catch (err) {

@@ -14,12 +14,7 @@ export const MediaType = {
 } as const;
 
 /** Registry 2.8.2 answers 404 to manifest requests whose Accept lacks the OCI types, so always send all. */
-export const MANIFEST_ACCEPT = [
-  MediaType.ociManifest,
-  MediaType.ociIndex,
-  MediaType.dockerManifest,
-  MediaType.dockerList,
-].join(', ');
+export const MANIFEST_ACCEPT = [MediaType.ociManifest, MediaType.ociIndex, MediaType.dockerManifest, MediaType.dockerList].join(', ');
 
 export type Format = 'oci' | 'docker';
 export interface Platform {
@@ -74,7 +69,7 @@ export function* pseudoRandomChunks(size: number, seed: string, chunkSize = UPLO
   const key = createHash('sha256').update(seed).digest();
   const cipher = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
   const zeros = Buffer.alloc(Math.min(chunkSize, size));
-  for (let left = size; left > 0; ) {
+  for (let left = size; left > 0;) {
     const n = Math.min(left, chunkSize);
     yield cipher.update(zeros.subarray(0, n));
     left -= n;
@@ -93,13 +88,7 @@ export async function pushBlob(url: string, repo: string, bytes: Uint8Array, aut
 }
 
 /** Uploads `size` bytes of pseudoRandomChunks(size, seed) in PATCH chunks; returns the digest computed on the fly. */
-export async function pushBlobStream(
-  url: string,
-  repo: string,
-  size: number,
-  seed: string,
-  auth?: string,
-): Promise<string> {
+export async function pushBlobStream(url: string, repo: string, size: number, seed: string, auth?: string): Promise<string> {
   let location = await startUpload(url, repo, auth);
   const hash = createHash('sha256');
   let offset = 0;
@@ -141,12 +130,7 @@ export async function pushManifest(
 }
 
 /** Pushes config + layers + an image manifest; by tag, or by digest only when `tag` is null. */
-export async function pushImage(
-  url: string,
-  repo: string,
-  tag: string | null,
-  options: PushImageOptions = {},
-): Promise<PushedImage> {
+export async function pushImage(url: string, repo: string, tag: string | null, options: PushImageOptions = {}): Promise<PushedImage> {
   const { format = 'oci', seed = '', auth } = options;
   const platform = options.platform ?? { os: 'linux', architecture: 'amd64' };
   const types =
@@ -154,9 +138,7 @@ export async function pushImage(
       ? { manifest: MediaType.ociManifest, config: MediaType.ociConfig, layer: MediaType.ociLayer }
       : { manifest: MediaType.dockerManifest, config: MediaType.dockerConfig, layer: MediaType.dockerLayer };
 
-  const own = options.layers ?? [
-    encoder.encode(`layer ${repo}:${tag ?? '<untagged>'} seed=${seed} ${platformString(platform)}`),
-  ];
+  const own = options.layers ?? [encoder.encode(`layer ${repo}:${tag ?? '<untagged>'} seed=${seed} ${platformString(platform)}`)];
   const layers = options.sharedLayer ? [options.sharedLayer, ...own] : own;
   const layerDigests: string[] = [];
   for (const layer of layers) layerDigests.push(await pushBlob(url, repo, layer, auth));
@@ -188,14 +170,7 @@ export async function pushImage(
 }
 
 /** Pushes an OCI index or Docker manifest list over already-pushed children. */
-export async function pushIndex(
-  url: string,
-  repo: string,
-  tag: string | null,
-  children: IndexChild[],
-  format: Format,
-  auth?: string,
-): Promise<PushedManifest> {
+export async function pushIndex(url: string, repo: string, tag: string | null, children: IndexChild[], format: Format, auth?: string): Promise<PushedManifest> {
   const mediaType = format === 'oci' ? MediaType.ociIndex : MediaType.dockerList;
   const manifests = children.map((child) => {
     // Docker manifest lists require a platform for every entry.
@@ -258,12 +233,7 @@ export async function readTags(url: string, repo: string, auth?: string): Promis
   return Object.fromEntries(Object.entries(result).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
-export async function getManifest(
-  url: string,
-  repo: string,
-  reference: string,
-  auth?: string,
-): Promise<PushedManifest | null> {
+export async function getManifest(url: string, repo: string, reference: string, auth?: string): Promise<PushedManifest | null> {
   const target = `${url}/v2/${repo}/manifests/${reference}`;
   const res = await request('GET', target, [200, 404], { auth, headers: { Accept: MANIFEST_ACCEPT } });
   if (res.status === 404) return null;

@@ -25,7 +25,11 @@ export async function startTokenIssuer(users: Record<string, string>, options: {
   const dir = mkdtempSync(join(tmpdir(), 'token-issuer-'));
   const keyFile = join(dir, 'key.pem');
   const certFile = join(dir, 'cert.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-subj', '/CN=test-token-issuer', '-days', '2'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-subj', '/CN=test-token-issuer', '-days', '2'],
+    { stdio: 'ignore' },
+  );
   const key = createPrivateKey(readFileSync(keyFile));
   const certDer = new X509Certificate(readFileSync(certFile)).raw.toString('base64');
   const service = options.service ?? 'test-registry';

@@ -34,7 +34,11 @@ export type Retry = <T>(what: string, operation: () => Promise<T>) => Promise<T>
 
 /** A token service's error answer, with its Retry-After so that the retry honours it. */
 export class TokenServiceError extends GeoSyncError {
-  constructor(message: string, retryable: boolean, readonly retryAfter: string | undefined) {
+  constructor(
+    message: string,
+    retryable: boolean,
+    readonly retryAfter: string | undefined,
+  ) {
     super('AUTH_TOKEN_FAILED', message, { retryable });
     this.name = 'TokenServiceError';
   }
@@ -140,13 +144,20 @@ export class Authenticator {
       retryAfter = response.headers['retry-after'];
       text = await response.body.text();
     } catch (error) {
-      throw new GeoSyncError('AUTH_TOKEN_UNREACHABLE', `token service ${url.host} is unreachable: ${(error as Error).message}`, { retryable: isConnectionError(error), cause: error });
+      throw new GeoSyncError('AUTH_TOKEN_UNREACHABLE', `token service ${url.host} is unreachable: ${(error as Error).message}`, {
+        retryable: isConnectionError(error),
+        cause: error,
+      });
     }
     if (status === 401 || status === 403) {
       throw new GeoSyncError('AUTH_REFUSED', `token service ${url.host} refused the credentials for ${this.registryUrl.host} (HTTP ${status})`);
     }
     if (status !== 200) {
-      throw new TokenServiceError(`token service ${url.host} answered HTTP ${status}`, RETRYABLE_STATUS.has(status), Array.isArray(retryAfter) ? retryAfter[0] : retryAfter);
+      throw new TokenServiceError(
+        `token service ${url.host} answered HTTP ${status}`,
+        RETRYABLE_STATUS.has(status),
+        Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
+      );
     }
     let body: { token?: unknown; access_token?: unknown; expires_in?: unknown };
     try {

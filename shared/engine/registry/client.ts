@@ -82,16 +82,25 @@ export class RegistryClient {
     for await (const page of this.tagListPages(repository, `/v2/${repository}/tags/list?n=1000`)) {
       if (page.status === 404) {
         if (errorCode(page.body) !== undefined) return null;
-        throw new GeoSyncError('LISTING_FAILED', `registry ${this.host} answered 404 without a registry error to the tag list of ${repository}; not reading that as "no such repository" (is a proxy in the way, or the URL wrong?)`);
+        throw new GeoSyncError(
+          'LISTING_FAILED',
+          `registry ${this.host} answered 404 without a registry error to the tag list of ${repository}; not reading that as "no such repository" (is a proxy in the way, or the URL wrong?)`,
+        );
       }
       const body = parseJson(page.body, `tag list of ${repository} on ${this.host}`) as { tags?: unknown };
       // `tags: null` is how registry 2.8 lists a repository whose tags were all deleted; no `tags` at all is not a tag list.
       if (body.tags !== null && !Array.isArray(body.tags)) {
-        throw new GeoSyncError('INVALID_RESPONSE', `registry ${this.host} sent a malformed tag list for ${repository}${body.tags === undefined ? ' (no "tags")' : ''}`);
+        throw new GeoSyncError(
+          'INVALID_RESPONSE',
+          `registry ${this.host} sent a malformed tag list for ${repository}${body.tags === undefined ? ' (no "tags")' : ''}`,
+        );
       }
       for (const tag of (body.tags as unknown[] | null) ?? []) {
         if (typeof tag !== 'string' || !isValidTag(tag)) {
-          throw new GeoSyncError('INVALID_RESPONSE', `registry ${this.host} listed an invalid tag ${quote(String(tag))} in ${repository}; refusing to act on this listing`);
+          throw new GeoSyncError(
+            'INVALID_RESPONSE',
+            `registry ${this.host} listed an invalid tag ${quote(String(tag))} in ${repository}; refusing to act on this listing`,
+          );
         }
         tags.add(tag);
       }
@@ -134,7 +143,10 @@ export class RegistryClient {
       if (!Array.isArray(entries)) throw new GeoSyncError('INVALID_RESPONSE', `registry ${this.host} sent a malformed GitLab tag list for ${repository}`);
       for (const entry of entries as Array<{ name?: unknown; digest?: unknown }>) {
         if (typeof entry?.name !== 'string' || !isValidTag(entry.name) || typeof entry.digest !== 'string' || !isValidDigest(entry.digest)) {
-          throw new GeoSyncError('INVALID_RESPONSE', `registry ${this.host} listed an invalid tag or digest in ${repository}: ${quote(JSON.stringify(entry).slice(0, 200))}; refusing to act on this listing`);
+          throw new GeoSyncError(
+            'INVALID_RESPONSE',
+            `registry ${this.host} listed an invalid tag or digest in ${repository}: ${quote(JSON.stringify(entry).slice(0, 200))}; refusing to act on this listing`,
+          );
         }
         tags.set(entry.name, entry.digest);
       }
@@ -145,12 +157,13 @@ export class RegistryClient {
   /** The pages of a paged tag listing, following `Link`; a 404 only as the first and only page, for the caller to judge. */
   private async *tagListPages(repository: string, first: string): AsyncGenerator<{ status: 200 | 404; body: Buffer }> {
     const seen = new Set<string>();
-    for (let target: string | undefined = first; target; ) {
+    for (let target: string | undefined = first; target;) {
       if (seen.has(target)) throw new GeoSyncError('PAGINATION_LOOP', `registry ${this.host} repeated a tag list page for ${repository}`);
       seen.add(target);
       const response = await this.transport.send({ method: 'GET', target, scopes: pull(repository), expect: [200, 404], maxBytes: TAG_LIST_LIMIT });
       if (response.status === 404) {
-        if (seen.size > 1) throw new GeoSyncError('LISTING_FAILED', `registry ${this.host} lost the tag list of ${repository} during pagination`, { retryable: true });
+        if (seen.size > 1)
+          throw new GeoSyncError('LISTING_FAILED', `registry ${this.host} lost the tag list of ${repository} during pagination`, { retryable: true });
         yield { status: 404, body: response.body };
         return;
       }
@@ -176,7 +189,7 @@ export class RegistryClient {
     }
     const repositories = ((body.repositories as unknown[] | null | undefined) ?? []).filter((r): r is string => typeof r === 'string');
     const link = nextLink(response.headers.link);
-    const last = link ? new URL(link, this.transport.base).searchParams.get('last') ?? repositories.at(-1) : undefined;
+    const last = link ? (new URL(link, this.transport.base).searchParams.get('last') ?? repositories.at(-1)) : undefined;
     return last && repositories.length > 0 ? { repositories, next: last } : { repositories };
   }
 
@@ -193,7 +206,8 @@ export class RegistryClient {
     const mediaType = baseMediaType(response.headers['content-type']);
     const digest = response.headers['docker-content-digest'];
     if (digest !== undefined) {
-      if (!isValidDigest(digest)) throw new GeoSyncError('INVALID_RESPONSE', `registry ${this.host} sent an invalid digest ${quote(digest)} for ${repository}:${reference}`);
+      if (!isValidDigest(digest))
+        throw new GeoSyncError('INVALID_RESPONSE', `registry ${this.host} sent an invalid digest ${quote(digest)} for ${repository}:${reference}`);
       return { digest, mediaType, size: Number(response.headers['content-length'] ?? 0) };
     }
     // Without Docker-Content-Digest the digest is the hash of the bytes.
@@ -220,7 +234,10 @@ export class RegistryClient {
       throw new GeoSyncError('DIGEST_MISMATCH', `registry ${this.host} returned bytes for ${repository}@${reference} that hash to ${digest}`);
     }
     if (claimed !== undefined && claimed !== digest && !isSchema1MediaType(mediaType)) {
-      throw new GeoSyncError('DIGEST_MISMATCH', `registry ${this.host} claims ${quote(claimed)} for ${repository}:${reference} but the bytes hash to ${digest}`);
+      throw new GeoSyncError(
+        'DIGEST_MISMATCH',
+        `registry ${this.host} claims ${quote(claimed)} for ${repository}:${reference} but the bytes hash to ${digest}`,
+      );
     }
     return { digest, mediaType, bytes: response.body };
   }
@@ -271,7 +288,9 @@ export class RegistryClient {
           scopes: [...push(repository), ...remove(repository)],
           expect: [202, 200, 404, 405],
         })
-        .then((response): DeleteSupport => (response.status === 405 ? (deleteRefusal(this.host, repository, response).code === 'READ_ONLY' ? 'read-only' : 'refused') : 'allowed'))
+        .then((response): DeleteSupport =>
+          response.status === 405 ? (deleteRefusal(this.host, repository, response).code === 'READ_ONLY' ? 'read-only' : 'refused') : 'allowed',
+        )
         .catch((error: unknown): DeleteSupport => {
           // Credentials without delete rights, a failing registry: removals are tried and fail on their own.
           this.transport.logger.info('delete probe failed; removals will be tried', { registry: this.host, repository, reason: errorMessage(error) });
@@ -396,7 +415,12 @@ export class RegistryClient {
   }
 
   async deleteBlob(repository: string, digest: string): Promise<void> {
-    await this.transport.send({ method: 'DELETE', target: `/v2/${repository}/blobs/${digest}`, scopes: [...push(repository), ...remove(repository)], expect: [202, 404, 405] });
+    await this.transport.send({
+      method: 'DELETE',
+      target: `/v2/${repository}/blobs/${digest}`,
+      scopes: [...push(repository), ...remove(repository)],
+      expect: [202, 404, 405],
+    });
     this.blobPresence.delete(`${repository}@${digest}`);
   }
 
@@ -468,7 +492,10 @@ function deleteRefusal(host: string, what: string, response: { headers: Record<s
     return new GeoSyncError('READ_ONLY', `registry ${host} is read-only (HTTP 405 to DELETE ${what}, allowing only ${allow.trim() || 'nothing'})`);
   }
   const code = errorCode(response.body);
-  return new GeoSyncError('DELETES_REFUSED', `registry ${host} refuses deletes (HTTP 405${code ? ` ${code}` : ''} to DELETE ${what}: delete is disabled in its storage config)`);
+  return new GeoSyncError(
+    'DELETES_REFUSED',
+    `registry ${host} refuses deletes (HTTP 405${code ? ` ${code}` : ''} to DELETE ${what}: delete is disabled in its storage config)`,
+  );
 }
 
 function errorCode(body: Buffer): string | undefined {

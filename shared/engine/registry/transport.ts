@@ -177,7 +177,10 @@ export class Transport {
           continue;
         }
       }
-      const text = await readCapped(response.body, ERROR_BODY_LIMIT).then((b) => b.toString('utf8'), () => '');
+      const text = await readCapped(response.body, ERROR_BODY_LIMIT).then(
+        (b) => b.toString('utf8'),
+        () => '',
+      );
       if (RETRYABLE_STATUS.has(status) && this.replayable(spec)) {
         const wait = this.nextWait(attempt, headers['retry-after']);
         if (wait !== undefined) {
@@ -239,10 +242,23 @@ export class Transport {
     if (spec.method !== 'GET' && spec.method !== 'HEAD') this.stats.writes++;
     // reset: false keeps the connection alive after HEAD; undici otherwise closes it on every HEAD.
     // The dispatcher directly, with origin and path: undici's request() would parse the URL again.
-    return this.dispatcher.request({ origin: url.origin, path: url.pathname + url.search, method: spec.method as Dispatcher.HttpMethod, headers, body, reset: false });
+    return this.dispatcher.request({
+      origin: url.origin,
+      path: url.pathname + url.search,
+      method: spec.method as Dispatcher.HttpMethod,
+      headers,
+      body,
+      reset: false,
+    });
   }
 
-  private async complete(spec: RequestSpec, url: URL, status: number, headers: Record<string, string | undefined>, response: Dispatcher.ResponseData): Promise<RegistryResponse> {
+  private async complete(
+    spec: RequestSpec,
+    url: URL,
+    status: number,
+    headers: Record<string, string | undefined>,
+    response: Dispatcher.ResponseData,
+  ): Promise<RegistryResponse> {
     if (spec.stream) return { status, headers, body: Buffer.alloc(0), stream: response.body, url };
     const body = spec.method === 'HEAD' ? (await response.body.dump(), Buffer.alloc(0)) : await readCapped(response.body, spec.maxBytes ?? DEFAULT_BODY_LIMIT);
     return { status, headers, body, url };
@@ -269,7 +285,10 @@ export class Transport {
   }
 
   private unreachable(spec: RequestSpec, url: URL, error: unknown): GeoSyncError {
-    return new GeoSyncError('REGISTRY_UNREACHABLE', `${spec.method} ${url.host}${url.pathname} failed: ${(error as Error).message}`, { retryable: true, cause: error });
+    return new GeoSyncError('REGISTRY_UNREACHABLE', `${spec.method} ${url.host}${url.pathname} failed: ${(error as Error).message}`, {
+      retryable: true,
+      cause: error,
+    });
   }
 }
 

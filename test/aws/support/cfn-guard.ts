@@ -22,7 +22,10 @@ export function controlTowerRuleNames(dir: string = CONTROL_TOWER_RULES): Set<st
   const names = new Set<string>();
   for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
     if (!entry.isFile() || !entry.name.endsWith('.guard')) continue;
-    for (const [, name] of readFileSync(join(entry.parentPath ?? (entry as { path?: string }).path ?? dir, entry.name), 'utf8').matchAll(/^rule\s+(\w+)\s+when\b/gm)) names.add(name!);
+    for (const [, name] of readFileSync(join(entry.parentPath ?? (entry as { path?: string }).path ?? dir, entry.name), 'utf8').matchAll(
+      /^rule\s+(\w+)\s+when\b/gm,
+    ))
+      names.add(name!);
   }
   return names;
 }
@@ -75,7 +78,7 @@ export function parseGuardOutput(stdout: string, template?: string): GuardReport
     throw new Error(`cfn-guard printed no JSON: ${trimmed.slice(0, 500)}`);
   }
   const list = (Array.isArray(reports) ? reports : [reports]) as Record<string, unknown>[];
-  const report = template === undefined ? list[0] : list.find((r) => r?.name === template) ?? (list.length === 1 ? list[0] : undefined);
+  const report = template === undefined ? list[0] : (list.find((r) => r?.name === template) ?? (list.length === 1 ? list[0] : undefined));
   if (!report) throw new Error(`cfn-guard reported nothing for ${template ?? 'the template'}`);
 
   const byRule = new Map<string, RuleFailure>();
@@ -90,7 +93,9 @@ export function parseGuardOutput(stdout: string, template?: string): GuardReport
   const failing = [...byRule.values()].sort((a, b) => a.rule.localeCompare(b.rule));
   const failed = new Set(byRule.keys());
   const passing = [...new Set(asArray(report.compliant).filter((n): n is string => typeof n === 'string' && !failed.has(n)))].sort();
-  const notApplicable = [...new Set(asArray(report.not_applicable).filter((n): n is string => typeof n === 'string' && !failed.has(n) && !passing.includes(n)))].sort();
+  const notApplicable = [
+    ...new Set(asArray(report.not_applicable).filter((n): n is string => typeof n === 'string' && !failed.has(n) && !passing.includes(n))),
+  ].sort();
   return { failing, passing, notApplicable };
 }
 
@@ -201,7 +206,9 @@ export function checkSuppressions(failing: RuleFailure[], suppressions: Suppress
   for (const suppression of suppressions) {
     const failure = byRule.get(suppression.rule);
     if (!failure) stale.push(`${suppression.rule}: suppressed, but it no longer fails`);
-    else for (const id of suppression.resources ?? []) if (!(id in failure.resources)) stale.push(`${suppression.rule}: suppressed for ${id}, which no longer fails it`);
+    else
+      for (const id of suppression.resources ?? [])
+        if (!(id in failure.resources)) stale.push(`${suppression.rule}: suppressed for ${id}, which no longer fails it`);
   }
   return { unsuppressed, stale };
 }

@@ -44,9 +44,20 @@ export interface PollResult {
 }
 
 /** One event-source poll: up to `batchSize` messages into one invocation. */
-export async function pollOnce(sqs: SQSClient, queueUrl: string, arn: string, handler: Handler, options: { batchSize?: number; context?: () => Context } = {}): Promise<PollResult> {
+export async function pollOnce(
+  sqs: SQSClient,
+  queueUrl: string,
+  arn: string,
+  handler: Handler,
+  options: { batchSize?: number; context?: () => Context } = {},
+): Promise<PollResult> {
   const { Messages = [] } = await sqs.send(
-    new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: options.batchSize ?? 10, MessageSystemAttributeNames: ['All'], AttributeNames: ['All'] }),
+    new ReceiveMessageCommand({
+      QueueUrl: queueUrl,
+      MaxNumberOfMessages: options.batchSize ?? 10,
+      MessageSystemAttributeNames: ['All'],
+      AttributeNames: ['All'],
+    }),
   );
   if (Messages.length === 0) return { received: 0, failed: 0 };
   const event: SQSEvent = { Records: Messages.map((m): SQSRecord => sqsRecord(m.MessageId!, m.ReceiptHandle!, m.Body!, arn, m.Attributes ?? {})) };
@@ -80,7 +91,10 @@ export function sqsRecord(messageId: string, receiptHandle: string, body: string
 
 export async function queueDepth(sqs: SQSClient, queueUrl: string): Promise<{ visible: number; inFlight: number; delayed: number }> {
   const { Attributes = {} } = await sqs.send(
-    new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'] }),
+    new GetQueueAttributesCommand({
+      QueueUrl: queueUrl,
+      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
+    }),
   );
   return {
     visible: Number(Attributes.ApproximateNumberOfMessages ?? 0),

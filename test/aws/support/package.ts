@@ -26,7 +26,14 @@ export async function packageService(extraArgs: string[] = []): Promise<Packaged
   try {
     await promisify(execFile)(process.execPath, [resolve('node_modules/osls/bin/serverless.js'), 'package', '--package', dir, ...extraArgs], {
       cwd: service,
-      env: { ...process.env, AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x', AWS_REGION: 'us-east-1', SLS_TELEMETRY_DISABLED: '1', SLS_NOTIFICATIONS_MODE: 'off' },
+      env: {
+        ...process.env,
+        AWS_ACCESS_KEY_ID: 'x',
+        AWS_SECRET_ACCESS_KEY: 'x',
+        AWS_REGION: 'us-east-1',
+        SLS_TELEMETRY_DISABLED: '1',
+        SLS_NOTIFICATIONS_MODE: 'off',
+      },
       timeout: 120_000,
     });
   } catch (error) {
