@@ -19,3 +19,4 @@ export {
   type VerifyReport,
 } from './usecases.js';
 export { endpointsFromEnv, type Endpoints } from './config.js';
+export { syncTags, type TagSyncOptions, type TagSyncReport } from './targeted-sync.js';
