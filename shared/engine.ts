@@ -2,7 +2,7 @@
 export { tagChecksum, type ChecksumKind } from './checksum.js';
 export { EXIT, GeoSyncError, RegistryError, errorMessage } from './errors.js';
 export { jsonLogger, silentLogger, type EngineLogger, type LogLevel } from './log.js';
-export { validateDigest, validateRepositoryName, validateTag } from './oci.js';
+export { isValidDigest, validateDigest, validateRepositoryName, validateTag } from './oci.js';
 export { planRepository, type Plan, type TagChange, type TagMap } from './planner.js';
 export { RegistryClient } from './registry/client.js';
 export type { RegistryEndpoint, TransportOptions } from './registry/transport.js';

@@ -11,12 +11,20 @@ import { byteOrder } from './planner.js';
 import { writeRefusal, type DeleteSupport, type ManifestHead, type RegistryClient } from './registry/client.js';
 import { Replicator, mayBeThrowaway } from './replicate.js';
 
+/** How long a tag that does not show its announced digest yet is given before it is asked once more. */
+const SETTLE_MS = 100;
+
 export interface TagSyncOptions {
   /** Tags worked on at once. */
   concurrency?: number;
   logger?: EngineLogger;
   /** Epoch ms: no tag is started after it; the tags left are named in `notStarted`. */
   deadline?: number;
+  /**
+   * Digests a push announced for some tags. Only compared, never copied: a tag whose primary
+   * does not show its digest is named in `unsettled`, for the caller to look at again.
+   */
+  announced?: Readonly<Record<string, string>>;
 }
 
 export interface TagSyncReport {
@@ -39,6 +47,11 @@ export interface TagSyncReport {
   removalRefused?: { reason: string; tags: string[] };
   /** Not started before the deadline. */
   notStarted: string[];
+  /**
+   * Tags whose primary did not show the digest a push announced (registry 2.8 sends the event just
+   * before it moves the tag; or the tag moved on since). Each is as the primary holds it now: look again.
+   */
+  unsettled: string[];
   bytesCopied: number;
   blobsCopied: number;
   blobsMounted: number;
@@ -69,6 +82,7 @@ export async function syncTags(primary: RegistryClient, secondary: RegistryClien
     failed: [],
     skipped: [],
     notStarted: [],
+    unsettled: [],
     bytesCopied: 0,
     blobsCopied: 0,
     blobsMounted: 0,
@@ -77,6 +91,8 @@ export async function syncTags(primary: RegistryClient, secondary: RegistryClien
   const replicator = new Replicator(primary, secondary, repository, { logger });
   /** What each written tag should be on the primary still: its digest, or null for a removed tag. */
   const written = new Map<string, string | null>();
+  /** The primary's digest of each tag as last seen (null: absent). */
+  const seen = new Map<string, string | null>();
   let deletes: Promise<DeleteSupport> | undefined;
   let primaryListsRepository: Promise<boolean> | undefined;
   let refusal: 'deletes' | 'writes' | undefined;
@@ -88,13 +104,22 @@ export async function syncTags(primary: RegistryClient, secondary: RegistryClien
       return;
     }
     try {
-      const [onPrimary, onSecondary] = await Promise.all([primary.headManifest(repository, tag), secondary.headManifest(repository, tag)]);
+      const announced = options.announced?.[tag];
+      const [first, onSecondary] = await Promise.all([primary.headManifest(repository, tag), secondary.headManifest(repository, tag)]);
+      let onPrimary = first;
+      if (announced !== undefined && onPrimary?.digest !== announced) {
+        // Registry 2.8 announces a push a moment before it moves the tag: one more look, shortly.
+        await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+        onPrimary = await primary.headManifest(repository, tag);
+      }
+      seen.set(tag, onPrimary?.digest ?? null);
       if (onPrimary) {
         if (onSecondary?.digest === onPrimary.digest) return void report.unchanged.push(tag);
         const digest = await replicator.copyTag(tag);
         if (digest === undefined) return void report.skipped.push({ tag, reason: 'deleted on the primary during the sync' });
         (onSecondary ? report.done.repaired : report.done.copied).push(tag);
         written.set(tag, digest);
+        seen.set(tag, digest);
         if (onSecondary) await cleanUpThrowaway(replicator, onSecondary, logger, repository);
         return;
       }
@@ -137,8 +162,12 @@ export async function syncTags(primary: RegistryClient, secondary: RegistryClien
     report.removalRefused = { reason: `the secondary ${secondary.host} ${why}; the tags gone from the primary were left as they were`, tags: refused.sort(byteOrder) };
   }
   if (written.size > 0) await confirmWritten(primary, repository, written, report, options.concurrency ?? DEFAULT_CONCURRENCY);
+  const named = new Set([...report.failed, ...report.skipped].map((entry) => entry.tag));
+  for (const [tag, digest] of Object.entries(options.announced ?? {})) {
+    if (seen.has(tag) && seen.get(tag) !== digest && !named.has(tag)) report.unsettled.push(tag);
+  }
 
-  for (const list of [report.done.copied, report.done.repaired, report.done.removed, report.unchanged, report.notStarted]) list.sort(byteOrder);
+  for (const list of [report.done.copied, report.done.repaired, report.done.removed, report.unchanged, report.notStarted, report.unsettled]) list.sort(byteOrder);
   report.failed.sort((a, b) => byteOrder(a.tag, b.tag));
   report.skipped.sort((a, b) => byteOrder(a.tag, b.tag));
   Object.assign(report, {

@@ -127,6 +127,24 @@ describe('an event job', () => {
     expect(await readTags(S(), repository)).toEqual(await readTags(P(), repository));
   });
 
+  it('looks again after a second at a tag whose primary does not show the pushed digest yet, and records no lag until it does', async () => {
+    const repository = 'jobs/unsettled';
+    await pushImage(P(), repository, 'v1');
+    const announced = `sha256:${'c'.repeat(64)}`;
+    const { runtime, sent, metrics } = localRuntime();
+    const open = clients();
+
+    const outcome = await processEventJob({ repository, secondary: 'eu', tags: ['v1'], pushed: { v1: announced }, eventAt: 5, attempt: MAX_ATTEMPTS - 1 }, open, runtime, BUDGET);
+    const last = await processEventJob({ repository, secondary: 'eu', tags: ['v1'], pushed: { v1: announced }, eventAt: 5, attempt: MAX_ATTEMPTS }, open, runtime, BUDGET).finally(() => open.close());
+
+    expect(outcome.kind).toBe('replicated');
+    expect(last.kind).toBe('replicated');
+    // Once, then no more: each run already made the tag what the primary holds.
+    expect(sent).toEqual([{ message: { repository, secondary: 'eu', tags: ['v1'], pushed: { v1: announced }, eventAt: 5, requestedAt: expect.any(Number), attempt: MAX_ATTEMPTS }, delaySeconds: 1 }]);
+    expect(metrics.filter((m) => m.name === 'ReplicationLagSeconds')).toEqual([]);
+    expect(await readTags(S(), repository)).toEqual(await readTags(P(), repository));
+  });
+
   it('sends failed tags back after a backoff, and past its attempts asks for a full sync instead', async () => {
     const repository = 'jobs/refused';
     // The primary refuses every request for this repository: a final answer, not retried.

@@ -4,6 +4,8 @@ import { PendingTags, jobsForHints, mergeJobs, pairKey } from '../shared/events/
 import { NOTIFICATION_MEDIA_TYPE, readNotifications } from '../shared/events/notification.js';
 import { MAX_BODY_BYTES, bearerMatches, checkHeaders, readBody } from '../shared/events/webhook.js';
 import { SyncMessage, parseInput } from '../shared/state/messages.js';
+import { lastEventCell, parseDuration } from '../shared/cli/listen.js';
+import { newRecord } from '../shared/state/record.js';
 
 const NOW = Date.parse('2026-11-29T10:00:00Z');
 const DIGEST = `sha256:${'a'.repeat(64)}`;
@@ -27,7 +29,7 @@ const envelope = (...events: unknown[]) => ({ events });
 describe('readNotifications: events are hints for (repository, tag), nothing more', () => {
   it('a manifest push with a tag is a hint for that tag, at the registry\'s time', () => {
     const read = readNotifications(envelope(push('group/app', 'v1')), NOW);
-    expect(read).toEqual({ hints: [{ repository: 'group/app', tag: 'v1', at: Date.parse('2026-11-29T09:59:59.123Z') }], ignored: 0, invalid: [] });
+    expect(read).toEqual({ hints: [{ repository: 'group/app', tag: 'v1', at: Date.parse('2026-11-29T09:59:59.123Z'), pushed: DIGEST }], ignored: 0, invalid: [] });
   });
 
   it('a tag delete is a hint; the digest delete before it is not (its tag deletes follow)', () => {
@@ -55,9 +57,13 @@ describe('readNotifications: events are hints for (repository, tag), nothing mor
     expect(read.invalid[0]!.reason).toMatch(/invalid repository name/);
   });
 
-  it('never keeps the event\'s url, digest or source: a hint is a repository, a tag and a time', () => {
-    const [hint] = readNotifications(envelope(push('app', 'v1')), NOW).hints;
-    expect(Object.keys(hint!).sort()).toEqual(['at', 'repository', 'tag']);
+  it('never keeps the event\'s url or source: a hint is a repository, a tag, a time and (a push) the digest it announced', () => {
+    const [pushed] = readNotifications(envelope(push('app', 'v1')), NOW).hints;
+    const [deleted] = readNotifications(envelope(event('delete', { digest: DIGEST, repository: 'app', tag: 'v1' })), NOW).hints;
+    const [invalid] = readNotifications(envelope(event('push', { mediaType: MANIFEST, digest: 'sha256:x', repository: 'app', tag: 'v1' })), NOW).hints;
+    expect(Object.keys(pushed!).sort()).toEqual(['at', 'pushed', 'repository', 'tag']);
+    expect(Object.keys(deleted!).sort()).toEqual(['at', 'repository', 'tag']);
+    expect(Object.keys(invalid!).sort()).toEqual(['at', 'repository', 'tag']);
   });
 
   it('takes the time of receipt for a missing or future timestamp, so a lag is never negative', () => {
@@ -126,6 +132,15 @@ describe('coalescing: one job per pair, nothing dropped', () => {
     expect(pending.size).toBe(0);
   });
 
+  it('carries the digest the latest push announced per tag; a later delete clears it', () => {
+    const D2 = `sha256:${'b'.repeat(64)}`;
+    const pending = new PendingTags();
+    pending.addHints([{ ...hint('app', 'v1'), pushed: DIGEST }, { ...hint('app', 'v2'), pushed: DIGEST }, { ...hint('app', 'v1'), pushed: D2 }, hint('app', 'v2')], ['eu'], NOW);
+    const job = pending.take(pairKey({ repository: 'app', secondary: 'eu' }))!;
+    expect(job).toMatchObject({ tags: ['v1', 'v2'], pushed: { v1: D2 } });
+    expect(parseInput(SyncMessage, job)).toEqual(job);
+  });
+
   it('keeps pairs apart: each repository and each secondary its own job', () => {
     const jobs = jobsForHints([hint('a', 'v1'), hint('b', 'v1'), hint('a', 'v2')], ['eu', 'us'], NOW);
     expect(jobs.map((j) => `${j.secondary}/${j.repository}:${j.tags!.join(',')}`).sort()).toEqual(['eu/a:v1,v2', 'eu/b:v1', 'us/a:v1,v2', 'us/b:v1']);
@@ -150,5 +165,28 @@ describe('coalescing: one job per pair, nothing dropped', () => {
       { message: { repository: 'app', secondary: 'eu', tags: ['v1', 'v2'], eventAt: NOW - 40, requestedAt: NOW - 20, attempt: 2 }, from: [0, 2] },
       { message: { repository: 'app', secondary: 'us', tags: ['v1'], eventAt: NOW, requestedAt: NOW }, from: [3] },
     ]);
+  });
+});
+
+describe('geo-sync listen: its options and status column', () => {
+  it.each([
+    ['30s', 30_000],
+    ['5m', 300_000],
+    ['1h', 3_600_000],
+    ['0', 0],
+  ])('--reconcile-every %s is %i ms', (value, ms) => {
+    expect(parseDuration(value)).toBe(ms);
+  });
+
+  it.each(['', '1', '1d', '-5m', '1.5h', '5 m', 'soon'])('--reconcile-every %j is a usage error', (value) => {
+    expect(() => parseDuration(value)).toThrow(/30s, 5m, 1h/);
+  });
+
+  it('status shows the last event job, how it ended and its lag', () => {
+    const base = newRecord({ repository: 'app', secondary: 'eu' }, NOW);
+    const lastEvent = { at: '2026-11-29T09:59:59.000Z', finishedAt: '2026-11-29T10:00:00.400Z', status: 'synced' as const, tags: 1, firstTags: ['v1'], copied: 1, repaired: 0, removed: 0 };
+    expect(lastEventCell(base)).toBe('-');
+    expect(lastEventCell({ ...base, lastEvent, lagSeconds: 1.4 })).toBe('2026-11-29T10:00:00.400Z synced (1 tag, lag 1.4 s)');
+    expect(lastEventCell({ ...base, lastEvent: { ...lastEvent, status: 'failed', tags: 3 }, lagSeconds: 1.4 })).toBe('2026-11-29T10:00:00.400Z failed (3 tags)');
   });
 });

@@ -149,6 +149,24 @@ describe('syncTags: the named tags made exact, the rest untouched', () => {
     }
   });
 
+  it('names a tag whose primary does not show the digest a push announced, after doing what the primary holds', async () => {
+    const repo = 'targeted/announced';
+    const now = await pushImage(P(), repo, 'v1', { seed: 'now' });
+    const announced = `sha256:${'f'.repeat(64)}`;
+
+    const primary = createRegistryClient({ url: P() });
+    const secondary = createRegistryClient({ url: S() });
+    try {
+      const stale = await syncTags(primary, secondary, repo, ['v1'], { announced: { v1: announced } });
+      const settled = await syncTags(primary, secondary, repo, ['v1'], { announced: { v1: now.digest } });
+      expect(stale).toMatchObject({ status: 'synced', done: { copied: ['v1'] }, unsettled: ['v1'] });
+      expect(settled).toMatchObject({ status: 'synced', unchanged: ['v1'], unsettled: [] });
+    } finally {
+      await Promise.all([primary.close(), secondary.close()]);
+    }
+    expect((await readTags(S(), repo)).v1).toBe(now.digest);
+  });
+
   it('costs the same few requests per pushed tag in a repository of 10 tags as in one of 1,000', async () => {
     const counts: Record<number, { pushed: number; moved: number }> = {};
     for (const size of [10, 1000]) {

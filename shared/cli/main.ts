@@ -7,6 +7,7 @@ import type { RegistryClient } from '../registry/client.js';
 import type { RegistryEndpoint } from '../registry/transport.js';
 import { createRegistryClient, syncRepository, verifyRepository, type SyncReport, type VerifyReport } from '../usecases.js';
 import { registerLocalCommands } from './local-commands.js';
+import { registerListenCommand } from './listen.js';
 import { acquireRepositoryLock } from '../local/lock.js';
 import { formatPlan, formatSync, formatVerify, progressBar } from './format.js';
 import { DEFAULT_CONCURRENCY } from '../concurrency.js';
@@ -105,6 +106,7 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
     });
 
   registerLocalCommands(program, { setExitCode: setExit, env });
+  registerListenCommand(program, { setExitCode: setExit, env });
   return program;
 }
 

@@ -11,6 +11,8 @@ interface Pending {
   repository: string;
   secondary: string;
   tags: Set<string>;
+  /** The digest the latest push event announced per tag (a later delete clears it). */
+  pushed: Map<string, string>;
   /** Earliest registry event behind these tags (epoch ms): the lag is measured from it. */
   eventAt: number;
   /** Earliest time the work was asked for (epoch ms): the lease judges a holder by it. */
@@ -23,15 +25,19 @@ export const pairKey = (pair: { repository: string; secondary: string }) => `${p
 export class PendingTags {
   private readonly pending = new Map<string, Pending>();
 
-  /** Tags for one pair; merged with any already pending for it. */
-  add(work: { repository: string; secondary: string; tags: Iterable<string>; eventAt: number; requestedAt: number; attempt?: number }): void {
+  /** Tags for one pair; merged with any already pending for it. `pushed` maps a tag to the digest a push announced, or null after a delete. */
+  add(work: { repository: string; secondary: string; tags: Iterable<string>; pushed?: Iterable<[string, string | null]>; eventAt: number; requestedAt: number; attempt?: number }): void {
     const key = pairKey(work);
-    const existing = this.pending.get(key);
+    let existing = this.pending.get(key);
     if (!existing) {
-      this.pending.set(key, { repository: work.repository, secondary: work.secondary, tags: new Set(work.tags), eventAt: work.eventAt, requestedAt: work.requestedAt, ...(work.attempt ? { attempt: work.attempt } : {}) });
-      return;
+      existing = { repository: work.repository, secondary: work.secondary, tags: new Set(), pushed: new Map(), eventAt: work.eventAt, requestedAt: work.requestedAt };
+      this.pending.set(key, existing);
     }
     for (const tag of work.tags) existing.tags.add(tag);
+    for (const [tag, digest] of work.pushed ?? []) {
+      if (digest === null) existing.pushed.delete(tag);
+      else existing.pushed.set(tag, digest);
+    }
     existing.eventAt = Math.min(existing.eventAt, work.eventAt);
     existing.requestedAt = Math.min(existing.requestedAt, work.requestedAt);
     const attempt = Math.max(existing.attempt ?? 0, work.attempt ?? 0);
@@ -41,13 +47,14 @@ export class PendingTags {
   /** The hints of one notification, for every secondary. */
   addHints(hints: readonly TagHint[], secondaries: readonly string[], receivedAt: number): void {
     for (const hint of hints) {
-      for (const secondary of secondaries) this.add({ repository: hint.repository, secondary, tags: [hint.tag], eventAt: hint.at, requestedAt: receivedAt });
+      const pushed: [string, string | null] = [hint.tag, hint.pushed ?? null];
+      for (const secondary of secondaries) this.add({ repository: hint.repository, secondary, tags: [hint.tag], pushed: [pushed], eventAt: hint.at, requestedAt: receivedAt });
     }
   }
 
   /** An event job back from the queue (deferred, or tags to do again). */
   addMessage(message: SyncMessage & { tags: string[] }, now: number): void {
-    this.add({ ...message, eventAt: message.eventAt ?? message.requestedAt ?? now, requestedAt: message.requestedAt ?? now });
+    this.add({ ...message, pushed: Object.entries(message.pushed ?? {}), eventAt: message.eventAt ?? message.requestedAt ?? now, requestedAt: message.requestedAt ?? now });
   }
 
   has(key: string): boolean {
@@ -88,7 +95,15 @@ function toJob(work: Pending): SyncMessage {
   const pair = { repository: work.repository, secondary: work.secondary };
   // Forced, so a pair backing off after a failed sync does not skip it: these events must not be lost.
   if (work.tags.size > MAX_JOB_TAGS) return { ...pair, force: true, requestedAt: work.requestedAt };
-  return { ...pair, tags: [...work.tags].sort(), eventAt: work.eventAt, requestedAt: work.requestedAt, ...(work.attempt ? { attempt: work.attempt } : {}) };
+  const pushed = [...work.pushed].filter(([tag]) => work.tags.has(tag)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return {
+    ...pair,
+    tags: [...work.tags].sort(),
+    ...(pushed.length > 0 ? { pushed: Object.fromEntries(pushed) } : {}),
+    eventAt: work.eventAt,
+    requestedAt: work.requestedAt,
+    ...(work.attempt ? { attempt: work.attempt } : {}),
+  };
 }
 
 /** The jobs for one notification's hints: one per (repository, secondary). */

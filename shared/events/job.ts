@@ -46,12 +46,14 @@ export async function processEventJob(message: EventJob, registries: Registries,
       deadline: now + budget.remainingMs * WORK_FRACTION,
       concurrency: runtime.concurrency,
       logger,
+      ...(message.pushed ? { announced: message.pushed } : {}),
     });
   } catch (error) {
     failure = error;
   }
   const finished = runtime.clock();
-  const lagSeconds = report?.status === 'synced' && message.eventAt !== undefined ? Math.max(0, finished - message.eventAt) / 1000 : undefined;
+  // Measured once the secondary holds what the events announced; an unsettled tag's next run measures it.
+  const lagSeconds = report?.status === 'synced' && report.unsettled.length === 0 && message.eventAt !== undefined ? Math.max(0, finished - message.eventAt) / 1000 : undefined;
   const next = afterEventJob(leased, message, report ?? { error: errorMessage(failure) }, finished, lagSeconds);
   const released = await store.release(next, owner);
   // Whatever became of the record, the tags left to do go back to the queue: the work is never lost.
@@ -94,26 +96,39 @@ function eventJobError(report: TagSyncReport): string | undefined {
 
 /**
  * The tags a job leaves: those the deadline did not reach go again at once; those the primary
- * changed meanwhile go again at once, and failed ones after a backoff, both counting an attempt.
- * Past MAX_ATTEMPTS the repository gets a full sync instead. Refused deletes wait for a human.
+ * changed meanwhile go again at once, and failed ones after a backoff, both counting an attempt;
+ * past MAX_ATTEMPTS the repository gets a full sync instead. Unsettled tags (the primary did not
+ * show a pushed digest yet) are looked at again after a second, MAX_ATTEMPTS times at most: each
+ * run already made them what the primary holds, so an event that never comes true (stale, or
+ * forged) ends there. Refused deletes wait for a human.
  */
 async function requeue(message: EventJob, report: TagSyncReport | undefined, runtime: Runtime): Promise<void> {
   const pair = { repository: message.repository, secondary: message.secondary };
   const carry = { ...(message.eventAt !== undefined ? { eventAt: message.eventAt } : {}), requestedAt: runtime.clock() };
   const attempt = (message.attempt ?? 1) + 1;
+  const pushedFor = (tags: string[]) => {
+    const pushed = Object.entries(message.pushed ?? {}).filter(([tag]) => tags.includes(tag));
+    return pushed.length > 0 ? { pushed: Object.fromEntries(pushed) } : {};
+  };
+  const again = (tags: string[], next: number | undefined) => ({ ...pair, ...carry, tags, ...pushedFor(tags), ...(next ? { attempt: next } : {}) });
   const failed = report ? report.failed.map((f) => f.tag) : message.tags;
   const changed = report?.skipped.map((s) => s.tag) ?? [];
-  if (report && report.notStarted.length > 0) await runtime.syncQueue.send([{ ...pair, ...carry, tags: report.notStarted, ...(message.attempt ? { attempt: message.attempt } : {}) }]);
+  const unsettled = report?.unsettled ?? [];
+  if (report && report.notStarted.length > 0) await runtime.syncQueue.send([again(report.notStarted, message.attempt)]);
+  if (unsettled.length > 0) {
+    if (attempt > MAX_ATTEMPTS) runtime.logger.warn('the primary never showed the digest a push announced; left as the primary holds it', { ...pair, tags: unsettled.slice(0, FIRST_TAGS) });
+    else await runtime.syncQueue.send([again(unsettled, attempt)], { delaySeconds: 1 });
+  }
   if (failed.length + changed.length === 0) return;
   if (attempt > MAX_ATTEMPTS) {
     runtime.logger.warn('event job gave up on its tags; a full sync of the repository follows', { ...pair, attempts: message.attempt, tags: failed.length + changed.length });
     await runtime.syncQueue.send([{ ...pair, force: true }]);
     return;
   }
-  if (changed.length > 0) await runtime.syncQueue.send([{ ...pair, ...carry, tags: changed, attempt }]);
+  if (changed.length > 0) await runtime.syncQueue.send([again(changed, attempt)]);
   if (failed.length > 0) {
     const delaySeconds = Math.min(MAX_DELAY_SECONDS, Math.ceil(retryDelayMs(attempt - 1, runtime.retry, runtime.random) / 1000));
-    await runtime.syncQueue.send([{ ...pair, ...carry, tags: failed, attempt }], { delaySeconds });
+    await runtime.syncQueue.send([again(failed, attempt)], { delaySeconds });
   }
 }
 
@@ -134,6 +149,7 @@ function observe(message: EventJob, report: TagSyncReport | undefined, failure: 
     removed: report.done.removed.slice(0, FIRST_TAGS),
     unchanged: report.unchanged.length,
     tags: report.tags.length,
+    ...(report.unsettled.length > 0 ? { unsettled: report.unsettled.slice(0, FIRST_TAGS) } : {}),
     ...(lagSeconds !== undefined ? { lagSeconds: Math.round(lagSeconds * 1000) / 1000 } : {}),
     durationMs: report.durationMs,
     ...(report.failed.length > 0 ? { failed: report.failed.slice(0, FIRST_TAGS) } : {}),

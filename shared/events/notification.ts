@@ -4,7 +4,7 @@
  * reads the configured primary, and never the event's `url`, which is not even kept.
  */
 import { z } from 'zod';
-import { validateRepositoryName, validateTag } from '../engine.js';
+import { isValidDigest, validateRepositoryName, validateTag } from '../engine.js';
 
 /** The envelope's content type as registry 2.8 sends it. */
 export const NOTIFICATION_MEDIA_TYPE = 'application/vnd.docker.distribution.events.v1+json';
@@ -16,6 +16,11 @@ export interface TagHint {
   repository: string;
   tag: string;
   at: number;
+  /**
+   * For a push, the digest the event announces. Never copied: registry 2.8 sends the event before
+   * it moves the tag, so the job looks again until the primary shows it (or gives up and trusts the primary).
+   */
+  pushed?: string;
 }
 
 /** An event left out, and why, for the log (no field of the event beyond these is echoed). */
@@ -42,6 +47,7 @@ const Event = z.object({
     mediaType: z.string().optional(),
     repository: z.string(),
     tag: z.string().optional(),
+    digest: z.string().optional(),
   }),
 });
 
@@ -86,7 +92,8 @@ export function readNotifications(body: unknown, receivedAt: number): ReadNotifi
     } catch (error) {
       return void result.invalid.push({ index, action, reason: (error as Error).message });
     }
-    result.hints.push({ repository: target.repository, tag: target.tag, at: eventTime(event.data.timestamp, receivedAt) });
+    const pushed = event.data.action === 'push' && target.digest !== undefined && isValidDigest(target.digest) ? { pushed: target.digest } : {};
+    result.hints.push({ repository: target.repository, tag: target.tag, at: eventTime(event.data.timestamp, receivedAt), ...pushed });
   });
   return result;
 }

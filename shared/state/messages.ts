@@ -1,6 +1,6 @@
 /** The messages that flow between fan-out, sync and verify, parsed at the edge with zod. */
 import { z } from 'zod';
-import { GeoSyncError, validateRepositoryName, validateTag } from '../engine.js';
+import { GeoSyncError, isValidDigest, validateRepositoryName, validateTag } from '../engine.js';
 
 const repositoryName = z.string().superRefine((name, ctx) => {
   try {
@@ -40,6 +40,8 @@ export const SyncMessage = z
     maxPrune,
     /** An event job: only these tags, each read from the primary as it is now (shared/events/job.ts). */
     tags: z.array(tagName).min(1).max(MAX_JOB_TAGS).optional(),
+    /** Digests push events announced for some of `tags`: the job looks again until the primary shows them. */
+    pushed: z.record(tagName, z.string().refine(isValidDigest, 'invalid digest')).optional(),
     /** The earliest registry event behind the job (epoch ms), for its replication lag. */
     eventAt: z.number().int().min(0).optional(),
     /** Runs of this event job so far that left tags to do again. */
