@@ -3,9 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { PendingTags, jobsForHints, mergeJobs, pairKey } from '../shared/events/coalesce.js';
 import { NOTIFICATION_MEDIA_TYPE, readNotifications } from '../shared/events/notification.js';
 import { MAX_BODY_BYTES, bearerMatches, checkHeaders, readBody } from '../shared/events/webhook.js';
-import { SyncMessage, parseInput } from '../shared/state/messages.js';
+import { SyncMessage, parseInput, parseMessage } from '../shared/state/messages.js';
 import { lastEventCell, parseDuration } from '../shared/cli/listen.js';
 import { newRecord } from '../shared/state/record.js';
+import { coalescedRecords } from '../shared/events/batch.js';
+import { tokenOf } from '../shared/aws/notify-runtime.js';
 
 const NOW = Date.parse('2026-11-29T10:00:00Z');
 const DIGEST = `sha256:${'a'.repeat(64)}`;
@@ -188,5 +190,41 @@ describe('geo-sync listen: its options and status column', () => {
     expect(lastEventCell(base)).toBe('-');
     expect(lastEventCell({ ...base, lastEvent, lagSeconds: 1.4 })).toBe('2026-11-29T10:00:00.400Z synced (1 tag, lag 1.4 s)');
     expect(lastEventCell({ ...base, lastEvent: { ...lastEvent, status: 'failed', tags: 3 }, lagSeconds: 1.4 })).toBe('2026-11-29T10:00:00.400Z failed (3 tags)');
+  });
+});
+
+describe('coalescedRecords: an SQS batch\'s event jobs for one pair run once, and share the outcome', () => {
+  const record = (messageId: string, body: unknown) => ({ messageId, body: typeof body === 'string' ? body : JSON.stringify(body) });
+
+  it('runs one merged job for the pair, the other messages alone, and fails a poison record alone', async () => {
+    const records = [
+      record('1', { repository: 'app', secondary: 'eu', tags: ['v1'], eventAt: 5 }),
+      record('2', { repository: 'app', secondary: 'eu', tags: ['v2'], eventAt: 3 }),
+      record('3', 'not json'),
+      record('4', { repository: 'app', secondary: 'eu' }),
+    ];
+    const runs: SyncMessage[] = [];
+    const handle = coalescedRecords(records, (r) => parseMessage(SyncMessage, r.body), NOW, async (message) => {
+      runs.push(message);
+      if (message.tags) throw new Error('registry down');
+      return 'ok';
+    });
+
+    const outcomes = await Promise.allSettled(records.map(handle));
+
+    expect(runs).toEqual([{ repository: 'app', secondary: 'eu', tags: ['v1', 'v2'], eventAt: 3, requestedAt: NOW }, { repository: 'app', secondary: 'eu' }]);
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected', 'rejected', 'fulfilled']);
+    expect((outcomes[2] as PromiseRejectedResult).reason.message).toMatch(/not valid JSON/);
+  });
+});
+
+describe('the webhook token secret', () => {
+  it.each([
+    ['the token itself', '  s3cret-token\n', 's3cret-token'],
+    ['a key/value secret', '{"token": "s3cret-token"}', 's3cret-token'],
+    ['a key/value secret without "token"', '{"other": "x"}', ''],
+    ['nothing', undefined, ''],
+  ])('reads %s', (_name, value, token) => {
+    expect(tokenOf(value)).toBe(token);
   });
 });

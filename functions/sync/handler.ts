@@ -4,7 +4,8 @@ import type { Context } from 'aws-lambda';
 import { createAwsRuntime, isSqsEvent } from '../../shared/aws/runtime.js';
 import { syncDirect } from '../../shared/state/direct.js';
 import { DirectRequest, SyncMessage, parseInput, parseQueued } from '../../shared/state/messages.js';
-import { processSyncMessage } from '../../shared/state/sync.js';
+import { coalescedRecords } from '../../shared/events/batch.js';
+import { runSyncJob } from '../../shared/events/job.js';
 
 const runtime = createAwsRuntime(process.env);
 const processor = new BatchProcessor(EventType.SQS);
@@ -12,6 +13,6 @@ const processor = new BatchProcessor(EventType.SQS);
 export const handler = async (event: unknown, context: Context) =>
   runtime.invoke(context, (registries, budget) =>
     isSqsEvent(event)
-      ? processPartialResponse(event, runtime.recordHandler((record) => processSyncMessage(parseQueued(SyncMessage, record.body, record.attributes.SentTimestamp), registries, runtime, budget)), processor, { context, throwOnFullBatchFailure: false })
+      ? processPartialResponse(event, runtime.recordHandler(coalescedRecords(event.Records, (record) => parseQueued(SyncMessage, record.body, record.attributes.SentTimestamp), Date.now(), (message) => runSyncJob(message, registries, runtime, budget))), processor, { context, throwOnFullBatchFailure: false })
       : syncDirect(parseInput(DirectRequest, event), registries, runtime, budget),
   );

@@ -89,8 +89,8 @@ describe('the packaged CloudFormation template', () => {
   it('alarms on dead letters, function errors, repositories out of sync, a held guard, refused deletes and a stalled fan-out, all to one topic', () => {
     const alarms: Record<string, any> = Object.fromEntries(ofType('AWS::CloudWatch::Alarm').map(([id, r]) => [id, r.Properties]));
     expect(Object.keys(alarms).sort()).toEqual([
-      'DeletesRefusedAlarm', 'FanOutDeadLetterQueueAlarm', 'FanOutErrorsAlarm', 'FanOutStalledAlarm', 'PruneGuardHeldAlarm', 'RepositoriesOutOfSyncAlarm',
-      'SyncDeadLetterQueueAlarm', 'SyncErrorsAlarm', 'VerifyDeadLetterQueueAlarm', 'VerifyErrorsAlarm',
+      'DeletesRefusedAlarm', 'FanOutDeadLetterQueueAlarm', 'FanOutErrorsAlarm', 'FanOutStalledAlarm', 'NotifyErrorsAlarm', 'NotifyThrottlesAlarm', 'PruneGuardHeldAlarm',
+      'ReplicationLagAlarm', 'RepositoriesOutOfSyncAlarm', 'SyncDeadLetterQueueAlarm', 'SyncErrorsAlarm', 'VerifyDeadLetterQueueAlarm', 'VerifyErrorsAlarm',
     ]);
     for (const alarm of Object.values(alarms)) expect(alarm.AlarmActions).toEqual([{ Ref: 'AlarmTopic' }]);
     expect(alarms.SyncDeadLetterQueueAlarm.Dimensions).toEqual([{ Name: 'QueueName', Value: { 'Fn::GetAtt': ['SyncDeadLetterQueue', 'QueueName'] } }]);
