@@ -17,6 +17,12 @@ export type EventJob = SyncMessage & { tags: string[] };
 
 /** Runs of one job's tags before what is left becomes a full sync of the repository. */
 export const MAX_ATTEMPTS = 5;
+/**
+ * An event job's lease lasts at most this long (plus the grace), whatever the invocation's budget:
+ * a crashed job holds its pair up for minutes, not for the rest of a 15-minute invocation. Tags
+ * not started by WORK_FRACTION of it go back to the queue.
+ */
+export const EVENT_JOB_MAX_MS = 5 * 60_000;
 
 export type EventJobOutcome =
   | { kind: 'replicated' | 'differences' | 'failed'; record: RepositoryRecord; report?: TagSyncReport }
@@ -34,7 +40,8 @@ export async function processEventJob(message: EventJob, registries: Registries,
   const secondary = registries.secondary(message.secondary);
   const now = runtime.clock();
   const owner = randomUUID();
-  const leased = await store.acquireLease(key, { owner, expiresAt: now + budget.remainingMs + LEASE_GRACE_MS }, now, {
+  const remainingMs = Math.min(budget.remainingMs, EVENT_JOB_MAX_MS);
+  const leased = await store.acquireLease(key, { owner, expiresAt: now + remainingMs + LEASE_GRACE_MS }, now, {
     leaseHolder: { kind: 'sync', deep: false, startedAt: now, targeted: true },
   });
   if (!leased) return leaseHeld('sync', message, runtime.syncQueue, runtime, now);
@@ -43,7 +50,7 @@ export async function processEventJob(message: EventJob, registries: Registries,
   let failure: unknown;
   try {
     report = await syncTags(registries.primary(), secondary, message.repository, message.tags, {
-      deadline: now + budget.remainingMs * WORK_FRACTION,
+      deadline: now + remainingMs * WORK_FRACTION,
       concurrency: runtime.concurrency,
       logger,
       ...(message.pushed ? { announced: message.pushed } : {}),

@@ -23,9 +23,7 @@ import { FileStateStore } from './file-store.js';
 import { acquireRepositoryLock } from './lock.js';
 import { MemoryQueue } from './memory-queue.js';
 
-/** An event job is a few tags: its lease is short, so a killed listener holds a pair up for minutes, not an hour. */
-const EVENT_BUDGET = { remainingMs: 10 * 60_000 };
-/** A full sync (the reconcile), as `geo-sync run` gives one. */
+/** A job's budget, as `geo-sync run` gives one (an event job caps its own lease much shorter). */
 const FULL_BUDGET = { remainingMs: 60 * 60_000 };
 /** How often the embedded queue is looked at for deferred and retried work coming due. */
 const TICK_MS = 100;
@@ -91,7 +89,8 @@ export async function startListener(options: ListenOptions): Promise<Listener> {
   const waiting = new Map<string, (SyncMessage | (VerifyMessage & { verify: true }))[]>();
   /** Pairs with a job in flight, and its event job message if it is one. */
   const running = new Map<string, SyncMessage | undefined>();
-  const reconcile = { running: false, outstanding: new Set<string>(), startedAt: 0 };
+  /** The reconcile in progress: walking the catalog, then waiting for the full syncs it sent. */
+  const reconcile = { running: false, walking: false, outstanding: new Set<string>(), startedAt: 0 };
   let closing = false;
 
   const openClients = () => openRegistries(options.endpoints, { concurrency, logger });
@@ -112,13 +111,13 @@ export async function startListener(options: ListenOptions): Promise<Listener> {
         settled = false;
         return;
       }
-      const outcome = await runSyncJob(message, registries, runtime, isEventJob(message) ? EVENT_BUDGET : FULL_BUDGET);
+      const outcome = await runSyncJob(message, registries, runtime, FULL_BUDGET);
       settled = outcome.kind !== 'deferred' && !(outcome.kind === 'skipped' && outcome.reason === 'deferred');
     } finally {
       unlock?.();
       await registries.close();
       const key = pairKey(message);
-      if (settled && !isEventJob(message) && reconcile.outstanding.delete(key) && reconcile.outstanding.size === 0) reconcileFinished();
+      if (settled && !isEventJob(message) && reconcile.outstanding.delete(key) && reconcile.outstanding.size === 0 && !reconcile.walking) reconcileFinished();
     }
   };
 
@@ -196,7 +195,9 @@ export async function startListener(options: ListenOptions): Promise<Listener> {
       return;
     }
     reconcile.running = true;
+    reconcile.walking = true;
     reconcile.startedAt = Date.now();
+    logger.info('reconcile started');
     const fanOutQueue = new MemoryQueue<FanOutRequest>();
     const into: Queue<SyncMessage> = {
       send: async (messages) => {
@@ -214,10 +215,11 @@ export async function startListener(options: ListenOptions): Promise<Listener> {
         await fanOut(request, registryCatalog(registries), secondaries, { ...runtime, syncQueue: into, fanOutQueue }, FULL_BUDGET);
         request = fanOutQueue.take();
       }
-      logger.info('reconcile started', { pairs: reconcile.outstanding.size });
+      logger.info('reconcile: every repository of the primary sent to sync', { pairs: reconcile.outstanding.size });
     } catch (error) {
       logger.error('reconcile failed: the primary\'s catalog could not be read', { error: errorMessage(error) });
     } finally {
+      reconcile.walking = false;
       await registries.close();
     }
     if (reconcile.outstanding.size === 0) reconcileFinished();
