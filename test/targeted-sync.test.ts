@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryClient, syncTags } from '../shared/engine.js';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
-import { startRegistryPair, type RegistryPair } from './support/registry.js';
+import { startRegistry, startRegistryPair, type RegistryPair } from './support/registry.js';
 import { deleteManifest, manifestExists, pushImage, pushManifest, readTags } from './support/seed.js';
 
 let registries: RegistryPair;
@@ -128,6 +128,25 @@ describe('syncTags: the named tags made exact, the rest untouched', () => {
     expect(missingRepository.writes).toEqual([]);
     expect(await readTags(S(), 'targeted/only-secondary')).toHaveProperty('v1');
     expect(await readTags(S(), repo)).toEqual({});
+  });
+
+  it('on a secondary that refuses deletes, leaves a tag gone from the primary as it was and says why, and still copies', async () => {
+    const repo = 'targeted/refused';
+    const refusing = await startRegistry({ env: { REGISTRY_STORAGE_DELETE_ENABLED: 'false' } });
+    const primary = createRegistryClient({ url: P() });
+    const secondary = createRegistryClient({ url: refusing.url });
+    try {
+      await pushImage(P(), repo, 'new');
+      const stale = await pushImage(refusing.url, repo, 'gone');
+
+      const report = await syncTags(primary, secondary, repo, ['gone', 'new']);
+
+      expect(report).toMatchObject({ status: 'differences', done: { copied: ['new'], removed: [] }, removalRefused: { tags: ['gone'], reason: expect.stringMatching(/refuses deletes/) } });
+      expect((await readTags(refusing.url, repo)).gone).toBe(stale.digest);
+    } finally {
+      await Promise.all([primary.close(), secondary.close()]);
+      await refusing.stop();
+    }
   });
 
   it('names a tag the primary moved after it was copied, never calling it synced', async () => {
