@@ -8,7 +8,7 @@ import tseslint from 'typescript-eslint';
 const throughEntries = {
   patterns: [
     { group: ['**/engine/*', '**/engine/**/*', '!**/engine/index.js'], message: 'import the engine through shared/engine/index.js' },
-    { group: ['**/jobs/*', '!**/jobs/index.js'], message: 'import the jobs through shared/jobs/index.js' },
+    { group: ['**/jobs/*', '**/jobs/**/*', '!**/jobs/index.js'], message: 'import the jobs (and their events) through shared/jobs/index.js' },
   ],
 };
 

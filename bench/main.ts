@@ -12,6 +12,7 @@ import { startFaultProxy, type FaultProxy } from '../test/support/fault-proxy.js
 import { startGitlabApi } from '../test/support/gitlab-api.js';
 import { startRegistry, type TestRegistry } from '../test/support/registry.js';
 import { MediaType, pushBlob, pushBlobStream, pushManifest, readTags } from '../test/support/seed.js';
+import { benchEvents } from './events.js';
 import { measureFanOutEnqueueRate, type FanOutFigure } from './fan-out-hook.js';
 import { median, processCpuMs, registryPid, runTimed, type Timed } from './measure.js';
 import { summariseProfile, type ProfileSummary } from './profile.js';
@@ -109,6 +110,25 @@ async function runBench(): Promise<void> {
   for (let i = 0; i < 5; i++) startup.push(sample(expectOk(await runOurs(['--help']), 'geo-sync --help')));
   log(`CLI process start (geo-sync --help): median ${seconds(median(startup.map((s) => s.wallMs)))}`);
   details.cliStartup = startup;
+
+  // The event path (geo-sync listen): latency from push to replicated, requests per pushed tag.
+  // BENCH_ONLY=events runs these rows alone (and writes no results file); BENCH_EVENTS=skip leaves them out.
+  if (process.env.BENCH_EVENTS !== 'skip') {
+    const eventSizes = process.env.BENCH_EVENT_SIZES ? intList(process.env.BENCH_EVENT_SIZES) : [10, 1000, 10000];
+    const events = await benchEvents({
+      cli: CLI,
+      registryEnv: config.registryCache === 'none' ? {} : { REGISTRY_STORAGE_CACHE_BLOBDESCRIPTOR: config.registryCache },
+      sizes: eventSizes,
+      log,
+    });
+    rows.push(...events.rows);
+    details.events = events.details;
+  }
+  if (process.env.BENCH_ONLY === 'events') {
+    process.stdout.write(`\n${formatTable(rows)}\n`);
+    log(`total ${((performance.now() - started) / 1000).toFixed(0)} s`);
+    return;
+  }
 
   for (const size of config.sizes) {
     const result = await benchSize(size, profiles);

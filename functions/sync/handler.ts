@@ -2,7 +2,7 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context } from 'aws-lambda';
 import { createAwsRuntime, isSqsEvent } from '../../shared/aws/runtime.js';
-import { DirectRequest, SyncMessage, parseInput, parseQueued, processSyncMessage, syncDirect } from '../../shared/jobs/index.js';
+import { DirectRequest, SyncMessage, coalescedRecords, parseInput, parseQueued, runSyncJob, syncDirect } from '../../shared/jobs/index.js';
 
 const runtime = createAwsRuntime(process.env);
 const processor = new BatchProcessor(EventType.SQS);
@@ -12,8 +12,13 @@ export const handler = async (event: unknown, context: Context) =>
     isSqsEvent(event)
       ? processPartialResponse(
           event,
-          runtime.recordHandler((record) =>
-            processSyncMessage(parseQueued(SyncMessage, record.body, record.attributes.SentTimestamp), registries, runtime, budget),
+          runtime.recordHandler(
+            coalescedRecords(
+              event.Records,
+              (record) => parseQueued(SyncMessage, record.body, record.attributes.SentTimestamp),
+              Date.now(),
+              (message) => runSyncJob(message, registries, runtime, budget),
+            ),
           ),
           processor,
           { context, throwOnFullBatchFailure: false },

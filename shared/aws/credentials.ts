@@ -19,26 +19,29 @@ const CACHE_MS = 5 * 60_000;
  * localhost:2773), which needs no SDK in the bundle and caches for us. Cached here too, per container.
  */
 export function secretsExtensionCredentials(secretId: string, env: NodeJS.ProcessEnv): CredentialSource {
-  const port = env.PARAMETERS_SECRETS_EXTENSION_HTTP_PORT ?? '2773';
   let cached: { value: RegistryCredentials; until: number } | undefined;
   return async () => {
     if (cached && cached.until > Date.now()) return cached.value;
-    const response = await fetch(`http://localhost:${port}/secretsmanager/get?secretId=${encodeURIComponent(secretId)}`, {
-      headers: { 'X-Aws-Parameters-Secrets-Token': env.AWS_SESSION_TOKEN ?? '' },
-      signal: AbortSignal.timeout(5_000),
-    }).catch((error: unknown) => {
-      throw new GeoSyncError('CREDENTIALS_UNAVAILABLE', `cannot reach the secrets extension on port ${port}: ${(error as Error).message}`, { retryable: true });
-    });
-    if (!response.ok) {
-      await response.body?.cancel();
-      throw new GeoSyncError('CREDENTIALS_UNAVAILABLE', `reading secret ${secretId} failed with HTTP ${response.status}`, {
-        retryable: response.status >= 500,
-      });
-    }
-    const value = parseSecret(((await response.json()) as { SecretString?: string }).SecretString, secretId);
+    const value = parseSecret(await readSecretString(secretId, env), secretId);
     cached = { value, until: Date.now() + CACHE_MS };
     return value;
   };
+}
+
+/** One secret's SecretString, fresh from the extension (callers cache). */
+export async function readSecretString(secretId: string, env: NodeJS.ProcessEnv): Promise<string | undefined> {
+  const port = env.PARAMETERS_SECRETS_EXTENSION_HTTP_PORT ?? '2773';
+  const response = await fetch(`http://localhost:${port}/secretsmanager/get?secretId=${encodeURIComponent(secretId)}`, {
+    headers: { 'X-Aws-Parameters-Secrets-Token': env.AWS_SESSION_TOKEN ?? '' },
+    signal: AbortSignal.timeout(5_000),
+  }).catch((error: unknown) => {
+    throw new GeoSyncError('CREDENTIALS_UNAVAILABLE', `cannot reach the secrets extension on port ${port}: ${(error as Error).message}`, { retryable: true });
+  });
+  if (!response.ok) {
+    await response.body?.cancel();
+    throw new GeoSyncError('CREDENTIALS_UNAVAILABLE', `reading secret ${secretId} failed with HTTP ${response.status}`, { retryable: response.status >= 500 });
+  }
+  return ((await response.json()) as { SecretString?: string }).SecretString;
 }
 
 /** Never echoes the secret: the message names the secret, not its content. */

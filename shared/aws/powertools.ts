@@ -28,7 +28,7 @@ export function engineLogger(logger: Logger): EngineLogger {
   };
 }
 
-const UNITS = { Count: MetricUnit.Count, Bytes: MetricUnit.Bytes, Milliseconds: MetricUnit.Milliseconds } as const;
+const UNITS = { Count: MetricUnit.Count, Bytes: MetricUnit.Bytes, Milliseconds: MetricUnit.Milliseconds, Seconds: MetricUnit.Seconds } as const;
 
 export function metricsPort(metrics: Metrics): MetricsPort {
   return { add: (name, value, unit = 'Count') => metrics.addMetric(name, UNITS[unit], value) };

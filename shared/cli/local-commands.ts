@@ -6,6 +6,7 @@ import { localExitCode, runLocal, type LocalProgress, type LocalRunSummary } fro
 import { overallStatus, withoutLease, type RepositoryRecord } from '../jobs/index.js';
 import { progressBar } from './format.js';
 import { endpointsFor, fraction, integerIn, logLevel } from './options.js';
+import { lastEventCell } from './listen.js';
 
 interface LocalCommandOptions {
   /** Where the exit code goes; the main CLI passes its own setter. Default: process.exitCode. */
@@ -114,12 +115,13 @@ function formatSummary(summary: LocalRunSummary): string {
 
 function formatStatus(records: RepositoryRecord[]): string {
   if (records.length === 0) return 'no repositories recorded yet: run `geo-sync run` first';
+  const events = records.some((r) => r.lastEvent);
   const rows = records.map((r) => {
     const last = r.lastSync ? `copied ${r.lastSync.copied}, repaired ${r.lastSync.repaired}, removed ${r.lastSync.removed}` : '-';
     const problem = r.syncError ? `${r.syncError}${r.nextRetryAt ? ` (retry ${r.retryCount} at ${r.nextRetryAt})` : ''}` : (r.verifyError ?? differences(r));
-    return [r.repository, r.secondary, overallStatus(r), last, problem];
+    return [r.repository, r.secondary, overallStatus(r), last, ...(events ? [lastEventCell(r)] : []), problem];
   });
-  const header = ['REPOSITORY', 'SECONDARY', 'STATUS', 'LAST SYNC', 'DETAIL'];
+  const header = ['REPOSITORY', 'SECONDARY', 'STATUS', 'LAST SYNC', ...(events ? ['LAST EVENT'] : []), 'DETAIL'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   return [header, ...rows]
     .map((row) =>

@@ -16,6 +16,7 @@ import {
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { registerLocalCommands } from './local-commands.js';
 import { endpointsFor, fraction, integerIn, logLevel } from './options.js';
+import { registerListenCommand } from './listen.js';
 import { acquireRepositoryLock } from '../local/lock.js';
 import { formatPlan, formatSync, formatVerify, syncProgress } from './format.js';
 
@@ -128,6 +129,7 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
     });
 
   registerLocalCommands(program, { setExitCode: setExit, env });
+  registerListenCommand(program, { setExitCode: setExit, env });
   return program;
 }
 

@@ -150,6 +150,15 @@ export class TagRemover {
   }
 
   /**
+   * Removes one tag the caller has proved gone from the primary, now at `current`: a throwaway a
+   * killed run left it on goes with its throwaway; any other tag goes as removeExtraTags removes it.
+   * A refusal is thrown, as the registry gave it.
+   */
+  async removeOne(tag: string, current: string): Promise<void> {
+    if (!(await this.deleteLeftoverThrowaway(current))) await this.removeTag(tag, current);
+  }
+
+  /**
    * A run killed inside removeTag leaves the tag on a throwaway. When a tag leaves a digest only it
    * held, and its HEAD did not rule one out, that throwaway (if it is one) is deleted by digest.
    */
@@ -237,7 +246,7 @@ export class TagRemover {
 }
 
 /** A write refused by the registry itself, not a passing fault: 'deletes' or 'writes' (read-only), else undefined. */
-function writeRefusal(error: unknown): 'deletes' | 'writes' | undefined {
+export function writeRefusal(error: unknown): 'deletes' | 'writes' | undefined {
   if (!(error instanceof GeoSyncError)) return undefined;
   if (error.code === 'DELETES_REFUSED') return 'deletes';
   if (error.code === 'READ_ONLY' || (error instanceof RegistryError && error.status === 405)) return 'writes';

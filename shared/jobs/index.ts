@@ -12,3 +12,8 @@ export { newRecord, overallStatus, withoutLease, type FanOutCheckpoint, type Rec
 export { openRegistries, registryCatalog } from './registries.js';
 export { planSync, processSyncMessage, type SyncOutcome } from './sync.js';
 export { processVerifyMessage, type VerifyOutcome } from './verify.js';
+export { coalescedRecords } from './events/batch.js';
+export { PendingTags, isEventJob, pairKey } from './events/coalesce.js';
+export { processEventJob, runSyncJob, type EventJob, type EventJobOutcome } from './events/job.js';
+export { receiveNotification, type NotifyPorts, type NotifyRequest, type WebhookToken } from './events/notify.js';
+export { MAX_BODY_BYTES, answerBody, checkHeaders, readBody, tooLarge, type WebhookAnswer } from './events/webhook.js';

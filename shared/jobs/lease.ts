@@ -32,7 +32,8 @@ const FLOOR_MS = 1_000;
  */
 export function holderCovers(holder: LeaseHolder, work: LeaseWork): boolean {
   const limit = (lease: { maxPrune?: number }) => lease.maxPrune ?? DEFAULT_MAX_PRUNE;
-  return holder.kind === work.kind && (holder.deep || !work.deep) && limit(holder) >= limit(work) && holder.startedAt >= work.requestedAt;
+  // An event job (targeted) reads only its own tags: it covers no other work.
+  return !holder.targeted && holder.kind === work.kind && (holder.deep || !work.deep) && limit(holder) >= limit(work) && holder.startedAt >= work.requestedAt;
 }
 
 /**
@@ -47,5 +48,7 @@ export function whenLeaseHeld(work: LeaseWork, record: RepositoryRecord | undefi
   // Wait about as long as the holder has run so far: a short job is waited for briefly, and a
   // long one is not asked again often (each deferral about doubles the wait). Never past the lease.
   const ranMs = holder ? now - holder.startedAt : 0;
-  return { kind: 'defer', delayMs: Math.max(FLOOR_MS, Math.min(Math.max(ranMs, MIN_DEFER_MS), untilFree)) };
+  // An event job holding it takes a second or so: asked again after a second, not five.
+  const least = holder?.targeted ? FLOOR_MS : MIN_DEFER_MS;
+  return { kind: 'defer', delayMs: Math.max(FLOOR_MS, Math.min(Math.max(ranMs, least), untilFree)) };
 }

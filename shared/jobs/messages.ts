@@ -1,6 +1,6 @@
 /** The messages that flow between fan-out, sync and verify, parsed at the edge with zod. */
 import { z } from 'zod';
-import { SECONDARY_NAME, invalidInput, validateRepositoryName } from '../engine/index.js';
+import { SECONDARY_NAME, invalidInput, isValidDigest, validateRepositoryName, validateTag } from '../engine/index.js';
 
 const repositoryName = z.string().superRefine((name, ctx) => {
   try {
@@ -9,6 +9,15 @@ const repositoryName = z.string().superRefine((name, ctx) => {
     ctx.addIssue({ code: z.ZodIssueCode.custom, message: error instanceof Error ? error.message : 'invalid repository name' });
   }
 });
+const tagName = z.string().superRefine((tag, ctx) => {
+  try {
+    validateTag(tag);
+  } catch (error) {
+    ctx.addIssue({ code: z.ZodIssueCode.custom, message: error instanceof Error ? error.message : 'invalid tag' });
+  }
+});
+/** Most tags one event job carries; more pending for one pair make a full sync instead. */
+export const MAX_JOB_TAGS = 1000;
 const secondaryName = z.string().regex(SECONDARY_NAME, 'secondary names are letters, digits, . _ -');
 /** When the work was asked for (epoch ms); a deferred message keeps it. Absent: when the queue received it, or now. */
 const requestedAt = z.number().int().min(0).optional();
@@ -33,6 +42,14 @@ export const SyncMessage = z
     requestedAt,
     /** A human's prune limit; kept by the sync's continuations, never by its retries. */
     maxPrune,
+    /** An event job: only these tags, each read from the primary as it is now (shared/jobs/events/job.ts). */
+    tags: z.array(tagName).min(1).max(MAX_JOB_TAGS).optional(),
+    /** Digests push events announced for some of `tags`: the job looks again until the primary shows them. */
+    pushed: z.record(tagName, z.string().refine(isValidDigest, 'invalid digest')).optional(),
+    /** The earliest registry event behind the job (epoch ms), for its replication lag. */
+    eventAt: z.number().int().min(0).optional(),
+    /** Runs of this event job so far that left tags to do again. */
+    attempt: z.number().int().min(1).optional(),
   })
   .strict();
 export type SyncMessage = z.infer<typeof SyncMessage>;

@@ -34,7 +34,7 @@ export interface StateStore {
 
 /** Counters and sizes for dashboards and alarms (CloudWatch EMF on AWS). */
 export interface Metrics {
-  add(name: string, value: number, unit?: 'Count' | 'Bytes' | 'Milliseconds'): void;
+  add(name: string, value: number, unit?: 'Count' | 'Bytes' | 'Milliseconds' | 'Seconds'): void;
 }
 
 /** Registry clients for one batch of work: the primary and each named secondary. */

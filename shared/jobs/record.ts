@@ -63,7 +63,24 @@ export interface RepositoryRecord extends RecordKey {
   /** Epoch ms; compared in the lease's conditional write. */
   leaseExpiresAt?: number;
   /** What the lease is held for and since when (epoch ms): a message that finds it held decides by it (lease.ts). */
-  leaseHolder?: { kind: 'sync' | 'verify'; deep: boolean; startedAt: number; maxPrune?: number };
+  leaseHolder?: { kind: 'sync' | 'verify'; deep: boolean; startedAt: number; maxPrune?: number; targeted?: boolean };
+  /** The last event job (shared/jobs/events/job.ts): when its earliest event was, what it did, how it ended. */
+  lastEvent?: LastEvent;
+  /** Seconds from the last event job's earliest event to the secondary holding its tags. */
+  lagSeconds?: number;
+}
+
+export interface LastEvent {
+  /** The earliest registry event behind the job (ISO). */
+  at: string;
+  finishedAt: string;
+  status: 'synced' | 'differences' | 'failed' | 'incomplete';
+  tags: number;
+  firstTags: string[];
+  copied: number;
+  repaired: number;
+  removed: number;
+  error?: string;
 }
 
 /** Where a fan-out run over the catalog has got to; one per run kind, so overlapping runs are noticed. */

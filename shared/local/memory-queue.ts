@@ -24,6 +24,14 @@ export class MemoryQueue<M> implements Queue<M> {
     return this.ready.shift();
   }
 
+  /** Every message left, ready or delayed, taken away (a process handing back its work). */
+  drain(): M[] {
+    const left = [...this.ready, ...this.delayed.map((entry) => entry.message)];
+    this.ready.length = 0;
+    this.delayed.length = 0;
+    return left;
+  }
+
   get readyCount(): number {
     return this.ready.length;
   }

@@ -127,7 +127,7 @@ describe('the packaged CloudFormation template', () => {
     const other = await packageService(['--param=logRetentionDays=30']);
     try {
       const groups = Object.values(other.template.Resources).filter((r) => r.Type === 'AWS::Logs::LogGroup');
-      expect(groups.map((g) => g.Properties.RetentionInDays)).toEqual([30, 30, 30]);
+      expect(groups.map((g) => g.Properties.RetentionInDays)).toEqual([30, 30, 30, 30]);
     } finally {
       other.remove();
     }
@@ -167,7 +167,10 @@ describe('the packaged CloudFormation template', () => {
       'FanOutDeadLetterQueueAlarm',
       'FanOutErrorsAlarm',
       'FanOutStalledAlarm',
+      'NotifyErrorsAlarm',
+      'NotifyThrottlesAlarm',
       'PruneGuardHeldAlarm',
+      'ReplicationLagAlarm',
       'RepositoriesOutOfSyncAlarm',
       'SyncDeadLetterQueueAlarm',
       'SyncErrorsAlarm',

@@ -26,6 +26,21 @@ export interface RegistryOptions {
   tls?: { certificate: string; key: string };
   /** Extra environment for the process, e.g. REGISTRY_* config overrides. */
   env?: Record<string, string>;
+  /** Send notifications (config `notifications.endpoints`) to one endpoint. */
+  notifications?: NotificationsOptions;
+}
+
+export interface NotificationsOptions {
+  url: string;
+  /** Header values are lists, as in the registry's config: `{ Authorization: ['Bearer x'] }`. */
+  headers?: Record<string, string[]>;
+  /** Durations as the registry writes them: `1s`, `200ms`. */
+  timeout?: string;
+  threshold?: number;
+  backoff?: string;
+  /** `ignore.actions` (registry 2.8 applies it only when `ignore.mediatypes` lists something too). */
+  ignoredActions?: string[];
+  ignoredMediaTypes?: string[];
 }
 
 export interface RegistryPair {
@@ -74,7 +89,7 @@ export async function startRegistry(options: RegistryOptions = {}): Promise<Test
     // A port found free may be taken before the registry binds it; retry with a new one.
     for (let attempt = 1; ; attempt++) {
       port = fixedPort ?? (await freePort());
-      writeFileSync(configPath, renderConfig(root, port, secret, authYaml));
+      writeFileSync(configPath, renderConfig(root, port, secret, authYaml + notificationsYaml(options.notifications)));
       try {
         const tlsEnv: Record<string, string> = options.tls
           ? { REGISTRY_HTTP_TLS_CERTIFICATE: options.tls.certificate, REGISTRY_HTTP_TLS_KEY: options.tls.key }
@@ -165,7 +180,24 @@ health:
 ${authYaml}`;
 }
 
-async function freePort(): Promise<number> {
+function notificationsYaml(options: NotificationsOptions | undefined): string {
+  if (!options) return '';
+  const list = (values: string[]) => `[${values.map(q).join(', ')}]`;
+  const headers = Object.entries(options.headers ?? {})
+    .map(([name, values]) => `        ${name}: ${list(values)}\n`)
+    .join('');
+  const ignore =
+    options.ignoredActions || options.ignoredMediaTypes
+      ? `      ignore:\n        mediatypes: ${list(options.ignoredMediaTypes ?? [])}\n        actions: ${list(options.ignoredActions ?? [])}\n`
+      : '';
+  return (
+    `notifications:\n  endpoints:\n    - name: test-listener\n      url: ${q(options.url)}\n` +
+    (headers ? `      headers:\n${headers}` : '') +
+    `      timeout: ${options.timeout ?? '1s'}\n      threshold: ${options.threshold ?? 3}\n      backoff: ${options.backoff ?? '200ms'}\n${ignore}`
+  );
+}
+
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();

@@ -1,0 +1,90 @@
+/**
+ * What the notify function needs, built once per container: Powertools, the sync queue, the
+ * secondaries' names and the webhook token from Secrets Manager (through the same extension as
+ * the registry credentials). No DynamoDB, no registry: notify only turns events into jobs.
+ */
+import { SQSClient } from '@aws-sdk/client-sqs';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import { z } from 'zod';
+import { GeoSyncError, endpointsFromEnv, invalidInput } from '../engine/index.js';
+import type { NotifyPorts, NotifyRequest, SyncMessage, WebhookToken } from '../jobs/index.js';
+import { readSecretString } from './credentials.js';
+import { createLogger, createMetrics, engineLogger, metricsPort } from './powertools.js';
+import { SqsQueue } from './sqs-queue.js';
+
+const Config = z.object({
+  GEO_SYNC_SYNC_QUEUE_URL: z.string().url(),
+  /** Name of the Secrets Manager secret whose SecretString is the token. */
+  GEO_SYNC_WEBHOOK_SECRET: z.string().min(1),
+});
+
+/** The token is cached this long; a request with another token reads it again at most this often. */
+const TOKEN_CACHE_MS = 5 * 60_000;
+const TOKEN_REFRESH_MS = 30_000;
+
+export interface NotifyRuntime extends NotifyPorts {
+  /** Runs one invocation and flushes its metrics after. */
+  invoke(context: Context, work: () => Promise<APIGatewayProxyStructuredResultV2>): Promise<APIGatewayProxyStructuredResultV2>;
+}
+
+export function createNotifyRuntime(
+  env: NodeJS.ProcessEnv,
+  readToken: () => Promise<string | undefined> = () => readSecretString(env.GEO_SYNC_WEBHOOK_SECRET ?? '', env),
+): NotifyRuntime {
+  const parsed = Config.safeParse(env);
+  if (!parsed.success) {
+    throw invalidInput('INVALID_CONFIG', `invalid environment: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  }
+  const logger = createLogger();
+  const metrics = createMetrics();
+  return {
+    token: cachedToken(readToken, parsed.data.GEO_SYNC_WEBHOOK_SECRET),
+    syncQueue: new SqsQueue<SyncMessage>(new SQSClient({}), parsed.data.GEO_SYNC_SYNC_QUEUE_URL),
+    secondaries: endpointsFromEnv(env).secondaries.map((s) => s.name),
+    logger: engineLogger(logger),
+    metrics: metricsPort(metrics),
+    clock: Date.now,
+    async invoke(context, work) {
+      logger.addContext(context);
+      try {
+        return await work();
+      } finally {
+        if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
+      }
+    },
+  };
+}
+
+function cachedToken(read: () => Promise<string | undefined>, secretId: string): WebhookToken {
+  let cached: { value: string; readAt: number } | undefined;
+  const load = async () => {
+    const value = tokenOf(await read());
+    // An empty token would match nothing (bearerMatches refuses it), but say why every request is refused.
+    if (value === '') throw new GeoSyncError('INVALID_CONFIG', `secret ${secretId} holds no webhook token`);
+    cached = { value, readAt: Date.now() };
+    return value;
+  };
+  return {
+    current: async () => (cached && Date.now() - cached.readAt < TOKEN_CACHE_MS ? cached.value : load()),
+    refresh: async () => (cached && Date.now() - cached.readAt < TOKEN_REFRESH_MS ? undefined : load()),
+  };
+}
+
+/** The secret's value is the token itself, or a JSON object with a "token" key (a key/value secret in the console). */
+export function tokenOf(secretString: string | undefined): string {
+  const text = (secretString ?? '').trim();
+  if (!text.startsWith('{')) return text;
+  try {
+    const token = (JSON.parse(text) as { token?: unknown }).token;
+    return typeof token === 'string' ? token.trim() : '';
+  } catch {
+    return '';
+  }
+}
+
+/** A function URL request (payload 2.0) as the use-case reads it. */
+export function functionUrlRequest(event: APIGatewayProxyEventV2): NotifyRequest {
+  const headers = Object.fromEntries(Object.entries(event.headers ?? {}).map(([name, value]) => [name.toLowerCase(), value]));
+  const body = event.body === undefined ? Buffer.alloc(0) : Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8');
+  return { method: event.requestContext.http.method, path: event.rawPath, headers, body };
+}

@@ -1,0 +1,99 @@
+/** `geo-sync listen`: replicate from the primary's notifications, with a periodic exact reconcile. */
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { DEFAULT_CONCURRENCY, invalidInput, jsonLogger } from '../engine/index.js';
+import type { RepositoryRecord } from '../jobs/index.js';
+import { DEFAULT_STATE_DIR } from '../local/file-store.js';
+import { startListener } from '../local/listen.js';
+import { endpointsFor, integerIn, logLevel } from './options.js';
+
+interface ListenCommandOptions {
+  setExitCode: (code: number) => void;
+  env: NodeJS.ProcessEnv;
+}
+
+export function registerListenCommand(program: Command, { setExitCode, env }: ListenCommandOptions): void {
+  program
+    .command('listen')
+    .description(
+      "replicate within seconds from the primary's notifications (POST /events, bearer token from GEO_SYNC_WEBHOOK_TOKEN), with a periodic exact reconcile",
+    )
+    .option('--primary <url>', 'primary registry URL (env GEO_SYNC_PRIMARY_URL)')
+    .option(
+      '--secondary <name|url>',
+      'one secondary: a GEO_SYNC_SECONDARIES name or a registry URL (env GEO_SYNC_SECONDARY_URL); default every configured secondary',
+    )
+    .addOption(new Option('--port <n>', 'port to listen on').default(8780).argParser(integerIn(0, 65535, '--port')))
+    .option('--host <address>', 'address to listen on', '127.0.0.1')
+    .addOption(
+      new Option('--reconcile-every <duration>', 'exact sync of every repository at start and then this often: 30s, 5m, 1h; 0 turns it off')
+        .default(3600_000, '1h')
+        .argParser(parseDuration),
+    )
+    .addOption(new Option('--workers <n>', 'repositories worked on at once').default(4).argParser(integerIn(1, 64, '--workers')))
+    .addOption(new Option('--concurrency <n>', 'parallel requests per repository').default(DEFAULT_CONCURRENCY).argParser(integerIn(1, 256, '--concurrency')))
+    .addOption(new Option('--state-dir <dir>', 'where local state is kept (env GEO_SYNC_STATE_DIR)').default(env.GEO_SYNC_STATE_DIR || DEFAULT_STATE_DIR))
+    .addOption(
+      new Option('--log-level <level>', 'JSON logs on stderr, one line per replication at info: debug, info, warn, error, silent').default(
+        env.GEO_SYNC_LOG_LEVEL ?? 'info',
+      ),
+    )
+    .action(
+      async (opts: {
+        primary?: string;
+        secondary?: string;
+        port: number;
+        host: string;
+        reconcileEvery: number;
+        workers: number;
+        concurrency: number;
+        stateDir: string;
+        logLevel: string;
+      }) => {
+        const level = logLevel(opts.logLevel);
+        const token = env.GEO_SYNC_WEBHOOK_TOKEN ?? '';
+        if (token.trim() === '') {
+          throw invalidInput(
+            'MISSING_CONFIG',
+            'GEO_SYNC_WEBHOOK_TOKEN is not set: the listener refuses to start without the token the registry must send (Authorization: Bearer <token>)',
+          );
+        }
+        const logger = jsonLogger(level);
+        if (token.length < 16) logger.warn('GEO_SYNC_WEBHOOK_TOKEN is short; use at least 32 random characters');
+        const listener = await startListener({
+          endpoints: endpointsFor(env, { primary: opts.primary, secondary: opts.secondary }),
+          stateDir: opts.stateDir,
+          token,
+          host: opts.host,
+          port: opts.port,
+          reconcileEveryMs: opts.reconcileEvery,
+          workers: opts.workers,
+          concurrency: opts.concurrency,
+          logger,
+        });
+        const signal = await new Promise<NodeJS.Signals>((resolve) => {
+          process.once('SIGTERM', () => resolve('SIGTERM'));
+          process.once('SIGINT', () => resolve('SIGINT'));
+        });
+        logger.info('stopping: no new events taken, jobs in flight finishing', { signal });
+        const { handedBack } = await listener.close();
+        logger.info('stopped', { handedBack });
+        setExitCode(0);
+      },
+    );
+}
+
+/** `30s`, `5m`, `1h` (or `0`, off) in milliseconds. */
+export function parseDuration(value: string): number {
+  if (value.trim() === '0') return 0;
+  const match = /^(\d{1,6})(s|m|h)$/.exec(value.trim());
+  if (!match) throw new InvalidArgumentError('--reconcile-every takes a number followed by s, m or h (30s, 5m, 1h), or 0 to turn it off');
+  return Number(match[1]) * { s: 1000, m: 60_000, h: 3600_000 }[match[2] as 's' | 'm' | 'h'];
+}
+
+/** `status`'s LAST EVENT column: when the last event job finished, how it ended, its lag. */
+export function lastEventCell(record: RepositoryRecord): string {
+  const event = record.lastEvent;
+  if (!event) return '-';
+  const lag = event.status === 'synced' && record.lagSeconds !== undefined ? `, lag ${record.lagSeconds.toFixed(1)} s` : '';
+  return `${event.finishedAt} ${event.status} (${event.tags} tag${event.tags === 1 ? '' : 's'}${lag})`;
+}

@@ -1,0 +1,200 @@
+/**
+ * Use-case: an event job, the tags events named for one (repository, secondary) pair, made exact
+ * under the pair's lease. A sibling of processSyncMessage: the same lease and record, a targeted
+ * sync instead of a full one. Nothing is dropped: a held lease defers the job, tags the primary
+ * changed meanwhile or that failed go back to the queue, and a job that keeps failing becomes a
+ * full sync of the repository.
+ */
+import { randomUUID } from 'node:crypto';
+import { errorMessage, syncTags, type TagSyncReport } from '../../engine/index.js';
+import type { SyncMessage } from '../messages.js';
+import type { Budget, Registries, Runtime } from '../ports.js';
+import { FIRST_TAGS, retryDelayMs, withoutLease, type LastEvent, type RepositoryRecord } from '../record.js';
+import { leaseHeld, type LeaseHeld } from '../lease-held.js';
+import { processSyncMessage, type SyncOutcome } from '../sync.js';
+import { LEASE_GRACE_MS, MAX_DELAY_SECONDS, WORK_FRACTION } from '../timing.js';
+import { isEventJob } from './coalesce.js';
+
+export type EventJob = SyncMessage & { tags: string[] };
+
+/** Runs of one job's tags before what is left becomes a full sync of the repository. */
+export const MAX_ATTEMPTS = 5;
+/**
+ * An event job's lease lasts at most this long (plus the grace), whatever the invocation's budget:
+ * a crashed job holds its pair up for minutes, not for the rest of a 15-minute invocation. Tags
+ * not started by WORK_FRACTION of it go back to the queue.
+ */
+export const EVENT_JOB_MAX_MS = 5 * 60_000;
+
+export type EventJobOutcome =
+  { kind: 'replicated' | 'differences' | 'failed'; record: RepositoryRecord; report?: TagSyncReport } | LeaseHeld | { kind: 'skipped'; reason: 'lease-lost' };
+
+/** Whatever comes off the sync queue: an event job, or a full sync. */
+export function runSyncJob(message: SyncMessage, registries: Registries, runtime: Runtime, budget: Budget): Promise<EventJobOutcome | SyncOutcome> {
+  return isEventJob(message) ? processEventJob(message, registries, runtime, budget) : processSyncMessage(message, registries, runtime, budget);
+}
+
+export async function processEventJob(message: EventJob, registries: Registries, runtime: Runtime, budget: Budget): Promise<EventJobOutcome> {
+  const { store, logger } = runtime;
+  const key = { repository: message.repository, secondary: message.secondary };
+  const secondary = registries.secondary(message.secondary);
+  const now = runtime.clock();
+  const owner = randomUUID();
+  const remainingMs = Math.min(budget.remainingMs, EVENT_JOB_MAX_MS);
+  const leased = await store.acquireLease(key, { owner, expiresAt: now + remainingMs + LEASE_GRACE_MS }, now, {
+    leaseHolder: { kind: 'sync', deep: false, startedAt: now, targeted: true },
+  });
+  if (!leased) return leaseHeld('sync', message, runtime.syncQueue, runtime, now);
+
+  let report: TagSyncReport | undefined;
+  let failure: unknown;
+  try {
+    report = await syncTags(registries.primary(), secondary, message.repository, message.tags, {
+      deadline: now + remainingMs * WORK_FRACTION,
+      concurrency: runtime.concurrency,
+      logger,
+      ...(message.pushed ? { announced: message.pushed } : {}),
+    });
+  } catch (error) {
+    failure = error;
+  }
+  const finished = runtime.clock();
+  // Measured once the secondary holds what the events announced; an unsettled tag's next run measures it.
+  const lagSeconds =
+    report?.status === 'synced' && report.unsettled.length === 0 && message.eventAt !== undefined ? Math.max(0, finished - message.eventAt) / 1000 : undefined;
+  const next = afterEventJob(leased, message, report ?? { error: errorMessage(failure) }, finished, lagSeconds);
+  const released = await store.release(next, owner);
+  // Whatever became of the record, the tags left to do go back to the queue: the work is never lost.
+  await requeue(message, report, runtime);
+  observe(message, report, failure, lagSeconds, runtime);
+  if (!released) {
+    logger.warn('event job lease expired before the result was recorded', key);
+    return { kind: 'skipped', reason: 'lease-lost' };
+  }
+  const kind = !report || report.status === 'failed' ? 'failed' : report.status === 'synced' ? 'replicated' : 'differences';
+  return { kind, record: next, ...(report ? { report } : {}) };
+}
+
+/** The record after an event job: its outcome and lag. The full sync's state is left as it was. */
+export function afterEventJob(
+  record: RepositoryRecord,
+  message: EventJob,
+  outcome: TagSyncReport | { error: string },
+  now: number,
+  lagSeconds: number | undefined,
+): RepositoryRecord {
+  const at = new Date(message.eventAt ?? message.requestedAt ?? now).toISOString();
+  const lastEvent: LastEvent =
+    'error' in outcome
+      ? {
+          at,
+          finishedAt: new Date(now).toISOString(),
+          status: 'failed',
+          tags: message.tags.length,
+          firstTags: message.tags.slice(0, FIRST_TAGS),
+          copied: 0,
+          repaired: 0,
+          removed: 0,
+          error: outcome.error,
+        }
+      : {
+          at,
+          finishedAt: new Date(now).toISOString(),
+          status: outcome.status,
+          tags: outcome.tags.length,
+          firstTags: outcome.tags.slice(0, FIRST_TAGS),
+          copied: outcome.done.copied.length,
+          repaired: outcome.done.repaired.length,
+          removed: outcome.done.removed.length,
+          ...(eventJobError(outcome) ? { error: eventJobError(outcome) } : {}),
+        };
+  return { ...withoutLease(record), updatedAt: new Date(now).toISOString(), lastEvent, ...(lagSeconds !== undefined ? { lagSeconds } : {}) };
+}
+
+function eventJobError(report: TagSyncReport): string | undefined {
+  if (report.failed.length > 0) return `${report.failed.length} tag(s) failed, first ${report.failed[0]!.tag}: ${report.failed[0]!.error}`;
+  if (report.removalRefused) return `${report.removalRefused.reason}: ${report.removalRefused.tags.slice(0, FIRST_TAGS).join(', ')}`;
+  if (report.skipped.length > 0) return `${report.skipped.length} tag(s) changed on the primary during the job; sent again`;
+  return undefined;
+}
+
+/**
+ * The tags a job leaves: those the deadline did not reach go again at once; those the primary
+ * changed meanwhile go again at once, and failed ones after a backoff, both counting an attempt;
+ * past MAX_ATTEMPTS the repository gets a full sync instead. Unsettled tags (the primary did not
+ * show a pushed digest yet) are looked at again after a second, MAX_ATTEMPTS times at most: each
+ * run already made them what the primary holds, so an event that never comes true (stale, or
+ * forged) ends there. Refused deletes wait for a human.
+ */
+async function requeue(message: EventJob, report: TagSyncReport | undefined, runtime: Runtime): Promise<void> {
+  const pair = { repository: message.repository, secondary: message.secondary };
+  const carry = { ...(message.eventAt !== undefined ? { eventAt: message.eventAt } : {}), requestedAt: runtime.clock() };
+  const attempt = (message.attempt ?? 1) + 1;
+  const pushedFor = (tags: string[]) => {
+    const pushed = Object.entries(message.pushed ?? {}).filter(([tag]) => tags.includes(tag));
+    return pushed.length > 0 ? { pushed: Object.fromEntries(pushed) } : {};
+  };
+  const again = (tags: string[], next: number | undefined) => ({ ...pair, ...carry, tags, ...pushedFor(tags), ...(next ? { attempt: next } : {}) });
+  const failed = report ? report.failed.map((f) => f.tag) : message.tags;
+  const changed = report?.skipped.map((s) => s.tag) ?? [];
+  const unsettled = report?.unsettled ?? [];
+  if (report && report.notStarted.length > 0) await runtime.syncQueue.send([again(report.notStarted, message.attempt)]);
+  if (unsettled.length > 0) {
+    if (attempt > MAX_ATTEMPTS)
+      runtime.logger.warn('the primary never showed the digest a push announced; left as the primary holds it', {
+        ...pair,
+        tags: unsettled.slice(0, FIRST_TAGS),
+      });
+    else await runtime.syncQueue.send([again(unsettled, attempt)], { delaySeconds: 1 });
+  }
+  if (failed.length + changed.length === 0) return;
+  if (attempt > MAX_ATTEMPTS) {
+    runtime.logger.warn('event job gave up on its tags; a full sync of the repository follows', {
+      ...pair,
+      attempts: message.attempt,
+      tags: failed.length + changed.length,
+    });
+    await runtime.syncQueue.send([{ ...pair, force: true }]);
+    return;
+  }
+  if (changed.length > 0) await runtime.syncQueue.send([again(changed, attempt)]);
+  if (failed.length > 0) {
+    const delaySeconds = Math.min(MAX_DELAY_SECONDS, Math.ceil(retryDelayMs(attempt - 1, runtime.retry, runtime.random) / 1000));
+    await runtime.syncQueue.send([again(failed, attempt)], { delaySeconds });
+  }
+}
+
+/** One log line per job with its lag, and the metrics: ReplicationLagSeconds, tags and bytes, failures. */
+function observe(message: EventJob, report: TagSyncReport | undefined, failure: unknown, lagSeconds: number | undefined, runtime: Runtime): void {
+  const { logger, metrics } = runtime;
+  const pair = { repository: message.repository, secondary: message.secondary };
+  if (!report) {
+    logger.error('event job failed', { ...pair, tags: message.tags.length, error: errorMessage(failure) });
+    metrics.add('EventJobFailed', 1);
+    return;
+  }
+  const line = {
+    ...pair,
+    status: report.status,
+    copied: report.done.copied.slice(0, FIRST_TAGS),
+    repaired: report.done.repaired.slice(0, FIRST_TAGS),
+    removed: report.done.removed.slice(0, FIRST_TAGS),
+    unchanged: report.unchanged.length,
+    tags: report.tags.length,
+    ...(report.unsettled.length > 0 ? { unsettled: report.unsettled.slice(0, FIRST_TAGS) } : {}),
+    ...(lagSeconds !== undefined ? { lagSeconds: Math.round(lagSeconds * 1000) / 1000 } : {}),
+    durationMs: report.durationMs,
+    ...(report.failed.length > 0 ? { failed: report.failed.slice(0, FIRST_TAGS) } : {}),
+    ...(report.skipped.length > 0 ? { skipped: report.skipped.slice(0, FIRST_TAGS) } : {}),
+    ...(report.removalRefused ? { removalRefused: report.removalRefused } : {}),
+  };
+  if (report.status === 'failed') logger.error('replication failed', line);
+  else logger.info('replicated', line);
+  metrics.add(report.status === 'failed' ? 'EventJobFailed' : 'EventJobSucceeded', 1);
+  if (lagSeconds !== undefined) metrics.add('ReplicationLagSeconds', lagSeconds, 'Seconds');
+  if (report.removalRefused) metrics.add('SyncDeletesRefused', 1);
+  metrics.add('TagsCopied', report.done.copied.length);
+  metrics.add('TagsRepaired', report.done.repaired.length);
+  metrics.add('TagsRemoved', report.done.removed.length);
+  metrics.add('BytesCopied', report.bytesCopied, 'Bytes');
+}

@@ -1,0 +1,161 @@
+// The event path in the packaged CloudFormation template (`osls package`, offline): the notify
+// function behind a function URL, its least-privilege role, its alarms, the replication lag alarm
+// and dashboard widgets.
+import { execFile } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+type Resource = { Type: string; Properties: Record<string, any>; Condition?: string };
+let template: { Resources: Record<string, Resource>; Outputs: Record<string, any> };
+let resources: Record<string, Resource>;
+let outDir: string;
+
+let serviceDir: string;
+
+beforeAll(async () => {
+  outDir = mkdtempSync(join(tmpdir(), 'osls-notify-'));
+  // A copy of the service of its own: osls keeps state in the service's .serverless/, and
+  // template.test.ts may be packaging the same service at the same time.
+  serviceDir = mkdtempSync(join(tmpdir(), 'osls-notify-service-'));
+  cpSync('serverless.yml', join(serviceDir, 'serverless.yml'));
+  // The function bundles were built by the global test setup (scripts/build.mjs -> build-functions.mjs).
+  cpSync('dist/functions', join(serviceDir, 'dist/functions'), { recursive: true });
+  await promisify(execFile)(process.execPath, [resolve('node_modules/osls/bin/serverless.js'), 'package', '--package', outDir], {
+    cwd: serviceDir,
+    env: {
+      ...process.env,
+      AWS_ACCESS_KEY_ID: 'x',
+      AWS_SECRET_ACCESS_KEY: 'x',
+      AWS_REGION: 'us-east-1',
+      SLS_TELEMETRY_DISABLED: '1',
+      SLS_NOTIFICATIONS_MODE: 'off',
+    },
+    timeout: 120_000,
+  });
+  template = JSON.parse(readFileSync(join(outDir, 'cloudformation-template-update-stack.json'), 'utf8'));
+  resources = template.Resources;
+}, 150_000);
+
+afterAll(() => {
+  for (const dir of [outDir, serviceDir]) if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
+
+describe('the event path in the packaged template', () => {
+  it("notify: Node.js 22 on arm64, its own bundle and role, the sync queue and the token secret's name in its environment, never a token", () => {
+    const fn = resources.NotifyLambdaFunction!.Properties;
+    expect(fn).toMatchObject({
+      Runtime: 'nodejs22.x',
+      Architectures: ['arm64'],
+      Handler: 'dist/functions/notify/index.handler',
+      Timeout: 10,
+      Role: { 'Fn::GetAtt': ['NotifyRole', 'Arn'] },
+    });
+    expect(fn.Environment.Variables).toMatchObject({
+      GEO_SYNC_SYNC_QUEUE_URL: { Ref: 'SyncQueue' },
+      GEO_SYNC_WEBHOOK_SECRET: 'geo-registry-sync/webhook-token',
+    });
+    expect(Object.keys(fn.Environment.Variables).filter((v) => /PASSWORD|USERNAME|TOKEN/.test(v))).toEqual([]);
+    const zip = readFileSync(join(outDir, 'notify.zip')).toString('latin1');
+    expect(zip).toContain('dist/functions/notify/index.mjs');
+    expect(['fan-out', 'sync', 'verify'].filter((dir) => zip.includes(`dist/functions/${dir}/`))).toEqual([]);
+  });
+
+  it('notify: a function URL with auth type NONE (the bearer token is checked by the handler), its URL an output; no queue feeds it', () => {
+    const [urls] = [ofType('AWS::Lambda::Url')];
+    expect(urls.map(([id, r]) => [id, r.Properties.AuthType, r.Properties.TargetFunctionArn])).toEqual([
+      ['NotifyLambdaFunctionUrl', 'NONE', { 'Fn::GetAtt': ['NotifyLambdaFunction', 'Arn'] }],
+    ]);
+    const permissions = ofType('AWS::Lambda::Permission')
+      .map(([, r]) => r.Properties)
+      .filter((p) => JSON.stringify(p.FunctionName).includes('NotifyLambdaFunction'));
+    expect(permissions).toContainEqual(expect.objectContaining({ Action: 'lambda:InvokeFunctionUrl', Principal: '*', FunctionUrlAuthType: 'NONE' }));
+    expect(template.Outputs.NotifyLambdaFunctionUrl.Value).toEqual({ 'Fn::GetAtt': ['NotifyLambdaFunctionUrl', 'FunctionUrl'] });
+    expect(ofType('AWS::Lambda::EventSourceMapping').filter(([, r]) => r.Properties.FunctionName['Fn::GetAtt'][0] === 'NotifyLambdaFunction')).toEqual([]);
+  });
+
+  it('NotifyRole grants only what notify needs: its log group, sending to the sync queue, reading the token secret', () => {
+    const statements = resources.NotifyRole!.Properties.Policies.flatMap((p: any) => p.PolicyDocument.Statement) as {
+      Effect: string;
+      Action: string | string[];
+      Resource: any;
+    }[];
+    const grants = statements.flatMap((s) => {
+      expect(s.Effect).toBe('Allow');
+      return [s.Action].flat().flatMap((action) => [s.Resource].flat().map((resource) => `${action} ${resourceName(resource)}`));
+    });
+    expect(grants.sort()).toEqual([
+      'logs:CreateLogStream own-log-group',
+      'logs:PutLogEvents own-log-group',
+      'secretsmanager:GetSecretValue webhook-token-secret',
+      'sqs:SendMessage SyncQueue',
+    ]);
+    const logGroup = statements.find((s) => [s.Action].flat().includes('logs:PutLogEvents'))!.Resource['Fn::Sub'];
+    expect(logGroup).toMatch(/log-group:\/aws\/lambda\/geo-registry-sync-dev-notify:\*$/);
+  });
+
+  it("alarms on notify's errors and throttles and on the replication lag, all to the alarm topic", () => {
+    const alarm = (id: string) => resources[id]!.Properties;
+    expect(alarm('NotifyErrorsAlarm')).toMatchObject({
+      Namespace: 'AWS/Lambda',
+      MetricName: 'Errors',
+      Dimensions: [{ Name: 'FunctionName', Value: { Ref: 'NotifyLambdaFunction' } }],
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+    });
+    expect(alarm('NotifyThrottlesAlarm')).toMatchObject({
+      Namespace: 'AWS/Lambda',
+      MetricName: 'Throttles',
+      Dimensions: [{ Name: 'FunctionName', Value: { Ref: 'NotifyLambdaFunction' } }],
+      Threshold: 0,
+      ComparisonOperator: 'GreaterThanThreshold',
+    });
+    expect(alarm('ReplicationLagAlarm')).toMatchObject({
+      Namespace: 'GeoRegistrySync',
+      MetricName: 'ReplicationLagSeconds',
+      Dimensions: [{ Name: 'service', Value: 'geo-registry-sync' }],
+      ExtendedStatistic: 'p99',
+      Period: 300,
+      Threshold: 60,
+      ComparisonOperator: 'GreaterThanThreshold',
+      TreatMissingData: 'notBreaching',
+    });
+    for (const id of ['NotifyErrorsAlarm', 'NotifyThrottlesAlarm', 'ReplicationLagAlarm']) expect(alarm(id).AlarmActions).toEqual([{ Ref: 'AlarmTopic' }]);
+  });
+
+  it("the dashboard charts the replication lag (p50, p99, max) and notify, and shows the event path's alarms", () => {
+    const [body, values] = resources.Dashboard!.Properties.DashboardBody['Fn::Sub'] as [string, Record<string, unknown>];
+    const widgets = (JSON.parse(body.replace(/\$\{[^}]+\}/g, 'x')) as { widgets: { type: string; properties: { title: string; metrics?: unknown[][] } }[] })
+      .widgets;
+    const lag = widgets.find((w) => w.properties.title.startsWith('Event path: replication lag'))!;
+    expect(lag.properties.metrics!.slice(0, 3)).toEqual([
+      ['GeoRegistrySync', 'ReplicationLagSeconds', 'service', 'geo-registry-sync', { stat: 'p50' }],
+      ['...', { stat: 'p99' }],
+      ['...', { stat: 'Maximum' }],
+    ]);
+    expect(body).toContain('"${LagAlarm}", "${NotifyErrors}", "${NotifyThrottles}"');
+    expect(values).toMatchObject({
+      NotifyFunction: { Ref: 'NotifyLambdaFunction' },
+      LagAlarm: { 'Fn::GetAtt': ['ReplicationLagAlarm', 'Arn'] },
+      NotifyErrors: { 'Fn::GetAtt': ['NotifyErrorsAlarm', 'Arn'] },
+      NotifyThrottles: { 'Fn::GetAtt': ['NotifyThrottlesAlarm', 'Arn'] },
+    });
+  });
+
+  it('the sync function gathers a batch for at most a second, so an event job waits little for its batch', () => {
+    const mapping = ofType('AWS::Lambda::EventSourceMapping').find(([, r]) => r.Properties.FunctionName['Fn::GetAtt'][0] === 'SyncLambdaFunction')![1];
+    expect(mapping.Properties.MaximumBatchingWindowInSeconds).toBeLessThanOrEqual(1);
+  });
+});
+
+function resourceName(resource: any): string {
+  if (resource?.['Fn::GetAtt']) return resource['Fn::GetAtt'][0];
+  const sub: string | undefined = resource?.['Fn::Sub'];
+  if (sub?.includes(':log-group:/aws/lambda/')) return 'own-log-group';
+  if (sub?.endsWith(':secret:geo-registry-sync/webhook-token-??????')) return 'webhook-token-secret';
+  return JSON.stringify(resource);
+}

@@ -1,0 +1,281 @@
+// Registry notifications read as hints, the webhook's answers and coalescing: pure, no registry.
+import { describe, expect, it } from 'vitest';
+import { PendingTags, jobsForHints, mergeJobs, pairKey } from '../shared/jobs/events/coalesce.js';
+import { NOTIFICATION_MEDIA_TYPE, readNotifications } from '../shared/jobs/events/notification.js';
+import { MAX_BODY_BYTES, bearerMatches, checkHeaders, readBody } from '../shared/jobs/events/webhook.js';
+import { SyncMessage, parseInput, parseMessage } from '../shared/jobs/messages.js';
+import { lastEventCell, parseDuration } from '../shared/cli/listen.js';
+import { newRecord } from '../shared/jobs/record.js';
+import { coalescedRecords } from '../shared/jobs/events/batch.js';
+import { tokenOf } from '../shared/aws/notify-runtime.js';
+
+const NOW = Date.parse('2026-11-29T10:00:00Z');
+const DIGEST = `sha256:${'a'.repeat(64)}`;
+const MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+
+/** An event as registry 2.8.2 sends it (fields it always sends, plus the target's). */
+function event(action: string, target: Record<string, unknown>, timestamp = '2026-11-29T09:59:59.123456789Z') {
+  return {
+    id: 'e1',
+    timestamp,
+    action,
+    target: { url: 'http://evil.example.com/v2/x/manifests/y', ...target },
+    request: { id: 'r', addr: '127.0.0.1:1', host: 'registry', method: 'PUT', useragent: 'skopeo' },
+    actor: {},
+    source: { addr: 'registry:5000', instanceID: 'i' },
+  };
+}
+const push = (repository: string, tag?: string, mediaType = MANIFEST) =>
+  event('push', { mediaType, digest: DIGEST, size: 500, length: 500, repository, ...(tag ? { tag } : {}) });
+const envelope = (...events: unknown[]) => ({ events });
+
+describe('readNotifications: events are hints for (repository, tag), nothing more', () => {
+  it("a manifest push with a tag is a hint for that tag, at the registry's time", () => {
+    const read = readNotifications(envelope(push('group/app', 'v1')), NOW);
+    expect(read).toEqual({
+      hints: [{ repository: 'group/app', tag: 'v1', at: Date.parse('2026-11-29T09:59:59.123Z'), pushed: DIGEST }],
+      ignored: 0,
+      invalid: [],
+    });
+  });
+
+  it('a tag delete is a hint; the digest delete before it is not (its tag deletes follow)', () => {
+    const read = readNotifications(
+      envelope(
+        event('delete', { digest: DIGEST, repository: 'app' }),
+        event('delete', { repository: 'app', tag: 'a' }),
+        event('delete', { repository: 'app', tag: 'b' }),
+      ),
+      NOW,
+    );
+    expect(read.hints.map((h) => h.tag)).toEqual(['a', 'b']);
+    expect(read.ignored).toBe(1);
+  });
+
+  it.each([
+    ["a pull (the engine's own reads raise them)", event('pull', { mediaType: MANIFEST, digest: DIGEST, repository: 'app', tag: 'v1' })],
+    ['a mount', event('mount', { mediaType: 'application/octet-stream', digest: DIGEST, repository: 'app' })],
+    ['an unknown action', event('rename', { repository: 'app', tag: 'v1' })],
+    ['a blob push', push('app', undefined, 'application/octet-stream')],
+    ['a layer push naming a tag', push('app', 'v1', 'application/vnd.oci.image.layer.v1.tar+gzip')],
+    ['a manifest pushed by digest', push('app')],
+    ['a blob delete', event('delete', { digest: DIGEST, repository: 'app' })],
+  ])('ignores %s', (_name, ignored) => {
+    expect(readNotifications(envelope(ignored), NOW)).toEqual({ hints: [], ignored: 1, invalid: [] });
+  });
+
+  it('reports events with an invalid repository or tag, and still reads the rest', () => {
+    const read = readNotifications(envelope(push('../etc', 'v1'), push('app', '-bad'), event('push', { repository: 7, tag: 'v1' }), push('app', 'good')), NOW);
+    expect(read.hints.map((h) => `${h.repository}:${h.tag}`)).toEqual(['app:good']);
+    expect(read.invalid.map((i) => i.index)).toEqual([0, 1, 2]);
+    expect(read.invalid[0]!.reason).toMatch(/invalid repository name/);
+  });
+
+  it("never keeps the event's url or source: a hint is a repository, a tag, a time and (a push) the digest it announced", () => {
+    const [pushed] = readNotifications(envelope(push('app', 'v1')), NOW).hints;
+    const [deleted] = readNotifications(envelope(event('delete', { digest: DIGEST, repository: 'app', tag: 'v1' })), NOW).hints;
+    const [invalid] = readNotifications(envelope(event('push', { mediaType: MANIFEST, digest: 'sha256:x', repository: 'app', tag: 'v1' })), NOW).hints;
+    expect(Object.keys(pushed!).sort()).toEqual(['at', 'pushed', 'repository', 'tag']);
+    expect(Object.keys(deleted!).sort()).toEqual(['at', 'repository', 'tag']);
+    expect(Object.keys(invalid!).sort()).toEqual(['at', 'repository', 'tag']);
+  });
+
+  it('takes the time of receipt for a missing or future timestamp, so a lag is never negative', () => {
+    const read = readNotifications(
+      envelope(
+        event('push', { mediaType: MANIFEST, repository: 'a', tag: 'x' }, 'not a date'),
+        event('push', { mediaType: MANIFEST, repository: 'a', tag: 'y' }, '2099-01-01T00:00:00Z'),
+      ),
+      NOW,
+    );
+    expect(read.hints.map((h) => h.at)).toEqual([NOW, NOW]);
+  });
+
+  it.each([[{}], [{ events: 'x' }], [[]], [null], [{ events: [1, 2] }]])('rejects a body that is not an envelope: %j', (body) => {
+    const read = () => readNotifications(body, NOW);
+    if (Array.isArray((body as { events?: unknown } | null)?.events)) expect(read().ignored).toBe(2);
+    else expect(read).toThrow(/not a notification envelope/);
+  });
+});
+
+describe("the webhook's answers", () => {
+  const TOKEN = 'correct-horse-battery-staple';
+  const ok = { authorization: `Bearer ${TOKEN}`, contentType: NOTIFICATION_MEDIA_TYPE };
+
+  it.each([
+    ['the right token', `Bearer ${TOKEN}`, true],
+    ['the scheme in any case', `bearer ${TOKEN}`, true],
+    ['no header', undefined, false],
+    ['an empty token', 'Bearer ', false],
+    ['a wrong token', 'Bearer correct-horse-battery-stapler', false],
+    ['a prefix of it', 'Bearer correct', false],
+    ['basic auth', `Basic ${Buffer.from(`x:${TOKEN}`).toString('base64')}`, false],
+    ['the token without a scheme', TOKEN, false],
+  ])('bearerMatches: %s -> %s', (_name, header, expected) => {
+    expect(bearerMatches(header, TOKEN)).toBe(expected);
+  });
+
+  it('never matches when the configured token is empty', () => {
+    expect(bearerMatches('Bearer ', '')).toBe(false);
+    expect(bearerMatches(undefined, '')).toBe(false);
+  });
+
+  it.each([
+    ['401 without the token, before anything else', { contentType: 'text/plain', contentLength: String(MAX_BODY_BYTES * 2) }, 401],
+    ['415 for a body that is not JSON', { ...ok, contentType: 'text/plain' }, 415],
+    ['413 for a declared length over 1 MiB', { ...ok, contentLength: String(MAX_BODY_BYTES + 1) }, 413],
+    ["nothing yet for the registry's own request", { ...ok, contentLength: '900' }, undefined],
+    ['nothing yet for plain JSON', { ...ok, contentType: 'application/json; charset=utf-8' }, undefined],
+  ])('checkHeaders: %s', (_name, headers, status) => {
+    expect(checkHeaders(headers, TOKEN)?.status).toBe(status);
+  });
+
+  it.each([
+    ['garbage', Buffer.from('\u0000not json'), 400],
+    ['JSON that is not an envelope', Buffer.from('{"event": []}'), 400],
+    ['a body over 1 MiB', Buffer.alloc(MAX_BODY_BYTES + 1, 0x20), 413],
+    ['an envelope', Buffer.from(JSON.stringify(envelope(push('app', 'v1')))), 200],
+  ])('readBody: %s -> %i', (_name, body, status) => {
+    expect(readBody(body, NOW).status).toBe(status);
+  });
+});
+
+describe('coalescing: one job per pair, nothing dropped', () => {
+  const hint = (repository: string, tag: string, at = NOW - 1000) => ({ repository, tag, at });
+
+  it('gathers the tags of many events for one pair into one job, with the earliest event and request times', () => {
+    const pending = new PendingTags();
+    pending.addHints([hint('app', 'v2', NOW - 500), hint('app', 'v1', NOW - 900), hint('app', 'v2', NOW - 100)], ['eu'], NOW);
+    pending.addHints([hint('app', 'v3', NOW - 50)], ['eu'], NOW + 10);
+
+    expect(pending.take(pairKey({ repository: 'app', secondary: 'eu' }))).toEqual({
+      repository: 'app',
+      secondary: 'eu',
+      tags: ['v1', 'v2', 'v3'],
+      eventAt: NOW - 900,
+      requestedAt: NOW,
+    });
+    expect(pending.size).toBe(0);
+  });
+
+  it('carries the digest the latest push announced per tag; a later delete clears it', () => {
+    const D2 = `sha256:${'b'.repeat(64)}`;
+    const pending = new PendingTags();
+    pending.addHints(
+      [{ ...hint('app', 'v1'), pushed: DIGEST }, { ...hint('app', 'v2'), pushed: DIGEST }, { ...hint('app', 'v1'), pushed: D2 }, hint('app', 'v2')],
+      ['eu'],
+      NOW,
+    );
+    const job = pending.take(pairKey({ repository: 'app', secondary: 'eu' }))!;
+    expect(job).toMatchObject({ tags: ['v1', 'v2'], pushed: { v1: D2 } });
+    expect(parseInput(SyncMessage, job)).toEqual(job);
+  });
+
+  it('keeps pairs apart: each repository and each secondary its own job', () => {
+    const jobs = jobsForHints([hint('a', 'v1'), hint('b', 'v1'), hint('a', 'v2')], ['eu', 'us'], NOW);
+    expect(jobs.map((j) => `${j.secondary}/${j.repository}:${j.tags!.join(',')}`).sort()).toEqual(['eu/a:v1,v2', 'eu/b:v1', 'us/a:v1,v2', 'us/b:v1']);
+    for (const job of jobs) expect(parseInput(SyncMessage, job)).toEqual(job);
+  });
+
+  it('turns more than 1,000 pending tags of one pair into a forced full sync of the repository', () => {
+    const pending = new PendingTags();
+    pending.addHints(
+      Array.from({ length: 1001 }, (_, i) => hint('big', `t${i}`)),
+      ['eu'],
+      NOW,
+    );
+    expect(pending.take(pairKey({ repository: 'big', secondary: 'eu' }))).toEqual({ repository: 'big', secondary: 'eu', force: true, requestedAt: NOW });
+  });
+
+  it('merges the event jobs of one SQS batch per pair, and leaves full syncs as they are', () => {
+    const messages = [
+      { repository: 'app', secondary: 'eu', tags: ['v1'], eventAt: NOW - 30, requestedAt: NOW - 20 },
+      { repository: 'app', secondary: 'eu' },
+      { repository: 'app', secondary: 'eu', tags: ['v2', 'v1'], eventAt: NOW - 40, requestedAt: NOW - 10, attempt: 2 },
+      { repository: 'app', secondary: 'us', tags: ['v1'], eventAt: NOW, requestedAt: NOW },
+    ];
+    expect(mergeJobs(messages, NOW)).toEqual([
+      { message: { repository: 'app', secondary: 'eu' }, from: [1] },
+      { message: { repository: 'app', secondary: 'eu', tags: ['v1', 'v2'], eventAt: NOW - 40, requestedAt: NOW - 20, attempt: 2 }, from: [0, 2] },
+      { message: { repository: 'app', secondary: 'us', tags: ['v1'], eventAt: NOW, requestedAt: NOW }, from: [3] },
+    ]);
+  });
+});
+
+describe('geo-sync listen: its options and status column', () => {
+  it.each([
+    ['30s', 30_000],
+    ['5m', 300_000],
+    ['1h', 3_600_000],
+    ['0', 0],
+  ])('--reconcile-every %s is %i ms', (value, ms) => {
+    expect(parseDuration(value)).toBe(ms);
+  });
+
+  it.each(['', '1', '1d', '-5m', '1.5h', '5 m', 'soon'])('--reconcile-every %j is a usage error', (value) => {
+    expect(() => parseDuration(value)).toThrow(/30s, 5m, 1h/);
+  });
+
+  it('status shows the last event job, how it ended and its lag', () => {
+    const base = newRecord({ repository: 'app', secondary: 'eu' }, NOW);
+    const lastEvent = {
+      at: '2026-11-29T09:59:59.000Z',
+      finishedAt: '2026-11-29T10:00:00.400Z',
+      status: 'synced' as const,
+      tags: 1,
+      firstTags: ['v1'],
+      copied: 1,
+      repaired: 0,
+      removed: 0,
+    };
+    expect(lastEventCell(base)).toBe('-');
+    expect(lastEventCell({ ...base, lastEvent, lagSeconds: 1.4 })).toBe('2026-11-29T10:00:00.400Z synced (1 tag, lag 1.4 s)');
+    expect(lastEventCell({ ...base, lastEvent: { ...lastEvent, status: 'failed', tags: 3 }, lagSeconds: 1.4 })).toBe(
+      '2026-11-29T10:00:00.400Z failed (3 tags)',
+    );
+  });
+});
+
+describe("coalescedRecords: an SQS batch's event jobs for one pair run once, and share the outcome", () => {
+  const record = (messageId: string, body: unknown) => ({ messageId, body: typeof body === 'string' ? body : JSON.stringify(body) });
+
+  it('runs one merged job for the pair, the other messages alone, and fails a poison record alone', async () => {
+    const records = [
+      record('1', { repository: 'app', secondary: 'eu', tags: ['v1'], eventAt: 5 }),
+      record('2', { repository: 'app', secondary: 'eu', tags: ['v2'], eventAt: 3 }),
+      record('3', 'not json'),
+      record('4', { repository: 'app', secondary: 'eu' }),
+    ];
+    const runs: SyncMessage[] = [];
+    const handle = coalescedRecords(
+      records,
+      (r) => parseMessage(SyncMessage, r.body),
+      NOW,
+      async (message) => {
+        runs.push(message);
+        if (message.tags) throw new Error('registry down');
+        return 'ok';
+      },
+    );
+
+    const outcomes = await Promise.allSettled(records.map(handle));
+
+    expect(runs).toEqual([
+      { repository: 'app', secondary: 'eu', tags: ['v1', 'v2'], eventAt: 3, requestedAt: NOW },
+      { repository: 'app', secondary: 'eu' },
+    ]);
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected', 'rejected', 'fulfilled']);
+    expect((outcomes[2] as PromiseRejectedResult).reason.message).toMatch(/not valid JSON/);
+  });
+});
+
+describe('the webhook token secret', () => {
+  it.each([
+    ['the token itself', '  s3cret-token\n', 's3cret-token'],
+    ['a key/value secret', '{"token": "s3cret-token"}', 's3cret-token'],
+    ['a key/value secret without "token"', '{"other": "x"}', ''],
+    ['nothing', undefined, ''],
+  ])('reads %s', (_name, value, token) => {
+    expect(tokenOf(value)).toBe(token);
+  });
+});
