@@ -1,47 +1,23 @@
 // The event path in the packaged CloudFormation template (`osls package`, offline): the notify
 // function behind a function URL, its least-privilege role, its alarms, the replication lag alarm
 // and dashboard widgets.
-import { execFile } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { packageService, type PackagedService } from './support/package.js';
 
 type Resource = { Type: string; Properties: Record<string, any>; Condition?: string };
 let template: { Resources: Record<string, Resource>; Outputs: Record<string, any> };
 let resources: Record<string, Resource>;
-let outDir: string;
-
-let serviceDir: string;
+let packaged: PackagedService | undefined;
 
 beforeAll(async () => {
-  outDir = mkdtempSync(join(tmpdir(), 'osls-notify-'));
-  // A copy of the service of its own: osls keeps state in the service's .serverless/, and
-  // template.test.ts may be packaging the same service at the same time.
-  serviceDir = mkdtempSync(join(tmpdir(), 'osls-notify-service-'));
-  cpSync('serverless.yml', join(serviceDir, 'serverless.yml'));
-  // The function bundles were built by the global test setup (scripts/build.mjs -> build-functions.mjs).
-  cpSync('dist/functions', join(serviceDir, 'dist/functions'), { recursive: true });
-  await promisify(execFile)(process.execPath, [resolve('node_modules/osls/bin/serverless.js'), 'package', '--package', outDir], {
-    cwd: serviceDir,
-    env: {
-      ...process.env,
-      AWS_ACCESS_KEY_ID: 'x',
-      AWS_SECRET_ACCESS_KEY: 'x',
-      AWS_REGION: 'us-east-1',
-      SLS_TELEMETRY_DISABLED: '1',
-      SLS_NOTIFICATIONS_MODE: 'off',
-    },
-    timeout: 120_000,
-  });
-  template = JSON.parse(readFileSync(join(outDir, 'cloudformation-template-update-stack.json'), 'utf8'));
+  packaged = await packageService();
+  template = packaged.template as unknown as typeof template;
   resources = template.Resources;
 }, 150_000);
 
-afterAll(() => {
-  for (const dir of [outDir, serviceDir]) if (dir) rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => packaged?.remove());
 
 const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
 
@@ -60,7 +36,7 @@ describe('the event path in the packaged template', () => {
       GEO_SYNC_WEBHOOK_SECRET: 'geo-registry-sync/webhook-token',
     });
     expect(Object.keys(fn.Environment.Variables).filter((v) => /PASSWORD|USERNAME|TOKEN/.test(v))).toEqual([]);
-    const zip = readFileSync(join(outDir, 'notify.zip')).toString('latin1');
+    const zip = readFileSync(join(packaged!.dir, 'notify.zip')).toString('latin1');
     expect(zip).toContain('dist/functions/notify/index.mjs');
     expect(['fan-out', 'sync', 'verify'].filter((dir) => zip.includes(`dist/functions/${dir}/`))).toEqual([]);
   });
