@@ -3,14 +3,17 @@
 // and a secondary) with temporary storage, builds on them the case of the report this project
 // answers (a secondary that a plain "copy what is missing" sync leaves wrong), then runs the real
 // CLI: `geo-sync verify` names each difference, `geo-sync sync` repairs them, `geo-sync verify`
-// agrees. Everything it started is stopped and its temporary directory removed, also on an error,
-// Ctrl-C or SIGTERM.
+// agrees. Then the event path: `geo-sync listen` takes the primary's registry notifications, and a
+// tag pushed to the primary reaches the secondary within moments. Everything it started (the
+// registries, the listener) is stopped and its temporary directory removed, also on an error, Ctrl-C
+// or SIGTERM.
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findRegistryBinary, killAllNow, startRegistry, stopAll } from './demo/registry.mjs';
+import { findRegistryBinary, freePort, killAllNow, startRegistry, stopAll } from './demo/registry.mjs';
 import { pushImage, pushMultiArch } from './demo/seed.mjs';
 
 const CLI = fileURLToPath(new URL('../bin/geo-sync.mjs', import.meta.url));
@@ -18,7 +21,7 @@ const BUNDLE = fileURLToPath(new URL('../dist/cli.mjs', import.meta.url));
 const REPOSITORY = 'demo/app';
 const started = Date.now();
 
-const running = { cli: undefined, dir: undefined };
+const running = { cli: undefined, listener: undefined, dir: undefined };
 let cleaning;
 let interrupted = false;
 
@@ -30,6 +33,10 @@ function cleanup() {
       running.cli.child.kill('SIGTERM');
       await running.cli.closed;
     }
+    if (running.listener) {
+      running.listener.child.kill('SIGTERM');
+      await running.listener.closed;
+    }
     await stopAll();
     if (running.dir) rmSync(running.dir, { recursive: true, force: true });
   })();
@@ -40,7 +47,7 @@ function cleanup() {
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.once(signal, () => {
     interrupted = true;
-    process.stderr.write(`\ndemo: ${signal}: stopping the registries and removing ${running.dir ?? 'nothing'}\n`);
+    process.stderr.write(`\ndemo: ${signal}: stopping the registries${running.listener ? ' and the listener' : ''} and removing ${running.dir ?? 'nothing'}\n`);
     void cleanup().finally(() => process.exit(128 + constants.signals[signal]));
   });
 }
@@ -48,6 +55,7 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 process.once('exit', () => {
   killAllNow();
   running.cli?.child.kill('SIGKILL');
+  running.listener?.child.kill('SIGKILL');
   if (running.dir) rmSync(running.dir, { recursive: true, force: true });
 });
 
@@ -72,8 +80,22 @@ async function main() {
   running.dir = mkdtempSync(join(tmpdir(), 'geo-sync-demo-'));
   say('geo-sync demo: two local registries, the case of the original report, then a sync.\n');
   say(`1. Two docker-registry processes on loopback, storage under ${running.dir} (deletes enabled)`);
-  const [primary, secondary] = await Promise.all(['primary', 'secondary'].map((name) => startRegistry(binary, join(running.dir, name))));
-  say(`   primary    ${primary.url}  (pid ${primary.pid})`);
+  // The primary sends its notifications to the listener of step 6 from the start. Until that listens,
+  // the registry keeps them in memory and retries: nothing it serves waits on them.
+  const listenerPort = await freePort();
+  const token = randomBytes(24).toString('hex');
+  const notifications = {
+    url: `http://127.0.0.1:${listenerPort}/events`,
+    headers: { Authorization: [`Bearer ${token}`] },
+    timeout: '2s',
+    threshold: 3,
+    backoff: '200ms',
+  };
+  const [primary, secondary] = await Promise.all([
+    startRegistry(binary, join(running.dir, 'primary'), { notifications }),
+    startRegistry(binary, join(running.dir, 'secondary')),
+  ]);
+  say(`   primary    ${primary.url}  (pid ${primary.pid}), notifications to ${notifications.url}`);
   say(`   secondary  ${secondary.url}  (pid ${secondary.pid})`);
 
   say(`\n2. The reported case, in repository ${REPOSITORY}`);
@@ -111,9 +133,123 @@ async function main() {
   say('\n5. Verify again');
   await geoSync(['verify', REPOSITORY], env, 0, 'the checksums are equal; v1.0 kept its tag when its alias stable was removed');
 
-  // ---- Step 6, the event path: to come ------------------------------------------------------------
-  // A tag pushed to the primary reaching the secondary through `geo-sync listen`. That command does
-  // not exist yet; once it does, start it here, push a tag to the primary and show it arrive.
+  say("\n6. The event path: `geo-sync listen` takes the primary's notifications and replicates each push");
+  await listen(primary, secondary, listenerPort, token);
+}
+
+/**
+ * Step 6: starts `geo-sync listen` on the port the primary notifies, pushes a new tag to the primary,
+ * waits for it on the secondary, prints how long that took and the lag the listener logged, and stops
+ * the listener with SIGTERM.
+ */
+async function listen(primary, secondary, port, token) {
+  if (interrupted) throw new Error('interrupted');
+  const args = ['listen', '--primary', primary.url, '--secondary', secondary.url, '--port', String(port), '--reconcile-every', '0', '--log-level', 'info'];
+  say(`   $ GEO_SYNC_WEBHOOK_TOKEN=<random> geo-sync ${args.join(' ')}`);
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { ...inheritedEnv(), GEO_SYNC_WEBHOOK_TOKEN: token, GEO_SYNC_STATE_DIR: join(running.dir, 'listen-state') },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const lines = [];
+  let partial = '';
+  child.stdout.setEncoding('utf8');
+  child.stderr.setEncoding('utf8');
+  child.stdout.on('data', (chunk) => (output = (output + chunk).slice(-8192)));
+  child.stderr.on('data', (chunk) => {
+    output = (output + chunk).slice(-8192);
+    const parts = (partial + chunk).split('\n');
+    partial = parts.pop();
+    for (const part of parts) {
+      try {
+        lines.push(JSON.parse(part));
+      } catch {
+        // Not a log line.
+      }
+    }
+  });
+  let exit;
+  const closed = new Promise((resolve) => {
+    child.once('error', (error) => resolve((exit ??= `could not be started (${error.message})`)));
+    child.once('close', (code, signal) => resolve((exit ??= code ?? signal)));
+  });
+  running.listener = { child, closed };
+  say(`   listener   http://127.0.0.1:${port}  (pid ${child.pid})`);
+
+  const failed = (what) => new Error(`geo-sync listen ${what}:\n${output.trimEnd()}`);
+  await until(10_000, async () => {
+    if (exit !== undefined) throw failed(`exited with ${exit}`);
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(1_000) });
+      await res.arrayBuffer();
+      return res.status === 200;
+    } catch {
+      return false;
+    }
+  }).catch((error) => {
+    throw error.message === 'timeout' ? failed('did not answer GET /healthz with 200 within 10 s') : error;
+  });
+  say('   GET /healthz: 200');
+
+  const tag = 'v2.1';
+  const pushed = await pushImage(primary.url, REPOSITORY, tag, 'app 2.1');
+  const pushedAt = Date.now();
+  say(`   pushed ${REPOSITORY}:${tag} (a new image, ${pushed.digest.slice(0, 19)}) to the primary; polling the secondary every 50 ms`);
+  await until(10_000, async () => {
+    if (exit !== undefined) throw failed(`exited with ${exit}`);
+    return (await secondaryDigest(secondary.url, REPOSITORY, tag)) === pushed.digest;
+  }).catch((error) => {
+    throw error.message === 'timeout' ? failed(`${tag} did not reach the secondary within 10 s`) : error;
+  });
+  const seconds = (Date.now() - pushedAt) / 1000;
+  say(`   ${tag} reached the secondary at the primary's digest ${seconds.toFixed(2)} s after the push`);
+
+  // The listener logs its line once the job is done: it may come a moment after the tag.
+  const replicated = () => lines.find((line) => line.message === 'replicated' && line.repository === REPOSITORY && line.copied?.includes(tag));
+  await until(2_000, async () => replicated() !== undefined).catch(() => undefined);
+  const line = replicated();
+  if (line) {
+    say(`   the listener logged: replicated ${line.repository} copied ${line.copied.join(', ')}, lagSeconds ${line.lagSeconds}`);
+  } else {
+    say('   the listener logged no replicated line for it');
+  }
+
+  child.kill('SIGTERM');
+  const code = await closed;
+  running.listener = undefined;
+  if (interrupted) throw new Error('interrupted');
+  if (code !== 0) throw failed(`exited with ${code} on SIGTERM, expected 0`);
+  say(`   SIGTERM: the listener exited 0`);
+}
+
+/** The digest the secondary's tag points at, undefined while it has none. */
+async function secondaryDigest(url, repository, tag) {
+  try {
+    const res = await fetch(`${url}/v2/${repository}/manifests/${tag}`, {
+      method: 'HEAD',
+      headers: { Accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json' },
+      signal: AbortSignal.timeout(1_000),
+    });
+    return res.status === 200 ? (res.headers.get('docker-content-digest') ?? undefined) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Calls `check` every 50 ms until it is true; rejects with 'timeout' after `ms`, or with what `check` throws. */
+async function until(ms, check) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (interrupted) throw new Error('interrupted');
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error('timeout');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/** The caller's environment without any GEO_SYNC_* setting: only the demo's registries. */
+function inheritedEnv() {
+  return Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('GEO_SYNC_')));
 }
 
 /** Runs the CLI as a user would, prints its output indented, and checks its exit code. */
@@ -121,7 +257,7 @@ async function geoSync(args, env, expectedCode, meaning) {
   if (interrupted) throw new Error('interrupted');
   say(`   $ geo-sync ${args.join(' ')}`);
   // Only the demo's registries: no GEO_SYNC_* setting of the caller's shell may point elsewhere.
-  const inherited = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('GEO_SYNC_')));
+  const inherited = inheritedEnv();
   const child = spawn(process.execPath, [CLI, ...args], {
     env: { ...inherited, ...env, GEO_SYNC_STATE_DIR: join(running.dir, 'state') },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,5 +1,6 @@
 // `npm run demo` (scripts/demo.mjs) run as a newcomer runs it: its output names each difference of
-// the reported case, the sync repairs them, the last verify agrees, and nothing it started is left.
+// the reported case, the sync repairs them, the last verify agrees, a tag pushed to the primary
+// reaches the secondary through `geo-sync listen`, and nothing it started is left.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -29,7 +30,7 @@ function runDemo(env: NodeJS.ProcessEnv = process.env, onStdout?: (stdout: strin
   });
 }
 
-/** The registry PIDs and the temporary directory the demo printed. */
+/** The PIDs (registries and listener) and the temporary directory the demo printed. */
 function startedBy(stdout: string): { pids: number[]; dir: string } {
   const pids = [...stdout.matchAll(/\(pid (\d+)\)/g)].map((m) => Number(m[1]));
   const dir = /storage under (\S+)/.exec(stdout)?.[1] ?? '';
@@ -81,10 +82,19 @@ describe('npm run demo', () => {
     expect(out.slice(out.indexOf('5. Verify again'))).toMatch(/demo\/app: synced\n/);
     expect(after.secondary).toBe(after.primary);
     expect(after.primary).toBe(before.primary);
+    // The event path: a tag pushed to the primary reaches the secondary through `geo-sync listen`.
+    const step6 = out.slice(out.indexOf('6. The event path'));
+    expect(out.indexOf('6. The event path')).toBeGreaterThan(-1);
+    expect(step6).toMatch(/GET \/healthz: 200\n/);
+    expect(step6).toMatch(/v2\.1 reached the secondary at the primary's digest \d+\.\d\d s after the push\n/);
+    expect(step6).toMatch(/the listener logged: replicated demo\/app copied v2\.1, lagSeconds \d+(\.\d+)?\n/);
+    expect(step6).toMatch(/SIGTERM: the listener exited 0\n/);
     expect(out).toMatch(/Stopped both registries and removed .*\. Done in \d+\.\d s\.\n$/);
 
     const { pids, dir } = startedBy(out);
-    expect(pids).toHaveLength(2);
+    // The two registries and the listener.
+    expect(pids).toHaveLength(3);
+    expect(/listener .*\(pid (\d+)\)/.exec(step6)).not.toBeNull();
     expect(pids.filter(isRunning)).toEqual([]);
     expect(dir).not.toBe('');
     expect(existsSync(dir)).toBe(false);

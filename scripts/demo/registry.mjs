@@ -42,15 +42,20 @@ export function findRegistryBinary(env = process.env) {
   });
 }
 
-/** Starts one registry with its storage and config under `dir`; resolves with { url, port, pid } once it answers /v2/. */
-export async function startRegistry(binary, dir) {
+/**
+ * Starts one registry with its storage and config under `dir`; resolves with { url, port, pid } once it answers /v2/.
+ * `options.notifications` ({ url, headers, timeout, threshold, backoff }) makes it send its events
+ * (config `notifications.endpoints`) to one endpoint; `headers` values are lists, as in the config:
+ * `{ Authorization: ['Bearer x'] }`. Events for an endpoint not yet listening are kept in memory and retried.
+ */
+export async function startRegistry(binary, dir, options = {}) {
   mkdirSync(join(dir, 'storage'), { recursive: true });
   // A port found free can be taken before the registry binds it: then try another.
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
     if (closed) throw new Error('registries stopped');
     const config = join(dir, 'config.yml');
-    writeFileSync(config, renderConfig(join(dir, 'storage'), port));
+    writeFileSync(config, renderConfig(join(dir, 'storage'), port) + notificationsYaml(options.notifications));
     try {
       const child = await spawnAndWait(binary, config, port);
       return { url: `http://127.0.0.1:${port}`, port, pid: child.pid };
@@ -83,7 +88,22 @@ health:
 `;
 }
 
-function freePort() {
+function notificationsYaml(notifications) {
+  if (!notifications) return '';
+  const q = (value) => JSON.stringify(value);
+  const list = (values) => `[${values.map(q).join(', ')}]`;
+  const headers = Object.entries(notifications.headers ?? {})
+    .map(([name, values]) => `        ${name}: ${list(values)}\n`)
+    .join('');
+  return (
+    `notifications:\n  endpoints:\n    - name: ${notifications.name ?? 'geo-sync-listen'}\n      url: ${q(notifications.url)}\n` +
+    (headers ? `      headers:\n${headers}` : '') +
+    `      timeout: ${notifications.timeout ?? '1s'}\n      threshold: ${notifications.threshold ?? 3}\n      backoff: ${notifications.backoff ?? '200ms'}\n`
+  );
+}
+
+/** A loopback port free at the time of asking. */
+export function freePort() {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
