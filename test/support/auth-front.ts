@@ -1,8 +1,8 @@
 // An authenticating reverse proxy in front of a real registry, as nginx `auth_basic` is commonly
 // set up: any request without the right Basic credentials gets 401 with a Basic challenge, on every
 // path; every other request is proxied unchanged (Authorization included, as nginx passes it on).
-import { createServer, request, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type Server } from 'node:http';
+import { forward, serveOnLoopback } from './loopback.js';
 
 export interface AuthFront {
   url: string;
@@ -27,22 +27,7 @@ export async function startAuthFront(registryUrl: string, credentials: { usernam
         .end('<html><body><h1>401 Authorization Required</h1></body></html>\n');
       return;
     }
-    const upstream = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
-      entry.status = answer.statusCode ?? 502;
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
-    upstream.on('error', () => res.socket?.destroy());
-    req.pipe(upstream);
+    forward(req, res, target, (status) => (entry.status = status));
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    log,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return { ...(await serveOnLoopback(server)), log };
 }

@@ -3,8 +3,8 @@
 // state, and proxies every other request to that registry unchanged. Like GitLab's registry, its
 // `/gitlab/v1/` answers carry `Gitlab-Container-Registry-Version`: 200 `{}` where the API is
 // offered, 404 where it is not (GitLab's registry without its metadata database).
-import { createServer, request, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, type Server } from 'node:http';
+import { forward, serveOnLoopback } from './loopback.js';
 import { readTags } from './seed.js';
 
 export interface GitlabApiServer {
@@ -60,21 +60,7 @@ export async function startGitlabApi(registryUrl: string, options: GitlabApiOpti
       return;
     }
     count(url.pathname.endsWith('/tags/list') ? 'tags-list' : req.method === 'HEAD' && url.pathname.includes('/manifests/') ? 'manifest-head' : 'other');
-    const upstream = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
-    upstream.on('error', () => res.socket?.destroy());
-    req.pipe(upstream);
+    forward(req, res, target);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    counts,
-    stop: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  return { ...(await serveOnLoopback(server)), counts };
 }
