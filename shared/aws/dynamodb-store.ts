@@ -7,6 +7,7 @@ import {
   type AttributeValue,
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
+import type { UploadSession } from '../engine/index.js';
 import { withoutLease, type FanOutCheckpoint, type RecordKey, type RepositoryRecord, type StateStore } from '../jobs/index.js';
 
 /** Fan-out checkpoints share the table under a partition key no repository name can take. */
@@ -89,6 +90,28 @@ export class DynamoDbStateStore implements StateStore {
           ConditionExpression: '#owner = :owner',
           ExpressionAttributeNames: { '#owner': 'leaseOwner' },
           ExpressionAttributeValues: { ':owner': { S: owner } },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  async saveProgress(key: RecordKey, owner: string, uploads: UploadSession[]): Promise<boolean> {
+    const names = { '#owner': 'leaseOwner', '#uploads': 'uploads' };
+    const owned = { ':owner': { S: owner } };
+    try {
+      await this.client.send(
+        new UpdateItemCommand({
+          TableName: this.table,
+          Key: toKey(key),
+          ...(uploads.length > 0
+            ? { UpdateExpression: 'SET #uploads = :uploads', ExpressionAttributeValues: { ...owned, ':uploads': toAttribute(uploads) } }
+            : { UpdateExpression: 'REMOVE #uploads', ExpressionAttributeValues: owned }),
+          ConditionExpression: '#owner = :owner',
+          ExpressionAttributeNames: names,
         }),
       );
       return true;

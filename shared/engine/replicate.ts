@@ -3,6 +3,7 @@ import { GeoSyncError } from './errors.js';
 import { silentLogger, type EngineLogger } from './log.js';
 import { manifestReferences, type Descriptor, type RawManifest, type Repository } from './oci.js';
 import type { RegistryClient } from './registry/client.js';
+import { CHUNKED_UPLOAD_MIN_BYTES, type UploadBook } from './upload-session.js';
 
 /** A manifest or blob that a tagged manifest needs and the secondary lacks. */
 export interface MissingObject {
@@ -24,6 +25,20 @@ export interface ReplicationStats {
  */
 const UPLOAD_UNASKED_BYTES = 1024 * 1024;
 
+/** How a run with a deadline copies big blobs: in chunks, stopping at the deadline, sessions kept in `book`. */
+export interface ChunkedCopy {
+  book: UploadBook;
+  pastDeadline: () => boolean;
+  msLeft: () => number;
+}
+
+/** Thrown for a blob whose chunked copy stopped at the deadline: its tags are left for the next run, not failed. */
+export class UploadPaused extends GeoSyncError {
+  constructor(digest: string, offset: number, size: number) {
+    super('UPLOAD_PAUSED', `blob ${digest}: ${offset} of ${size} bytes copied when the deadline came; the next run resumes it`);
+  }
+}
+
 /**
  * Writes to one repository of the secondary what the primary holds: blobs before the manifest
  * that needs them, children before their index. Each object is checked at most once per run.
@@ -39,7 +54,7 @@ export class Replicator {
     private readonly secondary: RegistryClient,
     private readonly repository: Repository,
     /** `write: false` only looks (dry run, verify): what is missing is noted, nothing is written. */
-    private readonly options: { deep?: boolean; write?: boolean; logger?: EngineLogger; secondaryIsNew?: boolean } = {},
+    private readonly options: { deep?: boolean; write?: boolean; logger?: EngineLogger; secondaryIsNew?: boolean; chunked?: ChunkedCopy } = {},
   ) {}
 
   private get mayWrite(): boolean {
@@ -94,7 +109,10 @@ export class Replicator {
     if (/nondistributable|foreign/.test(blob.mediaType)) return Promise.resolve();
     return this.ensuredBlob(blob.digest, async () => {
       const unasked = this.options.secondaryIsNew === true && !this.options.deep && this.mayWrite && blob.size <= UPLOAD_UNASKED_BYTES;
-      if (!unasked && (await this.secondary.blobExists(this.repository, blob.digest))) return;
+      if (!unasked && (await this.secondary.blobExists(this.repository, blob.digest))) {
+        this.options.chunked?.book.present(blob.digest);
+        return;
+      }
       this.noteMissing({ kind: 'blob', digest: blob.digest, referencedBy });
       if (!this.mayWrite) return;
       const home = this.secondary.blobHome(blob.digest, this.repository);
@@ -102,11 +120,41 @@ export class Replicator {
         this.stats.blobsMounted++;
         return;
       }
+      const chunked = this.options.chunked;
+      if (chunked && blob.size >= CHUNKED_UPLOAD_MIN_BYTES) return this.copyInChunks(blob, chunked);
       const bytes = await this.secondary.uploadBlob(this.repository, blob, () => this.primary.openBlob(this.repository, blob));
       this.stats.blobsCopied++;
       this.stats.bytesCopied += bytes;
       this.options.logger?.debug('blob copied', { repository: this.repository, digest: blob.digest, bytes });
     });
+  }
+
+  /** A big blob in chunks, resuming a kept session; each chunk's progress goes to the book (and the record) before the next. */
+  private async copyInChunks(blob: Descriptor, chunked: ChunkedCopy): Promise<void> {
+    const { book } = chunked;
+    let latest = book.claim(blob.digest);
+    const outcome = await this.secondary
+      .uploadBlobChunked(this.repository, blob, (offset) => this.primary.openBlobAt(this.repository, blob, offset), {
+        ...(latest ? { session: latest } : {}),
+        pastDeadline: chunked.pastDeadline,
+        msLeft: chunked.msLeft,
+        onChunk: (session) => ((latest = session), book.progress(session)),
+      })
+      .catch((error: unknown) => {
+        // A digest refused or mismatched: the session is cancelled and worthless. Anything else may resume.
+        const refused = error instanceof GeoSyncError && (error.code === 'DIGEST_MISMATCH' || error.code === 'REGISTRY_DIGEST_INVALID');
+        if (refused) book.settle(blob.digest);
+        else if (latest) book.hold(latest);
+        throw error;
+      });
+    this.stats.bytesCopied += outcome.bytes;
+    if (outcome.kind === 'paused') {
+      book.hold(outcome.session);
+      throw new UploadPaused(blob.digest, outcome.session.offset, blob.size);
+    }
+    book.settle(blob.digest);
+    this.stats.blobsCopied++;
+    this.options.logger?.debug('blob copied in chunks', { repository: this.repository, digest: blob.digest, bytes: outcome.bytes });
   }
 
   private noteMissing(object: MissingObject): void {

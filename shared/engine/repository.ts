@@ -7,10 +7,11 @@ import type { Repository } from './oci.js';
 import { DEFAULT_MAX_PRUNE, isEmptyPlan, planRepository, pruneGuard, type Plan, type PrimaryTagMap } from './planner.js';
 import { readForSync, readPrimary, readTagMap, type ReadOptions, type SyncSides } from './read-tags.js';
 import type { RegistryClient } from './registry/client.js';
-import { Replicator, type MissingObject, type ReplicationStats } from './replicate.js';
+import { Replicator, UploadPaused, type ChunkedCopy, type MissingObject, type ReplicationStats } from './replicate.js';
 import type { VerifyStatus } from './status.js';
 import { SyncReportBuilder, type SyncReport, type TagFailure, type TagSkip, type TreeCheck, type WriteOutcome } from './sync-report.js';
 import { TagRemover, probeDeletes } from './tag-removal.js';
+import { UploadBook, type UploadSession } from './upload-session.js';
 
 export interface SyncOptions {
   dryRun?: boolean;
@@ -24,6 +25,13 @@ export interface SyncOptions {
   /** Read tags with GitLab's tag API where offered (default true). */
   gitlabApi?: boolean;
   onProgress?: (progress: { done: number; total: number; bytes: number }) => void;
+  /**
+   * Upload sessions kept from an earlier run (its report's `uploads`), resumed where the registry
+   * says they stand. Only a run with a deadline copies big blobs in chunks and so keeps sessions.
+   */
+  uploads?: readonly UploadSession[];
+  /** After each chunk of a chunked upload, with every session to keep as it stands: save them, the run may be killed. */
+  onUploadProgress?: (sessions: UploadSession[]) => Promise<void>;
 }
 
 /**
@@ -64,14 +72,23 @@ export async function syncRepository(
   const remover = new TagRemover(secondary, repository, deletes, { tags: sides.secondaryTags, heads: sides.secondaryHeads }, logger);
   const refused = removing ? remover.refusedUpFront(plan.remove) : undefined;
   if (refused) report.refusedUpFront(refused);
-  const replicator = new Replicator(primary, secondary, repository, { deep: options.deep, write: !dryRun, logger, secondaryIsNew: sides.secondaryIsNew });
+  const deadline = new Deadline(options.deadline);
+  const book = new UploadBook(dryRun ? [] : (options.uploads ?? []), Date.now(), options.onUploadProgress);
+  const chunked: ChunkedCopy | undefined = options.deadline !== undefined ? { book, pastDeadline: deadline.passed, msLeft: deadline.msLeft } : undefined;
+  const replicator = new Replicator(primary, secondary, repository, {
+    deep: options.deep,
+    write: !dryRun,
+    logger,
+    secondaryIsNew: sides.secondaryIsNew,
+    ...(chunked ? { chunked } : {}),
+  });
 
   if (dryRun) {
     if (options.deep) report.treesChecked(await checkTrees(replicator, tagsOnBothSides(sides)));
     return finish(report, replicator.stats, logger);
   }
 
-  const deadline = new Deadline(options.deadline);
+  await cancelUploads(secondary, repository, book.stale, 'older than the session age bound', logger);
   const removals = removing && !refused ? plan.remove : [];
   const onDone = progressCounter(options.onProgress, plan.copy.length + plan.repair.length + removals.length, replicator.stats);
   const writes = await writeTags(plan, replicator, remover, { repository, concurrency, pastDeadline: deadline.passed, onDone, logger });
@@ -83,7 +100,17 @@ export async function syncRepository(
   // An empty plan wrote nothing that could mix with changes on the primary: nothing to confirm.
   if (!isEmptyPlan(plan) && !deadline.wasPassed) report.primaryChanged(await changesOnPrimary(primary, repository, primaryTags, read, report.tagsWritten));
   if (deadline.wasPassed) report.outOfTime();
+  await cancelUploads(secondary, repository, book.released(deadline.wasPassed), 'no longer needed', logger);
+  report.uploadsLeft(book.unfinished(deadline.wasPassed));
   return finish(report, replicator.stats, logger);
+}
+
+/** Cancels kept upload sessions nothing will resume; a failed DELETE is ignored (the registry purges them in time). */
+async function cancelUploads(secondary: RegistryClient, repository: Repository, sessions: UploadSession[], why: string, logger: EngineLogger): Promise<void> {
+  await mapLimit(sessions, 4, async (session) => {
+    logger.info('upload session cancelled', { repository, digest: session.digest, offset: session.offset, reason: why });
+    await secondary.cancelUpload(repository, session.location);
+  });
 }
 
 /** The run's deadline: once a look at the clock finds it passed, it stays passed. */
@@ -93,6 +120,9 @@ class Deadline {
   constructor(private readonly at: number | undefined) {}
 
   readonly passed = (): boolean => (this.reached ||= this.at !== undefined && Date.now() >= this.at);
+
+  /** Ms until it, for work sized to end near it. */
+  readonly msLeft = (): number => (this.at === undefined ? Infinity : this.at - Date.now());
 
   /** Whether a look found it passed, without looking again. */
   get wasPassed(): boolean {
@@ -132,6 +162,8 @@ async function writeTags(
         outcome.written.set(change.tag, written);
       }
     } catch (error) {
+      // Out of time mid-blob: neither done nor failed; the next run resumes the upload and writes the tag.
+      if (error instanceof UploadPaused) return;
       outcome.failed.push({ tag: change.tag, error: errorMessage(error) });
       run.logger.error('tag copy failed', { repository: run.repository, tag: change.tag, error: errorMessage(error) });
     }

@@ -3,6 +3,7 @@ import { isEmptyPlan, type Plan, type TagChange } from './planner.js';
 import type { MissingObject, ReplicationStats } from './replicate.js';
 import type { RemovalOutcome, RemovalRefused } from './tag-removal.js';
 import type { SyncStatus } from './status.js';
+import type { UploadSession } from './upload-session.js';
 
 export interface SyncReport {
   repository: string;
@@ -27,6 +28,8 @@ export interface SyncReport {
   blobsCopied: number;
   blobsMounted: number;
   durationMs: number;
+  /** Chunked uploads left unfinished (the deadline came mid-blob): the next run resumes them. Absent when none. */
+  uploads?: UploadSession[];
 }
 
 export type TagFailure = { tag: string; error: string };
@@ -56,6 +59,7 @@ export class SyncReportBuilder {
   private refused: RemovalRefused | undefined;
   private deep: SyncReport['deep'];
   private incomplete = false;
+  private uploads: UploadSession[] = [];
 
   constructor(
     private readonly run: {
@@ -105,6 +109,11 @@ export class SyncReportBuilder {
     this.incomplete = true;
   }
 
+  /** Upload sessions to resume in the next run. */
+  uploadsLeft(sessions: UploadSession[]): void {
+    this.uploads = sessions;
+  }
+
   get tagsWritten(): number {
     return this.done.copied.length + this.done.repaired.length + this.done.removed.length;
   }
@@ -131,6 +140,7 @@ export class SyncReportBuilder {
       durationMs: Date.now() - this.run.startedAt,
       ...(this.refused ? { removalRefused: this.refused } : {}),
       ...(this.deep ? { deep: this.deep } : {}),
+      ...(this.uploads.length > 0 ? { uploads: this.uploads } : {}),
     };
     report.status = this.incomplete ? 'incomplete' : syncStatus(report);
     return report;

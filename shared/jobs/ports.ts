@@ -2,7 +2,7 @@
  * The ports the jobs need. AWS adapters live in shared/aws, embedded ones in shared/local;
  * the jobs in this folder never know which they were given.
  */
-import type { EngineLogger, RegistryClient } from '../engine/index.js';
+import type { EngineLogger, RegistryClient, UploadSession } from '../engine/index.js';
 import type { FanOutRequest, SyncMessage, VerifyMessage } from './messages.js';
 import type { FanOutCheckpoint, RecordKey, RepositoryRecord, RetryPolicy } from './record.js';
 
@@ -28,6 +28,11 @@ export interface StateStore {
   ): Promise<RepositoryRecord | undefined>;
   /** Replaces the record and drops the lease, only while `owner` still holds it; false when the lease was lost. */
   release(record: RepositoryRecord, owner: string): Promise<boolean>;
+  /**
+   * Sets the record's upload sessions (none: the field is removed) while `owner` holds the lease,
+   * so a chunked copy's progress outlives an invocation killed before `release`; false when the lease was lost.
+   */
+  saveProgress(key: RecordKey, owner: string, uploads: UploadSession[]): Promise<boolean>;
   getCheckpoint(id: string): Promise<FanOutCheckpoint | undefined>;
   putCheckpoint(checkpoint: FanOutCheckpoint): Promise<void>;
 }

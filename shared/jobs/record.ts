@@ -3,7 +3,16 @@
  * record and an outcome to the next record. No I/O here: the jobs read, decide with
  * these, then write.
  */
-import { backoffDelay, errorMessage, type OverallStatus, type SyncReport, type SyncState, type VerifyReport } from '../engine/index.js';
+import {
+  backoffDelay,
+  errorMessage,
+  uploadsAdvanced,
+  type OverallStatus,
+  type SyncReport,
+  type SyncState,
+  type UploadSession,
+  type VerifyReport,
+} from '../engine/index.js';
 import type { SyncMessage } from './messages.js';
 
 /**
@@ -26,7 +35,11 @@ export interface RecordKey {
 
 /** How many tag names of each kind of difference a record keeps. */
 export const FIRST_TAGS = 10;
-/** A sync that has continued this often across deadlines is recorded as failed rather than looping. */
+/**
+ * A sync that has continued this often across deadlines is recorded as failed rather than looping.
+ * An invocation that moved a chunked upload further than the record held does not count: a big
+ * blob over a slow link takes as many invocations as it needs while its bytes advance.
+ */
 export const MAX_CONTINUATIONS = 20;
 
 export interface RepositoryRecord extends RecordKey {
@@ -59,6 +72,11 @@ export interface RepositoryRecord extends RecordKey {
   retryCount: number;
   nextRetryAt?: string;
   continuations?: number;
+  /**
+   * Chunked blob uploads left unfinished on the secondary, saved after each chunk: the next sync
+   * resumes them. Each location carries the registry's signed upload state: never logged.
+   */
+  uploads?: UploadSession[];
   leaseOwner?: string;
   /** Epoch ms; compared in the lease's conditional write. */
   leaseExpiresAt?: number;
@@ -141,9 +159,17 @@ export function afterSync(record: RepositoryRecord, report: SyncReport, now: num
     finishedAt: iso(now),
   };
   const wrote = lastSync.copied + lastSync.repaired + lastSync.removed > 0;
-  const base = { ...withoutLease(record), lastSync, updatedAt: iso(now), ...(wrote ? { verifyState: 'pending' as const } : {}) };
+  const { uploads: _u, ...previous } = withoutLease(record);
+  const base = {
+    ...previous,
+    lastSync,
+    updatedAt: iso(now),
+    ...(wrote ? { verifyState: 'pending' as const } : {}),
+    ...(report.uploads?.length ? { uploads: report.uploads } : {}),
+  };
   if (report.status === 'incomplete') {
-    const continuations = (record.continuations ?? 0) + 1;
+    const advanced = uploadsAdvanced(record.uploads, report.uploads);
+    const continuations = (record.continuations ?? 0) + (advanced ? 0 : 1);
     if (continuations > MAX_CONTINUATIONS) return failed(base, `did not finish within ${MAX_CONTINUATIONS} invocations`, now, policy, random);
     return { ...base, syncState: 'pending', continuations };
   }

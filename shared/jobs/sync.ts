@@ -1,6 +1,6 @@
 /** Job: sync one (repository, secondary) pair under a lease, record the outcome, schedule what follows. */
 import { randomUUID } from 'node:crypto';
-import { errorMessage, syncRepository, validateRepositoryName, type SyncReport, type SyncState } from '../engine/index.js';
+import { GeoSyncError, errorMessage, syncRepository, validateRepositoryName, type SyncReport, type SyncState, type UploadSession } from '../engine/index.js';
 import { leaseHeld, type LeaseHeld } from './lease-held.js';
 import type { SyncMessage } from './messages.js';
 import type { Budget, Registries, Runtime } from './ports.js';
@@ -38,6 +38,13 @@ export async function processSyncMessage(message: SyncMessage, registries: Regis
 
   let next: RepositoryRecord;
   let report: SyncReport | undefined;
+  // The sessions as last saved: what a failed run leaves in the record for the next to resume.
+  let uploads: UploadSession[] | undefined = leased.uploads;
+  const saveProgress = async (sessions: UploadSession[]) => {
+    if (!(await store.saveProgress(key, owner, sessions)))
+      throw new GeoSyncError('LEASE_LOST', `${key.repository}: the sync lease was lost during a chunked upload`);
+    uploads = sessions;
+  };
   try {
     report = await syncRepository(registries.primary(), secondary, validateRepositoryName(message.repository), {
       deep: message.deep,
@@ -45,11 +52,14 @@ export async function processSyncMessage(message: SyncMessage, registries: Regis
       deadline: now + budget.remainingMs * WORK_FRACTION,
       concurrency: runtime.concurrency,
       logger,
+      ...(leased.uploads ? { uploads: leased.uploads } : {}),
+      onUploadProgress: saveProgress,
     });
     next = afterSync(leased, report, runtime.clock(), runtime.retry, runtime.random);
   } catch (error) {
     logger.error('sync failed', { ...key, error: errorMessage(error) });
-    next = afterSyncError(leased, error, runtime.clock(), runtime.retry, runtime.random);
+    const { uploads: _u, ...rest } = leased;
+    next = afterSyncError({ ...rest, ...(uploads?.length ? { uploads } : {}) }, error, runtime.clock(), runtime.retry, runtime.random);
   }
 
   if (!(await store.release(next, owner))) {

@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { UploadSession } from '../engine/index.js';
 import { newRecord, withoutLease, type FanOutCheckpoint, type RecordKey, type RepositoryRecord, type StateStore } from '../jobs/index.js';
 
 export const DEFAULT_STATE_DIR = '.geo-sync';
@@ -39,6 +40,16 @@ export class FileStateStore implements StateStore {
       const current = await this.get(record);
       if (current?.leaseOwner !== owner) return false;
       await writeJson(this.recordPath(record), withoutLease(record));
+      return true;
+    });
+  }
+
+  saveProgress(key: RecordKey, owner: string, uploads: UploadSession[]): Promise<boolean> {
+    return this.locked(key, async () => {
+      const current = await this.get(key);
+      if (current?.leaseOwner !== owner) return false;
+      const { uploads: _u, ...rest } = current;
+      await writeJson(this.recordPath(key), uploads.length > 0 ? { ...rest, uploads } : rest);
       return true;
     });
   }

@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { Readable, Transform } from 'node:stream';
-import { GeoSyncError, errorMessage } from '../errors.js';
+import { GeoSyncError, RegistryError, errorMessage } from '../errors.js';
 import {
   MANIFEST_ACCEPT,
   MAX_MANIFEST_BYTES,
@@ -13,12 +13,27 @@ import {
   type Descriptor,
   type RawManifest,
 } from '../oci.js';
+import { nextChunkBytes, type UploadSession } from '../upload-session.js';
 import { Transport, type RegistryEndpoint, type TransportOptions } from './transport.js';
 
 export interface ManifestHead {
   digest: string;
   mediaType: string;
   size: number;
+}
+
+/** A chunked upload's end in this run: the blob stored, or stopped at the deadline with its session to resume. */
+export type ChunkedUpload = { kind: 'done'; bytes: number } | { kind: 'paused'; session: UploadSession; bytes: number };
+
+export interface ChunkedUploadOptions {
+  /** A session kept from an earlier invocation; the registry's own offset for it is trusted over the kept one. */
+  session?: UploadSession;
+  /** Looked at before each chunk: once true, the upload stops and returns its session. */
+  pastDeadline: () => boolean;
+  /** Ms until the deadline, to size chunks that end near it. */
+  msLeft: () => number;
+  /** After each chunk the registry acknowledged; awaited, so progress is saved before more is sent. */
+  onChunk?: (session: UploadSession) => Promise<void>;
 }
 
 export interface CatalogPage {
@@ -354,6 +369,32 @@ export class RegistryClient {
     return { stream: response.stream!, length: descriptor.size };
   }
 
+  /**
+   * Opens a blob from byte `offset` (`Range: bytes=N-`, answered 206). A registry that ignores
+   * Range answers 200 with the whole blob: the first `offset` bytes are then skipped here.
+   */
+  async openBlobAt(repository: string, descriptor: Descriptor, offset: number): Promise<{ stream: Readable; length: number }> {
+    if (offset === 0) return this.openBlob(repository, descriptor);
+    const response = await this.transport.send({
+      method: 'GET',
+      target: `/v2/${repository}/blobs/${descriptor.digest}`,
+      scopes: pull(repository),
+      headers: { range: `bytes=${offset}-` },
+      expect: [200, 206],
+      stream: true,
+      followRedirects: true,
+    });
+    const stream = response.stream!;
+    const length = descriptor.size - offset;
+    if (response.status === 200) return { stream: stream.pipe(skipBytes(offset)).on('error', () => stream.destroy()), length };
+    const range = /^bytes (\d+)-/.exec(response.headers['content-range'] ?? '');
+    if (Number(range?.[1]) !== offset) {
+      stream.destroy();
+      throw new GeoSyncError('INVALID_RESPONSE', `registry ${this.host} answered a read of ${descriptor.digest} from ${offset} with another range`);
+    }
+    return { stream, length };
+  }
+
   /** Cross-repository mount; true when mounted, false when the registry declined (the caller uploads). */
   async mountBlob(repository: string, digest: string, from: string): Promise<boolean> {
     const response = await this.transport.send({
@@ -405,6 +446,148 @@ export class RegistryClient {
     });
   }
 
+  /**
+   * Copies a blob in chunks (OCI chunked upload: PATCH with Content-Range, the registry's progress
+   * in Range), so it can stop at a deadline and a later invocation resume the session. Each
+   * attempt resumes where the registry says the session stands, or opens a fresh session when the
+   * registry no longer knows it (registry 2.8 invalidates a session whose PATCH was cut).
+   * Bytes are hashed when all of them pass through this call; otherwise the registry's digest
+   * check at the final PUT guards the blob.
+   */
+  async uploadBlobChunked(
+    repository: string,
+    descriptor: Descriptor,
+    open: (offset: number) => Promise<{ stream: Readable; length: number }>,
+    options: ChunkedUploadOptions,
+  ): Promise<ChunkedUpload> {
+    const progress = { session: options.session, sent: 0, bytesPerSecond: undefined as number | undefined };
+    return this.transport.withRetry(`chunked upload ${descriptor.digest}`, () => this.chunkedAttempt(repository, descriptor, open, options, progress));
+  }
+
+  private async chunkedAttempt(
+    repository: string,
+    descriptor: Descriptor,
+    open: (offset: number) => Promise<{ stream: Readable; length: number }>,
+    options: ChunkedUploadOptions,
+    progress: { session: UploadSession | undefined; sent: number; bytesPerSecond: number | undefined },
+  ): Promise<ChunkedUpload> {
+    const log = this.transport.logger;
+    let session = progress.session && (await this.resumeSession(repository, progress.session));
+    if (progress.session && !session)
+      log.info('upload session gone; starting afresh', { registry: this.host, digest: descriptor.digest, offset: progress.session.offset });
+    if (!session) session = await this.startSession(repository, descriptor);
+    else if (session.offset > 0) log.info('upload resumed', { registry: this.host, digest: descriptor.digest, offset: session.offset });
+    progress.session = session;
+    if (options.pastDeadline()) return { kind: 'paused', session, bytes: progress.sent };
+
+    const source = await open(session.offset);
+    const hasher = session.offset === 0 ? createHash(digestAlgorithm(descriptor.digest)) : undefined;
+    const reader = new ChunkReader(source.stream, hasher);
+    try {
+      while (session.offset < descriptor.size) {
+        if (options.pastDeadline()) {
+          log.info('upload paused at the deadline', { registry: this.host, digest: descriptor.digest, offset: session.offset, size: descriptor.size });
+          return { kind: 'paused', session, bytes: progress.sent };
+        }
+        const length = nextChunkBytes({ bytesPerSecond: progress.bytesPerSecond, msLeft: options.msLeft(), remaining: descriptor.size - session.offset });
+        const started = Date.now();
+        session = await this.patchChunk(repository, session, reader, length);
+        progress.session = session;
+        progress.sent += length;
+        this.transport.stats.bytesUp += length;
+        progress.bytesPerSecond = (length * 1000) / Math.max(1, Date.now() - started);
+        await options.onChunk?.(session);
+      }
+    } finally {
+      source.stream.destroy();
+    }
+    if (hasher) {
+      const actual = `${digestAlgorithm(descriptor.digest)}:${hasher.digest('hex')}`;
+      if (actual !== descriptor.digest) {
+        await this.cancelUpload(repository, session.location);
+        progress.session = undefined;
+        throw new GeoSyncError('DIGEST_MISMATCH', `blob ${descriptor.digest} of ${repository} hashed to ${actual} while copying`);
+      }
+    }
+    await this.finishSession(repository, session, progress);
+    progress.session = undefined;
+    this.markPresent(repository, descriptor.digest);
+    return { kind: 'done', bytes: progress.sent };
+  }
+
+  private async startSession(repository: string, descriptor: Descriptor): Promise<UploadSession> {
+    const start = await this.transport.send({ method: 'POST', target: `/v2/${repository}/blobs/uploads/`, scopes: push(repository), expect: [202] });
+    const location = start.headers.location;
+    if (!location) throw new GeoSyncError('INVALID_RESPONSE', `registry ${this.host} started an upload without a Location`);
+    return { digest: descriptor.digest, location: this.transport.resolve(location).toString(), offset: 0, size: descriptor.size, startedAt: Date.now() };
+  }
+
+  /**
+   * The session as the registry holds it (GET: 204 with Range), or undefined when the registry no
+   * longer knows it or calls it invalid; such a session is cancelled. The registry's offset wins
+   * over the kept one: registry 2.8 ignores Content-Range and appends, so only its count is safe.
+   */
+  async resumeSession(repository: string, session: UploadSession): Promise<UploadSession | undefined> {
+    const response = await this.transport.send({ method: 'GET', target: session.location, scopes: push(repository), expect: [204, 400, 404, 416] });
+    const offset = response.status === 204 ? rangeEnd(response.headers.range) : undefined;
+    if (offset === undefined || offset > session.size) {
+      await this.cancelUpload(repository, session.location);
+      return undefined;
+    }
+    const location = response.headers.location ? this.transport.resolve(response.headers.location).toString() : session.location;
+    return { ...session, location, offset };
+  }
+
+  private async patchChunk(repository: string, session: UploadSession, reader: ChunkReader, length: number): Promise<UploadSession> {
+    const end = session.offset + length;
+    let response;
+    try {
+      response = await this.transport.send({
+        method: 'PATCH',
+        target: session.location,
+        scopes: push(repository),
+        headers: { 'content-type': 'application/octet-stream', 'content-range': `${session.offset}-${end - 1}` },
+        body: async () => ({ stream: reader.take(length), length }),
+        expect: [202],
+        retry: false,
+      });
+    } catch (error) {
+      // The next attempt asks the registry where the session stands (or that it is gone).
+      throw error instanceof GeoSyncError && !error.retryable ? new GeoSyncError(error.code, error.message, { retryable: true, cause: error }) : error;
+    }
+    const held = rangeEnd(response.headers.range);
+    const location = response.headers.location;
+    if (held !== end || !location) {
+      throw new GeoSyncError(
+        'UPLOAD_OFFSET_MISMATCH',
+        `registry ${this.host} holds ${held ?? 'an unknown count of'} bytes of ${session.digest} after a chunk to ${end}`,
+        {
+          retryable: true,
+        },
+      );
+    }
+    // Always the newest Location: registry 2.8 carries the signed upload state in it.
+    return { ...session, location: this.transport.resolve(location).toString(), offset: end };
+  }
+
+  /**
+   * The final PUT with the digest: the registry checks it against what it holds. A session it
+   * refuses (DIGEST_INVALID: the bytes are not the blob) is cancelled and forgotten.
+   */
+  private async finishSession(repository: string, session: UploadSession, progress: { session: UploadSession | undefined }): Promise<void> {
+    const location = session.location;
+    const target = `${location}${location.includes('?') ? '&' : '?'}digest=${encodeURIComponent(session.digest)}`;
+    try {
+      await this.transport.send({ method: 'PUT', target, scopes: push(repository), expect: [201], retry: false });
+    } catch (error) {
+      if (error instanceof RegistryError && error.status === 400) {
+        await this.cancelUpload(repository, location);
+        progress.session = undefined;
+      }
+      throw error;
+    }
+  }
+
   /** Uploads small bytes held in memory (throwaway configs). */
   async uploadBytes(repository: string, bytes: Buffer): Promise<string> {
     const digest = digestOf(bytes);
@@ -429,7 +612,8 @@ export class RegistryClient {
     this.blobHomes.set(digest, repository);
   }
 
-  private async cancelUpload(repository: string, location: string): Promise<void> {
+  /** Cancels an upload session; errors are ignored (the registry purges forgotten sessions on its own). */
+  async cancelUpload(repository: string, location: string): Promise<void> {
     await this.transport.send({ method: 'DELETE', target: location, scopes: push(repository), expect: [204, 202, 404, 405] }).catch(() => undefined);
   }
 }
@@ -446,6 +630,70 @@ function hashingPassThrough(algorithm: 'sha256' | 'sha512'): Transform & { bytes
   stream.bytes = 0;
   stream.digest = () => `${algorithm}:${hash.digest('hex')}`;
   return stream;
+}
+
+/** Drops the first `count` bytes of a stream: a blob read from an offset off a registry that ignores Range. */
+function skipBytes(count: number): Transform {
+  let left = count;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      if (left >= chunk.length) {
+        left -= chunk.length;
+        callback();
+      } else {
+        const rest = chunk.subarray(left);
+        left = 0;
+        callback(null, rest);
+      }
+    },
+  });
+}
+
+/**
+ * Hands out a stream in consecutive pieces of exact lengths, one per chunk, hashing what passes.
+ * Pulls only as fast as the chunk's request reads, so the source is never buffered whole.
+ */
+class ChunkReader {
+  private readonly source: AsyncIterator<Buffer>;
+  private leftover: Buffer | undefined;
+
+  constructor(
+    stream: Readable,
+    private readonly hasher: Hash | undefined,
+  ) {
+    this.source = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  }
+
+  take(length: number): Readable {
+    return Readable.from(this.pieces(length), { objectMode: false });
+  }
+
+  private async *pieces(length: number): AsyncGenerator<Buffer> {
+    for (let left = length; left > 0;) {
+      let chunk = this.leftover;
+      this.leftover = undefined;
+      if (!chunk) {
+        const next = await this.source.next();
+        if (next.done) throw new GeoSyncError('BLOB_TRUNCATED', 'the source blob ended before its size', { retryable: true });
+        chunk = next.value;
+      }
+      if (chunk.length > left) {
+        this.leftover = chunk.subarray(left);
+        chunk = chunk.subarray(0, left);
+      }
+      this.hasher?.update(chunk);
+      left -= chunk.length;
+      yield chunk;
+    }
+  }
+}
+
+/** The byte count a registry's `Range: 0-<last>` reports; `0-0` is how registry 2.8 reports an empty session. */
+function rangeEnd(header: string | undefined): number | undefined {
+  const match = /^(?:bytes=)?0-(\d+)$/.exec((header ?? '').trim());
+  if (!match) return undefined;
+  const last = Number(match[1]);
+  return last === 0 ? 0 : last + 1;
 }
 
 /** The `rel="next"` target of a Link header, or undefined; malformed headers end pagination with an error. */
