@@ -79,7 +79,7 @@ async function scheduleFollowUps(message: SyncMessage, next: RepositoryRecord, r
   if (next.syncState === 'pending') {
     // Out of time: the next invocation re-plans from what the secondary holds now, under the same prune limit.
     const maxPrune = message.maxPrune !== undefined ? { maxPrune: message.maxPrune } : {};
-    await runtime.syncQueue.send([{ ...key, ...(message.deep ? { deep: true } : {}), ...maxPrune, continuation: next.continuations ?? 1 }]);
+    await runtime.syncQueue.send([{ ...key, ...(message.deep ? { deep: true } : {}), ...maxPrune, continuation: Math.max(1, next.continuations ?? 1) }]);
   } else if (next.syncState === 'failed') {
     // A retry runs under the default prune limit: a human's higher limit was for that moment.
     const delayMs = Date.parse(next.nextRetryAt!) - runtime.clock();

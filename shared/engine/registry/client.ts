@@ -528,6 +528,12 @@ export class RegistryClient {
    * over the kept one: registry 2.8 ignores Content-Range and appends, so only its count is safe.
    */
   async resumeSession(repository: string, session: UploadSession): Promise<UploadSession | undefined> {
+    try {
+      this.transport.resolve(session.location);
+    } catch {
+      // Kept while the secondary had another address: nothing to ask there; a fresh session here.
+      return undefined;
+    }
     const response = await this.transport.send({ method: 'GET', target: session.location, scopes: push(repository), expect: [204, 400, 404, 416] });
     const offset = response.status === 204 ? rangeEnd(response.headers.range) : undefined;
     if (offset === undefined || offset > session.size) {
