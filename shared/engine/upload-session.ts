@@ -87,6 +87,7 @@ export class UploadBook {
   private readonly given: readonly UploadSession[];
   /** Handed to an upload, which resumes, finishes or cancels it: never cancelled here. */
   private readonly claimed = new Set<UploadSession>();
+  private saving: Promise<unknown> = Promise.resolve();
 
   constructor(
     sessions: readonly UploadSession[],
@@ -110,7 +111,12 @@ export class UploadBook {
   /** A chunk landed: the session as it stands now, saved through the hook before the next chunk. */
   async progress(session: UploadSession): Promise<void> {
     this.open.set(session.digest, session);
-    await this.onProgress?.(this.unfinished(true));
+    // Saved one after another, in order: a save of older Locations landing last would leave the
+    // record pointing at upload state the registry (2.8) refuses and cancels on resume.
+    const snapshot = this.unfinished(true);
+    const save = this.saving.then(() => this.onProgress?.(snapshot));
+    this.saving = save.catch(() => undefined);
+    await save;
   }
 
   /** An upload failed in a way a later run may resume from: keep its newest session. */

@@ -78,7 +78,8 @@ async function sessionStatus(location: string): Promise<{ status: number; code?:
 }
 
 /** Chunk uploads (PATCH) sent through a proxy, with where each started. */
-const patches = (proxy: ThrottleProxy) => proxy.log.filter((entry) => entry.method === 'PATCH').map((entry) => Number(/^(\d+)-/.exec(entry.contentRange ?? '')?.[1]));
+const patches = (proxy: ThrottleProxy) =>
+  proxy.log.filter((entry) => entry.method === 'PATCH').map((entry) => Number(/^(\d+)-/.exec(entry.contentRange ?? '')?.[1]));
 
 describe('a layer bigger than one invocation', () => {
   it('is copied in chunks across invocations through the queue, with bytes sent at most 1.1x the layer', async () => {
@@ -91,7 +92,13 @@ describe('a layer bigger than one invocation', () => {
     const stats = await drain(
       aws.sqs,
       [
-        { name: 'sync', url: aws.queues.sync.url, arn: aws.queues.sync.arn, handler: handlers.sync, context: () => lambdaContext(TWENTY_SECOND_DEADLINE_BUDGET) },
+        {
+          name: 'sync',
+          url: aws.queues.sync.url,
+          arn: aws.queues.sync.arn,
+          handler: handlers.sync,
+          context: () => lambdaContext(TWENTY_SECOND_DEADLINE_BUDGET),
+        },
         { name: 'verify', url: aws.queues.verify.url, arn: aws.queues.verify.arn, handler: handlers.verify },
       ],
       { timeoutMs: 150_000 },
@@ -285,7 +292,13 @@ describe('saveProgress on DynamoDB', () => {
   it('writes the sessions only while the owner holds the lease, and removes the field when none are left', async () => {
     const store = new DynamoDbStateStore(aws.dynamo, aws.table);
     const key = { repository: 'progress/app', secondary: 'eu' };
-    const session: UploadSession = { digest: `sha256:${'a'.repeat(64)}`, location: 'http://r/v2/x/blobs/uploads/u?_state=s', offset: 5, size: 10, startedAt: 1 };
+    const session: UploadSession = {
+      digest: `sha256:${'a'.repeat(64)}`,
+      location: 'http://r/v2/x/blobs/uploads/u?_state=s',
+      offset: 5,
+      size: 10,
+      startedAt: 1,
+    };
     await store.acquireLease(key, { owner: 'me', expiresAt: Date.now() + 60_000 }, Date.now());
 
     expect(await store.saveProgress(key, 'someone-else', [session])).toBe(false);
