@@ -26,8 +26,8 @@ let handlers: Handlers;
 
 beforeAll(async () => {
   [aws, registries] = await Promise.all([startLocalAws({ visibilityTimeout: 60 }), startRegistryPair()]);
-  // 6 MB/s: a 300 MB layer needs about 50 s, three invocations with a 20 s deadline each.
-  slowLink = await startThrottleProxy(registries.secondary.url, { bytesPerSecond: 6 * MB });
+  // 7 MB/s: a 300 MB layer needs about 45 s, three invocations with a 20 s deadline each.
+  slowLink = await startThrottleProxy(registries.secondary.url, { bytesPerSecond: 7 * MB });
   Object.assign(process.env, aws.env(), {
     GEO_SYNC_PRIMARY_URL: registries.primary.url,
     GEO_SYNC_SECONDARIES: JSON.stringify([{ name: 'eu', url: slowLink.url }]),
@@ -120,8 +120,8 @@ describe('a layer bigger than one invocation', () => {
 });
 
 /** One invocation's world: its own registry clients, the secondary reached through `proxy`, the DynamoDB store wrapped by the test. */
-function invocation(proxy: ThrottleProxy, store: StateStore, clock: () => number) {
-  const primary = new RegistryClient({ url: P() });
+function invocation(proxy: ThrottleProxy, store: StateStore, clock: () => number, primaryUrl = P()) {
+  const primary = new RegistryClient({ url: primaryUrl });
   const secondary = new RegistryClient({ url: proxy.url }, { retries: 1, backoff: { baseMs: 50, capMs: 100 } });
   const clients: Registries = { secondaryNames: ['eu'], primary: () => primary, secondary: () => secondary, close: async () => undefined };
   const runtime: Runtime = {
@@ -181,6 +181,7 @@ describe('a killed invocation', () => {
     let skew = 0;
     const clock = () => Date.now() + skew;
     const link = await startThrottleProxy(S(), { bytesPerSecond: 16 * MB });
+    const primaryIgnoringRange = await startThrottleProxy(P(), { bytesPerSecond: 10_000 * MB, ignoreRange: true });
     const doomed = mortalStore(dynamo);
     const a = invocation(link, doomed.store, clock);
     try {
@@ -213,9 +214,10 @@ describe('a killed invocation', () => {
       const sentBefore = link.bytesUp;
       const logBefore = link.log.length;
 
-      // Its message comes back once the lease has expired (the clock moved past it).
+      // Its message comes back once the lease has expired (the clock moved past it). The primary
+      // is read through a proxy that drops Range: the copy skips what the secondary holds.
       skew = budget.remainingMs + LEASE_GRACE_MS + 1_000;
-      const b = invocation(link, dynamo, clock);
+      const b = invocation(link, dynamo, clock, primaryIgnoringRange.url);
       const outcome = await processSyncMessage({ repository, secondary: 'eu' }, b.clients, b.runtime, budget);
 
       const resumedAt = patches({ ...link, log: link.log.slice(logBefore) })[0]!;
@@ -230,6 +232,7 @@ describe('a killed invocation', () => {
       expect(record).not.toHaveProperty('uploads');
       if (resumes) {
         expect(resumedAt).toBe(kept.offset);
+        expect(primaryIgnoringRange.log.find((entry) => entry.path.includes('/blobs/'))).toMatchObject({ method: 'GET', status: 200 });
         expect(link.bytesUp).toBeLessThanOrEqual(1.1 * size);
       } else {
         // Registry 2.8.2 invalidates a session whose PATCH was cut: the next invocation starts a fresh one.
@@ -238,7 +241,7 @@ describe('a killed invocation', () => {
         expect(link.bytesUp - sentBefore).toBeLessThanOrEqual(1.1 * size);
       }
     } finally {
-      await link.stop();
+      await Promise.all([link.stop(), primaryIgnoringRange.stop()]);
     }
   });
 });

@@ -23,7 +23,13 @@ export interface ThrottleProxy {
   stop(): Promise<void>;
 }
 
-export async function startThrottleProxy(targetUrl: string, options: { bytesPerSecond: number }): Promise<ThrottleProxy> {
+export interface ThrottleOptions {
+  bytesPerSecond: number;
+  /** Drop `Range` from requests, as a registry (or a CDN before it) that ignores it: blob reads answer 200 with the whole blob. */
+  ignoreRange?: boolean;
+}
+
+export async function startThrottleProxy(targetUrl: string, options: ThrottleOptions): Promise<ThrottleProxy> {
   const target = new URL(targetUrl);
   const log: ProxiedUpload[] = [];
   let bytesUp = 0;
@@ -51,7 +57,9 @@ export async function startThrottleProxy(targetUrl: string, options: { bytesPerS
       bytes: 0,
     };
     log.push(entry);
-    const upstream = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+    const headers = { ...req.headers };
+    if (options.ignoreRange) delete headers.range;
+    const upstream = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers }, (answer) => {
       entry.status = answer.statusCode;
       res.writeHead(answer.statusCode ?? 502, answer.headers);
       answer.pipe(res);
