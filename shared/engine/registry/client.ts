@@ -386,7 +386,13 @@ export class RegistryClient {
     });
     const stream = response.stream!;
     const length = descriptor.size - offset;
-    if (response.status === 200) return { stream: stream.pipe(skipBytes(offset)).on('error', () => stream.destroy()), length };
+    if (response.status === 200) {
+      const skipping = skipBytes(offset);
+      stream.on('error', (error) => skipping.destroy(error));
+      // Closing what the caller holds closes the response too, and frees its connection.
+      skipping.on('close', () => stream.destroy());
+      return { stream: stream.pipe(skipping), length };
+    }
     const range = /^bytes (\d+)-/.exec(response.headers['content-range'] ?? '');
     if (Number(range?.[1]) !== offset) {
       stream.destroy();
@@ -480,7 +486,8 @@ export class RegistryClient {
     progress.session = session;
     if (options.pastDeadline()) return { kind: 'paused', session, bytes: progress.sent };
 
-    const source = await open(session.offset);
+    // A session holding every byte (its invocation died before the final PUT) needs no source.
+    const source = session.offset < descriptor.size ? await open(session.offset) : { stream: Readable.from([]), length: 0 };
     const hasher = session.offset === 0 ? createHash(digestAlgorithm(descriptor.digest)) : undefined;
     const reader = new ChunkReader(source.stream, hasher);
     try {
@@ -546,6 +553,13 @@ export class RegistryClient {
 
   private async patchChunk(repository: string, session: UploadSession, reader: ChunkReader, length: number): Promise<UploadSession> {
     const end = session.offset + length;
+    // The chunk's bytes come off the source once: a resend (after a 401) would send the bytes after them.
+    let taken = false;
+    const body = async () => {
+      if (taken) throw new GeoSyncError('CHUNK_CONSUMED', `a chunk of ${session.digest} cannot be sent twice`, { retryable: true });
+      taken = true;
+      return { stream: reader.take(length), length };
+    };
     let response;
     try {
       response = await this.transport.send({
@@ -553,7 +567,7 @@ export class RegistryClient {
         target: session.location,
         scopes: push(repository),
         headers: { 'content-type': 'application/octet-stream', 'content-range': `${session.offset}-${end - 1}` },
-        body: async () => ({ stream: reader.take(length), length }),
+        body,
         expect: [202],
         retry: false,
       });
@@ -567,9 +581,7 @@ export class RegistryClient {
       throw new GeoSyncError(
         'UPLOAD_OFFSET_MISMATCH',
         `registry ${this.host} holds ${held ?? 'an unknown count of'} bytes of ${session.digest} after a chunk to ${end}`,
-        {
-          retryable: true,
-        },
+        { retryable: true },
       );
     }
     // Always the newest Location: registry 2.8 carries the signed upload state in it.
