@@ -10,7 +10,7 @@ import { RegistryClient, jsonLogger, silentLogger, type UploadSession } from '..
 import { noMetrics, processSyncMessage, type Registries, type Runtime, type StateStore } from '../../shared/jobs/index.js';
 import { LEASE_GRACE_MS, WORK_FRACTION } from '../../shared/jobs/timing.js';
 import { startRegistryPair, type RegistryPair } from '../support/registry.js';
-import { MediaType, pushBlob, pushBlobStream, pushManifest, readTags } from '../support/seed.js';
+import { openUploadSession, pushBigLayerImage, readTags } from '../support/seed.js';
 import { startThrottleProxy, type ThrottleProxy } from '../support/throttle-proxy.js';
 import { drain, importHandlers, lambdaContext, type Handlers } from './support/event-source.js';
 import { startLocalAws, type LocalAws } from './support/local-aws.js';
@@ -46,19 +46,7 @@ const P = () => registries.primary.url;
 const S = () => registries.secondary.url;
 const item = async (repository: string) => (await aws.items()).find((i) => i.repository === repository && i.secondary === 'eu');
 
-/** An image whose one layer is `size` deterministic bytes, streamed to the primary in chunks (never held whole). */
-async function pushBigImage(repository: string, tag: string, size: number): Promise<{ layer: string; manifest: string }> {
-  const layer = await pushBlobStream(P(), repository, size, `${repository} layer`);
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [layer] } }));
-  const configDigest = await pushBlob(P(), repository, config);
-  const manifest = JSON.stringify({
-    schemaVersion: 2,
-    mediaType: MediaType.ociManifest,
-    config: { mediaType: MediaType.ociConfig, digest: configDigest, size: config.length },
-    layers: [{ mediaType: MediaType.ociLayer, digest: layer, size }],
-  });
-  return { layer, manifest: await pushManifest(P(), repository, tag, manifest, MediaType.ociManifest) };
-}
+const pushBigImage = (repository: string, tag: string, size: number) => pushBigLayerImage(P(), repository, tag, size, `${repository} layer`);
 
 /** The sha256 of the blob as the secondary serves it, read straight from the registry (not through the proxy). */
 async function servedDigest(repository: string, digest: string): Promise<string> {
@@ -249,17 +237,6 @@ describe('a killed invocation', () => {
 describe('kept upload sessions', () => {
   const size = 40 * MB;
 
-  /** Opens a real session on the secondary (at `url`) holding `bytes` bytes of nothing useful; returns its newest Location. */
-  async function openSession(url: string, repository: string, bytes: number): Promise<string> {
-    const start = await fetch(`${url}/v2/${repository}/blobs/uploads/`, { method: 'POST' });
-    const patch = await fetch(new URL(start.headers.get('location')!, url), {
-      method: 'PATCH',
-      headers: { 'content-type': 'application/octet-stream', 'content-range': `0-${bytes - 1}` },
-      body: Buffer.alloc(bytes, 7),
-    });
-    return new URL(patch.headers.get('location')!, url).toString();
-  }
-
   it.each([
     { case: 'older than the age bound is cancelled', ageMs: 25 * 3600_000, purged: false },
     { case: 'the registry no longer knows starts afresh', ageMs: 60_000, purged: true },
@@ -267,7 +244,7 @@ describe('kept upload sessions', () => {
     const repository = purged ? 'kept/purged' : 'kept/stale';
     const image = await pushBigImage(repository, 'v1', size);
     const proxy = await startThrottleProxy(S(), { bytesPerSecond: 200 * MB });
-    const location = await openSession(proxy.url, repository, 2 * MB);
+    const location = await openUploadSession(proxy.url, repository, Buffer.alloc(2 * MB, 7));
     if (purged) await fetch(location.replace(/^http:\/\/[^/]+/, S()), { method: 'DELETE' });
     const dynamo = new DynamoDbStateStore(aws.dynamo, aws.table);
     const key = { repository, secondary: 'eu' };

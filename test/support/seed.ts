@@ -110,6 +110,33 @@ export async function pushBlobStream(url: string, repo: string, size: number, se
   return digest;
 }
 
+/**
+ * An image whose one layer is `size` deterministic bytes of pseudoRandomChunks(size, seed), streamed
+ * to the registry in chunks (never held whole). Returns the layer's and the manifest's digests.
+ */
+export async function pushBigLayerImage(url: string, repo: string, tag: string, size: number, seed: string): Promise<{ layer: string; manifest: string }> {
+  const layer = await pushBlobStream(url, repo, size, seed);
+  const config = encoder.encode(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [layer] } }));
+  const configDigest = await pushBlob(url, repo, config);
+  const manifest = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: MediaType.ociManifest,
+    config: { mediaType: MediaType.ociConfig, digest: configDigest, size: config.length },
+    layers: [{ mediaType: MediaType.ociLayer, digest: layer, size }],
+  });
+  return { layer, manifest: await pushManifest(url, repo, tag, manifest, MediaType.ociManifest) };
+}
+
+/** Starts an upload session holding `bytes` (chunk PATCH, no final PUT); returns its newest Location, absolute. */
+export async function openUploadSession(url: string, repo: string, bytes: Uint8Array): Promise<string> {
+  const location = await startUpload(url, repo);
+  const res = await request('PATCH', location, [202], {
+    body: bytes,
+    headers: { 'Content-Type': 'application/octet-stream', 'Content-Range': `0-${bytes.length - 1}` },
+  });
+  return locationOf(res, location);
+}
+
 export async function pushManifest(
   url: string,
   repo: string,
