@@ -127,6 +127,15 @@ function invocation(proxy: ThrottleProxy, store: StateStore, clock: () => number
   return { clients, runtime };
 }
 
+/** Resolves once the `n`-th chunk (PATCH) through `proxy` has sent its first megabyte and is still under way. */
+async function chunkUnderWay(proxy: ThrottleProxy, n: number): Promise<void> {
+  for (;;) {
+    const chunk = proxy.log.filter((entry) => entry.method === 'PATCH')[n - 1];
+    if (chunk && chunk.bytes >= MB) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 /**
  * A store through which an invocation dies: once `dead`, nothing it writes arrives (its calls
  * never return), as for a Lambda killed at its timeout. What it saved before stays.
@@ -155,7 +164,7 @@ function mortalStore(store: StateStore): { store: StateStore; die(): void; saves
 }
 
 describe('a killed invocation', () => {
-  const size = 96 * MB;
+  const size = 80 * MB;
   const budget = { remainingMs: 60_000 };
 
   it.each([
@@ -168,7 +177,7 @@ describe('a killed invocation', () => {
     const dynamo = new DynamoDbStateStore(aws.dynamo, aws.table);
     let skew = 0;
     const clock = () => Date.now() + skew;
-    const link = await startThrottleProxy(S(), { bytesPerSecond: 16 * MB });
+    const link = await startThrottleProxy(S(), { bytesPerSecond: 24 * MB });
     const primaryIgnoringRange = await startThrottleProxy(P(), { bytesPerSecond: 10_000 * MB, ignoreRange: true });
     const doomed = mortalStore(dynamo);
     const a = invocation(link, doomed.store, clock);
@@ -187,7 +196,7 @@ describe('a killed invocation', () => {
               resolve();
             };
             if (when === 'between chunks') kill();
-            else setTimeout(kill, 1_000);
+            else void chunkUnderWay(link, doomed.saves.length + 1).then(kill);
           }
           return saved;
         };
