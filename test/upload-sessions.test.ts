@@ -13,6 +13,7 @@ import {
   SESSION_MAX_AGE_MS,
   UploadBook,
   nextChunkBytes,
+  shownUploads,
   sortKeptSessions,
   uploadsAdvanced,
   type UploadSession,
@@ -176,5 +177,13 @@ describe('saveProgress on the file store', () => {
     expect(await store.get(key)).toMatchObject({ uploads: [session(1, 5)], leaseOwner: 'me' });
     expect(await store.saveProgress(key, 'me', [])).toBe(true);
     expect(await store.get(key)).not.toHaveProperty('uploads');
+  });
+});
+
+describe('shownUploads', () => {
+  it('shows digest, offset, size and age, never the Location with its signed state', () => {
+    const shown = shownUploads([session(1, 5 * MB)]);
+    expect(shown).toEqual([{ digest: D(1), offset: 5 * MB, size: 100 * MB, startedAt: NOW - 60_000 }]);
+    expect(JSON.stringify(shown)).not.toContain('_state');
   });
 });

@@ -1,6 +1,6 @@
 /** `geo-sync run` and `geo-sync status`: local mode over the same jobs as the Lambda functions. */
 import { Option, type Command } from 'commander';
-import { DEFAULT_CONCURRENCY, invalidInput, jsonLogger, validateRepositoryName } from '../engine/index.js';
+import { DEFAULT_CONCURRENCY, invalidInput, jsonLogger, shownUploads, validateRepositoryName } from '../engine/index.js';
 import { DEFAULT_STATE_DIR, FileStateStore } from '../local/file-store.js';
 import { localExitCode, runLocal, type LocalProgress, type LocalRunSummary } from '../local/run.js';
 import { overallStatus, withoutLease, type RepositoryRecord } from '../jobs/index.js';
@@ -87,7 +87,8 @@ export function registerLocalCommands(program: Command, options: LocalCommandOpt
 }
 
 function statusJson(record: RepositoryRecord) {
-  return { ...withoutLease(record), status: overallStatus(record) };
+  const { uploads, ...rest } = withoutLease(record);
+  return { ...rest, ...(uploads ? { uploads: shownUploads(uploads) } : {}), status: overallStatus(record) };
 }
 
 function summaryJson(summary: LocalRunSummary) {

@@ -18,4 +18,4 @@ export { syncRepository, verifyRepository, type SyncOptions, type VerifyOptions,
 export { STATUSES, type OverallStatus, type Status, type SyncState, type SyncStatus, type VerifyStatus } from './status.js';
 export type { SyncReport } from './sync-report.js';
 export { syncTags, type TagSyncOptions, type TagSyncReport } from './targeted-sync.js';
-export { SESSION_MAX_AGE_MS, uploadsAdvanced, type UploadSession } from './upload-session.js';
+export { SESSION_MAX_AGE_MS, shownUploads, uploadsAdvanced, type UploadSession } from './upload-session.js';

@@ -75,6 +75,11 @@ export function uploadsAdvanced(before: readonly UploadSession[] | undefined, af
   return (after ?? []).some((session) => session.offset > (held.get(session.digest) ?? 0));
 }
 
+/** Sessions as they may be shown (status output, invocation results): without the Location and its signed state. */
+export function shownUploads(sessions: readonly UploadSession[]): Omit<UploadSession, 'location'>[] {
+  return sessions.map(({ location: _location, ...shown }) => shown);
+}
+
 /**
  * One run's upload sessions: those kept from earlier invocations (claimed by digest when their
  * blob is copied) and those in progress now. What it holds at the end is what the record keeps.

@@ -1,4 +1,5 @@
 /** Jobs behind direct invocation of sync or verify: one repository on one or every secondary. */
+import { shownUploads, type SyncReport } from '../engine/index.js';
 import type { DirectRequest } from './messages.js';
 import type { Budget, Registries, Runtime } from './ports.js';
 import { planSync, processSyncMessage } from './sync.js';
@@ -29,10 +30,15 @@ export async function syncDirect(request: DirectRequest, registries: Registries,
         ...(request.maxPrune !== undefined ? { maxPrune: request.maxPrune } : {}),
       };
       const outcome = await processSyncMessage(message, registries, runtime, budget);
-      results.push({ secondary, outcome: outcome.kind, ...('report' in outcome ? { report: outcome.report } : {}) });
+      results.push({ secondary, outcome: outcome.kind, ...('report' in outcome && outcome.report ? { report: shownReport(outcome.report) } : {}) });
     }
   }
   return { repository: request.repository, results };
+}
+
+/** The report as the invoker sees it: unfinished uploads without their Locations (signed upload state). */
+function shownReport(report: SyncReport): SyncReport | (Omit<SyncReport, 'uploads'> & { uploads: ReturnType<typeof shownUploads> }) {
+  return report.uploads ? { ...report, uploads: shownUploads(report.uploads) } : report;
 }
 
 export async function verifyDirect(request: DirectRequest, registries: Registries, runtime: Runtime, budget: Budget) {
