@@ -254,9 +254,11 @@ describe('kept upload sessions', () => {
     const image = await pushBigImage(repository, 'v1', size);
     const proxy = await startThrottleProxy(S(), { bytesPerSecond: 200 * MB });
     const location = await openUploadSession(proxy.url, repository, Buffer.alloc(2 * MB, 7));
+    // The registry's purge of old uploads, on cue.
     if (purged) await fetch(location.replace(/^http:\/\/[^/]+/, S()), { method: 'DELETE' });
     const dynamo = new DynamoDbStateStore(aws.dynamo, aws.table);
     const key = { repository, secondary: 'eu' };
+    // The record an earlier invocation left: the session saved under its lease, long expired.
     await dynamo.acquireLease(key, { owner: 'earlier', expiresAt: Date.now() - 1 }, Date.now() - 10);
     const session: UploadSession = { digest: image.layer, location, offset: 2 * MB, size, startedAt: Date.now() - ageMs };
     expect(await dynamo.saveProgress(key, 'earlier', [session])).toBe(true);
