@@ -1,6 +1,7 @@
 /**
  * Chunked uploads that outlive one invocation: the session a job keeps in its record, how big
- * the next chunk is, and which kept sessions to resume, keep or cancel. Pure: no I/O here.
+ * the next chunk is, and which kept sessions to resume, keep or cancel. No requests here: the
+ * registry client sends them, and the job saves what the book hands its hook.
  */
 
 /**
@@ -34,7 +35,7 @@ export const FIRST_CHUNK_BYTES = 4 * 1024 * 1024;
 /**
  * A kept session older than this is cancelled and the blob copied afresh. Registries purge
  * uploads on their own after a week (docker-registry's default, 168 h); a day is far below that,
- * and far above any copy that makes progress.
+ * and a blob that needs longer is beyond this tool's links (10 GB in a day is 120 KB/s).
  */
 export const SESSION_MAX_AGE_MS = 24 * 60 * 60 * 1000;
 
