@@ -1,9 +1,9 @@
-import { memoByKey } from './concurrency.js';
+import { mapLimit, memoByKey } from './concurrency.js';
 import { GeoSyncError } from './errors.js';
 import { silentLogger, type EngineLogger } from './log.js';
 import { manifestReferences, type Descriptor, type RawManifest, type Repository } from './oci.js';
 import type { RegistryClient } from './registry/client.js';
-import { CHUNKED_UPLOAD_MIN_BYTES, type UploadBook } from './upload-session.js';
+import { CHUNKED_UPLOAD_MIN_BYTES, type UploadBook, type UploadSession } from './upload-session.js';
 
 /** A manifest or blob that a tagged manifest needs and the secondary lacks. */
 export interface MissingObject {
@@ -161,4 +161,18 @@ export class Replicator {
     if (this.options.deep) this.missing.push(object);
     (this.options.logger ?? silentLogger).debug('object missing on secondary', { repository: this.repository, ...object });
   }
+}
+
+/** Cancels kept upload sessions nothing will resume; a failed DELETE is ignored (the registry purges them in time). */
+export async function cancelUploads(
+  secondary: RegistryClient,
+  repository: Repository,
+  sessions: UploadSession[],
+  why: string,
+  logger: EngineLogger,
+): Promise<void> {
+  await mapLimit(sessions, 4, async (session) => {
+    logger.info('upload session cancelled', { repository, digest: session.digest, offset: session.offset, reason: why });
+    await secondary.cancelUpload(repository, session.location);
+  });
 }

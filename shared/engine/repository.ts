@@ -7,7 +7,7 @@ import type { Repository } from './oci.js';
 import { DEFAULT_MAX_PRUNE, isEmptyPlan, planRepository, pruneGuard, type Plan, type PrimaryTagMap } from './planner.js';
 import { readForSync, readPrimary, readTagMap, type ReadOptions, type SyncSides } from './read-tags.js';
 import type { RegistryClient } from './registry/client.js';
-import { Replicator, UploadPaused, type ChunkedCopy, type MissingObject, type ReplicationStats } from './replicate.js';
+import { Replicator, UploadPaused, cancelUploads, type ChunkedCopy, type MissingObject, type ReplicationStats } from './replicate.js';
 import type { VerifyStatus } from './status.js';
 import { SyncReportBuilder, type SyncReport, type TagFailure, type TagSkip, type TreeCheck, type WriteOutcome } from './sync-report.js';
 import { TagRemover, probeDeletes } from './tag-removal.js';
@@ -103,14 +103,6 @@ export async function syncRepository(
   await cancelUploads(secondary, repository, book.released(deadline.wasPassed), 'no longer needed', logger);
   report.uploadsLeft(book.unfinished(deadline.wasPassed));
   return finish(report, replicator.stats, logger);
-}
-
-/** Cancels kept upload sessions nothing will resume; a failed DELETE is ignored (the registry purges them in time). */
-async function cancelUploads(secondary: RegistryClient, repository: Repository, sessions: UploadSession[], why: string, logger: EngineLogger): Promise<void> {
-  await mapLimit(sessions, 4, async (session) => {
-    logger.info('upload session cancelled', { repository, digest: session.digest, offset: session.offset, reason: why });
-    await secondary.cancelUpload(repository, session.location);
-  });
 }
 
 /** The run's deadline: once a look at the clock finds it passed, it stays passed. */

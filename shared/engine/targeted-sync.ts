@@ -9,8 +9,9 @@ import { silentLogger, type EngineLogger } from './log.js';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, validateRepositoryName, validateTag, type Repository } from './oci.js';
 import { byteOrder } from './planner.js';
 import type { DeleteSupport, ManifestHead, RegistryClient } from './registry/client.js';
-import { Replicator } from './replicate.js';
+import { Replicator, UploadPaused, cancelUploads, type ChunkedCopy } from './replicate.js';
 import { TagRemover, writeRefusal } from './tag-removal.js';
+import { UploadBook, type UploadSession } from './upload-session.js';
 
 /** How long a tag that does not show its announced digest yet is given before it is asked once more. */
 const SETTLE_MS = 100;
@@ -26,6 +27,14 @@ export interface TagSyncOptions {
    * does not show its digest is named in `unsettled`, for the caller to look at again.
    */
   announced?: Readonly<Record<string, string>>;
+  /**
+   * Upload sessions the pair's record keeps (from an event job or a full sync). With a deadline,
+   * big blobs are copied in chunks as sync copies them: a session is resumed, and one cut short
+   * by the deadline is kept; sessions for blobs this job does not touch are kept as they are.
+   */
+  uploads?: readonly UploadSession[];
+  /** After each chunk, with every session to keep: save them, the job may be killed. */
+  onUploadProgress?: (sessions: UploadSession[]) => Promise<void>;
 }
 
 export interface TagSyncReport {
@@ -46,7 +55,7 @@ export interface TagSyncReport {
   skipped: { tag: string; reason: string }[];
   /** The secondary refuses deletes: these tags, gone from the primary, were left as they were. */
   removalRefused?: { reason: string; tags: string[] };
-  /** Not started before the deadline. */
+  /** Not started before the deadline, or whose big blob was still being copied in chunks when it came. */
   notStarted: string[];
   /**
    * Tags whose primary did not show the digest a push announced (registry 2.8 sends the event just
@@ -57,6 +66,8 @@ export interface TagSyncReport {
   blobsCopied: number;
   blobsMounted: number;
   durationMs: number;
+  /** The upload sessions to keep in the record (this job's unfinished ones and those it did not touch). Absent when none. */
+  uploads?: UploadSession[];
 }
 
 /**
@@ -95,7 +106,11 @@ export async function syncTags(
     blobsMounted: 0,
     durationMs: 0,
   };
-  const replicator = new Replicator(primary, secondary, repository, { logger });
+  const pastDeadline = () => options.deadline !== undefined && Date.now() >= options.deadline;
+  const book = new UploadBook(options.uploads ?? [], Date.now(), options.onUploadProgress);
+  const chunked: ChunkedCopy | undefined = options.deadline !== undefined ? { book, pastDeadline, msLeft: () => options.deadline! - Date.now() } : undefined;
+  const replicator = new Replicator(primary, secondary, repository, { logger, ...(chunked ? { chunked } : {}) });
+  await cancelUploads(secondary, repository, book.stale, 'older than the session age bound', logger);
   /** Removal for one tag, as read on the secondary: a throwaway is looked for only where its HEAD allows one. */
   const removerFor = (tag: string, head: ManifestHead, deletes: DeleteSupport) =>
     new TagRemover(secondary, repository, deletes, { tags: new Map([[tag, head.digest]]), heads: [head] }, logger);
@@ -109,7 +124,7 @@ export async function syncTags(
   const refused: string[] = [];
 
   await mapLimit(wanted, options.concurrency ?? DEFAULT_CONCURRENCY, async (tag) => {
-    if (options.deadline !== undefined && Date.now() >= options.deadline) {
+    if (pastDeadline()) {
       report.notStarted.push(tag);
       return;
     }
@@ -163,10 +178,17 @@ export async function syncTags(
       report.done.removed.push(tag);
       written.set(tag, null);
     } catch (error) {
+      // Out of time mid-blob: the tag goes again at once, and its next job resumes the upload.
+      if (error instanceof UploadPaused) return void report.notStarted.push(tag);
       report.failed.push({ tag, error: errorMessage(error) });
       logger.error('tag sync failed', { repository, tag, error: errorMessage(error) });
     }
   });
+  // A job names a few tags: sessions it did not reach belong to other tags' blobs and are kept
+  // (as when out of time); only those for blobs now on the secondary are cancelled.
+  await cancelUploads(secondary, repository, book.released(true), 'no longer needed', logger);
+  const uploads = book.unfinished(true);
+  if (uploads.length > 0) report.uploads = uploads;
 
   if (refusal && refused.length > 0) {
     const why =

@@ -135,6 +135,12 @@ export type Admission =
   /** A retry message that arrived early (SQS delays stop at 15 minutes): send it again for the rest. */
   | { kind: 'defer'; delayMs: number };
 
+/** The record with these upload sessions kept in place of its own (none: the field removed). */
+export function withUploads(record: RepositoryRecord, uploads: readonly UploadSession[] | undefined): RepositoryRecord {
+  const { uploads: _u, ...rest } = record;
+  return uploads && uploads.length > 0 ? { ...rest, uploads: [...uploads] } : rest;
+}
+
 /** Whether a sync message should run now, given the record's retry schedule. */
 export function admitSync(record: RepositoryRecord | undefined, message: SyncMessage, now: number): Admission {
   if (message.force || message.continuation !== undefined || !record) return { kind: 'run' };

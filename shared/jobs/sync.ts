@@ -4,7 +4,7 @@ import { GeoSyncError, errorMessage, syncRepository, validateRepositoryName, typ
 import { leaseHeld, type LeaseHeld } from './lease-held.js';
 import type { SyncMessage } from './messages.js';
 import type { Budget, Registries, Runtime } from './ports.js';
-import { admitSync, afterSync, afterSyncError, type RepositoryRecord } from './record.js';
+import { admitSync, afterSync, afterSyncError, withUploads, type RepositoryRecord } from './record.js';
 import { LEASE_GRACE_MS, WORK_FRACTION, delaySeconds } from './timing.js';
 
 export type SyncOutcome =
@@ -58,8 +58,7 @@ export async function processSyncMessage(message: SyncMessage, registries: Regis
     next = afterSync(leased, report, runtime.clock(), runtime.retry, runtime.random);
   } catch (error) {
     logger.error('sync failed', { ...key, error: errorMessage(error) });
-    const { uploads: _u, ...rest } = leased;
-    next = afterSyncError({ ...rest, ...(uploads?.length ? { uploads } : {}) }, error, runtime.clock(), runtime.retry, runtime.random);
+    next = afterSyncError(withUploads(leased, uploads), error, runtime.clock(), runtime.retry, runtime.random);
   }
 
   if (!(await store.release(next, owner))) {

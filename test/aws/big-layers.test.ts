@@ -107,6 +107,42 @@ describe('a layer bigger than one invocation', () => {
   });
 });
 
+describe('a big layer arriving through a registry notification', () => {
+  it("is copied in chunks by event jobs across invocations, each resuming the last one's upload", async () => {
+    const size = 80 * MB;
+    const image = await pushBigImage('ml/pushed', 'v1', size);
+    // What the notify function queues for a push: an event job naming the tag and its digest.
+    const now = Date.now();
+    await new SqsQueue(aws.sqs, aws.queues.sync.url).send([
+      { repository: 'ml/pushed', secondary: 'eu', tags: ['v1'], pushed: { v1: image.manifest }, eventAt: now, requestedAt: now },
+    ]);
+    const before = slowLink.bytesUp;
+    const chunksBefore = patches(slowLink).length;
+
+    // A 10-second budget: the event job starts work for 6 s of it, so 80 MB at 7 MB/s takes two or more.
+    const stats = await drain(
+      aws.sqs,
+      [{ name: 'sync', url: aws.queues.sync.url, arn: aws.queues.sync.arn, handler: handlers.sync, context: () => lambdaContext(10_000) }],
+      {
+        timeoutMs: 90_000,
+      },
+    );
+
+    const sent = slowLink.bytesUp - before;
+    const starts = patches(slowLink).slice(chunksBefore);
+    console.log(`80 MB layer by event jobs: ${stats.sync!.invocations} invocations, ${(sent / size).toFixed(3)}x the layer sent, ${starts.length} chunks`);
+    expect(stats.sync!.invocations).toBeGreaterThanOrEqual(2);
+    expect(await readTags(S(), 'ml/pushed')).toEqual({ v1: image.manifest });
+    expect(await servedDigest('ml/pushed', image.layer)).toBe(image.layer);
+    expect(sent).toBeLessThanOrEqual(1.1 * size);
+    // One session from 0 to the end: every chunk starts where the one before ended, none from 0 again.
+    expect(starts.filter((start) => start === 0)).toHaveLength(1);
+    const record = await item('ml/pushed');
+    expect(record?.lastEvent).toMatchObject({ status: 'synced', copied: 1 });
+    expect(record).not.toHaveProperty('uploads');
+  });
+});
+
 /** One invocation's world: its own registry clients, the secondary reached through `proxy`, the DynamoDB store wrapped by the test. */
 function invocation(proxy: ThrottleProxy, store: StateStore, clock: () => number, primaryUrl = P()) {
   const primary = new RegistryClient({ url: primaryUrl });

@@ -6,10 +6,10 @@
  * full sync of the repository.
  */
 import { randomUUID } from 'node:crypto';
-import { errorMessage, syncTags, type TagSyncReport } from '../../engine/index.js';
+import { GeoSyncError, errorMessage, syncTags, type TagSyncReport, type UploadSession } from '../../engine/index.js';
 import type { SyncMessage } from '../messages.js';
 import type { Budget, Registries, Runtime } from '../ports.js';
-import { FIRST_TAGS, retryDelayMs, withoutLease, type LastEvent, type RepositoryRecord } from '../record.js';
+import { FIRST_TAGS, retryDelayMs, withUploads, withoutLease, type LastEvent, type RepositoryRecord } from '../record.js';
 import { leaseHeld, type LeaseHeld } from '../lease-held.js';
 import { processSyncMessage, type SyncOutcome } from '../sync.js';
 import { LEASE_GRACE_MS, MAX_DELAY_SECONDS, WORK_FRACTION } from '../timing.js';
@@ -48,12 +48,21 @@ export async function processEventJob(message: EventJob, registries: Registries,
 
   let report: TagSyncReport | undefined;
   let failure: unknown;
+  // The upload sessions as last saved: what a failed job leaves in the record for the next to resume.
+  let saved: UploadSession[] | undefined = leased.uploads;
+  const saveProgress = async (sessions: UploadSession[]) => {
+    if (!(await store.saveProgress(key, owner, sessions)))
+      throw new GeoSyncError('LEASE_LOST', `${key.repository}: the event job's lease was lost during a chunked upload`);
+    saved = sessions;
+  };
   try {
     report = await syncTags(registries.primary(), secondary, message.repository, message.tags, {
       deadline: now + remainingMs * WORK_FRACTION,
       concurrency: runtime.concurrency,
       logger,
       ...(message.pushed ? { announced: message.pushed } : {}),
+      ...(leased.uploads ? { uploads: leased.uploads } : {}),
+      onUploadProgress: saveProgress,
     });
   } catch (error) {
     failure = error;
@@ -62,7 +71,7 @@ export async function processEventJob(message: EventJob, registries: Registries,
   // Measured once the secondary holds what the events announced; an unsettled tag's next run measures it.
   const lagSeconds =
     report?.status === 'synced' && report.unsettled.length === 0 && message.eventAt !== undefined ? Math.max(0, finished - message.eventAt) / 1000 : undefined;
-  const next = afterEventJob(leased, message, report ?? { error: errorMessage(failure) }, finished, lagSeconds);
+  const next = afterEventJob(withUploads(leased, report ? report.uploads : saved), message, report ?? { error: errorMessage(failure) }, finished, lagSeconds);
   const released = await store.release(next, owner);
   // Whatever became of the record, the tags left to do go back to the queue: the work is never lost.
   await requeue(message, report, runtime);
