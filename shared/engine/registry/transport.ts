@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { rootCertificates } from 'node:tls';
 import type { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
@@ -22,7 +23,11 @@ export interface RegistryEndpoint {
 }
 
 export interface TransportOptions {
-  /** Most requests in flight (and connections) per registry host; throttling answers lower it for a while. */
+  /**
+   * Most requests in flight (and connections) per registry host: the ceiling. The limit starts
+   * at 16 (or this, when lower), grows while round trips show distance rather than queueing,
+   * and falls on queueing and throttling answers (limit.ts).
+   */
   concurrency?: number;
   /** Retries after the first attempt for retryable failures. */
   retries?: number;
@@ -71,13 +76,16 @@ const THROTTLING_STATUS = new Set([429, 503]);
 const ERROR_BODY_LIMIT = 64 * 1024;
 const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
 
-/** Per-registry request counts: what a run cost, and proof that a no-op run wrote nothing. */
-export const counters = () => ({ requests: 0, writes: 0, retries: 0, bytesUp: 0 });
+/**
+ * Per-registry request counts: what a run cost, and proof that a no-op run wrote nothing; and the
+ * in-flight limit the run reached (`limitMax`) and ended at (`limitFinal`).
+ */
+export const counters = () => ({ requests: 0, writes: 0, retries: 0, bytesUp: 0, limitMax: 0, limitFinal: 0 });
 
 /** The one sender: every registry request goes through here. */
 export class Transport {
   readonly base: URL;
-  readonly stats = counters();
+  private readonly counts = counters();
   private readonly dispatcher: Dispatcher;
   private readonly inFlight: AdaptiveLimit;
   private readonly auth: Authenticator;
@@ -108,12 +116,18 @@ export class Transport {
     this.auth = new Authenticator(this.base, credentials, this.dispatcher, (what, operation) => this.withRetry(what, operation));
   }
 
+  get stats(): ReturnType<typeof counters> {
+    this.counts.limitMax = this.inFlight.highest;
+    this.counts.limitFinal = this.inFlight.limit;
+    return this.counts;
+  }
+
   /** Requests in flight now, counting streamed bodies not yet read to the end. */
   get requestsInFlight(): number {
     return this.inFlight.active;
   }
 
-  /** Requests allowed in flight now (lowered by throttling answers). */
+  /** Requests allowed in flight now (raised by distance, lowered by queueing and throttling answers). */
   get concurrencyLimit(): number {
     return this.inFlight.limit;
   }
@@ -136,6 +150,7 @@ export class Transport {
       const authorization = onHost ? await this.auth.header(spec.scopes) : undefined;
       let response: Dispatcher.ResponseData;
       const ticket = await this.inFlight.acquire();
+      const sentAt = performance.now();
       try {
         response = await this.dispatch(spec, url, authorization);
       } catch (error) {
@@ -148,7 +163,9 @@ export class Transport {
       }
       const status = response.statusCode;
       const headers = flattenHeaders(response.headers);
-      this.releaseWhenClosed(response.body, ticket, THROTTLING_STATUS.has(status));
+      // A body we stream up arrives at the registry's pace, not the route's: its wait is no round trip.
+      const roundTripMs = typeof spec.body === 'function' ? undefined : performance.now() - sentAt;
+      this.releaseWhenClosed(response.body, ticket, THROTTLING_STATUS.has(status), roundTripMs);
 
       if (status === 401 && onHost && !authRetried && !spec.expect.includes(401)) {
         await response.body.dump();
@@ -196,8 +213,8 @@ export class Transport {
    * A request stays in flight until its body is read, dumped or destroyed, not just until its
    * headers arrive: a streamed blob keeps its slot, so a limit lowered by throttling slows it too.
    */
-  private releaseWhenClosed(body: Readable, ticket: number, throttled: boolean): void {
-    const release = () => this.inFlight.release(ticket, throttled);
+  private releaseWhenClosed(body: Readable, ticket: number, throttled: boolean, roundTripMs: number | undefined): void {
+    const release = () => this.inFlight.release(ticket, throttled, roundTripMs);
     if (body.closed) release();
     else body.once('close', release);
   }
@@ -212,7 +229,7 @@ export class Transport {
         const retryAfter = error instanceof RegistryError || error instanceof TokenServiceError ? error.retryAfter : undefined;
         const wait = retryable ? this.nextWait(attempt, retryAfter) : undefined;
         if (wait === undefined) throw error;
-        this.stats.retries++;
+        this.counts.retries++;
         this.logger.warn('retrying', { registry: this.host, operation: what, attempt: attempt + 1, waitMs: wait, reason: (error as Error).message });
         await this.sleep(wait);
       }
@@ -238,8 +255,8 @@ export class Transport {
       body = source.stream;
       headers['content-length'] = String(source.length);
     }
-    this.stats.requests++;
-    if (spec.method !== 'GET' && spec.method !== 'HEAD') this.stats.writes++;
+    this.counts.requests++;
+    if (spec.method !== 'GET' && spec.method !== 'HEAD') this.counts.writes++;
     // reset: false keeps the connection alive after HEAD; undici otherwise closes it on every HEAD.
     // The dispatcher directly, with origin and path: undici's request() would parse the URL again.
     return this.dispatcher.request({
@@ -279,7 +296,7 @@ export class Transport {
 
   /** Counts and logs a retry, then sleeps `waitMs` before it. */
   private async waitBeforeRetry(spec: RequestSpec, url: URL, waitMs: number, reason: string): Promise<void> {
-    this.stats.retries++;
+    this.counts.retries++;
     this.logger.warn('retrying request', { registry: this.host, method: spec.method, path: url.pathname, waitMs, reason });
     await this.sleep(waitMs);
   }
