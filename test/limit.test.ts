@@ -47,6 +47,12 @@ describe('AdaptiveLimit following the round trip', () => {
     expect(limit.limit).toBe(BASE_LIMIT);
   });
 
+  it('holds at the base when a near registry answers some requests at once but most late (the spread of a busy one)', async () => {
+    const limit = new AdaptiveLimit(64);
+    const seen = await drive(limit, 5000, (_current, i) => (i % 3 === 0 ? 1 : 12));
+    expect(Math.max(...seen)).toBe(BASE_LIMIT);
+  });
+
   it('grows far away until the registry queues, then settles between the two', async () => {
     const limit = new AdaptiveLimit(128);
     // 25 ms away, serving 2 requests a millisecond: 50 in flight is what the route holds.
