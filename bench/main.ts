@@ -244,7 +244,7 @@ async function runLatencyBench(raw: string): Promise<void> {
     config: { sizes, roundTrips, reps: config.reps, peerRepsFar, registryCache: config.registryCache, cli: CLI },
     totalSeconds,
     notes: [
-      'every registry behind a delaying proxy (test/support/delay-proxy.ts) that holds each request MS before forwarding it: each round trip takes MS longer, all of it on the way there; at 0 ms no proxy',
+      'every registry behind a delaying proxy (test/support/delay-proxy.ts, a TCP relay) that holds each byte sent to the registry MS before passing it on: each round trip takes MS longer, all of it on the way there; answers come back at once; at 0 ms no proxy',
       'ours, skopeo and the sequential verifier all go through the same proxies; the registries are read back directly to check each initial sync',
       `ours = the geo-sync CLI binary, one process per run, default --concurrency (64: the ceiling; the in-flight limit starts at 16); ${config.reps} runs, medians`,
       `peers: ${config.reps} runs at 0 ms, ${peerRepsFar} above (skopeo takes minutes per run there); medians`,
