@@ -104,7 +104,9 @@ async function runBench(): Promise<void> {
     `geo-sync benchmark: sizes ${config.sizes.join(', ')} tags, ${config.reps} repetitions (initial sync: ${config.reps} up to ${config.largeAbove} tags, ${config.initialRepsLarge} above)`,
   );
   log(`${environment.node}, ${environment.skopeo}, ${environment.registry} (blob descriptor cache: ${config.registryCache}), ${environment.cores} cores`);
-  log(`ours = the geo-sync CLI binary (node ${CLI}), one process per run, default --concurrency 64, in-flight limit starting at 16; peers run as processes too`);
+  log(
+    `ours = the geo-sync CLI binary (node ${CLI}), one process per run, default --concurrency 64, in-flight limit starting at 16; peers run as processes too`,
+  );
 
   const rows: Row[] = [];
   const details: Record<string, unknown> = {};
@@ -206,7 +208,9 @@ async function runLatencyBench(raw: string): Promise<void> {
   const sizes = process.env.BENCH_SIZES ? config.sizes : [500, 200];
   const peerRepsFar = int(process.env.BENCH_PEER_REPS_FAR, 1);
   const environment = describeEnvironment();
-  log(`geo-sync across regions: ${sizes.join(', ')} tags at +${raw} ms round trip, ours ${config.reps}x, peers ${config.reps}x at 0 ms and ${peerRepsFar}x above`);
+  log(
+    `geo-sync across regions: ${sizes.join(', ')} tags at +${raw} ms round trip, ours ${config.reps}x, peers ${config.reps}x at 0 ms and ${peerRepsFar}x above`,
+  );
   log(`${environment.node}, ${environment.skopeo}, ${environment.registry} (blob descriptor cache: ${config.registryCache}), ${environment.cores} cores`);
   const latency = await benchLatency(
     {
@@ -233,7 +237,9 @@ async function runLatencyBench(raw: string): Promise<void> {
   const totalSeconds = (performance.now() - started) / 1000;
   process.stdout.write(`\n${formatLatencyTable(latency.rows)}\n`);
   for (const e of latency.extra) process.stdout.write(`${e.size} tags: ${e.measure} = ${e.value.toFixed(2)}x (goal ${e.goal}: ${e.meets ? 'yes' : 'NO'})\n`);
-  process.stdout.write(`\nLambda cost (serverless.yml: sync ${latency.memoryMb.sync} MB, verify ${latency.memoryMb.verify} MB)\n${formatCostTable(latency.cost, latency.memoryMb)}\n`);
+  process.stdout.write(
+    `\nLambda cost (serverless.yml: sync ${latency.memoryMb.sync} MB, verify ${latency.memoryMb.verify} MB)\n${formatCostTable(latency.cost, latency.memoryMb)}\n`,
+  );
   log(`total ${totalSeconds.toFixed(0)} s`);
 
   const previous = existsSync(RESULTS) ? (JSON.parse(readFileSync(RESULTS, 'utf8')) as Record<string, unknown>) : {};
@@ -248,7 +254,7 @@ async function runLatencyBench(raw: string): Promise<void> {
       'ours, skopeo and the sequential verifier all go through the same proxies; the registries are read back directly to check each initial sync',
       `ours = the geo-sync CLI binary, one process per run, default --concurrency (64: the ceiling; the in-flight limit starts at 16); ${config.reps} runs, medians`,
       `peers: ${config.reps} runs at 0 ms, ${peerRepsFar} above (skopeo takes minutes per run there); medians`,
-      'limit: the in-flight limit of ours\' last run, per registry (primary/secondary): the highest it reached and where it ended',
+      "limit: the in-flight limit of ours' last run, per registry (primary/secondary): the highest it reached and where it ended",
       `Lambda cost: GB-seconds = the run's wall time (the CLI's process start included, so a warm Lambda pays a little less) x the function's memory in serverless.yml (sync ${latency.memoryMb.sync} MB, verify ${latency.memoryMb.verify} MB), per 1,000 tags`,
       'goals (issue 14) at 500 tags: 25 ms initial <= 0.03x skopeo, no-op <= 0.02x, verify <= 0.03x sequential; 0 ms no worse than before (0.33x / 0.26x / 0.56x); no-op at 25 ms <= 1.3x the no-op at 0 ms',
     ],

@@ -85,7 +85,7 @@ export const counters = () => ({ requests: 0, writes: 0, retries: 0, bytesUp: 0,
 /** The one sender: every registry request goes through here. */
 export class Transport {
   readonly base: URL;
-  private readonly counts = counters();
+  readonly stats = counters();
   private readonly dispatcher: Dispatcher;
   private readonly inFlight: AdaptiveLimit;
   private readonly auth: Authenticator;
@@ -104,6 +104,7 @@ export class Transport {
     const ca = endpoint.caFile ? [...rootCertificates, readCaFile(endpoint.caFile)] : undefined;
     const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
     this.inFlight = new AdaptiveLimit(concurrency);
+    this.stats.limitMax = this.stats.limitFinal = this.inFlight.limit;
     this.dispatcher = new Agent({
       connections: concurrency,
       keepAliveTimeout: 30_000,
@@ -114,12 +115,6 @@ export class Transport {
     const credentials = endpoint.username !== undefined ? { username: endpoint.username, password: endpoint.password ?? '' } : undefined;
     // Token requests back off exactly as registry requests do: one policy, one place.
     this.auth = new Authenticator(this.base, credentials, this.dispatcher, (what, operation) => this.withRetry(what, operation));
-  }
-
-  get stats(): ReturnType<typeof counters> {
-    this.counts.limitMax = this.inFlight.highest;
-    this.counts.limitFinal = this.inFlight.limit;
-    return this.counts;
   }
 
   /** Requests in flight now, counting streamed bodies not yet read to the end. */
@@ -154,7 +149,7 @@ export class Transport {
       try {
         response = await this.dispatch(spec, url, authorization);
       } catch (error) {
-        this.inFlight.release(ticket, false);
+        this.release(ticket, false, undefined);
         if (error instanceof GeoSyncError) throw error;
         const wait = this.nextWait(attempt, undefined);
         if (wait === undefined || !isConnectionError(error) || !this.replayable(spec)) throw this.unreachable(spec, url, error);
@@ -214,9 +209,15 @@ export class Transport {
    * headers arrive: a streamed blob keeps its slot, so a limit lowered by throttling slows it too.
    */
   private releaseWhenClosed(body: Readable, ticket: number, throttled: boolean, roundTripMs: number | undefined): void {
-    const release = () => this.inFlight.release(ticket, throttled, roundTripMs);
+    const release = () => this.release(ticket, throttled, roundTripMs);
     if (body.closed) release();
     else body.once('close', release);
+  }
+
+  private release(ticket: number, throttled: boolean, roundTripMs: number | undefined): void {
+    this.inFlight.release(ticket, throttled, roundTripMs);
+    this.stats.limitMax = this.inFlight.highest;
+    this.stats.limitFinal = this.inFlight.limit;
   }
 
   /** Retries a whole operation (e.g. upload session + streamed body) with the same policy as `send`. */
@@ -229,7 +230,7 @@ export class Transport {
         const retryAfter = error instanceof RegistryError || error instanceof TokenServiceError ? error.retryAfter : undefined;
         const wait = retryable ? this.nextWait(attempt, retryAfter) : undefined;
         if (wait === undefined) throw error;
-        this.counts.retries++;
+        this.stats.retries++;
         this.logger.warn('retrying', { registry: this.host, operation: what, attempt: attempt + 1, waitMs: wait, reason: (error as Error).message });
         await this.sleep(wait);
       }
@@ -255,8 +256,8 @@ export class Transport {
       body = source.stream;
       headers['content-length'] = String(source.length);
     }
-    this.counts.requests++;
-    if (spec.method !== 'GET' && spec.method !== 'HEAD') this.counts.writes++;
+    this.stats.requests++;
+    if (spec.method !== 'GET' && spec.method !== 'HEAD') this.stats.writes++;
     // reset: false keeps the connection alive after HEAD; undici otherwise closes it on every HEAD.
     // The dispatcher directly, with origin and path: undici's request() would parse the URL again.
     return this.dispatcher.request({
@@ -296,7 +297,7 @@ export class Transport {
 
   /** Counts and logs a retry, then sleeps `waitMs` before it. */
   private async waitBeforeRetry(spec: RequestSpec, url: URL, waitMs: number, reason: string): Promise<void> {
-    this.counts.retries++;
+    this.stats.retries++;
     this.logger.warn('retrying request', { registry: this.host, method: spec.method, path: url.pathname, waitMs, reason });
     await this.sleep(waitMs);
   }
