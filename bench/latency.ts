@@ -177,8 +177,9 @@ async function benchRoundTrip(
     return sample;
   };
   const describe = (work: Work) => {
-    const limit = samples[work].limit;
-    return `ours ${samples[work].ours.at(-1)?.toFixed(2)} s (limit max ${limit?.primary.max}/${limit?.secondary.max}, final ${limit?.primary.final}/${limit?.secondary.final})`;
+    const { ours: o, peer: q, limit } = samples[work];
+    const limits = limit ? ` (limit max ${limit.primary.max}/${limit.secondary.max}, final ${limit.primary.final}/${limit.secondary.final})` : '';
+    return `ours ${o.at(-1)?.toFixed(2)} s${limits} | ${work === 'verify' ? 'sequential' : 'skopeo'} ${q.length > 0 ? `${q.at(-1)!.toFixed(2)} s` : '-'}`;
   };
 
   // Initial sync: each repetition into a fresh, empty secondary; the last of each tool is kept.
@@ -199,7 +200,7 @@ async function benchRoundTrip(
       peerSecondary = await fresh();
       await peer('initial sync', peerSecondary.registry, peerSecondary.front);
     }
-    log(`initial sync ${rep}: ${describe('initial sync')} | skopeo ${samples['initial sync'].peer.at(-1)?.toFixed(2) ?? '-'} s`);
+    log(`initial sync ${rep}: ${describe('initial sync')}`);
   }
   await expectSame(oursSecondary!.registry.url, truth, repository, 'geo-sync initial sync');
   if (peerSecondary) await expectSame(peerSecondary.registry.url, truth, repository, 'skopeo initial sync');
@@ -207,12 +208,12 @@ async function benchRoundTrip(
   for (let rep = 1; rep <= options.reps; rep++) {
     await ours('no-op sync', oursSecondary!.registry, oursSecondary!.front);
     if (rep <= peerReps) await peer('no-op sync', peerSecondary!.registry, peerSecondary!.front);
-    log(`no-op sync ${rep}: ${describe('no-op sync')} | skopeo ${samples['no-op sync'].peer.at(-1)?.toFixed(2)} s`);
+    log(`no-op sync ${rep}: ${describe('no-op sync')}`);
   }
   for (let rep = 1; rep <= options.reps; rep++) {
     await ours('verify', oursSecondary!.registry, oursSecondary!.front);
     if (rep <= peerReps) await peer('verify', oursSecondary!.registry, oursSecondary!.front);
-    log(`verify ${rep}: ${describe('verify')} | sequential ${samples.verify.peer.at(-1)?.toFixed(2)} s`);
+    log(`verify ${rep}: ${describe('verify')}`);
   }
   await Promise.all([...fronts.map((f) => f.stop()), oursSecondary!.registry.stop(), peerSecondary?.registry.stop()]);
 

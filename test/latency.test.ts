@@ -8,8 +8,8 @@ import { startDelayProxy, type DelayProxy } from './support/delay-proxy.js';
 import { startRegistryPair, type RegistryPair } from './support/registry.js';
 import { MediaType, pushBlob, pushManifest, readTags } from './support/seed.js';
 
-/** Long enough that a loaded test machine's jitter stays small beside it. */
-const ROUND_TRIP_MS = 40;
+/** Long enough that a loaded test machine's jitter (tens of ms) stays small beside it. */
+const ROUND_TRIP_MS = 80;
 const TAGS = 300;
 const repo = validateRepositoryName('far/app');
 
