@@ -2,7 +2,7 @@
 // docker-registry processes on loopback. Prints each phase as it goes, then a table of medians
 // and ratios (ours / peer); writes bench/results.json. See bench/README-fragment.md.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -16,6 +16,7 @@ import { benchEvents } from './events.js';
 import { measureFanOutEnqueueRate, type FanOutFigure } from './fan-out-hook.js';
 import { median, processCpuMs, registryPid, runTimed, type Timed } from './measure.js';
 import { summariseProfile, type ProfileSummary } from './profile.js';
+import { benchLatency, formatCostTable, formatLatencyTable, parseRoundTrips } from './latency.js';
 import { isMultiArch, moveTags, pushBaseLayer, pushExtraTags, seedRepository, tagName } from './seed.js';
 import { sequentialVerify } from './sequential-verify.js';
 
@@ -26,6 +27,9 @@ const CLI = process.env.BENCH_CLI ?? join(ROOT, 'dist', 'cli.mjs');
 const RSS_PROBE = join(ROOT, 'test', 'support', 'report-rss.mjs');
 const RESULTS = join(ROOT, 'bench', 'results.json');
 const FAN_OUT_BUNDLE = join(ROOT, 'dist', 'bench-fan-out.mjs');
+const SERVERLESS_YML = join(ROOT, 'serverless.yml');
+/** `--rtt 0,25,80@200` or BENCH_RTT: the speed-across-regions rows alone (bench/latency.ts). */
+const ROUND_TRIPS = optionValue('--rtt') ?? process.env.BENCH_RTT;
 
 const REPOSITORY = 'bench/app';
 const BIG_REPOSITORY = 'bench/big';
@@ -87,7 +91,7 @@ if (process.argv[2] === 'sequential-verify') {
     process.once(signal, () => void cleanUp().finally(() => process.exit(130)));
   }
   try {
-    await runBench();
+    await (ROUND_TRIPS === undefined ? runBench() : runLatencyBench(ROUND_TRIPS));
   } finally {
     await cleanUp();
   }
@@ -100,7 +104,9 @@ async function runBench(): Promise<void> {
     `geo-sync benchmark: sizes ${config.sizes.join(', ')} tags, ${config.reps} repetitions (initial sync: ${config.reps} up to ${config.largeAbove} tags, ${config.initialRepsLarge} above)`,
   );
   log(`${environment.node}, ${environment.skopeo}, ${environment.registry} (blob descriptor cache: ${config.registryCache}), ${environment.cores} cores`);
-  log(`ours = the geo-sync CLI binary (node ${CLI}), one process per run, default --concurrency 16; peers run as processes too`);
+  log(
+    `ours = the geo-sync CLI binary (node ${CLI}), one process per run, default --concurrency 64, in-flight limit starting at 16; peers run as processes too`,
+  );
 
   const rows: Row[] = [];
   const details: Record<string, unknown> = {};
@@ -176,7 +182,7 @@ async function runBench(): Promise<void> {
     config: { ...config, cli: CLI },
     totalSeconds,
     notes: [
-      'ours = the geo-sync CLI binary (node dist/cli.mjs), one process per run, default --concurrency 16',
+      'ours = the geo-sync CLI binary (node dist/cli.mjs), one process per run, default --concurrency 64, in-flight limit starting at 16',
       'skopeo: skopeo sync --all --preserve-digests --src docker --dest docker --src-tls-verify=false --dest-tls-verify=false <primary>/bench/app <secondary>/bench',
       'skopeo never prunes: after an incremental sync the extra tags stay on its secondary (ours removes them)',
       'sequential verifier: list both sides, then one HEAD per tag per side, one request at a time, run as a node process',
@@ -190,6 +196,74 @@ async function runBench(): Promise<void> {
   };
   writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`);
   log(`wrote ${RESULTS}`);
+}
+
+/**
+ * Initial sync, no-op sync and verify with every registry behind a delaying proxy, side by side;
+ * the rows and the Lambda cost table go into results.json under `latency`, the rest is kept.
+ */
+async function runLatencyBench(raw: string): Promise<void> {
+  const started = performance.now();
+  const roundTrips = parseRoundTrips(raw);
+  const sizes = process.env.BENCH_SIZES ? config.sizes : [500, 200];
+  const peerRepsFar = int(process.env.BENCH_PEER_REPS_FAR, 1);
+  const environment = describeEnvironment();
+  log(
+    `geo-sync across regions: ${sizes.join(', ')} tags at +${raw} ms round trip, ours ${config.reps}x, peers ${config.reps}x at 0 ms and ${peerRepsFar}x above`,
+  );
+  log(`${environment.node}, ${environment.skopeo}, ${environment.registry} (blob descriptor cache: ${config.registryCache}), ${environment.cores} cores`);
+  const latency = await benchLatency(
+    {
+      registry,
+      runOurs: (args) => runOurs(args),
+      runSkopeo: (primaryHost, secondaryHost) => runSkopeoSync(primaryHost, secondaryHost, REPOSITORY),
+      runSequentialVerify: async (primaryUrl, secondaryUrl) => {
+        const result = await runTimed(process.execPath, [SELF, 'sequential-verify', primaryUrl, secondaryUrl, REPOSITORY], { statsFile: nextStatsFile() });
+        if (result.code === 0 && (JSON.parse(result.stdout) as { status: string }).status !== 'synced') throw new Error(`sequential verify: ${result.stdout}`);
+        return result;
+      },
+      measured,
+      seed: async (primary, size) => {
+        const t = performance.now();
+        const base = await pushBaseLayer(primary.url, REPOSITORY, config.baseLayerKb * 1024);
+        await seedRepository(primary.url, REPOSITORY, size, base);
+        log(`seeded ${REPOSITORY}: ${size} tags in ${((performance.now() - t) / 1000).toFixed(1)} s`);
+      },
+      repository: REPOSITORY,
+      log,
+    },
+    { sizes, roundTrips, reps: config.reps, peerRepsFar, serverlessYml: SERVERLESS_YML },
+  );
+  const totalSeconds = (performance.now() - started) / 1000;
+  process.stdout.write(`\n${formatLatencyTable(latency.rows)}\n`);
+  for (const e of latency.extra) process.stdout.write(`${e.size} tags: ${e.measure} = ${e.value.toFixed(2)}x (goal ${e.goal}: ${e.meets ? 'yes' : 'NO'})\n`);
+  process.stdout.write(
+    `\nLambda cost (serverless.yml: sync ${latency.memoryMb.sync} MB, verify ${latency.memoryMb.verify} MB)\n${formatCostTable(latency.cost, latency.memoryMb)}\n`,
+  );
+  log(`total ${totalSeconds.toFixed(0)} s`);
+
+  const previous = existsSync(RESULTS) ? (JSON.parse(readFileSync(RESULTS, 'utf8')) as Record<string, unknown>) : {};
+  previous.latency = {
+    generatedAt: new Date().toISOString(),
+    command: `BENCH_SIZES=${sizes.join(',')} BENCH_REPS=${config.reps} npm run bench -- --rtt ${raw}`,
+    environment,
+    config: { sizes, roundTrips, reps: config.reps, peerRepsFar, registryCache: config.registryCache, cli: CLI },
+    totalSeconds,
+    notes: [
+      'every registry behind a delaying proxy (test/support/delay-proxy.ts, a TCP relay) that holds each byte sent to the registry MS before passing it on: each round trip takes MS longer, all of it on the way there; answers come back at once; at 0 ms no proxy',
+      'ours, skopeo and the sequential verifier all go through the same proxies; the registries are read back directly to check each initial sync',
+      `ours = the geo-sync CLI binary, one process per run, default --concurrency (64: the ceiling; the in-flight limit starts at 16); ${config.reps} runs, medians`,
+      `peers: ${config.reps} runs at 0 ms, ${peerRepsFar} above (skopeo takes minutes per run there); medians`,
+      "limit: the in-flight limit of ours' last run, per registry (primary/secondary): the highest it reached and where it ended",
+      `Lambda cost: GB-seconds = the run's wall time (the CLI's process start included, so a warm Lambda pays a little less) x the function's memory in serverless.yml (sync ${latency.memoryMb.sync} MB, verify ${latency.memoryMb.verify} MB), per 1,000 tags`,
+      'goals (issue 14) at 500 tags: 25 ms initial <= 0.03x skopeo, no-op <= 0.02x, verify <= 0.03x sequential; 0 ms no worse than before (0.33x / 0.26x / 0.56x); no-op at 25 ms <= 1.3x the no-op at 0 ms',
+    ],
+    rows: latency.rows,
+    farNoop: latency.extra,
+    lambdaCost: { memoryMb: latency.memoryMb, perThousandTags: latency.cost },
+  };
+  writeFileSync(RESULTS, `${JSON.stringify(previous, null, 2)}\n`);
+  log(`wrote ${RESULTS} (latency)`);
 }
 
 /** One repository of `size` tags: seed, then initial, no-op, requests, incremental and verify, side by side. */
@@ -691,6 +765,14 @@ function int(raw: string | undefined, fallback: number): number {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 0) throw new Error(`expected a whole number, got ${JSON.stringify(raw)}`);
   return n;
+}
+
+/** `--name value` or `--name=value` among the bench's own arguments. */
+function optionValue(name: string): string | undefined {
+  const args = process.argv.slice(2);
+  const at = args.findIndex((arg) => arg === name || arg.startsWith(`${name}=`));
+  if (at === -1) return undefined;
+  return args[at]!.includes('=') ? args[at]!.slice(name.length + 1) : args[at + 1];
 }
 
 function intList(raw: string): number[] {

@@ -30,7 +30,11 @@ export function registerListenCommand(program: Command, { setExitCode, env }: Li
         .argParser(parseDuration),
     )
     .addOption(new Option('--workers <n>', 'repositories worked on at once').default(4).argParser(integerIn(1, 64, '--workers')))
-    .addOption(new Option('--concurrency <n>', 'parallel requests per repository').default(DEFAULT_CONCURRENCY).argParser(integerIn(1, 256, '--concurrency')))
+    .addOption(
+      new Option('--concurrency <n>', 'most requests in flight per registry (starts at 16, grows while round trips show distance, not queueing)')
+        .default(DEFAULT_CONCURRENCY)
+        .argParser(integerIn(1, 256, '--concurrency')),
+    )
     .addOption(new Option('--state-dir <dir>', 'where local state is kept (env GEO_SYNC_STATE_DIR)').default(env.GEO_SYNC_STATE_DIR || DEFAULT_STATE_DIR))
     .addOption(
       new Option('--log-level <level>', 'JSON logs on stderr, one line per replication at info: debug, info, warn, error, silent').default(

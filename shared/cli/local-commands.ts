@@ -31,7 +31,11 @@ export function registerLocalCommands(program: Command, options: LocalCommandOpt
       'one secondary: a GEO_SYNC_SECONDARIES name or a registry URL (env GEO_SYNC_SECONDARY_URL); default every configured secondary',
     )
     .addOption(new Option('--workers <n>', 'repositories processed at once').default(4).argParser(integerIn(1, 64, '--workers')))
-    .addOption(new Option('--concurrency <n>', 'parallel requests per repository').default(DEFAULT_CONCURRENCY).argParser(integerIn(1, 256, '--concurrency')))
+    .addOption(
+      new Option('--concurrency <n>', 'most requests in flight per registry (starts at 16, grows while round trips show distance, not queueing)')
+        .default(DEFAULT_CONCURRENCY)
+        .argParser(integerIn(1, 256, '--concurrency')),
+    )
     .addOption(
       new Option('--max-prune <fraction>', 'remove nothing from a repository when more than this fraction of its tags on both sides would go')
         .default(0.5)

@@ -63,7 +63,11 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
         'one secondary: a name from GEO_SYNC_SECONDARIES, or a registry URL (env GEO_SYNC_SECONDARY_URL); default: every configured secondary',
       )
       .option('--json', 'print one JSON object instead of a summary (several secondaries: { repository, secondaries: [...] })')
-      .addOption(new Option('--concurrency <n>', 'parallel requests per registry').default(DEFAULT_CONCURRENCY).argParser(integerIn(1, 256, '--concurrency')))
+      .addOption(
+        new Option('--concurrency <n>', 'most requests in flight per registry (starts at 16, grows while round trips show distance, not queueing)')
+          .default(DEFAULT_CONCURRENCY)
+          .argParser(integerIn(1, 256, '--concurrency')),
+      )
       .addOption(new Option('--retries <n>', 'retries of a failed request').default(4).argParser(integerIn(0, 20, '--retries')))
       .option('--ca-file <path>', 'extra trusted CA certificates (PEM) for every registry')
       .option('--no-gitlab-api', "never use GitLab's tag list API, even where the registry offers it")
@@ -199,6 +203,8 @@ async function withClients<T>(
     const secondaries = endpoints.secondaries.map(({ name, endpoint }) => ({ name, client: open(endpoint) }));
     return await work(primary, secondaries, logger);
   } finally {
+    // What each registry cost, and the in-flight limit it settled at: the figure to tune --concurrency by.
+    for (const client of opened) logger.info('registry traffic', { registry: client.host, ...client.transport.stats });
     await Promise.all(opened.map((client) => client.close()));
   }
 }

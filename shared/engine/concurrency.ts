@@ -1,8 +1,12 @@
 /**
- * Requests in flight per registry unless told otherwise. On two cores, 16 kept both registries
- * busy where 8 left them idle between answers (bench, no-op sync); 429s lower it at run time.
+ * Most requests in flight per registry unless told otherwise (`--concurrency`): the ceiling of the
+ * adaptive limit, which starts at 16 (on two cores 16 kept both loopback registries busy where 8
+ * left them idle) and grows only while round trips show distance, not queueing (registry/limit.ts).
+ * 64 hides 25 ms of distance at about 2,500 requests a second per registry, and 150 ms at about
+ * 400; more would let a far registry that answers slowly but never queues take more than its share.
+ * The worker pools take the same number: they offer the work, the transport's limit is the gate.
  */
-export const DEFAULT_CONCURRENCY = 16;
+export const DEFAULT_CONCURRENCY = 64;
 
 /**
  * The one worker pool: runs the work `next` hands out, at most `limit` at once, until `next` has

@@ -1,22 +1,53 @@
+/** Where the limit starts, and the floor that queueing alone never pushes it below (429/503 may). */
+export const BASE_LIMIT = 16;
+
 /**
- * Requests in flight to one registry, adaptive as TCP's window is: a throttling answer (429, 503)
- * halves the limit, and each run of `limit` answers without one raises it by one, back up to the
- * configured ceiling. A burst of 429s to requests sent under the old limit halves it only once.
+ * Requests in flight to one registry, following the round trip as TCP Vegas does.
+ *
+ * The least round trip seen (send to response headers) is the distance. Once per round (`limit`
+ * answers), the round's fastest answer tells how many requests queue at the registry:
+ * `limit × (1 − least / fastest)`, as Linux's Vegas reads it (the fastest, not the mean, so a
+ * burst of late answers from our own busy event loop is not taken for the registry's queue).
+ * - Fewer than `alpha` queued, and the round's median under twice the distance: the wait is
+ *   distance, not load, so the limit grows by a quarter, up to the ceiling.
+ * - More than `beta` queued: the registry is queueing, so it shrinks by an eighth, down to the base.
+ * - Otherwise it holds. A near registry that is busy answers far slower than its least round
+ *   trip, so it stays at the base, today's fixed limit.
+ *
+ * The least round trip is kept for the whole run (one CLI run, one Lambda invocation): a windowed
+ * one drifts up to the round trip of a steady queue, and a busy registry would then look far away
+ * and be pushed harder. The price: a route that grows longer mid-run reads as queueing, so the
+ * limit falls back to the base until the run ends.
+ *
+ * A throttling answer (429, 503) halves the limit; a burst of them, to requests sent under the old
+ * limit, halves it only once. Below the base it climbs back by one per round, as TCP's window does.
  */
 export class AdaptiveLimit {
   private current: number;
+  private highestSeen: number;
+  private readonly base: number;
   private inFlight = 0;
-  private successes = 0;
-  /** Bumped at each decrease; answers to requests sent before it do not decrease again. */
+  /** Bumped at each halving; answers to requests sent before it do not halve again. */
   private epoch = 0;
   private readonly waiting: (() => void)[] = [];
+  private answers = 0;
+  private roundTrips: number[] = [];
+  private leastRoundTripMs = Infinity;
 
+  /** `ceiling`: never more in flight (the operator's cap); the limit starts at the base, or the ceiling when lower. */
   constructor(private readonly ceiling: number) {
-    this.current = ceiling;
+    this.base = Math.min(BASE_LIMIT, ceiling);
+    this.current = this.base;
+    this.highestSeen = this.base;
   }
 
   get limit(): number {
     return this.current;
+  }
+
+  /** The highest the limit has been. */
+  get highest(): number {
+    return this.highestSeen;
   }
 
   /** Slots taken now. */
@@ -31,21 +62,52 @@ export class AdaptiveLimit {
     return this.epoch;
   }
 
-  release(ticket: number, throttled: boolean): void {
+  /**
+   * `roundTripMs`: send to response headers, when that measures the registry (not a body we
+   * streamed up, nor a failed connection). A streamed download holds its slot until its body is
+   * done, but only its time to headers counts here.
+   */
+  release(ticket: number, throttled: boolean, roundTripMs?: number): void {
     this.inFlight--;
     if (throttled) {
       if (ticket === this.epoch) {
         this.epoch++;
-        this.current = Math.max(1, Math.floor(this.current / 2));
+        this.setLimit(Math.max(1, Math.floor(this.current / 2)));
       }
-      this.successes = 0;
-    } else if (this.current < this.ceiling && ++this.successes >= this.current) {
-      this.successes = 0;
-      this.current++;
+      this.answers = 0;
+      this.roundTrips = [];
+    } else {
+      if (roundTripMs !== undefined) {
+        this.roundTrips.push(roundTripMs);
+        this.leastRoundTripMs = Math.min(this.leastRoundTripMs, roundTripMs);
+      }
+      if (++this.answers >= this.current) this.endRound();
     }
     while (this.waiting.length > 0 && this.inFlight < this.current) {
       this.inFlight++;
       this.waiting.shift()!();
     }
+  }
+
+  private endRound(): void {
+    const roundTrips = this.roundTrips.sort((a, b) => a - b);
+    this.answers = 0;
+    this.roundTrips = [];
+    if (this.current < this.base) return this.setLimit(this.current + 1);
+    // Answers without a round trip (streamed uploads) say nothing about queueing: hold.
+    if (roundTrips.length === 0) return;
+    const least = this.leastRoundTripMs;
+    const queued = this.current * (1 - least / roundTrips[0]!);
+    const distanceDominates = roundTrips[Math.floor(roundTrips.length / 2)]! < 2 * least;
+    // Vegas's thresholds grow with the log of the limit, so a large limit tolerates a little jitter.
+    const alpha = 3 * Math.log10(this.current);
+    const beta = 2 * alpha;
+    if (queued < alpha && distanceDominates) this.setLimit(Math.min(this.ceiling, this.current + Math.max(1, Math.floor(this.current / 4))));
+    else if (queued > beta) this.setLimit(Math.max(this.base, this.current - Math.max(1, Math.floor(this.current / 8))));
+  }
+
+  private setLimit(limit: number): void {
+    this.current = limit;
+    this.highestSeen = Math.max(this.highestSeen, limit);
   }
 }

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { rootCertificates } from 'node:tls';
 import type { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
@@ -22,7 +23,11 @@ export interface RegistryEndpoint {
 }
 
 export interface TransportOptions {
-  /** Most requests in flight (and connections) per registry host; throttling answers lower it for a while. */
+  /**
+   * Most requests in flight (and connections) per registry host: the ceiling. The limit starts
+   * at 16 (or this, when lower), grows while round trips show distance rather than queueing,
+   * and falls on queueing and throttling answers (limit.ts).
+   */
   concurrency?: number;
   /** Retries after the first attempt for retryable failures. */
   retries?: number;
@@ -71,8 +76,11 @@ const THROTTLING_STATUS = new Set([429, 503]);
 const ERROR_BODY_LIMIT = 64 * 1024;
 const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
 
-/** Per-registry request counts: what a run cost, and proof that a no-op run wrote nothing. */
-export const counters = () => ({ requests: 0, writes: 0, retries: 0, bytesUp: 0 });
+/**
+ * Per-registry request counts: what a run cost, and proof that a no-op run wrote nothing; and the
+ * in-flight limit the run reached (`limitMax`) and ended at (`limitFinal`).
+ */
+export const counters = () => ({ requests: 0, writes: 0, retries: 0, bytesUp: 0, limitMax: 0, limitFinal: 0 });
 
 /** The one sender: every registry request goes through here. */
 export class Transport {
@@ -96,6 +104,7 @@ export class Transport {
     const ca = endpoint.caFile ? [...rootCertificates, readCaFile(endpoint.caFile)] : undefined;
     const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
     this.inFlight = new AdaptiveLimit(concurrency);
+    this.stats.limitMax = this.stats.limitFinal = this.inFlight.limit;
     this.dispatcher = new Agent({
       connections: concurrency,
       keepAliveTimeout: 30_000,
@@ -113,7 +122,7 @@ export class Transport {
     return this.inFlight.active;
   }
 
-  /** Requests allowed in flight now (lowered by throttling answers). */
+  /** Requests allowed in flight now (raised by distance, lowered by queueing and throttling answers). */
   get concurrencyLimit(): number {
     return this.inFlight.limit;
   }
@@ -136,10 +145,11 @@ export class Transport {
       const authorization = onHost ? await this.auth.header(spec.scopes) : undefined;
       let response: Dispatcher.ResponseData;
       const ticket = await this.inFlight.acquire();
+      const sentAt = performance.now();
       try {
         response = await this.dispatch(spec, url, authorization);
       } catch (error) {
-        this.inFlight.release(ticket, false);
+        this.release(ticket, false, undefined);
         if (error instanceof GeoSyncError) throw error;
         const wait = this.nextWait(attempt, undefined);
         if (wait === undefined || !isConnectionError(error) || !this.replayable(spec)) throw this.unreachable(spec, url, error);
@@ -148,7 +158,9 @@ export class Transport {
       }
       const status = response.statusCode;
       const headers = flattenHeaders(response.headers);
-      this.releaseWhenClosed(response.body, ticket, THROTTLING_STATUS.has(status));
+      // A body we stream up arrives at the registry's pace, not the route's: its wait is no round trip.
+      const roundTripMs = typeof spec.body === 'function' ? undefined : performance.now() - sentAt;
+      this.releaseWhenClosed(response.body, ticket, THROTTLING_STATUS.has(status), roundTripMs);
 
       if (status === 401 && onHost && !authRetried && !spec.expect.includes(401)) {
         await response.body.dump();
@@ -196,10 +208,16 @@ export class Transport {
    * A request stays in flight until its body is read, dumped or destroyed, not just until its
    * headers arrive: a streamed blob keeps its slot, so a limit lowered by throttling slows it too.
    */
-  private releaseWhenClosed(body: Readable, ticket: number, throttled: boolean): void {
-    const release = () => this.inFlight.release(ticket, throttled);
+  private releaseWhenClosed(body: Readable, ticket: number, throttled: boolean, roundTripMs: number | undefined): void {
+    const release = () => this.release(ticket, throttled, roundTripMs);
     if (body.closed) release();
     else body.once('close', release);
+  }
+
+  private release(ticket: number, throttled: boolean, roundTripMs: number | undefined): void {
+    this.inFlight.release(ticket, throttled, roundTripMs);
+    this.stats.limitMax = this.inFlight.highest;
+    this.stats.limitFinal = this.inFlight.limit;
   }
 
   /** Retries a whole operation (e.g. upload session + streamed body) with the same policy as `send`. */

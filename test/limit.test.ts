@@ -1,0 +1,102 @@
+// The in-flight limit, fed measured round trips by hand: no registry, no timers.
+import { describe, expect, it } from 'vitest';
+import { AdaptiveLimit, BASE_LIMIT } from '../shared/engine/registry/limit.js';
+
+/** A registry far away that never queues: every round trip is the distance, with a little jitter. */
+const distance = (ms: number) => (_limit: number, i: number) => ms + (i % 7) * 0.05;
+
+/**
+ * A near registry whose CPU is the floor: it serves `perMs` requests a millisecond, so with
+ * `limit` in flight each waits behind the others (what the loopback bench sees).
+ */
+const busy =
+  (perMs: number, distanceMs = 0.2) =>
+  (limit: number) =>
+    distanceMs + limit / perMs;
+
+/** Sends `answers` requests one after another, each answered after `roundTrip(limit, i)`; returns the limits seen. */
+async function drive(limit: AdaptiveLimit, answers: number, roundTrip: (limit: number, i: number) => number | undefined): Promise<number[]> {
+  const seen: number[] = [];
+  for (let i = 0; i < answers; i++) {
+    const ticket = await limit.acquire();
+    limit.release(ticket, false, roundTrip(limit.limit, i));
+    seen.push(limit.limit);
+  }
+  return seen;
+}
+
+describe('AdaptiveLimit following the round trip', () => {
+  it('starts at the base, or at the ceiling when the operator set it lower', () => {
+    expect(new AdaptiveLimit(64).limit).toBe(BASE_LIMIT);
+    expect(new AdaptiveLimit(8).limit).toBe(8);
+  });
+
+  it('grows under pure latency, up to the ceiling and no further', async () => {
+    const limit = new AdaptiveLimit(64);
+    const seen = await drive(limit, 2000, distance(25));
+    expect(limit.limit).toBe(64);
+    expect(Math.max(...seen)).toBe(64);
+    expect(limit.highest).toBe(64);
+  });
+
+  it('holds at the base under queueing: a near busy registry is not pushed harder', async () => {
+    const limit = new AdaptiveLimit(64);
+    // A first quiet answer sets the minimum; every later one waits behind the others in flight.
+    const seen = await drive(limit, 20000, (current, i) => (i === 0 ? 0.2 : busy(4)(current)));
+    expect(Math.max(...seen)).toBe(BASE_LIMIT);
+    expect(limit.limit).toBe(BASE_LIMIT);
+  });
+
+  it('holds at the base when a near registry answers some requests at once but most late (the spread of a busy one)', async () => {
+    const limit = new AdaptiveLimit(64);
+    const seen = await drive(limit, 5000, (_current, i) => (i % 3 === 0 ? 1 : 12));
+    expect(Math.max(...seen)).toBe(BASE_LIMIT);
+  });
+
+  it('grows far away until the registry queues, then settles between the two', async () => {
+    const limit = new AdaptiveLimit(128);
+    // 25 ms away, serving 2 requests a millisecond: 50 in flight is what the route holds.
+    await drive(limit, 20000, (current) => 25 + Math.max(0, current - 50) / 2);
+    expect(limit.limit).toBeGreaterThan(BASE_LIMIT);
+    expect(limit.limit).toBeLessThan(80);
+  });
+
+  it('shrinks when round trips inflate after growing, but queueing alone never takes it below the base', async () => {
+    const limit = new AdaptiveLimit(64);
+    await drive(limit, 2000, distance(25));
+    expect(limit.limit).toBe(64);
+    const seen = await drive(limit, 1000, () => 75);
+    expect(limit.limit).toBe(BASE_LIMIT);
+    expect(Math.min(...seen)).toBe(BASE_LIMIT);
+  });
+
+  it('halves on 429 once per burst, below the base too, then climbs back one per round', async () => {
+    const limit = new AdaptiveLimit(64);
+    await drive(limit, 2000, distance(25));
+    const burst = await Promise.all(Array.from({ length: 64 }, () => limit.acquire()));
+    for (const ticket of burst) limit.release(ticket, true);
+    expect(limit.limit).toBe(32);
+    for (let i = 0; i < 3; i++) limit.release(await limit.acquire(), true);
+    expect(limit.limit).toBe(4);
+    await drive(limit, 4, distance(25));
+    expect(limit.limit).toBe(5);
+    await drive(limit, 5000, distance(25));
+    expect(limit.limit).toBe(64);
+  });
+
+  it('takes no round trip from answers without one (a body streamed up): they hold the limit', async () => {
+    const limit = new AdaptiveLimit(64);
+    await drive(limit, 2000, () => undefined);
+    expect(limit.limit).toBe(BASE_LIMIT);
+  });
+
+  it('keeps the minimum for the run: a steady queue never passes for distance', async () => {
+    const limit = new AdaptiveLimit(64);
+    await drive(limit, 1000, distance(5));
+    expect(limit.limit).toBe(64);
+    // The route (or the registry's load) changed: round trips twelve times the minimum from now on.
+    const seen = await drive(limit, 20000, distance(60));
+    expect(limit.limit).toBe(BASE_LIMIT);
+    expect(Math.max(...seen.slice(1000))).toBe(BASE_LIMIT);
+  });
+});
