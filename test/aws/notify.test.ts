@@ -2,7 +2,7 @@
 // the notify handler behind a stand-in function URL (token from a stand-in secrets extension);
 // event jobs go through local SQS to the real sync handler, state to dynalite, copies to a real secondary.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { freePort, startRegistry, type TestRegistry } from '../support/registry.js';
+import { startRegistry, type TestRegistry } from '../support/registry.js';
 import { deleteManifest, manifestExists, pushImage, pushManifest, readTags } from '../support/seed.js';
 import { drain, importHandlers, lambdaContext, pollOnce, queueDepth, type Handler, type Handlers } from './support/event-source.js';
 import { functionUrlEvent, startFunctionUrl, type FunctionUrl, type UrlHandler } from './support/function-url.js';
@@ -23,11 +23,12 @@ let notify: UrlHandler;
 const output: string[] = [];
 
 beforeAll(async () => {
-  const port = await freePort();
+  // Bound first, on a port of its own: a port only found free could go to a registry started beside it.
+  functionUrl = await startFunctionUrl(() => notify, 0);
   [aws, primary, eu] = await Promise.all([
     startLocalAws({ visibilityTimeout: 5 }),
     startRegistry({
-      notifications: { url: `http://127.0.0.1:${port}/events`, headers: { Authorization: [`Bearer ${TOKEN}`] }, timeout: '5s', backoff: '200ms' },
+      notifications: { url: `${functionUrl.url}/events`, headers: { Authorization: [`Bearer ${TOKEN}`] }, timeout: '5s', backoff: '200ms' },
     }),
     startRegistry(),
   ]);
@@ -45,7 +46,6 @@ beforeAll(async () => {
     vi.spyOn(stream, 'write').mockImplementation((chunk: string | Uint8Array) => (output.push(String(chunk)), true));
   handlers = await importHandlers();
   notify = (await import('../../functions/notify/handler.js')).handler as UrlHandler;
-  functionUrl = await startFunctionUrl(() => notify, port);
 });
 
 afterAll(async () => {

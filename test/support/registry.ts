@@ -197,7 +197,21 @@ function notificationsYaml(options: NotificationsOptions | undefined): string {
   );
 }
 
+/** Ports this process has handed out: one found free is not bound yet, so it is never handed out twice. */
+const handedOut = new Set<number>();
+
+/** A loopback port free now and not handed out before in this process (a test may bind it later than a registry beside it). */
 export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await portFreeNow();
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+}
+
+function portFreeNow(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
