@@ -209,6 +209,9 @@ describe('geo-sync listen', () => {
     const repository = 'listen/still-there';
     await pushImage(primary.url, repository, 'v1');
     await eventually(sameTags(repository));
+    // The push's own job (and a second look at an unsettled tag) logs after the secondary holds the
+    // tag: only lines after the listener is idle can be the delete event's.
+    await idle(listener!);
     const before = listener!.lines.length;
 
     const answer = await post(JSON.stringify({ events: [forgedEvent('delete', repository, 'v1', `${primary.url}/v2/${repository}/manifests/v1`)] }), {

@@ -249,6 +249,7 @@ describe('soak', () => {
             const before = await readState(S(), repository);
             // The first run retries nothing, so that runs give up and must name what failed.
             const options = { retries: attempt === 1 ? 0 : settings.retries, backoff: fast, concurrency: 4 };
+            for (const f of faults) f.retrying(repository, options.retries > 0);
             const p = new RegistryClient({ url: proxies[0]!.url }, options);
             const s = new RegistryClient({ url: proxies[1]!.url }, options);
             let report: SyncReport | undefined;

@@ -78,6 +78,8 @@ export class RandomFaults {
   readonly retryAfter = { honoured: 0, early: 0 };
   readonly earlyDetails: string[] = [];
   private readonly throttled = new Map<string, number>();
+  /** Repositories whose run retries nothing: a second request of theirs is another operation's, never a retry. */
+  private readonly notRetrying = new Set<string>();
 
   constructor(
     private readonly random: () => number,
@@ -108,7 +110,8 @@ export class RandomFaults {
       case '429':
         // Tracked for repository operations only: a probe such as GET /gitlab/v1/ is sent once by
         // every new client, so its next copy is another client's, not a retry.
-        if (/^\/v2\/.+\/(manifests|blobs|tags)\//.test(path)) this.throttled.set(key, Date.now());
+        if (/^\/v2\/.+\/(manifests|blobs|tags)\//.test(path) && ![...this.notRetrying].some((r) => path.startsWith(`/v2/${r}/`)))
+          this.throttled.set(key, Date.now());
         return { kind: 'status', status: 429, headers: { 'retry-after': String(RETRY_AFTER_SECONDS) } };
       case 'reset':
         return { kind: 'reset' };
@@ -122,6 +125,16 @@ export class RandomFaults {
   /** Forgets pending 429s of a repository: a run that gave up after one never sends it again. */
   forget(repository: string): void {
     for (const key of this.throttled.keys()) if (key.includes(`/v2/${repository}/`)) this.throttled.delete(key);
+  }
+
+  /**
+   * Whether the repository's next run retries: only then is a repeat after a 429 a retry that must
+   * wait out Retry-After. A run with no retries may read a tag again in a later step (the check of
+   * the primary after its writes), which is no retry.
+   */
+  retrying(repository: string, retries: boolean): void {
+    if (retries) this.notRetrying.delete(repository);
+    else this.notRetrying.add(repository);
   }
 }
 
