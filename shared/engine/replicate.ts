@@ -1,4 +1,5 @@
 import { mapLimit, memoByKey } from './concurrency.js';
+import type { Deadline } from './deadline.js';
 import { GeoSyncError } from './errors.js';
 import { silentLogger, type EngineLogger } from './log.js';
 import { manifestReferences, type Descriptor, type RawManifest, type Repository } from './oci.js';
@@ -28,8 +29,7 @@ const UPLOAD_UNASKED_BYTES = 1024 * 1024;
 /** How a run with a deadline copies big blobs: in chunks, stopping at the deadline, sessions kept in `book`. */
 export interface ChunkedCopy {
   book: UploadBook;
-  pastDeadline: () => boolean;
-  msLeft: () => number;
+  deadline: Deadline;
 }
 
 /** Thrown for a blob whose chunked copy stopped at the deadline: its tags are left for the next run, not failed. */
@@ -136,8 +136,8 @@ export class Replicator {
     const outcome = await this.secondary
       .uploadBlobChunked(this.repository, blob, (offset) => this.primary.openBlobAt(this.repository, blob, offset), {
         ...(latest ? { session: latest } : {}),
-        pastDeadline: chunked.pastDeadline,
-        msLeft: chunked.msLeft,
+        pastDeadline: chunked.deadline.passed,
+        msLeft: chunked.deadline.msLeft,
         onChunk: (session) => ((latest = session), book.progress(session)),
       })
       .catch((error: unknown) => {

@@ -7,7 +7,8 @@ import type { Repository } from './oci.js';
 import { DEFAULT_MAX_PRUNE, isEmptyPlan, planRepository, pruneGuard, type Plan, type PrimaryTagMap } from './planner.js';
 import { readForSync, readPrimary, readTagMap, type ReadOptions, type SyncSides } from './read-tags.js';
 import type { RegistryClient } from './registry/client.js';
-import { Replicator, UploadPaused, cancelUploads, type ChunkedCopy, type MissingObject, type ReplicationStats } from './replicate.js';
+import { Deadline } from './deadline.js';
+import { Replicator, UploadPaused, cancelUploads, type MissingObject, type ReplicationStats } from './replicate.js';
 import type { VerifyStatus } from './status.js';
 import { SyncReportBuilder, type SyncReport, type TagFailure, type TagSkip, type TreeCheck, type WriteOutcome } from './sync-report.js';
 import { TagRemover, probeDeletes } from './tag-removal.js';
@@ -74,13 +75,12 @@ export async function syncRepository(
   if (refused) report.refusedUpFront(refused);
   const deadline = new Deadline(options.deadline);
   const book = new UploadBook(dryRun ? [] : (options.uploads ?? []), Date.now(), options.onUploadProgress);
-  const chunked: ChunkedCopy | undefined = options.deadline !== undefined ? { book, pastDeadline: deadline.passed, msLeft: deadline.msLeft } : undefined;
   const replicator = new Replicator(primary, secondary, repository, {
     deep: options.deep,
     write: !dryRun,
     logger,
     secondaryIsNew: sides.secondaryIsNew,
-    ...(chunked ? { chunked } : {}),
+    ...(deadline.set ? { chunked: { book, deadline } } : {}),
   });
 
   if (dryRun) {
@@ -103,23 +103,6 @@ export async function syncRepository(
   await cancelUploads(secondary, repository, book.released(deadline.wasPassed), 'no longer needed', logger);
   report.uploadsLeft(book.unfinished(deadline.wasPassed));
   return finish(report, replicator.stats, logger);
-}
-
-/** The run's deadline: once a look at the clock finds it passed, it stays passed. */
-class Deadline {
-  private reached = false;
-
-  constructor(private readonly at: number | undefined) {}
-
-  readonly passed = (): boolean => (this.reached ||= this.at !== undefined && Date.now() >= this.at);
-
-  /** Ms until it, for work sized to end near it. */
-  readonly msLeft = (): number => (this.at === undefined ? Infinity : this.at - Date.now());
-
-  /** Whether a look found it passed, without looking again. */
-  get wasPassed(): boolean {
-    return this.reached;
-  }
 }
 
 /** Counts tags done (written, removed, or failed) for `onProgress`. */

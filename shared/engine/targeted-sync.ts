@@ -4,12 +4,13 @@
  * the tag holds, so each tag is read from the primary as it is now and only that is written.
  */
 import { DEFAULT_CONCURRENCY, mapLimit } from './concurrency.js';
+import { Deadline } from './deadline.js';
 import { GeoSyncError, errorMessage } from './errors.js';
 import { silentLogger, type EngineLogger } from './log.js';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, validateRepositoryName, validateTag, type Repository } from './oci.js';
 import { byteOrder } from './planner.js';
 import type { DeleteSupport, ManifestHead, RegistryClient } from './registry/client.js';
-import { Replicator, UploadPaused, cancelUploads, type ChunkedCopy } from './replicate.js';
+import { Replicator, UploadPaused, cancelUploads } from './replicate.js';
 import { TagRemover, writeRefusal } from './tag-removal.js';
 import { UploadBook, type UploadSession } from './upload-session.js';
 
@@ -106,10 +107,9 @@ export async function syncTags(
     blobsMounted: 0,
     durationMs: 0,
   };
-  const pastDeadline = () => options.deadline !== undefined && Date.now() >= options.deadline;
+  const deadline = new Deadline(options.deadline);
   const book = new UploadBook(options.uploads ?? [], Date.now(), options.onUploadProgress);
-  const chunked: ChunkedCopy | undefined = options.deadline !== undefined ? { book, pastDeadline, msLeft: () => options.deadline! - Date.now() } : undefined;
-  const replicator = new Replicator(primary, secondary, repository, { logger, ...(chunked ? { chunked } : {}) });
+  const replicator = new Replicator(primary, secondary, repository, { logger, ...(deadline.set ? { chunked: { book, deadline } } : {}) });
   await cancelUploads(secondary, repository, book.stale, 'older than the session age bound', logger);
   /** Removal for one tag, as read on the secondary: a throwaway is looked for only where its HEAD allows one. */
   const removerFor = (tag: string, head: ManifestHead, deletes: DeleteSupport) =>
@@ -124,7 +124,7 @@ export async function syncTags(
   const refused: string[] = [];
 
   await mapLimit(wanted, options.concurrency ?? DEFAULT_CONCURRENCY, async (tag) => {
-    if (pastDeadline()) {
+    if (deadline.passed()) {
       report.notStarted.push(tag);
       return;
     }

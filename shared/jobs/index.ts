@@ -8,7 +8,16 @@ export { fanOut, type Catalog, type FanOutOutcome } from './fan-out.js';
 export type { LeaseHeld } from './lease-held.js';
 export { DirectRequest, FanOutRequest, SyncMessage, VerifyMessage, parseInput, parseMessage, parseQueued } from './messages.js';
 export { noMetrics, type Budget, type Metrics, type Queue, type Registries, type Runtime, type StateStore } from './ports.js';
-export { newRecord, overallStatus, withoutLease, type FanOutCheckpoint, type RecordKey, type RepositoryRecord, type RetryPolicy } from './record.js';
+export {
+  newRecord,
+  overallStatus,
+  withUploads,
+  withoutLease,
+  type FanOutCheckpoint,
+  type RecordKey,
+  type RepositoryRecord,
+  type RetryPolicy,
+} from './record.js';
 export { openRegistries, registryCatalog } from './registries.js';
 export { planSync, processSyncMessage, type SyncOutcome } from './sync.js';
 export { processVerifyMessage, type VerifyOutcome } from './verify.js';

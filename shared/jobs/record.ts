@@ -165,13 +165,11 @@ export function afterSync(record: RepositoryRecord, report: SyncReport, now: num
     finishedAt: iso(now),
   };
   const wrote = lastSync.copied + lastSync.repaired + lastSync.removed > 0;
-  const { uploads: _u, ...previous } = withoutLease(record);
   const base = {
-    ...previous,
+    ...withUploads(withoutLease(record), report.uploads),
     lastSync,
     updatedAt: iso(now),
     ...(wrote ? { verifyState: 'pending' as const } : {}),
-    ...(report.uploads?.length ? { uploads: report.uploads } : {}),
   };
   if (report.status === 'incomplete') {
     const advanced = uploadsAdvanced(record.uploads, report.uploads);

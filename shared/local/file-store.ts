@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { UploadSession } from '../engine/index.js';
-import { newRecord, withoutLease, type FanOutCheckpoint, type RecordKey, type RepositoryRecord, type StateStore } from '../jobs/index.js';
+import { newRecord, withUploads, withoutLease, type FanOutCheckpoint, type RecordKey, type RepositoryRecord, type StateStore } from '../jobs/index.js';
 
 export const DEFAULT_STATE_DIR = '.geo-sync';
 
@@ -48,8 +48,7 @@ export class FileStateStore implements StateStore {
     return this.locked(key, async () => {
       const current = await this.get(key);
       if (current?.leaseOwner !== owner) return false;
-      const { uploads: _u, ...rest } = current;
-      await writeJson(this.recordPath(key), uploads.length > 0 ? { ...rest, uploads } : rest);
+      await writeJson(this.recordPath(key), withUploads(current, uploads));
       return true;
     });
   }

@@ -420,18 +420,15 @@ export class RegistryClient {
    */
   async uploadBlob(repository: string, descriptor: Descriptor, open: () => Promise<{ stream: Readable; length: number }>): Promise<number> {
     return this.transport.withRetry(`upload ${descriptor.digest}`, async () => {
-      const start = await this.transport.send({ method: 'POST', target: `/v2/${repository}/blobs/uploads/`, scopes: push(repository), expect: [202] });
-      const location = start.headers.location;
-      if (!location) throw new GeoSyncError('INVALID_RESPONSE', `registry ${this.host} started an upload without a Location`);
-      // Appended, not rebuilt: some registries sign the upload state in the query and re-encoding breaks it.
-      const target = this.transport.resolve(`${location}${location.includes('?') ? '&' : '?'}digest=${encodeURIComponent(descriptor.digest)}`);
+      const { location } = await this.startSession(repository, descriptor);
+      const target = withDigest(location, descriptor.digest);
       const source = await open();
       const hasher = hashingPassThrough(digestAlgorithm(descriptor.digest));
       source.stream.on('error', (error) => hasher.destroy(error));
       try {
         await this.transport.send({
           method: 'PUT',
-          target: target.toString(),
+          target,
           scopes: push(repository),
           headers: { 'content-type': 'application/octet-stream' },
           body: async () => ({ stream: source.stream.pipe(hasher), length: source.length }),
@@ -594,7 +591,7 @@ export class RegistryClient {
    */
   private async finishSession(repository: string, session: UploadSession, progress: { session: UploadSession | undefined }): Promise<void> {
     const location = session.location;
-    const target = `${location}${location.includes('?') ? '&' : '?'}digest=${encodeURIComponent(session.digest)}`;
+    const target = withDigest(location, session.digest);
     try {
       await this.transport.send({ method: 'PUT', target, scopes: push(repository), expect: [201], retry: false });
     } catch (error) {
@@ -648,6 +645,11 @@ function hashingPassThrough(algorithm: 'sha256' | 'sha512'): Transform & { bytes
   stream.bytes = 0;
   stream.digest = () => `${algorithm}:${hash.digest('hex')}`;
   return stream;
+}
+
+/** An upload Location with the final `digest` query. Appended, not rebuilt: some registries sign the upload state in the query and re-encoding breaks it. */
+function withDigest(location: string, digest: string): string {
+  return `${location}${location.includes('?') ? '&' : '?'}digest=${encodeURIComponent(digest)}`;
 }
 
 /** Drops the first `count` bytes of a stream: a blob read from an offset off a registry that ignores Range. */
