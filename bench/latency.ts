@@ -290,8 +290,9 @@ export function formatLatencyTable(rows: LatencyRow[]): string {
     `${r.rttMs} ms`,
     r.work,
     `${r.ours.toFixed(2)} s`,
-    `${r.peer.toFixed(2)} s (${r.peerName})`,
-    `${r.ratio.toFixed(r.ratio < 0.1 ? 3 : 2)}x`,
+    // NaN: the peers were left out at this round trip (BENCH_PEER_REPS_FAR=0).
+    Number.isNaN(r.peer) ? `- (${r.peerName})` : `${r.peer.toFixed(2)} s (${r.peerName})`,
+    Number.isNaN(r.ratio) ? '-' : `${r.ratio.toFixed(r.ratio < 0.1 ? 3 : 2)}x`,
     r.goal ?? '-',
     r.meets === undefined ? '' : r.meets ? 'yes' : 'NO',
     r.limit ? `${r.limit.primary.max}/${r.limit.secondary.max}` : '-',

@@ -28,8 +28,18 @@ const RSS_PROBE = join(ROOT, 'test', 'support', 'report-rss.mjs');
 const RESULTS = join(ROOT, 'bench', 'results.json');
 const FAN_OUT_BUNDLE = join(ROOT, 'dist', 'bench-fan-out.mjs');
 const SERVERLESS_YML = join(ROOT, 'serverless.yml');
-/** `--rtt 0,25,80@200` or BENCH_RTT: the speed-across-regions rows alone (bench/latency.ts). */
-const ROUND_TRIPS = optionValue('--rtt') ?? process.env.BENCH_RTT;
+/**
+ * `--rtt 0,25,80@200` or BENCH_RTT: the speed-across-regions rows alone (bench/latency.ts). Without
+ * `--`, npm keeps the flag for itself: `npm run bench --rtt=25` arrives as npm_config_rtt, and
+ * `npm run bench --rtt 25` as npm_config_rtt=true with the value as the first argument.
+ */
+const ROUND_TRIPS = optionValue('--rtt') ?? process.env.BENCH_RTT ?? npmRttFlag();
+
+function npmRttFlag(): string | undefined {
+  const flag = process.env.npm_config_rtt;
+  if (flag === undefined || flag === '' || flag === 'false') return undefined;
+  return flag === 'true' ? process.argv.slice(2).find((arg) => !arg.startsWith('-')) : flag;
+}
 
 const REPOSITORY = 'bench/app';
 const BIG_REPOSITORY = 'bench/big';
