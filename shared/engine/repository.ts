@@ -1,18 +1,17 @@
-/** One repository's sync and verify: each a short sequence of named steps over both registries. */
+/** One repository's sync and verify: the sync a reader of every tag in front of the one pipeline, verify a comparison of both sides. */
 import { tagChecksum, type ChecksumKind } from './checksum.js';
 import { DEFAULT_CONCURRENCY, mapLimit } from './concurrency.js';
-import { GeoSyncError, errorMessage } from './errors.js';
+import { errorMessage } from './errors.js';
 import { silentLogger, type EngineLogger } from './log.js';
 import type { Repository } from './oci.js';
-import { DEFAULT_MAX_PRUNE, isEmptyPlan, planRepository, pruneGuard, type Plan, type PrimaryTagMap } from './planner.js';
-import { readForSync, readPrimary, readTagMap, type ReadOptions, type SyncSides } from './read-tags.js';
+import { DEFAULT_MAX_PRUNE, planRepository } from './planner.js';
+import { readForSync, readPrimary, readTagMap, type ReadOptions } from './read-tags.js';
 import type { RegistryClient } from './registry/client.js';
-import { Deadline } from './deadline.js';
-import { Replicator, UploadPaused, cancelUploads, type MissingObject, type ReplicationStats } from './replicate.js';
+import { Replicator, type MissingObject } from './replicate.js';
 import type { VerifyStatus } from './status.js';
-import { SyncReportBuilder, type SyncReport, type TagFailure, type TagSkip, type TreeCheck, type WriteOutcome } from './sync-report.js';
-import { TagRemover, probeDeletes } from './tag-removal.js';
-import { UploadBook, type UploadSession } from './upload-session.js';
+import { SyncReportBuilder, type SyncReport, type TagSkip } from './sync-report.js';
+import { changeOnPrimary, runSyncPipeline, type SyncReader } from './sync-pipeline.js';
+import type { UploadSession } from './upload-session.js';
 
 export interface SyncOptions {
   dryRun?: boolean;
@@ -36,9 +35,9 @@ export interface SyncOptions {
 }
 
 /**
- * Makes the secondary hold exactly the primary's (tag, digest) pairs: read both sides, plan,
- * write (copies and repairs), remove (guarded, last), confirm (the primary read again), report.
- * A dry run plans and reports; with `deep` it also lists what the trees lack.
+ * Makes the secondary hold exactly the primary's (tag, digest) pairs: the whole repository read
+ * on both sides, then the one pipeline (plan, write, remove guarded and last, confirm with the
+ * primary read again whole). A dry run plans and reports; with `deep` it also lists what the trees lack.
  */
 export async function syncRepository(
   primary: RegistryClient,
@@ -48,162 +47,37 @@ export async function syncRepository(
 ): Promise<SyncReport> {
   const startedAt = Date.now();
   const logger = options.logger ?? silentLogger;
-  const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
   const dryRun = options.dryRun ?? false;
-  const read: ReadOptions = { concurrency, logger, gitlabApi: options.gitlabApi };
+  const read: ReadOptions = { concurrency: options.concurrency ?? DEFAULT_CONCURRENCY, logger, gitlabApi: options.gitlabApi };
+  const outcome = await runSyncPipeline(primary, secondary, repository, wholeRepository(primary, secondary, repository, { ...read, dryRun }), {
+    dryRun,
+    deep: options.deep ?? false,
+    maxPrune: options.maxPrune ?? DEFAULT_MAX_PRUNE,
+    deadline: options.deadline,
+    concurrency: read.concurrency!,
+    logger,
+    uploads: options.uploads ?? [],
+    onUploadProgress: options.onUploadProgress,
+    onProgress: options.onProgress,
+  });
 
-  // Removal below is only reached when the primary's listing completed: any failure here throws.
-  const sides = await readForSync(primary, secondary, repository, { ...read, dryRun });
-  const plan = planRepository(sides.primaryTags, sides.secondaryTags);
-  const guard = pruneGuard(plan, sides.secondaryTags.size, options.maxPrune ?? DEFAULT_MAX_PRUNE);
   const report = new SyncReportBuilder({
     repository,
     dryRun,
-    plan,
-    guard,
-    primaryTags: sides.primaryTags.size,
-    secondaryTags: sides.secondaryTags.size,
+    plan: outcome.plan,
+    guard: outcome.guard,
+    primaryTags: outcome.read.primaryTags.size,
+    secondaryTags: outcome.read.secondaryTags.size,
     startedAt,
   });
-  logger.info('plan', { repository, copy: plan.copy.length, repair: plan.repair.length, remove: plan.remove.length, guard: guard !== undefined });
-
-  const removing = !guard && plan.remove.length > 0;
-  const writing = !dryRun && (plan.copy.length > 0 || plan.repair.length > 0);
-  const deletes = await probeDeletes(secondary, repository, { removing, writing, dryRun });
-  const remover = new TagRemover(secondary, repository, deletes, { tags: sides.secondaryTags, heads: sides.secondaryHeads }, logger);
-  const refused = removing ? remover.refusedUpFront(plan.remove) : undefined;
-  if (refused) report.refusedUpFront(refused);
-  const deadline = new Deadline(options.deadline);
-  const book = new UploadBook(dryRun ? [] : (options.uploads ?? []), Date.now(), options.onUploadProgress);
-  const replicator = new Replicator(primary, secondary, repository, {
-    deep: options.deep,
-    write: !dryRun,
-    logger,
-    secondaryIsNew: sides.secondaryIsNew,
-    ...(deadline.set ? { chunked: { book, deadline } } : {}),
-  });
-
-  if (dryRun) {
-    if (options.deep) report.treesChecked(await checkTrees(replicator, tagsOnBothSides(sides)));
-    return finish(report, replicator.stats, logger);
-  }
-
-  await cancelUploads(secondary, repository, book.stale, 'older than the session age bound', logger);
-  const removals = removing && !refused ? plan.remove : [];
-  const onDone = progressCounter(options.onProgress, plan.copy.length + plan.repair.length + removals.length, replicator.stats);
-  const writes = await writeTags(plan, replicator, remover, { repository, concurrency, pastDeadline: deadline.passed, onDone, logger });
-  report.wrote(writes);
-  if (removals.length > 0) report.removed(await remover.removeExtraTags(removals, primary, { concurrency, pastDeadline: deadline.passed, onDone }));
-  // What was written is the primary's digest now (it may have moved since listing).
-  const primaryTags = new Map([...sides.primaryTags, ...writes.written]);
-  if (options.deep && !deadline.passed()) report.treesChecked(await checkTrees(replicator, primaryTags));
-  // An empty plan wrote nothing that could mix with changes on the primary: nothing to confirm.
-  if (!isEmptyPlan(plan) && !deadline.wasPassed) report.primaryChanged(await changesOnPrimary(primary, repository, primaryTags, read, report.tagsWritten));
-  if (deadline.wasPassed) report.outOfTime();
-  await cancelUploads(secondary, repository, book.released(deadline.wasPassed), 'no longer needed', logger);
-  report.uploadsLeft(book.unfinished(deadline.wasPassed));
-  return finish(report, replicator.stats, logger);
-}
-
-/** Counts tags done (written, removed, or failed) for `onProgress`. */
-function progressCounter(onProgress: SyncOptions['onProgress'], total: number, stats: ReplicationStats): () => void {
-  let done = 0;
-  return () => onProgress?.({ done: ++done, total, bytes: stats.bytesCopied });
-}
-
-/** Copies the tags the secondary lacks and re-points those at another digest; each tag fails alone. */
-async function writeTags(
-  plan: Plan,
-  replicator: Replicator,
-  remover: TagRemover,
-  run: { repository: Repository; concurrency: number; pastDeadline: () => boolean; onDone: () => void; logger: EngineLogger },
-): Promise<WriteOutcome> {
-  const outcome = {
-    copied: [] as string[],
-    repaired: [] as string[],
-    written: new Map<string, string>(),
-    skipped: [] as TagSkip[],
-    failed: [] as TagFailure[],
-  };
-  const writes = [...plan.copy.map((change) => ({ change, kind: 'copy' as const })), ...plan.repair.map((change) => ({ change, kind: 'repair' as const }))];
-  await mapLimit(writes, run.concurrency, async ({ change, kind }) => {
-    if (run.pastDeadline()) return;
-    try {
-      const written = await replicator.copyTag(change.tag);
-      if (written === undefined) outcome.skipped.push({ tag: change.tag, reason: 'deleted on the primary during the sync' });
-      else {
-        (kind === 'copy' ? outcome.copied : outcome.repaired).push(change.tag);
-        if (kind === 'repair') await remover.cleanUpAfterRepair(change.secondary);
-        outcome.written.set(change.tag, written);
-      }
-    } catch (error) {
-      // Out of time mid-blob: neither done nor failed; the next run resumes the upload and writes the tag.
-      if (error instanceof UploadPaused) return;
-      outcome.failed.push({ tag: change.tag, error: errorMessage(error) });
-      run.logger.error('tag copy failed', { repository: run.repository, tag: change.tag, error: errorMessage(error) });
-    }
-    run.onDone();
-  });
-  return outcome;
-}
-
-/** The tags both sides already hold at the same digest: what a dry run's deep check walks. */
-function tagsOnBothSides(sides: SyncSides): Map<string, string | undefined> {
-  return new Map([...sides.primaryTags].filter(([tag, digest]) => sides.secondaryTags.get(tag) === digest));
-}
-
-/** Walks every tagged manifest's tree on the secondary, repairing (or, dry, listing) what is missing. */
-async function checkTrees(replicator: Replicator, tags: PrimaryTagMap): Promise<TreeCheck> {
-  const failed: TagFailure[] = [];
-  const digests = [...new Set([...tags.values()].filter((digest) => digest !== undefined))];
-  await mapLimit(digests, 8, async (digest) => {
-    try {
-      await replicator.checkTree(digest);
-    } catch (error) {
-      const tag = [...tags].find(([, d]) => d === digest)?.[0] ?? digest;
-      failed.push({ tag, error: errorMessage(error) });
-    }
-  });
-  return { failed, missing: replicator.missing };
-}
-
-/**
- * The primary may gain, lose or move tags while we write. After the writes, the primary is read
- * again whole (names and digests): each tag not as the run left it is returned, to be reported
- * as skipped, so the run says 'differences', never 'synced' over a mix of the old and the new state.
- */
-async function changesOnPrimary(
-  primary: RegistryClient,
-  repository: Repository,
-  planned: PrimaryTagMap,
-  read: ReadOptions,
-  tagsWritten: number,
-): Promise<TagSkip[]> {
-  let now: Map<string, string>;
-  try {
-    now = (await readTagMap(primary, repository, read)) ?? new Map<string, string>();
-  } catch (error) {
-    throw new GeoSyncError(
-      'CONFIRMATION_FAILED',
-      `${repository}: ${tagsWritten} tag(s) written, but the primary could not be read again to confirm nothing changed meanwhile (${errorMessage(error)}); run again`,
-      {
-        retryable: error instanceof GeoSyncError && error.retryable,
-        cause: error,
-      },
-    );
-  }
-  const changes: TagSkip[] = [];
-  for (const [tag, digest] of now) {
-    const expected = planned.get(tag);
-    if (!planned.has(tag)) changes.push({ tag, reason: 'added on the primary during the sync; run again' });
-    else if (expected !== undefined && expected !== digest) changes.push({ tag, reason: `moved on the primary during the sync (now ${digest}); run again` });
-  }
-  for (const tag of planned.keys()) if (!now.has(tag)) changes.push({ tag, reason: 'deleted on the primary during the sync; run again' });
-  return changes;
-}
-
-function finish(report: SyncReportBuilder, stats: ReplicationStats, logger: EngineLogger): SyncReport {
-  const done = report.finish(stats);
+  report.wrote(outcome.writes);
+  report.removed(outcome.removals);
+  if (outcome.removalRefused) report.refusedUpFront(outcome.removalRefused);
+  if (outcome.deep) report.treesChecked(outcome.deep);
+  report.primaryChanged(outcome.changed);
+  if (outcome.outOfTime) report.outOfTime();
+  report.uploadsLeft(outcome.uploads);
+  const done = report.finish(outcome.stats);
   logger.info('sync finished', {
     repository: done.repository,
     status: done.status,
@@ -213,6 +87,30 @@ function finish(report: SyncReportBuilder, stats: ReplicationStats, logger: Engi
     failed: done.failed.length,
   });
   return done;
+}
+
+/**
+ * The reader of a full sync: every tag of the repository on both sides. An extra tag is proved
+ * absent by the primary's complete listing (any failure there throws) and asked once more just
+ * before it is removed; the confirmation lists the primary again whole.
+ */
+function wholeRepository(primary: RegistryClient, secondary: RegistryClient, repository: Repository, read: ReadOptions & { dryRun: boolean }): SyncReader {
+  return {
+    reads: 'repository',
+    read: async () => ({ ...(await readForSync(primary, secondary, repository, read)), failed: [], skipped: [], notStarted: [] }),
+    appearedOnPrimary: async (tag) => (await primary.headManifest(repository, tag)) !== null,
+    changesOnPrimary: async (planned) => {
+      const now = (await readTagMap(primary, repository, read)) ?? new Map<string, string>();
+      const changes: TagSkip[] = [];
+      for (const [tag, digest] of now) {
+        const expected = planned.get(tag);
+        if (!planned.has(tag)) changes.push({ tag, reason: changeOnPrimary(null, digest) });
+        else if (expected !== undefined && expected !== digest) changes.push({ tag, reason: changeOnPrimary(expected, digest) });
+      }
+      for (const tag of planned.keys()) if (!now.has(tag)) changes.push({ tag, reason: changeOnPrimary(planned.get(tag), null) });
+      return changes;
+    },
+  };
 }
 
 export interface VerifyOptions {

@@ -40,9 +40,11 @@ export interface WriteOutcome {
   copied: string[];
   repaired: string[];
   /** tag -> the primary's digest as copied (it may have moved since listing). */
-  written: ReadonlyMap<string, string>;
+  written: Map<string, string>;
   skipped: TagSkip[];
   failed: TagFailure[];
+  /** Not reached before the deadline, or their big blob still being copied in chunks when it came. */
+  notStarted: string[];
 }
 
 /** What the deep check found: trees that could not be checked, and objects missing on the secondary. */

@@ -36,6 +36,8 @@ export interface RemovalOutcome {
   /** Tags the primary gained since listing: not extra after all. */
   skipped: { tag: string; reason: string }[];
   failed: { tag: string; error: string }[];
+  /** Not reached before the deadline. */
+  notStarted: string[];
   refused?: RemovalRefused;
 }
 
@@ -108,23 +110,24 @@ export class TagRemover {
   }
 
   /**
-   * Removes the extra tags, never one the primary has gained since listing. The probe passed, yet
-   * the secondary may start refusing (deletes disabled, or read-only, mid-run): from the first
+   * Removes the extra tags, never one the primary has gained since it was read (`appeared` asks).
+   * A tag a killed run left on a throwaway goes with its throwaway. The probe passed, yet the
+   * secondary may start refusing (deletes disabled, or read-only, mid-run): from the first
    * refusal on, the remaining extra tags are left untouched.
    */
   async removeExtraTags(
     extra: readonly TagChange[],
-    primary: RegistryClient,
+    appeared: (tag: string) => Promise<boolean>,
     run: { concurrency: number; pastDeadline: () => boolean; onDone: () => void },
   ): Promise<RemovalOutcome> {
-    const outcome: RemovalOutcome = { removed: [], skipped: [], failed: [] };
+    const outcome: RemovalOutcome = { removed: [], skipped: [], failed: [], notStarted: [] };
     let refusal: 'deletes' | 'writes' | undefined;
     const refused: string[] = [];
     await mapLimit(extra, run.concurrency, async (change) => {
-      if (run.pastDeadline()) return;
+      if (run.pastDeadline()) return void outcome.notStarted.push(change.tag);
       try {
         if (refusal) refused.push(change.tag);
-        else if (await primary.headManifest(this.repository, change.tag)) {
+        else if (await appeared(change.tag)) {
           outcome.skipped.push({ tag: change.tag, reason: 'appeared on the primary during the sync; not removed' });
         } else {
           if (!(await this.deleteLeftoverThrowaway(change.secondary))) await this.removeTag(change.tag, change.secondary!);
@@ -147,15 +150,6 @@ export class TagRemover {
     });
     if (refusal && refused.length > 0) outcome.refused = removalRefused(this.secondary.host, refusal, refused.sort(byteOrder));
     return outcome;
-  }
-
-  /**
-   * Removes one tag the caller has proved gone from the primary, now at `current`: a throwaway a
-   * killed run left it on goes with its throwaway; any other tag goes as removeExtraTags removes it.
-   * A refusal is thrown, as the registry gave it.
-   */
-  async removeOne(tag: string, current: string): Promise<void> {
-    if (!(await this.deleteLeftoverThrowaway(current))) await this.removeTag(tag, current);
   }
 
   /**
@@ -246,7 +240,7 @@ export class TagRemover {
 }
 
 /** A write refused by the registry itself, not a passing fault: 'deletes' or 'writes' (read-only), else undefined. */
-export function writeRefusal(error: unknown): 'deletes' | 'writes' | undefined {
+function writeRefusal(error: unknown): 'deletes' | 'writes' | undefined {
   if (!(error instanceof GeoSyncError)) return undefined;
   if (error.code === 'DELETES_REFUSED') return 'deletes';
   if (error.code === 'READ_ONLY' || (error instanceof RegistryError && error.status === 405)) return 'writes';

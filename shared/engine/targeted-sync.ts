@@ -4,15 +4,15 @@
  * the tag holds, so each tag is read from the primary as it is now and only that is written.
  */
 import { DEFAULT_CONCURRENCY, mapLimit } from './concurrency.js';
-import { Deadline } from './deadline.js';
 import { GeoSyncError, errorMessage } from './errors.js';
 import { silentLogger, type EngineLogger } from './log.js';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, validateRepositoryName, validateTag, type Repository } from './oci.js';
 import { byteOrder } from './planner.js';
-import type { DeleteSupport, ManifestHead, RegistryClient } from './registry/client.js';
-import { Replicator, UploadPaused, cancelUploads } from './replicate.js';
-import { TagRemover, writeRefusal } from './tag-removal.js';
-import { UploadBook, type UploadSession } from './upload-session.js';
+import type { RegistryClient } from './registry/client.js';
+import type { SyncStatus } from './status.js';
+import type { TagSkip } from './sync-report.js';
+import { changeOnPrimary, runSyncPipeline, type SidesRead, type SyncReader } from './sync-pipeline.js';
+import type { UploadSession } from './upload-session.js';
 
 /** How long a tag that does not show its announced digest yet is given before it is asked once more. */
 const SETTLE_MS = 100;
@@ -45,7 +45,7 @@ export interface TagSyncReport {
    * primary meanwhile (`skipped`) or the secondary refuses deletes; failed: some tags failed;
    * incomplete: the deadline came first (`notStarted`).
    */
-  status: 'synced' | 'differences' | 'failed' | 'incomplete';
+  status: SyncStatus;
   /** The tags asked for, each once, in byte order. */
   tags: string[];
   done: { copied: string[]; repaired: string[]; removed: string[] };
@@ -72,14 +72,12 @@ export interface TagSyncReport {
 }
 
 /**
- * Makes each named tag on the secondary what the primary holds now. Per tag: one HEAD on each
- * side; a tag present on the primary and different (or missing) on the secondary is copied, its
- * manifest fetched by tag and its blobs and children copied as needed; a tag the primary does not
- * have is removed from the secondary without collateral (OCI tag delete, else a throwaway
- * manifest), and only when the primary proves its absence: its registry error for that tag, in a
- * repository it does list. Then the primary is asked once more for each tag written: a tag it
- * changed meanwhile is named in `skipped`. Nothing is listed, so the cost is the same in a
- * repository of ten tags as in one of ten thousand.
+ * Makes each named tag on the secondary what the primary holds now: a reader of the named tags in
+ * front of the one pipeline (sync-pipeline.ts). Per tag one HEAD on each side; a tag the primary
+ * does not have is removed from the secondary only when the primary proves its absence: its
+ * registry error for that tag, in a repository it does list. The confirmation asks the primary
+ * once more for each tag written. Nothing is listed, so the cost is the same in a repository of
+ * ten tags as in one of ten thousand.
  */
 export async function syncTags(
   primary: RegistryClient,
@@ -91,136 +89,62 @@ export async function syncTags(
   const repository = validateRepositoryName(name);
   const started = Date.now();
   const logger = options.logger ?? silentLogger;
+  const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
   const wanted = [...new Set(tags.map(validateTag))].sort(byteOrder);
+  const reader = namedTags(primary, secondary, repository, wanted, { concurrency, announced: options.announced ?? {} });
+  const outcome = await runSyncPipeline(primary, secondary, repository, reader, {
+    dryRun: false,
+    deep: false,
+    maxPrune: 1,
+    deadline: options.deadline,
+    concurrency,
+    logger,
+    uploads: options.uploads ?? [],
+    onUploadProgress: options.onUploadProgress,
+    onProgress: undefined,
+  });
+
+  const { read, writes, removals } = outcome;
   const report: TagSyncReport = {
     repository,
     status: 'synced',
     tags: wanted,
-    done: { copied: [], repaired: [], removed: [] },
+    done: { copied: writes.copied.sort(byteOrder), repaired: writes.repaired.sort(byteOrder), removed: removals.removed.sort(byteOrder) },
     unchanged: [],
-    failed: [],
-    skipped: [],
-    notStarted: [],
+    failed: [...read.failed, ...writes.failed, ...removals.failed].sort((a, b) => byteOrder(a.tag, b.tag)),
+    skipped: [...read.skipped, ...writes.skipped, ...removals.skipped, ...outcome.changed].sort((a, b) => byteOrder(a.tag, b.tag)),
+    notStarted: outcome.notStarted.sort(byteOrder),
     unsettled: [],
-    bytesCopied: 0,
-    blobsCopied: 0,
-    blobsMounted: 0,
+    bytesCopied: outcome.stats.bytesCopied,
+    blobsCopied: outcome.stats.blobsCopied,
+    blobsMounted: outcome.stats.blobsMounted,
     durationMs: 0,
   };
-  const deadline = new Deadline(options.deadline);
-  const book = new UploadBook(options.uploads ?? [], Date.now(), options.onUploadProgress);
-  const replicator = new Replicator(primary, secondary, repository, { logger, ...(deadline.set ? { chunked: { book, deadline } } : {}) });
-  await cancelUploads(secondary, repository, book.stale, 'older than the session age bound', logger);
-  /** Removal for one tag, as read on the secondary: a throwaway is looked for only where its HEAD allows one. */
-  const removerFor = (tag: string, head: ManifestHead, deletes: DeleteSupport) =>
-    new TagRemover(secondary, repository, deletes, { tags: new Map([[tag, head.digest]]), heads: [head] }, logger);
-  /** What each written tag should be on the primary still: its digest, or null for a removed tag. */
-  const written = new Map<string, string | null>();
-  /** The primary's digest of each tag as last seen (null: absent). */
-  const seen = new Map<string, string | null>();
-  let deletes: Promise<DeleteSupport> | undefined;
-  let primaryListsRepository: Promise<boolean> | undefined;
-  let refusal: 'deletes' | 'writes' | undefined;
-  const refused: string[] = [];
-
-  await mapLimit(wanted, options.concurrency ?? DEFAULT_CONCURRENCY, async (tag) => {
-    if (deadline.passed()) {
-      report.notStarted.push(tag);
-      return;
-    }
-    try {
-      const announced = options.announced?.[tag];
-      const [first, onSecondary] = await Promise.all([primary.headManifest(repository, tag), secondary.headManifest(repository, tag)]);
-      let onPrimary = first;
-      if (announced !== undefined && onPrimary?.digest !== announced) {
-        // Registry 2.8 announces a push a moment before it moves the tag: one more look, shortly.
-        await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
-        onPrimary = await primary.headManifest(repository, tag);
-      }
-      seen.set(tag, onPrimary?.digest ?? null);
-      if (onPrimary) {
-        if (onSecondary?.digest === onPrimary.digest) return void report.unchanged.push(tag);
-        const digest = await replicator.copyTag(tag);
-        if (digest === undefined) return void report.skipped.push({ tag, reason: 'deleted on the primary during the sync' });
-        (onSecondary ? report.done.repaired : report.done.copied).push(tag);
-        written.set(tag, digest);
-        seen.set(tag, digest);
-        // The tag just left its previous digest: a throwaway a killed removal left there is deleted, as sync does.
-        if (onSecondary) await removerFor(tag, onSecondary, 'unknown').cleanUpAfterRepair(onSecondary.digest);
-        return;
-      }
-      // The primary's HEAD said 404, which a HEAD cannot prove (no body): the registry's own error
-      // for the tag, in a repository it lists, is the proof before anything is removed.
-      const absence = await tagAbsence(primary, repository, tag);
-      if (absence === 'present') return void report.skipped.push({ tag, reason: 'appeared on the primary during the sync' });
-      if (!onSecondary) return void report.unchanged.push(tag);
-      if (!(await (primaryListsRepository ??= repositoryListed(primary, repository)))) {
-        return void report.failed.push({ tag, error: `repository ${repository} does not exist on the primary ${primary.host}; ${tag} was not removed` });
-      }
-      if (refusal) return void refused.push(tag);
-      const support = await (deletes ??= secondary.probeDeletes(repository));
-      if (support === 'refused' || support === 'read-only') {
-        refusal ??= support === 'refused' ? 'deletes' : 'writes';
-        return void refused.push(tag);
-      }
-      try {
-        // A tag a killed run left on a throwaway goes with its throwaway; any other, as sync removes it.
-        await removerFor(tag, onSecondary, support).removeOne(tag, onSecondary.digest);
-      } catch (error) {
-        // Refused after the probe passed: the tag was left as it was (or, TAG_LEFT_ON_THROWAWAY,
-        // could not be put back: a failure, but a refusal all the same), as in sync.
-        const refusedNow = writeRefusal(error);
-        refusal ??= refusedNow ?? writeRefusal(error instanceof Error ? error.cause : undefined);
-        if (!refusedNow) throw error;
-        logger.warn('the secondary refused a removal; tag left as it was', { repository, tag, error: errorMessage(error) });
-        return void refused.push(tag);
-      }
-      report.done.removed.push(tag);
-      written.set(tag, null);
-    } catch (error) {
-      // Out of time mid-blob: the tag goes again at once, and its next job resumes the upload.
-      if (error instanceof UploadPaused) return void report.notStarted.push(tag);
-      report.failed.push({ tag, error: errorMessage(error) });
-      logger.error('tag sync failed', { repository, tag, error: errorMessage(error) });
-    }
-  });
-  // A job names a few tags: sessions it did not reach belong to other tags' blobs and are kept
-  // (as when out of time); only those for blobs now on the secondary are cancelled.
-  await cancelUploads(secondary, repository, book.released(true), 'no longer needed', logger);
-  const uploads = book.unfinished(true);
-  if (uploads.length > 0) report.uploads = uploads;
-
-  if (refusal && refused.length > 0) {
-    const why =
-      refusal === 'deletes'
-        ? 'refuses deletes (HTTP 405: delete is disabled in its storage config)'
-        : 'is read-only and refuses deletes (HTTP 405 to every write, as in maintenance mode)';
-    report.removalRefused = {
-      reason: `the secondary ${secondary.host} ${why}; the tags gone from the primary were left as they were`,
-      tags: refused.sort(byteOrder),
-    };
-  }
-  if (written.size > 0) await confirmWritten(primary, repository, written, report, options.concurrency ?? DEFAULT_CONCURRENCY);
+  if (outcome.removalRefused) report.removalRefused = { reason: outcome.removalRefused.reason, tags: outcome.removalRefused.tags.sort(byteOrder) };
+  if (outcome.uploads.length > 0) report.uploads = outcome.uploads;
+  const touched = new Set([
+    ...report.done.copied,
+    ...report.done.repaired,
+    ...report.done.removed,
+    ...report.failed.map((entry) => entry.tag),
+    ...report.skipped.map((entry) => entry.tag),
+    ...report.notStarted,
+    ...(report.removalRefused?.tags ?? []),
+  ]);
+  report.unchanged = wanted.filter((tag) => !touched.has(tag));
+  // The primary's digest of each tag as last seen: an announced digest it did not show is named, to be looked at again.
+  const seen = new Map([...read.primaryTags, ...writes.written]);
   const named = new Set([...report.failed, ...report.skipped].map((entry) => entry.tag));
   for (const [tag, digest] of Object.entries(options.announced ?? {})) {
-    if (seen.has(tag) && seen.get(tag) !== digest && !named.has(tag)) report.unsettled.push(tag);
+    if (reader.wasRead(tag) && (seen.get(tag) ?? null) !== digest && !named.has(tag)) report.unsettled.push(tag);
   }
-
-  for (const list of [report.done.copied, report.done.repaired, report.done.removed, report.unchanged, report.notStarted, report.unsettled])
-    list.sort(byteOrder);
-  report.failed.sort((a, b) => byteOrder(a.tag, b.tag));
-  report.skipped.sort((a, b) => byteOrder(a.tag, b.tag));
-  Object.assign(report, {
-    bytesCopied: replicator.stats.bytesCopied,
-    blobsCopied: replicator.stats.blobsCopied,
-    blobsMounted: replicator.stats.blobsMounted,
-    durationMs: Date.now() - started,
-  });
-  report.status = tagSyncStatus(report);
+  report.unsettled.sort(byteOrder);
+  report.durationMs = Date.now() - started;
+  report.status = syncStatusOf(report);
   return report;
 }
 
-function tagSyncStatus(report: TagSyncReport): TagSyncReport['status'] {
+function syncStatusOf(report: TagSyncReport): SyncStatus {
   if (report.failed.length > 0) return 'failed';
   if (report.notStarted.length > 0) return 'incomplete';
   if (report.skipped.length > 0 || report.removalRefused) return 'differences';
@@ -228,37 +152,86 @@ function tagSyncStatus(report: TagSyncReport): TagSyncReport['status'] {
 }
 
 /**
- * The closing check over the tags this sync wrote: one HEAD each on the primary. A tag no longer
- * as it was written (moved, deleted, back again) is named in `skipped`, never called synced.
+ * The reader of a targeted sync: the named tags only, one HEAD each on both sides. A tag the
+ * primary's HEAD does not find is looked at with a GET, whose registry error proves its absence,
+ * and only in a repository the primary lists: registry 2.8 answers MANIFEST_UNKNOWN for a tag of a
+ * repository it does not have, so the tag's error alone would let a primary that lost a repository
+ * (or the wrong registry) empty the secondary's. The confirmation HEADs each tag written.
  */
-async function confirmWritten(
+function namedTags(
   primary: RegistryClient,
+  secondary: RegistryClient,
   repository: Repository,
-  written: ReadonlyMap<string, string | null>,
-  report: TagSyncReport,
-  concurrency: number,
-): Promise<void> {
-  try {
-    await mapLimit([...written], concurrency, async ([tag, expected]) => {
-      const now = (await primary.headManifest(repository, tag))?.digest ?? null;
-      if (now === expected) return;
-      const reason =
-        now === null
-          ? 'deleted on the primary during the sync'
-          : expected === null
-            ? 'appeared on the primary during the sync'
-            : `moved on the primary during the sync (now ${now})`;
-      report.skipped.push({ tag, reason: `${reason}; run again` });
-    });
-  } catch (error) {
-    throw new GeoSyncError(
-      'CONFIRMATION_FAILED',
-      `${repository}: ${written.size} tag(s) written, but the primary could not be asked again whether they changed meanwhile (${errorMessage(error)}); run again`,
-      {
-        retryable: error instanceof GeoSyncError && error.retryable,
-        cause: error,
-      },
-    );
+  tags: readonly string[],
+  run: { concurrency: number; announced: Readonly<Record<string, string>> },
+): SyncReader & { wasRead(tag: string): boolean } {
+  const read = new Set<string>();
+  let primaryListsRepository: Promise<boolean> | undefined;
+  return {
+    reads: 'tags',
+    wasRead: (tag) => read.has(tag),
+    read: async (deadline) => {
+      const sides: SidesRead = {
+        primaryTags: new Map(),
+        secondaryTags: new Map(),
+        secondaryHeads: [],
+        secondaryIsNew: false,
+        failed: [],
+        skipped: [],
+        notStarted: [],
+      };
+      await mapLimit(tags, run.concurrency, async (tag) => {
+        if (deadline.passed()) return void sides.notStarted.push(tag);
+        try {
+          const announced = run.announced[tag];
+          const [first, onSecondary] = await Promise.all([primary.headManifest(repository, tag), secondary.headManifest(repository, tag)]);
+          let onPrimary = first;
+          if (announced !== undefined && onPrimary?.digest !== announced) {
+            // Registry 2.8 announces a push a moment before it moves the tag: one more look, shortly.
+            await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+            onPrimary = await primary.headManifest(repository, tag);
+          }
+          read.add(tag);
+          if (onPrimary) sides.primaryTags.set(tag, onPrimary.digest);
+          if (onSecondary && (onPrimary || (await provedAbsent(tag, sides)))) {
+            sides.secondaryTags.set(tag, onSecondary.digest);
+            sides.secondaryHeads.push(onSecondary);
+          } else if (!onPrimary && !onSecondary && (await tagAbsence(primary, repository, tag)) === 'present') {
+            sides.skipped.push({ tag, reason: 'appeared on the primary during the sync' });
+          }
+        } catch (error) {
+          sides.failed.push({ tag, error: errorMessage(error) });
+        }
+      });
+      return sides;
+    },
+    // The read's GET just proved the tag absent.
+    appearedOnPrimary: () => Promise.resolve(false),
+    changesOnPrimary: async (_planned, written) => {
+      const changes: TagSkip[] = [];
+      await mapLimit([...written], run.concurrency, async ([tag, expected]) => {
+        const now = (await primary.headManifest(repository, tag))?.digest ?? null;
+        if (now !== expected) changes.push({ tag, reason: changeOnPrimary(expected, now) });
+      });
+      return changes;
+    },
+  };
+
+  /**
+   * For a tag the primary's HEAD did not find but the secondary has: whether the primary proves
+   * its absence. A tag it holds after all is skipped; a repository it does not list fails the tag.
+   */
+  async function provedAbsent(tag: string, sides: SidesRead): Promise<boolean> {
+    // A HEAD's 404 proves nothing (no body): the registry's own error for the tag is the proof.
+    if ((await tagAbsence(primary, repository, tag)) === 'present') {
+      sides.skipped.push({ tag, reason: 'appeared on the primary during the sync' });
+      return false;
+    }
+    if (!(await (primaryListsRepository ??= repositoryListed(primary, repository)))) {
+      sides.failed.push({ tag, error: `repository ${repository} does not exist on the primary ${primary.host}; ${tag} was not removed` });
+      return false;
+    }
+    return true;
   }
 }
 

@@ -1,0 +1,259 @@
+/**
+ * The one sync pipeline: read → plan → apply (copy, repair, remove) → confirm → report. A reader
+ * says what is read (every tag of a repository, or a few named tags) and how the primary is asked
+ * again; every step after the read is the same for both. `syncRepository` (repository.ts) and
+ * `syncTags` (targeted-sync.ts) are the two readers in front of it.
+ */
+import { mapLimit } from './concurrency.js';
+import { Deadline } from './deadline.js';
+import { GeoSyncError, errorMessage } from './errors.js';
+import type { EngineLogger } from './log.js';
+import type { Repository } from './oci.js';
+import { planRepository, pruneGuard, type Plan, type PrimaryTagMap } from './planner.js';
+import type { ManifestHead, RegistryClient } from './registry/client.js';
+import { Replicator, UploadPaused, cancelUploads, type ReplicationStats } from './replicate.js';
+import type { TagFailure, TagSkip, WriteOutcome } from './sync-report.js';
+import { TagRemover, probeDeletes, type RemovalOutcome, type RemovalRefused } from './tag-removal.js';
+import { UploadBook, type UploadSession } from './upload-session.js';
+
+/** Both sides as a reader found them, and the tags the read itself settled. */
+export interface SidesRead {
+  /** The primary's tags; a digest may be left unread (undefined) for a tag the secondary lacks: its copy fetches it. */
+  primaryTags: Map<string, string | undefined>;
+  secondaryTags: Map<string, string>;
+  /** What the secondary's HEADs told of each manifest (type, size): tag removal uses it. */
+  secondaryHeads: ManifestHead[];
+  /** The secondary did not have the repository at all. */
+  secondaryIsNew: boolean;
+  /** Tags the read could not settle (no proof of absence, say): neither planned nor touched. */
+  failed: TagFailure[];
+  /** Tags the primary changed while they were read. */
+  skipped: TagSkip[];
+  /** Tags the deadline came before. */
+  notStarted: string[];
+}
+
+/** What a reader brings to the pipeline. */
+export interface SyncReader {
+  /**
+   * 'repository': every tag was read, so the prune guard applies, a read-only secondary is found
+   * out before any write, and upload sessions this run did not reach are its own. 'tags': a few
+   * named tags; sessions it did not reach belong to other tags and are kept.
+   */
+  readonly reads: 'repository' | 'tags';
+  read(deadline: Deadline): Promise<SidesRead>;
+  /** Just before an extra tag is removed: whether the primary has it now after all. */
+  appearedOnPrimary(tag: string): Promise<boolean>;
+  /**
+   * After the writes, the primary asked again: each tag no longer as the run left it. `planned` is
+   * the primary as read with each written tag at its written digest; `written` the tags written
+   * (null: removed).
+   */
+  changesOnPrimary(planned: PrimaryTagMap, written: ReadonlyMap<string, string | null>): Promise<TagSkip[]>;
+}
+
+export interface PipelineOptions {
+  dryRun: boolean;
+  deep: boolean;
+  maxPrune: number;
+  deadline: number | undefined;
+  concurrency: number;
+  logger: EngineLogger;
+  uploads: readonly UploadSession[];
+  onUploadProgress: ((sessions: UploadSession[]) => Promise<void>) | undefined;
+  onProgress: ((progress: { done: number; total: number; bytes: number }) => void) | undefined;
+}
+
+/** What the pipeline did, step by step; each reader shapes its report from it. */
+export interface PipelineOutcome {
+  read: SidesRead;
+  plan: Plan;
+  guard: string | undefined;
+  writes: WriteOutcome;
+  removals: RemovalOutcome;
+  /** The extra tags left because the secondary refuses deletes (found up front or mid-run). */
+  removalRefused: RemovalRefused | undefined;
+  /** Tags the primary changed during the run (from the confirmation), not named elsewhere already. */
+  changed: TagSkip[];
+  /** Tags neither done nor failed: the deadline came first, or their big blob is still being copied. */
+  notStarted: string[];
+  deep: { failed: TagFailure[]; missing: Replicator['missing'] } | undefined;
+  outOfTime: boolean;
+  uploads: UploadSession[];
+  stats: ReplicationStats;
+}
+
+export async function runSyncPipeline(
+  primary: RegistryClient,
+  secondary: RegistryClient,
+  repository: Repository,
+  reader: SyncReader,
+  options: PipelineOptions,
+): Promise<PipelineOutcome> {
+  const { dryRun, concurrency, logger } = options;
+  const deadline = new Deadline(options.deadline);
+  const whole = reader.reads === 'repository';
+
+  // Read, then plan. Removal below is only reached when the read proved each extra tag absent.
+  const read = await reader.read(deadline);
+  const plan = planRepository(read.primaryTags, read.secondaryTags);
+  const guard = whole ? pruneGuard(plan, read.secondaryTags.size, options.maxPrune) : undefined;
+  logger.info('plan', { repository, copy: plan.copy.length, repair: plan.repair.length, remove: plan.remove.length, guard: guard !== undefined });
+
+  const removing = !guard && plan.remove.length > 0;
+  const writing = !dryRun && whole && (plan.copy.length > 0 || plan.repair.length > 0);
+  const deletes = await probeDeletes(secondary, repository, { removing, writing, dryRun });
+  const remover = new TagRemover(secondary, repository, deletes, { tags: read.secondaryTags, heads: read.secondaryHeads }, logger);
+  const refusedUpFront = removing ? remover.refusedUpFront(plan.remove) : undefined;
+  const book = new UploadBook(dryRun ? [] : options.uploads, Date.now(), options.onUploadProgress);
+  const replicator = new Replicator(primary, secondary, repository, {
+    deep: options.deep,
+    write: !dryRun,
+    logger,
+    secondaryIsNew: read.secondaryIsNew,
+    ...(deadline.set ? { chunked: { book, deadline } } : {}),
+  });
+  const outcome: PipelineOutcome = {
+    read,
+    plan,
+    guard,
+    writes: { copied: [], repaired: [], written: new Map(), skipped: [], failed: [], notStarted: [] },
+    removals: { removed: [], skipped: [], failed: [], notStarted: [] },
+    removalRefused: refusedUpFront,
+    changed: [],
+    notStarted: [...read.notStarted],
+    deep: undefined,
+    outOfTime: false,
+    uploads: [],
+    stats: replicator.stats,
+  };
+
+  if (dryRun) {
+    if (options.deep) outcome.deep = await checkTrees(replicator, tagsOnBothSides(read));
+    return outcome;
+  }
+
+  // Apply: copies and repairs, then removals (guarded, last).
+  await cancelUploads(secondary, repository, book.stale, 'older than the session age bound', logger);
+  const removals = removing && !refusedUpFront ? plan.remove : [];
+  const onDone = progressCounter(options.onProgress, plan.copy.length + plan.repair.length + removals.length, replicator.stats);
+  const run = { repository, concurrency, pastDeadline: deadline.passed, onDone, logger };
+  outcome.writes = await writeTags(plan, replicator, remover, run);
+  if (removals.length > 0) {
+    outcome.removals = await remover.removeExtraTags(removals, (tag) => reader.appearedOnPrimary(tag), run);
+    outcome.removalRefused ??= outcome.removals.refused;
+  }
+  outcome.notStarted.push(...outcome.writes.notStarted, ...outcome.removals.notStarted);
+
+  // What was written is the primary's digest now (it may have moved since the read).
+  const planned = new Map([...read.primaryTags, ...outcome.writes.written]);
+  if (options.deep && !deadline.passed()) outcome.deep = await checkTrees(replicator, planned);
+
+  // Confirm: an empty plan wrote nothing that could mix with changes on the primary.
+  const written = new Map<string, string | null>([...outcome.writes.written, ...outcome.removals.removed.map((tag) => [tag, null] as const)]);
+  if (written.size > 0 && !deadline.wasPassed) outcome.changed = notNamedYet(outcome, await confirm(reader, repository, planned, written));
+
+  outcome.outOfTime = deadline.wasPassed;
+  // A run over a few tags keeps the sessions it did not reach (they belong to other tags' blobs), as when out of time.
+  const keepOthers = deadline.wasPassed || !whole;
+  await cancelUploads(secondary, repository, book.released(keepOthers), 'no longer needed', logger);
+  outcome.uploads = book.unfinished(keepOthers);
+  return outcome;
+}
+
+/** Counts tags done (written, removed, or failed) for `onProgress`. */
+function progressCounter(onProgress: PipelineOptions['onProgress'], total: number, stats: ReplicationStats): () => void {
+  let done = 0;
+  return () => onProgress?.({ done: ++done, total, bytes: stats.bytesCopied });
+}
+
+/** Copies the tags the secondary lacks and re-points those at another digest; each tag fails alone. */
+async function writeTags(
+  plan: Plan,
+  replicator: Replicator,
+  remover: TagRemover,
+  run: { repository: Repository; concurrency: number; pastDeadline: () => boolean; onDone: () => void; logger: EngineLogger },
+): Promise<WriteOutcome> {
+  const outcome: WriteOutcome = { copied: [], repaired: [], written: new Map(), skipped: [], failed: [], notStarted: [] };
+  const writes = [...plan.copy.map((change) => ({ change, kind: 'copy' as const })), ...plan.repair.map((change) => ({ change, kind: 'repair' as const }))];
+  await mapLimit(writes, run.concurrency, async ({ change, kind }) => {
+    if (run.pastDeadline()) return void outcome.notStarted.push(change.tag);
+    try {
+      const written = await replicator.copyTag(change.tag);
+      if (written === undefined) outcome.skipped.push({ tag: change.tag, reason: 'deleted on the primary during the sync' });
+      else {
+        (kind === 'copy' ? outcome.copied : outcome.repaired).push(change.tag);
+        // The tag just left its previous digest: a throwaway a killed removal left there is deleted.
+        if (kind === 'repair') await remover.cleanUpAfterRepair(change.secondary);
+        outcome.written.set(change.tag, written);
+      }
+    } catch (error) {
+      // Out of time mid-blob: neither done nor failed; the next run resumes the upload and writes the tag.
+      if (error instanceof UploadPaused) return void outcome.notStarted.push(change.tag);
+      outcome.failed.push({ tag: change.tag, error: errorMessage(error) });
+      run.logger.error('tag copy failed', { repository: run.repository, tag: change.tag, error: errorMessage(error) });
+    }
+    run.onDone();
+  });
+  return outcome;
+}
+
+/** The tags both sides already hold at the same digest: what a dry run's deep check walks. */
+function tagsOnBothSides(read: SidesRead): Map<string, string | undefined> {
+  return new Map([...read.primaryTags].filter(([tag, digest]) => read.secondaryTags.get(tag) === digest));
+}
+
+/** Walks every tagged manifest's tree on the secondary, repairing (or, dry, listing) what is missing. */
+async function checkTrees(replicator: Replicator, tags: PrimaryTagMap): Promise<NonNullable<PipelineOutcome['deep']>> {
+  const failed: TagFailure[] = [];
+  const digests = [...new Set([...tags.values()].filter((digest) => digest !== undefined))];
+  await mapLimit(digests, 8, async (digest) => {
+    try {
+      await replicator.checkTree(digest);
+    } catch (error) {
+      const tag = [...tags].find(([, d]) => d === digest)?.[0] ?? digest;
+      failed.push({ tag, error: errorMessage(error) });
+    }
+  });
+  return { failed, missing: replicator.missing };
+}
+
+/**
+ * The primary may gain, lose or move tags while we write: it is asked again, so the run says
+ * 'differences', never 'synced' over a mix of the old and the new state. A primary that cannot be
+ * asked fails the run: what was written stands, but nobody may call it synced.
+ */
+async function confirm(reader: SyncReader, repository: Repository, planned: PrimaryTagMap, written: ReadonlyMap<string, string | null>): Promise<TagSkip[]> {
+  try {
+    return await reader.changesOnPrimary(planned, written);
+  } catch (error) {
+    throw new GeoSyncError(
+      'CONFIRMATION_FAILED',
+      `${repository}: ${written.size} tag(s) written, but the primary could not be read again to confirm nothing changed meanwhile (${errorMessage(error)}); run again`,
+      { retryable: error instanceof GeoSyncError && error.retryable, cause: error },
+    );
+  }
+}
+
+/** The confirmation's changes, but for tags already named as failed or skipped. */
+function notNamedYet(outcome: PipelineOutcome, changes: TagSkip[]): TagSkip[] {
+  const { read, writes, removals } = outcome;
+  const named = new Set(
+    [...read.failed, ...read.skipped, ...writes.failed, ...writes.skipped, ...removals.failed, ...removals.skipped].map((entry) => entry.tag),
+  );
+  return changes.filter((change) => !named.has(change.tag));
+}
+
+/**
+ * Why a confirmation names a tag the run left at `expected` (null: absent; undefined: present,
+ * digest unread) and the primary now holds at `now` (null: absent).
+ */
+export function changeOnPrimary(expected: string | null | undefined, now: string | null): string {
+  const reason =
+    now === null
+      ? 'deleted on the primary during the sync'
+      : expected === null
+        ? 'added on the primary during the sync'
+        : `moved on the primary during the sync (now ${now})`;
+  return `${reason}; run again`;
+}
