@@ -1,11 +1,11 @@
 /** Job: sync one (repository, secondary) pair under a lease, record the outcome, schedule what follows. */
-import { randomUUID } from 'node:crypto';
-import { GeoSyncError, errorMessage, syncRepository, validateRepositoryName, type SyncReport, type SyncState, type UploadSession } from '../engine/index.js';
-import { leaseHeld, type LeaseHeld } from './lease-held.js';
+import { errorMessage, syncRepository, validateRepositoryName, type SyncReport, type SyncState } from '../engine/index.js';
+import { underLease } from './job-frame.js';
+import type { LeaseHeld } from './lease-held.js';
 import type { SyncMessage } from './messages.js';
 import type { Budget, Registries, Runtime } from './ports.js';
 import { admitSync, afterSync, afterSyncError, withUploads, type RepositoryRecord } from './record.js';
-import { LEASE_GRACE_MS, WORK_FRACTION, delaySeconds } from './timing.js';
+import { WORK_FRACTION, delaySeconds } from './timing.js';
 
 export type SyncOutcome =
   | { kind: 'synced' | 'failed' | 'continued' | 'guard-held' | 'deletes-refused'; record: RepositoryRecord; report?: SyncReport }
@@ -28,43 +28,46 @@ export async function processSyncMessage(message: SyncMessage, registries: Regis
     return { kind: 'skipped', reason: 'deferred' };
   }
 
-  const owner = randomUUID();
-  const leased = await store.acquireLease(key, { owner, expiresAt: now + budget.remainingMs + LEASE_GRACE_MS }, now, {
-    syncState: 'started',
-    syncStartedAt: new Date(now).toISOString(),
-    leaseHolder: { kind: 'sync', deep: message.deep ?? false, startedAt: now, ...(message.maxPrune !== undefined ? { maxPrune: message.maxPrune } : {}) },
-  });
-  if (!leased) return leaseHeld('sync', message, runtime.syncQueue, runtime, now);
-
-  let next: RepositoryRecord;
-  let report: SyncReport | undefined;
-  // The sessions as last saved: what a failed run leaves in the record for the next to resume.
-  let uploads: UploadSession[] | undefined = leased.uploads;
-  const saveProgress = async (sessions: UploadSession[]) => {
-    if (!(await store.saveProgress(key, owner, sessions)))
-      throw new GeoSyncError('LEASE_LOST', `${key.repository}: the sync lease was lost during a chunked upload`);
-    uploads = sessions;
+  const frame = {
+    kind: 'sync' as const,
+    name: 'sync',
+    message,
+    queue: runtime.syncQueue,
+    leaseMs: budget.remainingMs,
+    holder: {
+      syncState: 'started' as const,
+      syncStartedAt: new Date(now).toISOString(),
+      leaseHolder: {
+        kind: 'sync' as const,
+        deep: message.deep ?? false,
+        startedAt: now,
+        ...(message.maxPrune !== undefined ? { maxPrune: message.maxPrune } : {}),
+      },
+    },
   };
-  try {
-    report = await syncRepository(registries.primary(), secondary, validateRepositoryName(message.repository), {
-      deep: message.deep,
-      ...(message.maxPrune !== undefined ? { maxPrune: message.maxPrune } : {}),
-      deadline: now + budget.remainingMs * WORK_FRACTION,
-      concurrency: runtime.concurrency,
-      logger,
-      ...(leased.uploads ? { uploads: leased.uploads } : {}),
-      onUploadProgress: saveProgress,
-    });
-    next = afterSync(leased, report, runtime.clock(), runtime.retry, runtime.random);
-  } catch (error) {
-    logger.error('sync failed', { ...key, error: errorMessage(error) });
-    next = afterSyncError(withUploads(leased, uploads), error, runtime.clock(), runtime.retry, runtime.random);
-  }
-
-  if (!(await store.release(next, owner))) {
-    logger.warn('sync lease expired before the result was recorded; a later sync supersedes it', key);
-    return { kind: 'skipped', reason: 'lease-lost' };
-  }
+  const ran = await underLease<SyncMessage, SyncReport | undefined>(frame, runtime, now, async (leased) => {
+    try {
+      const report = await syncRepository(registries.primary(), secondary, validateRepositoryName(message.repository), {
+        deep: message.deep,
+        ...(message.maxPrune !== undefined ? { maxPrune: message.maxPrune } : {}),
+        deadline: now + budget.remainingMs * WORK_FRACTION,
+        concurrency: runtime.concurrency,
+        logger,
+        ...(leased.record.uploads ? { uploads: leased.record.uploads } : {}),
+        onUploadProgress: (sessions) => leased.saveProgress(sessions),
+      });
+      return { next: afterSync(leased.record, report, runtime.clock(), runtime.retry, runtime.random), result: report };
+    } catch (error) {
+      logger.error('sync failed', { ...key, error: errorMessage(error) });
+      return {
+        next: afterSyncError(withUploads(leased.record, leased.savedUploads), error, runtime.clock(), runtime.retry, runtime.random),
+        result: undefined,
+      };
+    }
+  });
+  if (ran.kind !== 'ran') return ran;
+  if (!ran.released) return { kind: 'skipped', reason: 'lease-lost' };
+  const { next, result: report } = ran;
   await scheduleFollowUps(message, next, runtime);
   recordMetrics(next, report, runtime);
 

@@ -5,14 +5,14 @@
  * changed meanwhile or that failed go back to the queue, and a job that keeps failing becomes a
  * full sync of the repository.
  */
-import { randomUUID } from 'node:crypto';
-import { GeoSyncError, errorMessage, syncTags, type TagSyncReport, type UploadSession } from '../../engine/index.js';
+import { errorMessage, syncTags, type TagSyncReport } from '../../engine/index.js';
 import type { SyncMessage } from '../messages.js';
 import type { Budget, Registries, Runtime } from '../ports.js';
 import { FIRST_TAGS, retryDelayMs, withUploads, withoutLease, type LastEvent, type RepositoryRecord } from '../record.js';
-import { leaseHeld, type LeaseHeld } from '../lease-held.js';
+import { underLease } from '../job-frame.js';
+import type { LeaseHeld } from '../lease-held.js';
 import { processSyncMessage, type SyncOutcome } from '../sync.js';
-import { LEASE_GRACE_MS, MAX_DELAY_SECONDS, WORK_FRACTION } from '../timing.js';
+import { WORK_FRACTION, delaySeconds } from '../timing.js';
 import { isEventJob } from './coalesce.js';
 
 export type EventJob = SyncMessage & { tags: string[] };
@@ -35,51 +35,52 @@ export function runSyncJob(message: SyncMessage, registries: Registries, runtime
 }
 
 export async function processEventJob(message: EventJob, registries: Registries, runtime: Runtime, budget: Budget): Promise<EventJobOutcome> {
-  const { store, logger } = runtime;
-  const key = { repository: message.repository, secondary: message.secondary };
+  const { logger } = runtime;
   const secondary = registries.secondary(message.secondary);
   const now = runtime.clock();
-  const owner = randomUUID();
   const remainingMs = Math.min(budget.remainingMs, EVENT_JOB_MAX_MS);
-  const leased = await store.acquireLease(key, { owner, expiresAt: now + remainingMs + LEASE_GRACE_MS }, now, {
-    leaseHolder: { kind: 'sync', deep: false, startedAt: now, targeted: true },
-  });
-  if (!leased) return leaseHeld('sync', message, runtime.syncQueue, runtime, now);
-
+  const frame = {
+    kind: 'sync' as const,
+    name: 'event job',
+    message,
+    queue: runtime.syncQueue,
+    leaseMs: remainingMs,
+    holder: { leaseHolder: { kind: 'sync' as const, deep: false, startedAt: now, targeted: true } },
+  };
   let report: TagSyncReport | undefined;
   let failure: unknown;
-  // The upload sessions as last saved: what a failed job leaves in the record for the next to resume.
-  let saved: UploadSession[] | undefined = leased.uploads;
-  const saveProgress = async (sessions: UploadSession[]) => {
-    if (!(await store.saveProgress(key, owner, sessions)))
-      throw new GeoSyncError('LEASE_LOST', `${key.repository}: the event job's lease was lost during a chunked upload`);
-    saved = sessions;
-  };
-  try {
-    report = await syncTags(registries.primary(), secondary, message.repository, message.tags, {
-      deadline: now + remainingMs * WORK_FRACTION,
-      concurrency: runtime.concurrency,
-      logger,
-      ...(message.pushed ? { announced: message.pushed } : {}),
-      ...(leased.uploads ? { uploads: leased.uploads } : {}),
-      onUploadProgress: saveProgress,
-    });
-  } catch (error) {
-    failure = error;
-  }
-  const finished = runtime.clock();
-  // Measured once the secondary holds what the events announced; an unsettled tag's next run measures it.
-  const lagSeconds =
-    report?.status === 'synced' && report.unsettled.length === 0 && message.eventAt !== undefined ? Math.max(0, finished - message.eventAt) / 1000 : undefined;
-  const next = afterEventJob(withUploads(leased, report ? report.uploads : saved), message, report ?? { error: errorMessage(failure) }, finished, lagSeconds);
-  const released = await store.release(next, owner);
+  let lagSeconds: number | undefined;
+  const ran = await underLease(frame, runtime, now, async (leased) => {
+    try {
+      report = await syncTags(registries.primary(), secondary, message.repository, message.tags, {
+        deadline: now + remainingMs * WORK_FRACTION,
+        concurrency: runtime.concurrency,
+        logger,
+        ...(message.pushed ? { announced: message.pushed } : {}),
+        ...(leased.record.uploads ? { uploads: leased.record.uploads } : {}),
+        onUploadProgress: (sessions) => leased.saveProgress(sessions),
+      });
+    } catch (error) {
+      failure = error;
+    }
+    const finished = runtime.clock();
+    // Measured once the secondary holds what the events announced; an unsettled tag's next run measures it.
+    lagSeconds =
+      report?.status === 'synced' && report.unsettled.length === 0 && message.eventAt !== undefined
+        ? Math.max(0, finished - message.eventAt) / 1000
+        : undefined;
+    const uploads = report ? report.uploads : leased.savedUploads;
+    return {
+      next: afterEventJob(withUploads(leased.record, uploads), message, report ?? { error: errorMessage(failure) }, finished, lagSeconds),
+      result: report,
+    };
+  });
+  if (ran.kind !== 'ran') return ran;
   // Whatever became of the record, the tags left to do go back to the queue: the work is never lost.
   await requeue(message, report, runtime);
   observe(message, report, failure, lagSeconds, runtime);
-  if (!released) {
-    logger.warn('event job lease expired before the result was recorded', key);
-    return { kind: 'skipped', reason: 'lease-lost' };
-  }
+  if (!ran.released) return { kind: 'skipped', reason: 'lease-lost' };
+  const next = ran.next;
   const kind = !report || report.status === 'failed' ? 'failed' : report.status === 'synced' ? 'replicated' : 'differences';
   return { kind, record: next, ...(report ? { report } : {}) };
 }
@@ -168,8 +169,7 @@ async function requeue(message: EventJob, report: TagSyncReport | undefined, run
   }
   if (changed.length > 0) await runtime.syncQueue.send([again(changed, attempt)]);
   if (failed.length > 0) {
-    const delaySeconds = Math.min(MAX_DELAY_SECONDS, Math.ceil(retryDelayMs(attempt - 1, runtime.retry, runtime.random) / 1000));
-    await runtime.syncQueue.send([again(failed, attempt)], { delaySeconds });
+    await runtime.syncQueue.send([again(failed, attempt)], { delaySeconds: delaySeconds(retryDelayMs(attempt - 1, runtime.retry, runtime.random)) });
   }
 }
 
