@@ -9,6 +9,7 @@ import { silentLogger, type EngineLogger } from '../log.js';
 import { DEFAULT_CONCURRENCY } from '../concurrency.js';
 import { Authenticator, TokenServiceError } from './auth.js';
 import { AdaptiveLimit } from './limit.js';
+import { parseRegistryError } from './responses.js';
 import { RETRYABLE_STATUS, isConnectionError, parseRetryAfter } from './retry.js';
 
 export { isConnectionError, parseRetryAfter } from './retry.js';
@@ -189,10 +190,7 @@ export class Transport {
           continue;
         }
       }
-      const text = await readCapped(response.body, ERROR_BODY_LIMIT).then(
-        (b) => b.toString('utf8'),
-        () => '',
-      );
+      const errorBody = await readCapped(response.body, ERROR_BODY_LIMIT).catch(() => Buffer.alloc(0));
       if (RETRYABLE_STATUS.has(status) && this.replayable(spec)) {
         const wait = this.nextWait(attempt, headers['retry-after']);
         if (wait !== undefined) {
@@ -200,7 +198,7 @@ export class Transport {
           continue;
         }
       }
-      throw registryError(spec, url, status, text, headers['retry-after']);
+      throw registryError(spec, url, status, errorBody, headers['retry-after']);
     }
   }
 
@@ -334,17 +332,9 @@ export function parseRegistryUrl(raw: string): URL {
   return new URL(url.origin);
 }
 
-function registryError(spec: RequestSpec, url: URL, status: number, text: string, retryAfter?: string): RegistryError {
-  let code: string | undefined;
-  let detail = '';
-  try {
-    const parsed = JSON.parse(text) as { errors?: Array<{ code?: unknown; message?: unknown }> };
-    const first = parsed.errors?.[0];
-    if (first && typeof first.code === 'string') code = first.code;
-    if (first && typeof first.message === 'string') detail = `: ${first.message.slice(0, 200)}`;
-  } catch {
-    // Not a registry error body; the status says enough.
-  }
+function registryError(spec: RequestSpec, url: URL, status: number, body: Buffer, retryAfter?: string): RegistryError {
+  const { code, message } = parseRegistryError(body);
+  const detail = message !== undefined ? `: ${message.slice(0, 200)}` : '';
   const what = status === 401 || status === 403 ? 'authentication refused' : `HTTP ${status}${code ? ` ${code}` : ''}`;
   return new RegistryError(`${spec.method} ${url.host}${url.pathname}: ${what}${detail}`, status, code, RETRYABLE_STATUS.has(status), retryAfter);
 }
