@@ -61,6 +61,14 @@ export interface RequestSpec {
   followRedirects?: boolean;
   /** False when a failed attempt cannot simply be resent (an upload session); the caller retries the whole operation. */
   retry?: boolean;
+  /**
+   * False for a token request: it is how authentication happens, so it is sent with its own
+   * headers only, to the token service the registry named (any host), and a 401 is its answer.
+   * It holds no slot of this registry's limit and is not counted among its requests.
+   */
+  authenticate?: false;
+  /** Headers and body timeouts in ms, instead of the connection pool's. */
+  timeoutMs?: number;
 }
 
 export interface RegistryResponse {
@@ -115,7 +123,13 @@ export class Transport {
     });
     const credentials = endpoint.username !== undefined ? { username: endpoint.username, password: endpoint.password ?? '' } : undefined;
     // Token requests back off exactly as registry requests do: one policy, one place.
-    this.auth = new Authenticator(this.base, credentials, this.dispatcher, (what, operation) => this.withRetry(what, operation));
+    // Token requests go through `send` too, as requests that do not authenticate themselves.
+    this.auth = new Authenticator(
+      this.base,
+      credentials,
+      (spec) => this.send(spec),
+      (what, operation) => this.withRetry(what, operation),
+    );
   }
 
   /** Requests in flight now, counting streamed bodies not yet read to the end. */
@@ -138,14 +152,15 @@ export class Transport {
 
   /** Sends with auth and retries; throws RegistryError for statuses the spec does not expect. */
   async send(spec: RequestSpec): Promise<RegistryResponse> {
-    let url = this.resolve(spec.target);
+    const toRegistry = spec.authenticate !== false;
+    let url = toRegistry ? this.resolve(spec.target) : new URL(spec.target);
     let authRetried = false;
     let redirects = 0;
     for (let attempt = 0; ; attempt++) {
-      const onHost = url.origin === this.base.origin;
+      const onHost = toRegistry && url.origin === this.base.origin;
       const authorization = onHost ? await this.auth.header(spec.scopes) : undefined;
       let response: Dispatcher.ResponseData;
-      const ticket = await this.inFlight.acquire();
+      const ticket = toRegistry ? await this.inFlight.acquire() : undefined;
       const sentAt = performance.now();
       try {
         response = await this.dispatch(spec, url, authorization);
@@ -206,13 +221,14 @@ export class Transport {
    * A request stays in flight until its body is read, dumped or destroyed, not just until its
    * headers arrive: a streamed blob keeps its slot, so a limit lowered by throttling slows it too.
    */
-  private releaseWhenClosed(body: Readable, ticket: number, throttled: boolean, roundTripMs: number | undefined): void {
+  private releaseWhenClosed(body: Readable, ticket: number | undefined, throttled: boolean, roundTripMs: number | undefined): void {
     const release = () => this.release(ticket, throttled, roundTripMs);
     if (body.closed) release();
     else body.once('close', release);
   }
 
-  private release(ticket: number, throttled: boolean, roundTripMs: number | undefined): void {
+  private release(ticket: number | undefined, throttled: boolean, roundTripMs: number | undefined): void {
+    if (ticket === undefined) return;
     this.inFlight.release(ticket, throttled, roundTripMs);
     this.stats.limitMax = this.inFlight.highest;
     this.stats.limitFinal = this.inFlight.limit;
@@ -254,8 +270,10 @@ export class Transport {
       body = source.stream;
       headers['content-length'] = String(source.length);
     }
-    this.stats.requests++;
-    if (spec.method !== 'GET' && spec.method !== 'HEAD') this.stats.writes++;
+    if (spec.authenticate !== false) {
+      this.stats.requests++;
+      if (spec.method !== 'GET' && spec.method !== 'HEAD') this.stats.writes++;
+    }
     // reset: false keeps the connection alive after HEAD; undici otherwise closes it on every HEAD.
     // The dispatcher directly, with origin and path: undici's request() would parse the URL again.
     return this.dispatcher.request({
@@ -265,6 +283,7 @@ export class Transport {
       headers,
       body,
       reset: false,
+      ...(spec.timeoutMs !== undefined && { headersTimeout: spec.timeoutMs, bodyTimeout: spec.timeoutMs }),
     });
   }
 
