@@ -122,8 +122,8 @@ export class Transport {
       connect: ca ? { ca } : {},
     });
     const credentials = endpoint.username !== undefined ? { username: endpoint.username, password: endpoint.password ?? '' } : undefined;
-    // Token requests back off exactly as registry requests do: one policy, one place.
-    // Token requests go through `send` too, as requests that do not authenticate themselves.
+    // Token requests go through `send` too, as requests that do not authenticate themselves, and
+    // back off exactly as registry requests do: one policy, one place.
     this.auth = new Authenticator(
       this.base,
       credentials,
