@@ -7,7 +7,7 @@ import { GeoSyncError, invalidInput } from '../shared/engine/errors.js';
 import { manifestReferences, validateDigest, validateRepositoryName, validateTag, MediaType, type Repository } from '../shared/engine/oci.js';
 import { planRepository, pruneGuard } from '../shared/engine/planner.js';
 import { parseChallenge } from '../shared/engine/registry/auth.js';
-import { nextLink } from '../shared/engine/registry/client.js';
+import { nextLink, parseRegistryError, registryErrorCode } from '../shared/engine/registry/responses.js';
 import { parseRegistryUrl, parseRetryAfter } from '../shared/engine/registry/transport.js';
 import { AdaptiveLimit } from '../shared/engine/registry/limit.js';
 import { endpointsFromEnv } from '../shared/engine/config.js';
@@ -221,6 +221,15 @@ describe('protocol header parsing', () => {
     expect(nextLink('<https://r/v2/_catalog?last=b>; rel="prev", <https://r/v2/_catalog?last=c>; rel="next"')).toBe('https://r/v2/_catalog?last=c');
     expect(nextLink(undefined)).toBeUndefined();
     expect(() => nextLink('garbage')).toThrow(/malformed Link/);
+  });
+  it('reads the first error of a registry error body, and nothing from any other body', () => {
+    const body = (text: string) => Buffer.from(text);
+    expect(parseRegistryError(body('{"errors":[{"code":"NAME_UNKNOWN","message":"repository name not known"}]}'))).toEqual({
+      code: 'NAME_UNKNOWN',
+      message: 'repository name not known',
+    });
+    expect(registryErrorCode(body('{"errors":[{"code":"MANIFEST_UNKNOWN"},{"code":"OTHER"}]}'))).toBe('MANIFEST_UNKNOWN');
+    for (const other of ['', '<html>404</html>', 'null', '{"errors":[]}', '{"errors":[{"code":7}]}']) expect(parseRegistryError(body(other))).toEqual({});
   });
   it('reads Retry-After as seconds or an HTTP date', () => {
     const now = Date.parse('2026-01-01T00:00:00Z');

@@ -1,6 +1,6 @@
 /** The CLI's option parsers and checks, each written once for every command. */
 import { InvalidArgumentError } from 'commander';
-import { GeoSyncError, endpointsFromEnv, invalidInput, isLogLevel, type Endpoints, type LogLevel } from '../engine/index.js';
+import { MissingRegistryError, endpointsFromEnv, invalidInput, isLogLevel, type Endpoints, type LogLevel } from '../engine/index.js';
 
 /** An integer option from min to max, as `--concurrency`, `--retries` or `--workers`. */
 export function integerIn(min: number, max: number, name: string) {
@@ -29,8 +29,8 @@ export function endpointsFor(env: NodeJS.ProcessEnv, overrides: { primary?: stri
   try {
     return endpointsFromEnv(env, overrides);
   } catch (error) {
-    if (!(error instanceof GeoSyncError) || error.code !== 'MISSING_CONFIG') throw error;
-    const role = error.message.includes('GEO_SYNC_PRIMARY_URL') ? 'primary' : 'secondary';
+    if (!(error instanceof MissingRegistryError)) throw error;
+    const role = error.role;
     throw invalidInput('MISSING_CONFIG', `no ${role} registry: pass --${role} <url> or set GEO_SYNC_${role.toUpperCase()}_URL`);
   }
 }

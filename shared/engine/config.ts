@@ -1,4 +1,4 @@
-import { invalidInput } from './errors.js';
+import { GeoSyncError, invalidInput } from './errors.js';
 import type { RegistryEndpoint } from './registry/transport.js';
 
 export interface Endpoints {
@@ -39,10 +39,19 @@ function looksLikeUrl(value: string): boolean {
   return /[.:/[]/.test(value) || value === 'localhost';
 }
 
+/** No URL for a registry (MISSING_CONFIG, bad input): names the role, so a door can say how it gives one. */
+export class MissingRegistryError extends GeoSyncError {
+  constructor(readonly role: 'primary' | 'secondary') {
+    super('MISSING_CONFIG', `no ${role} registry: set GEO_SYNC_${role.toUpperCase()}_URL`);
+    this.name = 'MissingRegistryError';
+    (this as { invalid: boolean }).invalid = true;
+  }
+}
+
 function endpointFromEnv(env: Env, role: 'PRIMARY' | 'SECONDARY', url: string | undefined): RegistryEndpoint {
   const value = url ?? env[`GEO_SYNC_${role}_URL`];
   if (!value) {
-    throw invalidInput('MISSING_CONFIG', `no ${role.toLowerCase()} registry: set GEO_SYNC_${role}_URL`);
+    throw new MissingRegistryError(role === 'PRIMARY' ? 'primary' : 'secondary');
   }
   return withoutUndefined({
     url: value,

@@ -1,15 +1,76 @@
 /**
+ * Every code the project's own errors carry, in one list: a code is named here before it is
+ * thrown, so a misspelt one does not compile, and a reader finds every failure by its name.
+ * A registry's own error answers carry `REGISTRY_<its code>` or `HTTP_<status>` (RegistryError).
+ */
+export const ERROR_CODES = [
+  // Bad input: a user's option or configuration, a message, a name (invalidInput; the CLI exits 2).
+  'INVALID_OPTION',
+  'INVALID_CONFIG',
+  'MISSING_CONFIG',
+  'INVALID_URL',
+  'INVALID_CA_FILE',
+  'UNKNOWN_SECONDARY',
+  'INVALID_MESSAGE',
+  'INVALID_REPOSITORY',
+  'INVALID_TAG',
+  'INVALID_DIGEST',
+  'INVALID_MANIFEST',
+  'UNSUPPORTED_MANIFEST',
+  // Reaching a registry and authenticating to it.
+  'REGISTRY_UNREACHABLE',
+  'FOREIGN_HOST',
+  'CREDENTIALS_UNAVAILABLE',
+  'AUTH_CHALLENGE_INVALID',
+  'AUTH_UNSUPPORTED',
+  'AUTH_REFUSED',
+  'AUTH_TOKEN_FAILED',
+  'AUTH_TOKEN_UNREACHABLE',
+  // What a registry answered.
+  'INVALID_RESPONSE',
+  'BODY_TOO_LARGE',
+  'PAGINATION_LOOP',
+  'LISTING_FAILED',
+  'REPOSITORY_NOT_FOUND',
+  'MANIFEST_MISSING',
+  'DIGEST_MISMATCH',
+  // Uploads.
+  'BLOB_TRUNCATED',
+  'CHUNK_CONSUMED',
+  'UPLOAD_OFFSET_MISMATCH',
+  'UPLOAD_PAUSED',
+  // Removals and what a registry allows.
+  'DELETES_REFUSED',
+  'READ_ONLY',
+  'SECONDARY_READ_ONLY',
+  'TAG_LEFT_ON_THROWAWAY',
+  'CONFIRMATION_FAILED',
+  // Runs, leases and queues.
+  'SYNC_IN_PROGRESS',
+  'LEASE_LOST',
+  'QUEUE_SEND_FAILED',
+] as const;
+
+/** A code of the project's own errors (ERROR_CODES). */
+export type GeoSyncErrorCode = (typeof ERROR_CODES)[number];
+
+/** A registry's error answer: its error body's code, or only the HTTP status. */
+export type RegistryErrorCode = `REGISTRY_${string}` | `HTTP_${number}`;
+
+export type ErrorCode = GeoSyncErrorCode | RegistryErrorCode;
+
+/**
  * The one error class of the engine: a stable `code`, whether the input was invalid, and whether
  * retrying may help. What an error means to a process (an exit code, a record's state) is the
  * door's to say: the CLI maps errors to exit codes in shared/cli/exit-codes.ts.
  */
 export class GeoSyncError extends Error {
-  readonly code: string;
-  /** Bad input (set by invalidInput() only): the same input fails again, however often it is tried. */
+  readonly code: ErrorCode;
+  /** Bad input (set by invalidInput() and MissingRegistryError only): the same input fails again, however often it is tried. */
   readonly invalid: boolean;
   readonly retryable: boolean;
 
-  constructor(code: string, message: string, options: { retryable?: boolean; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, options: { retryable?: boolean; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'GeoSyncError';
     this.code = code;
@@ -19,7 +80,7 @@ export class GeoSyncError extends Error {
 }
 
 /** Bad input from a user, a message or a registry response: never retried (the CLI exits 2). */
-export function invalidInput(code: string, message: string): GeoSyncError {
+export function invalidInput(code: GeoSyncErrorCode, message: string): GeoSyncError {
   const error = new GeoSyncError(code, message);
   (error as { invalid: boolean }).invalid = true;
   return error;

@@ -5,8 +5,8 @@
 export { backoffDelay } from './backoff.js';
 export { tagChecksum, type ChecksumKind } from './checksum.js';
 export { DEFAULT_CONCURRENCY, workerPool } from './concurrency.js';
-export { SECONDARY_NAME, endpointsFromEnv, type Endpoints } from './config.js';
-export { GeoSyncError, RegistryError, errorMessage, invalidInput } from './errors.js';
+export { MissingRegistryError, SECONDARY_NAME, endpointsFromEnv, type Endpoints } from './config.js';
+export { ERROR_CODES, GeoSyncError, RegistryError, errorMessage, invalidInput, type ErrorCode, type GeoSyncErrorCode } from './errors.js';
 export { isLogLevel, jsonLogger, silentLogger, type EngineLogger, type LogLevel } from './log.js';
 export { isValidDigest, validateDigest, validateRepositoryName, validateTag, type Digest, type Repository, type Tag } from './oci.js';
 export { DEFAULT_MAX_PRUNE, planRepository, type Plan, type TagChange, type TagMap } from './planner.js';

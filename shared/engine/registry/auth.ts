@@ -1,6 +1,6 @@
-import { request, type Dispatcher } from 'undici';
-import { GeoSyncError } from '../errors.js';
+import { GeoSyncError, RegistryError } from '../errors.js';
 import { RETRYABLE_STATUS, isConnectionError } from './retry.js';
+import type { RegistryResponse, RequestSpec } from './transport.js';
 
 export interface Credentials {
   username: string;
@@ -28,6 +28,9 @@ export function parseChallenge(header: string | undefined): Challenge | undefine
   if (consumed !== rest.length) return undefined;
   return { scheme: match[1]!.toLowerCase(), params };
 }
+
+/** The transport's sender, which sends a token request (`authenticate: false`) without authenticating it. */
+export type Send = (spec: RequestSpec) => Promise<RegistryResponse>;
 
 /** Runs an operation again after transient failures (the transport's backoff, honouring Retry-After). */
 export type Retry = <T>(what: string, operation: () => Promise<T>) => Promise<T>;
@@ -62,7 +65,7 @@ export class Authenticator {
   constructor(
     private readonly registryUrl: URL,
     private readonly credentials: Credentials | undefined,
-    private readonly dispatcher: Dispatcher,
+    private readonly send: Send,
     private readonly retry: Retry = (_what, operation) => operation(),
     private readonly now: () => number = Date.now,
   ) {}
@@ -135,33 +138,22 @@ export class Authenticator {
     const basic = this.basicHeader();
     if (basic) headers.authorization = basic;
     const started = this.now();
-    let status: number;
-    let retryAfter: string | string[] | undefined;
-    let text: string;
-    try {
-      const response = await request(url, { method: 'GET', headers, dispatcher: this.dispatcher, headersTimeout: 30_000, bodyTimeout: 30_000 });
-      status = response.statusCode;
-      retryAfter = response.headers['retry-after'];
-      text = await response.body.text();
-    } catch (error) {
-      throw new GeoSyncError('AUTH_TOKEN_UNREACHABLE', `token service ${url.host} is unreachable: ${(error as Error).message}`, {
-        retryable: isConnectionError(error),
-        cause: error,
-      });
-    }
-    if (status === 401 || status === 403) {
-      throw new GeoSyncError('AUTH_REFUSED', `token service ${url.host} refused the credentials for ${this.registryUrl.host} (HTTP ${status})`);
-    }
-    if (status !== 200) {
-      throw new TokenServiceError(
-        `token service ${url.host} answered HTTP ${status}`,
-        RETRYABLE_STATUS.has(status),
-        Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
-      );
-    }
+    // Not retried here: fetchToken retries the whole request, honouring a Retry-After.
+    const response = await this.send({
+      method: 'GET',
+      target: url.toString(),
+      scopes: [],
+      headers,
+      expect: [200],
+      authenticate: false,
+      retry: false,
+      timeoutMs: 30_000,
+    }).catch((error: unknown) => {
+      throw this.tokenFailure(url, error);
+    });
     let body: { token?: unknown; access_token?: unknown; expires_in?: unknown };
     try {
-      body = JSON.parse(text) as typeof body;
+      body = JSON.parse(response.body.toString('utf8')) as typeof body;
     } catch {
       throw new GeoSyncError('AUTH_TOKEN_FAILED', `token service ${url.host} answered with a body that is not JSON`);
     }
@@ -171,5 +163,23 @@ export class Authenticator {
     const token = { value, refreshAt: started + lifetimeSeconds * 900 };
     this.tokens.set(scopes.join(' '), token);
     return token;
+  }
+
+  /** What a failed token request means: refused credentials are final; other answers and lost connections may be retried. */
+  private tokenFailure(url: URL, error: unknown): unknown {
+    if (error instanceof RegistryError) {
+      if (error.status === 401 || error.status === 403) {
+        return new GeoSyncError('AUTH_REFUSED', `token service ${url.host} refused the credentials for ${this.registryUrl.host} (HTTP ${error.status})`);
+      }
+      return new TokenServiceError(`token service ${url.host} answered HTTP ${error.status}`, RETRYABLE_STATUS.has(error.status), error.retryAfter);
+    }
+    if (error instanceof GeoSyncError && error.code === 'REGISTRY_UNREACHABLE') {
+      const cause = error.cause;
+      return new GeoSyncError('AUTH_TOKEN_UNREACHABLE', `token service ${url.host} is unreachable: ${(cause as Error).message}`, {
+        retryable: isConnectionError(cause),
+        cause,
+      });
+    }
+    return error;
   }
 }

@@ -9,6 +9,7 @@ import { silentLogger, type EngineLogger } from '../log.js';
 import { DEFAULT_CONCURRENCY } from '../concurrency.js';
 import { Authenticator, TokenServiceError } from './auth.js';
 import { AdaptiveLimit } from './limit.js';
+import { parseRegistryError } from './responses.js';
 import { RETRYABLE_STATUS, isConnectionError, parseRetryAfter } from './retry.js';
 
 export { isConnectionError, parseRetryAfter } from './retry.js';
@@ -60,6 +61,14 @@ export interface RequestSpec {
   followRedirects?: boolean;
   /** False when a failed attempt cannot simply be resent (an upload session); the caller retries the whole operation. */
   retry?: boolean;
+  /**
+   * False for a token request: it is how authentication happens, so it is sent with its own
+   * headers only, to the token service the registry named (any host), and a 401 is its answer.
+   * It holds no slot of this registry's limit and is not counted among its requests.
+   */
+  authenticate?: false;
+  /** Headers and body timeouts in ms, instead of the connection pool's. */
+  timeoutMs?: number;
 }
 
 export interface RegistryResponse {
@@ -113,8 +122,14 @@ export class Transport {
       connect: ca ? { ca } : {},
     });
     const credentials = endpoint.username !== undefined ? { username: endpoint.username, password: endpoint.password ?? '' } : undefined;
-    // Token requests back off exactly as registry requests do: one policy, one place.
-    this.auth = new Authenticator(this.base, credentials, this.dispatcher, (what, operation) => this.withRetry(what, operation));
+    // Token requests go through `send` too, as requests that do not authenticate themselves, and
+    // back off exactly as registry requests do: one policy, one place.
+    this.auth = new Authenticator(
+      this.base,
+      credentials,
+      (spec) => this.send(spec),
+      (what, operation) => this.withRetry(what, operation),
+    );
   }
 
   /** Requests in flight now, counting streamed bodies not yet read to the end. */
@@ -137,14 +152,15 @@ export class Transport {
 
   /** Sends with auth and retries; throws RegistryError for statuses the spec does not expect. */
   async send(spec: RequestSpec): Promise<RegistryResponse> {
-    let url = this.resolve(spec.target);
+    const toRegistry = spec.authenticate !== false;
+    let url = toRegistry ? this.resolve(spec.target) : new URL(spec.target);
     let authRetried = false;
     let redirects = 0;
     for (let attempt = 0; ; attempt++) {
-      const onHost = url.origin === this.base.origin;
+      const onHost = toRegistry && url.origin === this.base.origin;
       const authorization = onHost ? await this.auth.header(spec.scopes) : undefined;
       let response: Dispatcher.ResponseData;
-      const ticket = await this.inFlight.acquire();
+      const ticket = toRegistry ? await this.inFlight.acquire() : undefined;
       const sentAt = performance.now();
       try {
         response = await this.dispatch(spec, url, authorization);
@@ -189,10 +205,7 @@ export class Transport {
           continue;
         }
       }
-      const text = await readCapped(response.body, ERROR_BODY_LIMIT).then(
-        (b) => b.toString('utf8'),
-        () => '',
-      );
+      const errorBody = await readCapped(response.body, ERROR_BODY_LIMIT).catch(() => Buffer.alloc(0));
       if (RETRYABLE_STATUS.has(status) && this.replayable(spec)) {
         const wait = this.nextWait(attempt, headers['retry-after']);
         if (wait !== undefined) {
@@ -200,7 +213,7 @@ export class Transport {
           continue;
         }
       }
-      throw registryError(spec, url, status, text, headers['retry-after']);
+      throw registryError(spec, url, status, errorBody, headers['retry-after']);
     }
   }
 
@@ -208,13 +221,14 @@ export class Transport {
    * A request stays in flight until its body is read, dumped or destroyed, not just until its
    * headers arrive: a streamed blob keeps its slot, so a limit lowered by throttling slows it too.
    */
-  private releaseWhenClosed(body: Readable, ticket: number, throttled: boolean, roundTripMs: number | undefined): void {
+  private releaseWhenClosed(body: Readable, ticket: number | undefined, throttled: boolean, roundTripMs: number | undefined): void {
     const release = () => this.release(ticket, throttled, roundTripMs);
     if (body.closed) release();
     else body.once('close', release);
   }
 
-  private release(ticket: number, throttled: boolean, roundTripMs: number | undefined): void {
+  private release(ticket: number | undefined, throttled: boolean, roundTripMs: number | undefined): void {
+    if (ticket === undefined) return;
     this.inFlight.release(ticket, throttled, roundTripMs);
     this.stats.limitMax = this.inFlight.highest;
     this.stats.limitFinal = this.inFlight.limit;
@@ -256,8 +270,10 @@ export class Transport {
       body = source.stream;
       headers['content-length'] = String(source.length);
     }
-    this.stats.requests++;
-    if (spec.method !== 'GET' && spec.method !== 'HEAD') this.stats.writes++;
+    if (spec.authenticate !== false) {
+      this.stats.requests++;
+      if (spec.method !== 'GET' && spec.method !== 'HEAD') this.stats.writes++;
+    }
     // reset: false keeps the connection alive after HEAD; undici otherwise closes it on every HEAD.
     // The dispatcher directly, with origin and path: undici's request() would parse the URL again.
     return this.dispatcher.request({
@@ -267,6 +283,7 @@ export class Transport {
       headers,
       body,
       reset: false,
+      ...(spec.timeoutMs !== undefined && { headersTimeout: spec.timeoutMs, bodyTimeout: spec.timeoutMs }),
     });
   }
 
@@ -334,17 +351,9 @@ export function parseRegistryUrl(raw: string): URL {
   return new URL(url.origin);
 }
 
-function registryError(spec: RequestSpec, url: URL, status: number, text: string, retryAfter?: string): RegistryError {
-  let code: string | undefined;
-  let detail = '';
-  try {
-    const parsed = JSON.parse(text) as { errors?: Array<{ code?: unknown; message?: unknown }> };
-    const first = parsed.errors?.[0];
-    if (first && typeof first.code === 'string') code = first.code;
-    if (first && typeof first.message === 'string') detail = `: ${first.message.slice(0, 200)}`;
-  } catch {
-    // Not a registry error body; the status says enough.
-  }
+function registryError(spec: RequestSpec, url: URL, status: number, body: Buffer, retryAfter?: string): RegistryError {
+  const { code, message } = parseRegistryError(body);
+  const detail = message !== undefined ? `: ${message.slice(0, 200)}` : '';
   const what = status === 401 || status === 403 ? 'authentication refused' : `HTTP ${status}${code ? ` ${code}` : ''}`;
   return new RegistryError(`${spec.method} ${url.host}${url.pathname}: ${what}${detail}`, status, code, RETRYABLE_STATUS.has(status), retryAfter);
 }

@@ -1,0 +1,118 @@
+import { GeoSyncError, errorMessage } from '../errors.js';
+import { isValidDigest, isValidTag, quote } from '../oci.js';
+import { nextLink, parseJson, registryErrorCode } from './responses.js';
+import { pull } from './scopes.js';
+import type { Transport } from './transport.js';
+
+/** Cap for one page of a tag list or the catalog. */
+export const LISTING_LIMIT = 64 * 1024 * 1024;
+
+/** Tag listings: the OCI tag list, and GitLab's tag API that lists digests too. */
+export class Tags {
+  private gitlabTagApi: Promise<boolean> | undefined;
+
+  constructor(private readonly transport: Transport) {}
+
+  /**
+   * All tags of a repository (Link pagination, any order, `tags: null` = none); null when the
+   * repository does not exist. Only the registry's own "unknown" answer (404 with a registry error
+   * body) means that: any other 404 (a proxy's page, a wrong path) is an error, never "no tags".
+   */
+  async listTags(repository: string): Promise<string[] | null> {
+    const host = this.transport.host;
+    const tags = new Set<string>();
+    for await (const page of this.tagListPages(repository, `/v2/${repository}/tags/list?n=1000`)) {
+      if (page.status === 404) {
+        if (registryErrorCode(page.body) !== undefined) return null;
+        throw new GeoSyncError(
+          'LISTING_FAILED',
+          `registry ${host} answered 404 without a registry error to the tag list of ${repository}; not reading that as "no such repository" (is a proxy in the way, or the URL wrong?)`,
+        );
+      }
+      const body = parseJson(page.body, `tag list of ${repository} on ${host}`) as { tags?: unknown };
+      // `tags: null` is how registry 2.8 lists a repository whose tags were all deleted; no `tags` at all is not a tag list.
+      if (body.tags !== null && !Array.isArray(body.tags)) {
+        throw new GeoSyncError(
+          'INVALID_RESPONSE',
+          `registry ${host} sent a malformed tag list for ${repository}${body.tags === undefined ? ' (no "tags")' : ''}`,
+        );
+      }
+      for (const tag of (body.tags as unknown[] | null) ?? []) {
+        if (typeof tag !== 'string' || !isValidTag(tag)) {
+          throw new GeoSyncError(
+            'INVALID_RESPONSE',
+            `registry ${host} listed an invalid tag ${quote(String(tag))} in ${repository}; refusing to act on this listing`,
+          );
+        }
+        tags.add(tag);
+      }
+    }
+    return [...tags];
+  }
+
+  /**
+   * GitLab's registry API lists tags with their digests, 1,000 a page, so a side is read without
+   * one HEAD per tag. Probed once per client, credentials sent as for any request: only GitLab's
+   * own answer counts, a 200 carrying its `Gitlab-Container-Registry-Version` header. A 401 proves
+   * nothing (an authenticating proxy before a plain registry answers 401 to every path).
+   */
+  hasGitlabTagApi(): Promise<boolean> {
+    this.gitlabTagApi ??= this.transport
+      .send({ method: 'GET', target: '/gitlab/v1/', scopes: [], expect: [200, 400, 403, 404, 405, 501] })
+      .then((response) => {
+        const version = response.headers['gitlab-container-registry-version'];
+        const offered = response.status === 200 && version !== undefined && version.trim() !== '';
+        this.transport.logger.debug('GitLab tag API probe', { registry: this.transport.host, status: response.status, offered });
+        return offered;
+      })
+      .catch((error: unknown) => {
+        // The plain API gives the same answer with more requests; say why it is used.
+        this.transport.logger.warn('GitLab API probe failed; using the plain tag list', { registry: this.transport.host, reason: errorMessage(error) });
+        return false;
+      });
+    return this.gitlabTagApi;
+  }
+
+  /**
+   * (tag -> digest) from GitLab's tag list API; null when this API does not know the repository,
+   * which alone does not mean it is absent (the caller asks the plain API).
+   */
+  async listTagDigestsGitlab(repository: string): Promise<Map<string, string> | null> {
+    const host = this.transport.host;
+    const tags = new Map<string, string>();
+    for await (const page of this.tagListPages(repository, `/gitlab/v1/repositories/${repository}/tags/list/?n=1000`)) {
+      if (page.status === 404) return null;
+      const entries = parseJson(page.body, `GitLab tag list of ${repository} on ${host}`);
+      if (!Array.isArray(entries)) throw new GeoSyncError('INVALID_RESPONSE', `registry ${host} sent a malformed GitLab tag list for ${repository}`);
+      for (const entry of entries as Array<{ name?: unknown; digest?: unknown }>) {
+        if (typeof entry?.name !== 'string' || !isValidTag(entry.name) || typeof entry.digest !== 'string' || !isValidDigest(entry.digest)) {
+          throw new GeoSyncError(
+            'INVALID_RESPONSE',
+            `registry ${host} listed an invalid tag or digest in ${repository}: ${quote(JSON.stringify(entry).slice(0, 200))}; refusing to act on this listing`,
+          );
+        }
+        tags.set(entry.name, entry.digest);
+      }
+    }
+    return tags;
+  }
+
+  /** The pages of a paged tag listing, following `Link`; a 404 only as the first and only page, for the caller to judge. */
+  private async *tagListPages(repository: string, first: string): AsyncGenerator<{ status: 200 | 404; body: Buffer }> {
+    const host = this.transport.host;
+    const seen = new Set<string>();
+    for (let target: string | undefined = first; target;) {
+      if (seen.has(target)) throw new GeoSyncError('PAGINATION_LOOP', `registry ${host} repeated a tag list page for ${repository}`);
+      seen.add(target);
+      const response = await this.transport.send({ method: 'GET', target, scopes: pull(repository), expect: [200, 404], maxBytes: LISTING_LIMIT });
+      if (response.status === 404) {
+        if (seen.size > 1)
+          throw new GeoSyncError('LISTING_FAILED', `registry ${host} lost the tag list of ${repository} during pagination`, { retryable: true });
+        yield { status: 404, body: response.body };
+        return;
+      }
+      yield { status: 200, body: response.body };
+      target = nextLink(response.headers.link);
+    }
+  }
+}
