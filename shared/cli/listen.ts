@@ -3,7 +3,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { DEFAULT_CONCURRENCY, invalidInput, jsonLogger } from '../engine/index.js';
 import type { RepositoryRecord } from '../jobs/index.js';
 import { DEFAULT_STATE_DIR } from '../local/file-store.js';
-import { startListener } from '../local/listen.js';
+import { startListener } from '../local/listener.js';
 import { endpointsFor, integerIn, logLevel } from './options.js';
 
 interface ListenCommandOptions {
