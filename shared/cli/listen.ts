@@ -1,7 +1,7 @@
 /** `geo-sync listen`: replicate from the primary's notifications, with a periodic exact reconcile. */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { DEFAULT_CONCURRENCY, invalidInput, jsonLogger } from '../engine/index.js';
-import type { RepositoryRecord } from '../jobs/index.js';
+import { fixedToken, type RepositoryRecord } from '../jobs/index.js';
 import { DEFAULT_STATE_DIR } from '../local/file-store.js';
 import { startListener } from '../local/listener.js';
 import { endpointsFor, integerIn, logLevel } from './options.js';
@@ -66,7 +66,7 @@ export function registerListenCommand(program: Command, { setExitCode, env }: Li
         const listener = await startListener({
           endpoints: endpointsFor(env, { primary: opts.primary, secondary: opts.secondary }),
           stateDir: opts.stateDir,
-          token,
+          token: fixedToken(token),
           host: opts.host,
           port: opts.port,
           reconcileEveryMs: opts.reconcileEvery,
