@@ -7,8 +7,8 @@
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { z } from 'zod';
-import { GeoSyncError, endpointsFromEnv, invalidInput } from '../engine/index.js';
-import { enqueueEventJobs, type SyncMessage, type WebhookDoor, type WebhookRequest, type WebhookToken } from '../jobs/index.js';
+import { endpointsFromEnv, invalidInput } from '../engine/index.js';
+import { enqueueEventJobs, rereadToken, type SyncMessage, type WebhookDoor, type WebhookRequest } from '../jobs/index.js';
 import { readSecretString } from './credentials.js';
 import { createLogger, createMetrics, engineLogger, metricsPort } from './powertools.js';
 import { SqsQueue } from './sqs-queue.js';
@@ -18,10 +18,6 @@ const Config = z.object({
   /** Name of the Secrets Manager secret whose SecretString is the token. */
   GEO_SYNC_WEBHOOK_SECRET: z.string().min(1),
 });
-
-/** The token is cached this long; a request with another token reads it again at most this often. */
-const TOKEN_CACHE_MS = 5 * 60_000;
-const TOKEN_REFRESH_MS = 30_000;
 
 export interface NotifyRuntime {
   door: WebhookDoor;
@@ -45,7 +41,7 @@ export function createNotifyRuntime(
   return {
     door: {
       ...ports,
-      token: cachedToken(readToken, parsed.data.GEO_SYNC_WEBHOOK_SECRET),
+      token: rereadToken(async () => tokenOf(await readToken()), `secret ${parsed.data.GEO_SYNC_WEBHOOK_SECRET}`),
       clock: Date.now,
       health: () => ({ status: 'ok' }),
       take: enqueueEventJobs({ ...ports, syncQueue, secondaries }),
@@ -58,21 +54,6 @@ export function createNotifyRuntime(
         if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
       }
     },
-  };
-}
-
-function cachedToken(read: () => Promise<string | undefined>, secretId: string): WebhookToken {
-  let cached: { value: string; readAt: number } | undefined;
-  const load = async () => {
-    const value = tokenOf(await read());
-    // An empty token would match nothing (bearerMatches refuses it), but say why every request is refused.
-    if (value === '') throw new GeoSyncError('INVALID_CONFIG', `secret ${secretId} holds no webhook token`);
-    cached = { value, readAt: Date.now() };
-    return value;
-  };
-  return {
-    current: async () => (cached && Date.now() - cached.readAt < TOKEN_CACHE_MS ? cached.value : load()),
-    refresh: async () => (cached && Date.now() - cached.readAt < TOKEN_REFRESH_MS ? undefined : load()),
   };
 }
 

@@ -26,4 +26,13 @@ export { PendingTags, isEventJob, pairKey } from './events/coalesce.js';
 export { processEventJob, runSyncJob, type EventJob, type EventJobOutcome } from './events/job.js';
 export { enqueueEventJobs } from './events/enqueue.js';
 export type { ReadNotifications, TagHint } from './events/notification.js';
-export { MAX_BODY_BYTES, answerWebhook, fixedToken, type WebhookDoor, type WebhookRequest, type WebhookResponse, type WebhookToken } from './events/webhook.js';
+export {
+  MAX_BODY_BYTES,
+  answerWebhook,
+  fixedToken,
+  rereadToken,
+  type WebhookDoor,
+  type WebhookRequest,
+  type WebhookResponse,
+  type WebhookToken,
+} from './events/webhook.js';

@@ -5,7 +5,7 @@
  * nothing (its body is never read); what each server does with the hints is its `take`.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { EngineLogger } from '../../engine/index.js';
+import { GeoSyncError, type EngineLogger } from '../../engine/index.js';
 import type { Metrics } from '../ports.js';
 import { InvalidEnvelope, NOTIFICATION_MEDIA_TYPE, readNotifications, type ReadNotifications } from './notification.js';
 
@@ -91,9 +91,32 @@ export async function answerWebhook(request: WebhookRequest, door: WebhookDoor):
   return respond(200, answerBody(answer));
 }
 
-/** A token that never changes (the listener's, from its environment). */
+/** The token is cached this long; a request with another token reads it again at most this often. */
+const TOKEN_CACHE_MS = 5 * 60_000;
+const TOKEN_REFRESH_MS = 30_000;
+
+/** A token that never changes (the listener's from GEO_SYNC_WEBHOOK_TOKEN). */
 export function fixedToken(value: string): WebhookToken {
   return { current: async () => value, refresh: async () => undefined };
+}
+
+/**
+ * A token kept where it can be replaced (a secret, a file), read again so a rotated token is
+ * picked up without a restart. `source` names it in the error when it holds no token.
+ */
+export function rereadToken(read: () => Promise<string>, source: string, clock: () => number = Date.now): WebhookToken {
+  let cached: { value: string; readAt: number } | undefined;
+  const load = async () => {
+    const value = (await read()).trim();
+    // An empty token would match nothing (bearerMatches refuses it), but say why every request is refused.
+    if (value === '') throw new GeoSyncError('INVALID_CONFIG', `${source} holds no webhook token`);
+    cached = { value, readAt: clock() };
+    return value;
+  };
+  return {
+    current: async () => (cached && clock() - cached.readAt < TOKEN_CACHE_MS ? cached.value : load()),
+    refresh: async () => (cached && clock() - cached.readAt < TOKEN_REFRESH_MS ? undefined : load()),
+  };
 }
 
 function respond(statusCode: WebhookAnswer['status'] | 404 | 405 | 503, body: string, headers: Record<string, string> = {}): WebhookResponse {
