@@ -1,8 +1,20 @@
-// Registry notifications read as hints, the webhook's answers and coalescing: pure, no registry.
+// Registry notifications read as hints, the webhook door's answers and coalescing: no registry, no server.
 import { describe, expect, it } from 'vitest';
 import { PendingTags, jobsForHints, mergeJobs, pairKey } from '../shared/jobs/events/coalesce.js';
 import { NOTIFICATION_MEDIA_TYPE, readNotifications } from '../shared/jobs/events/notification.js';
-import { MAX_BODY_BYTES, bearerMatches, checkHeaders, readBody } from '../shared/jobs/events/webhook.js';
+import {
+  MAX_BODY_BYTES,
+  answerWebhook,
+  bearerMatches,
+  checkHeaders,
+  fixedToken,
+  readBody,
+  rereadToken,
+  type WebhookDoor,
+  type WebhookRequest,
+} from '../shared/jobs/events/webhook.js';
+import { noMetrics } from '../shared/jobs/ports.js';
+import { silentLogger } from '../shared/engine/index.js';
 import { SyncMessage, parseInput, parseMessage } from '../shared/jobs/messages.js';
 import { lastEventCell, parseDuration } from '../shared/cli/listen.js';
 import { newRecord } from '../shared/jobs/record.js';
@@ -137,6 +149,124 @@ describe("the webhook's answers", () => {
     ['an envelope', Buffer.from(JSON.stringify(envelope(push('app', 'v1')))), 200],
   ])('readBody: %s -> %i', (_name, body, status) => {
     expect(readBody(body, NOW).status).toBe(status);
+  });
+});
+
+describe('answerWebhook: the one door of the listener and the notify function', () => {
+  const TOKEN = 'correct-horse-battery-staple';
+  const body = Buffer.from(JSON.stringify(envelope(push('app', 'v1'))));
+
+  /** A door that records what it is handed and whether a body was read. */
+  function door(overrides: Partial<WebhookDoor> = {}) {
+    const taken: string[] = [];
+    const door: WebhookDoor = {
+      token: fixedToken(TOKEN),
+      logger: silentLogger,
+      metrics: noMetrics,
+      clock: () => NOW,
+      health: () => ({ status: 'ok', pendingTags: 0 }),
+      take: (read) => void taken.push(...read.hints.map((h) => `${h.repository}:${h.tag}`)),
+      ...overrides,
+    };
+    return { door, taken };
+  }
+  function request(overrides: Partial<WebhookRequest> & { raw?: Buffer | undefined } = {}) {
+    const reads = { count: 0 };
+    const { raw, ...rest } = { raw: body, ...overrides };
+    const request: WebhookRequest = {
+      method: 'POST',
+      path: '/events',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': NOTIFICATION_MEDIA_TYPE },
+      body: async () => (reads.count++, raw),
+      ...rest,
+    };
+    return { request, reads };
+  }
+
+  it('hands the hints on, then answers 200 with counts only', async () => {
+    const { door: d, taken } = door();
+    const answer = await answerWebhook(request().request, d);
+    expect(answer).toEqual({ statusCode: 200, headers: { 'content-type': 'application/json' }, body: '{"accepted":1,"ignored":0,"invalid":0}' });
+    expect(taken).toEqual(['app:v1']);
+  });
+
+  it.each([
+    ['GET /healthz: what the server reports', 200, { method: 'GET', path: '/healthz' }, '{"status":"ok","pendingTags":0}'],
+    ['HEAD /healthz', 200, { method: 'HEAD', path: '/healthz' }, '{"status":"ok","pendingTags":0}'],
+    ['another path', 404, { path: '/other' }, '{"error":"not found"}'],
+    ['another method', 405, { method: 'GET' }, '{"error":"POST only"}'],
+    ['no token', 401, { headers: { 'content-type': NOTIFICATION_MEDIA_TYPE } }, '{"error":"missing or wrong bearer token"}'],
+    ['a body over the limit', 413, { raw: undefined }, `{"error":"body larger than ${MAX_BODY_BYTES} bytes"}`],
+    ['garbage', 400, { raw: Buffer.from('{') }, '{"error":"body is not valid JSON"}'],
+  ] as const)('%s -> %i, nothing handed on', async (_name, status, overrides, text) => {
+    const { door: d, taken } = door();
+    const answer = await answerWebhook(request(overrides as Partial<WebhookRequest>).request, d);
+    expect([answer.statusCode, answer.body]).toEqual([status, text]);
+    expect(taken).toEqual([]);
+  });
+
+  it('answers 401 with a Bearer challenge, and never reads the body of a request without the token', async () => {
+    const { request: r, reads } = request({ headers: { authorization: 'Bearer wrong' } });
+    const answer = await answerWebhook(r, door().door);
+    expect(answer).toMatchObject({ statusCode: 401, headers: { 'www-authenticate': 'Bearer' } });
+    expect(reads.count).toBe(0);
+  });
+
+  it('answers 503 with Retry-After while the server shuts down: the registry sends the event again', async () => {
+    const { door: d, taken } = door({ closing: () => true });
+    const answer = await answerWebhook(request().request, d);
+    expect(answer).toMatchObject({ statusCode: 503, headers: { 'retry-after': '1' } });
+    expect(taken).toEqual([]);
+  });
+
+  it('fails when the hand-off fails, so the server answers 5xx and the registry sends again', async () => {
+    const { door: d } = door({ take: async () => Promise.reject(new Error('queue down')) });
+    await expect(answerWebhook(request().request, d)).rejects.toThrow('queue down');
+  });
+
+  it('a rotated token: the first request with it reads the token again and is taken', async () => {
+    let stored = 'old-token-0123456789';
+    let clock = NOW;
+    const token = rereadToken(
+      async () => stored,
+      'test store',
+      () => clock,
+    );
+    const { door: d, taken } = door({ token });
+    const withToken = (value: string) => request({ headers: { authorization: `Bearer ${value}` } }).request;
+    expect((await answerWebhook(withToken('old-token-0123456789'), d)).statusCode).toBe(200);
+
+    stored = 'new-token-0123456789';
+    clock += 31_000;
+
+    expect((await answerWebhook(withToken('new-token-0123456789'), d)).statusCode).toBe(200);
+    expect((await answerWebhook(withToken('old-token-0123456789'), d)).statusCode).toBe(401);
+    expect(taken).toEqual(['app:v1', 'app:v1']);
+  });
+});
+
+describe('rereadToken: cached, read again on a mismatch at most every 30 s', () => {
+  it('reads once while cached, at most once per 30 s on refresh, and again after 5 minutes', async () => {
+    let reads = 0;
+    let clock = NOW;
+    const token = rereadToken(
+      async () => `token-${++reads}\n`,
+      'test store',
+      () => clock,
+    );
+
+    expect(await token.current()).toBe('token-1');
+    expect(await token.current()).toBe('token-1');
+    expect(await token.refresh()).toBeUndefined();
+    clock += 30_000;
+    expect(await token.refresh()).toBe('token-2');
+    clock += 5 * 60_000;
+    expect(await token.current()).toBe('token-3');
+    expect(reads).toBe(3);
+  });
+
+  it('says which store holds no token, rather than refusing every request', async () => {
+    await expect(rereadToken(async () => ' ', 'secret geo/webhook').current()).rejects.toThrow('secret geo/webhook holds no webhook token');
   });
 });
 

@@ -3,7 +3,7 @@
 // counting proxy, so the requests it makes there can be counted.
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -146,6 +146,36 @@ describe('geo-sync listen', () => {
     });
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/GEO_SYNC_WEBHOOK_TOKEN is not set/);
+  });
+
+  it('refuses to start when GEO_SYNC_WEBHOOK_TOKEN_FILE cannot be read or holds no token', async () => {
+    const empty = join(stateDir, 'empty-token');
+    writeFileSync(empty, '\n');
+    for (const file of [join(stateDir, 'no-such-token'), empty]) {
+      const result = await runGeoSync(['listen', '--port', '0'], {
+        GEO_SYNC_PRIMARY_URL: primary.url,
+        GEO_SYNC_SECONDARY_URL: secondary.url,
+        GEO_SYNC_STATE_DIR: stateDir,
+        GEO_SYNC_WEBHOOK_TOKEN_FILE: file,
+      });
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(/no webhook token/);
+    }
+  });
+
+  it('takes the token from GEO_SYNC_WEBHOOK_TOKEN_FILE when given (read again on a mismatch, as the notify function reads its secret)', async () => {
+    const file = join(stateDir, 'webhook-token');
+    const fromFile = randomBytes(24).toString('hex');
+    writeFileSync(file, `${fromFile}\n`);
+    const other = await startListener([], { GEO_SYNC_WEBHOOK_TOKEN_FILE: file }, await freePort());
+    try {
+      const send = (token: string) =>
+        fetch(`${other.url}/events`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': EVENTS_TYPE }, body: '{"events": []}' });
+      expect((await send(fromFile)).status).toBe(200);
+      expect((await send(TOKEN)).status).toBe(401);
+    } finally {
+      expect((await stopListener(other)).code).toBe(0);
+    }
   });
 
   it('replicates a push, with one log line carrying its lag', async () => {

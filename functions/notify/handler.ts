@@ -1,9 +1,9 @@
 // Notify: the primary's registry notifications through a Lambda function URL (POST /events, bearer token); event jobs to the sync queue.
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { createNotifyRuntime, functionUrlRequest } from '../../shared/aws/notify-runtime.js';
-import { receiveNotification } from '../../shared/jobs/index.js';
+import { answerWebhook } from '../../shared/jobs/index.js';
 
 const runtime = createNotifyRuntime(process.env);
 
 export const handler = async (event: APIGatewayProxyEventV2, context: Context) =>
-  runtime.invoke(context, () => receiveNotification(functionUrlRequest(event), runtime));
+  runtime.invoke(context, () => answerWebhook(functionUrlRequest(event), runtime.door));

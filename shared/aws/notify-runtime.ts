@@ -1,13 +1,14 @@
 /**
- * What the notify function needs, built once per container: Powertools, the sync queue, the
- * secondaries' names and the webhook token from Secrets Manager (through the same extension as
- * the registry credentials). No DynamoDB, no registry: notify only turns events into jobs.
+ * The notify function's side of the webhook door, built once per container: Powertools, the sync
+ * queue as the door's `take`, and the webhook token from Secrets Manager (through the same
+ * extension as the registry credentials), re-read when a request does not match so a rotated token
+ * is picked up. No DynamoDB, no registry: notify only turns events into jobs.
  */
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { z } from 'zod';
-import { GeoSyncError, endpointsFromEnv, invalidInput } from '../engine/index.js';
-import type { NotifyPorts, NotifyRequest, SyncMessage, WebhookToken } from '../jobs/index.js';
+import { endpointsFromEnv, invalidInput } from '../engine/index.js';
+import { enqueueEventJobs, rereadToken, type SyncMessage, type WebhookDoor, type WebhookRequest } from '../jobs/index.js';
 import { readSecretString } from './credentials.js';
 import { createLogger, createMetrics, engineLogger, metricsPort } from './powertools.js';
 import { SqsQueue } from './sqs-queue.js';
@@ -18,11 +19,8 @@ const Config = z.object({
   GEO_SYNC_WEBHOOK_SECRET: z.string().min(1),
 });
 
-/** The token is cached this long; a request with another token reads it again at most this often. */
-const TOKEN_CACHE_MS = 5 * 60_000;
-const TOKEN_REFRESH_MS = 30_000;
-
-export interface NotifyRuntime extends NotifyPorts {
+export interface NotifyRuntime {
+  door: WebhookDoor;
   /** Runs one invocation and flushes its metrics after. */
   invoke(context: Context, work: () => Promise<APIGatewayProxyStructuredResultV2>): Promise<APIGatewayProxyStructuredResultV2>;
 }
@@ -37,13 +35,17 @@ export function createNotifyRuntime(
   }
   const logger = createLogger();
   const metrics = createMetrics();
+  const ports = { logger: engineLogger(logger), metrics: metricsPort(metrics) };
+  const syncQueue = new SqsQueue<SyncMessage>(new SQSClient({}), parsed.data.GEO_SYNC_SYNC_QUEUE_URL);
+  const secondaries = endpointsFromEnv(env).secondaries.map((s) => s.name);
   return {
-    token: cachedToken(readToken, parsed.data.GEO_SYNC_WEBHOOK_SECRET),
-    syncQueue: new SqsQueue<SyncMessage>(new SQSClient({}), parsed.data.GEO_SYNC_SYNC_QUEUE_URL),
-    secondaries: endpointsFromEnv(env).secondaries.map((s) => s.name),
-    logger: engineLogger(logger),
-    metrics: metricsPort(metrics),
-    clock: Date.now,
+    door: {
+      ...ports,
+      token: rereadToken(async () => tokenOf(await readToken()), `secret ${parsed.data.GEO_SYNC_WEBHOOK_SECRET}`),
+      clock: Date.now,
+      health: () => ({ status: 'ok' }),
+      take: enqueueEventJobs({ ...ports, syncQueue, secondaries }),
+    },
     async invoke(context, work) {
       logger.addContext(context);
       try {
@@ -52,21 +54,6 @@ export function createNotifyRuntime(
         if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();
       }
     },
-  };
-}
-
-function cachedToken(read: () => Promise<string | undefined>, secretId: string): WebhookToken {
-  let cached: { value: string; readAt: number } | undefined;
-  const load = async () => {
-    const value = tokenOf(await read());
-    // An empty token would match nothing (bearerMatches refuses it), but say why every request is refused.
-    if (value === '') throw new GeoSyncError('INVALID_CONFIG', `secret ${secretId} holds no webhook token`);
-    cached = { value, readAt: Date.now() };
-    return value;
-  };
-  return {
-    current: async () => (cached && Date.now() - cached.readAt < TOKEN_CACHE_MS ? cached.value : load()),
-    refresh: async () => (cached && Date.now() - cached.readAt < TOKEN_REFRESH_MS ? undefined : load()),
   };
 }
 
@@ -82,9 +69,9 @@ export function tokenOf(secretString: string | undefined): string {
   }
 }
 
-/** A function URL request (payload 2.0) as the use-case reads it. */
-export function functionUrlRequest(event: APIGatewayProxyEventV2): NotifyRequest {
+/** A function URL request (payload 2.0) as the door reads it: the body has already arrived whole. */
+export function functionUrlRequest(event: APIGatewayProxyEventV2): WebhookRequest {
   const headers = Object.fromEntries(Object.entries(event.headers ?? {}).map(([name, value]) => [name.toLowerCase(), value]));
   const body = event.body === undefined ? Buffer.alloc(0) : Buffer.from(event.body, event.isBase64Encoded ? 'base64' : 'utf8');
-  return { method: event.requestContext.http.method, path: event.rawPath, headers, body };
+  return { method: event.requestContext.http.method, path: event.rawPath, headers, body: async () => body };
 }

@@ -1,9 +1,10 @@
-/** `geo-sync listen`: replicate from the primary's notifications, with a periodic exact reconcile. */
+/** The `geo-sync listen` command: its options, the webhook token and the signals; the listener process itself is `local/listener.ts`. */
+import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { DEFAULT_CONCURRENCY, invalidInput, jsonLogger } from '../engine/index.js';
-import type { RepositoryRecord } from '../jobs/index.js';
+import { DEFAULT_CONCURRENCY, errorMessage, invalidInput, jsonLogger } from '../engine/index.js';
+import { fixedToken, rereadToken, type RepositoryRecord, type WebhookToken } from '../jobs/index.js';
 import { DEFAULT_STATE_DIR } from '../local/file-store.js';
-import { startListener } from '../local/listen.js';
+import { startListener } from '../local/listener.js';
 import { endpointsFor, integerIn, logLevel } from './options.js';
 
 interface ListenCommandOptions {
@@ -15,7 +16,7 @@ export function registerListenCommand(program: Command, { setExitCode, env }: Li
   program
     .command('listen')
     .description(
-      "replicate within seconds from the primary's notifications (POST /events, bearer token from GEO_SYNC_WEBHOOK_TOKEN), with a periodic exact reconcile",
+      "replicate within seconds from the primary's notifications (POST /events, bearer token from GEO_SYNC_WEBHOOK_TOKEN or GEO_SYNC_WEBHOOK_TOKEN_FILE), with a periodic exact reconcile",
     )
     .option('--primary <url>', 'primary registry URL (env GEO_SYNC_PRIMARY_URL)')
     .option(
@@ -54,15 +55,18 @@ export function registerListenCommand(program: Command, { setExitCode, env }: Li
         logLevel: string;
       }) => {
         const level = logLevel(opts.logLevel);
-        const token = env.GEO_SYNC_WEBHOOK_TOKEN ?? '';
-        if (token.trim() === '') {
+        const token = webhookToken(env);
+        const first = await token.current().catch((error: unknown) => {
+          throw invalidInput('MISSING_CONFIG', `no webhook token: ${errorMessage(error)}`);
+        });
+        if (first.trim() === '') {
           throw invalidInput(
             'MISSING_CONFIG',
             'GEO_SYNC_WEBHOOK_TOKEN is not set: the listener refuses to start without the token the registry must send (Authorization: Bearer <token>)',
           );
         }
         const logger = jsonLogger(level);
-        if (token.length < 16) logger.warn('GEO_SYNC_WEBHOOK_TOKEN is short; use at least 32 random characters');
+        if (first.length < 16) logger.warn('GEO_SYNC_WEBHOOK_TOKEN is short; use at least 32 random characters');
         const listener = await startListener({
           endpoints: endpointsFor(env, { primary: opts.primary, secondary: opts.secondary }),
           stateDir: opts.stateDir,
@@ -84,6 +88,17 @@ export function registerListenCommand(program: Command, { setExitCode, env }: Li
         setExitCode(0);
       },
     );
+}
+
+/**
+ * The token the registry must send. From GEO_SYNC_WEBHOOK_TOKEN_FILE it is read again when a
+ * request does not match (as the notify function re-reads its secret), so replacing the file
+ * rotates it without a restart; GEO_SYNC_WEBHOOK_TOKEN is fixed for the life of the process.
+ */
+function webhookToken(env: NodeJS.ProcessEnv): WebhookToken {
+  const file = env.GEO_SYNC_WEBHOOK_TOKEN_FILE;
+  if (file) return rereadToken(() => readFile(file, 'utf8'), `GEO_SYNC_WEBHOOK_TOKEN_FILE ${file}`);
+  return fixedToken(env.GEO_SYNC_WEBHOOK_TOKEN ?? '');
 }
 
 /** `30s`, `5m`, `1h` (or `0`, off) in milliseconds. */

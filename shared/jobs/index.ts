@@ -24,5 +24,15 @@ export { processVerifyMessage, type VerifyOutcome } from './verify.js';
 export { coalescedRecords } from './events/batch.js';
 export { PendingTags, isEventJob, pairKey } from './events/coalesce.js';
 export { processEventJob, runSyncJob, type EventJob, type EventJobOutcome } from './events/job.js';
-export { receiveNotification, type NotifyPorts, type NotifyRequest, type WebhookToken } from './events/notify.js';
-export { MAX_BODY_BYTES, answerBody, checkHeaders, readBody, tooLarge, type WebhookAnswer } from './events/webhook.js';
+export { enqueueEventJobs } from './events/enqueue.js';
+export type { ReadNotifications, TagHint } from './events/notification.js';
+export {
+  MAX_BODY_BYTES,
+  answerWebhook,
+  fixedToken,
+  rereadToken,
+  type WebhookDoor,
+  type WebhookRequest,
+  type WebhookResponse,
+  type WebhookToken,
+} from './events/webhook.js';

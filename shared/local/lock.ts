@@ -1,3 +1,4 @@
+/** The per-repository lock of local mode: one `sync`, `run` or `listen` job per (secondary, repository) on this machine at a time. */
 import { createHash } from 'node:crypto';
 import { mkdirSync, openSync, readFileSync, rmSync, writeSync, closeSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
@@ -38,6 +39,32 @@ export function acquireRepositoryLock(secondaryHost: string, repository: string,
     }
   }
   throw new GeoSyncError('SYNC_IN_PROGRESS', `could not take the lock for ${repository} on ${secondaryHost}`);
+}
+
+/**
+ * Runs `work` holding the repository's lock. When another live geo-sync holds it, `busy` decides
+ * (it is given the refusal, whose message says who holds it); by default the refusal is thrown.
+ */
+export async function underRepositoryLock<T>(
+  secondaryHost: string,
+  repository: string,
+  work: () => Promise<T>,
+  busy: (refusal: GeoSyncError) => Promise<T> | T = (refusal) => {
+    throw refusal;
+  },
+): Promise<T> {
+  let unlock: () => void;
+  try {
+    unlock = acquireRepositoryLock(secondaryHost, repository);
+  } catch (error) {
+    if (!(error instanceof GeoSyncError) || error.code !== 'SYNC_IN_PROGRESS') throw error;
+    return busy(error);
+  }
+  try {
+    return await work();
+  } finally {
+    unlock();
+  }
 }
 
 function defaultLockDir(): string {

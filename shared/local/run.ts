@@ -2,7 +2,7 @@
  * Local mode: fan-out -> sync -> verify on one machine, with in-process queues and the file
  * store, through the same jobs the Lambda functions run.
  */
-import { DEFAULT_CONCURRENCY, GeoSyncError, errorMessage, workerPool, type EngineLogger, type Endpoints } from '../engine/index.js';
+import { errorMessage, workerPool, type EngineLogger, type Endpoints } from '../engine/index.js';
 import {
   fanOut,
   openRegistries,
@@ -15,14 +15,9 @@ import {
   type RepositoryRecord,
   type Runtime,
   type SyncMessage,
-  type VerifyMessage,
 } from '../jobs/index.js';
-import { FileStateStore } from './file-store.js';
-import { acquireRepositoryLock } from './lock.js';
-import { MemoryQueue } from './memory-queue.js';
-
-/** Locally nothing kills us at a deadline; one hour per message keeps leases meaningful if the process dies. */
-const LOCAL_BUDGET = { remainingMs: 60 * 60_000 };
+import { underRepositoryLock } from './lock.js';
+import { LOCAL_BUDGET, localRuntime } from './runtime.js';
 
 export interface LocalRunOptions {
   endpoints: Endpoints;
@@ -65,47 +60,27 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
   const started = Date.now();
   const counters = new Map<string, number>();
   const metrics: Metrics = { add: (name, value) => counters.set(name, (counters.get(name) ?? 0) + value) };
-  const syncQueue = new MemoryQueue<SyncMessage>();
-  const verifyQueue = new MemoryQueue<VerifyMessage>();
-  const fanOutQueue = new MemoryQueue<FanOutRequest>();
-  const store = new FileStateStore(options.stateDir);
-  const runtime: Runtime = {
-    store,
-    syncQueue,
-    verifyQueue,
-    fanOutQueue,
-    logger: options.logger,
-    metrics,
-    clock: Date.now,
-    random: Math.random,
-    retry: options.retry ?? { baseMs: 60_000, capMs: 6 * 3600_000 },
-    concurrency: options.concurrency ?? DEFAULT_CONCURRENCY,
-  };
-  const registries = openRegistries(options.endpoints, { concurrency: options.concurrency ?? DEFAULT_CONCURRENCY, logger: options.logger });
+  const runtime = localRuntime({ stateDir: options.stateDir, logger: options.logger, concurrency: options.concurrency, retry: options.retry, metrics });
+  const { store, syncQueue, verifyQueue, fanOutQueue } = runtime;
+  const registries = openRegistries(options.endpoints, { concurrency: runtime.concurrency, logger: options.logger });
   const pairs = new Set<string>();
   let rejected = 0;
   const busy = new Set<string>();
   // The same per-repository lock as `geo-sync sync`: a run and a hand-started sync never overlap.
-  const syncUnderLock = async (message: SyncMessage) => {
-    let unlock: () => void;
-    try {
-      unlock = acquireRepositoryLock(registries.secondary(message.secondary).host, message.repository);
-    } catch (error) {
-      if (!(error instanceof GeoSyncError) || error.code !== 'SYNC_IN_PROGRESS') throw error;
-      busy.add(`${message.secondary}/${message.repository}`);
-      options.logger.warn('repository skipped: another geo-sync is syncing it', {
-        repository: message.repository,
-        secondary: message.secondary,
-        reason: error.message,
-      });
-      return;
-    }
-    try {
-      await processSyncMessage(message, registries, runtime, LOCAL_BUDGET);
-    } finally {
-      unlock();
-    }
-  };
+  const syncUnderLock = (message: SyncMessage) =>
+    underRepositoryLock(
+      registries.secondary(message.secondary).host,
+      message.repository,
+      async () => void (await processSyncMessage(message, registries, runtime, LOCAL_BUDGET)),
+      (refusal) => {
+        busy.add(`${message.secondary}/${message.repository}`);
+        options.logger.warn('repository skipped: another geo-sync is syncing it', {
+          repository: message.repository,
+          secondary: message.secondary,
+          reason: refusal.message,
+        });
+      },
+    );
   try {
     // Someone asked for this run now: ignore retry backoff and any unfinished earlier run.
     let request: FanOutRequest | undefined = {

@@ -1,6 +1,7 @@
 /**
- * Registry notifications (CNCF distribution's `notifications.endpoints`), read as hints: which
- * tag of which repository may have changed. Pure. An event never says what a tag holds: the job
+ * The body of a registry notification (CNCF distribution's `notifications.endpoints`), read as
+ * hints: which tag of which repository may have changed. Pure; the request around it (token,
+ * headers, size) is the webhook door's, `webhook.ts`. An event never says what a tag holds: the job
  * reads the configured primary, and never the event's `url`, which is not even kept.
  */
 import { z } from 'zod';

@@ -1,0 +1,148 @@
+/**
+ * The listener process behind `geo-sync listen` (the command and its options are `cli/listen.ts`):
+ * the event path on one machine. The webhook server takes the primary's notifications and answers
+ * at once; the tags they name gather per (repository, secondary) in the pair scheduler and leave
+ * as event jobs, through the same use-cases, embedded queues and file store as `geo-sync run`. A
+ * periodic exact reconcile of every repository is the safety net for events lost on the way.
+ */
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { errorMessage, invalidInput, type EngineLogger, type Endpoints } from '../engine/index.js';
+import { SyncMessage, isEventJob, openRegistries, processVerifyMessage, runSyncJob, type Runtime, type WebhookToken } from '../jobs/index.js';
+import { underRepositoryLock } from './lock.js';
+import { PairScheduler, type PairJob } from './pair-scheduler.js';
+import { Reconcile } from './reconcile.js';
+import { LOCAL_BUDGET, localRuntime } from './runtime.js';
+import { serveWebhook } from './webhook-server.js';
+
+/** How often the embedded queues are looked at for deferred and retried work coming due. */
+const TICK_MS = 100;
+/** How long shutdown waits for jobs in flight before handing back what they were doing. */
+const SHUTDOWN_GRACE_MS = 30_000;
+/** Where event jobs not done at shutdown are kept for the next start. */
+const HANDED_BACK = 'pending-events.json';
+
+export interface ListenOptions {
+  endpoints: Endpoints;
+  stateDir: string;
+  /** The bearer token the registry sends; required. */
+  token: WebhookToken;
+  host: string;
+  /** 0: any free port (the URL says which). */
+  port: number;
+  /** Period of the exact reconcile of every repository, ms; 0 turns it off. It also runs at start. */
+  reconcileEveryMs: number;
+  /** Pairs worked on at once. */
+  workers?: number;
+  /** Parallel registry requests per job. */
+  concurrency?: number;
+  logger: EngineLogger;
+  retry?: Runtime['retry'];
+}
+
+export interface Listener {
+  /** http://host:port */
+  url: string;
+  /** Stops taking events, finishes the jobs in flight (or hands them back), keeps what is pending for the next start. */
+  close(): Promise<{ handedBack: number }>;
+}
+
+export async function startListener(options: ListenOptions): Promise<Listener> {
+  const { logger } = options;
+  if ((await options.token.current()).trim() === '')
+    throw invalidInput('MISSING_CONFIG', 'no webhook token: set GEO_SYNC_WEBHOOK_TOKEN (the registry sends it as "Authorization: Bearer <token>")');
+  const runtime = localRuntime({ stateDir: options.stateDir, logger, concurrency: options.concurrency, retry: options.retry });
+  const secondaries = options.endpoints.secondaries.map((s) => s.name);
+  const openClients = () => openRegistries(options.endpoints, { concurrency: runtime.concurrency, logger });
+
+  /** One job for one pair; a sync runs under the same per-repository lock as `geo-sync sync` and `run`. */
+  const run = async (job: PairJob): Promise<void> => {
+    const registries = openClients();
+    /** False while a sync is still to be done (deferred): the reconcile waits for it. A failed one is settled. */
+    let settled = true;
+    try {
+      if (job.kind === 'verify') return void (await processVerifyMessage(job.message, registries, runtime, LOCAL_BUDGET));
+      const { message } = job;
+      settled = await underRepositoryLock(
+        registries.secondary(message.secondary).host,
+        message.repository,
+        async () => {
+          const outcome = await runSyncJob(message, registries, runtime, LOCAL_BUDGET);
+          return outcome.kind !== 'deferred' && !(outcome.kind === 'skipped' && outcome.reason === 'deferred');
+        },
+        // Another geo-sync is on this repository: this job waits its turn, it is not dropped.
+        async () => (await runtime.syncQueue.send([message], { delaySeconds: 1 }), false),
+      );
+    } finally {
+      await registries.close();
+      if (job.kind === 'sync' && settled && !isEventJob(job.message)) reconcile.settled(job.message);
+    }
+  };
+  const scheduler = new PairScheduler({ workers: options.workers ?? 4, syncQueue: runtime.syncQueue, verifyQueue: runtime.verifyQueue, run, logger });
+  const reconcile = new Reconcile({ runtime, scheduler, openRegistries: openClients, secondaries, logger });
+
+  const handedBackPath = join(options.stateDir, HANDED_BACK);
+  const restored = restore(handedBackPath, logger);
+  for (const message of restored) scheduler.add(message);
+  if (restored.length > 0) logger.info('event jobs handed back by the last run restored', { jobs: restored.length });
+
+  const server = await serveWebhook(
+    {
+      token: options.token,
+      logger,
+      metrics: runtime.metrics,
+      clock: Date.now,
+      health: () => ({ status: scheduler.stopped ? 'stopping' : 'ok', ...scheduler.counts, reconciling: reconcile.running }),
+      closing: () => scheduler.stopped,
+      take: (read, receivedAt) => scheduler.addHints(read.hints, secondaries, receivedAt),
+    },
+    options,
+  );
+  logger.info('listening', { url: `${server.url}/events`, secondaries, reconcileEverySeconds: options.reconcileEveryMs / 1000 });
+
+  const tick = setInterval(() => scheduler.pump(), TICK_MS);
+  const reconcileTimer = options.reconcileEveryMs > 0 ? setInterval(() => void reconcile.run(), options.reconcileEveryMs) : undefined;
+  if (options.reconcileEveryMs > 0) void reconcile.run();
+  scheduler.pump();
+
+  return {
+    url: server.url,
+    async close() {
+      const finishing = scheduler.stop(SHUTDOWN_GRACE_MS);
+      clearInterval(tick);
+      if (reconcileTimer) clearInterval(reconcileTimer);
+      server.stopTaking();
+      const left = scheduler.unfinished(await finishing);
+      handBack(handedBackPath, left, logger);
+      await server.close();
+      return { handedBack: left.length };
+    },
+  };
+}
+
+function restore(path: string, logger: EngineLogger): SyncMessage[] {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return [];
+  }
+  rmSync(path, { force: true });
+  try {
+    const parsed = JSON.parse(text) as unknown[];
+    return parsed.flatMap((entry) => {
+      const message = SyncMessage.safeParse(entry);
+      return message.success ? [message.data] : [];
+    });
+  } catch (error) {
+    logger.warn('event jobs handed back could not be read; the reconcile covers them', { path, error: errorMessage(error) });
+    return [];
+  }
+}
+
+function handBack(path: string, messages: SyncMessage[], logger: EngineLogger): void {
+  if (messages.length === 0) return;
+  mkdirSync(join(path, '..'), { recursive: true });
+  writeFileSync(path, `${JSON.stringify(messages, null, 2)}\n`);
+  logger.info('event jobs not done are kept for the next start', { jobs: messages.length, path });
+}
