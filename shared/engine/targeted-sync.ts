@@ -4,9 +4,9 @@
  * the tag holds, so each tag is read from the primary as it is now and only that is written.
  */
 import { DEFAULT_CONCURRENCY, mapLimit } from './concurrency.js';
-import { GeoSyncError, errorMessage } from './errors.js';
+import { errorMessage } from './errors.js';
 import { silentLogger, type EngineLogger } from './log.js';
-import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, validateRepositoryName, validateTag, type Repository } from './oci.js';
+import { validateRepositoryName, validateTag, type Repository } from './oci.js';
 import { byteOrder } from './planner.js';
 import type { RegistryClient } from './registry/client.js';
 import type { SyncStatus } from './status.js';
@@ -196,7 +196,7 @@ function namedTags(
           if (onSecondary && (onPrimary || (await provedAbsent(tag, sides)))) {
             sides.secondaryTags.set(tag, onSecondary.digest);
             sides.secondaryHeads.push(onSecondary);
-          } else if (!onPrimary && !onSecondary && (await tagAbsence(primary, repository, tag)) === 'present') {
+          } else if (!onPrimary && !onSecondary && !(await primary.provesAbsent(repository, tag))) {
             sides.skipped.push({ tag, reason: 'appeared on the primary during the sync' });
           }
         } catch (error) {
@@ -223,63 +223,14 @@ function namedTags(
    */
   async function provedAbsent(tag: string, sides: SidesRead): Promise<boolean> {
     // A HEAD's 404 proves nothing (no body): the registry's own error for the tag is the proof.
-    if ((await tagAbsence(primary, repository, tag)) === 'present') {
+    if (!(await primary.provesAbsent(repository, tag))) {
       sides.skipped.push({ tag, reason: 'appeared on the primary during the sync' });
       return false;
     }
-    if (!(await (primaryListsRepository ??= repositoryListed(primary, repository)))) {
+    if (!(await (primaryListsRepository ??= primary.repositoryListed(repository)))) {
       sides.failed.push({ tag, error: `repository ${repository} does not exist on the primary ${primary.host}; ${tag} was not removed` });
       return false;
     }
     return true;
-  }
-}
-
-/**
- * Whether the primary holds `tag`, read with a GET so that a 404 carries the registry's error:
- * 'absent' only on MANIFEST_UNKNOWN (or NAME_UNKNOWN); any other 404 (a proxy's page) is an error.
- */
-async function tagAbsence(primary: RegistryClient, repository: Repository, tag: string): Promise<'absent' | 'present'> {
-  const response = await primary.transport.send({
-    method: 'GET',
-    target: `/v2/${repository}/manifests/${tag}`,
-    scopes: [`repository:${repository}:pull`],
-    headers: { accept: MANIFEST_ACCEPT },
-    expect: [200, 404],
-    maxBytes: MAX_MANIFEST_BYTES,
-  });
-  if (response.status === 200) return 'present';
-  const code = registryErrorCode(response.body);
-  if (code === 'MANIFEST_UNKNOWN' || code === 'NAME_UNKNOWN') return 'absent';
-  throw new GeoSyncError(
-    'LISTING_FAILED',
-    `registry ${primary.host} answered 404 without a registry error for ${repository}:${tag}; not reading that as "no such tag"`,
-  );
-}
-
-/**
- * Whether the primary lists the repository at all (one tag-list page of one entry). Registry 2.8
- * answers MANIFEST_UNKNOWN for a tag of a repository it does not have, so the tag's error alone
- * would let a primary that lost a repository (or the wrong registry) empty the secondary's.
- */
-async function repositoryListed(primary: RegistryClient, repository: Repository): Promise<boolean> {
-  const response = await primary.transport.send({
-    method: 'GET',
-    target: `/v2/${repository}/tags/list?n=1`,
-    scopes: [`repository:${repository}:pull`],
-    expect: [200, 404],
-    maxBytes: 64 * 1024,
-  });
-  if (response.status === 200) return true;
-  if (registryErrorCode(response.body) === 'NAME_UNKNOWN') return false;
-  throw new GeoSyncError('LISTING_FAILED', `registry ${primary.host} answered 404 without a registry error to the tag list of ${repository}`);
-}
-
-function registryErrorCode(body: Buffer): string | undefined {
-  try {
-    const code = (JSON.parse(body.toString('utf8')) as { errors?: Array<{ code?: unknown }> }).errors?.[0]?.code;
-    return typeof code === 'string' ? code : undefined;
-  } catch {
-    return undefined;
   }
 }

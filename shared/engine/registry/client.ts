@@ -68,6 +68,11 @@ export class RegistryClient {
     return this.tags.listTagDigestsGitlab(repository);
   }
 
+  /** Whether the registry lists the repository (its own NAME_UNKNOWN is the only "no"). */
+  repositoryListed(repository: string): Promise<boolean> {
+    return this.tags.repositoryListed(repository);
+  }
+
   /** One page of the catalog, from after `last`. */
   listCatalogPage(options: { last?: string; pageSize?: number } = {}): Promise<CatalogPage> {
     return this.catalog.listCatalogPage(options);
@@ -83,6 +88,11 @@ export class RegistryClient {
   /** The manifest's exact bytes, checked against its digest; null when absent. */
   getManifest(repository: string, reference: string): Promise<RawManifest | null> {
     return this.manifests.getManifest(repository, reference);
+  }
+
+  /** Whether a GET proves the manifest absent (the registry's own MANIFEST_UNKNOWN); a bare 404 throws. */
+  provesAbsent(repository: string, reference: string): Promise<boolean> {
+    return this.manifests.provesAbsent(repository, reference);
   }
 
   /** Stores a manifest's bytes as they are, under a tag or its digest. */

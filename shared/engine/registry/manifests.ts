@@ -1,6 +1,6 @@
 import { GeoSyncError } from '../errors.js';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, digestAlgorithm, digestOf, isSchema1MediaType, isValidDigest, quote, type RawManifest } from '../oci.js';
-import { baseMediaType } from './responses.js';
+import { baseMediaType, registryErrorCode } from './responses.js';
 import { pull, push } from './scopes.js';
 import type { Transport } from './transport.js';
 
@@ -75,6 +75,29 @@ export class Manifests {
     if (stored !== undefined && stored !== manifest.digest) {
       throw new GeoSyncError('DIGEST_MISMATCH', `registry ${this.transport.host} stored ${repository}:${reference} as ${stored}, expected ${manifest.digest}`);
     }
+  }
+
+  /**
+   * Whether `reference` is absent, read with a GET so that a 404 carries the registry's error (a
+   * HEAD's 404 has no body and proves nothing): 'absent' only on MANIFEST_UNKNOWN (or
+   * NAME_UNKNOWN); any other 404 (a proxy's page) is an error.
+   */
+  async provesAbsent(repository: string, reference: string): Promise<boolean> {
+    const response = await this.transport.send({
+      method: 'GET',
+      target: `/v2/${repository}/manifests/${reference}`,
+      scopes: pull(repository),
+      headers: { accept: MANIFEST_ACCEPT },
+      expect: [200, 404],
+      maxBytes: MAX_MANIFEST_BYTES,
+    });
+    if (response.status === 200) return false;
+    const code = registryErrorCode(response.body);
+    if (code === 'MANIFEST_UNKNOWN' || code === 'NAME_UNKNOWN') return true;
+    throw new GeoSyncError(
+      'LISTING_FAILED',
+      `registry ${this.transport.host} answered 404 without a registry error for ${repository}:${reference}; not reading that as "no such manifest"`,
+    );
   }
 }
 

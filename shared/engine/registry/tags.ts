@@ -97,6 +97,23 @@ export class Tags {
     return tags;
   }
 
+  /**
+   * Whether the registry lists the repository at all (one tag-list page of one entry): a 404
+   * counts only with the registry's own NAME_UNKNOWN.
+   */
+  async repositoryListed(repository: string): Promise<boolean> {
+    const response = await this.transport.send({
+      method: 'GET',
+      target: `/v2/${repository}/tags/list?n=1`,
+      scopes: pull(repository),
+      expect: [200, 404],
+      maxBytes: 64 * 1024,
+    });
+    if (response.status === 200) return true;
+    if (registryErrorCode(response.body) === 'NAME_UNKNOWN') return false;
+    throw new GeoSyncError('LISTING_FAILED', `registry ${this.transport.host} answered 404 without a registry error to the tag list of ${repository}`);
+  }
+
   /** The pages of a paged tag listing, following `Link`; a 404 only as the first and only page, for the caller to judge. */
   private async *tagListPages(repository: string, first: string): AsyncGenerator<{ status: 200 | 404; body: Buffer }> {
     const host = this.transport.host;
