@@ -1,7 +1,7 @@
 /** Job: sync one (repository, secondary) pair under a lease, record the outcome, schedule what follows. */
 import { randomUUID } from 'node:crypto';
 import { GeoSyncError, errorMessage, syncRepository, validateRepositoryName, type SyncReport, type SyncState, type UploadSession } from '../engine/index.js';
-import { leaseHeld, type LeaseHeld } from './lease-held.js';
+import { leaseHeld, type LeaseHeld } from './lease-held-message.js';
 import type { SyncMessage } from './messages.js';
 import type { Budget, Registries, Runtime } from './ports.js';
 import { admitSync, afterSync, afterSyncError, withUploads, type RepositoryRecord } from './record.js';

@@ -10,7 +10,7 @@ import { GeoSyncError, errorMessage, syncTags, type TagSyncReport, type UploadSe
 import type { SyncMessage } from '../messages.js';
 import type { Budget, Registries, Runtime } from '../ports.js';
 import { FIRST_TAGS, retryDelayMs, withUploads, withoutLease, type LastEvent, type RepositoryRecord } from '../record.js';
-import { leaseHeld, type LeaseHeld } from '../lease-held.js';
+import { leaseHeld, type LeaseHeld } from '../lease-held-message.js';
 import { processSyncMessage, type SyncOutcome } from '../sync.js';
 import { LEASE_GRACE_MS, MAX_DELAY_SECONDS, WORK_FRACTION } from '../timing.js';
 import { isEventJob } from './coalesce.js';
