@@ -1,10 +1,9 @@
 /** `geo-sync listen`: replicate from the primary's notifications, with a periodic exact reconcile. */
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { DEFAULT_CONCURRENCY, invalidInput, jsonLogger } from '../engine/index.js';
+import { invalidInput, jsonLogger } from '../engine/index.js';
 import type { RepositoryRecord } from '../jobs/index.js';
-import { DEFAULT_STATE_DIR } from '../local/file-store.js';
 import { startListener } from '../local/listen.js';
-import { endpointsFor, integerIn, logLevel } from './options.js';
+import { endpointsFor, integerIn, logLevel, sharedOption } from './options.js';
 
 interface ListenCommandOptions {
   setExitCode: (code: number) => void;
@@ -15,13 +14,10 @@ export function registerListenCommand(program: Command, { setExitCode, env }: Li
   program
     .command('listen')
     .description(
-      "replicate within seconds from the primary's notifications (POST /events, bearer token from GEO_SYNC_WEBHOOK_TOKEN), with a periodic exact reconcile",
+      "replicate within seconds from the primary's notifications (POST /events, bearer token from GEO_SYNC_WEBHOOK_TOKEN), with a periodic exact reconcile; logs one line per replication at info",
     )
-    .option('--primary <url>', 'primary registry URL (env GEO_SYNC_PRIMARY_URL)')
-    .option(
-      '--secondary <name|url>',
-      'one secondary: a GEO_SYNC_SECONDARIES name or a registry URL (env GEO_SYNC_SECONDARY_URL); default every configured secondary',
-    )
+    .addOption(sharedOption.primary())
+    .addOption(sharedOption.secondary())
     .addOption(new Option('--port <n>', 'port to listen on').default(8780).argParser(integerIn(0, 65535, '--port')))
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .addOption(
@@ -29,18 +25,10 @@ export function registerListenCommand(program: Command, { setExitCode, env }: Li
         .default(3600_000, '1h')
         .argParser(parseDuration),
     )
-    .addOption(new Option('--workers <n>', 'repositories worked on at once').default(4).argParser(integerIn(1, 64, '--workers')))
-    .addOption(
-      new Option('--concurrency <n>', 'most requests in flight per registry (starts at 16, grows while round trips show distance, not queueing)')
-        .default(DEFAULT_CONCURRENCY)
-        .argParser(integerIn(1, 256, '--concurrency')),
-    )
-    .addOption(new Option('--state-dir <dir>', 'where local state is kept (env GEO_SYNC_STATE_DIR)').default(env.GEO_SYNC_STATE_DIR || DEFAULT_STATE_DIR))
-    .addOption(
-      new Option('--log-level <level>', 'JSON logs on stderr, one line per replication at info: debug, info, warn, error, silent').default(
-        env.GEO_SYNC_LOG_LEVEL ?? 'info',
-      ),
-    )
+    .addOption(sharedOption.workers())
+    .addOption(sharedOption.concurrency())
+    .addOption(sharedOption.stateDir(env))
+    .addOption(sharedOption.logLevel(env, 'info'))
     .action(
       async (opts: {
         primary?: string;
