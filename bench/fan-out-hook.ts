@@ -7,7 +7,9 @@
 import { existsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
+import { log } from './harness.js';
 import { median } from './measure.js';
+import type { Row } from './report.js';
 
 export type FanOutFigure =
   { skipped: string } | { messagesPerSecond: number; messages: number; samplesMs: number[]; repositories: number; secondaries: number };
@@ -73,4 +75,29 @@ export async function measureFanOutEnqueueRate(
   } finally {
     await local.stop();
   }
+}
+
+/** The bench's fan-out phase: the figure above as a row of the table, or a note saying why it was skipped. */
+export async function benchFanOut(bundlePath: string, options: { repositories: number; reps: number }): Promise<{ rows: Row[]; figure: FanOutFigure }> {
+  log(`== fan-out (the AWS side's figure) ==`);
+  const figure: FanOutFigure = await measureFanOutEnqueueRate(bundlePath, {
+    repositories: options.repositories,
+    secondaries: 2,
+    reps: options.reps,
+  }).catch((error: unknown) => ({ skipped: `failed: ${error instanceof Error ? error.message : String(error)}` }));
+  if ('skipped' in figure) {
+    log(`fan-out enqueue rate: SKIPPED (${figure.skipped})`);
+    return { rows: [], figure };
+  }
+  log(`fan-out enqueue rate: ${Math.round(figure.messagesPerSecond)} messages/s (${figure.messages} messages, median of ${figure.samplesMs.length})`);
+  const row: Row = {
+    size: 'all',
+    measure: `fan-out enqueue (${figure.messages} msgs)`,
+    unit: 'msg/s',
+    ours: figure.messagesPerSecond,
+    peerName: '-',
+    target: '>= 2000 msg/s',
+    meets: figure.messagesPerSecond >= 2000,
+  };
+  return { rows: [row], figure };
 }

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_ATTEMPTS, processEventJob, runSyncJob, type EventJob } from '../shared/jobs/events/job.js';
-import { whenLeaseHeld } from '../shared/jobs/lease.js';
+import { whenLeaseHeld } from '../shared/jobs/lease-decision.js';
 import { FileStateStore } from '../shared/local/file-store.js';
 import { MemoryQueue } from '../shared/local/memory-queue.js';
 import type { SyncMessage, VerifyMessage, FanOutRequest } from '../shared/jobs/messages.js';

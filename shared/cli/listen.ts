@@ -1,11 +1,10 @@
 /** The `geo-sync listen` command: its options, the webhook token and the signals; the listener process itself is `local/listener.ts`. */
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { DEFAULT_CONCURRENCY, errorMessage, invalidInput, jsonLogger } from '../engine/index.js';
+import { errorMessage, invalidInput, jsonLogger } from '../engine/index.js';
 import { fixedToken, rereadToken, type RepositoryRecord, type WebhookToken } from '../jobs/index.js';
-import { DEFAULT_STATE_DIR } from '../local/file-store.js';
 import { startListener } from '../local/listener.js';
-import { endpointsFor, integerIn, logLevel } from './options.js';
+import { endpointsFor, integerIn, logLevel, sharedOption } from './options.js';
 
 interface ListenCommandOptions {
   setExitCode: (code: number) => void;
@@ -16,13 +15,10 @@ export function registerListenCommand(program: Command, { setExitCode, env }: Li
   program
     .command('listen')
     .description(
-      "replicate within seconds from the primary's notifications (POST /events, bearer token from GEO_SYNC_WEBHOOK_TOKEN or GEO_SYNC_WEBHOOK_TOKEN_FILE), with a periodic exact reconcile",
+      "replicate within seconds from the primary's notifications (POST /events, bearer token from GEO_SYNC_WEBHOOK_TOKEN or GEO_SYNC_WEBHOOK_TOKEN_FILE), with a periodic exact reconcile; logs one line per replication at info",
     )
-    .option('--primary <url>', 'primary registry URL (env GEO_SYNC_PRIMARY_URL)')
-    .option(
-      '--secondary <name|url>',
-      'one secondary: a GEO_SYNC_SECONDARIES name or a registry URL (env GEO_SYNC_SECONDARY_URL); default every configured secondary',
-    )
+    .addOption(sharedOption.primary())
+    .addOption(sharedOption.secondary())
     .addOption(new Option('--port <n>', 'port to listen on').default(8780).argParser(integerIn(0, 65535, '--port')))
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .addOption(
@@ -30,18 +26,10 @@ export function registerListenCommand(program: Command, { setExitCode, env }: Li
         .default(3600_000, '1h')
         .argParser(parseDuration),
     )
-    .addOption(new Option('--workers <n>', 'repositories worked on at once').default(4).argParser(integerIn(1, 64, '--workers')))
-    .addOption(
-      new Option('--concurrency <n>', 'most requests in flight per registry (starts at 16, grows while round trips show distance, not queueing)')
-        .default(DEFAULT_CONCURRENCY)
-        .argParser(integerIn(1, 256, '--concurrency')),
-    )
-    .addOption(new Option('--state-dir <dir>', 'where local state is kept (env GEO_SYNC_STATE_DIR)').default(env.GEO_SYNC_STATE_DIR || DEFAULT_STATE_DIR))
-    .addOption(
-      new Option('--log-level <level>', 'JSON logs on stderr, one line per replication at info: debug, info, warn, error, silent').default(
-        env.GEO_SYNC_LOG_LEVEL ?? 'info',
-      ),
-    )
+    .addOption(sharedOption.workers())
+    .addOption(sharedOption.concurrency())
+    .addOption(sharedOption.stateDir(env))
+    .addOption(sharedOption.logLevel(env, 'info'))
     .action(
       async (opts: {
         primary?: string;

@@ -1,11 +1,11 @@
 /** `geo-sync run` and `geo-sync status`: local mode over the same jobs as the Lambda functions. */
-import { Option, type Command } from 'commander';
-import { DEFAULT_CONCURRENCY, invalidInput, jsonLogger, shownUploads, validateRepositoryName } from '../engine/index.js';
-import { DEFAULT_STATE_DIR, FileStateStore } from '../local/file-store.js';
+import type { Command } from 'commander';
+import { invalidInput, jsonLogger, shownUploads, validateRepositoryName } from '../engine/index.js';
+import { FileStateStore } from '../local/file-store.js';
 import { localExitCode, runLocal, type LocalProgress, type LocalRunSummary } from '../local/run.js';
 import { overallStatus, withoutLease, type RepositoryRecord } from '../jobs/index.js';
 import { progressBar } from './format.js';
-import { endpointsFor, fraction, integerIn, logLevel } from './options.js';
+import { endpointsFor, logLevel, sharedOption } from './options.js';
 import { lastEventCell } from './listen.js';
 
 interface LocalCommandOptions {
@@ -17,33 +17,20 @@ interface LocalCommandOptions {
 export function registerLocalCommands(program: Command, options: LocalCommandOptions = {}): void {
   const env = options.env ?? process.env;
   const setExitCode = options.setExitCode ?? ((code: number) => void (process.exitCode = code));
-  const stateDir = () =>
-    new Option('--state-dir <dir>', 'where local state is kept (env GEO_SYNC_STATE_DIR)').default(env.GEO_SYNC_STATE_DIR || DEFAULT_STATE_DIR);
 
   program
     .command('run')
     .description('sync then verify every repository of the primary (or those named) to every secondary, on this machine')
     .option('--repository <name>', 'only this repository (repeatable)', collect, [] as string[])
     .option('--prefix <prefix>', 'only repositories whose name starts with this')
-    .option('--primary <url>', 'primary registry URL (env GEO_SYNC_PRIMARY_URL)')
-    .option(
-      '--secondary <name|url>',
-      'one secondary: a GEO_SYNC_SECONDARIES name or a registry URL (env GEO_SYNC_SECONDARY_URL); default every configured secondary',
-    )
-    .addOption(new Option('--workers <n>', 'repositories processed at once').default(4).argParser(integerIn(1, 64, '--workers')))
-    .addOption(
-      new Option('--concurrency <n>', 'most requests in flight per registry (starts at 16, grows while round trips show distance, not queueing)')
-        .default(DEFAULT_CONCURRENCY)
-        .argParser(integerIn(1, 256, '--concurrency')),
-    )
-    .addOption(
-      new Option('--max-prune <fraction>', 'remove nothing from a repository when more than this fraction of its tags on both sides would go')
-        .default(0.5)
-        .argParser(fraction),
-    )
-    .addOption(stateDir())
+    .addOption(sharedOption.primary())
+    .addOption(sharedOption.secondary())
+    .addOption(sharedOption.workers())
+    .addOption(sharedOption.concurrency())
+    .addOption(sharedOption.maxPrune())
+    .addOption(sharedOption.stateDir(env))
     .option('--json', 'print the summary as JSON')
-    .addOption(new Option('--log-level <level>', 'JSON logs on stderr: debug, info, warn, error, silent').default(env.GEO_SYNC_LOG_LEVEL ?? 'warn'))
+    .addOption(sharedOption.logLevel(env, 'warn'))
     .action(
       async (opts: {
         repository: string[];
@@ -81,7 +68,7 @@ export function registerLocalCommands(program: Command, options: LocalCommandOpt
   program
     .command('status')
     .description('show the recorded state of every repository and secondary')
-    .addOption(stateDir())
+    .addOption(sharedOption.stateDir(env))
     .option('--json', 'print an array of objects with repository, secondary, status and the full record')
     .action(async (opts: { stateDir: string; json?: boolean }) => {
       const records = await new FileStateStore(opts.stateDir).list();

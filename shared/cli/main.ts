@@ -1,6 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
 import {
-  DEFAULT_CONCURRENCY,
   GeoSyncError,
   RegistryClient,
   errorMessage,
@@ -15,7 +14,7 @@ import {
 } from '../engine/index.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { registerLocalCommands } from './local-commands.js';
-import { endpointsFor, fraction, integerIn, logLevel } from './options.js';
+import { endpointsFor, integerIn, logLevel, sharedOption } from './options.js';
 import { registerListenCommand } from './listen.js';
 import { acquireRepositoryLock } from '../local/lock.js';
 import { formatPlan, formatSync, formatVerify, syncProgress } from './format.js';
@@ -55,23 +54,17 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
     .exitOverride()
     .configureOutput({ writeErr: (text) => process.stderr.write(text) });
 
+  // The options of plan, sync and verify.
   const common = (command: Command) =>
     command
-      .option('--primary <url>', 'primary registry URL (env GEO_SYNC_PRIMARY_URL); http:// only when written')
-      .option(
-        '--secondary <name|url>',
-        'one secondary: a name from GEO_SYNC_SECONDARIES, or a registry URL (env GEO_SYNC_SECONDARY_URL); default: every configured secondary',
-      )
+      .addOption(sharedOption.primary())
+      .addOption(sharedOption.secondary())
       .option('--json', 'print one JSON object instead of a summary (several secondaries: { repository, secondaries: [...] })')
-      .addOption(
-        new Option('--concurrency <n>', 'most requests in flight per registry (starts at 16, grows while round trips show distance, not queueing)')
-          .default(DEFAULT_CONCURRENCY)
-          .argParser(integerIn(1, 256, '--concurrency')),
-      )
+      .addOption(sharedOption.concurrency())
       .addOption(new Option('--retries <n>', 'retries of a failed request').default(4).argParser(integerIn(0, 20, '--retries')))
       .option('--ca-file <path>', 'extra trusted CA certificates (PEM) for every registry')
       .option('--no-gitlab-api', "never use GitLab's tag list API, even where the registry offers it")
-      .addOption(new Option('--log-level <level>', 'JSON logs on stderr: debug, info, warn, error, silent').default(env.GEO_SYNC_LOG_LEVEL ?? 'warn'))
+      .addOption(sharedOption.logLevel(env, 'warn'))
       .exitOverride();
 
   common(program.command('plan <repository>').description('show what sync would change; changes nothing')).action(
@@ -88,11 +81,7 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
   common(program.command('sync <repository>').description('copy missing and re-pointed tags, remove extra ones'))
     .option('--dry-run', 'plan only; change nothing')
     .option('--deep', 'also check every child manifest and blob on the secondary, and repair what is missing')
-    .addOption(
-      new Option('--max-prune <fraction>', 'remove nothing when more than this fraction of the tags both sides hold together would go')
-        .default(0.5)
-        .argParser(fraction),
-    )
+    .addOption(sharedOption.maxPrune())
     .action(async (name: string, options: CommonOptions & { dryRun?: boolean; deep?: boolean; maxPrune: number }) => {
       const repository = validateRepositoryName(name);
       const showProgress = !options.json && process.stdout.isTTY === true && process.stderr.isTTY === true;

@@ -1,6 +1,16 @@
 /** The CLI's option parsers and checks, each written once for every command. */
-import { InvalidArgumentError } from 'commander';
-import { MissingRegistryError, endpointsFromEnv, invalidInput, isLogLevel, type Endpoints, type LogLevel } from '../engine/index.js';
+import { InvalidArgumentError, Option } from 'commander';
+import {
+  DEFAULT_CONCURRENCY,
+  DEFAULT_MAX_PRUNE,
+  MissingRegistryError,
+  endpointsFromEnv,
+  invalidInput,
+  isLogLevel,
+  type Endpoints,
+  type LogLevel,
+} from '../engine/index.js';
+import { DEFAULT_STATE_DIR } from '../local/file-store.js';
 
 /** An integer option from min to max, as `--concurrency`, `--retries` or `--workers`. */
 export function integerIn(min: number, max: number, name: string) {
@@ -17,6 +27,32 @@ export function fraction(value: string): number {
   if (value.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new InvalidArgumentError('--max-prune must be a number from 0 to 1');
   return n;
 }
+
+/**
+ * The options several commands take, each declared once with its one help text. Each call makes a
+ * fresh Option, so every command holds its own.
+ */
+export const sharedOption = {
+  primary: () => new Option('--primary <url>', 'primary registry URL (env GEO_SYNC_PRIMARY_URL); http:// only when written'),
+  secondary: () =>
+    new Option(
+      '--secondary <name|url>',
+      'one secondary: a name from GEO_SYNC_SECONDARIES, or a registry URL (env GEO_SYNC_SECONDARY_URL); default: every configured secondary',
+    ),
+  concurrency: () =>
+    new Option('--concurrency <n>', 'most requests in flight per registry (starts at 16, grows while round trips show distance, not queueing)')
+      .default(DEFAULT_CONCURRENCY)
+      .argParser(integerIn(1, 256, '--concurrency')),
+  maxPrune: () =>
+    new Option('--max-prune <fraction>', 'remove nothing from a repository when more than this fraction of the tags both sides hold together would go')
+      .default(DEFAULT_MAX_PRUNE)
+      .argParser(fraction),
+  workers: () => new Option('--workers <n>', 'repositories worked on at once').default(4).argParser(integerIn(1, 64, '--workers')),
+  stateDir: (env: NodeJS.ProcessEnv) =>
+    new Option('--state-dir <dir>', 'where local state is kept (env GEO_SYNC_STATE_DIR)').default(env.GEO_SYNC_STATE_DIR || DEFAULT_STATE_DIR),
+  logLevel: (env: NodeJS.ProcessEnv, fallback: LogLevel) =>
+    new Option('--log-level <level>', 'JSON logs on stderr: debug, info, warn, error, silent').default(env.GEO_SYNC_LOG_LEVEL ?? fallback),
+};
 
 /** `--log-level`, checked before any work: a usage error (exit 2) otherwise. */
 export function logLevel(value: string): LogLevel {

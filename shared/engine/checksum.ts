@@ -4,7 +4,7 @@ import { byteOrder, type TagMap } from './planner.js';
 export type ChecksumKind = 'canonical' | 'gitlab';
 
 /**
- * The one checksum over a repository's (tag, digest) pairs, used by verify, plan, CLI and handlers.
+ * The one checksum over a repository's (tag, digest) pairs; verifyRepository reports it for each side.
  * canonical: SHA-256 hex over `tag\tdigest\n` lines in byte order of tags (unambiguous).
  * gitlab: SHA-256 hex over `tag+digest` concatenated in tag order, as GitLab Geo computes it.
  */

@@ -51,12 +51,10 @@ export function isSchema1MediaType(mediaType: string): boolean {
 }
 
 /**
- * Names that passed their validator: only validateRepositoryName, validateTag and validateDigest
- * make them, so the compiler checks that a name was validated before the engine acts on it.
+ * A repository name that passed validateRepositoryName, the only function that makes one, so the
+ * compiler checks that a name was validated before the engine acts on it.
  */
 export type Repository = string & { readonly __valid: 'Repository' };
-export type Tag = string & { readonly __valid: 'Tag' };
-export type Digest = string & { readonly __valid: 'Digest' };
 
 /** Validates a repository path against the distribution grammar; the error names what is wrong. */
 export function validateRepositoryName(name: string): Repository {
@@ -77,23 +75,23 @@ export function isValidTag(tag: string): boolean {
   return typeof tag === 'string' && TAG.test(tag);
 }
 
-export function validateTag(tag: string): Tag {
+export function validateTag(tag: string): string {
   if (!isValidTag(tag)) {
     throw invalidInput(
       'INVALID_TAG',
       `invalid tag ${quote(tag)}: a tag is 1-128 characters of letters, digits, '_', '.' and '-', not starting with '.' or '-'`,
     );
   }
-  return tag as Tag;
+  return tag;
 }
 
 export function isValidDigest(digest: string): boolean {
   return typeof digest === 'string' && DIGEST.test(digest);
 }
 
-export function validateDigest(digest: string): Digest {
+export function validateDigest(digest: string): string {
   if (!isValidDigest(digest)) throw invalidInput('INVALID_DIGEST', `invalid digest ${quote(digest)}: expected sha256:<64 hex> or sha512:<128 hex>`);
-  return digest as Digest;
+  return digest;
 }
 
 export function digestAlgorithm(digest: string): 'sha256' | 'sha512' {

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { GeoSyncError, type UploadSession } from '../engine/index.js';
-import { leaseHeld, type LeaseHeld } from './lease-held.js';
+import { leaseHeld, type LeaseHeld } from './lease-held-message.js';
 import type { SyncMessage, VerifyMessage } from './messages.js';
 import type { Queue, Runtime } from './ports.js';
 import type { RepositoryRecord } from './record.js';

@@ -80,7 +80,7 @@ export interface RepositoryRecord extends RecordKey {
   leaseOwner?: string;
   /** Epoch ms; compared in the lease's conditional write. */
   leaseExpiresAt?: number;
-  /** What the lease is held for and since when (epoch ms): a message that finds it held decides by it (lease.ts). */
+  /** What the lease is held for and since when (epoch ms): a message that finds it held decides by it (lease-decision.ts). */
   leaseHolder?: { kind: 'sync' | 'verify'; deep: boolean; startedAt: number; maxPrune?: number; targeted?: boolean };
   /** The last event job (shared/jobs/events/job.ts): when its earliest event was, what it did, how it ended. */
   lastEvent?: LastEvent;

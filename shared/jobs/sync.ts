@@ -1,7 +1,7 @@
 /** Job: sync one (repository, secondary) pair under a lease, record the outcome, schedule what follows. */
 import { errorMessage, syncRepository, validateRepositoryName, type SyncReport, type SyncState } from '../engine/index.js';
 import { underLease } from './job-frame.js';
-import type { LeaseHeld } from './lease-held.js';
+import type { LeaseHeld } from './lease-held-message.js';
 import type { SyncMessage } from './messages.js';
 import type { Budget, Registries, Runtime } from './ports.js';
 import { admitSync, afterSync, afterSyncError, withUploads, type RepositoryRecord } from './record.js';

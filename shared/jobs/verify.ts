@@ -1,7 +1,7 @@
 /** Job: verify one (repository, secondary) pair under the lease and record both checksums and the differences. */
 import { errorMessage, validateRepositoryName, verifyRepository, type VerifyReport } from '../engine/index.js';
 import { underLease } from './job-frame.js';
-import type { LeaseHeld } from './lease-held.js';
+import type { LeaseHeld } from './lease-held-message.js';
 import type { VerifyMessage } from './messages.js';
 import type { Budget, Registries, Runtime } from './ports.js';
 import { afterVerify, afterVerifyError, type RepositoryRecord } from './record.js';

@@ -5,7 +5,7 @@
 // a proxy that slows one request, so that the holder holds the lease while the other message arrives.
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { MIN_DEFER_MS, whenLeaseHeld, type LeaseHolder, type LeaseWork } from '../../shared/jobs/lease.js';
+import { MIN_DEFER_MS, whenLeaseHeld, type LeaseHolder, type LeaseWork } from '../../shared/jobs/lease-decision.js';
 import { SyncMessage, newRecord, parseQueued, type RepositoryRecord } from '../../shared/jobs/index.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { startRegistryPair, type RegistryPair } from '../support/registry.js';

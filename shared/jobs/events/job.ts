@@ -10,7 +10,7 @@ import type { SyncMessage } from '../messages.js';
 import type { Budget, Registries, Runtime } from '../ports.js';
 import { FIRST_TAGS, retryDelayMs, withUploads, withoutLease, type LastEvent, type RepositoryRecord } from '../record.js';
 import { underLease } from '../job-frame.js';
-import type { LeaseHeld } from '../lease-held.js';
+import type { LeaseHeld } from '../lease-held-message.js';
 import { processSyncMessage, type SyncOutcome } from '../sync.js';
 import { WORK_FRACTION, delaySeconds } from '../timing.js';
 import { isEventJob } from './coalesce.js';

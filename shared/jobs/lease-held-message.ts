@@ -1,5 +1,6 @@
-/** A sync or verify message that found its pair's lease held: dropped or sent again, as lease.ts decides. */
-import { whenLeaseHeld } from './lease.js';
+// A sync or verify message that found its pair's lease held, acted on: the record read, the message
+// dropped or sent again, logged and counted. Its twin lease-decision.ts is the pure decision it follows.
+import { whenLeaseHeld } from './lease-decision.js';
 import type { SyncMessage, VerifyMessage } from './messages.js';
 import type { Queue, Runtime } from './ports.js';
 import { delaySeconds } from './timing.js';
@@ -15,7 +16,7 @@ const LEASE_METRICS = {
 /**
  * A sync or verify message that found the lease held. Dropped when the holder already does its
  * work (often a duplicate SQS delivery: its result stands); otherwise sent again to its own queue
- * with a delay, so that no request is lost (see lease.ts).
+ * with a delay, so that no request is lost (see lease-decision.ts).
  */
 export async function leaseHeld<M extends SyncMessage | VerifyMessage>(
   kind: 'sync' | 'verify',

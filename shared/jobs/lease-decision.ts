@@ -1,8 +1,7 @@
-/**
- * What a sync or verify message does when it finds its pair's lease held. No request may be
- * lost: the message is dropped only when the holder already does its work, else sent again later.
- * Pure: the jobs read the record, decide with this, then drop or re-send.
- */
+// The pure decision for a message that finds its pair's lease held: drop or defer, and how long.
+// Its twin lease-held-message.ts acts on it (reads the record, drops or re-sends, logs and counts).
+// No request may be lost: the message is dropped only when the holder already does its work, else
+// sent again later.
 import { DEFAULT_MAX_PRUNE } from '../engine/index.js';
 import type { RepositoryRecord } from './record.js';
 
