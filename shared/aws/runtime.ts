@@ -23,6 +23,7 @@ const Config = z.object({
   GEO_SYNC_FAN_OUT_QUEUE_URL: z.string().url().optional(),
   GEO_SYNC_CREDENTIALS_SECRET: z.string().min(1).optional(),
   GEO_SYNC_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(DEFAULT_CONCURRENCY),
+  GEO_SYNC_REFERRERS: z.enum(['on', 'off']).default('on'),
   GEO_SYNC_CATALOG_PAGE_SIZE: z.coerce.number().int().min(1).max(10_000).default(1000),
   GEO_SYNC_RETRY_BASE_SECONDS: z.coerce.number().min(0).default(60),
   GEO_SYNC_RETRY_CAP_SECONDS: z.coerce
@@ -67,6 +68,7 @@ export function createAwsRuntime(env: NodeJS.ProcessEnv, credentialSource?: Cred
     random: Math.random,
     retry: { baseMs: config.GEO_SYNC_RETRY_BASE_SECONDS * 1000, capMs: config.GEO_SYNC_RETRY_CAP_SECONDS * 1000 },
     concurrency: config.GEO_SYNC_CONCURRENCY,
+    referrers: config.GEO_SYNC_REFERRERS === 'on',
     catalogPageSize: config.GEO_SYNC_CATALOG_PAGE_SIZE,
     powertools: { logger, metrics },
 

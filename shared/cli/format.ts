@@ -16,6 +16,14 @@ export function formatPlan(report: SyncReport): string {
   for (const c of plan.copy) lines.push(`  copy    ${c.tag}  ${short(c.primary)}`);
   for (const c of plan.repair) lines.push(`  repair  ${c.tag}  ${short(c.secondary)} -> ${short(c.primary)}`);
   for (const c of plan.remove) lines.push(`  remove  ${c.tag}  ${short(c.secondary)}`);
+  const r = report.referrers;
+  if (r) {
+    lines.push(
+      `  referrers: ${r.plan.copy.length} to copy, ${r.plan.remove.length} to remove${r.secondary === 'tag-schema' ? `, ${r.plan.indexes.length} tag-schema index(es) to write (the secondary has no referrers API)` : ''}`,
+    );
+    for (const e of r.plan.copy) lines.push(`  copy    referrer ${short(e.digest)} of ${short(e.subject)}  ${e.artifactType}`);
+    for (const e of r.plan.remove) lines.push(`  remove  referrer ${short(e.digest)} of ${short(e.subject)}  ${e.artifactType}`);
+  }
   if (report.guard) lines.push(guardLine(report.guard.reason));
   lines.push(...removalRefused(report));
   for (const m of report.deep?.missing ?? []) lines.push(`  missing ${m.kind} ${short(m.digest)} (referenced by ${short(m.referencedBy)})`);
@@ -33,6 +41,13 @@ export function formatSync(report: SyncReport): string {
   for (const f of report.failed) lines.push(`  failed  ${f.tag}: ${f.error}`);
   for (const s of report.skipped) lines.push(`  skipped ${s.tag}: ${s.reason}`);
   if (report.deep) lines.push(`  deep: ${report.deep.missing.length} missing objects found and repaired`);
+  const r = report.referrers?.done;
+  if (r) {
+    const indexes = report.referrers!.secondary === 'tag-schema' ? `, ${r.indexes.length} tag-schema index(es) written` : '';
+    lines.push(`  referrers: copied ${r.copied.length}, removed ${r.removed.length}${indexes}`);
+    for (const k of r.kept) lines.push(`  kept    referrer ${short(k.digest)} of ${short(k.subject)}: ${k.reason}`);
+    for (const f of r.failed) lines.push(`  failed  referrer ${short(f.digest)} of ${short(f.subject)}: ${f.error}`);
+  }
   if (report.status === 'incomplete') lines.push('  stopped at the deadline; run again to continue');
   return lines.join('\n');
 }
@@ -53,6 +68,15 @@ export function formatVerify(report: VerifyReport): string {
   if (report.extra.length) lines.push(`  extra:      ${list(report.extra)}`);
   for (const m of report.mismatched.slice(0, 10)) lines.push(`  mismatched: ${m.tag}  primary ${short(m.primary)}, secondary ${short(m.secondary)}`);
   if (report.mismatched.length > 10) lines.push(`  mismatched: … (+${report.mismatched.length - 10})`);
+  const r = report.referrers;
+  if (r) {
+    const where = r.secondary === 'tag-schema' ? ', read from the tag schema' : '';
+    lines.push(`  referrers  primary ${r.primaryReferrers}, secondary ${r.secondaryReferrers}${where}`);
+    for (const e of r.missing) lines.push(`  missing referrer:    ${e.digest} of ${short(e.subject)}  ${e.artifactType}`);
+    for (const e of r.extra) lines.push(`  extra referrer:      ${e.digest} of ${short(e.subject)}  ${e.artifactType}`);
+    for (const e of r.mismatched)
+      lines.push(`  mismatched referrer: ${e.digest} of ${short(e.subject)}  primary ${e.artifactType}, secondary ${e.secondaryArtifactType}`);
+  }
   for (const m of report.deep?.missing ?? []) lines.push(`  missing ${m.kind} ${m.digest} (referenced by ${short(m.referencedBy)})`);
   for (const f of report.deep?.failed ?? []) lines.push(`  deep check failed for ${short(f.digest)}: ${f.error}`);
   return lines.join('\n');

@@ -28,6 +28,7 @@ export function registerListenCommand(program: Command, { setExitCode, env }: Li
     )
     .addOption(sharedOption.workers())
     .addOption(sharedOption.concurrency())
+    .addOption(sharedOption.noReferrers())
     .addOption(sharedOption.stateDir(env))
     .addOption(sharedOption.logLevel(env, 'info'))
     .action(
@@ -39,6 +40,7 @@ export function registerListenCommand(program: Command, { setExitCode, env }: Li
         reconcileEvery: number;
         workers: number;
         concurrency: number;
+        referrers: boolean;
         stateDir: string;
         logLevel: string;
       }) => {
@@ -64,6 +66,7 @@ export function registerListenCommand(program: Command, { setExitCode, env }: Li
           reconcileEveryMs: opts.reconcileEvery,
           workers: opts.workers,
           concurrency: opts.concurrency,
+          referrers: opts.referrers,
           logger,
         });
         const signal = await new Promise<NodeJS.Signals>((resolve) => {

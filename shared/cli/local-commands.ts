@@ -27,6 +27,7 @@ export function registerLocalCommands(program: Command, options: LocalCommandOpt
     .addOption(sharedOption.secondary())
     .addOption(sharedOption.workers())
     .addOption(sharedOption.concurrency())
+    .addOption(sharedOption.noReferrers())
     .addOption(sharedOption.maxPrune())
     .addOption(sharedOption.stateDir(env))
     .option('--json', 'print the summary as JSON')
@@ -39,6 +40,7 @@ export function registerLocalCommands(program: Command, options: LocalCommandOpt
         secondary?: string;
         workers: number;
         concurrency: number;
+        referrers: boolean;
         maxPrune: number;
         stateDir: string;
         json?: boolean;
@@ -55,6 +57,7 @@ export function registerLocalCommands(program: Command, options: LocalCommandOpt
           ...(opts.prefix ? { prefix: opts.prefix } : {}),
           workers: opts.workers,
           concurrency: opts.concurrency,
+          referrers: opts.referrers,
           maxPrune: opts.maxPrune,
           logger: jsonLogger(level),
           ...(showProgress ? { onProgress: progressLine(process.stderr) } : {}),

@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from 'commander';
 import {
+  CHECKSUM_KINDS,
   GeoSyncError,
   RegistryClient,
   errorMessage,
@@ -7,6 +8,7 @@ import {
   syncRepository,
   validateRepositoryName,
   verifyRepository,
+  type ChecksumKind,
   type EngineLogger,
   type RegistryEndpoint,
   type SyncReport,
@@ -28,6 +30,7 @@ interface CommonOptions {
   caFile?: string;
   logLevel: string;
   gitlabApi: boolean;
+  referrers: boolean;
 }
 
 /** Runs the CLI and resolves with the process exit code. */
@@ -64,6 +67,7 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
       .addOption(new Option('--retries <n>', 'retries of a failed request').default(4).argParser(integerIn(0, 20, '--retries')))
       .option('--ca-file <path>', 'extra trusted CA certificates (PEM) for every registry')
       .option('--no-gitlab-api', "never use GitLab's tag list API, even where the registry offers it")
+      .addOption(sharedOption.noReferrers())
       .addOption(sharedOption.logLevel(env, 'warn'))
       .exitOverride();
 
@@ -72,7 +76,13 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
       const repository = validateRepositoryName(name);
       setExit(
         await forEachSecondary(env, options, repository, { format: formatPlan, exitCode: syncExitCode }, (primary, secondary, logger) =>
-          syncRepository(primary, secondary, repository, { dryRun: true, concurrency: options.concurrency, gitlabApi: options.gitlabApi, logger }),
+          syncRepository(primary, secondary, repository, {
+            dryRun: true,
+            concurrency: options.concurrency,
+            gitlabApi: options.gitlabApi,
+            referrers: options.referrers,
+            logger,
+          }),
         ),
       );
     },
@@ -95,6 +105,7 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
               maxPrune: options.maxPrune,
               concurrency: options.concurrency,
               gitlabApi: options.gitlabApi,
+              referrers: options.referrers,
               logger,
               ...(showProgress ? { onProgress: syncProgress(process.stderr) } : {}),
             }),
@@ -103,10 +114,14 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
       );
     });
 
-  common(program.command('verify <repository>').description('compare the (tag, digest) checksums of both sides; changes nothing'))
+  common(program.command('verify <repository>').description('compare the checksums of both sides (tags and their referrers); changes nothing'))
     .option('--deep', 'also check that every child manifest and blob exists on the secondary')
-    .addOption(new Option('--checksum <kind>', "canonical, or gitlab (GitLab Geo's form)").choices(['canonical', 'gitlab']).default('canonical'))
-    .action(async (name: string, options: CommonOptions & { deep?: boolean; checksum: 'canonical' | 'gitlab' }) => {
+    .addOption(
+      new Option('--checksum <kind>', "full (tags and referrers), canonical (tags only), or gitlab (GitLab Geo's form)")
+        .choices(CHECKSUM_KINDS)
+        .default('full'),
+    )
+    .action(async (name: string, options: CommonOptions & { deep?: boolean; checksum: ChecksumKind }) => {
       const repository = validateRepositoryName(name);
       setExit(
         await forEachSecondary(env, options, repository, { format: formatVerify, exitCode: verifyExitCode }, (primary, secondary, logger) =>
@@ -115,6 +130,7 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
             checksum: options.checksum,
             concurrency: options.concurrency,
             gitlabApi: options.gitlabApi,
+            referrers: options.referrers,
             logger,
           }),
         ),

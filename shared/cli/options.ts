@@ -33,6 +33,8 @@ export function fraction(value: string): number {
  * fresh Option, so every command holds its own.
  */
 export const sharedOption = {
+  noReferrers: () =>
+    new Option('--no-referrers', 'leave OCI 1.1 referrers (signatures, SBOMs, attestations) out, even where the primary serves the referrers API'),
   primary: () => new Option('--primary <url>', 'primary registry URL (env GEO_SYNC_PRIMARY_URL); http:// only when written'),
   secondary: () =>
     new Option(

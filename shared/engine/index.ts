@@ -3,7 +3,7 @@
  * (CLI, Lambda handlers), the jobs and the adapters import the engine from here only.
  */
 export { backoffDelay } from './backoff.js';
-export { tagChecksum, type ChecksumKind } from './checksum.js';
+export { CHECKSUM_KINDS, tagChecksum, type ChecksumKind } from './checksum.js';
 export { DEFAULT_CONCURRENCY, workerPool } from './concurrency.js';
 export { MissingRegistryError, SECONDARY_NAME, endpointsFromEnv, type Endpoints } from './config.js';
 export { ERROR_CODES, GeoSyncError, RegistryError, errorMessage, invalidInput, type ErrorCode, type GeoSyncErrorCode } from './errors.js';

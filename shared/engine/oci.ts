@@ -140,6 +140,16 @@ function descriptors(value: unknown, owner: string): Descriptor[] {
   });
 }
 
+/** The digest a manifest names as its `subject` (OCI 1.1: what it refers to, a referrer's image), if any. */
+export function subjectOf(manifest: RawManifest): string | undefined {
+  try {
+    const subject = (JSON.parse(manifest.bytes.toString('utf8')) as { subject?: { digest?: unknown } } | null)?.subject?.digest;
+    return typeof subject === 'string' && isValidDigest(subject) ? subject : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** JSON-quotes a value for messages, so control characters in hostile input stay visible and harmless. */
 export function quote(value: string): string {
   return JSON.stringify(String(value).slice(0, 300));

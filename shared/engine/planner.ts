@@ -59,12 +59,20 @@ export const DEFAULT_MAX_PRUNE = 0.5;
  * raise the limit its own way.
  */
 export function pruneGuard(plan: Plan, secondaryTagCount: number, maxFraction: number): string | undefined {
-  const removals = plan.remove.length;
+  return pruneGuardOver({ removals: plan.remove.length, onSecondary: secondaryTagCount, copies: plan.copy.length, what: 'tags' }, maxFraction);
+}
+
+/**
+ * The prune guard over any objects removed like tags (tags, and tags with referrers): `removals`
+ * of the `onSecondary` held there, beside `copies` only the primary has.
+ */
+export function pruneGuardOver(count: { removals: number; onSecondary: number; copies: number; what: string }, maxFraction: number): string | undefined {
+  const { removals, onSecondary, copies, what } = count;
   if (removals === 0) return undefined;
-  // Tags only on the primary are the copies: with the secondary's own, every tag on either side.
-  const together = secondaryTagCount + plan.copy.length;
+  // Those only on the primary are the copies: with the secondary's own, every one on either side.
+  const together = onSecondary + copies;
   if (removals <= maxFraction * together) return undefined;
-  return `would remove ${removals} of ${secondaryTagCount} tags on the secondary, more than the prune limit ${maxFraction} of the ${together} tags both sides hold together; removed none`;
+  return `would remove ${removals} of ${onSecondary} ${what} on the secondary, more than the prune limit ${maxFraction} of the ${together} ${what} both sides hold together; removed none`;
 }
 
 export function byteOrder(a: string, b: string): number {

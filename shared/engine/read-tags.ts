@@ -10,6 +10,8 @@ export interface ReadOptions {
   logger?: EngineLogger;
   /** Use GitLab's tag list with digests when the registry offers it (default true). */
   gitlabApi?: boolean;
+  /** Told each HEAD made (digest, type, size): which manifests are indexes, for the referrers of their children. */
+  onHead?: (head: ManifestHead) => void;
 }
 
 /**
@@ -48,7 +50,7 @@ async function readDigests(
   repository: Repository,
   tags: Map<string, string | undefined>,
   selected: (tag: string) => boolean,
-  options: ReadOptions & { onHead?: (head: ManifestHead) => void },
+  options: ReadOptions,
 ): Promise<void> {
   const unread = [...tags].filter(([tag, digest]) => digest === undefined && selected(tag)).map(([tag]) => tag);
   await mapLimit(unread, options.concurrency ?? DEFAULT_CONCURRENCY, async (tag) => {

@@ -46,6 +46,8 @@ export class UploadPaused extends GeoSyncError {
 export class Replicator {
   readonly stats: ReplicationStats = { bytesCopied: 0, blobsCopied: 0, blobsMounted: 0 };
   readonly missing: MissingObject[] = [];
+  /** Digest → media type of each manifest copied by tag: which of them are indexes, for the referrers their children may have. */
+  readonly copiedTypes = new Map<string, string>();
   private readonly ensuredManifest = memoByKey<void>();
   private readonly ensuredBlob = memoByKey<void>();
 
@@ -71,7 +73,16 @@ export class Replicator {
     if (!manifest) return undefined;
     await this.ensureReferences(manifest);
     await this.secondary.putManifest(this.repository, tag, manifest);
+    this.copiedTypes.set(manifest.digest, manifest.mediaType);
     return manifest.digest;
+  }
+
+  /**
+   * Copies a manifest by digest (a referrer: it has no tag), blobs and children first; nothing
+   * is written when the secondary holds it already.
+   */
+  async copyManifest(digest: string, referencedBy: string): Promise<void> {
+    await this.ensureManifest(digest, referencedBy);
   }
 
   /** Deep check of a manifest the secondary holds: every child and blob under it exists (repaired unless told not to). */

@@ -4,9 +4,10 @@ import { DEFAULT_CONCURRENCY, mapLimit } from './concurrency.js';
 import { errorMessage } from './errors.js';
 import { silentLogger, type EngineLogger } from './log.js';
 import type { Repository } from './oci.js';
-import { DEFAULT_MAX_PRUNE, planRepository } from './planner.js';
+import { DEFAULT_MAX_PRUNE, planRepository, type TagMap } from './planner.js';
 import { readForSync, readPrimary, readTagMap, type ReadOptions } from './read-tags.js';
-import type { RegistryClient } from './registry/client.js';
+import type { ManifestHead, RegistryClient } from './registry/client.js';
+import { edgesOf, isDerivedTag, mediaTypesOf, reachedManifests, readReferrerGraph, referrerMode, type ReferrerEdge, type ReferrerStore } from './referrers.js';
 import { Replicator, type MissingObject } from './replicate.js';
 import type { VerifyStatus } from './status.js';
 import { SyncReportBuilder, type SyncReport, type TagSkip } from './sync-report.js';
@@ -32,6 +33,8 @@ export interface SyncOptions {
   uploads?: readonly UploadSession[];
   /** After each chunk of a chunked upload, with every session to keep as it stands: save them, the run may be killed. */
   onUploadProgress?: (sessions: UploadSession[]) => Promise<void>;
+  /** Sync the referrers (OCI 1.1) of what the tags reach, where the primary serves the API (default true). */
+  referrers?: boolean;
 }
 
 /**
@@ -59,6 +62,7 @@ export async function syncRepository(
     uploads: options.uploads ?? [],
     onUploadProgress: options.onUploadProgress,
     onProgress: options.onProgress,
+    referrers: options.referrers ?? true,
   });
 
   const report = new SyncReportBuilder({
@@ -77,6 +81,7 @@ export async function syncRepository(
   report.primaryChanged(outcome.changed);
   if (outcome.outOfTime) report.outOfTime();
   report.uploadsLeft(outcome.uploads);
+  if (outcome.referrers) report.referrersSynced(outcome.referrers);
   const done = report.finish(outcome.stats);
   logger.info('sync finished', {
     repository: done.repository,
@@ -119,7 +124,12 @@ export interface VerifyOptions {
   concurrency?: number;
   logger?: EngineLogger;
   gitlabApi?: boolean;
+  /** Compare the referrers (OCI 1.1) of what the tags reach, where the primary serves the API (default true). */
+  referrers?: boolean;
 }
+
+/** A referrer on one side and not the other, or with another artifactType. */
+export type ReferrerDifference = ReferrerEdge & { secondaryArtifactType?: string };
 
 export interface VerifyReport {
   repository: string;
@@ -132,34 +142,56 @@ export interface VerifyReport {
   missing: string[];
   extra: string[];
   mismatched: { tag: string; primary: string; secondary: string }[];
+  /**
+   * The referrers of what each side's tags reach, compared by (subject, digest, artifactType).
+   * Absent where the primary does not serve the API (its referrers are tags there) or with referrers off.
+   */
+  referrers?: {
+    /** Where the secondary keeps them: its API, or the tag schema. */
+    secondary: ReferrerStore;
+    primaryReferrers: number;
+    secondaryReferrers: number;
+    missing: ReferrerEdge[];
+    extra: ReferrerEdge[];
+    mismatched: ReferrerDifference[];
+  };
   deep?: { missing: MissingObject[]; failed: { digest: string; error: string }[] };
 }
 
-/** Compares the (tag, digest) checksums of both sides and names every difference; never writes. */
+/**
+ * Compares both sides' checksums (tags, and with `full` their referrers) and names every
+ * difference; never writes. Any referrer difference is a mismatch, whichever checksum is shown.
+ */
 export async function verifyRepository(
   primary: RegistryClient,
   secondary: RegistryClient,
   repository: Repository,
   options: VerifyOptions = {},
 ): Promise<VerifyReport> {
-  const kind = options.checksum ?? 'canonical';
-  const read = { concurrency: options.concurrency ?? DEFAULT_CONCURRENCY, logger: options.logger, gitlabApi: options.gitlabApi };
-  const [primaryTags, secondaryTags] = await Promise.all([
-    readPrimary(primary, repository, read),
-    readTagMap(secondary, repository, read).then((map) => map ?? new Map<string, string>()),
+  const kind = options.checksum ?? 'full';
+  const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
+  const read = { concurrency, logger: options.logger, gitlabApi: options.gitlabApi };
+  const mode = await referrerMode(primary, secondary, repository, options.referrers ?? true);
+  const heads = { primary: [] as ManifestHead[], secondary: [] as ManifestHead[] };
+  const [primaryTags, listed] = await Promise.all([
+    readPrimary(primary, repository, { ...read, onHead: (head) => void heads.primary.push(head) }),
+    readTagMap(secondary, repository, { ...read, onHead: (head) => void heads.secondary.push(head) }).then((map) => map ?? new Map<string, string>()),
   ]);
+  const secondaryTags = new Map([...listed].filter(([tag]) => !isDerivedTag(mode, tag, (t) => primaryTags.has(t))));
   const plan = planRepository(primaryTags, secondaryTags);
+  const edges = mode.on ? await bothGraphs(primary, secondary, repository, mode.secondary, { primaryTags, secondaryTags, heads, concurrency }) : undefined;
   const report: VerifyReport = {
     repository,
     status: 'synced',
     checksum: kind,
-    primaryChecksum: tagChecksum(primaryTags, kind),
-    secondaryChecksum: tagChecksum(secondaryTags, kind),
+    primaryChecksum: tagChecksum(primaryTags, kind, edges?.primary),
+    secondaryChecksum: tagChecksum(secondaryTags, kind, edges?.secondary),
     primaryTags: primaryTags.size,
     secondaryTags: secondaryTags.size,
     missing: plan.copy.map((c) => c.tag),
     extra: plan.remove.map((c) => c.tag),
     mismatched: plan.repair.map((c) => ({ tag: c.tag, primary: c.primary!, secondary: c.secondary! })),
+    ...(edges && mode.on ? { referrers: { secondary: mode.secondary, ...compareEdges(edges.primary, edges.secondary) } } : {}),
   };
   if (options.deep) {
     const replicator = new Replicator(primary, secondary, repository, { deep: true, write: false, logger: options.logger });
@@ -171,6 +203,49 @@ export async function verifyRepository(
     report.deep = { missing: replicator.missing, failed };
   }
   const deepClean = !report.deep || (report.deep.missing.length === 0 && report.deep.failed.length === 0);
-  report.status = report.primaryChecksum === report.secondaryChecksum && deepClean ? 'synced' : 'mismatch';
+  const r = report.referrers;
+  const referrersClean = !r || r.missing.length + r.extra.length + r.mismatched.length === 0;
+  report.status = report.primaryChecksum === report.secondaryChecksum && deepClean && referrersClean ? 'synced' : 'mismatch';
   return report;
+}
+
+/** Each side's referrer edges, each read from the manifests its own tags reach. */
+async function bothGraphs(
+  primary: RegistryClient,
+  secondary: RegistryClient,
+  repository: Repository,
+  store: ReferrerStore,
+  sides: { primaryTags: TagMap; secondaryTags: TagMap; heads: { primary: ManifestHead[]; secondary: ManifestHead[] }; concurrency: number },
+): Promise<{ primary: ReferrerEdge[]; secondary: ReferrerEdge[] }> {
+  const { concurrency } = sides;
+  const side = async (client: RegistryClient, tags: TagMap, heads: ManifestHead[], via: ReferrerStore) => {
+    const roots = await reachedManifests(client, repository, tags.values(), mediaTypesOf(heads), concurrency);
+    return edgesOf(await readReferrerGraph(client, repository, roots, via, concurrency));
+  };
+  const [onPrimary, onSecondary] = await Promise.all([
+    side(primary, sides.primaryTags, sides.heads.primary, 'api'),
+    side(secondary, sides.secondaryTags, sides.heads.secondary, store),
+  ]);
+  return { primary: onPrimary, secondary: onSecondary };
+}
+
+/** The differences of two sides' referrer edges, by (subject, digest), then artifactType. */
+function compareEdges(primary: ReferrerEdge[], secondary: ReferrerEdge[]) {
+  const key = (edge: ReferrerEdge) => `${edge.subject} ${edge.digest}`;
+  const there = new Map(secondary.map((edge) => [key(edge), edge]));
+  const here = new Set(primary.map(key));
+  const missing: ReferrerEdge[] = [];
+  const mismatched: ReferrerDifference[] = [];
+  for (const edge of primary) {
+    const other = there.get(key(edge));
+    if (!other) missing.push(edge);
+    else if (other.artifactType !== edge.artifactType) mismatched.push({ ...edge, secondaryArtifactType: other.artifactType });
+  }
+  return {
+    primaryReferrers: new Set(primary.map((e) => e.digest)).size,
+    secondaryReferrers: new Set(secondary.map((e) => e.digest)).size,
+    missing,
+    extra: secondary.filter((edge) => !here.has(key(edge))),
+    mismatched,
+  };
 }

@@ -9,8 +9,23 @@ import { Deadline } from './deadline.js';
 import { GeoSyncError, errorMessage } from './errors.js';
 import type { EngineLogger } from './log.js';
 import type { Repository } from './oci.js';
-import { planRepository, pruneGuard, type Plan, type PrimaryTagMap } from './planner.js';
-import type { ManifestHead, RegistryClient } from './registry/client.js';
+import { planRepository, pruneGuard, pruneGuardOver, type Plan, type PrimaryTagMap } from './planner.js';
+import {
+  applyReferrerPlan,
+  emptyReferrerOutcome,
+  isDerivedTag,
+  mediaTypesOf,
+  planReferrers,
+  reachedManifests,
+  readReferrerGraph,
+  referrerMode,
+  type ReferrerEdge,
+  type ReferrerMode,
+  type ReferrerOutcome,
+  type ReferrerPlan,
+  type ReferrersDone,
+} from './referrers.js';
+import type { DeleteSupport, ManifestHead, RegistryClient } from './registry/client.js';
 import { Replicator, UploadPaused, cancelUploads, type ReplicationStats } from './replicate.js';
 import type { TagFailure, TagSkip, WriteOutcome } from './sync-report.js';
 import { TagRemover, probeDeletes, type RemovalOutcome, type RemovalRefused } from './tag-removal.js';
@@ -31,6 +46,8 @@ export interface SidesRead {
   skipped: TagSkip[];
   /** Tags the deadline came before. */
   notStarted: string[];
+  /** Manifests named by digest (referrers an event pushed or deleted): their subjects' referrers are made exact too. */
+  subjects?: string[];
 }
 
 /** What a reader brings to the pipeline. */
@@ -62,6 +79,8 @@ export interface PipelineOptions {
   uploads: readonly UploadSession[];
   onUploadProgress: ((sessions: UploadSession[]) => Promise<void>) | undefined;
   onProgress: ((progress: { done: number; total: number; bytes: number }) => void) | undefined;
+  /** Sync the referrers (OCI 1.1) of what the tags reach, where the primary serves the API. */
+  referrers: boolean;
 }
 
 /** What the pipeline did, step by step; each reader shapes its report from it. */
@@ -81,6 +100,8 @@ export interface PipelineOutcome {
   outOfTime: boolean;
   uploads: UploadSession[];
   stats: ReplicationStats;
+  /** Absent where referrers are off or the primary does not serve the API. */
+  referrers: ReferrersDone | undefined;
 }
 
 export async function runSyncPipeline(
@@ -95,9 +116,10 @@ export async function runSyncPipeline(
   const whole = reader.reads === 'repository';
 
   // Read, then plan. Removal below is only reached when the read proved each extra tag absent.
-  const read = await reader.read(deadline);
+  const mode = await referrerMode(primary, secondary, repository, options.referrers);
+  const read = withoutDerivedTags(await reader.read(deadline), mode);
   const plan = planRepository(read.primaryTags, read.secondaryTags);
-  const guard = whole ? pruneGuard(plan, read.secondaryTags.size, options.maxPrune) : undefined;
+  let guard = whole ? pruneGuard(plan, read.secondaryTags.size, options.maxPrune) : undefined;
   logger.info('plan', { repository, copy: plan.copy.length, repair: plan.repair.length, remove: plan.remove.length, guard: guard !== undefined });
 
   const removing = !guard && plan.remove.length > 0;
@@ -126,10 +148,16 @@ export async function runSyncPipeline(
     outOfTime: false,
     uploads: [],
     stats: replicator.stats,
+    referrers: undefined,
   };
 
   if (dryRun) {
     if (options.deep) outcome.deep = await checkTrees(replicator, tagsOnBothSides(read));
+    if (mode.on) {
+      const referrerPlan = await planPairReferrers(primary, secondary, repository, mode, read, new Map(read.primaryTags), replicator, concurrency);
+      outcome.guard ??= whole ? referrerGuard(plan, referrerPlan, read, options.maxPrune) : undefined;
+      outcome.referrers = referrersDone(mode, referrerPlan, emptyReferrerOutcome());
+    }
     return outcome;
   }
 
@@ -139,14 +167,25 @@ export async function runSyncPipeline(
   const onDone = progressCounter(options.onProgress, plan.copy.length + plan.repair.length + removals.length, replicator.stats);
   const run = { repository, concurrency, pastDeadline: deadline.passed, onDone, logger };
   outcome.writes = await writeTags(plan, replicator, remover, run);
-  if (removals.length > 0) {
+  // What was written is the primary's digest now (it may have moved since the read).
+  const planned = new Map([...read.primaryTags, ...outcome.writes.written]);
+
+  // Referrers are planned once the tags' subjects are on the secondary; the guard counts their removals with the tags'.
+  const referrerPlan =
+    mode.on && !deadline.passed() ? await planPairReferrers(primary, secondary, repository, mode, read, planned, replicator, concurrency) : undefined;
+  if (referrerPlan && whole && !guard) outcome.guard = guard = referrerGuard(plan, referrerPlan, read, options.maxPrune);
+  if (removals.length > 0 && !guard) {
     outcome.removals = await remover.removeExtraTags(removals, (tag) => reader.appearedOnPrimary(tag), run);
     outcome.removalRefused ??= outcome.removals.refused;
   }
   outcome.notStarted.push(...outcome.writes.notStarted, ...outcome.removals.notStarted);
-
-  // What was written is the primary's digest now (it may have moved since the read).
-  const planned = new Map([...read.primaryTags, ...outcome.writes.written]);
+  if (referrerPlan && mode.on) {
+    const referrerRemovals = !guard && referrerPlan.remove.length > 0 && (await removalsAllowed(secondary, repository, deletes));
+    const done = await applyReferrerPlan(referrerPlan, { primary, secondary, repository, replicator, removing: referrerRemovals, concurrency, logger });
+    if (!guard && referrerPlan.remove.length > 0 && !referrerRemovals)
+      for (const kept of done.kept) if (kept.reason === 'removals held') kept.reason = 'the secondary refuses deletes';
+    outcome.referrers = referrersDone(mode, referrerPlan, done);
+  }
   if (options.deep && !deadline.passed()) outcome.deep = await checkTrees(replicator, planned);
 
   // Confirm: an empty plan wrote nothing that could mix with changes on the primary.
@@ -159,6 +198,71 @@ export async function runSyncPipeline(
   await cancelUploads(secondary, repository, book.released(keepOthers), 'no longer needed', logger);
   outcome.uploads = book.unfinished(keepOthers);
   return outcome;
+}
+
+/**
+ * Index tags a tag-schema secondary keeps for the API primary's referrers are the run's own, not
+ * tags of the primary: out of the tag plan (never extra, never removed), kept by the referrer plan.
+ */
+function withoutDerivedTags(read: SidesRead, mode: ReferrerMode): SidesRead {
+  if (!mode.on || mode.secondary !== 'tag-schema') return read;
+  const derived = [...read.secondaryTags.keys()].filter((tag) => isDerivedTag(mode, tag, (t) => read.primaryTags.has(t)));
+  if (derived.length === 0) return read;
+  const secondaryTags = new Map(read.secondaryTags);
+  for (const tag of derived) secondaryTags.delete(tag);
+  const kept = new Set(secondaryTags.values());
+  const derivedDigests = new Set(derived.map((tag) => read.secondaryTags.get(tag)));
+  const secondaryHeads = read.secondaryHeads.filter((head) => kept.has(head.digest) || !derivedDigests.has(head.digest));
+  return { ...read, secondaryTags, secondaryHeads };
+}
+
+/**
+ * Both sides' referrer graphs over the manifests the primary's tags (as planned, and the
+ * subjects an event named) reach, and the plan between them.
+ */
+async function planPairReferrers(
+  primary: RegistryClient,
+  secondary: RegistryClient,
+  repository: Repository,
+  mode: Extract<ReferrerMode, { on: true }>,
+  read: SidesRead,
+  planned: PrimaryTagMap,
+  replicator: Replicator,
+  concurrency: number,
+): Promise<ReferrerPlan> {
+  const digests = [...planned.values(), ...(read.subjects ?? [])].filter((digest): digest is string => digest !== undefined);
+  const types = new Map([...mediaTypesOf(read.secondaryHeads), ...replicator.copiedTypes]);
+  const roots = await reachedManifests(primary, repository, digests, types, concurrency);
+  // A secondary that did not have the repository may hold it now: ask once more where it was undecided.
+  const store = mode.secondary === 'api' && (await secondary.servesReferrers(repository)) === false ? 'tag-schema' : mode.secondary;
+  const [onPrimary, onSecondary] = await Promise.all([
+    readReferrerGraph(primary, repository, roots, 'api', concurrency),
+    readReferrerGraph(secondary, repository, roots, store, concurrency),
+  ]);
+  mode.secondary = store;
+  return planReferrers(onPrimary, onSecondary, store, new Set([...read.secondaryTags.values(), ...planned.values()].filter((d) => d !== undefined)));
+}
+
+/** The prune guard over tags and referrers together: a referrer is removed like a tag. */
+function referrerGuard(plan: Plan, referrerPlan: ReferrerPlan, read: SidesRead, maxPrune: number): string | undefined {
+  const copies = plan.copy.length + referrerPlan.copy.reduce((n, level) => n + level.length, 0);
+  const removals = plan.remove.length + referrerPlan.remove.length;
+  return pruneGuardOver({ removals, onSecondary: read.secondaryTags.size + referrerPlan.onSecondary, copies, what: 'tags and referrers' }, maxPrune);
+}
+
+/** Whether the secondary takes deletes, probed once when the tags did not ask already. */
+async function removalsAllowed(secondary: RegistryClient, repository: Repository, deletes: DeleteSupport): Promise<boolean> {
+  const support = deletes === 'unknown' ? await secondary.probeDeletes(repository) : deletes;
+  return support !== 'refused' && support !== 'read-only';
+}
+
+function referrersDone(mode: Extract<ReferrerMode, { on: true }>, plan: ReferrerPlan, done: ReferrerOutcome): ReferrersDone {
+  const edge = ({ subject, digest, artifactType }: ReferrerEdge) => ({ subject, digest, artifactType });
+  return {
+    secondary: mode.secondary,
+    plan: { copy: plan.copy.flat().map(edge), remove: plan.remove.map(edge), mismatched: plan.mismatched, indexes: plan.indexes.map((i) => i.subject) },
+    done,
+  };
 }
 
 /** Counts tags done (written, removed, or failed) for `onProgress`. */

@@ -1,6 +1,7 @@
 /** What one sync did: each step hands its outcome here, and the report is made once, at the end. */
 import { isEmptyPlan, type Plan, type TagChange } from './planner.js';
 import type { MissingObject, ReplicationStats } from './replicate.js';
+import type { ReferrersDone } from './referrers.js';
 import type { RemovalOutcome, RemovalRefused } from './tag-removal.js';
 import type { SyncStatus } from './status.js';
 import type { UploadSession } from './upload-session.js';
@@ -30,6 +31,8 @@ export interface SyncReport {
   durationMs: number;
   /** Chunked uploads left unfinished (the deadline came mid-blob): the next run resumes them. Absent when none. */
   uploads?: UploadSession[];
+  /** The referrers (OCI 1.1) of what the tags reach: planned, and done. Absent where the primary does not serve the API, or with referrers off. */
+  referrers?: ReferrersDone;
 }
 
 export type TagFailure = { tag: string; error: string };
@@ -62,6 +65,7 @@ export class SyncReportBuilder {
   private deep: SyncReport['deep'];
   private incomplete = false;
   private uploads: UploadSession[] = [];
+  private referrers: ReferrersDone | undefined;
 
   constructor(
     private readonly run: {
@@ -116,6 +120,11 @@ export class SyncReportBuilder {
     this.uploads = sessions;
   }
 
+  /** What the referrer step planned and did. */
+  referrersSynced(referrers: ReferrersDone): void {
+    this.referrers = referrers;
+  }
+
   get tagsWritten(): number {
     return this.done.copied.length + this.done.repaired.length + this.done.removed.length;
   }
@@ -143,6 +152,7 @@ export class SyncReportBuilder {
       ...(this.refused ? { removalRefused: this.refused } : {}),
       ...(this.deep ? { deep: this.deep } : {}),
       ...(this.uploads.length > 0 ? { uploads: this.uploads } : {}),
+      ...(this.referrers ? { referrers: this.referrers } : {}),
     };
     report.status = this.incomplete ? 'incomplete' : syncStatus(report);
     return report;
@@ -160,8 +170,19 @@ export class SyncReportBuilder {
 }
 
 function syncStatus(report: SyncReport): SyncReport['status'] {
-  if (report.failed.length > 0) return 'failed';
-  if (report.dryRun) return isEmptyPlan(report.plan) && !report.deep?.missing.length ? 'synced' : 'differences';
-  if (report.guard || report.removalRefused || report.skipped.length > 0) return 'differences';
+  if (report.failed.length > 0 || (report.referrers?.done.failed.length ?? 0) > 0) return 'failed';
+  if (report.dryRun) return isEmptyPlan(report.plan) && !report.deep?.missing.length && !referrersPlanned(report.referrers) ? 'synced' : 'differences';
+  if (report.guard || report.removalRefused || report.skipped.length > 0 || referrersLeft(report.referrers)) return 'differences';
   return 'synced';
+}
+
+function referrersPlanned(referrers: ReferrersDone | undefined): boolean {
+  if (!referrers) return false;
+  const { copy, remove, mismatched, indexes } = referrers.plan;
+  return copy.length + remove.length + mismatched.length + indexes.length > 0;
+}
+
+/** Referrers the secondary still differs by after the run: extra ones kept, or another artifactType. */
+export function referrersLeft(referrers: ReferrersDone | undefined): boolean {
+  return referrers !== undefined && (referrers.done.kept.length > 0 || referrers.plan.mismatched.length > 0);
 }

@@ -6,11 +6,12 @@
 import { DEFAULT_CONCURRENCY, mapLimit } from './concurrency.js';
 import { errorMessage } from './errors.js';
 import { silentLogger, type EngineLogger } from './log.js';
-import { validateRepositoryName, validateTag, type Repository } from './oci.js';
+import { subjectOf, validateDigest, validateRepositoryName, validateTag, type Repository } from './oci.js';
+import type { ReferrersDone } from './referrers.js';
 import { byteOrder } from './planner.js';
 import type { RegistryClient } from './registry/client.js';
 import type { SyncStatus } from './status.js';
-import type { TagSkip } from './sync-report.js';
+import { referrersLeft, type TagSkip } from './sync-report.js';
 import { changeOnPrimary, runSyncPipeline, type SidesRead, type SyncReader } from './sync-pipeline.js';
 import type { UploadSession } from './upload-session.js';
 
@@ -36,6 +37,10 @@ export interface TagSyncOptions {
   uploads?: readonly UploadSession[];
   /** After each chunk, with every session to keep: save them, the job may be killed. */
   onUploadProgress?: (sessions: UploadSession[]) => Promise<void>;
+  /** Manifests pushed or deleted by digest (referrers): made as the primary holds them now. */
+  digests?: readonly string[];
+  /** Sync the referrers (OCI 1.1) of the named tags' manifests, where the primary serves the API (default true). */
+  referrers?: boolean;
 }
 
 export interface TagSyncReport {
@@ -67,6 +72,10 @@ export interface TagSyncReport {
   blobsCopied: number;
   blobsMounted: number;
   durationMs: number;
+  /** The referrers of the named tags (and of the subjects the named digests refer to). Absent where off or the primary does not serve the API. */
+  referrers?: ReferrersDone;
+  /** Digests asked for that are not done yet (failed, or not reached before the deadline): the job sends them again. */
+  digestsLeft: string[];
   /** The upload sessions to keep in the record (this job's unfinished ones and those it did not touch). Absent when none. */
   uploads?: UploadSession[];
 }
@@ -91,7 +100,8 @@ export async function syncTags(
   const logger = options.logger ?? silentLogger;
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
   const wanted = [...new Set(tags.map(validateTag))].sort(byteOrder);
-  const reader = namedTags(primary, secondary, repository, wanted, { concurrency, announced: options.announced ?? {} });
+  const digests = [...new Set((options.digests ?? []).map(validateDigest))].sort(byteOrder);
+  const reader = namedTags(primary, secondary, repository, wanted, { concurrency, announced: options.announced ?? {}, digests });
   const outcome = await runSyncPipeline(primary, secondary, repository, reader, {
     dryRun: false,
     deep: false,
@@ -102,6 +112,7 @@ export async function syncTags(
     uploads: options.uploads ?? [],
     onUploadProgress: options.onUploadProgress,
     onProgress: undefined,
+    referrers: options.referrers ?? true,
   });
 
   const { read, writes, removals } = outcome;
@@ -119,7 +130,12 @@ export async function syncTags(
     blobsCopied: outcome.stats.blobsCopied,
     blobsMounted: outcome.stats.blobsMounted,
     durationMs: 0,
+    digestsLeft: [],
   };
+  if (outcome.referrers) report.referrers = outcome.referrers;
+  // A digest is done once its subject's referrers are: any referrer failure, or a phase the deadline cut, sends them all again.
+  const referrersUnfinished = outcome.outOfTime || (outcome.referrers?.done.failed.length ?? 0) > 0;
+  report.digestsLeft = referrersUnfinished ? digests : digests.filter((digest) => reader.unread(digest));
   if (outcome.removalRefused) report.removalRefused = { reason: outcome.removalRefused.reason, tags: outcome.removalRefused.tags.sort(byteOrder) };
   if (outcome.uploads.length > 0) report.uploads = outcome.uploads;
   const touched = new Set([
@@ -145,9 +161,9 @@ export async function syncTags(
 }
 
 function syncStatusOf(report: TagSyncReport): SyncStatus {
-  if (report.failed.length > 0) return 'failed';
-  if (report.notStarted.length > 0) return 'incomplete';
-  if (report.skipped.length > 0 || report.removalRefused) return 'differences';
+  if (report.failed.length > 0 || (report.referrers?.done.failed.length ?? 0) > 0) return 'failed';
+  if (report.notStarted.length > 0 || report.digestsLeft.length > 0) return 'incomplete';
+  if (report.skipped.length > 0 || report.removalRefused || referrersLeft(report.referrers)) return 'differences';
   return 'synced';
 }
 
@@ -163,13 +179,15 @@ function namedTags(
   secondary: RegistryClient,
   repository: Repository,
   tags: readonly string[],
-  run: { concurrency: number; announced: Readonly<Record<string, string>> },
-): SyncReader & { wasRead(tag: string): boolean } {
+  run: { concurrency: number; announced: Readonly<Record<string, string>>; digests: readonly string[] },
+): SyncReader & { wasRead(tag: string): boolean; unread(digest: string): boolean } {
   const read = new Set<string>();
+  const unreadDigests = new Set(run.digests);
   let primaryListsRepository: Promise<boolean> | undefined;
   return {
     reads: 'tags',
     wasRead: (tag) => read.has(tag),
+    unread: (digest) => unreadDigests.has(digest),
     read: async (deadline) => {
       const sides: SidesRead = {
         primaryTags: new Map(),
@@ -203,6 +221,7 @@ function namedTags(
           sides.failed.push({ tag, error: errorMessage(error) });
         }
       });
+      sides.subjects = await subjectsOf(run.digests, deadline);
       return sides;
     },
     // The read's GET just proved the tag absent.
@@ -216,6 +235,27 @@ function namedTags(
       return changes;
     },
   };
+
+  /**
+   * The subjects the named digests refer to: read on the primary, or where it proves the
+   * manifest gone, on the secondary (a delete). A manifest without a subject is no referrer: an
+   * image pushed by digest goes with the tag or index that names it. One GET each, at most two.
+   */
+  async function subjectsOf(digests: readonly string[], deadline: { passed(): boolean }): Promise<string[]> {
+    const subjects = new Set<string>();
+    await mapLimit(digests, run.concurrency, async (digest) => {
+      if (deadline.passed()) return;
+      try {
+        const manifest = (await primary.getManifest(repository, digest)) ?? (await secondary.getManifest(repository, digest));
+        const subject = manifest ? subjectOf(manifest) : undefined;
+        if (subject) subjects.add(subject);
+        unreadDigests.delete(digest);
+      } catch {
+        // Left in unreadDigests: the job sends it again.
+      }
+    });
+    return [...subjects];
+  }
 
   /**
    * For a tag the primary's HEAD did not find but the secondary has: whether the primary proves

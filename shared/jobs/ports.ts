@@ -64,6 +64,8 @@ export interface Runtime {
   retry: RetryPolicy;
   /** Parallel registry requests per repository. */
   concurrency: number;
+  /** Sync and verify OCI 1.1 referrers where the primary serves the API (default true). */
+  referrers?: boolean;
 }
 
 /** How long this invocation may run: Lambda's remaining time, or a generous budget locally. */

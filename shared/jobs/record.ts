@@ -5,6 +5,7 @@
  */
 import {
   backoffDelay,
+  type ChecksumKind,
   errorMessage,
   uploadsAdvanced,
   type OverallStatus,
@@ -59,9 +60,20 @@ export interface RepositoryRecord extends RecordKey {
     bytes: number;
     durationMs: number;
     finishedAt: string;
+    /** Referrers (OCI 1.1) copied and removed, where the primary serves the API. */
+    referrers?: { copied: number; removed: number; failed: number; kept: number };
   };
-  checksum?: { kind: 'canonical' | 'gitlab'; primary: string; secondary: string };
-  differences?: { missing: number; extra: number; mismatched: number; firstMissing: string[]; firstExtra: string[]; firstMismatched: string[] };
+  checksum?: { kind: ChecksumKind; primary: string; secondary: string };
+  differences?: {
+    missing: number;
+    extra: number;
+    mismatched: number;
+    firstMissing: string[];
+    firstExtra: string[];
+    firstMismatched: string[];
+    /** Referrers missing, extra or with another artifactType on the secondary; `first` names their digests. */
+    referrers?: { missing: number; extra: number; mismatched: number; first: string[] };
+  };
   /**
    * Why the last sync did not end synced: the failure, the held guard's reason, or the refused
    * deletes with the tags left in place (engine messages name hosts and tags, never credentials).
@@ -163,8 +175,10 @@ export function afterSync(record: RepositoryRecord, report: SyncReport, now: num
     bytes: report.bytesCopied,
     durationMs: report.durationMs,
     finishedAt: iso(now),
+    ...(report.referrers ? { referrers: referrerCounts(report.referrers.done) } : {}),
   };
-  const wrote = lastSync.copied + lastSync.repaired + lastSync.removed > 0;
+  const referrersWritten = (lastSync.referrers?.copied ?? 0) + (lastSync.referrers?.removed ?? 0);
+  const wrote = lastSync.copied + lastSync.repaired + lastSync.removed + referrersWritten > 0;
   const base = {
     ...withUploads(withoutLease(record), report.uploads),
     lastSync,
@@ -225,6 +239,15 @@ function describeUnsynced(report: SyncReport): string {
     return `${report.failed.length} tag(s) failed, first ${first.tag}: ${first.error}${also}`;
   }
   if (report.skipped.length > 0) return `${report.skipped.length} tag(s) changed on the primary during the sync`;
+  const referrers = report.referrers?.done;
+  if (referrers && referrers.failed.length > 0) {
+    const first = referrers.failed[0]!;
+    return `${referrers.failed.length} referrer(s) failed, first ${first.digest} (of ${first.subject}): ${first.error}`;
+  }
+  if (referrers && referrers.kept.length > 0) {
+    const first = referrers.kept[0]!;
+    return `${referrers.kept.length} extra referrer(s) left on the secondary, first ${first.digest}: ${first.reason}`;
+  }
   return `sync ended with status ${report.status}`;
 }
 
@@ -243,8 +266,18 @@ export function afterVerify(record: RepositoryRecord, report: VerifyReport, now:
       firstMissing: report.missing.slice(0, FIRST_TAGS),
       firstExtra: report.extra.slice(0, FIRST_TAGS),
       firstMismatched: report.mismatched.slice(0, FIRST_TAGS).map((m) => m.tag),
+      ...(report.referrers ? { referrers: referrerDifferences(report.referrers) } : {}),
     },
   };
+}
+
+function referrerCounts(done: NonNullable<SyncReport['referrers']>['done']) {
+  return { copied: done.copied.length, removed: done.removed.length, failed: done.failed.length, kept: done.kept.length };
+}
+
+function referrerDifferences(r: NonNullable<VerifyReport['referrers']>) {
+  const first = [...r.missing, ...r.extra, ...r.mismatched].slice(0, FIRST_TAGS).map((edge) => edge.digest);
+  return { missing: r.missing.length, extra: r.extra.length, mismatched: r.mismatched.length, first };
 }
 
 export function afterVerifyError(record: RepositoryRecord, error: unknown, now: number): RepositoryRecord {

@@ -52,6 +52,7 @@ export async function processSyncMessage(message: SyncMessage, registries: Regis
         ...(message.maxPrune !== undefined ? { maxPrune: message.maxPrune } : {}),
         deadline: now + budget.remainingMs * WORK_FRACTION,
         concurrency: runtime.concurrency,
+        referrers: runtime.referrers !== false,
         logger,
         ...(leased.record.uploads ? { uploads: leased.record.uploads } : {}),
         onUploadProgress: (sessions) => leased.saveProgress(sessions),
@@ -126,6 +127,7 @@ export async function planSync(
     deep,
     ...(maxPrune !== undefined ? { maxPrune } : {}),
     concurrency: runtime.concurrency,
+    referrers: runtime.referrers !== false,
     logger: runtime.logger,
   });
 }

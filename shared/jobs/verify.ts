@@ -27,6 +27,7 @@ export async function processVerifyMessage(message: VerifyMessage, registries: R
       const report = await verifyRepository(registries.primary(), secondary, validateRepositoryName(message.repository), {
         deep: message.deep,
         concurrency: runtime.concurrency,
+        referrers: runtime.referrers !== false,
         logger,
       });
       return { next: afterVerify(leased.record, report, runtime.clock()), result: report };

@@ -36,6 +36,8 @@ export interface ListenOptions {
   workers?: number;
   /** Parallel registry requests per job. */
   concurrency?: number;
+  /** Sync and verify OCI 1.1 referrers (default true). */
+  referrers?: boolean;
   logger: EngineLogger;
   retry?: Runtime['retry'];
 }
@@ -51,7 +53,7 @@ export async function startListener(options: ListenOptions): Promise<Listener> {
   const { logger } = options;
   if ((await options.token.current()).trim() === '')
     throw invalidInput('MISSING_CONFIG', 'no webhook token: set GEO_SYNC_WEBHOOK_TOKEN (the registry sends it as "Authorization: Bearer <token>")');
-  const runtime = localRuntime({ stateDir: options.stateDir, logger, concurrency: options.concurrency, retry: options.retry });
+  const runtime = localRuntime({ stateDir: options.stateDir, logger, concurrency: options.concurrency, retry: options.retry, referrers: options.referrers });
   const secondaries = options.endpoints.secondaries.map((s) => s.name);
   const openClients = () => openRegistries(options.endpoints, { concurrency: runtime.concurrency, logger });
 

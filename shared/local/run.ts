@@ -28,6 +28,8 @@ export interface LocalRunOptions {
   workers: number;
   /** Parallel registry requests per repository. */
   concurrency?: number;
+  /** Sync and verify OCI 1.1 referrers (default true). */
+  referrers?: boolean;
   /** The prune limit of every sync in this run (default 0.5, as `geo-sync sync --max-prune`). */
   maxPrune?: number;
   logger: EngineLogger;
@@ -60,7 +62,14 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
   const started = Date.now();
   const counters = new Map<string, number>();
   const metrics: Metrics = { add: (name, value) => counters.set(name, (counters.get(name) ?? 0) + value) };
-  const runtime = localRuntime({ stateDir: options.stateDir, logger: options.logger, concurrency: options.concurrency, retry: options.retry, metrics });
+  const runtime = localRuntime({
+    stateDir: options.stateDir,
+    logger: options.logger,
+    concurrency: options.concurrency,
+    retry: options.retry,
+    metrics,
+    referrers: options.referrers,
+  });
   const { store, syncQueue, verifyQueue, fanOutQueue } = runtime;
   const registries = openRegistries(options.endpoints, { concurrency: runtime.concurrency, logger: options.logger });
   const pairs = new Set<string>();

@@ -25,6 +25,8 @@ export interface LocalRuntimeOptions {
   concurrency?: number;
   retry?: Runtime['retry'];
   metrics?: Metrics;
+  /** Sync and verify referrers (default true; `--no-referrers` turns it off). */
+  referrers?: boolean;
 }
 
 export function localRuntime(options: LocalRuntimeOptions): LocalRuntime {
@@ -39,5 +41,6 @@ export function localRuntime(options: LocalRuntimeOptions): LocalRuntime {
     random: Math.random,
     retry: options.retry ?? { baseMs: 60_000, capMs: 6 * 3600_000 },
     concurrency: options.concurrency ?? DEFAULT_CONCURRENCY,
+    referrers: options.referrers ?? true,
   };
 }

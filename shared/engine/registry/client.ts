@@ -5,6 +5,7 @@ import { Blobs, KnownBlobs } from './blobs.js';
 import { Catalog, type CatalogPage } from './catalog.js';
 import { Deletes, type DeleteSupport } from './deletes.js';
 import { Manifests, type ManifestHead } from './manifests.js';
+import { Referrers, type Referrer } from './referrers.js';
 import { Tags } from './tags.js';
 import { Transport, type RegistryEndpoint, type TransportOptions } from './transport.js';
 import { Uploads, type ChunkedUpload, type ChunkedUploadOptions } from './uploads.js';
@@ -12,6 +13,7 @@ import { Uploads, type ChunkedUpload, type ChunkedUploadOptions } from './upload
 export type { CatalogPage } from './catalog.js';
 export { DELETE_PROBE_DIGEST, type DeleteSupport } from './deletes.js';
 export type { ManifestHead } from './manifests.js';
+export type { Referrer } from './referrers.js';
 export { nextLink } from './responses.js';
 export type { ChunkedUpload, ChunkedUploadOptions } from './uploads.js';
 
@@ -31,6 +33,7 @@ export class RegistryClient {
   private readonly blobs: Blobs;
   private readonly uploads: Uploads;
   private readonly deletes: Deletes;
+  private readonly referrers: Referrers;
 
   constructor(endpoint: RegistryEndpoint, options: TransportOptions = {}) {
     this.transport = new Transport(endpoint, options);
@@ -41,6 +44,7 @@ export class RegistryClient {
     this.blobs = new Blobs(this.transport, known);
     this.uploads = new Uploads(this.transport, known);
     this.deletes = new Deletes(this.transport, known);
+    this.referrers = new Referrers(this.transport);
   }
 
   get host(): string {
@@ -98,6 +102,18 @@ export class RegistryClient {
   /** Stores a manifest's bytes as they are, under a tag or its digest. */
   putManifest(repository: string, reference: string, manifest: RawManifest): Promise<void> {
     return this.manifests.putManifest(repository, reference, manifest);
+  }
+
+  // Referrers (OCI 1.1).
+
+  /** Whether the registry serves the referrers API; asked once per run (undefined while the repository does not exist there). */
+  servesReferrers(repository: string): Promise<boolean | undefined> {
+    return this.referrers.serves(repository);
+  }
+
+  /** The referrers of a manifest, every page; null without the API, 'unknown' for a repository the registry does not have. */
+  listReferrers(repository: string, digest: string): Promise<Referrer[] | null | 'unknown'> {
+    return this.referrers.list(repository, digest);
   }
 
   // Blobs.

@@ -55,6 +55,7 @@ export async function processEventJob(message: EventJob, registries: Registries,
       report = await syncTags(registries.primary(), secondary, message.repository, message.tags, {
         deadline: now + remainingMs * WORK_FRACTION,
         concurrency: runtime.concurrency,
+        referrers: runtime.referrers !== false,
         logger,
         ...(message.pushed ? { announced: message.pushed } : {}),
         ...(leased.record.uploads ? { uploads: leased.record.uploads } : {}),
