@@ -130,8 +130,10 @@ function formatStatus(records: RepositoryRecord[]): string {
 
 function differences(record: RepositoryRecord): string {
   const d = record.differences;
-  if (!d || d.missing + d.extra + d.mismatched === 0) return '';
-  return `missing ${d.missing}, extra ${d.extra}, mismatched ${d.mismatched}`;
+  const r = d?.referrers;
+  const tags = d && d.missing + d.extra + d.mismatched > 0 ? `missing ${d.missing}, extra ${d.extra}, mismatched ${d.mismatched}` : '';
+  const referrers = r && r.missing + r.extra + r.mismatched > 0 ? `referrers missing ${r.missing}, extra ${r.extra}, mismatched ${r.mismatched}` : '';
+  return [tags, referrers].filter(Boolean).join('; ');
 }
 
 /** One line redrawn in place on a terminal. */

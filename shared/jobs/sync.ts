@@ -111,6 +111,11 @@ function recordMetrics(next: RepositoryRecord, report: SyncReport | undefined, r
   metrics.add('TagsRemoved', report.done.removed.length);
   metrics.add('BytesCopied', report.bytesCopied, 'Bytes');
   metrics.add('SyncDuration', report.durationMs, 'Milliseconds');
+  if (report.referrers) {
+    metrics.add('ReferrersCopied', report.referrers.done.copied.length);
+    metrics.add('ReferrersRemoved', report.referrers.done.removed.length);
+    metrics.add('ReferrersFailed', report.referrers.done.failed.length);
+  }
 }
 
 /** A dry run for direct invocation: the plan, nothing written, no state touched. */

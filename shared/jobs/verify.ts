@@ -42,6 +42,9 @@ export async function processVerifyMessage(message: VerifyMessage, registries: R
 
   const kind = !report ? 'error' : report.status === 'synced' ? 'succeeded' : 'mismatch';
   metrics.add(kind === 'succeeded' ? 'VerifySucceeded' : kind === 'mismatch' ? 'VerifyMismatch' : 'VerifyErrors', 1);
+  // Referrer differences make the report a mismatch (VerifyMismatch, which the alarm watches); this says how many.
+  if (report?.referrers)
+    metrics.add('VerifyReferrerDifferences', report.referrers.missing.length + report.referrers.extra.length + report.referrers.mismatched.length);
   if (report)
     logger.info('verified', {
       ...key,
@@ -50,6 +53,13 @@ export async function processVerifyMessage(message: VerifyMessage, registries: R
       missing: report.missing.length,
       extra: report.extra.length,
       mismatched: report.mismatched.length,
+      ...(report.referrers
+        ? {
+            referrersMissing: report.referrers.missing.length,
+            referrersExtra: report.referrers.extra.length,
+            referrersMismatched: report.referrers.mismatched.length,
+          }
+        : {}),
     });
   return { kind, record: next, report };
 }

@@ -39,6 +39,8 @@ describe('the packaged CloudFormation template', () => {
     });
     const variables = Object.keys(fn.Environment.Variables);
     expect(variables).toContain('GEO_SYNC_CREDENTIALS_SECRET');
+    // Referrers are synced and verified unless the stack parameter turns them off.
+    expect(fn.Environment.Variables.GEO_SYNC_REFERRERS).toBe('on');
     expect(variables.filter((v) => /PASSWORD|USERNAME|TOKEN/.test(v))).toEqual([]);
   });
 

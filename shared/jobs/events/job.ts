@@ -207,4 +207,8 @@ function observe(message: EventJob, report: TagSyncReport | undefined, failure: 
   metrics.add('TagsRepaired', report.done.repaired.length);
   metrics.add('TagsRemoved', report.done.removed.length);
   metrics.add('BytesCopied', report.bytesCopied, 'Bytes');
+  if (report.referrers) {
+    metrics.add('ReferrersCopied', report.referrers.done.copied.length);
+    metrics.add('ReferrersRemoved', report.referrers.done.removed.length);
+  }
 }
