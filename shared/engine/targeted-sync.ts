@@ -36,6 +36,8 @@ export interface TagSyncOptions {
   uploads?: readonly UploadSession[];
   /** After each chunk, with every session to keep: save them, the job may be killed. */
   onUploadProgress?: (sessions: UploadSession[]) => Promise<void>;
+  /** Manifests pushed or deleted by digest (referrers): made as the primary holds them now. */
+  digests?: readonly string[];
 }
 
 export interface TagSyncReport {
@@ -63,6 +65,8 @@ export interface TagSyncReport {
    * before it moves the tag; or the tag moved on since). Each is as the primary holds it now: look again.
    */
   unsettled: string[];
+  /** Digests asked for that are not done yet (failed, or not reached before the deadline): the job sends them again. */
+  digestsLeft: string[];
   bytesCopied: number;
   blobsCopied: number;
   blobsMounted: number;
@@ -115,6 +119,7 @@ export async function syncTags(
     skipped: [...read.skipped, ...writes.skipped, ...removals.skipped, ...outcome.changed].sort((a, b) => byteOrder(a.tag, b.tag)),
     notStarted: outcome.notStarted.sort(byteOrder),
     unsettled: [],
+    digestsLeft: [],
     bytesCopied: outcome.stats.bytesCopied,
     blobsCopied: outcome.stats.blobsCopied,
     blobsMounted: outcome.stats.blobsMounted,
