@@ -4,9 +4,9 @@
 // the fan-out hook when they exist, then runs the benchmark. Extra arguments go to the bench.
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 process.chdir(root);
@@ -21,7 +21,19 @@ if (process.env.BENCH_SKIP_CLI_BUILD !== '1') {
   }
 }
 
-await build({ ...common, entryPoints: { bench: 'bench/main.ts' }, outdir: 'dist', outExtension: { '.js': '.mjs' } });
+// test/support/referrers-registry.ts finds its Go source (and build cache) beside itself through
+// import.meta.url; bundled, that would be dist/. Its own file's URL is kept for it.
+const ownUrl = {
+  name: 'own-import-meta-url',
+  setup(build) {
+    build.onLoad({ filter: /test[\\/]support[\\/]referrers-registry\.ts$/ }, (args) => ({
+      contents: readFileSync(args.path, 'utf8').replaceAll('import.meta.url', JSON.stringify(pathToFileURL(args.path).href)),
+      loader: 'ts',
+    }));
+  },
+};
+
+await build({ ...common, entryPoints: { bench: 'bench/main.ts' }, outdir: 'dist', outExtension: { '.js': '.mjs' }, plugins: [ownUrl] });
 
 // The fan-out hook: the AWS side's fan-out job, SQS adapter and local SQS server, bundled apart so
 // that the bench still builds and runs (and says why it skipped) when they are absent or broken.

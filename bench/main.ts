@@ -2,9 +2,9 @@
 // docker-registry processes on loopback. Prints each phase as it goes, then a table of medians
 // and ratios (ours / peer); writes bench/results.json. See bench/README-fragment.md.
 // This file reads the arguments and runs the measures chosen; each measure is its own module
-// (startup, events, repository-size, big-layer, fan-out-hook, across-regions with latency), over
+// (startup, events, repository-size, referrers, big-layer, fan-out-hook, across-regions with latency), over
 // the shared harness.ts and report.ts.
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { runLatencyBench } from './across-regions.js';
 import { benchBigLayer } from './big-layer.js';
@@ -13,6 +13,7 @@ import { benchFanOut } from './fan-out-hook.js';
 import { CLI, FAN_OUT_BUNDLE, RESULTS, cleanUp, config, describeEnvironment, intList, log } from './harness.js';
 import type { ProfileSummary } from './profile.js';
 import { benchSize } from './repository-size.js';
+import { benchReferrers } from './referrers.js';
 import { formatProfile, formatTable, type Row } from './report.js';
 import { sequentialVerify } from './sequential-verify.js';
 import { benchStartup } from './startup.js';
@@ -55,6 +56,10 @@ function optionValue(name: string): string | undefined {
 
 async function runBench(): Promise<void> {
   const started = performance.now();
+  if (process.env.BENCH_ONLY === 'referrers') {
+    await runReferrersAlone(started);
+    return;
+  }
   const environment = describeEnvironment();
   log(
     `geo-sync benchmark: sizes ${config.sizes.join(', ')} tags, ${config.reps} repetitions (initial sync: ${config.reps} up to ${config.largeAbove} tags, ${config.initialRepsLarge} above)`,
@@ -95,6 +100,15 @@ async function runBench(): Promise<void> {
     details[`size${size}`] = result.details;
   }
 
+  // Referrers (OCI 1.1): requests of a no-op sync and of verify with signed images, per side.
+  // BENCH_ONLY=referrers runs these rows alone (into bench/results.json under `referrers`, the rest kept); BENCH_REFERRERS=skip leaves them out.
+  let referrers: Record<string, unknown> | undefined;
+  if (process.env.BENCH_REFERRERS !== 'skip') {
+    const result = await benchReferrers();
+    rows.push(...result.rows);
+    referrers = result.details;
+  }
+
   const big = await benchBigLayer(config.bigLayerMb, profiles);
   rows.push(...big.rows);
   details.bigLayer = big.details;
@@ -128,7 +142,27 @@ async function runBench(): Promise<void> {
     rows,
     details,
     profiles,
+    ...(referrers && { referrers: { rows: rows.filter((row) => row.measure.startsWith('referrers, ')), details: referrers } }),
   };
   writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`);
   log(`wrote ${RESULTS}`);
+}
+
+/** BENCH_ONLY=referrers: the referrers rows alone, written under `referrers` in bench/results.json (the rest of the file kept). */
+async function runReferrersAlone(started: number): Promise<void> {
+  const result = await benchReferrers();
+  const totalSeconds = (performance.now() - started) / 1000;
+  process.stdout.write(`\n${formatTable(result.rows)}\n`);
+  log(`total ${totalSeconds.toFixed(0)} s`);
+  const previous = existsSync(RESULTS) ? (JSON.parse(readFileSync(RESULTS, 'utf8')) as Record<string, unknown>) : {};
+  previous.referrers = {
+    generatedAt: new Date().toISOString(),
+    command: `BENCH_ONLY=referrers BENCH_REFERRERS_TAGS=${String(result.details.images)} npm run bench`,
+    environment: describeEnvironment(),
+    totalSeconds,
+    rows: result.rows,
+    details: result.details,
+  };
+  writeFileSync(RESULTS, `${JSON.stringify(previous, null, 2)}\n`);
+  log(`wrote ${RESULTS} (referrers)`);
 }

@@ -40,6 +40,7 @@ export function formatProfile(name: string, summary: ProfileSummary): string {
 function value(n: number, unit: string): string {
   if (unit === 's') return `${n.toFixed(n < 10 ? 2 : 1)} s`;
   if (unit === 'req/tag') return `${n.toFixed(3)}/tag`;
+  if (unit === 'req/manifest') return `${n.toFixed(2)}/manifest`;
   if (unit === 'req/1000 tags') return `${n.toFixed(1)}/1000 tags`;
   if (unit === 'MB') return `${n.toFixed(0)} MB`;
   return `${Math.round(n)} ${unit}`;

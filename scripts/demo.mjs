@@ -4,24 +4,28 @@
 // answers (a secondary that a plain "copy what is missing" sync leaves wrong), then runs the real
 // CLI: `geo-sync verify` names each difference, `geo-sync sync` repairs them, `geo-sync verify`
 // agrees. Then the event path: `geo-sync listen` takes the primary's registry notifications, and a
-// tag pushed to the primary reaches the secondary within moments. Everything it started (the
-// registries, the listener) is stopped and its temporary directory removed, also on an error, Ctrl-C
-// or SIGTERM.
+// tag pushed to the primary reaches the secondary within moments. The case includes a signed image:
+// its signature, kept in the referrers tag schema (registry 2.8 has no referrers API), is read back
+// from the secondary. Last, when the registry that serves the OCI 1.1 referrers API has been built
+// (by the tests), a second pair of those shows a signature reaching the secondary through the API.
+// Everything it started (the registries, the listener) is stopped and its temporary directory
+// removed, also on an error, Ctrl-C or SIGTERM.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findRegistryBinary, freePort, killAllNow, startRegistry, stopAll } from './demo/registry.mjs';
-import { pushImage, pushMultiArch } from './demo/seed.mjs';
+import { findReferrersRegistryBinary, findRegistryBinary, freePort, killAllNow, startReferrersRegistry, startRegistry, stopAll } from './demo/registry.mjs';
+import { SIGNATURE, pushImage, pushMultiArch, pushSignature } from './demo/seed.mjs';
 
 const CLI = fileURLToPath(new URL('../bin/geo-sync.mjs', import.meta.url));
 const BUNDLE = fileURLToPath(new URL('../dist/cli.mjs', import.meta.url));
 const REPOSITORY = 'demo/app';
+const ACCEPT = 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json';
 const started = Date.now();
 
-const running = { cli: undefined, listener: undefined, dir: undefined };
+const running = { cli: undefined, listener: undefined, dir: undefined, apiPair: false };
 let cleaning;
 let interrupted = false;
 
@@ -62,7 +66,9 @@ process.once('exit', () => {
 try {
   await main();
   await cleanup();
-  say(`\nStopped both registries and removed ${running.dir}. Done in ${((Date.now() - started) / 1000).toFixed(1)} s.`);
+  say(
+    `\nStopped ${running.apiPair ? 'the four registries' : 'both registries'} and removed ${running.dir}. Done in ${((Date.now() - started) / 1000).toFixed(1)} s.`,
+  );
 } catch (error) {
   // After a signal, what failed is only the work cut short.
   if (!interrupted) process.stderr.write(`\ndemo failed: ${error.message}\n`);
@@ -105,19 +111,24 @@ async function main() {
   await pushImage(primary.url, REPOSITORY, 'v2.0', 'app 2.0');
   await pushImage(primary.url, REPOSITORY, 'latest', 'app 2.0');
   await pushMultiArch(primary.url, REPOSITORY, 'multi', 'app multi-arch');
+  const signed = await pushImage(primary.url, REPOSITORY, 'signed', 'app signed');
+  const signature = await pushSignature(primary.url, REPOSITORY, signed, { tagSchema: true });
   // The secondary, as replication left it while it was broken.
   await pushImage(secondary.url, REPOSITORY, 'v1.0', 'app 1.0');
   await pushImage(secondary.url, REPOSITORY, 'v1.1', 'app 1.1, rebuilt');
   await pushImage(secondary.url, REPOSITORY, 'stable', 'app 1.0');
   await pushImage(secondary.url, REPOSITORY, 'debug', 'app debug build');
   say('   primary    v1.0, v1.1, v2.0, latest (the same image as v2.0),');
-  say('              multi (a multi-arch index: linux/amd64, linux/arm64)');
+  say('              multi (a multi-arch index: linux/amd64, linux/arm64),');
+  say('              signed (an image with a cosign signature, kept as registry 2.8 keeps one: the');
+  say(`              signature untagged, listed by the index tagged ${abbreviate(signature.tag)})`);
   say('   secondary  as a broken replication left it:');
   say('              v1.0                  the same image as on the primary');
   say('              v1.1                  re-pushed to another image: the tag is at another digest');
   say('              stable                an extra tag, an alias of v1.0 (the same digest)');
   say('              debug                 an extra tag, pushed to the secondary only');
   say('              v2.0, latest, multi   missing: they never arrived');
+  say('              signed, sha256-…      missing: the signed image and its signature');
 
   const env = { GEO_SYNC_PRIMARY_URL: primary.url, GEO_SYNC_SECONDARY_URL: secondary.url };
   say('\n   The commands below run the real CLI (bin/geo-sync.mjs) with');
@@ -126,15 +137,89 @@ async function main() {
   say('\n3. Verify: compare the (tag, digest) checksums of both sides and name every difference');
   await geoSync(['verify', REPOSITORY], env, 1, 'the checksums differ, and every difference is named');
 
-  say('\n4. Sync: copy the missing tags (multi with its two images), repair v1.1, remove debug and stable;');
-  say('   stable goes without deleting its digest, which would untag v1.0 as well');
+  say('\n4. Sync: copy the missing tags (multi with its two images, sha256-… with the signature), repair v1.1,');
+  say('   remove debug and stable; stable goes without deleting its digest, which would untag v1.0 as well');
   await geoSync(['sync', REPOSITORY], env, 0, 'every tag copied, repaired or removed as planned');
 
   say('\n5. Verify again');
   await geoSync(['verify', REPOSITORY], env, 0, 'the checksums are equal; v1.0 kept its tag when its alias stable was removed');
+  await showTagSchemaSignature(secondary, signed, signature);
 
   say("\n6. The event path: `geo-sync listen` takes the primary's notifications and replicates each push");
   await listen(primary, secondary, listenerPort, token);
+
+  say('\n7. A registry that serves the OCI 1.1 referrers API: the signature pushed by digest with a subject, no tag');
+  await referrersApi();
+}
+
+/**
+ * Step 5's proof, read from the secondary over HTTP: its `sha256-<hex>` tag holds an index listing
+ * the signature, and the signature's manifest there is the primary's, byte for byte.
+ */
+async function showTagSchemaSignature(secondary, signed, signature) {
+  const index = await getManifest(secondary.url, REPOSITORY, signature.tag);
+  const listed = JSON.parse(index?.toString('utf8') ?? '{}').manifests?.find((m) => m.digest === signature.digest);
+  if (!listed) throw new Error(`${REPOSITORY}:${signature.tag} on the secondary does not list the signature ${signature.digest}`);
+  const bytes = await getManifest(secondary.url, REPOSITORY, signature.digest);
+  if (!bytes?.equals(signature.bytes)) throw new Error(`the signature ${signature.digest} on the secondary is not the primary's`);
+  say(`   GET ${REPOSITORY}:${abbreviate(signature.tag)} on the secondary: an index listing ${abbreviate(listed.digest)} (${listed.artifactType})`);
+  if (JSON.parse(bytes).subject.digest !== signed.digest) throw new Error('the signature on the secondary refers to another manifest');
+  say(
+    `   signature ${abbreviate(signature.digest)} of ${REPOSITORY}:signed reached the secondary (tag schema: ${abbreviate(signature.tag)}), the primary's bytes`,
+  );
+}
+
+/**
+ * Step 7: with the referrers-API registry built, a second pair of it: a signed image on the primary
+ * (the signature by digest with a subject, which the API lists), verify, sync, and the secondary's
+ * `GET /v2/<name>/referrers/<digest>`. Without it, one line on how to get it.
+ */
+async function referrersApi() {
+  const binary = findReferrersRegistryBinary();
+  if (!binary) {
+    say(
+      '   skipped, not built: .ci/run installs Go from bookworm-backports, then `node node_modules/vitest/vitest.mjs run test/referrers-registry.test.ts` builds it',
+    );
+    return;
+  }
+  running.apiPair = true;
+  const [primary, secondary] = await Promise.all([startReferrersRegistry(binary), startReferrersRegistry(binary)]);
+  say(`   two go-containerregistry registries (in memory, the API served), built by test/support/referrers-registry.ts`);
+  say(`   primary    ${primary.url}  (pid ${primary.pid})`);
+  say(`   secondary  ${secondary.url}  (pid ${secondary.pid})`);
+  const signed = await pushImage(primary.url, REPOSITORY, 'signed', 'app signed');
+  const signature = await pushSignature(primary.url, REPOSITORY, signed);
+  say(`   primary    signed, and its signature ${abbreviate(signature.digest)}: no tag, the API lists it`);
+
+  const env = { GEO_SYNC_PRIMARY_URL: primary.url, GEO_SYNC_SECONDARY_URL: secondary.url, GEO_SYNC_STATE_DIR: join(running.dir, 'state-api') };
+  await geoSync(['verify', REPOSITORY], env, 1, 'signed and its signature are missing');
+  await geoSync(['sync', REPOSITORY], env, 0, 'signed copied, then its signature');
+
+  const path = `/v2/${REPOSITORY}/referrers/${signed.digest}`;
+  const res = await fetch(`${secondary.url}${path}`, { headers: { Accept: 'application/vnd.oci.image.index.v1+json' } });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`GET ${path} on the secondary -> ${res.status}: ${text.slice(0, 500)}`);
+  const listed = (JSON.parse(text).manifests ?? []).map((m) => `${abbreviate(m.digest)} ${m.artifactType}`);
+  say(`   GET ${abbreviate(path)} on the secondary: 200, ${listed.join('; ') || 'nothing listed'}`);
+  const bytes = await getManifest(secondary.url, REPOSITORY, signature.digest);
+  if (!listed.includes(`${abbreviate(signature.digest)} ${SIGNATURE.artifactType}`) || !bytes?.equals(signature.bytes)) {
+    throw new Error(`the signature ${signature.digest} did not reach the secondary's referrers API byte-exact`);
+  }
+  say(`   signature ${abbreviate(signature.digest)} of ${REPOSITORY}:signed reached the secondary (referrers API), the primary's bytes`);
+}
+
+/** A manifest's bytes on a registry, by tag or digest; undefined when it has none. */
+async function getManifest(url, repository, reference) {
+  const res = await fetch(`${url}/v2/${repository}/manifests/${reference}`, { headers: { Accept: ACCEPT }, signal: AbortSignal.timeout(5_000) });
+  const bytes = Buffer.from(await res.arrayBuffer());
+  if (res.status === 404) return undefined;
+  if (res.status !== 200) throw new Error(`GET ${url}/v2/${repository}/manifests/${reference} -> ${res.status}`);
+  return bytes;
+}
+
+/** `sha256:<12 hex>…` or `sha256-<12 hex>…`: a digest, or a referrers tag, short enough to read. */
+function abbreviate(text) {
+  return text.replace(/(sha256[:-][0-9a-f]{12})[0-9a-f]{52}/g, '$1…');
 }
 
 /**
@@ -227,7 +312,7 @@ async function secondaryDigest(url, repository, tag) {
   try {
     const res = await fetch(`${url}/v2/${repository}/manifests/${tag}`, {
       method: 'HEAD',
-      headers: { Accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json' },
+      headers: { Accept: ACCEPT },
       signal: AbortSignal.timeout(1_000),
     });
     return res.status === 200 ? (res.headers.get('docker-content-digest') ?? undefined) : undefined;
@@ -259,7 +344,7 @@ async function geoSync(args, env, expectedCode, meaning) {
   // Only the demo's registries: no GEO_SYNC_* setting of the caller's shell may point elsewhere.
   const inherited = inheritedEnv();
   const child = spawn(process.execPath, [CLI, ...args], {
-    env: { ...inherited, ...env, GEO_SYNC_STATE_DIR: join(running.dir, 'state') },
+    env: { ...inherited, GEO_SYNC_STATE_DIR: join(running.dir, 'state'), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -1,21 +1,29 @@
 // Event jobs under the pair's lease, with the embedded queue and the file store, against two real
-// registries: what is recorded, what a held lease does, and where the tags left go.
+// registries: what is recorded, what a held lease does, and where the tags and digests left go.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MAX_ATTEMPTS, processEventJob, runSyncJob, type EventJob } from '../shared/jobs/events/job.js';
+import { jobsForHints } from '../shared/jobs/events/coalesce.js';
 import { whenLeaseHeld } from '../shared/jobs/lease-decision.js';
 import { FileStateStore } from '../shared/local/file-store.js';
 import { MemoryQueue } from '../shared/local/memory-queue.js';
-import type { SyncMessage, VerifyMessage, FanOutRequest } from '../shared/jobs/messages.js';
+import { SyncMessage, parseMessage, type VerifyMessage, type FanOutRequest } from '../shared/jobs/messages.js';
 import type { Runtime } from '../shared/jobs/ports.js';
 import { newRecord } from '../shared/jobs/record.js';
 import { openRegistries } from '../shared/jobs/registries.js';
-import { jsonLogger } from '../shared/engine/index.js';
+import { jsonLogger, syncTags } from '../shared/engine/index.js';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
 import { startRegistryPair, type RegistryPair } from './support/registry.js';
 import { pushImage, readTags } from './support/seed.js';
+
+// The real engine, watched: a test can see what a job asks of it, or have it leave digests once.
+vi.mock('../shared/engine/index.js', async (importOriginal) => {
+  const engine = await importOriginal<typeof import('../shared/engine/index.js')>();
+  return { ...engine, syncTags: vi.fn(engine.syncTags) };
+});
+const engineSyncTags = vi.mocked(syncTags).getMockImplementation()!;
 
 let registries: RegistryPair;
 let primaryProxy: FaultProxy;
@@ -197,6 +205,71 @@ describe('an event job', () => {
       error: expect.stringMatching(/authentication refused/),
     });
     expect(lines.some((l) => l.message === 'event job gave up on its tags; a full sync of the repository follows')).toBe(true);
+  });
+});
+
+describe('an event job naming digests (referrers pushed or deleted by digest)', () => {
+  const D1 = `sha256:${'d'.repeat(64)}`;
+  const D2 = `sha256:${'e'.repeat(64)}`;
+
+  it('runs with digests alone: from the hint through the queue to the engine, and records the last event', async () => {
+    const repository = 'jobs/digests';
+    await pushImage(P(), repository, 'v1');
+    const [job] = jobsForHints({ hints: [], digests: [{ repository, digest: D1, action: 'push', at: Date.now() - 500 }] }, ['eu'], Date.now());
+    const queued = parseMessage(SyncMessage, JSON.stringify(job));
+    expect(queued).toEqual(job);
+    const { runtime, lines, sent } = localRuntime();
+    const open = clients();
+    vi.mocked(syncTags).mockClear();
+
+    const outcome = await runSyncJob(queued, open, runtime, BUDGET).finally(() => open.close());
+
+    expect(outcome.kind).toBe('replicated');
+    expect(vi.mocked(syncTags)).toHaveBeenCalledWith(expect.anything(), expect.anything(), repository, [], expect.objectContaining({ digests: [D1] }));
+    expect((await runtime.store.get({ repository, secondary: 'eu' }))!.lastEvent).toMatchObject({ status: 'synced', tags: 0, digests: 1 });
+    expect(lines.filter((l) => l.message === 'replicated')).toEqual([expect.objectContaining({ repository, tags: 0, digests: 1 })]);
+    expect(sent).toEqual([]);
+  });
+
+  it('sends the digests left back after a backoff with one more attempt, and past its attempts asks for a full sync', async () => {
+    const repository = 'jobs/digests-left';
+    vi.mocked(syncTags).mockImplementation(async (...args) => ({ ...(await engineSyncTags(...args)), digestsLeft: [D2] }));
+    const { runtime, sent, lines } = localRuntime();
+    const open = clients();
+    const job: EventJob = { repository, secondary: 'eu', digests: [D1, D2], eventAt: 1 };
+    try {
+      await processEventJob(job, open, runtime, BUDGET);
+      await processEventJob({ ...job, attempt: MAX_ATTEMPTS }, open, runtime, BUDGET);
+    } finally {
+      vi.mocked(syncTags).mockImplementation(engineSyncTags);
+      await open.close();
+    }
+    expect(sent).toEqual([
+      { message: { repository, secondary: 'eu', digests: [D2], eventAt: 1, requestedAt: expect.any(Number), attempt: 2 }, delaySeconds: 8 },
+      { message: { repository, secondary: 'eu', force: true } },
+    ]);
+    const record = await runtime.store.get({ repository, secondary: 'eu' });
+    expect(record!.lastEvent).toMatchObject({ digests: 2, error: '1 digest(s) not done; sent again' });
+    expect(record).not.toHaveProperty('lagSeconds');
+    expect(lines.find((l) => l.message === 'event job gave up on its tags; a full sync of the repository follows')).toMatchObject({ digests: 1 });
+  });
+
+  it('on a job that threw, sends its digests back with its tags', async () => {
+    const repository = 'jobs/digests-threw';
+    vi.mocked(syncTags).mockRejectedValueOnce(new Error('engine fell over'));
+    const { runtime, sent } = localRuntime();
+    const open = clients();
+    const job: EventJob = { repository, secondary: 'eu', tags: ['v1'], digests: [D1], eventAt: 1 };
+    expect((await processEventJob(job, open, runtime, BUDGET).finally(() => open.close())).kind).toBe('failed');
+    expect(sent).toEqual([
+      { message: { repository, secondary: 'eu', tags: ['v1'], digests: [D1], eventAt: 1, requestedAt: expect.any(Number), attempt: 2 }, delaySeconds: 8 },
+    ]);
+    expect((await runtime.store.get({ repository, secondary: 'eu' }))!.lastEvent).toMatchObject({
+      status: 'failed',
+      tags: 1,
+      digests: 1,
+      error: 'engine fell over',
+    });
   });
 });
 

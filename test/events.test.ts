@@ -1,7 +1,7 @@
 // Registry notifications read as hints, the webhook door's answers and coalescing: no registry, no server.
 import { describe, expect, it } from 'vitest';
-import { PendingTags, jobsForHints, mergeJobs, pairKey } from '../shared/jobs/events/coalesce.js';
-import { NOTIFICATION_MEDIA_TYPE, readNotifications } from '../shared/jobs/events/notification.js';
+import { PendingTags, isEventJob, jobsForHints, mergeJobs, pairKey } from '../shared/jobs/events/coalesce.js';
+import { NOTIFICATION_MEDIA_TYPE, readNotifications, type TagHint } from '../shared/jobs/events/notification.js';
 import {
   MAX_BODY_BYTES,
   answerWebhook,
@@ -15,7 +15,10 @@ import {
 } from '../shared/jobs/events/webhook.js';
 import { noMetrics } from '../shared/jobs/ports.js';
 import { silentLogger } from '../shared/engine/index.js';
-import { SyncMessage, parseInput, parseMessage } from '../shared/jobs/messages.js';
+import { SyncMessage, parseInput, parseMessage, type VerifyMessage } from '../shared/jobs/messages.js';
+import { enqueueEventJobs } from '../shared/jobs/events/enqueue.js';
+import { PairScheduler, type PairJob } from '../shared/local/pair-scheduler.js';
+import { MemoryQueue } from '../shared/local/memory-queue.js';
 import { lastEventCell, parseDuration } from '../shared/cli/listen.js';
 import { newRecord } from '../shared/jobs/record.js';
 import { coalescedRecords } from '../shared/jobs/events/batch.js';
@@ -46,12 +49,13 @@ describe('readNotifications: events are hints for (repository, tag), nothing mor
     const read = readNotifications(envelope(push('group/app', 'v1')), NOW);
     expect(read).toEqual({
       hints: [{ repository: 'group/app', tag: 'v1', at: Date.parse('2026-11-29T09:59:59.123Z'), pushed: DIGEST }],
+      digests: [],
       ignored: 0,
       invalid: [],
     });
   });
 
-  it('a tag delete is a hint; the digest delete before it is not (its tag deletes follow)', () => {
+  it('a tag delete is a hint; the digest delete before it is a digest hint, and its tag deletes stay tag hints', () => {
     const read = readNotifications(
       envelope(
         event('delete', { digest: DIGEST, repository: 'app' }),
@@ -61,7 +65,8 @@ describe('readNotifications: events are hints for (repository, tag), nothing mor
       NOW,
     );
     expect(read.hints.map((h) => h.tag)).toEqual(['a', 'b']);
-    expect(read.ignored).toBe(1);
+    expect(read.digests.map((d) => `${d.action} ${d.digest}`)).toEqual([`delete ${DIGEST}`]);
+    expect(read.ignored).toBe(0);
   });
 
   it.each([
@@ -70,10 +75,10 @@ describe('readNotifications: events are hints for (repository, tag), nothing mor
     ['an unknown action', event('rename', { repository: 'app', tag: 'v1' })],
     ['a blob push', push('app', undefined, 'application/octet-stream')],
     ['a layer push naming a tag', push('app', 'v1', 'application/vnd.oci.image.layer.v1.tar+gzip')],
-    ['a manifest pushed by digest', push('app')],
-    ['a blob delete', event('delete', { digest: DIGEST, repository: 'app' })],
+    ['a push by digest without a media type (a blob)', event('push', { digest: DIGEST, repository: 'app' })],
+    ['a blob delete that names its media type', event('delete', { mediaType: 'application/octet-stream', digest: DIGEST, repository: 'app' })],
   ])('ignores %s', (_name, ignored) => {
-    expect(readNotifications(envelope(ignored), NOW)).toEqual({ hints: [], ignored: 1, invalid: [] });
+    expect(readNotifications(envelope(ignored), NOW)).toEqual({ hints: [], digests: [], ignored: 1, invalid: [] });
   });
 
   it('reports events with an invalid repository or tag, and still reads the rest', () => {
@@ -107,6 +112,65 @@ describe('readNotifications: events are hints for (repository, tag), nothing mor
     const read = () => readNotifications(body, NOW);
     if (Array.isArray((body as { events?: unknown } | null)?.events)) expect(read().ignored).toBe(2);
     else expect(read).toThrow(/not a notification envelope/);
+  });
+});
+
+describe('readNotifications: a manifest pushed or deleted by digest alone is a digest hint', () => {
+  const AT = Date.parse('2026-11-29T09:59:59.123Z');
+
+  it('a digest-only push of an OCI manifest (a signature, an SBOM) is a push hint for that digest', () => {
+    expect(readNotifications(envelope(push('group/app')), NOW)).toEqual({
+      hints: [],
+      digests: [{ repository: 'group/app', digest: DIGEST, action: 'push', at: AT }],
+      ignored: 0,
+      invalid: [],
+    });
+  });
+
+  it("a digest-only delete, which registry 2.8 sends without a media type, is a delete hint; the event's url is not kept", () => {
+    const { digests } = readNotifications(envelope(event('delete', { digest: DIGEST, repository: 'app' })), NOW);
+    expect(digests).toEqual([{ repository: 'app', digest: DIGEST, action: 'delete', at: AT }]);
+    expect(Object.keys(digests[0]!).sort()).toEqual(['action', 'at', 'digest', 'repository']);
+  });
+
+  it('reports an invalid or missing digest, or an invalid repository, and still reads the rest', () => {
+    const read = readNotifications(
+      envelope(
+        event('push', { mediaType: MANIFEST, digest: 'sha256:x', repository: 'app' }),
+        event('delete', { repository: 'app' }),
+        event('delete', { digest: DIGEST, repository: '../etc' }),
+        push('app'),
+      ),
+      NOW,
+    );
+    expect(read.digests.map((d) => d.digest)).toEqual([DIGEST]);
+    expect(read.invalid).toEqual([
+      { index: 0, action: 'push', reason: 'invalid digest' },
+      { index: 1, action: 'delete', reason: 'no tag and no digest' },
+      { index: 2, action: 'delete', reason: expect.stringMatching(/invalid repository name/) },
+    ]);
+  });
+
+  it('a blob pushed by digest is still ignored', () => {
+    expect(readNotifications(envelope(push('app', undefined, 'application/vnd.oci.image.layer.v1.tar+gzip')), NOW)).toEqual({
+      hints: [],
+      digests: [],
+      ignored: 1,
+      invalid: [],
+    });
+  });
+
+  it('a tag event that carries a digest stays a tag hint only', () => {
+    const read = readNotifications(envelope(push('app', 'v1'), event('delete', { digest: DIGEST, repository: 'app', tag: 'v1' })), NOW);
+    expect(read).toEqual({
+      hints: [
+        { repository: 'app', tag: 'v1', at: AT, pushed: DIGEST },
+        { repository: 'app', tag: 'v1', at: AT },
+      ],
+      digests: [],
+      ignored: 0,
+      invalid: [],
+    });
   });
 });
 
@@ -188,6 +252,15 @@ describe('answerWebhook: the one door of the listener and the notify function', 
     const answer = await answerWebhook(request().request, d);
     expect(answer).toEqual({ statusCode: 200, headers: { 'content-type': 'application/json' }, body: '{"accepted":1,"ignored":0,"invalid":0}' });
     expect(taken).toEqual(['app:v1']);
+  });
+
+  it('hands digest hints on with the tag hints, and counts them as accepted', async () => {
+    const digests: string[] = [];
+    const { door: d } = door({ take: (read) => void digests.push(...read.digests.map((h) => `${h.repository}@${h.digest}`)) });
+    const raw = Buffer.from(JSON.stringify(envelope(push('app', 'v1'), push('app'))));
+    const answer = await answerWebhook(request({ raw }).request, d);
+    expect(answer.body).toBe('{"accepted":2,"ignored":0,"invalid":0}');
+    expect(digests).toEqual([`app@${DIGEST}`]);
   });
 
   it.each([
@@ -272,11 +345,13 @@ describe('rereadToken: cached, read again on a mismatch at most every 30 s', () 
 
 describe('coalescing: one job per pair, nothing dropped', () => {
   const hint = (repository: string, tag: string, at = NOW - 1000) => ({ repository, tag, at });
+  /** The hints of a notification that names tags only. */
+  const tagHints = (hints: TagHint[]) => ({ hints, digests: [] });
 
   it('gathers the tags of many events for one pair into one job, with the earliest event and request times', () => {
     const pending = new PendingTags();
-    pending.addHints([hint('app', 'v2', NOW - 500), hint('app', 'v1', NOW - 900), hint('app', 'v2', NOW - 100)], ['eu'], NOW);
-    pending.addHints([hint('app', 'v3', NOW - 50)], ['eu'], NOW + 10);
+    pending.addHints(tagHints([hint('app', 'v2', NOW - 500), hint('app', 'v1', NOW - 900), hint('app', 'v2', NOW - 100)]), ['eu'], NOW);
+    pending.addHints(tagHints([hint('app', 'v3', NOW - 50)]), ['eu'], NOW + 10);
 
     expect(pending.take(pairKey({ repository: 'app', secondary: 'eu' }))).toEqual({
       repository: 'app',
@@ -292,7 +367,7 @@ describe('coalescing: one job per pair, nothing dropped', () => {
     const D2 = `sha256:${'b'.repeat(64)}`;
     const pending = new PendingTags();
     pending.addHints(
-      [{ ...hint('app', 'v1'), pushed: DIGEST }, { ...hint('app', 'v2'), pushed: DIGEST }, { ...hint('app', 'v1'), pushed: D2 }, hint('app', 'v2')],
+      tagHints([{ ...hint('app', 'v1'), pushed: DIGEST }, { ...hint('app', 'v2'), pushed: DIGEST }, { ...hint('app', 'v1'), pushed: D2 }, hint('app', 'v2')]),
       ['eu'],
       NOW,
     );
@@ -302,19 +377,42 @@ describe('coalescing: one job per pair, nothing dropped', () => {
   });
 
   it('keeps pairs apart: each repository and each secondary its own job', () => {
-    const jobs = jobsForHints([hint('a', 'v1'), hint('b', 'v1'), hint('a', 'v2')], ['eu', 'us'], NOW);
+    const jobs = jobsForHints(tagHints([hint('a', 'v1'), hint('b', 'v1'), hint('a', 'v2')]), ['eu', 'us'], NOW);
     expect(jobs.map((j) => `${j.secondary}/${j.repository}:${j.tags!.join(',')}`).sort()).toEqual(['eu/a:v1,v2', 'eu/b:v1', 'us/a:v1,v2', 'us/b:v1']);
     for (const job of jobs) expect(parseInput(SyncMessage, job)).toEqual(job);
   });
 
   it('turns more than 1,000 pending tags of one pair into a forced full sync of the repository', () => {
     const pending = new PendingTags();
-    pending.addHints(
-      Array.from({ length: 1001 }, (_, i) => hint('big', `t${i}`)),
-      ['eu'],
-      NOW,
-    );
+    pending.addHints(tagHints(Array.from({ length: 1001 }, (_, i) => hint('big', `t${i}`))), ['eu'], NOW);
     expect(pending.take(pairKey({ repository: 'big', secondary: 'eu' }))).toEqual({ repository: 'big', secondary: 'eu', force: true, requestedAt: NOW });
+  });
+
+  it('gathers the digests of one pair as a set beside its tags, whether pushed or deleted', () => {
+    const D2 = `sha256:${'b'.repeat(64)}`;
+    const digest = (repository: string, value: string, action: 'push' | 'delete', at = NOW - 1000) => ({ repository, digest: value, action, at });
+    const pending = new PendingTags();
+    pending.addHints({ hints: [], digests: [digest('app', D2, 'push', NOW - 300), digest('app', DIGEST, 'push')] }, ['eu'], NOW);
+    pending.addHints({ hints: [hint('app', 'v1', NOW - 200)], digests: [digest('app', D2, 'delete')] }, ['eu'], NOW + 5);
+    pending.addHints({ hints: [], digests: [digest('other', DIGEST, 'delete')] }, ['eu'], NOW);
+    expect(pending.digestCount).toBe(3);
+
+    const job = pending.take(pairKey({ repository: 'app', secondary: 'eu' }))!;
+    expect(job).toEqual({ repository: 'app', secondary: 'eu', tags: ['v1'], digests: [DIGEST, D2], eventAt: NOW - 1000, requestedAt: NOW });
+    expect(parseInput(SyncMessage, job)).toEqual(job);
+    const digestsOnly = pending.take(pairKey({ repository: 'other', secondary: 'eu' }))!;
+    expect(digestsOnly).toEqual({ repository: 'other', secondary: 'eu', digests: [DIGEST], eventAt: NOW - 1000, requestedAt: NOW });
+    expect(isEventJob(digestsOnly)).toBe(true);
+  });
+
+  it('counts digests with tags against the limit: past 1,000 together, a forced full sync', () => {
+    const digests = (n: number) =>
+      Array.from({ length: n }, (_, i) => ({ repository: 'big', digest: `sha256:${i.toString(16).padStart(64, '0')}`, action: 'push' as const, at: NOW }));
+    const tags = Array.from({ length: 600 }, (_, i) => hint('big', `t${i}`));
+    const atLimit = jobsForHints({ hints: tags, digests: digests(400) }, ['eu'], NOW);
+    expect(atLimit).toEqual([expect.objectContaining({ tags: expect.any(Array), digests: expect.any(Array) })]);
+    expect(parseInput(SyncMessage, atLimit[0])).toEqual(atLimit[0]);
+    expect(jobsForHints({ hints: tags, digests: digests(401) }, ['eu'], NOW)).toEqual([{ repository: 'big', secondary: 'eu', force: true, requestedAt: NOW }]);
   });
 
   it('merges the event jobs of one SQS batch per pair, and leaves full syncs as they are', () => {
@@ -329,6 +427,75 @@ describe('coalescing: one job per pair, nothing dropped', () => {
       { message: { repository: 'app', secondary: 'eu', tags: ['v1', 'v2'], eventAt: NOW - 40, requestedAt: NOW - 20, attempt: 2 }, from: [0, 2] },
       { message: { repository: 'app', secondary: 'us', tags: ['v1'], eventAt: NOW, requestedAt: NOW }, from: [3] },
     ]);
+  });
+
+  it('merges event jobs that carry only digests with those that carry tags', () => {
+    const D2 = `sha256:${'b'.repeat(64)}`;
+    const messages = [
+      { repository: 'app', secondary: 'eu', digests: [D2], eventAt: NOW - 30, requestedAt: NOW - 20 },
+      { repository: 'app', secondary: 'eu', tags: ['v1'], digests: [DIGEST, D2], eventAt: NOW - 10, requestedAt: NOW - 10, attempt: 2 },
+    ];
+    expect(mergeJobs(messages, NOW)).toEqual([
+      {
+        message: { repository: 'app', secondary: 'eu', tags: ['v1'], digests: [DIGEST, D2], eventAt: NOW - 30, requestedAt: NOW - 20, attempt: 2 },
+        from: [0, 1],
+      },
+    ]);
+  });
+});
+
+describe('digest hints reach an event job on both paths', () => {
+  const read = { hints: [], digests: [{ repository: 'app', digest: DIGEST, action: 'push' as const, at: NOW - 5 }], ignored: 0, invalid: [] };
+  const job = { repository: 'app', secondary: 'eu', digests: [DIGEST], eventAt: NOW - 5, requestedAt: NOW };
+
+  it('the notify function sends one job per pair to the sync queue', async () => {
+    const sent: SyncMessage[] = [];
+    const take = enqueueEventJobs({
+      syncQueue: { send: async (messages) => void sent.push(...messages) },
+      secondaries: ['eu'],
+      logger: silentLogger,
+      metrics: noMetrics,
+    });
+    await take(read, NOW);
+    expect(sent).toEqual([job]);
+  });
+
+  it("the listener's pair scheduler starts the pair's job at once", async () => {
+    const ran: PairJob[] = [];
+    const scheduler = new PairScheduler({
+      workers: 1,
+      syncQueue: new MemoryQueue<SyncMessage>(),
+      verifyQueue: new MemoryQueue<VerifyMessage>(),
+      run: async (pairJob) => void ran.push(pairJob),
+      logger: silentLogger,
+    });
+    scheduler.addHints(read, ['eu'], NOW);
+    expect(ran).toEqual([{ kind: 'sync', message: job }]);
+    await scheduler.stop(1_000);
+  });
+});
+
+describe('the sync message: digests of an event job', () => {
+  const pair = { repository: 'app', secondary: 'eu' };
+
+  it('accepts digests alone or beside tags, and such a message is an event job', () => {
+    for (const message of [
+      { ...pair, digests: [DIGEST] },
+      { ...pair, tags: ['v1'], digests: [DIGEST] },
+    ]) {
+      expect(parseMessage(SyncMessage, JSON.stringify(message))).toEqual(message);
+      expect(isEventJob(message)).toBe(true);
+    }
+    expect(isEventJob(pair)).toBe(false);
+  });
+
+  it.each([
+    ['an invalid digest', { ...pair, digests: ['sha256:x'] }, /digests\.0: invalid digest/],
+    ['an empty list', { ...pair, digests: [] }, /digests: /],
+    ['more than 1,000', { ...pair, digests: Array.from({ length: 1001 }, () => DIGEST) }, /digests: /],
+    ['not a list', { ...pair, digests: DIGEST }, /digests: /],
+  ])('refuses %s', (_name, message, problem) => {
+    expect(() => parseInput(SyncMessage, message)).toThrow(problem);
   });
 });
 
@@ -362,6 +529,9 @@ describe('geo-sync listen: its options and status column', () => {
     expect(lastEventCell({ ...base, lastEvent, lagSeconds: 1.4 })).toBe('2026-11-29T10:00:00.400Z synced (1 tag, lag 1.4 s)');
     expect(lastEventCell({ ...base, lastEvent: { ...lastEvent, status: 'failed', tags: 3 }, lagSeconds: 1.4 })).toBe(
       '2026-11-29T10:00:00.400Z failed (3 tags)',
+    );
+    expect(lastEventCell({ ...base, lastEvent: { ...lastEvent, tags: 0, firstTags: [], digests: 2 } })).toBe(
+      '2026-11-29T10:00:00.400Z synced (0 tags, 2 digests)',
     );
   });
 });

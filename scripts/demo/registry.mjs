@@ -1,10 +1,15 @@
 // Starts a local CNCF distribution registry (Debian's docker-registry) on a free loopback port, with
 // its storage in a directory the caller owns and removes. Deletes are enabled, as geo-sync needs on
-// a secondary. Used by scripts/demo.mjs; the tests have their own, richer starter in test/support.
+// a secondary. Also, when it was built, the registry that serves the OCI 1.1 referrers API that the
+// tests build (test/support/referrers-registry.ts). Used by scripts/demo.mjs; the tests have their
+// own, richer starters in test/support.
 import { spawn } from 'node:child_process';
-import { accessSync, constants, mkdirSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { accessSync, constants, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 
 const START_TIMEOUT_MS = 15_000;
 const STOP_GRACE_MS = 3_000;
@@ -32,14 +37,68 @@ export function findRegistryBinary(env = process.env) {
         .split(delimiter)
         .filter(Boolean)
         .map((dir) => join(dir, 'docker-registry'));
-  return candidates.find((path) => {
+  return candidates.find(isExecutable);
+}
+
+function isExecutable(path) {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The referrers-API registry: $REFERRERS_REGISTRY_BIN, else the binary test/support/referrers-registry.ts
+ * caches (node_modules/.cache/geo-sync-referrers-registry/<first 16 hex of main.go's sha256>/referrers-registry);
+ * undefined when there is none.
+ */
+export function findReferrersRegistryBinary(env = process.env) {
+  let path = env.REFERRERS_REGISTRY_BIN;
+  if (!path) {
+    const root = fileURLToPath(new URL('../../', import.meta.url));
     try {
-      accessSync(path, constants.X_OK);
-      return true;
+      const hash = createHash('sha256')
+        .update(readFileSync(join(root, 'test/support/referrers-registry/main.go')))
+        .digest('hex')
+        .slice(0, 16);
+      path = join(root, 'node_modules/.cache/geo-sync-referrers-registry', hash, 'referrers-registry');
     } catch {
-      return false;
+      return undefined;
     }
+  }
+  return isExecutable(path) ? path : undefined;
+}
+
+/**
+ * Starts the referrers-API registry (in memory) on a free loopback port; resolves with { url, port, pid }
+ * once it answers /v2/. It binds port 0 itself and prints the address it got on its first stdout line.
+ */
+export async function startReferrersRegistry(binary) {
+  if (closed) throw new Error('registries stopped');
+  const child = track(spawn(binary, ['-addr', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+  let output = '';
+  child.stderr.on('data', (chunk) => (output = (output + chunk.toString('utf8')).slice(-4096)));
+  const host = await new Promise((resolve) => {
+    const lines = createInterface({ input: child.stdout });
+    const timer = setTimeout(() => resolve(undefined), START_TIMEOUT_MS);
+    lines.once('line', (line) => {
+      clearTimeout(timer);
+      resolve(line.trim());
+    });
+    lines.once('close', () => {
+      clearTimeout(timer);
+      resolve(undefined);
+    });
   });
+  if (!host) {
+    await stop(child);
+    throw new Error(`referrers registry ${binary} printed no address:\n${output}`);
+  }
+  const port = Number(host.slice(host.lastIndexOf(':') + 1));
+  await waitUntilReady(child, port, 'referrers registry', () => output);
+  return { url: `http://${host}`, port, pid: child.pid };
 }
 
 /**
@@ -116,34 +175,44 @@ export function freePort() {
 }
 
 async function spawnAndWait(binary, config, port) {
-  const child = spawn(binary, ['serve', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-  live.add(child);
-  child.once('exit', () => live.delete(child));
+  const child = track(spawn(binary, ['serve', config], { stdio: ['ignore', 'pipe', 'pipe'] }));
   // The tail of its output explains a failed start.
   let output = '';
   const collect = (chunk) => (output = (output + chunk.toString('utf8')).slice(-4096));
   child.stdout.on('data', collect);
   child.stderr.on('data', collect);
+  await waitUntilReady(child, port, 'docker-registry', () => output);
+  return child;
+}
+
+/** Counts `child` as live until it exits, so that stopAll() and killAllNow() reach it. */
+function track(child) {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  child.once('error', () => live.delete(child));
+  return child;
+}
+
+/** Resolves once `child` answers GET /v2/ on `port` with 200; rejects, having stopped it, if it exits or takes too long. */
+async function waitUntilReady(child, port, name, output) {
   let exited;
   child.once('close', (code, signal) => (exited ??= `exited with ${signal ?? `code ${code}`}`));
-  child.once('error', (error) => {
-    live.delete(child);
-    exited ??= `could not be started (${error.message})`;
-  });
+  child.once('error', (error) => (exited ??= `could not be started (${error.message})`));
 
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
-    if (exited !== undefined) throw new Error(`docker-registry on port ${port} ${exited}:\n${output}`);
+    if (exited === undefined && (child.exitCode !== null || child.signalCode !== null)) exited = `exited with ${child.signalCode ?? `code ${child.exitCode}`}`;
+    if (exited !== undefined) throw new Error(`${name} on port ${port} ${exited}:\n${output()}`);
     try {
       const res = await fetch(`http://127.0.0.1:${port}/v2/`, { signal: AbortSignal.timeout(1_000) });
       await res.arrayBuffer();
-      if (res.status === 200) return child;
+      if (res.status === 200) return;
     } catch {
       // Not listening yet.
     }
     if (Date.now() > deadline) {
       await stop(child);
-      throw new Error(`docker-registry on port ${port} not ready after ${START_TIMEOUT_MS} ms:\n${output}`);
+      throw new Error(`${name} on port ${port} not ready after ${START_TIMEOUT_MS} ms:\n${output()}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }

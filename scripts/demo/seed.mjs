@@ -1,5 +1,5 @@
-// Pushes small OCI images and indexes to a registry over the plain distribution API, for the demo.
-// The layers are a few bytes of text (the registry never looks inside them).
+// Pushes small OCI images, indexes and signatures to a registry over the plain distribution API,
+// for the demo. The layers are a few bytes of text (the registry never looks inside them).
 import { createHash } from 'node:crypto';
 
 const OCI = {
@@ -40,6 +40,43 @@ export async function pushMultiArch(url, repository, tag, content, architectures
   }
   const index = { schemaVersion: 2, mediaType: OCI.index, manifests };
   return pushManifest(url, repository, tag, Buffer.from(JSON.stringify(index)), OCI.index);
+}
+
+/** The artifact type cosign gives a signature, and the media type of its payload. */
+export const SIGNATURE = {
+  artifactType: 'application/vnd.dev.cosign.artifact.sig.v1+json',
+  payload: 'application/vnd.dev.cosign.simplesigning.v1+json',
+};
+
+/** The referrers tag schema's tag for a subject digest: `sha256-<hex>`. */
+export const referrersTag = (digest) => digest.replace(':', '-');
+
+/**
+ * A cosign-like signature of `subject` ({ digest, bytes, mediaType }), pushed as signing tools push
+ * one: an OCI image manifest with `subject` and `artifactType` (its config's mediaType the same, as
+ * go-containerregistry reports the type from there) and one small layer, by digest with no tag.
+ * With `tagSchema` (a registry without the referrers API) also the image index that lists it,
+ * tagged `sha256-<hex of the subject>`. Returns { digest, bytes, mediaType, descriptor, tag }.
+ */
+export async function pushSignature(url, repository, subject, { tagSchema = false } = {}) {
+  const payload = Buffer.from(JSON.stringify({ critical: { image: { 'docker-manifest-digest': subject.digest }, type: 'cosign container image signature' } }));
+  const layerDigest = await pushBlob(url, repository, payload);
+  const config = Buffer.from('{}');
+  const configDigest = await pushBlob(url, repository, config);
+  const manifest = {
+    schemaVersion: 2,
+    mediaType: OCI.manifest,
+    artifactType: SIGNATURE.artifactType,
+    config: { mediaType: SIGNATURE.artifactType, digest: configDigest, size: config.length },
+    layers: [{ mediaType: SIGNATURE.payload, digest: layerDigest, size: payload.length }],
+    subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.bytes.length },
+  };
+  const signature = await pushManifest(url, repository, null, Buffer.from(JSON.stringify(manifest)), OCI.manifest);
+  const descriptor = { mediaType: OCI.manifest, digest: signature.digest, size: signature.bytes.length, artifactType: SIGNATURE.artifactType };
+  const tag = tagSchema ? referrersTag(subject.digest) : undefined;
+  if (tag)
+    await pushManifest(url, repository, tag, Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI.index, manifests: [descriptor] })), OCI.index);
+  return { ...signature, descriptor, tag };
 }
 
 async function pushBlob(url, repository, bytes) {

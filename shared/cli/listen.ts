@@ -105,5 +105,6 @@ export function lastEventCell(record: RepositoryRecord): string {
   const event = record.lastEvent;
   if (!event) return '-';
   const lag = event.status === 'synced' && record.lagSeconds !== undefined ? `, lag ${record.lagSeconds.toFixed(1)} s` : '';
-  return `${event.finishedAt} ${event.status} (${event.tags} tag${event.tags === 1 ? '' : 's'}${lag})`;
+  const digests = event.digests ? `, ${event.digests} digest${event.digests === 1 ? '' : 's'}` : '';
+  return `${event.finishedAt} ${event.status} (${event.tags} tag${event.tags === 1 ? '' : 's'}${digests}${lag})`;
 }

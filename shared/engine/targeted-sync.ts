@@ -100,7 +100,10 @@ export async function syncTags(
   const logger = options.logger ?? silentLogger;
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
   const wanted = [...new Set(tags.map(validateTag))].sort(byteOrder);
-  const digests = [...new Set((options.digests ?? []).map(validateDigest))].sort(byteOrder);
+  const digestsNamed = [...new Set((options.digests ?? []).map(validateDigest))].sort(byteOrder);
+  // Only a primary that serves the referrers API has referrers apart from tags: elsewhere a digest names nothing to do.
+  const referrers = options.referrers ?? true;
+  const digests = digestsNamed.length > 0 && referrers && (await primary.servesReferrers(repository)) === true ? digestsNamed : [];
   const reader = namedTags(primary, secondary, repository, wanted, { concurrency, announced: options.announced ?? {}, digests });
   const outcome = await runSyncPipeline(primary, secondary, repository, reader, {
     dryRun: false,
@@ -112,7 +115,7 @@ export async function syncTags(
     uploads: options.uploads ?? [],
     onUploadProgress: options.onUploadProgress,
     onProgress: undefined,
-    referrers: options.referrers ?? true,
+    referrers,
   });
 
   const { read, writes, removals } = outcome;
@@ -126,11 +129,11 @@ export async function syncTags(
     skipped: [...read.skipped, ...writes.skipped, ...removals.skipped, ...outcome.changed].sort((a, b) => byteOrder(a.tag, b.tag)),
     notStarted: outcome.notStarted.sort(byteOrder),
     unsettled: [],
+    digestsLeft: [],
     bytesCopied: outcome.stats.bytesCopied,
     blobsCopied: outcome.stats.blobsCopied,
     blobsMounted: outcome.stats.blobsMounted,
     durationMs: 0,
-    digestsLeft: [],
   };
   if (outcome.referrers) report.referrers = outcome.referrers;
   // A digest is done once its subject's referrers are: any referrer failure, or a phase the deadline cut, sends them all again.

@@ -25,7 +25,7 @@ export { coalescedRecords } from './events/batch.js';
 export { PendingTags, isEventJob, pairKey } from './events/coalesce.js';
 export { processEventJob, runSyncJob, type EventJob, type EventJobOutcome } from './events/job.js';
 export { enqueueEventJobs } from './events/enqueue.js';
-export type { ReadNotifications, TagHint } from './events/notification.js';
+export type { DigestHint, EventHints, ReadNotifications, TagHint } from './events/notification.js';
 export {
   MAX_BODY_BYTES,
   answerWebhook,

@@ -16,7 +16,7 @@ const tagName = z.string().superRefine((tag, ctx) => {
     ctx.addIssue({ code: z.ZodIssueCode.custom, message: error instanceof Error ? error.message : 'invalid tag' });
   }
 });
-/** Most tags one event job carries; more pending for one pair make a full sync instead. */
+/** Most tags (and digests, counted with them) one event job carries; more pending for one pair make a full sync instead. */
 export const MAX_JOB_TAGS = 1000;
 const secondaryName = z.string().regex(SECONDARY_NAME, 'secondary names are letters, digits, . _ -');
 /** When the work was asked for (epoch ms); a deferred message keeps it. Absent: when the queue received it, or now. */
@@ -44,6 +44,8 @@ export const SyncMessage = z
     maxPrune,
     /** An event job: only these tags, each read from the primary as it is now (shared/jobs/events/job.ts). */
     tags: z.array(tagName).min(1).max(MAX_JOB_TAGS).optional(),
+    /** An event job's manifests pushed or deleted by digest alone (referrers), each made as the primary holds it now. */
+    digests: z.array(z.string().refine(isValidDigest, 'invalid digest')).min(1).max(MAX_JOB_TAGS).optional(),
     /** Digests push events announced for some of `tags`: the job looks again until the primary shows them. */
     pushed: z.record(tagName, z.string().refine(isValidDigest, 'invalid digest')).optional(),
     /** The earliest registry event behind the job (epoch ms), for its replication lag. */
@@ -53,6 +55,8 @@ export const SyncMessage = z
   })
   .strict();
 export type SyncMessage = z.infer<typeof SyncMessage>;
+/** A sync message naming tags, digests or both: an event job (`isEventJob`); any other is a full sync. */
+export type EventJob = SyncMessage & ({ tags: string[] } | { digests: string[] });
 
 export const VerifyMessage = z.object({ repository: repositoryName, secondary: secondaryName, deep: z.boolean().optional(), requestedAt }).strict();
 export type VerifyMessage = z.infer<typeof VerifyMessage>;

@@ -107,6 +107,8 @@ export interface LastEvent {
   status: 'synced' | 'differences' | 'failed' | 'incomplete';
   tags: number;
   firstTags: string[];
+  /** Manifests the job was asked for by digest (referrers); absent when none. */
+  digests?: number;
   copied: number;
   repaired: number;
   removed: number;

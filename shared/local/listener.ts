@@ -1,7 +1,7 @@
 /**
  * The listener process behind `geo-sync listen` (the command and its options are `cli/listen.ts`):
  * the event path on one machine. The webhook server takes the primary's notifications and answers
- * at once; the tags they name gather per (repository, secondary) in the pair scheduler and leave
+ * at once; the tags and digests they name gather per (repository, secondary) in the pair scheduler and leave
  * as event jobs, through the same use-cases, embedded queues and file store as `geo-sync run`. A
  * periodic exact reconcile of every repository is the safety net for events lost on the way.
  */
@@ -96,7 +96,7 @@ export async function startListener(options: ListenOptions): Promise<Listener> {
       clock: Date.now,
       health: () => ({ status: scheduler.stopped ? 'stopping' : 'ok', ...scheduler.counts, reconciling: reconcile.running }),
       closing: () => scheduler.stopped,
-      take: (read, receivedAt) => scheduler.addHints(read.hints, secondaries, receivedAt),
+      take: (read, receivedAt) => scheduler.addHints(read, secondaries, receivedAt),
     },
     options,
   );

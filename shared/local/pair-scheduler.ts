@@ -1,10 +1,10 @@
 /**
  * The listener's pair scheduler: work gathers per (repository, secondary) and one job per pair
- * runs at a time, up to `workers` pairs at once. A pair's event tags go first (the fast path), then
+ * runs at a time, up to `workers` pairs at once. A pair's event work goes first (the fast path), then
  * its full syncs, then its verifications. What a job does is the caller's `run`.
  */
 import { errorMessage, type EngineLogger } from '../engine/index.js';
-import { PendingTags, isEventJob, pairKey, type SyncMessage, type TagHint, type VerifyMessage } from '../jobs/index.js';
+import { PendingTags, isEventJob, pairKey, type EventHints, type SyncMessage, type VerifyMessage } from '../jobs/index.js';
 import type { MemoryQueue } from './memory-queue.js';
 
 /** One job for a pair: a sync (an event job or a full sync) or a verification. */
@@ -35,18 +35,18 @@ export class PairScheduler {
   }
 
   /** For /healthz. */
-  get counts(): { pendingTags: number; running: number } {
-    return { pendingTags: this.pending.tagCount, running: this.running.size };
+  get counts(): { pendingTags: number; pendingDigests: number; running: number } {
+    return { pendingTags: this.pending.tagCount, pendingDigests: this.pending.digestCount, running: this.running.size };
   }
 
-  /** The tags a webhook request names, for every secondary; jobs start at once where a pair is idle. */
-  addHints(hints: readonly TagHint[], secondaries: readonly string[], receivedAt: number): void {
-    if (hints.length === 0) return;
+  /** The tags and digests a webhook request names, for every secondary; jobs start at once where a pair is idle. */
+  addHints(hints: EventHints, secondaries: readonly string[], receivedAt: number): void {
+    if (hints.hints.length + hints.digests.length === 0) return;
     this.pending.addHints(hints, secondaries, receivedAt);
     this.pump();
   }
 
-  /** A sync message: an event job joins its pair's pending tags, a full sync waits its turn. */
+  /** A sync message: an event job joins its pair's pending work, a full sync waits its turn. */
   add(message: SyncMessage): void {
     if (isEventJob(message)) this.pending.addMessage(message, Date.now());
     else this.enqueue({ kind: 'sync', message });
@@ -88,10 +88,10 @@ export class PairScheduler {
     return [...this.pending.drain(), ...this.options.syncQueue.drain().filter(isEventJob), ...running];
   }
 
-  /** The next job for a pair: its event tags first (the fast path), then a full sync, then a verification. */
+  /** The next job for a pair: its event work first (the fast path), then a full sync, then a verification. */
   private next(key: string): PairJob | undefined {
-    const tags = this.pending.take(key);
-    if (tags) return { kind: 'sync', message: tags };
+    const events = this.pending.take(key);
+    if (events) return { kind: 'sync', message: events };
     const queue = this.waiting.get(key);
     const job = queue?.shift();
     if (queue && queue.length === 0) this.waiting.delete(key);

@@ -1,16 +1,19 @@
 /**
- * Coalescing: tags named by events for one (repository, secondary) pair gather into one pending
- * set, and leave it as one job. Pure. Nothing is dropped: a set grown past MAX_JOB_TAGS becomes a
- * full sync of the repository, which covers every tag.
+ * Coalescing: tags and digests named by events for one (repository, secondary) pair gather into
+ * one pending set, and leave it as one job. Pure. Nothing is dropped: a set grown past
+ * MAX_JOB_TAGS (tags and digests together) becomes a full sync of the repository, which covers
+ * every tag and what refers to them.
  */
-import { MAX_JOB_TAGS, type SyncMessage } from '../messages.js';
-import type { TagHint } from './notification.js';
+import { MAX_JOB_TAGS, type EventJob, type SyncMessage } from '../messages.js';
+import type { EventHints } from './notification.js';
 
 /** The pending work of one pair. */
 interface Pending {
   repository: string;
   secondary: string;
   tags: Set<string>;
+  /** Manifests pushed or deleted by digest alone. */
+  digests: Set<string>;
   /** The digest the latest push event announced per tag (a later delete clears it). */
   pushed: Map<string, string>;
   /** Earliest registry event behind these tags (epoch ms): the lag is measured from it. */
@@ -25,11 +28,12 @@ export const pairKey = (pair: { repository: string; secondary: string }) => `${p
 export class PendingTags {
   private readonly pending = new Map<string, Pending>();
 
-  /** Tags for one pair; merged with any already pending for it. `pushed` maps a tag to the digest a push announced, or null after a delete. */
+  /** Tags and digests for one pair; merged with any already pending for it. `pushed` maps a tag to the digest a push announced, or null after a delete. */
   add(work: {
     repository: string;
     secondary: string;
     tags: Iterable<string>;
+    digests?: Iterable<string>;
     pushed?: Iterable<[string, string | null]>;
     eventAt: number;
     requestedAt: number;
@@ -42,6 +46,7 @@ export class PendingTags {
         repository: work.repository,
         secondary: work.secondary,
         tags: new Set(),
+        digests: new Set(),
         pushed: new Map(),
         eventAt: work.eventAt,
         requestedAt: work.requestedAt,
@@ -49,6 +54,7 @@ export class PendingTags {
       this.pending.set(key, existing);
     }
     for (const tag of work.tags) existing.tags.add(tag);
+    for (const digest of work.digests ?? []) existing.digests.add(digest);
     for (const [tag, digest] of work.pushed ?? []) {
       if (digest === null) existing.pushed.delete(tag);
       else existing.pushed.set(tag, digest);
@@ -60,18 +66,24 @@ export class PendingTags {
   }
 
   /** The hints of one notification, for every secondary. */
-  addHints(hints: readonly TagHint[], secondaries: readonly string[], receivedAt: number): void {
+  addHints({ hints, digests }: EventHints, secondaries: readonly string[], receivedAt: number): void {
     for (const hint of hints) {
       const pushed: [string, string | null] = [hint.tag, hint.pushed ?? null];
       for (const secondary of secondaries)
         this.add({ repository: hint.repository, secondary, tags: [hint.tag], pushed: [pushed], eventAt: hint.at, requestedAt: receivedAt });
     }
+    // A push and a delete of a digest ask the same of the job: make it as the primary holds it now.
+    for (const hint of digests) {
+      for (const secondary of secondaries)
+        this.add({ repository: hint.repository, secondary, tags: [], digests: [hint.digest], eventAt: hint.at, requestedAt: receivedAt });
+    }
   }
 
-  /** An event job back from the queue (deferred, or tags to do again). */
-  addMessage(message: SyncMessage & { tags: string[] }, now: number): void {
+  /** An event job back from the queue (deferred, or tags and digests to do again). */
+  addMessage(message: EventJob, now: number): void {
     this.add({
       ...message,
+      tags: message.tags ?? [],
       pushed: Object.entries(message.pushed ?? {}),
       eventAt: message.eventAt ?? message.requestedAt ?? now,
       requestedAt: message.requestedAt ?? now,
@@ -97,7 +109,14 @@ export class PendingTags {
     return count;
   }
 
-  /** Takes a pair's pending tags away as one job message. */
+  /** Digests pending over every pair. */
+  get digestCount(): number {
+    let count = 0;
+    for (const work of this.pending.values()) count += work.digests.size;
+    return count;
+  }
+
+  /** Takes a pair's pending work away as one job message. */
   take(key: string): SyncMessage | undefined {
     const work = this.pending.get(key);
     if (!work) return undefined;
@@ -111,15 +130,16 @@ export class PendingTags {
   }
 }
 
-/** One pair's pending tags as a message: an event job, or a forced full sync past MAX_JOB_TAGS. */
+/** One pair's pending work as a message: an event job, or a forced full sync past MAX_JOB_TAGS. */
 function toJob(work: Pending): SyncMessage {
   const pair = { repository: work.repository, secondary: work.secondary };
   // Forced, so a pair backing off after a failed sync does not skip it: these events must not be lost.
-  if (work.tags.size > MAX_JOB_TAGS) return { ...pair, force: true, requestedAt: work.requestedAt };
+  if (work.tags.size + work.digests.size > MAX_JOB_TAGS) return { ...pair, force: true, requestedAt: work.requestedAt };
   const pushed = [...work.pushed].filter(([tag]) => work.tags.has(tag)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return {
     ...pair,
-    tags: [...work.tags].sort(),
+    ...(work.tags.size > 0 ? { tags: [...work.tags].sort() } : {}),
+    ...(work.digests.size > 0 ? { digests: [...work.digests].sort() } : {}),
     ...(pushed.length > 0 ? { pushed: Object.fromEntries(pushed) } : {}),
     eventAt: work.eventAt,
     requestedAt: work.requestedAt,
@@ -128,13 +148,13 @@ function toJob(work: Pending): SyncMessage {
 }
 
 /** The jobs for one notification's hints: one per (repository, secondary). */
-export function jobsForHints(hints: readonly TagHint[], secondaries: readonly string[], receivedAt: number): SyncMessage[] {
+export function jobsForHints(hints: EventHints, secondaries: readonly string[], receivedAt: number): SyncMessage[] {
   const pending = new PendingTags();
   pending.addHints(hints, secondaries, receivedAt);
   return pending.drain();
 }
 
-export const isEventJob = (message: SyncMessage): message is SyncMessage & { tags: string[] } => message.tags !== undefined;
+export const isEventJob = (message: SyncMessage): message is EventJob => message.tags !== undefined || message.digests !== undefined;
 
 /**
  * Merges the event jobs of one batch (an SQS batch) per pair; any other message stays as it is.

@@ -18,9 +18,10 @@ export interface EnqueuePorts {
 
 export function enqueueEventJobs({ syncQueue, secondaries, logger, metrics }: EnqueuePorts): WebhookDoor['take'] {
   return async (read, receivedAt) => {
-    const jobs = jobsForHints(read.hints, secondaries, receivedAt);
+    const jobs = jobsForHints(read, secondaries, receivedAt);
     if (jobs.length > 0) await syncQueue.send(jobs);
     metrics.add('EventJobsEnqueued', jobs.length);
-    if (jobs.length > 0) logger.info('event jobs enqueued', { jobs: jobs.length, hints: read.hints.length, ignored: read.ignored });
+    if (jobs.length > 0)
+      logger.info('event jobs enqueued', { jobs: jobs.length, hints: read.hints.length, digests: read.digests.length, ignored: read.ignored });
   };
 }

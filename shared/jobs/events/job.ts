@@ -1,12 +1,12 @@
 /**
- * Use-case: an event job, the tags events named for one (repository, secondary) pair, made exact
- * under the pair's lease. A sibling of processSyncMessage: the same lease and record, a targeted
- * sync instead of a full one. Nothing is dropped: a held lease defers the job, tags the primary
- * changed meanwhile or that failed go back to the queue, and a job that keeps failing becomes a
- * full sync of the repository.
+ * Use-case: an event job, the tags and digests events named for one (repository, secondary) pair,
+ * made exact under the pair's lease. A sibling of processSyncMessage: the same lease and record, a
+ * targeted sync instead of a full one. Nothing is dropped: a held lease defers the job, tags the
+ * primary changed meanwhile or that failed and digests not done go back to the queue, and a job
+ * that keeps failing becomes a full sync of the repository.
  */
 import { errorMessage, syncTags, type TagSyncReport } from '../../engine/index.js';
-import type { SyncMessage } from '../messages.js';
+import type { EventJob, SyncMessage } from '../messages.js';
 import type { Budget, Registries, Runtime } from '../ports.js';
 import { FIRST_TAGS, retryDelayMs, withUploads, withoutLease, type LastEvent, type RepositoryRecord } from '../record.js';
 import { underLease } from '../job-frame.js';
@@ -15,7 +15,12 @@ import { processSyncMessage, type SyncOutcome } from '../sync.js';
 import { WORK_FRACTION, delaySeconds } from '../timing.js';
 import { isEventJob } from './coalesce.js';
 
-export type EventJob = SyncMessage & { tags: string[] };
+export type { EventJob };
+
+/** What an event job names, each list possibly empty (the message leaves an empty one out). */
+const workOf = (message: EventJob) => ({ tags: message.tags ?? [], digests: message.digests ?? [] });
+/** The digests a job was asked for, counted for its record and log line; nothing for a job of tags only. */
+const digestCount = (message: EventJob) => (message.digests ? { digests: message.digests.length } : {});
 
 /** Runs of one job's tags before what is left becomes a full sync of the repository. */
 export const MAX_ATTEMPTS = 5;
@@ -52,12 +57,13 @@ export async function processEventJob(message: EventJob, registries: Registries,
   let lagSeconds: number | undefined;
   const ran = await underLease(frame, runtime, now, async (leased) => {
     try {
-      report = await syncTags(registries.primary(), secondary, message.repository, message.tags, {
+      report = await syncTags(registries.primary(), secondary, message.repository, workOf(message).tags, {
         deadline: now + remainingMs * WORK_FRACTION,
         concurrency: runtime.concurrency,
         referrers: runtime.referrers !== false,
         logger,
         ...(message.pushed ? { announced: message.pushed } : {}),
+        ...(message.digests ? { digests: message.digests } : {}),
         ...(leased.record.uploads ? { uploads: leased.record.uploads } : {}),
         onUploadProgress: (sessions) => leased.saveProgress(sessions),
       });
@@ -65,9 +71,9 @@ export async function processEventJob(message: EventJob, registries: Registries,
       failure = error;
     }
     const finished = runtime.clock();
-    // Measured once the secondary holds what the events announced; an unsettled tag's next run measures it.
+    // Measured once the secondary holds what the events announced; an unsettled tag's (or a digest's) next run measures it.
     lagSeconds =
-      report?.status === 'synced' && report.unsettled.length === 0 && message.eventAt !== undefined
+      report?.status === 'synced' && report.unsettled.length === 0 && report.digestsLeft.length === 0 && message.eventAt !== undefined
         ? Math.max(0, finished - message.eventAt) / 1000
         : undefined;
     const uploads = report ? report.uploads : leased.savedUploads;
@@ -77,7 +83,7 @@ export async function processEventJob(message: EventJob, registries: Registries,
     };
   });
   if (ran.kind !== 'ran') return ran;
-  // Whatever became of the record, the tags left to do go back to the queue: the work is never lost.
+  // Whatever became of the record, the tags and digests left to do go back to the queue: the work is never lost.
   await requeue(message, report, runtime);
   observe(message, report, failure, lagSeconds, runtime);
   if (!ran.released) return { kind: 'skipped', reason: 'lease-lost' };
@@ -95,14 +101,16 @@ export function afterEventJob(
   lagSeconds: number | undefined,
 ): RepositoryRecord {
   const at = new Date(message.eventAt ?? message.requestedAt ?? now).toISOString();
+  const { tags } = workOf(message);
   const lastEvent: LastEvent =
     'error' in outcome
       ? {
           at,
           finishedAt: new Date(now).toISOString(),
           status: 'failed',
-          tags: message.tags.length,
-          firstTags: message.tags.slice(0, FIRST_TAGS),
+          tags: tags.length,
+          firstTags: tags.slice(0, FIRST_TAGS),
+          ...digestCount(message),
           copied: 0,
           repaired: 0,
           removed: 0,
@@ -114,6 +122,7 @@ export function afterEventJob(
           status: outcome.status,
           tags: outcome.tags.length,
           firstTags: outcome.tags.slice(0, FIRST_TAGS),
+          ...digestCount(message),
           copied: outcome.done.copied.length,
           repaired: outcome.done.repaired.length,
           removed: outcome.done.removed.length,
@@ -126,16 +135,18 @@ function eventJobError(report: TagSyncReport): string | undefined {
   if (report.failed.length > 0) return `${report.failed.length} tag(s) failed, first ${report.failed[0]!.tag}: ${report.failed[0]!.error}`;
   if (report.removalRefused) return `${report.removalRefused.reason}: ${report.removalRefused.tags.slice(0, FIRST_TAGS).join(', ')}`;
   if (report.skipped.length > 0) return `${report.skipped.length} tag(s) changed on the primary during the job; sent again`;
+  if (report.digestsLeft.length > 0) return `${report.digestsLeft.length} digest(s) not done; sent again`;
   return undefined;
 }
 
 /**
- * The tags a job leaves: those the deadline did not reach go again at once; those the primary
- * changed meanwhile go again at once, and failed ones after a backoff, both counting an attempt;
- * past MAX_ATTEMPTS the repository gets a full sync instead. Unsettled tags (the primary did not
- * show a pushed digest yet) are looked at again after a second, MAX_ATTEMPTS times at most: each
- * run already made them what the primary holds, so an event that never comes true (stale, or
- * forged) ends there. Refused deletes wait for a human.
+ * The tags and digests a job leaves: tags the deadline did not reach go again at once; those the
+ * primary changed meanwhile go again at once, and failed ones after a backoff, both counting an
+ * attempt; digests not done (the engine does not tell failed from not reached) go as failed tags
+ * do; past MAX_ATTEMPTS the repository gets a full sync instead. Unsettled tags (the primary did
+ * not show a pushed digest yet) are looked at again after a second, MAX_ATTEMPTS times at most:
+ * each run already made them what the primary holds, so an event that never comes true (stale,
+ * or forged) ends there. Refused deletes wait for a human. A job that threw leaves everything.
  */
 async function requeue(message: EventJob, report: TagSyncReport | undefined, runtime: Runtime): Promise<void> {
   const pair = { repository: message.repository, secondary: message.secondary };
@@ -145,32 +156,41 @@ async function requeue(message: EventJob, report: TagSyncReport | undefined, run
     const pushed = Object.entries(message.pushed ?? {}).filter(([tag]) => tags.includes(tag));
     return pushed.length > 0 ? { pushed: Object.fromEntries(pushed) } : {};
   };
-  const again = (tags: string[], next: number | undefined) => ({ ...pair, ...carry, tags, ...pushedFor(tags), ...(next ? { attempt: next } : {}) });
-  const failed = report ? report.failed.map((f) => f.tag) : message.tags;
+  const again = ({ tags = [], digests = [] }: { tags?: string[]; digests?: string[] }, next: number | undefined): SyncMessage => ({
+    ...pair,
+    ...carry,
+    ...(tags.length > 0 ? { tags, ...pushedFor(tags) } : {}),
+    ...(digests.length > 0 ? { digests } : {}),
+    ...(next ? { attempt: next } : {}),
+  });
+  const failed = report ? report.failed.map((f) => f.tag) : workOf(message).tags;
+  const digestsLeft = report ? report.digestsLeft : workOf(message).digests;
   const changed = report?.skipped.map((s) => s.tag) ?? [];
   const unsettled = report?.unsettled ?? [];
-  if (report && report.notStarted.length > 0) await runtime.syncQueue.send([again(report.notStarted, message.attempt)]);
+  if (report && report.notStarted.length > 0) await runtime.syncQueue.send([again({ tags: report.notStarted }, message.attempt)]);
   if (unsettled.length > 0) {
     if (attempt > MAX_ATTEMPTS)
       runtime.logger.warn('the primary never showed the digest a push announced; left as the primary holds it', {
         ...pair,
         tags: unsettled.slice(0, FIRST_TAGS),
       });
-    else await runtime.syncQueue.send([again(unsettled, attempt)], { delaySeconds: 1 });
+    else await runtime.syncQueue.send([again({ tags: unsettled }, attempt)], { delaySeconds: 1 });
   }
-  if (failed.length + changed.length === 0) return;
+  if (failed.length + changed.length + digestsLeft.length === 0) return;
   if (attempt > MAX_ATTEMPTS) {
     runtime.logger.warn('event job gave up on its tags; a full sync of the repository follows', {
       ...pair,
       attempts: message.attempt,
       tags: failed.length + changed.length,
+      ...(digestsLeft.length > 0 ? { digests: digestsLeft.length } : {}),
     });
     await runtime.syncQueue.send([{ ...pair, force: true }]);
     return;
   }
-  if (changed.length > 0) await runtime.syncQueue.send([again(changed, attempt)]);
-  if (failed.length > 0) {
-    await runtime.syncQueue.send([again(failed, attempt)], { delaySeconds: delaySeconds(retryDelayMs(attempt - 1, runtime.retry, runtime.random)) });
+  if (changed.length > 0) await runtime.syncQueue.send([again({ tags: changed }, attempt)]);
+  if (failed.length + digestsLeft.length > 0) {
+    const delay = delaySeconds(retryDelayMs(attempt - 1, runtime.retry, runtime.random));
+    await runtime.syncQueue.send([again({ tags: failed, digests: digestsLeft }, attempt)], { delaySeconds: delay });
   }
 }
 
@@ -179,7 +199,7 @@ function observe(message: EventJob, report: TagSyncReport | undefined, failure: 
   const { logger, metrics } = runtime;
   const pair = { repository: message.repository, secondary: message.secondary };
   if (!report) {
-    logger.error('event job failed', { ...pair, tags: message.tags.length, error: errorMessage(failure) });
+    logger.error('event job failed', { ...pair, tags: workOf(message).tags.length, ...digestCount(message), error: errorMessage(failure) });
     metrics.add('EventJobFailed', 1);
     return;
   }
@@ -191,6 +211,8 @@ function observe(message: EventJob, report: TagSyncReport | undefined, failure: 
     removed: report.done.removed.slice(0, FIRST_TAGS),
     unchanged: report.unchanged.length,
     tags: report.tags.length,
+    ...digestCount(message),
+    ...(report.digestsLeft.length > 0 ? { digestsLeft: report.digestsLeft.slice(0, FIRST_TAGS) } : {}),
     ...(report.unsettled.length > 0 ? { unsettled: report.unsettled.slice(0, FIRST_TAGS) } : {}),
     ...(lagSeconds !== undefined ? { lagSeconds: Math.round(lagSeconds * 1000) / 1000 } : {}),
     durationMs: report.durationMs,

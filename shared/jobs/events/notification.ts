@@ -1,8 +1,9 @@
 /**
  * The body of a registry notification (CNCF distribution's `notifications.endpoints`), read as
- * hints: which tag of which repository may have changed. Pure; the request around it (token,
- * headers, size) is the webhook door's, `webhook.ts`. An event never says what a tag holds: the job
- * reads the configured primary, and never the event's `url`, which is not even kept.
+ * hints: which tag, or which manifest pushed or deleted by digest, of which repository may have
+ * changed. Pure; the request around it (token, headers, size) is the webhook door's, `webhook.ts`.
+ * An event never says what a tag or a digest holds: the job reads the configured primary, and
+ * never the event's `url`, which is not even kept.
  */
 import { z } from 'zod';
 import { isValidDigest, validateRepositoryName, validateTag } from '../../engine/index.js';
@@ -24,6 +25,18 @@ export interface TagHint {
   pushed?: string;
 }
 
+/**
+ * A manifest pushed or deleted by digest, with no tag: how cosign, notation and oras push a
+ * referrer (a signature, an SBOM, an attestation) where the registry serves the referrers API.
+ * Like a tag hint it says only where to look: the job makes the digest as the primary holds it now.
+ */
+export interface DigestHint {
+  repository: string;
+  digest: string;
+  action: 'push' | 'delete';
+  at: number;
+}
+
 /** An event left out, and why, for the log (no field of the event beyond these is echoed). */
 export interface SkippedEvent {
   index: number;
@@ -33,7 +46,9 @@ export interface SkippedEvent {
 
 export interface ReadNotifications {
   hints: TagHint[];
-  /** Events that carry no work by design: pulls, mounts, blobs, digest-only deletes, unknown actions. */
+  /** Manifests pushed or deleted by digest alone. */
+  digests: DigestHint[];
+  /** Events that carry no work by design: pulls, mounts, blobs, unknown actions. */
   ignored: number;
   /** Events that should carry work but could not be read: invalid names, malformed targets. */
   invalid: SkippedEvent[];
@@ -63,23 +78,27 @@ const MANIFEST_MEDIA_TYPES = new Set([
   'application/json',
 ]);
 
-/** Actions that can change a tag. Pulls (our own reads raise them) and mounts never do. */
+/** Actions that can change a tag or a manifest. Pulls (our own reads raise them) and mounts never do. */
 const TAG_ACTIONS = new Set(['push', 'delete']);
+
+/** The hints a server hands on: where to look, for tags and for digests. */
+export type EventHints = Pick<ReadNotifications, 'hints' | 'digests'>;
 
 export class InvalidEnvelope extends Error {}
 
 /**
- * The tag hints in one notification body (already parsed JSON). A push or delete naming a tag is
- * a hint for that tag; a digest-only delete is not (registry 2.8 follows it with one tag delete
- * per tag it removed); pulls, mounts, blob events and unknown actions are ignored; an event with
- * an invalid repository or tag is reported in `invalid` and the rest are still read. Throws
- * InvalidEnvelope when the body is not `{"events": [...]}`.
+ * The hints in one notification body (already parsed JSON). A push or delete naming a tag is a
+ * hint for that tag (a digest it carries is at most the push's `pushed`); a manifest push or delete
+ * naming only a digest is a digest hint (registry 2.8 follows a digest delete with one tag delete
+ * per tag it removed, which stay tag hints); pulls, mounts, blob events and unknown actions are
+ * ignored; an event with an invalid repository, tag or digest is reported in `invalid` and the
+ * rest are still read. Throws InvalidEnvelope when the body is not `{"events": [...]}`.
  */
 export function readNotifications(body: unknown, receivedAt: number): ReadNotifications {
   const envelope = Envelope.safeParse(body);
   if (!envelope.success)
     throw new InvalidEnvelope(`not a notification envelope: ${envelope.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
-  const result: ReadNotifications = { hints: [], ignored: 0, invalid: [] };
+  const result: ReadNotifications = { hints: [], digests: [], ignored: 0, invalid: [] };
   envelope.data.events.forEach((raw, index) => {
     const action = typeof (raw as { action?: unknown } | null)?.action === 'string' ? String((raw as { action: string }).action).slice(0, 32) : '?';
     if (!TAG_ACTIONS.has(action)) return void result.ignored++;
@@ -87,16 +106,25 @@ export function readNotifications(body: unknown, receivedAt: number): ReadNotifi
     if (!event.success)
       return void result.invalid.push({ index, action, reason: `malformed event: ${event.error.issues.map((i) => i.path.join('.')).join(', ')}` });
     const { target } = event.data;
-    const isBlob = target.mediaType !== undefined && target.mediaType !== '' && !MANIFEST_MEDIA_TYPES.has(target.mediaType);
-    if (isBlob || target.tag === undefined || target.tag === '') return void result.ignored++;
+    const mediaType = target.mediaType === '' ? undefined : target.mediaType;
+    if (mediaType !== undefined && !MANIFEST_MEDIA_TYPES.has(mediaType)) return void result.ignored++;
+    const tag = target.tag === '' ? undefined : target.tag;
+    // By digest alone, registry 2.8 sends a manifest's delete without a media type (a blob's delete
+    // looks the same, and its job finds no manifest there); a push without one is a blob's.
+    if (tag === undefined && mediaType === undefined && action === 'push') return void result.ignored++;
     try {
       validateRepositoryName(target.repository);
-      validateTag(target.tag);
+      if (tag !== undefined) validateTag(tag);
+      else if (target.digest === undefined || !isValidDigest(target.digest))
+        throw new Error(target.digest === undefined ? 'no tag and no digest' : 'invalid digest');
     } catch (error) {
       return void result.invalid.push({ index, action, reason: (error as Error).message });
     }
-    const pushed = event.data.action === 'push' && target.digest !== undefined && isValidDigest(target.digest) ? { pushed: target.digest } : {};
-    result.hints.push({ repository: target.repository, tag: target.tag, at: eventTime(event.data.timestamp, receivedAt), ...pushed });
+    const at = eventTime(event.data.timestamp, receivedAt);
+    if (tag === undefined)
+      return void result.digests.push({ repository: target.repository, digest: target.digest!, action: action as DigestHint['action'], at });
+    const pushed = action === 'push' && target.digest !== undefined && isValidDigest(target.digest) ? { pushed: target.digest } : {};
+    result.hints.push({ repository: target.repository, tag, at, ...pushed });
   });
   return result;
 }

@@ -87,7 +87,7 @@ export async function answerWebhook(request: WebhookRequest, door: WebhookDoor):
   }
   for (const invalid of answer.read.invalid) logger.warn('event ignored: invalid', invalid);
   await door.take(answer.read, receivedAt);
-  metrics.add('WebhookEvents', answer.read.hints.length);
+  metrics.add('WebhookEvents', accepted(answer.read));
   return respond(200, answerBody(answer));
 }
 
@@ -173,5 +173,10 @@ function tooLarge(): WebhookAnswer {
 /** The JSON body of an answer: counts only, nothing echoed from the request. */
 function answerBody(answer: WebhookAnswer): string {
   if (answer.status !== 200) return JSON.stringify({ error: answer.error });
-  return JSON.stringify({ accepted: answer.read.hints.length, ignored: answer.read.ignored, invalid: answer.read.invalid.length });
+  return JSON.stringify({ accepted: accepted(answer.read), ignored: answer.read.ignored, invalid: answer.read.invalid.length });
+}
+
+/** Events taken as work: tag hints and digest hints. */
+function accepted(read: ReadNotifications): number {
+  return read.hints.length + read.digests.length;
 }
