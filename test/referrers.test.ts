@@ -3,7 +3,10 @@
 // Every outcome is read back over HTTP from the registries themselves.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient, syncRepository, syncTags, validateRepositoryName, verifyRepository } from '../shared/engine/index.js';
-import { runGeoSync } from './support/cli.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { runGeoSync, spawnGeoSync } from './support/cli.js';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
 import { REFERRERS_REGISTRY_START_TIMEOUT_MS, startReferrersRegistry, type ReferrersRegistry } from './support/referrers-registry.js';
 import {
@@ -16,7 +19,7 @@ import {
   readReferrersTagIndex,
   referrersTag,
 } from './support/referrers.js';
-import { startRegistry, type TestRegistry } from './support/registry.js';
+import { freePort, startRegistry, type TestRegistry } from './support/registry.js';
 import { deleteManifest, getManifest, manifestExists, pushImage, pushManifest, pushMultiArch, readTags } from './support/seed.js';
 
 let apiPrimary: ReferrersRegistry;
@@ -282,3 +285,53 @@ describe('the event path: manifests named by digest', () => {
     expect(digests(await readReferrers(apiSecondary.url, repo, image.digest))).toEqual([signature.digest, sbom.digest].sort());
   });
 });
+
+describe('geo-sync listen: a signature pushed by digest, as its notification names it', () => {
+  it('reaches the secondary through the webhook, the event job and the targeted sync', async () => {
+    const repo = 'refs/listen';
+    const image = await pushImage(apiPrimary.url, repo, 'v1', { format: 'oci', seed: 'listen' });
+    await sync(apiPrimary.url, apiSecondary.url, repo);
+    const signature = await pushSignature(apiPrimary.url, repo, image, { seed: 'listen' });
+    const stateDir = await mkdtemp(join(tmpdir(), 'geo-sync-referrers-listen-'));
+    const port = await freePort();
+    const token = 'referrers-listen-token';
+    const { child, done } = spawnGeoSync(['listen', '--port', String(port), '--reconcile-every', '0'], {
+      GEO_SYNC_PRIMARY_URL: apiPrimary.url,
+      GEO_SYNC_SECONDARY_URL: apiSecondary.url,
+      GEO_SYNC_WEBHOOK_TOKEN: token,
+      GEO_SYNC_STATE_DIR: stateDir,
+    });
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      await until(async () => (await fetch(`${url}/healthz`)).status === 200);
+      // The distribution notification a registry sends for a manifest pushed by digest: no tag.
+      const envelope = {
+        events: [
+          { action: 'push', timestamp: new Date().toISOString(), target: { mediaType: signature.mediaType, repository: repo, digest: signature.digest } },
+        ],
+      };
+      const answer = await fetch(`${url}/events`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/vnd.docker.distribution.events.v1+json' },
+        body: JSON.stringify(envelope),
+      });
+      expect(answer.status).toBe(200);
+      await until(async () => (await readReferrers(apiSecondary.url, repo, image.digest)).some((r) => r.digest === signature.digest));
+      expect(Buffer.from((await getManifest(apiSecondary.url, repo, signature.digest))!.bytes)).toEqual(Buffer.from(signature.bytes));
+    } finally {
+      child.kill('SIGTERM');
+      await done;
+      await rm(stateDir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** Polls until `check` holds; a timeout fails the test (never an assertion on speed). */
+async function until(check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check().catch(() => false)) return;
+    if (Date.now() > deadline) throw new Error(`not reached within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
