@@ -18,7 +18,7 @@ import { EXIT, exitCodeFor } from './exit-codes.js';
 import { registerLocalCommands } from './local-commands.js';
 import { endpointsFor, integerIn, logLevel, sharedOption } from './options.js';
 import { registerListenCommand } from './listen.js';
-import { acquireRepositoryLock } from '../local/lock.js';
+import { underRepositoryLock } from '../local/lock.js';
 import { formatPlan, formatSync, formatVerify, syncProgress } from './format.js';
 
 interface CommonOptions {
@@ -97,8 +97,8 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
       const showProgress = !options.json && process.stdout.isTTY === true && process.stderr.isTTY === true;
       const present = { format: options.dryRun ? formatPlan : formatSync, exitCode: syncExitCode };
       setExit(
-        await forEachSecondary(env, options, repository, present, (primary, secondary, logger) =>
-          withLock(options.dryRun ? undefined : secondary.host, repository, () =>
+        await forEachSecondary(env, options, repository, present, (primary, secondary, logger) => {
+          const sync = () =>
             syncRepository(primary, secondary, repository, {
               dryRun: options.dryRun,
               deep: options.deep,
@@ -108,9 +108,10 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
               referrers: options.referrers,
               logger,
               ...(showProgress ? { onProgress: syncProgress(process.stderr) } : {}),
-            }),
-          ),
-        ),
+            });
+          // A dry run writes nothing and takes no lock; a sync takes the one repository lock `run` and `listen` take.
+          return options.dryRun ? sync() : underRepositoryLock(secondary.host, repository, sync);
+        }),
       );
     });
 
@@ -215,16 +216,6 @@ async function withClients<T>(
 }
 
 /** Writes take the repository's lock; a half-written lock of a killed run is taken over. */
-async function withLock<T>(secondaryHost: string | undefined, repository: string, work: () => Promise<T>): Promise<T> {
-  if (secondaryHost === undefined) return work();
-  const release = acquireRepositoryLock(secondaryHost, repository);
-  try {
-    return await work();
-  } finally {
-    release();
-  }
-}
-
 export function syncExitCode(report: SyncReport): number {
   if (report.status === 'synced') return EXIT.ok;
   if (report.status === 'failed') return EXIT.operational;
