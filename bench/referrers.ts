@@ -30,8 +30,12 @@ export interface SideCount {
   headManifest: number;
   getManifest: number;
   referrers: number;
-  /** Referrers requests naming a manifest a primary tag reaches; the rest name a referrer (its own referrers) or the probe's digest. */
+  /** Referrers requests naming a manifest a primary tag reaches, and naming a referrer (its own referrers); the rest is the probe. */
   referrersOnReached: number;
+  referrersOnReferrers: number;
+  /** GETs of tag-schema tags (`sha256-<hex>`) of a manifest a tag reaches, and of a referrer. */
+  tagSchemaOnReached: number;
+  tagSchemaOnReferrers: number;
   tagList: number;
   writes: number;
   other: number;
@@ -109,11 +113,11 @@ async function benchPair(pair: Pair, images: number): Promise<PairResult> {
     log(`${PAIR_LABEL[pair]}: initial sync ${seconds(initial.wallMs)}`);
     await checkCopied(pair, primary.url, secondary.url, truth, seeded);
 
-    const reached = new Set(seeded.map((image) => image.digest));
+    const graph: Graph = { reached: new Set(seeded.map((image) => image.digest)), referrers: new Set(seeded.flatMap((image) => image.referrers)) };
     const counts = {} as PairResult['counts'];
     for (const command of ['no-op sync', 'verify'] as const) {
       const args = (p: string, s: string) => (command === 'verify' ? ['verify', REPOSITORY, '--primary', p, '--secondary', s, '--json'] : syncArgs(p, s));
-      const referrers = await counted(primary.url, secondary.url, args, reached, `geo-sync ${command} (${PAIR_LABEL[pair]})`);
+      const referrers = await counted(primary.url, secondary.url, args, graph, `geo-sync ${command} (${PAIR_LABEL[pair]})`);
       // On the mixed pair --no-referrers takes the tag-schema index tags the sync keeps there for extra tags: a sync
       // removes them, a verify says mismatch (exit 1). So no --no-referrers figure there.
       const noReferrers =
@@ -123,7 +127,7 @@ async function benchPair(pair: Pair, images: number): Promise<PairResult> {
               primary.url,
               secondary.url,
               (p, s) => [...args(p, s), '--no-referrers'],
-              reached,
+              graph,
               `geo-sync ${command} --no-referrers (${PAIR_LABEL[pair]})`,
             );
       counts[command] = { referrers, ...(noReferrers && { noReferrers }) };
@@ -137,10 +141,16 @@ async function benchPair(pair: Pair, images: number): Promise<PairResult> {
       for (const side of ['primary', 'secondary'] as const)
         if (command === 'no-op sync' && referrers[side].writes > 0) log(`WARNING: the no-op sync wrote ${referrers[side].writes} times to the ${side}`);
     }
-    return { pair, tags, reached: reached.size, counts };
+    return { pair, tags, reached: graph.reached.size, counts };
   } finally {
     await Promise.all(started.map((r) => r.stop()));
   }
+}
+
+/** The seeded digests: the manifests the primary's tags reach, and their referrers. */
+interface Graph {
+  reached: ReadonlySet<string>;
+  referrers: ReadonlySet<string>;
 }
 
 interface SeededImage {
@@ -192,28 +202,46 @@ async function counted(
   primaryUrl: string,
   secondaryUrl: string,
   args: (primary: string, secondary: string) => string[],
-  reached: ReadonlySet<string>,
+  graph: Graph,
   what: string,
 ): Promise<Counted> {
   let result: Counted | undefined;
   await countRequests(primaryUrl, secondaryUrl, async (p: FaultProxy, s: FaultProxy) => {
     const run = expectOk(await runOurs(args(p.url, s.url)), what);
-    result = { primary: classify(p.log, reached), secondary: classify(s.log, reached), wallMs: run.wallMs };
+    result = { primary: classify(p.log, graph), secondary: classify(s.log, graph), wallMs: run.wallMs };
   });
   return result!;
 }
 
-export function classify(requests: readonly { method: string; path: string }[], reached: ReadonlySet<string>): SideCount {
-  const count: SideCount = { total: 0, headManifest: 0, getManifest: 0, referrers: 0, referrersOnReached: 0, tagList: 0, writes: 0, other: 0 };
+export function classify(requests: readonly { method: string; path: string }[], graph: Graph): SideCount {
+  const count: SideCount = {
+    total: 0,
+    headManifest: 0,
+    getManifest: 0,
+    referrers: 0,
+    referrersOnReached: 0,
+    referrersOnReferrers: 0,
+    tagSchemaOnReached: 0,
+    tagSchemaOnReferrers: 0,
+    tagList: 0,
+    writes: 0,
+    other: 0,
+  };
   for (const { method, path } of requests) {
     count.total++;
     const route = path.split('?')[0]!;
+    const last = route.slice(route.lastIndexOf('/') + 1);
     if (!['GET', 'HEAD'].includes(method)) count.writes++;
     else if (/\/referrers\/[^/]+$/.test(route)) {
       count.referrers++;
-      if (reached.has(route.slice(route.lastIndexOf('/') + 1))) count.referrersOnReached++;
-    } else if (/\/manifests\/[^/]+$/.test(route)) count[method === 'HEAD' ? 'headManifest' : 'getManifest']++;
-    else if (route.endsWith('/tags/list')) count.tagList++;
+      if (graph.reached.has(last)) count.referrersOnReached++;
+      if (graph.referrers.has(last)) count.referrersOnReferrers++;
+    } else if (/\/manifests\/[^/]+$/.test(route)) {
+      count[method === 'HEAD' ? 'headManifest' : 'getManifest']++;
+      const subject = /^sha256-[0-9a-f]{64}$/.test(last) ? last.replace('-', ':') : undefined;
+      if (method === 'GET' && subject !== undefined && graph.reached.has(subject)) count.tagSchemaOnReached++;
+      if (method === 'GET' && subject !== undefined && graph.referrers.has(subject)) count.tagSchemaOnReferrers++;
+    } else if (route.endsWith('/tags/list')) count.tagList++;
     else count.other++;
   }
   return count;
@@ -222,8 +250,10 @@ export function classify(requests: readonly { method: string; path: string }[], 
 function describeSide(c: SideCount): string {
   const parts = [
     `${c.headManifest} HEAD manifest`,
-    `${c.referrers} GET referrers (${c.referrersOnReached} of tag-reached manifests)`,
-    ...(c.getManifest > 0 ? [`${c.getManifest} GET manifest`] : []),
+    `${c.referrers} GET referrers (${c.referrersOnReached} of tag-reached manifests, ${c.referrersOnReferrers} of referrers)`,
+    ...(c.getManifest > 0
+      ? [`${c.getManifest} GET manifest (tag-schema tags: ${c.tagSchemaOnReached} of tag-reached manifests, ${c.tagSchemaOnReferrers} of referrers)`]
+      : []),
     `${c.tagList} tag list`,
     ...(c.writes > 0 ? [`${c.writes} writes`] : []),
     ...(c.other > 0 ? [`${c.other} other`] : []),
@@ -254,7 +284,7 @@ function rowsOf(result: PairResult): Row[] {
         });
         rows.push({
           size: tags,
-          measure: `referrers, ${label}: ${command} referrers requests per reached manifest, ${side}`,
+          measure: `referrers, ${label}: ${command} referrers requests per reached manifest, ${side} (${on[side].referrersOnReached} of them, ${on[side].referrersOnReferrers} of referrers, ${on[side].referrers - on[side].referrersOnReached - on[side].referrersOnReferrers} probe)`,
           unit: 'req/manifest',
           ours: on[side].referrers / reached,
           peerName: '-',
