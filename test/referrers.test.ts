@@ -211,6 +211,12 @@ describe('a primary with the API, a secondary without (docker-registry 2.8): the
     const verified = await verify(apiPrimary.url, plainSecondary.url, repo);
     expect(verified).toMatchObject({ status: 'synced', secondaryTags: 1, referrers: { secondary: 'tag-schema', missing: [], extra: [] } });
     expect(verified.primaryChecksum).toBe(verified.secondaryChecksum);
+
+    // With referrers turned off, the index tags an earlier run wrote are out of scope, not extra.
+    const off = await sync(apiPrimary.url, plainSecondary.url, repo, { referrers: false, maxPrune: 1 });
+    expect(off).toMatchObject({ status: 'synced', plan: { remove: [] }, done: { removed: [] } });
+    expect(Object.keys(await readTags(plainSecondary.url, repo)).sort()).toEqual(Object.keys(tags).sort());
+    expect((await verify(apiPrimary.url, plainSecondary.url, repo, { referrers: false })).status).toBe('synced');
   });
 
   it('a referrer the primary deleted is dropped from the index tag and deleted from the secondary; the image stays', async () => {

@@ -30,7 +30,9 @@ export interface ReferrerEdge {
 export type ReferrerGraph = Map<string, Referrer[]>;
 
 /** How referrers are handled for one pair in one run: off (no API on the primary, or `--no-referrers`), or each side's store. */
-export type ReferrerMode = { on: false } | { on: true; primary: 'api'; secondary: ReferrerStore };
+export type ReferrerMode =
+  /** `turnedOff`: by the operator (`--no-referrers`), not for want of the API. */
+  { on: false; turnedOff: boolean } | { on: true; primary: 'api'; secondary: ReferrerStore };
 
 /**
  * Whether this pair's referrers are synced, and how: only a primary that serves the API has
@@ -38,18 +40,22 @@ export type ReferrerMode = { on: false } | { on: true; primary: 'api'; secondary
  * probe per registry per run; a secondary is asked only when the primary serves the API.
  */
 export async function referrerMode(primary: RegistryClient, secondary: RegistryClient, repository: Repository, enabled: boolean): Promise<ReferrerMode> {
-  if (!enabled || (await primary.servesReferrers(repository)) !== true) return { on: false };
+  if (!enabled) return { on: false, turnedOff: true };
+  if ((await primary.servesReferrers(repository)) !== true) return { on: false, turnedOff: false };
   // A repository the secondary does not have yet decides nothing: read as the API, nothing is there.
   const served = await secondary.servesReferrers(repository);
   return { on: true, primary: 'api', secondary: served === false ? 'tag-schema' : 'api' };
 }
 
 /**
- * Tags the sync keeps on a tag-schema secondary for the API primary's referrers: not the
- * primary's tags, so neither copied from it nor extra. Those the primary has itself are its tags.
+ * Tag-schema tags on the secondary that are not the primary's tags: those a sync keeps on a
+ * tag-schema secondary for the API primary's referrers (neither copied nor extra), and, with
+ * referrers turned off, any such tag the primary lacks: referrers are then out of the run's scope,
+ * and an earlier run's index tags must not read as extra. Those the primary has itself are its tags.
  */
 export function isDerivedTag(mode: ReferrerMode, tag: string, primaryHas: (tag: string) => boolean): boolean {
-  return mode.on && mode.secondary === 'tag-schema' && isReferrersTag(tag) && !primaryHas(tag);
+  const kept = mode.on ? mode.secondary === 'tag-schema' : mode.turnedOff;
+  return kept && isReferrersTag(tag) && !primaryHas(tag);
 }
 
 /**
@@ -91,13 +97,16 @@ export async function readReferrerGraph(
   roots: readonly string[],
   store: ReferrerStore,
   concurrency: number,
+  /** On a tag-schema side whose tags were listed: those tags, so an index tag the listing lacks is not asked for. */
+  listedTags?: ReadonlySet<string>,
 ): Promise<ReferrerGraph> {
   const graph: ReferrerGraph = new Map();
   let level = [...new Set(roots)];
   for (let depth = 0; depth < MAX_REFERRER_DEPTH && level.length > 0; depth++) {
     const read = new Map<string, Referrer[]>();
     await mapLimit(level, concurrency, async (subject) => {
-      read.set(subject, await referrersOf(client, repository, subject, store));
+      const unlisted = store === 'tag-schema' && listedTags !== undefined && !listedTags.has(referrersTag(subject));
+      read.set(subject, unlisted ? [] : await referrersOf(client, repository, subject, store));
     });
     const next: string[] = [];
     for (const subject of level) {

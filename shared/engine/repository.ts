@@ -102,7 +102,10 @@ export async function syncRepository(
 function wholeRepository(primary: RegistryClient, secondary: RegistryClient, repository: Repository, read: ReadOptions & { dryRun: boolean }): SyncReader {
   return {
     reads: 'repository',
-    read: async () => ({ ...(await readForSync(primary, secondary, repository, read)), failed: [], skipped: [], notStarted: [] }),
+    read: async () => {
+      const sides = await readForSync(primary, secondary, repository, read);
+      return { ...sides, listedTags: new Set(sides.secondaryTags.keys()), failed: [], skipped: [], notStarted: [] };
+    },
     appearedOnPrimary: async (tag) => (await primary.headManifest(repository, tag)) !== null,
     changesOnPrimary: async (planned) => {
       const now = (await readTagMap(primary, repository, read)) ?? new Map<string, string>();
@@ -179,7 +182,9 @@ export async function verifyRepository(
   ]);
   const secondaryTags = new Map([...listed].filter(([tag]) => !isDerivedTag(mode, tag, (t) => primaryTags.has(t))));
   const plan = planRepository(primaryTags, secondaryTags);
-  const edges = mode.on ? await bothGraphs(primary, secondary, repository, mode.secondary, { primaryTags, secondaryTags, heads, concurrency }) : undefined;
+  const edges = mode.on
+    ? await bothGraphs(primary, secondary, repository, mode.secondary, { primaryTags, secondaryTags, listed: new Set(listed.keys()), heads, concurrency })
+    : undefined;
   const report: VerifyReport = {
     repository,
     status: 'synced',
@@ -215,16 +220,23 @@ async function bothGraphs(
   secondary: RegistryClient,
   repository: Repository,
   store: ReferrerStore,
-  sides: { primaryTags: TagMap; secondaryTags: TagMap; heads: { primary: ManifestHead[]; secondary: ManifestHead[] }; concurrency: number },
+  sides: {
+    primaryTags: TagMap;
+    secondaryTags: TagMap;
+    /** Every tag the secondary listed, its tag-schema index tags among them. */
+    listed: ReadonlySet<string>;
+    heads: { primary: ManifestHead[]; secondary: ManifestHead[] };
+    concurrency: number;
+  },
 ): Promise<{ primary: ReferrerEdge[]; secondary: ReferrerEdge[] }> {
   const { concurrency } = sides;
-  const side = async (client: RegistryClient, tags: TagMap, heads: ManifestHead[], via: ReferrerStore) => {
+  const side = async (client: RegistryClient, tags: TagMap, heads: ManifestHead[], via: ReferrerStore, listed?: ReadonlySet<string>) => {
     const roots = await reachedManifests(client, repository, tags.values(), mediaTypesOf(heads), concurrency);
-    return edgesOf(await readReferrerGraph(client, repository, roots, via, concurrency));
+    return edgesOf(await readReferrerGraph(client, repository, roots, via, concurrency, listed));
   };
   const [onPrimary, onSecondary] = await Promise.all([
     side(primary, sides.primaryTags, sides.heads.primary, 'api'),
-    side(secondary, sides.secondaryTags, sides.heads.secondary, store),
+    side(secondary, sides.secondaryTags, sides.heads.secondary, store, sides.listed),
   ]);
   return { primary: onPrimary, secondary: onSecondary };
 }

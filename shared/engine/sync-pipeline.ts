@@ -48,6 +48,8 @@ export interface SidesRead {
   notStarted: string[];
   /** Manifests named by digest (referrers an event pushed or deleted): their subjects' referrers are made exact too. */
   subjects?: string[];
+  /** Every tag the secondary listed (a full read only), the tag-schema index tags among them. */
+  listedTags?: ReadonlySet<string>;
 }
 
 /** What a reader brings to the pipeline. */
@@ -205,9 +207,9 @@ export async function runSyncPipeline(
  * tags of the primary: out of the tag plan (never extra, never removed), kept by the referrer plan.
  */
 function withoutDerivedTags(read: SidesRead, mode: ReferrerMode): SidesRead {
-  if (!mode.on || mode.secondary !== 'tag-schema') return read;
   const derived = [...read.secondaryTags.keys()].filter((tag) => isDerivedTag(mode, tag, (t) => read.primaryTags.has(t)));
   if (derived.length === 0) return read;
+  // Left out of the plan, but still listed: the referrer step reads only the index tags the secondary has.
   const secondaryTags = new Map(read.secondaryTags);
   for (const tag of derived) secondaryTags.delete(tag);
   const kept = new Set(secondaryTags.values());
@@ -237,7 +239,7 @@ async function planPairReferrers(
   const store = mode.secondary === 'api' && (await secondary.servesReferrers(repository)) === false ? 'tag-schema' : mode.secondary;
   const [onPrimary, onSecondary] = await Promise.all([
     readReferrerGraph(primary, repository, roots, 'api', concurrency),
-    readReferrerGraph(secondary, repository, roots, store, concurrency),
+    readReferrerGraph(secondary, repository, roots, store, concurrency, read.listedTags),
   ]);
   mode.secondary = store;
   return planReferrers(onPrimary, onSecondary, store, new Set([...read.secondaryTags.values(), ...planned.values()].filter((d) => d !== undefined)));
