@@ -122,7 +122,14 @@ export async function runSyncPipeline(
   const read = withoutDerivedTags(await reader.read(deadline), mode);
   const plan = planRepository(read.primaryTags, read.secondaryTags);
   let guard = whole ? pruneGuard(plan, read.secondaryTags.size, options.maxPrune) : undefined;
-  logger.info('plan', { repository, copy: plan.copy.length, repair: plan.repair.length, remove: plan.remove.length, guard: guard !== undefined });
+  // A full sync logs its plan; an event job's one line is its outcome (`replicated`), so its plan is for debugging.
+  logger[whole ? 'info' : 'debug']('plan', {
+    repository,
+    copy: plan.copy.length,
+    repair: plan.repair.length,
+    remove: plan.remove.length,
+    guard: guard !== undefined,
+  });
 
   const removing = !guard && plan.remove.length > 0;
   const writing = !dryRun && whole && (plan.copy.length > 0 || plan.repair.length > 0);
