@@ -199,10 +199,6 @@ function dedupe(edges: PlannedEdge[]): PlannedEdge[] {
   return edges.filter((edge) => !seen.has(edge.digest) && (seen.add(edge.digest), true));
 }
 
-export function referrerChanges(plan: ReferrerPlan): number {
-  return plan.copy.reduce((n, level) => n + level.length, 0) + plan.remove.length + plan.indexes.length;
-}
-
 /** The referrers part of a run, where the primary serves the API. */
 export interface ReferrersDone {
   /** Where the secondary keeps them: its own API, or the tag schema (index tags this run keeps). */
@@ -238,7 +234,8 @@ export async function applyReferrerPlan(
     secondary: RegistryClient;
     repository: Repository;
     replicator: Replicator;
-    removing: boolean;
+    /** Why extra referrers are left this run (the prune guard, refused deletes); undefined: they are removed. */
+    removalsHeld: string | undefined;
     concurrency: number;
     logger: EngineLogger;
   },
@@ -261,9 +258,10 @@ export async function applyReferrerPlan(
       }
     });
   }
-  if (!run.removing) {
+  const held = run.removalsHeld;
+  if (held !== undefined) {
     kept.push(...plan.remove);
-    outcome.kept.push(...plan.remove.map((edge) => ({ ...edgeOnly(edge), reason: 'removals held' })));
+    outcome.kept.push(...plan.remove.map((edge) => ({ ...edgeOnly(edge), reason: held })));
   } else {
     await mapLimit(plan.remove, concurrency, async (edge) => {
       try {
@@ -299,7 +297,7 @@ export async function applyReferrerPlan(
 }
 
 /** The edge alone, for reports (the descriptor stays in the plan). */
-function edgeOnly(edge: ReferrerEdge): ReferrerEdge {
+export function edgeOnly(edge: ReferrerEdge): ReferrerEdge {
   return { subject: edge.subject, digest: edge.digest, artifactType: edge.artifactType };
 }
 

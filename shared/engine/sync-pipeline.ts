@@ -12,6 +12,7 @@ import type { Repository } from './oci.js';
 import { planRepository, pruneGuard, pruneGuardOver, type Plan, type PrimaryTagMap } from './planner.js';
 import {
   applyReferrerPlan,
+  edgeOnly,
   emptyReferrerOutcome,
   isDerivedTag,
   mediaTypesOf,
@@ -19,7 +20,6 @@ import {
   reachedManifests,
   readReferrerGraph,
   referrerMode,
-  type ReferrerEdge,
   type ReferrerMode,
   type ReferrerOutcome,
   type ReferrerPlan,
@@ -189,10 +189,12 @@ export async function runSyncPipeline(
   }
   outcome.notStarted.push(...outcome.writes.notStarted, ...outcome.removals.notStarted);
   if (referrerPlan && mode.on) {
-    const referrerRemovals = !guard && referrerPlan.remove.length > 0 && (await removalsAllowed(secondary, repository, deletes));
-    const done = await applyReferrerPlan(referrerPlan, { primary, secondary, repository, replicator, removing: referrerRemovals, concurrency, logger });
-    if (!guard && referrerPlan.remove.length > 0 && !referrerRemovals)
-      for (const kept of done.kept) if (kept.reason === 'removals held') kept.reason = 'the secondary refuses deletes';
+    const removalsHeld = guard
+      ? 'the prune guard held'
+      : referrerPlan.remove.length > 0 && !(await removalsAllowed(secondary, repository, deletes))
+        ? 'the secondary refuses deletes'
+        : undefined;
+    const done = await applyReferrerPlan(referrerPlan, { primary, secondary, repository, replicator, removalsHeld, concurrency, logger });
     outcome.referrers = referrersDone(mode, referrerPlan, done);
   }
   if (options.deep && !deadline.passed()) outcome.deep = await checkTrees(replicator, planned);
@@ -266,10 +268,9 @@ async function removalsAllowed(secondary: RegistryClient, repository: Repository
 }
 
 function referrersDone(mode: Extract<ReferrerMode, { on: true }>, plan: ReferrerPlan, done: ReferrerOutcome): ReferrersDone {
-  const edge = ({ subject, digest, artifactType }: ReferrerEdge) => ({ subject, digest, artifactType });
   return {
     secondary: mode.secondary,
-    plan: { copy: plan.copy.flat().map(edge), remove: plan.remove.map(edge), mismatched: plan.mismatched, indexes: plan.indexes.map((i) => i.subject) },
+    plan: { copy: plan.copy.flat().map(edgeOnly), remove: plan.remove.map(edgeOnly), mismatched: plan.mismatched, indexes: plan.indexes.map((i) => i.subject) },
     done,
   };
 }

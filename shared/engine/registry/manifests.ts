@@ -39,14 +39,7 @@ export class Manifests {
   /** The manifest's exact bytes and media type; null when absent. The digest is checked against the bytes. */
   async getManifest(repository: string, reference: string): Promise<RawManifest | null> {
     const host = this.transport.host;
-    const response = await this.transport.send({
-      method: 'GET',
-      target: `/v2/${repository}/manifests/${reference}`,
-      scopes: pull(repository),
-      headers: { accept: MANIFEST_ACCEPT },
-      expect: [200, 404],
-      maxBytes: MAX_MANIFEST_BYTES,
-    });
+    const response = await this.get(repository, reference);
     if (response.status === 404) return null;
     const mediaType = baseMediaType(response.headers['content-type']) || mediaTypeFromBody(response.body);
     const claimed = response.headers['docker-content-digest'];
@@ -83,14 +76,7 @@ export class Manifests {
    * NAME_UNKNOWN); any other 404 (a proxy's page) is an error.
    */
   async provesAbsent(repository: string, reference: string): Promise<boolean> {
-    const response = await this.transport.send({
-      method: 'GET',
-      target: `/v2/${repository}/manifests/${reference}`,
-      scopes: pull(repository),
-      headers: { accept: MANIFEST_ACCEPT },
-      expect: [200, 404],
-      maxBytes: MAX_MANIFEST_BYTES,
-    });
+    const response = await this.get(repository, reference);
     if (response.status === 200) return false;
     const code = registryErrorCode(response.body);
     if (code === 'MANIFEST_UNKNOWN' || code === 'NAME_UNKNOWN') return true;
@@ -98,6 +84,18 @@ export class Manifests {
       'LISTING_FAILED',
       `registry ${this.transport.host} answered 404 without a registry error for ${repository}:${reference}; not reading that as "no such manifest"`,
     );
+  }
+
+  /** The one manifest GET: its bytes capped, a 404 for the caller to read. */
+  private get(repository: string, reference: string) {
+    return this.transport.send({
+      method: 'GET',
+      target: `/v2/${repository}/manifests/${reference}`,
+      scopes: pull(repository),
+      headers: { accept: MANIFEST_ACCEPT },
+      expect: [200, 404],
+      maxBytes: MAX_MANIFEST_BYTES,
+    });
   }
 }
 
