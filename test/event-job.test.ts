@@ -13,7 +13,8 @@ import { SyncMessage, parseMessage, type VerifyMessage, type FanOutRequest } fro
 import type { Runtime } from '../shared/jobs/ports.js';
 import { newRecord } from '../shared/jobs/record.js';
 import { openRegistries } from '../shared/jobs/registries.js';
-import { jsonLogger, syncTags } from '../shared/engine/index.js';
+import { EVERYTHING, jsonLogger, syncTags } from '../shared/engine/index.js';
+import { unscoped } from './support/scopes.js';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
 import { startRegistryPair, type RegistryPair } from './support/registry.js';
 import { pushImage, readTags } from './support/seed.js';
@@ -69,7 +70,7 @@ function localRuntime(now = Date.now) {
 }
 
 function clients(primaryUrl = registries.primary.url) {
-  return openRegistries({ primary: { url: primaryUrl }, secondaries: [{ name: 'eu', endpoint: { url: registries.secondary.url } }] });
+  return openRegistries({ primary: { url: primaryUrl }, secondaries: [{ name: 'eu', endpoint: { url: registries.secondary.url }, scope: EVERYTHING }] });
 }
 
 const P = () => registries.primary.url;
@@ -215,7 +216,7 @@ describe('an event job naming digests (referrers pushed or deleted by digest)', 
   it('runs with digests alone: from the hint through the queue to the engine, and records the last event', async () => {
     const repository = 'jobs/digests';
     await pushImage(P(), repository, 'v1');
-    const [job] = jobsForHints({ hints: [], digests: [{ repository, digest: D1, action: 'push', at: Date.now() - 500 }] }, ['eu'], Date.now());
+    const [job] = jobsForHints({ hints: [], digests: [{ repository, digest: D1, action: 'push', at: Date.now() - 500 }] }, unscoped('eu'), Date.now());
     const queued = parseMessage(SyncMessage, JSON.stringify(job));
     expect(queued).toEqual(job);
     const { runtime, lines, sent } = localRuntime();

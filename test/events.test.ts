@@ -18,6 +18,7 @@ import { silentLogger } from '../shared/engine/index.js';
 import { SyncMessage, parseInput, parseMessage, type VerifyMessage } from '../shared/jobs/messages.js';
 import { enqueueEventJobs } from '../shared/jobs/events/enqueue.js';
 import { PairScheduler, type PairJob } from '../shared/local/pair-scheduler.js';
+import { unscoped } from './support/scopes.js';
 import { MemoryQueue } from '../shared/local/memory-queue.js';
 import { lastEventCell, parseDuration } from '../shared/cli/listen.js';
 import { newRecord } from '../shared/jobs/record.js';
@@ -350,8 +351,8 @@ describe('coalescing: one job per pair, nothing dropped', () => {
 
   it('gathers the tags of many events for one pair into one job, with the earliest event and request times', () => {
     const pending = new PendingTags();
-    pending.addHints(tagHints([hint('app', 'v2', NOW - 500), hint('app', 'v1', NOW - 900), hint('app', 'v2', NOW - 100)]), ['eu'], NOW);
-    pending.addHints(tagHints([hint('app', 'v3', NOW - 50)]), ['eu'], NOW + 10);
+    pending.addHints(tagHints([hint('app', 'v2', NOW - 500), hint('app', 'v1', NOW - 900), hint('app', 'v2', NOW - 100)]), unscoped('eu'), NOW);
+    pending.addHints(tagHints([hint('app', 'v3', NOW - 50)]), unscoped('eu'), NOW + 10);
 
     expect(pending.take(pairKey({ repository: 'app', secondary: 'eu' }))).toEqual({
       repository: 'app',
@@ -368,7 +369,7 @@ describe('coalescing: one job per pair, nothing dropped', () => {
     const pending = new PendingTags();
     pending.addHints(
       tagHints([{ ...hint('app', 'v1'), pushed: DIGEST }, { ...hint('app', 'v2'), pushed: DIGEST }, { ...hint('app', 'v1'), pushed: D2 }, hint('app', 'v2')]),
-      ['eu'],
+      unscoped('eu'),
       NOW,
     );
     const job = pending.take(pairKey({ repository: 'app', secondary: 'eu' }))!;
@@ -377,14 +378,14 @@ describe('coalescing: one job per pair, nothing dropped', () => {
   });
 
   it('keeps pairs apart: each repository and each secondary its own job', () => {
-    const jobs = jobsForHints(tagHints([hint('a', 'v1'), hint('b', 'v1'), hint('a', 'v2')]), ['eu', 'us'], NOW);
+    const jobs = jobsForHints(tagHints([hint('a', 'v1'), hint('b', 'v1'), hint('a', 'v2')]), unscoped('eu', 'us'), NOW);
     expect(jobs.map((j) => `${j.secondary}/${j.repository}:${j.tags!.join(',')}`).sort()).toEqual(['eu/a:v1,v2', 'eu/b:v1', 'us/a:v1,v2', 'us/b:v1']);
     for (const job of jobs) expect(parseInput(SyncMessage, job)).toEqual(job);
   });
 
   it('turns more than 1,000 pending tags of one pair into a forced full sync of the repository', () => {
     const pending = new PendingTags();
-    pending.addHints(tagHints(Array.from({ length: 1001 }, (_, i) => hint('big', `t${i}`))), ['eu'], NOW);
+    pending.addHints(tagHints(Array.from({ length: 1001 }, (_, i) => hint('big', `t${i}`))), unscoped('eu'), NOW);
     expect(pending.take(pairKey({ repository: 'big', secondary: 'eu' }))).toEqual({ repository: 'big', secondary: 'eu', force: true, requestedAt: NOW });
   });
 
@@ -392,9 +393,9 @@ describe('coalescing: one job per pair, nothing dropped', () => {
     const D2 = `sha256:${'b'.repeat(64)}`;
     const digest = (repository: string, value: string, action: 'push' | 'delete', at = NOW - 1000) => ({ repository, digest: value, action, at });
     const pending = new PendingTags();
-    pending.addHints({ hints: [], digests: [digest('app', D2, 'push', NOW - 300), digest('app', DIGEST, 'push')] }, ['eu'], NOW);
-    pending.addHints({ hints: [hint('app', 'v1', NOW - 200)], digests: [digest('app', D2, 'delete')] }, ['eu'], NOW + 5);
-    pending.addHints({ hints: [], digests: [digest('other', DIGEST, 'delete')] }, ['eu'], NOW);
+    pending.addHints({ hints: [], digests: [digest('app', D2, 'push', NOW - 300), digest('app', DIGEST, 'push')] }, unscoped('eu'), NOW);
+    pending.addHints({ hints: [hint('app', 'v1', NOW - 200)], digests: [digest('app', D2, 'delete')] }, unscoped('eu'), NOW + 5);
+    pending.addHints({ hints: [], digests: [digest('other', DIGEST, 'delete')] }, unscoped('eu'), NOW);
     expect(pending.digestCount).toBe(3);
 
     const job = pending.take(pairKey({ repository: 'app', secondary: 'eu' }))!;
@@ -409,10 +410,12 @@ describe('coalescing: one job per pair, nothing dropped', () => {
     const digests = (n: number) =>
       Array.from({ length: n }, (_, i) => ({ repository: 'big', digest: `sha256:${i.toString(16).padStart(64, '0')}`, action: 'push' as const, at: NOW }));
     const tags = Array.from({ length: 600 }, (_, i) => hint('big', `t${i}`));
-    const atLimit = jobsForHints({ hints: tags, digests: digests(400) }, ['eu'], NOW);
+    const atLimit = jobsForHints({ hints: tags, digests: digests(400) }, unscoped('eu'), NOW);
     expect(atLimit).toEqual([expect.objectContaining({ tags: expect.any(Array), digests: expect.any(Array) })]);
     expect(parseInput(SyncMessage, atLimit[0])).toEqual(atLimit[0]);
-    expect(jobsForHints({ hints: tags, digests: digests(401) }, ['eu'], NOW)).toEqual([{ repository: 'big', secondary: 'eu', force: true, requestedAt: NOW }]);
+    expect(jobsForHints({ hints: tags, digests: digests(401) }, unscoped('eu'), NOW)).toEqual([
+      { repository: 'big', secondary: 'eu', force: true, requestedAt: NOW },
+    ]);
   });
 
   it('merges the event jobs of one SQS batch per pair, and leaves full syncs as they are', () => {
@@ -452,7 +455,7 @@ describe('digest hints reach an event job on both paths', () => {
     const sent: SyncMessage[] = [];
     const take = enqueueEventJobs({
       syncQueue: { send: async (messages) => void sent.push(...messages) },
-      secondaries: ['eu'],
+      secondaries: unscoped('eu'),
       logger: silentLogger,
       metrics: noMetrics,
     });
@@ -469,7 +472,7 @@ describe('digest hints reach an event job on both paths', () => {
       run: async (pairJob) => void ran.push(pairJob),
       logger: silentLogger,
     });
-    scheduler.addHints(read, ['eu'], NOW);
+    scheduler.addHints(read, unscoped('eu'), NOW);
     expect(ran).toEqual([{ kind: 'sync', message: job }]);
     await scheduler.stop(1_000);
   });

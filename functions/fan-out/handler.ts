@@ -9,7 +9,7 @@ const processor = new BatchProcessor(EventType.SQS);
 
 export const handler = async (event: unknown, context: Context) =>
   runtime.invoke(context, (registries, budget) => {
-    const run = (request: FanOutRequest) => fanOut(request, registryCatalog(registries), registries.secondaryNames, runtime, budget, runtime.catalogPageSize);
+    const run = (request: FanOutRequest) => fanOut(request, registryCatalog(registries), registries.secondaries, runtime, budget, runtime.catalogPageSize);
     return isSqsEvent(event)
       ? processPartialResponse(
           event,

@@ -4,7 +4,7 @@
  * "<secondary name>": {...}}; a registry without an entry is used anonymously.
  */
 import { z } from 'zod';
-import { GeoSyncError, invalidInput, type Endpoints } from '../engine/index.js';
+import { GeoSyncError, endpointsFromEnv, invalidInput, type Endpoints } from '../engine/index.js';
 
 export type RegistryCredentials = Record<string, { username: string; password: string }>;
 
@@ -59,11 +59,38 @@ export function parseSecret(text: string | undefined, secretId: string): Registr
   return parsed.data;
 }
 
+/**
+ * The registries a function works with, as the environment names them; a username or password
+ * there (a variable, or a GEO_SYNC_SECONDARIES entry) is refused: on Lambda credentials come from
+ * the secret only, so that no password sits in a function's configuration, readable by anyone who
+ * may read that.
+ */
+export function lambdaEndpoints(env: NodeJS.ProcessEnv): Endpoints {
+  const inEnvironment = ['PRIMARY', 'SECONDARY']
+    .flatMap((role) => ['USERNAME', 'PASSWORD'].map((field) => `GEO_SYNC_${role}_${field}`))
+    .filter((name) => env[name]);
+  if (inEnvironment.length > 0) {
+    throw invalidInput(
+      'INVALID_CONFIG',
+      `${inEnvironment.join(', ')} set in the environment: on Lambda, registry credentials come from the secret GEO_SYNC_CREDENTIALS_SECRET only`,
+    );
+  }
+  const endpoints = endpointsFromEnv(env);
+  const withPassword = endpoints.secondaries.filter((s) => s.endpoint.username !== undefined || s.endpoint.password !== undefined).map((s) => s.name);
+  if (withPassword.length > 0) {
+    throw invalidInput(
+      'INVALID_CONFIG',
+      `GEO_SYNC_SECONDARIES gives a username or password for ${withPassword.join(', ')}: on Lambda, put them in the secret GEO_SYNC_CREDENTIALS_SECRET under each name`,
+    );
+  }
+  return endpoints;
+}
+
 /** The endpoints with each registry's credentials filled in by name ("primary" or the secondary's name). */
 export function withCredentials(endpoints: Endpoints, credentials: RegistryCredentials): Endpoints {
   const fill = <E extends Endpoints['primary']>(endpoint: E, name: string): E => (credentials[name] ? { ...endpoint, ...credentials[name] } : endpoint);
   return {
     primary: fill(endpoints.primary, 'primary'),
-    secondaries: endpoints.secondaries.map((s) => ({ name: s.name, endpoint: fill(s.endpoint, s.name) })),
+    secondaries: endpoints.secondaries.map((s) => ({ ...s, endpoint: fill(s.endpoint, s.name) })),
   };
 }

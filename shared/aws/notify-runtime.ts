@@ -7,7 +7,7 @@
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { z } from 'zod';
-import { endpointsFromEnv, invalidInput } from '../engine/index.js';
+import { invalidInput, secondariesFromEnv } from '../engine/index.js';
 import { enqueueEventJobs, rereadToken, type SyncMessage, type WebhookDoor, type WebhookRequest } from '../jobs/index.js';
 import { readSecretString } from './credentials.js';
 import { createLogger, createMetrics, engineLogger, metricsPort } from './powertools.js';
@@ -37,7 +37,8 @@ export function createNotifyRuntime(
   const metrics = createMetrics();
   const ports = { logger: engineLogger(logger), metrics: metricsPort(metrics) };
   const syncQueue = new SqsQueue<SyncMessage>(new SQSClient({}), parsed.data.GEO_SYNC_SYNC_QUEUE_URL);
-  const secondaries = endpointsFromEnv(env).secondaries.map((s) => s.name);
+  // Only the secondaries' names and scopes: notify reads nothing from the registries.
+  const secondaries = secondariesFromEnv(env);
   return {
     door: {
       ...ports,

@@ -9,9 +9,9 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
-import { DEFAULT_CONCURRENCY, GeoSyncError, endpointsFromEnv, errorMessage, invalidInput } from '../engine/index.js';
+import { DEFAULT_CONCURRENCY, GeoSyncError, errorMessage, invalidInput } from '../engine/index.js';
 import { openRegistries, type Budget, type Queue, type Registries, type Runtime } from '../jobs/index.js';
-import { secretsExtensionCredentials, withCredentials, type CredentialSource } from './credentials.js';
+import { lambdaEndpoints, secretsExtensionCredentials, withCredentials, type CredentialSource } from './credentials.js';
 import { DynamoDbStateStore } from './dynamodb-store.js';
 import { createLogger, createMetrics, engineLogger, metricsPort } from './powertools.js';
 import { SqsQueue } from './sqs-queue.js';
@@ -54,7 +54,7 @@ export function createAwsRuntime(env: NodeJS.ProcessEnv, credentialSource?: Cred
     url ? new SqsQueue<M>(sqs, url) : { send: () => Promise.reject(new GeoSyncError('INVALID_CONFIG', `this function has no ${name} queue configured`)) };
   const credentials =
     credentialSource ?? (config.GEO_SYNC_CREDENTIALS_SECRET ? secretsExtensionCredentials(config.GEO_SYNC_CREDENTIALS_SECRET, env) : async () => ({}));
-  const endpoints = endpointsFromEnv(env);
+  const endpoints = lambdaEndpoints(env);
   const port = engineLogger(logger);
 
   const runtime: AwsRuntime = {

@@ -5,13 +5,17 @@ export function guardLine(reason: string): string {
   return `  guard: ${reason}. Check the primary's tag listing, then raise the limit with --max-prune if this is intended`;
 }
 
+/** `app`, or `app -> dr/app` where the secondary's prefix places the copy elsewhere. */
+const names = (report: { repository: string; secondaryRepository?: string }) =>
+  report.secondaryRepository ? `${report.repository} -> ${report.secondaryRepository}` : report.repository;
+
 const short = (digest: string | undefined) => (digest ? digest.replace(/^(sha\d+:)(.{12}).*$/, '$1$2') : '-');
 const list = (tags: string[], max = 10) => (tags.length > max ? `${tags.slice(0, max).join(', ')}, … (+${tags.length - max})` : tags.join(', '));
 
 export function formatPlan(report: SyncReport): string {
   const { plan } = report;
   const lines = [
-    `${report.repository}: ${plan.copy.length} to copy, ${plan.repair.length} to repair, ${plan.remove.length} to remove (primary ${report.primaryTags} tags, secondary ${report.secondaryTags})`,
+    `${names(report)}: ${plan.copy.length} to copy, ${plan.repair.length} to repair, ${plan.remove.length} to remove (primary ${report.primaryTags} tags, secondary ${report.secondaryTags})`,
   ];
   for (const c of plan.copy) lines.push(`  copy    ${c.tag}  ${short(c.primary)}`);
   for (const c of plan.repair) lines.push(`  repair  ${c.tag}  ${short(c.secondary)} -> ${short(c.primary)}`);
@@ -34,7 +38,7 @@ export function formatSync(report: SyncReport): string {
   const { done } = report;
   const seconds = (report.durationMs / 1000).toFixed(1);
   const lines = [
-    `${report.repository}: ${report.status} (copied ${done.copied.length}, repaired ${done.repaired.length}, removed ${done.removed.length}; ${formatBytes(report.bytesCopied)} in ${report.blobsCopied} blobs, ${report.blobsMounted} mounted; ${seconds} s)`,
+    `${names(report)}: ${report.status} (copied ${done.copied.length}, repaired ${done.repaired.length}, removed ${done.removed.length}; ${formatBytes(report.bytesCopied)} in ${report.blobsCopied} blobs, ${report.blobsMounted} mounted; ${seconds} s)`,
   ];
   if (report.guard) lines.push(guardLine(report.guard.reason));
   lines.push(...removalRefused(report));
@@ -60,10 +64,12 @@ function removalRefused(report: SyncReport): string[] {
 
 export function formatVerify(report: VerifyReport): string {
   const lines = [
-    `${report.repository}: ${report.status}`,
+    `${names(report)}: ${report.status}`,
     `  primary    ${report.primaryChecksum}  (${report.primaryTags} tags, ${report.checksum})`,
     `  secondary  ${report.secondaryChecksum}  (${report.secondaryTags} tags)`,
   ];
+  // Checksums are comparable only under the same scope: its hash is shown with them.
+  if (report.scope.tags !== 'every tag') lines.push(`  scope      ${report.scope.tags}  (scope ${report.scope.hash.slice(0, 12)})`);
   if (report.missing.length) lines.push(`  missing:    ${list(report.missing)}`);
   if (report.extra.length) lines.push(`  extra:      ${list(report.extra)}`);
   for (const m of report.mismatched.slice(0, 10)) lines.push(`  mismatched: ${m.tag}  primary ${short(m.primary)}, secondary ${short(m.secondary)}`);

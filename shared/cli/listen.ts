@@ -19,6 +19,7 @@ export function registerListenCommand(program: Command, { setExitCode, env }: Li
     )
     .addOption(sharedOption.primary())
     .addOption(sharedOption.secondary())
+    .addOption(sharedOption.config(env))
     .addOption(new Option('--port <n>', 'port to listen on').default(8780).argParser(integerIn(0, 65535, '--port')))
     .option('--host <address>', 'address to listen on', '127.0.0.1')
     .addOption(
@@ -35,6 +36,7 @@ export function registerListenCommand(program: Command, { setExitCode, env }: Li
       async (opts: {
         primary?: string;
         secondary?: string;
+        config?: string;
         port: number;
         host: string;
         reconcileEvery: number;
@@ -58,7 +60,7 @@ export function registerListenCommand(program: Command, { setExitCode, env }: Li
         const logger = jsonLogger(level);
         if (first.length < 16) logger.warn('GEO_SYNC_WEBHOOK_TOKEN is short; use at least 32 random characters');
         const listener = await startListener({
-          endpoints: endpointsFor(env, { primary: opts.primary, secondary: opts.secondary }),
+          endpoints: endpointsFor(env, { primary: opts.primary, secondary: opts.secondary, config: opts.config }),
           stateDir: opts.stateDir,
           token,
           host: opts.host,

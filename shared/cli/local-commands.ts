@@ -25,6 +25,7 @@ export function registerLocalCommands(program: Command, options: LocalCommandOpt
     .option('--prefix <prefix>', 'only repositories whose name starts with this')
     .addOption(sharedOption.primary())
     .addOption(sharedOption.secondary())
+    .addOption(sharedOption.config(env))
     .addOption(sharedOption.workers())
     .addOption(sharedOption.concurrency())
     .addOption(sharedOption.noReferrers())
@@ -38,6 +39,7 @@ export function registerLocalCommands(program: Command, options: LocalCommandOpt
         prefix?: string;
         primary?: string;
         secondary?: string;
+        config?: string;
         workers: number;
         concurrency: number;
         referrers: boolean;
@@ -51,7 +53,7 @@ export function registerLocalCommands(program: Command, options: LocalCommandOpt
         if (opts.prefix && opts.repository.length) throw invalidInput('INVALID_OPTION', 'give --repository or --prefix, not both');
         const showProgress = !opts.json && process.stderr.isTTY === true;
         const summary = await runLocal({
-          endpoints: endpointsFor(env, { primary: opts.primary, secondary: opts.secondary }),
+          endpoints: endpointsFor(env, { primary: opts.primary, secondary: opts.secondary, config: opts.config }),
           stateDir: opts.stateDir,
           repositories: opts.repository,
           ...(opts.prefix ? { prefix: opts.prefix } : {}),
@@ -105,6 +107,8 @@ function formatSummary(summary: LocalRunSummary): string {
   if (summary.retriesPending > 0) lines.push(`${summary.retriesPending} retries scheduled for later: run again after the times shown`);
   if (summary.rejected > 0) lines.push(`${summary.rejected} messages rejected (see the logs on stderr)`);
   if (summary.busy.length > 0) lines.push(`left alone, another geo-sync was syncing them: ${summary.busy.join(', ')}`);
+  for (const { secondary, scope } of summary.unmatched ?? [])
+    lines.push(`the scope of ${secondary} keeps none of the primary's repositories (${scope}): nothing was synced there`);
   return lines.join('\n');
 }
 

@@ -4,6 +4,7 @@ import {
   GeoSyncError,
   RegistryClient,
   errorMessage,
+  invalidInput,
   jsonLogger,
   syncRepository,
   validateRepositoryName,
@@ -11,6 +12,7 @@ import {
   type ChecksumKind,
   type EngineLogger,
   type RegistryEndpoint,
+  type Scope,
   type SyncReport,
   type VerifyReport,
 } from '../engine/index.js';
@@ -24,6 +26,7 @@ import { formatPlan, formatSync, formatVerify, syncProgress } from './format.js'
 interface CommonOptions {
   primary?: string;
   secondary?: string;
+  config?: string;
   json?: boolean;
   concurrency: number;
   retries: number;
@@ -62,6 +65,7 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
     command
       .addOption(sharedOption.primary())
       .addOption(sharedOption.secondary())
+      .addOption(sharedOption.config(env))
       .option('--json', 'print one JSON object instead of a summary (several secondaries: { repository, secondaries: [...] })')
       .addOption(sharedOption.concurrency())
       .addOption(new Option('--retries <n>', 'retries of a failed request').default(4).argParser(integerIn(0, 20, '--retries')))
@@ -75,9 +79,10 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
     async (name: string, options: CommonOptions) => {
       const repository = validateRepositoryName(name);
       setExit(
-        await forEachSecondary(env, options, repository, { format: formatPlan, exitCode: syncExitCode }, (primary, secondary, logger) =>
+        await forEachSecondary(env, options, repository, { format: formatPlan, exitCode: syncExitCode }, (primary, secondary, logger, scope) =>
           syncRepository(primary, secondary, repository, {
             dryRun: true,
+            tags: scope.tags,
             concurrency: options.concurrency,
             gitlabApi: options.gitlabApi,
             referrers: options.referrers,
@@ -97,10 +102,11 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
       const showProgress = !options.json && process.stdout.isTTY === true && process.stderr.isTTY === true;
       const present = { format: options.dryRun ? formatPlan : formatSync, exitCode: syncExitCode };
       setExit(
-        await forEachSecondary(env, options, repository, present, (primary, secondary, logger) => {
+        await forEachSecondary(env, options, repository, present, (primary, secondary, logger, scope) => {
           const sync = () =>
             syncRepository(primary, secondary, repository, {
               dryRun: options.dryRun,
+              tags: scope.tags,
               deep: options.deep,
               maxPrune: options.maxPrune,
               concurrency: options.concurrency,
@@ -110,7 +116,7 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
               ...(showProgress ? { onProgress: syncProgress(process.stderr) } : {}),
             });
           // A dry run writes nothing and takes no lock; a sync takes the one repository lock `run` and `listen` take.
-          return options.dryRun ? sync() : underRepositoryLock(secondary.host, repository, sync);
+          return options.dryRun ? sync() : underRepositoryLock(secondary.host, secondary.at(repository), sync);
         }),
       );
     });
@@ -125,9 +131,10 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
     .action(async (name: string, options: CommonOptions & { deep?: boolean; checksum: ChecksumKind }) => {
       const repository = validateRepositoryName(name);
       setExit(
-        await forEachSecondary(env, options, repository, { format: formatVerify, exitCode: verifyExitCode }, (primary, secondary, logger) =>
+        await forEachSecondary(env, options, repository, { format: formatVerify, exitCode: verifyExitCode }, (primary, secondary, logger, scope) =>
           verifyRepository(primary, secondary, repository, {
             deep: options.deep,
+            tags: scope.tags,
             checksum: options.checksum,
             concurrency: options.concurrency,
             gitlabApi: options.gitlabApi,
@@ -159,19 +166,30 @@ async function forEachSecondary<R extends object>(
   options: CommonOptions,
   repository: string,
   present: Presenter<R>,
-  act: (primary: RegistryClient, secondary: RegistryClient, logger: EngineLogger) => Promise<R>,
+  act: (primary: RegistryClient, secondary: RegistryClient, logger: EngineLogger, scope: Scope) => Promise<R>,
 ): Promise<number> {
-  return withClients(env, options, async (primary, secondaries, logger) => {
-    if (secondaries.length === 1) {
-      const report = await act(primary, secondaries[0]!.client, logger);
+  return withClients(env, options, async (primary, all, logger) => {
+    // What lies outside a secondary's scope is never touched: asked by name, that is an error; among several, that one is passed over.
+    const secondaries = all.filter(({ scope }) => scope.hasRepository(repository));
+    if (all.length === 1 && secondaries.length === 0) {
+      const { name, scope } = all[0]!;
+      throw invalidInput('OUT_OF_SCOPE', `${repository} is outside the scope of the secondary ${name} (${scope.text}): nothing was done`);
+    }
+    if (all.length === 1) {
+      const { client, scope } = secondaries[0]!;
+      const report = await act(primary, client, logger, scope);
       print(options.json ? report : present.format(report), options.json);
       return present.exitCode(report);
     }
     const entries: object[] = [];
     let worst: number = EXIT.ok;
-    for (const { name, client } of secondaries) {
+    for (const { name, scope } of all.filter((entry) => !secondaries.includes(entry))) {
+      entries.push({ secondary: name, outOfScope: true, scope: scope.text });
+      if (!options.json) print(`[${name}] ${repository}: outside this secondary's scope (${scope.text}); nothing done`, false);
+    }
+    for (const { name, client, scope } of secondaries) {
       try {
-        const report = await act(primary, client, logger);
+        const report = await act(primary, client, logger, scope);
         entries.push({ secondary: name, ...report });
         worst = Math.max(worst, present.exitCode(report));
         if (!options.json) print(prefixLines(`[${name}] `, present.format(report)), false);
@@ -192,21 +210,21 @@ async function forEachSecondary<R extends object>(
 async function withClients<T>(
   env: NodeJS.ProcessEnv,
   options: CommonOptions,
-  work: (primary: RegistryClient, secondaries: { name: string; client: RegistryClient }[], logger: EngineLogger) => Promise<T>,
+  work: (primary: RegistryClient, secondaries: { name: string; client: RegistryClient; scope: Scope }[], logger: EngineLogger) => Promise<T>,
 ): Promise<T> {
   const logger = jsonLogger(logLevel(options.logLevel));
-  const endpoints = endpointsFor(env, { primary: options.primary, secondary: options.secondary });
+  const endpoints = endpointsFor(env, { primary: options.primary, secondary: options.secondary, config: options.config });
   const withCa = <E extends { caFile?: string }>(endpoint: E): E => (options.caFile ? { ...endpoint, caFile: options.caFile } : endpoint);
   const transport = { concurrency: options.concurrency, retries: options.retries, logger };
   const opened: RegistryClient[] = [];
-  const open = (endpoint: RegistryEndpoint) => {
-    const client = new RegistryClient(withCa(endpoint), transport);
+  const open = (endpoint: RegistryEndpoint, prefix?: string) => {
+    const client = new RegistryClient(withCa(endpoint), { ...transport, prefix });
     opened.push(client);
     return client;
   };
   try {
     const primary = open(endpoints.primary);
-    const secondaries = endpoints.secondaries.map(({ name, endpoint }) => ({ name, client: open(endpoint) }));
+    const secondaries = endpoints.secondaries.map(({ name, endpoint, scope }) => ({ name, client: open(endpoint, scope.prefix), scope }));
     return await work(primary, secondaries, logger);
   } finally {
     // What each registry cost, and the in-flight limit it settled at: the figure to tune --concurrency by.

@@ -35,6 +35,11 @@ export function fraction(value: string): number {
 export const sharedOption = {
   noReferrers: () =>
     new Option('--no-referrers', 'leave OCI 1.1 referrers (signatures, SBOMs, attestations) out, even where the primary serves the referrers API'),
+  config: (env: NodeJS.ProcessEnv) =>
+    new Option(
+      '--config <file>',
+      'YAML or JSON list of secondaries with their scopes and prefixes (env GEO_SYNC_CONFIG); instead of GEO_SYNC_SECONDARIES',
+    ).default(env.GEO_SYNC_CONFIG || undefined),
   primary: () => new Option('--primary <url>', 'primary registry URL (env GEO_SYNC_PRIMARY_URL); http:// only when written'),
   secondary: () =>
     new Option(
@@ -63,7 +68,7 @@ export function logLevel(value: string): LogLevel {
 }
 
 /** The registries of a command, from its options and the environment; a missing one is named with the option that gives it too. */
-export function endpointsFor(env: NodeJS.ProcessEnv, overrides: { primary?: string; secondary?: string }): Endpoints {
+export function endpointsFor(env: NodeJS.ProcessEnv, overrides: { primary?: string; secondary?: string; config?: string }): Endpoints {
   try {
     return endpointsFromEnv(env, overrides);
   } catch (error) {

@@ -13,10 +13,14 @@ export type ChecksumKind = (typeof CHECKSUM_KINDS)[number];
  *   with no referrers it equals canonical.
  * canonical: SHA-256 hex over `tag\tdigest\n` lines in byte order of tags (unambiguous).
  * gitlab: SHA-256 hex over `tag+digest` concatenated in tag order, as GitLab Geo computes it.
+ * Under a tag scope (`scopeHash`, the hash of its text) full starts with one line `scope\t<hash>\n`,
+ * so that two full checksums under different scopes never read as equal; canonical and gitlab stay
+ * the formulas others compute, and the report beside them names the scope.
  */
-export function tagChecksum(tags: TagMap, kind: ChecksumKind = 'canonical', referrers: readonly ReferrerEdge[] = []): string {
+export function tagChecksum(tags: TagMap, kind: ChecksumKind = 'canonical', referrers: readonly ReferrerEdge[] = [], scopeHash?: string): string {
   const names = [...tags.keys()].sort(byteOrder);
   const hash = createHash('sha256');
+  if (kind === 'full' && scopeHash !== undefined) hash.update(`scope\t${scopeHash}\n`);
   for (const name of names) hash.update(kind === 'gitlab' ? `${name}${tags.get(name)}` : `${name}\t${tags.get(name)}\n`);
   if (kind === 'full') {
     const edges = [...referrers].sort((a, b) => byteOrder(a.subject, b.subject) || byteOrder(a.digest, b.digest));

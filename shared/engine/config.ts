@@ -1,9 +1,20 @@
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
 import { GeoSyncError, invalidInput } from './errors.js';
 import type { RegistryEndpoint } from './registry/transport.js';
+import { EVERYTHING, compileScope, type Scope } from './scope.js';
+
+export interface SecondarySite {
+  name: string;
+  endpoint: RegistryEndpoint;
+  /** What this secondary keeps of the primary, and under which prefix (scope.ts). */
+  scope: Scope;
+}
 
 export interface Endpoints {
   primary: RegistryEndpoint;
-  secondaries: { name: string; endpoint: RegistryEndpoint }[];
+  secondaries: SecondarySite[];
 }
 
 type Env = Record<string, string | undefined>;
@@ -11,27 +22,121 @@ type Env = Record<string, string | undefined>;
 /** A secondary site's name, in GEO_SYNC_SECONDARIES and in messages: 1-64 letters, digits, . _ - */
 export const SECONDARY_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
+const patterns = z.strictObject({ include: z.array(z.string()).optional(), exclude: z.array(z.string()).optional() });
+
+/** One secondary as GEO_SYNC_SECONDARIES or a --config file writes it; a field not listed here is an error. */
+const secondaryEntry = z.strictObject({
+  name: z.string().regex(SECONDARY_NAME, 'letters, digits, . _ - (1 to 64)'),
+  url: z.string().min(1),
+  username: z.string().optional(),
+  password: z.string().optional(),
+  caFile: z.string().optional(),
+  repositories: patterns.optional(),
+  tags: patterns.optional(),
+  prefix: z.string().optional(),
+});
+export type SecondaryEntry = z.infer<typeof secondaryEntry>;
+
 /**
  * Registries from the environment: GEO_SYNC_PRIMARY_URL (+ _USERNAME, _PASSWORD, _CA_FILE) and
- * either GEO_SYNC_SECONDARY_URL (+ the same) or GEO_SYNC_SECONDARIES, a JSON array of
- * {name, url, username?, password?, caFile?} for several secondary sites. Overrides win; the
- * secondary override is the name of a GEO_SYNC_SECONDARIES entry, or else a URL.
+ * either GEO_SYNC_SECONDARY_URL (+ the same) or a list of secondaries, each {name, url, username?,
+ * password?, caFile?, repositories?, tags?, prefix?}: GEO_SYNC_SECONDARIES (JSON), or a YAML or
+ * JSON file (`config`, env GEO_SYNC_CONFIG), never both. Overrides win; the secondary override is
+ * the name of a listed secondary, or else a URL (which keeps everything, under no prefix).
  */
-export function endpointsFromEnv(env: Env, overrides: { primary?: string; secondary?: string } = {}): Endpoints {
+export function endpointsFromEnv(env: Env, overrides: { primary?: string; secondary?: string; config?: string } = {}): Endpoints {
   const primary = endpointFromEnv(env, 'PRIMARY', overrides.primary);
-  const configured = env.GEO_SYNC_SECONDARIES ? parseSecondaries(env.GEO_SYNC_SECONDARIES) : undefined;
+  return { primary, secondaries: secondariesFromEnv(env, overrides) };
+}
+
+/** The secondaries alone, as endpointsFromEnv finds them: for a function that never talks to the primary. */
+export function secondariesFromEnv(env: Env, overrides: { secondary?: string; config?: string } = {}): SecondarySite[] {
+  const configured = configuredSecondaries(env, overrides.config);
   const chosen = overrides.secondary;
   if (chosen !== undefined) {
     // A configured name wins, even one that could be a host name (`registry.example.com`).
-    const named = configured?.find((entry) => entry.name === chosen);
-    if (named) return { primary, secondaries: [named] };
+    const named = configured?.sites.find((entry) => entry.name === chosen);
+    if (named) return [named];
     if (!looksLikeUrl(chosen)) {
-      const known = configured ? `GEO_SYNC_SECONDARIES names ${configured.map((entry) => entry.name).join(', ')}` : 'GEO_SYNC_SECONDARIES is not set';
+      const known = configured ? `${configured.source} names ${configured.sites.map((entry) => entry.name).join(', ')}` : 'GEO_SYNC_SECONDARIES is not set';
       throw invalidInput('UNKNOWN_SECONDARY', `unknown secondary ${JSON.stringify(chosen)}: ${known}; for a registry URL write https://${chosen}`);
     }
   }
-  if (configured && chosen === undefined) return { primary, secondaries: configured };
-  return { primary, secondaries: [{ name: 'secondary', endpoint: endpointFromEnv(env, 'SECONDARY', chosen) }] };
+  if (configured && chosen === undefined) return configured.sites;
+  return [{ name: 'secondary', endpoint: endpointFromEnv(env, 'SECONDARY', chosen), scope: EVERYTHING }];
+}
+
+/** The list of secondaries and where it came from; undefined when none is configured. */
+function configuredSecondaries(env: Env, file: string | undefined): { source: string; sites: SecondarySite[] } | undefined {
+  const path = file ?? (env.GEO_SYNC_CONFIG || undefined);
+  if (path !== undefined && env.GEO_SYNC_SECONDARIES) {
+    // One source for each setting: two lists would leave the reader guessing which one ran.
+    throw invalidInput('INVALID_CONFIG', `both GEO_SYNC_SECONDARIES and the config file ${path} list secondaries: keep one`);
+  }
+  if (path !== undefined) return { source: path, sites: parseSecondaries(readConfigFile(path), path) };
+  if (env.GEO_SYNC_SECONDARIES) return { source: 'GEO_SYNC_SECONDARIES', sites: parseSecondaries(parseJson(env.GEO_SYNC_SECONDARIES), 'GEO_SYNC_SECONDARIES') };
+  return undefined;
+}
+
+/** A YAML or JSON file (JSON is YAML too); duplicate keys are an error, as elsewhere. */
+function readConfigFile(path: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw invalidInput('INVALID_CONFIG', `cannot read the config file ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  try {
+    return parseYaml(text, { uniqueKeys: true, prettyErrors: true });
+  } catch (error) {
+    throw invalidInput('INVALID_CONFIG', `the config file ${path} is neither YAML nor JSON: ${(error as Error).message.split('\n')[0]}`);
+  }
+}
+
+function parseJson(json: string): unknown {
+  try {
+    return JSON.parse(json);
+  } catch {
+    throw invalidInput('INVALID_CONFIG', 'GEO_SYNC_SECONDARIES is not valid JSON');
+  }
+}
+
+/**
+ * The configured secondaries, each checked whole: an unknown field, a wrong type, a bad pattern
+ * or prefix is an error naming the entry and the field, never a silent match-all.
+ */
+export function parseSecondaries(parsed: unknown, source: string): SecondarySite[] {
+  if (!Array.isArray(parsed) || parsed.length === 0) {
+    throw invalidInput('INVALID_CONFIG', `${source} must be a non-empty list of secondaries, each {name, url}`);
+  }
+  const names = new Set<string>();
+  return parsed.map((item: unknown, index) => {
+    const label = `${source}[${index}]${isNamed(item) ? ` (${item.name})` : ''}`;
+    const result = secondaryEntry.safeParse(item);
+    if (!result.success) throw invalidInput('INVALID_CONFIG', `${label}: ${describeIssue(result.error.issues[0]!)}`);
+    const entry = result.data;
+    if (names.has(entry.name)) throw invalidInput('INVALID_CONFIG', `${source} names ${JSON.stringify(entry.name)} twice`);
+    names.add(entry.name);
+    const endpoint = withoutUndefined({ url: entry.url, username: entry.username, password: entry.password, caFile: entry.caFile });
+    return { name: entry.name, endpoint, scope: compileScope(entry, label) };
+  });
+}
+
+function isNamed(item: unknown): item is { name: string } {
+  return typeof item === 'object' && item !== null && typeof (item as { name?: unknown }).name === 'string';
+}
+
+function describeIssue(issue: z.ZodIssue): string {
+  const field = issue.path
+    .map((part) => (typeof part === 'number' ? `[${part}]` : `.${part}`))
+    .join('')
+    .replace(/^\./, '');
+  if (issue.code === 'unrecognized_keys')
+    return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}${field ? ` in ${field}` : ''}`;
+  if (issue.code === 'invalid_type' && issue.received === 'undefined') return `"${field}" is required`;
+  if (issue.code === 'invalid_type')
+    return `${field || 'the entry'} must be ${issue.expected === 'object' ? 'an object' : `a ${issue.expected}`}, not ${issue.received}`;
+  return `${field}: ${issue.message}`;
 }
 
 /** `https://…`, `host.domain`, `host:port`, `[::1]`, `localhost`; a bare word is a secondary's name. */
@@ -58,29 +163,6 @@ function endpointFromEnv(env: Env, role: 'PRIMARY' | 'SECONDARY', url: string | 
     username: env[`GEO_SYNC_${role}_USERNAME`],
     password: env[`GEO_SYNC_${role}_PASSWORD`],
     caFile: env[`GEO_SYNC_${role}_CA_FILE`],
-  });
-}
-
-function parseSecondaries(json: string): Endpoints['secondaries'] {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(json);
-  } catch {
-    throw invalidInput('INVALID_CONFIG', 'GEO_SYNC_SECONDARIES is not valid JSON');
-  }
-  if (!Array.isArray(parsed) || parsed.length === 0) {
-    throw invalidInput('INVALID_CONFIG', 'GEO_SYNC_SECONDARIES must be a non-empty JSON array of {name, url}');
-  }
-  const names = new Set<string>();
-  return parsed.map((item: unknown, index) => {
-    const entry = item as Record<string, unknown> | null;
-    if (!entry || typeof entry.url !== 'string' || typeof entry.name !== 'string' || !SECONDARY_NAME.test(entry.name)) {
-      throw invalidInput('INVALID_CONFIG', `GEO_SYNC_SECONDARIES[${index}] needs a "name" (letters, digits, . _ -) and a "url"`);
-    }
-    if (names.has(entry.name)) throw invalidInput('INVALID_CONFIG', `GEO_SYNC_SECONDARIES names ${JSON.stringify(entry.name)} twice`);
-    names.add(entry.name);
-    const text = (key: string) => (typeof entry[key] === 'string' ? (entry[key] as string) : undefined);
-    return { name: entry.name, endpoint: withoutUndefined({ url: entry.url, username: text('username'), password: text('password'), caFile: text('caFile') }) };
   });
 }
 

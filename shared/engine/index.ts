@@ -5,7 +5,8 @@
 export { backoffDelay } from './backoff.js';
 export { CHECKSUM_KINDS, tagChecksum, type ChecksumKind } from './checksum.js';
 export { DEFAULT_CONCURRENCY, workerPool } from './concurrency.js';
-export { MissingRegistryError, SECONDARY_NAME, endpointsFromEnv, type Endpoints } from './config.js';
+export { MissingRegistryError, SECONDARY_NAME, endpointsFromEnv, parseSecondaries, secondariesFromEnv, type Endpoints, type SecondarySite } from './config.js';
+export { EVERYTHING, EVERY_TAG, compileScope, type Scope, type ScopeConfig, type TagScope } from './scope.js';
 export { ERROR_CODES, GeoSyncError, RegistryError, errorMessage, invalidInput, type ErrorCode, type GeoSyncErrorCode } from './errors.js';
 export { isLogLevel, jsonLogger, silentLogger, type EngineLogger, type LogLevel } from './log.js';
 export { isValidDigest, validateDigest, validateRepositoryName, validateTag, type Repository } from './oci.js';

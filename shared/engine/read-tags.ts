@@ -12,6 +12,8 @@ export interface ReadOptions {
   gitlabApi?: boolean;
   /** Told each HEAD made (digest, type, size): which manifests are indexes, for the referrers of their children. */
   onHead?: (head: ManifestHead) => void;
+  /** The tags a scope keeps: the others are dropped as listed, before any HEAD (default: every tag). */
+  keep?: (tag: string) => boolean;
 }
 
 /**
@@ -27,6 +29,12 @@ export async function readTagMap(client: RegistryClient, repository: Repository,
 
 /** Tag names, with digests already filled in where GitLab's tag API gave them. Null when the repository does not exist. */
 async function listTagNames(client: RegistryClient, repository: Repository, options: ReadOptions): Promise<Map<string, string | undefined> | null> {
+  const listed = await listAllTagNames(client, repository, options);
+  const keep = options.keep;
+  return listed && keep ? new Map([...listed].filter(([tag]) => keep(tag))) : listed;
+}
+
+async function listAllTagNames(client: RegistryClient, repository: Repository, options: ReadOptions): Promise<Map<string, string | undefined> | null> {
   const gitlab = options.gitlabApi !== false && (await client.hasGitlabTagApi());
   const withDigests = gitlab ? await client.listTagDigestsGitlab(repository) : null;
   if (withDigests !== null) return withDigests;
@@ -95,7 +103,11 @@ export async function readForSync(
   repository: Repository,
   options: ReadOptions & { dryRun?: boolean },
 ): Promise<SyncSides> {
-  const [primaryTags, listed] = await Promise.all([listTagNames(primary, repository, options), listTagNames(secondary, repository, options)]);
+  // The secondary is read whole, its out-of-scope tags too: what they point at is never removed with an in-scope one.
+  const [primaryTags, listed] = await Promise.all([
+    listTagNames(primary, repository, options),
+    listTagNames(secondary, repository, { ...options, keep: undefined }),
+  ]);
   if (primaryTags === null) throw primaryNotFound(primary, repository);
   const secondaryTags = listed ?? new Map<string, string | undefined>();
   const secondaryHeads: ManifestHead[] = [];

@@ -12,6 +12,7 @@ import { Replicator, type MissingObject } from './replicate.js';
 import type { VerifyStatus } from './status.js';
 import { SyncReportBuilder, type SyncReport, type TagSkip } from './sync-report.js';
 import { changeOnPrimary, runSyncPipeline, type SyncReader } from './sync-pipeline.js';
+import { EVERY_TAG, type TagScope } from './scope.js';
 import type { UploadSession } from './upload-session.js';
 
 export interface SyncOptions {
@@ -35,6 +36,8 @@ export interface SyncOptions {
   onUploadProgress?: (sessions: UploadSession[]) => Promise<void>;
   /** Sync the referrers (OCI 1.1) of what the tags reach, where the primary serves the API (default true). */
   referrers?: boolean;
+  /** The tags the secondary keeps (default every tag); the others are never read on the primary, nor copied, repaired or removed. */
+  tags?: TagScope;
 }
 
 /**
@@ -51,7 +54,13 @@ export async function syncRepository(
   const startedAt = Date.now();
   const logger = options.logger ?? silentLogger;
   const dryRun = options.dryRun ?? false;
-  const read: ReadOptions = { concurrency: options.concurrency ?? DEFAULT_CONCURRENCY, logger, gitlabApi: options.gitlabApi };
+  const tags = options.tags ?? EVERY_TAG;
+  const read: ReadOptions = {
+    concurrency: options.concurrency ?? DEFAULT_CONCURRENCY,
+    logger,
+    gitlabApi: options.gitlabApi,
+    ...(tags.all ? {} : { keep: tags.has }),
+  };
   const outcome = await runSyncPipeline(primary, secondary, repository, wholeRepository(primary, secondary, repository, { ...read, dryRun }), {
     dryRun,
     deep: options.deep ?? false,
@@ -63,6 +72,7 @@ export async function syncRepository(
     onUploadProgress: options.onUploadProgress,
     onProgress: options.onProgress,
     referrers: options.referrers ?? true,
+    tags,
   });
 
   const report = new SyncReportBuilder({
@@ -83,8 +93,10 @@ export async function syncRepository(
   report.uploadsLeft(outcome.uploads);
   if (outcome.referrers) report.referrersSynced(outcome.referrers);
   const done = report.finish(outcome.stats);
+  if (secondary.prefix) done.secondaryRepository = secondary.at(repository);
   logger.info('sync finished', {
     repository: done.repository,
+    ...(done.secondaryRepository ? { secondaryRepository: done.secondaryRepository } : {}),
     status: done.status,
     copied: done.done.copied.length,
     repaired: done.done.repaired.length,
@@ -129,6 +141,8 @@ export interface VerifyOptions {
   gitlabApi?: boolean;
   /** Compare the referrers (OCI 1.1) of what the tags reach, where the primary serves the API (default true). */
   referrers?: boolean;
+  /** The tags compared (default every tag): the checksums are over these, and the report names the scope. */
+  tags?: TagScope;
 }
 
 /** A referrer on one side and not the other, or with another artifactType. */
@@ -136,8 +150,12 @@ export type ReferrerDifference = ReferrerEdge & { secondaryArtifactType?: string
 
 export interface VerifyReport {
   repository: string;
+  /** The repository's name on the secondary, where a prefix places it elsewhere. */
+  secondaryRepository?: string;
   status: VerifyStatus;
   checksum: ChecksumKind;
+  /** The tags the checksums are over: the scope in words and the SHA-256 of those words. Checksums under different hashes are not comparable. */
+  scope: { tags: string; hash: string };
   primaryChecksum: string;
   secondaryChecksum: string;
   primaryTags: number;
@@ -173,7 +191,8 @@ export async function verifyRepository(
 ): Promise<VerifyReport> {
   const kind = options.checksum ?? 'full';
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
-  const read = { concurrency, logger: options.logger, gitlabApi: options.gitlabApi };
+  const scope = options.tags ?? EVERY_TAG;
+  const read = { concurrency, logger: options.logger, gitlabApi: options.gitlabApi, ...(scope.all ? {} : { keep: scope.has }) };
   const mode = await referrerMode(primary, secondary, repository, options.referrers ?? true);
   const heads = { primary: [] as ManifestHead[], secondary: [] as ManifestHead[] };
   const [primaryTags, listed] = await Promise.all([
@@ -187,10 +206,12 @@ export async function verifyRepository(
     : undefined;
   const report: VerifyReport = {
     repository,
+    ...(secondary.prefix ? { secondaryRepository: secondary.at(repository) } : {}),
     status: 'synced',
     checksum: kind,
-    primaryChecksum: tagChecksum(primaryTags, kind, edges?.primary),
-    secondaryChecksum: tagChecksum(secondaryTags, kind, edges?.secondary),
+    scope: { tags: scope.text, hash: scope.hash },
+    primaryChecksum: tagChecksum(primaryTags, kind, edges?.primary, scope.all ? undefined : scope.hash),
+    secondaryChecksum: tagChecksum(secondaryTags, kind, edges?.secondary, scope.all ? undefined : scope.hash),
     primaryTags: primaryTags.size,
     secondaryTags: secondaryTags.size,
     missing: plan.copy.map((c) => c.tag),

@@ -29,6 +29,7 @@ import type { DeleteSupport, ManifestHead, RegistryClient } from './registry/cli
 import { Replicator, UploadPaused, cancelUploads, type ReplicationStats } from './replicate.js';
 import type { TagFailure, TagSkip, WriteOutcome } from './sync-report.js';
 import { TagRemover, probeDeletes, type RemovalOutcome, type RemovalRefused } from './tag-removal.js';
+import type { TagScope } from './scope.js';
 import { UploadBook, type UploadSession } from './upload-session.js';
 
 /** Both sides as a reader found them, and the tags the read itself settled. */
@@ -50,6 +51,8 @@ export interface SidesRead {
   subjects?: string[];
   /** Every tag the secondary listed (a full read only), the tag-schema index tags among them. */
   listedTags?: ReadonlySet<string>;
+  /** The secondary's tags outside the scope, with their digests: never planned, and what they point at is never removed. */
+  outOfScope?: ReadonlyMap<string, string>;
 }
 
 /** What a reader brings to the pipeline. */
@@ -83,6 +86,8 @@ export interface PipelineOptions {
   onProgress: ((progress: { done: number; total: number; bytes: number }) => void) | undefined;
   /** Sync the referrers (OCI 1.1) of what the tags reach, where the primary serves the API. */
   referrers: boolean;
+  /** The tags the secondary keeps; the others are never copied, repaired or removed. */
+  tags: TagScope;
 }
 
 /** What the pipeline did, step by step; each reader shapes its report from it. */
@@ -119,7 +124,7 @@ export async function runSyncPipeline(
 
   // Read, then plan. Removal below is only reached when the read proved each extra tag absent.
   const mode = await referrerMode(primary, secondary, repository, options.referrers);
-  const read = withoutDerivedTags(await reader.read(deadline), mode);
+  const read = inScope(withoutDerivedTags(await reader.read(deadline), mode), options.tags);
   const plan = planRepository(read.primaryTags, read.secondaryTags);
   let guard = whole ? pruneGuard(plan, read.secondaryTags.size, options.maxPrune) : undefined;
   // A full sync logs its plan; an event job's one line is its outcome (`replicated`), so its plan is for debugging.
@@ -134,7 +139,13 @@ export async function runSyncPipeline(
   const removing = !guard && plan.remove.length > 0;
   const writing = !dryRun && whole && (plan.copy.length > 0 || plan.repair.length > 0);
   const deletes = await probeDeletes(secondary, repository, { removing, writing, dryRun });
-  const remover = new TagRemover(secondary, repository, deletes, { tags: read.secondaryTags, heads: read.secondaryHeads }, logger);
+  const remover = new TagRemover(
+    secondary,
+    repository,
+    deletes,
+    { tags: new Map([...read.secondaryTags, ...(read.outOfScope ?? [])]), heads: read.secondaryHeads },
+    logger,
+  );
   const refusedUpFront = removing ? remover.refusedUpFront(plan.remove) : undefined;
   const book = new UploadBook(dryRun ? [] : options.uploads, Date.now(), options.onUploadProgress);
   const replicator = new Replicator(primary, secondary, repository, {
@@ -227,6 +238,18 @@ function withoutDerivedTags(read: SidesRead, mode: ReferrerMode): SidesRead {
   return { ...read, secondaryTags, secondaryHeads };
 }
 
+/** Only the tags the scope keeps are planned; the secondary's others are set apart, with their digests. */
+function inScope(read: SidesRead, tags: TagScope): SidesRead {
+  if (tags.all) return read;
+  const outOfScope = new Map([...read.secondaryTags].filter(([tag]) => !tags.has(tag)));
+  return {
+    ...read,
+    primaryTags: new Map([...read.primaryTags].filter(([tag]) => tags.has(tag))),
+    secondaryTags: new Map([...read.secondaryTags].filter(([tag]) => tags.has(tag))),
+    outOfScope,
+  };
+}
+
 /**
  * Both sides' referrer graphs over the manifests the primary's tags (as planned, and the
  * subjects an event named) reach, and the plan between them.
@@ -251,7 +274,9 @@ async function planPairReferrers(
     readReferrerGraph(secondary, repository, roots, store, concurrency, read.listedTags),
   ]);
   mode.secondary = store;
-  return planReferrers(onPrimary, onSecondary, store, new Set([...read.secondaryTags.values(), ...planned.values()].filter((d) => d !== undefined)));
+  // Never a referrer a tag points at, in the scope or out of it.
+  const tagged = [...read.secondaryTags.values(), ...(read.outOfScope?.values() ?? []), ...planned.values()];
+  return planReferrers(onPrimary, onSecondary, store, new Set(tagged.filter((d) => d !== undefined)));
 }
 
 /** The prune guard over tags and referrers together: a referrer is removed like a tag. */

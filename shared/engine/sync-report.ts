@@ -8,6 +8,8 @@ import type { UploadSession } from './upload-session.js';
 
 export interface SyncReport {
   repository: string;
+  /** The repository's name on the secondary, where a prefix places it elsewhere. */
+  secondaryRepository?: string;
   /** synced: the secondary now matches; differences: a guard held or work was skipped; failed: some tags failed; incomplete: the deadline came first. */
   status: SyncStatus;
   dryRun: boolean;

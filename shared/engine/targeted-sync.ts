@@ -13,6 +13,7 @@ import type { RegistryClient } from './registry/client.js';
 import type { SyncStatus } from './status.js';
 import { referrersLeft, type TagSkip } from './sync-report.js';
 import { changeOnPrimary, runSyncPipeline, type SidesRead, type SyncReader } from './sync-pipeline.js';
+import { EVERY_TAG, type TagScope } from './scope.js';
 import type { UploadSession } from './upload-session.js';
 
 /** How long a tag that does not show its announced digest yet is given before it is asked once more. */
@@ -41,6 +42,8 @@ export interface TagSyncOptions {
   digests?: readonly string[];
   /** Sync the referrers (OCI 1.1) of the named tags' manifests, where the primary serves the API (default true). */
   referrers?: boolean;
+  /** The tags the secondary keeps (default every tag): a named tag outside it is left alone on both sides. */
+  tags?: TagScope;
 }
 
 export interface TagSyncReport {
@@ -99,11 +102,13 @@ export async function syncTags(
   const started = Date.now();
   const logger = options.logger ?? silentLogger;
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
-  const wanted = [...new Set(tags.map(validateTag))].sort(byteOrder);
+  const scope = options.tags ?? EVERY_TAG;
+  const wanted = [...new Set(tags.map(validateTag))].filter((tag) => scope.has(tag)).sort(byteOrder);
   const digestsNamed = [...new Set((options.digests ?? []).map(validateDigest))].sort(byteOrder);
   // Only a primary that serves the referrers API has referrers apart from tags: elsewhere a digest names nothing to do.
   const referrers = options.referrers ?? true;
-  const digests = digestsNamed.length > 0 && referrers && (await primary.servesReferrers(repository)) === true ? digestsNamed : [];
+  // Under a tag scope a digest's subject may lie outside it, which only a full read tells: the job sends those as a full sync instead.
+  const digests = digestsNamed.length > 0 && referrers && scope.all && (await primary.servesReferrers(repository)) === true ? digestsNamed : [];
   const reader = namedTags(primary, secondary, repository, wanted, { concurrency, announced: options.announced ?? {}, digests });
   const outcome = await runSyncPipeline(primary, secondary, repository, reader, {
     dryRun: false,
@@ -116,6 +121,7 @@ export async function syncTags(
     onUploadProgress: options.onUploadProgress,
     onProgress: undefined,
     referrers,
+    tags: scope,
   });
 
   const { read, writes, removals } = outcome;

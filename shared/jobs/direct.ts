@@ -15,7 +15,8 @@ const targets = (request: DirectRequest, registries: Registries) => (request.sec
 export async function syncDirect(request: DirectRequest, registries: Registries, runtime: Runtime, budget: Budget) {
   const results = [];
   for (const secondary of targets(request, registries)) {
-    if (request.dryRun) {
+    if (!registries.scopeOf(secondary).hasRepository(request.repository)) results.push({ secondary, outcome: 'out-of-scope' });
+    else if (request.dryRun) {
       results.push({
         secondary,
         outcome: 'planned',

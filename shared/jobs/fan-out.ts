@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { GeoSyncError, validateRepositoryName } from '../engine/index.js';
 import type { FanOutRequest, SyncMessage, VerifyMessage } from './messages.js';
-import type { Budget, Runtime } from './ports.js';
+import type { Budget, Runtime, ScopedSecondary } from './ports.js';
 import type { FanOutCheckpoint } from './record.js';
 import { WORK_FRACTION } from './timing.js';
 
@@ -19,12 +19,20 @@ export const STALLED_AFTER_MS = 15 * 60_000;
 /** Repositories per step of an explicit list, between deadline checks. */
 const LIST_STEP = 500;
 
-export type FanOutOutcome = { kind: 'finished' | 'continued'; runId: string; enqueued: number } | { kind: 'skipped'; reason: string };
+export type FanOutOutcome =
+  | {
+      kind: 'finished' | 'continued';
+      runId: string;
+      enqueued: number;
+      /** Finished only: the secondaries whose scope kept none of the primary's repositories (never taken for an empty primary). */
+      unmatched?: { secondary: string; scope: string }[];
+    }
+  | { kind: 'skipped'; reason: string };
 
 export async function fanOut(
   request: FanOutRequest,
   catalog: Catalog,
-  secondaries: string[],
+  secondaries: readonly ScopedSecondary[],
   runtime: Runtime,
   budget: Budget,
   pageSize = 1000,
@@ -33,14 +41,19 @@ export async function fanOut(
   const deadline = started + budget.remainingMs * WORK_FRACTION;
   const runId = request.runId ?? randomUUID();
   let enqueued = request.enqueued ?? 0;
+  // Repositories each secondary's scope kept so far in this run (carried by its continuations).
+  const kept: Record<string, number> = { ...request.kept };
   const pastDeadline = () => runtime.clock() >= deadline;
 
   const enqueue = async (repositories: string[]) => {
-    if (repositories.length === 0) return;
+    // One message per repository and secondary whose scope keeps it; the rest are no work at all.
+    const pairs = repositories.flatMap((repository) =>
+      secondaries.filter(({ scope }) => scope.hasRepository(repository)).map(({ name }) => ({ repository, secondary: name })),
+    );
+    for (const { secondary } of pairs) kept[secondary] = (kept[secondary] ?? 0) + 1;
+    if (pairs.length === 0) return;
     if (request.target === 'verify') {
-      const messages: VerifyMessage[] = repositories.flatMap((repository) =>
-        secondaries.map((secondary) => ({ repository, secondary, ...(request.deep ? { deep: true } : {}) })),
-      );
+      const messages: VerifyMessage[] = pairs.map((pair) => ({ ...pair, ...(request.deep ? { deep: true } : {}) }));
       await runtime.verifyQueue.send(messages);
     } else {
       const extra = {
@@ -48,19 +61,26 @@ export async function fanOut(
         ...(request.force ? { force: true } : {}),
         ...(request.maxPrune !== undefined ? { maxPrune: request.maxPrune } : {}),
       };
-      const messages: SyncMessage[] = repositories.flatMap((repository) => secondaries.map((secondary) => ({ repository, secondary, ...extra })));
+      const messages: SyncMessage[] = pairs.map((pair) => ({ ...pair, ...extra }));
       await runtime.syncQueue.send(messages);
     }
-    enqueued += repositories.length * secondaries.length;
-    runtime.metrics.add('MessagesEnqueued', repositories.length * secondaries.length);
+    enqueued += pairs.length;
+    runtime.metrics.add('MessagesEnqueued', pairs.length);
   };
   const finish = (): FanOutOutcome => {
     runtime.metrics.add('FanOutRunsCompleted', 1);
+    const unmatched = secondaries
+      .filter(({ name, scope }) => !scope.allRepositories && !kept[name])
+      .map(({ name, scope }) => ({ secondary: name, scope: scope.text }));
+    for (const entry of unmatched) {
+      // Said aloud: a scope that keeps nothing is a configuration to look at, not an empty primary.
+      runtime.logger.warn("a secondary's scope kept none of the primary's repositories: nothing was sent for it", { ...entry, runId, target: request.target });
+    }
     runtime.logger.info('fan-out finished', { runId, target: request.target, enqueued, seconds: (runtime.clock() - started) / 1000 });
-    return { kind: 'finished', runId, enqueued };
+    return { kind: 'finished', runId, enqueued, ...(unmatched.length > 0 ? { unmatched } : {}) };
   };
   const continueLater = async (rest: Partial<FanOutRequest>): Promise<FanOutOutcome> => {
-    await runtime.fanOutQueue.send([{ ...request, ...rest, runId, enqueued }]);
+    await runtime.fanOutQueue.send([{ ...request, ...rest, runId, enqueued, kept }]);
     runtime.logger.info('fan-out continues in a new invocation', { runId, enqueued, cursor: rest.cursor });
     return { kind: 'continued', runId, enqueued };
   };

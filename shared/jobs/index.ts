@@ -7,7 +7,7 @@ export { syncDirect, verifyDirect } from './direct.js';
 export { fanOut, type Catalog, type FanOutOutcome } from './fan-out.js';
 export type { LeaseHeld } from './lease-held-message.js';
 export { DirectRequest, FanOutRequest, SyncMessage, VerifyMessage, parseInput, parseMessage, parseQueued } from './messages.js';
-export { noMetrics, type Budget, type Metrics, type Queue, type Registries, type Runtime, type StateStore } from './ports.js';
+export { noMetrics, type Budget, type Metrics, type Queue, type Registries, type Runtime, type ScopedSecondary, type StateStore } from './ports.js';
 export {
   newRecord,
   overallStatus,

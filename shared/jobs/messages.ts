@@ -74,6 +74,8 @@ export const FanOutRequest = z
     cursor: z.string().optional(),
     runId: z.string().optional(),
     enqueued: z.number().int().min(0).optional(),
+    /** Repositories each secondary's scope kept so far in this run: a scope that keeps none is named at the end. */
+    kept: z.record(secondaryName, z.number().int().min(0)).optional(),
   })
   .strict()
   .refine((r) => !(r.repositories && r.prefix), { message: 'give either "repositories" or "prefix", not both' })

@@ -2,7 +2,7 @@
  * The ports the jobs need. AWS adapters live in shared/aws, embedded ones in shared/local;
  * the jobs in this folder never know which they were given.
  */
-import type { EngineLogger, RegistryClient, UploadSession } from '../engine/index.js';
+import type { EngineLogger, RegistryClient, Scope, UploadSession } from '../engine/index.js';
 import type { FanOutRequest, SyncMessage, VerifyMessage } from './messages.js';
 import type { FanOutCheckpoint, RecordKey, RepositoryRecord, RetryPolicy } from './record.js';
 
@@ -42,9 +42,18 @@ export interface Metrics {
   add(name: string, value: number, unit?: 'Count' | 'Bytes' | 'Milliseconds' | 'Seconds'): void;
 }
 
+/** A secondary by name, with what it keeps of the primary. */
+export interface ScopedSecondary {
+  readonly name: string;
+  readonly scope: Scope;
+}
+
 /** Registry clients for one batch of work: the primary and each named secondary. */
 export interface Registries {
   readonly secondaryNames: string[];
+  readonly secondaries: readonly ScopedSecondary[];
+  /** Throws GeoSyncError UNKNOWN_SECONDARY for a name not configured. */
+  scopeOf(name: string): Scope;
   primary(): RegistryClient;
   /** Throws GeoSyncError UNKNOWN_SECONDARY for a name not configured. */
   secondary(name: string): RegistryClient;

@@ -63,7 +63,10 @@ export interface RepositoryRecord extends RecordKey {
     /** Referrers (OCI 1.1) copied and removed, where the primary serves the API. */
     referrers?: { copied: number; removed: number; failed: number; kept: number };
   };
-  checksum?: { kind: ChecksumKind; primary: string; secondary: string };
+  /** Both checksums of the last verify, and the tag scope they are over (absent in records older than scopes: every tag). */
+  checksum?: { kind: ChecksumKind; primary: string; secondary: string; scope?: { tags: string; hash: string } };
+  /** The repository's name on the secondary, where its prefix places it elsewhere. */
+  secondaryRepository?: string;
   differences?: {
     missing: number;
     extra: number;
@@ -183,6 +186,7 @@ export function afterSync(record: RepositoryRecord, report: SyncReport, now: num
   const wrote = lastSync.copied + lastSync.repaired + lastSync.removed + referrersWritten > 0;
   const base = {
     ...withUploads(withoutLease(record), report.uploads),
+    ...(report.secondaryRepository ? { secondaryRepository: report.secondaryRepository } : {}),
     lastSync,
     updatedAt: iso(now),
     ...(wrote ? { verifyState: 'pending' as const } : {}),
@@ -260,7 +264,8 @@ export function afterVerify(record: RepositoryRecord, report: VerifyReport, now:
     verifyState: report.status === 'synced' ? 'succeeded' : 'failed',
     verifiedAt: iso(now),
     updatedAt: iso(now),
-    checksum: { kind: report.checksum, primary: report.primaryChecksum, secondary: report.secondaryChecksum },
+    checksum: { kind: report.checksum, primary: report.primaryChecksum, secondary: report.secondaryChecksum, scope: report.scope },
+    ...(report.secondaryRepository ? { secondaryRepository: report.secondaryRepository } : {}),
     differences: {
       missing: report.missing.length,
       extra: report.extra.length,

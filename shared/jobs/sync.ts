@@ -1,5 +1,5 @@
 /** Job: sync one (repository, secondary) pair under a lease, record the outcome, schedule what follows. */
-import { errorMessage, syncRepository, validateRepositoryName, type SyncReport, type SyncState } from '../engine/index.js';
+import { errorMessage, syncRepository, validateRepositoryName, type Scope, type SyncReport, type SyncState } from '../engine/index.js';
 import { underLease } from './job-frame.js';
 import type { LeaseHeld } from './lease-held-message.js';
 import type { SyncMessage } from './messages.js';
@@ -10,12 +10,14 @@ import { WORK_FRACTION, delaySeconds } from './timing.js';
 export type SyncOutcome =
   | { kind: 'synced' | 'failed' | 'continued' | 'guard-held' | 'deletes-refused'; record: RepositoryRecord; report?: SyncReport }
   | LeaseHeld
-  | { kind: 'skipped'; reason: 'backing-off' | 'stale-retry' | 'deferred' | 'lease-lost' };
+  | { kind: 'skipped'; reason: 'backing-off' | 'stale-retry' | 'deferred' | 'lease-lost' | 'out-of-scope' };
 
 export async function processSyncMessage(message: SyncMessage, registries: Registries, runtime: Runtime, budget: Budget): Promise<SyncOutcome> {
   const { store, logger } = runtime;
   const key = { repository: message.repository, secondary: message.secondary };
   const secondary = registries.secondary(message.secondary);
+  const scope = registries.scopeOf(message.secondary);
+  if (!scope.hasRepository(message.repository)) return outOfScope(key, scope, runtime);
   const now = runtime.clock();
 
   const admission = admitSync(await store.get(key), message, now);
@@ -53,6 +55,7 @@ export async function processSyncMessage(message: SyncMessage, registries: Regis
         deadline: now + budget.remainingMs * WORK_FRACTION,
         concurrency: runtime.concurrency,
         referrers: runtime.referrers !== false,
+        tags: scope.tags,
         logger,
         ...(leased.record.uploads ? { uploads: leased.record.uploads } : {}),
         onUploadProgress: (sessions) => leased.saveProgress(sessions),
@@ -75,6 +78,15 @@ export async function processSyncMessage(message: SyncMessage, registries: Regis
   if (next.syncState === 'pending') return { kind: 'continued', record: next, report };
   const kind = next.syncState === 'synced' || next.syncState === 'guard-held' || next.syncState === 'deletes-refused' ? next.syncState : 'failed';
   return { kind, record: next, report };
+}
+
+/**
+ * A message for a repository the secondary's scope does not keep (sent before the scope changed,
+ * or by hand): no work, and nothing recorded; what lies outside a scope is never touched.
+ */
+export function outOfScope(key: { repository: string; secondary: string }, scope: Scope, runtime: Runtime): { kind: 'skipped'; reason: 'out-of-scope' } {
+  runtime.logger.info("not in the secondary's scope: nothing done", { ...key, scope: scope.text });
+  return { kind: 'skipped', reason: 'out-of-scope' };
 }
 
 async function scheduleFollowUps(message: SyncMessage, next: RepositoryRecord, runtime: Runtime): Promise<void> {
@@ -129,6 +141,7 @@ export async function planSync(
 ): Promise<SyncReport> {
   return syncRepository(registries.primary(), registries.secondary(secondaryName), validateRepositoryName(repository), {
     dryRun: true,
+    tags: registries.scopeOf(secondaryName).tags,
     deep,
     ...(maxPrune !== undefined ? { maxPrune } : {}),
     concurrency: runtime.concurrency,

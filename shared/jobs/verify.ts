@@ -5,14 +5,19 @@ import type { LeaseHeld } from './lease-held-message.js';
 import type { VerifyMessage } from './messages.js';
 import type { Budget, Registries, Runtime } from './ports.js';
 import { afterVerify, afterVerifyError, type RepositoryRecord } from './record.js';
+import { outOfScope } from './sync.js';
 
 export type VerifyOutcome =
-  { kind: 'succeeded' | 'mismatch' | 'error'; record: RepositoryRecord; report?: VerifyReport } | LeaseHeld | { kind: 'skipped'; reason: 'lease-lost' };
+  | { kind: 'succeeded' | 'mismatch' | 'error'; record: RepositoryRecord; report?: VerifyReport }
+  | LeaseHeld
+  | { kind: 'skipped'; reason: 'lease-lost' | 'out-of-scope' };
 
 export async function processVerifyMessage(message: VerifyMessage, registries: Registries, runtime: Runtime, budget: Budget): Promise<VerifyOutcome> {
   const { logger, metrics } = runtime;
   const key = { repository: message.repository, secondary: message.secondary };
   const secondary = registries.secondary(message.secondary);
+  const scope = registries.scopeOf(message.secondary);
+  if (!scope.hasRepository(message.repository)) return outOfScope(key, scope, runtime);
   const now = runtime.clock();
   const frame = {
     kind: 'verify' as const,
@@ -28,6 +33,7 @@ export async function processVerifyMessage(message: VerifyMessage, registries: R
         deep: message.deep,
         concurrency: runtime.concurrency,
         referrers: runtime.referrers !== false,
+        tags: scope.tags,
         logger,
       });
       return { next: afterVerify(leased.record, report, runtime.clock()), result: report };

@@ -54,7 +54,8 @@ export async function startListener(options: ListenOptions): Promise<Listener> {
   if ((await options.token.current()).trim() === '')
     throw invalidInput('MISSING_CONFIG', 'no webhook token: set GEO_SYNC_WEBHOOK_TOKEN (the registry sends it as "Authorization: Bearer <token>")');
   const runtime = localRuntime({ stateDir: options.stateDir, logger, concurrency: options.concurrency, retry: options.retry, referrers: options.referrers });
-  const secondaries = options.endpoints.secondaries.map((s) => s.name);
+  const secondaries = options.endpoints.secondaries;
+  const names = secondaries.map((s) => s.name);
   const openClients = () => openRegistries(options.endpoints, { concurrency: runtime.concurrency, logger });
 
   /** One job for one pair; a sync runs under the same per-repository lock as `geo-sync sync` and `run`. */
@@ -100,7 +101,7 @@ export async function startListener(options: ListenOptions): Promise<Listener> {
     },
     options,
   );
-  logger.info('listening', { url: `${server.url}/events`, secondaries, reconcileEverySeconds: options.reconcileEveryMs / 1000 });
+  logger.info('listening', { url: `${server.url}/events`, secondaries: names, reconcileEverySeconds: options.reconcileEveryMs / 1000 });
 
   const tick = setInterval(() => scheduler.pump(), TICK_MS);
   const reconcileTimer = options.reconcileEveryMs > 0 ? setInterval(() => void reconcile.run(), options.reconcileEveryMs) : undefined;

@@ -4,7 +4,7 @@
  * its full syncs, then its verifications. What a job does is the caller's `run`.
  */
 import { errorMessage, type EngineLogger } from '../engine/index.js';
-import { PendingTags, isEventJob, pairKey, type EventHints, type SyncMessage, type VerifyMessage } from '../jobs/index.js';
+import { PendingTags, isEventJob, pairKey, type EventHints, type ScopedSecondary, type SyncMessage, type VerifyMessage } from '../jobs/index.js';
 import type { MemoryQueue } from './memory-queue.js';
 
 /** One job for a pair: a sync (an event job or a full sync) or a verification. */
@@ -40,9 +40,11 @@ export class PairScheduler {
   }
 
   /** The tags and digests a webhook request names, for every secondary; jobs start at once where a pair is idle. */
-  addHints(hints: EventHints, secondaries: readonly string[], receivedAt: number): void {
+  addHints(hints: EventHints, secondaries: readonly ScopedSecondary[], receivedAt: number): void {
     if (hints.hints.length + hints.digests.length === 0) return;
-    this.pending.addHints(hints, secondaries, receivedAt);
+    const { outOfScope } = this.pending.addHints(hints, secondaries, receivedAt);
+    if (outOfScope > 0)
+      this.options.logger.info("hints outside every secondary's scope: no work", { outOfScope, hints: hints.hints.length + hints.digests.length });
     this.pump();
   }
 

@@ -4,7 +4,17 @@
  * a time; it is finished once every pair it sent has settled (a deferred sync has not).
  */
 import { errorMessage, type EngineLogger } from '../engine/index.js';
-import { fanOut, pairKey, registryCatalog, type FanOutRequest, type Queue, type Registries, type Runtime, type SyncMessage } from '../jobs/index.js';
+import {
+  fanOut,
+  pairKey,
+  registryCatalog,
+  type FanOutRequest,
+  type Queue,
+  type Registries,
+  type Runtime,
+  type ScopedSecondary,
+  type SyncMessage,
+} from '../jobs/index.js';
 import { MemoryQueue } from './memory-queue.js';
 import type { PairScheduler } from './pair-scheduler.js';
 import { LOCAL_BUDGET } from './runtime.js';
@@ -13,7 +23,7 @@ export interface ReconcileOptions {
   runtime: Runtime;
   scheduler: PairScheduler;
   openRegistries: () => Registries;
-  secondaries: string[];
+  secondaries: readonly ScopedSecondary[];
   logger: EngineLogger;
 }
 
@@ -56,6 +66,7 @@ export class Reconcile {
       // Forced: every pair is synced now, whatever its retry backoff, as `geo-sync run` does.
       let request: FanOutRequest | undefined = { target: 'sync', force: true };
       while (request && !scheduler.stopped) {
+        // fanOut itself warns of a scope that keeps none of the primary's repositories.
         await fanOut(request, registryCatalog(registries), this.options.secondaries, { ...runtime, syncQueue: into, fanOutQueue }, LOCAL_BUDGET);
         request = fanOutQueue.take();
       }

@@ -56,6 +56,8 @@ export interface LocalRunSummary {
   rejected: number;
   /** `secondary/repository` pairs left alone because another geo-sync process was syncing them. */
   busy: string[];
+  /** Secondaries whose scope kept none of the primary's repositories (present only when some did). */
+  unmatched?: { secondary: string; scope: string }[];
 }
 
 export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummary> {
@@ -90,6 +92,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
         });
       },
     );
+  let unmatched: LocalRunSummary['unmatched'];
   try {
     // Someone asked for this run now: ignore retry backoff and any unfinished earlier run.
     let request: FanOutRequest | undefined = {
@@ -100,7 +103,8 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
       ...(options.prefix ? { prefix: options.prefix } : {}),
     };
     while (request) {
-      await fanOut(request, registryCatalog(registries), registries.secondaryNames, runtime, LOCAL_BUDGET);
+      const outcome = await fanOut(request, registryCatalog(registries), registries.secondaries, runtime, LOCAL_BUDGET);
+      if (outcome.kind === 'finished' && outcome.unmatched) unmatched = outcome.unmatched;
       request = fanOutQueue.take();
     }
 
@@ -141,6 +145,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
     retriesPending: syncQueue.delayedCount,
     rejected,
     busy: [...busy].sort(),
+    ...(unmatched ? { unmatched } : {}),
   };
 }
 

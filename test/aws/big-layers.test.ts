@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoDbStateStore } from '../../shared/aws/dynamodb-store.js';
 import { SqsQueue } from '../../shared/aws/sqs-queue.js';
-import { RegistryClient, jsonLogger, silentLogger, type UploadSession } from '../../shared/engine/index.js';
+import { EVERYTHING, RegistryClient, jsonLogger, silentLogger, type UploadSession } from '../../shared/engine/index.js';
 import { noMetrics, processSyncMessage, type Registries, type Runtime, type StateStore } from '../../shared/jobs/index.js';
 import { LEASE_GRACE_MS, WORK_FRACTION } from '../../shared/jobs/timing.js';
 import { startRegistryPair, type RegistryPair } from '../support/registry.js';
@@ -147,7 +147,14 @@ describe('a big layer arriving through a registry notification', () => {
 function invocation(proxy: ThrottleProxy, store: StateStore, clock: () => number, primaryUrl = P()) {
   const primary = new RegistryClient({ url: primaryUrl });
   const secondary = new RegistryClient({ url: proxy.url }, { retries: 1, backoff: { baseMs: 50, capMs: 100 } });
-  const clients: Registries = { secondaryNames: ['eu'], primary: () => primary, secondary: () => secondary, close: async () => undefined };
+  const clients: Registries = {
+    secondaryNames: ['eu'],
+    secondaries: [{ name: 'eu', scope: EVERYTHING }],
+    scopeOf: () => EVERYTHING,
+    primary: () => primary,
+    secondary: () => secondary,
+    close: async () => undefined,
+  };
   const runtime: Runtime = {
     store,
     syncQueue: new SqsQueue(aws.sqs, aws.queues.sync.url),

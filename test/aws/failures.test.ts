@@ -4,7 +4,7 @@ import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageBatchComma
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DynamoDbStateStore } from '../../shared/aws/dynamodb-store.js';
 import { SqsQueue } from '../../shared/aws/sqs-queue.js';
-import { RegistryClient, silentLogger } from '../../shared/engine/index.js';
+import { EVERYTHING, RegistryClient, silentLogger } from '../../shared/engine/index.js';
 import { noMetrics, processSyncMessage, type Registries, type Runtime } from '../../shared/jobs/index.js';
 import { startRegistryPair, type RegistryPair } from '../support/registry.js';
 import { pushImage, readTags } from '../support/seed.js';
@@ -184,7 +184,14 @@ describe('retry backoff after a failed sync', () => {
     const down = new RegistryClient({ url: 'http://127.0.0.1:1' }, { retries: 0 });
     const primary = new RegistryClient({ url: P() });
     let secondary: RegistryClient = down;
-    const clients: Registries = { secondaryNames: ['eu'], primary: () => primary, secondary: () => secondary, close: async () => undefined };
+    const clients: Registries = {
+      secondaryNames: ['eu'],
+      secondaries: [{ name: 'eu', scope: EVERYTHING }],
+      scopeOf: () => EVERYTHING,
+      primary: () => primary,
+      secondary: () => secondary,
+      close: async () => undefined,
+    };
     const runtime: Runtime = {
       store: new DynamoDbStateStore(aws.dynamo, aws.table),
       syncQueue: new SqsQueue(aws.sqs, aws.queues.sync.url),

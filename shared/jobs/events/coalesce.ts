@@ -5,6 +5,7 @@
  * every tag and what refers to them.
  */
 import { MAX_JOB_TAGS, type EventJob, type SyncMessage } from '../messages.js';
+import type { ScopedSecondary } from '../ports.js';
 import type { EventHints } from './notification.js';
 
 /** The pending work of one pair. */
@@ -21,6 +22,8 @@ interface Pending {
   /** Earliest time the work was asked for (epoch ms): the lease judges a holder by it. */
   requestedAt: number;
   attempt?: number;
+  /** A full sync is asked for instead (a referrer's subject under a tag scope: only a full read tells whether its tags are kept). */
+  whole?: boolean;
 }
 
 export const pairKey = (pair: { repository: string; secondary: string }) => `${pair.secondary}\0${pair.repository}`;
@@ -38,6 +41,7 @@ export class PendingTags {
     eventAt: number;
     requestedAt: number;
     attempt?: number;
+    whole?: boolean;
   }): void {
     const key = pairKey(work);
     let existing = this.pending.get(key);
@@ -63,20 +67,33 @@ export class PendingTags {
     existing.requestedAt = Math.min(existing.requestedAt, work.requestedAt);
     const attempt = Math.max(existing.attempt ?? 0, work.attempt ?? 0);
     if (attempt > 0) existing.attempt = attempt;
+    if (work.whole) existing.whole = true;
   }
 
-  /** The hints of one notification, for every secondary. */
-  addHints({ hints, digests }: EventHints, secondaries: readonly string[], receivedAt: number): void {
+  /**
+   * The hints of one notification, for every secondary whose scope keeps them; the count of those
+   * no secondary keeps is returned (no work comes of them).
+   */
+  addHints({ hints, digests }: EventHints, secondaries: readonly ScopedSecondary[], receivedAt: number): { outOfScope: number } {
+    let outOfScope = 0;
     for (const hint of hints) {
       const pushed: [string, string | null] = [hint.tag, hint.pushed ?? null];
-      for (const secondary of secondaries)
+      const keeping = secondaries.filter(({ scope }) => scope.hasRepository(hint.repository) && scope.tags.has(hint.tag));
+      if (keeping.length === 0) outOfScope++;
+      for (const { name: secondary } of keeping)
         this.add({ repository: hint.repository, secondary, tags: [hint.tag], pushed: [pushed], eventAt: hint.at, requestedAt: receivedAt });
     }
     // A push and a delete of a digest ask the same of the job: make it as the primary holds it now.
     for (const hint of digests) {
-      for (const secondary of secondaries)
-        this.add({ repository: hint.repository, secondary, tags: [], digests: [hint.digest], eventAt: hint.at, requestedAt: receivedAt });
+      const keeping = secondaries.filter(({ scope }) => scope.hasRepository(hint.repository));
+      if (keeping.length === 0) outOfScope++;
+      for (const { name: secondary, scope } of keeping) {
+        // A referrer follows its subject's scope, and only a full read tells which tags hold the subject.
+        const whole = !scope.tags.all;
+        this.add({ repository: hint.repository, secondary, tags: [], digests: [hint.digest], eventAt: hint.at, requestedAt: receivedAt, whole });
+      }
     }
+    return { outOfScope };
   }
 
   /** An event job back from the queue (deferred, or tags and digests to do again). */
@@ -134,7 +151,7 @@ export class PendingTags {
 function toJob(work: Pending): SyncMessage {
   const pair = { repository: work.repository, secondary: work.secondary };
   // Forced, so a pair backing off after a failed sync does not skip it: these events must not be lost.
-  if (work.tags.size + work.digests.size > MAX_JOB_TAGS) return { ...pair, force: true, requestedAt: work.requestedAt };
+  if (work.whole || work.tags.size + work.digests.size > MAX_JOB_TAGS) return { ...pair, force: true, requestedAt: work.requestedAt };
   const pushed = [...work.pushed].filter(([tag]) => work.tags.has(tag)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return {
     ...pair,
@@ -148,7 +165,7 @@ function toJob(work: Pending): SyncMessage {
 }
 
 /** The jobs for one notification's hints: one per (repository, secondary). */
-export function jobsForHints(hints: EventHints, secondaries: readonly string[], receivedAt: number): SyncMessage[] {
+export function jobsForHints(hints: EventHints, secondaries: readonly ScopedSecondary[], receivedAt: number): SyncMessage[] {
   const pending = new PendingTags();
   pending.addHints(hints, secondaries, receivedAt);
   return pending.drain();

@@ -5,20 +5,23 @@
  */
 import type { EngineLogger } from '../../engine/index.js';
 import type { SyncMessage } from '../messages.js';
-import type { Metrics, Queue } from '../ports.js';
-import { jobsForHints } from './coalesce.js';
+import type { Metrics, Queue, ScopedSecondary } from '../ports.js';
+import { PendingTags } from './coalesce.js';
 import type { WebhookDoor } from './webhook.js';
 
 export interface EnqueuePorts {
   syncQueue: Queue<SyncMessage>;
-  secondaries: readonly string[];
+  secondaries: readonly ScopedSecondary[];
   logger: EngineLogger;
   metrics: Metrics;
 }
 
 export function enqueueEventJobs({ syncQueue, secondaries, logger, metrics }: EnqueuePorts): WebhookDoor['take'] {
   return async (read, receivedAt) => {
-    const jobs = jobsForHints(read, secondaries, receivedAt);
+    const pending = new PendingTags();
+    const { outOfScope } = pending.addHints(read, secondaries, receivedAt);
+    const jobs = pending.drain();
+    if (outOfScope > 0) logger.info("hints outside every secondary's scope: no work", { outOfScope, hints: read.hints.length + read.digests.length });
     if (jobs.length > 0) await syncQueue.send(jobs);
     metrics.add('EventJobsEnqueued', jobs.length);
     if (jobs.length > 0)

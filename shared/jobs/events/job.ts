@@ -11,9 +11,10 @@ import type { Budget, Registries, Runtime } from '../ports.js';
 import { FIRST_TAGS, retryDelayMs, withUploads, withoutLease, type LastEvent, type RepositoryRecord } from '../record.js';
 import { underLease } from '../job-frame.js';
 import type { LeaseHeld } from '../lease-held-message.js';
-import { processSyncMessage, type SyncOutcome } from '../sync.js';
+import { outOfScope, processSyncMessage, type SyncOutcome } from '../sync.js';
 import { WORK_FRACTION, delaySeconds } from '../timing.js';
 import { isEventJob } from './coalesce.js';
+import { eventJobInScope } from './in-scope.js';
 
 export type { EventJob };
 
@@ -35,8 +36,10 @@ export type EventJobOutcome =
   { kind: 'replicated' | 'differences' | 'failed'; record: RepositoryRecord; report?: TagSyncReport } | LeaseHeld | { kind: 'skipped'; reason: 'lease-lost' };
 
 /** Whatever comes off the sync queue: an event job, or a full sync. */
-export function runSyncJob(message: SyncMessage, registries: Registries, runtime: Runtime, budget: Budget): Promise<EventJobOutcome | SyncOutcome> {
-  return isEventJob(message) ? processEventJob(message, registries, runtime, budget) : processSyncMessage(message, registries, runtime, budget);
+export async function runSyncJob(message: SyncMessage, registries: Registries, runtime: Runtime, budget: Budget): Promise<EventJobOutcome | SyncOutcome> {
+  const scoped = isEventJob(message) ? eventJobInScope(message, registries.scopeOf(message.secondary)) : message;
+  if (!scoped) return outOfScope(message, registries.scopeOf(message.secondary), runtime);
+  return isEventJob(scoped) ? processEventJob(scoped, registries, runtime, budget) : processSyncMessage(scoped, registries, runtime, budget);
 }
 
 export async function processEventJob(message: EventJob, registries: Registries, runtime: Runtime, budget: Budget): Promise<EventJobOutcome> {
@@ -58,6 +61,7 @@ export async function processEventJob(message: EventJob, registries: Registries,
   const ran = await underLease(frame, runtime, now, async (leased) => {
     try {
       report = await syncTags(registries.primary(), secondary, message.repository, workOf(message).tags, {
+        tags: registries.scopeOf(message.secondary).tags,
         deadline: now + remainingMs * WORK_FRACTION,
         concurrency: runtime.concurrency,
         referrers: runtime.referrers !== false,
