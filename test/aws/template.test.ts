@@ -39,9 +39,24 @@ describe('the packaged CloudFormation template', () => {
     });
     const variables = Object.keys(fn.Environment.Variables);
     expect(variables).toContain('GEO_SYNC_CREDENTIALS_SECRET');
-    // Referrers are synced and verified unless the stack parameter turns them off.
-    expect(fn.Environment.Variables.GEO_SYNC_REFERRERS).toBe('on');
     expect(variables.filter((v) => /PASSWORD|USERNAME|TOKEN/.test(v))).toEqual([]);
+  });
+
+  it('gives each function only the settings it reads', () => {
+    const settings = (id: string) =>
+      Object.keys(resources[id]!.Properties.Environment.Variables)
+        .filter((v) => v.startsWith('GEO_SYNC_'))
+        .sort();
+    const registries = ['GEO_SYNC_CREDENTIALS_SECRET', 'GEO_SYNC_PRIMARY_URL', 'GEO_SYNC_SECONDARIES', 'GEO_SYNC_TABLE'];
+    expect(settings('FanOutLambdaFunction')).toEqual(
+      [...registries, 'GEO_SYNC_FAN_OUT_QUEUE_URL', 'GEO_SYNC_SYNC_QUEUE_URL', 'GEO_SYNC_VERIFY_QUEUE_URL'].sort(),
+    );
+    expect(settings('SyncLambdaFunction')).toEqual([...registries, 'GEO_SYNC_REFERRERS', 'GEO_SYNC_SYNC_QUEUE_URL', 'GEO_SYNC_VERIFY_QUEUE_URL'].sort());
+    expect(settings('VerifyLambdaFunction')).toEqual([...registries, 'GEO_SYNC_REFERRERS', 'GEO_SYNC_VERIFY_QUEUE_URL'].sort());
+    // notify reads no registry and no record: the secondaries' scopes, its queue and its token's secret.
+    expect(settings('NotifyLambdaFunction')).toEqual(['GEO_SYNC_SECONDARIES', 'GEO_SYNC_SYNC_QUEUE_URL', 'GEO_SYNC_WEBHOOK_SECRET']);
+    // Referrers are synced and verified unless the stack parameter turns them off.
+    expect(resources.SyncLambdaFunction!.Properties.Environment.Variables.GEO_SYNC_REFERRERS).toBe('on');
   });
 
   it.each(FUNCTIONS)('$name: its zip holds only its own minified bundle, no source map, and nothing asks for one', ({ id, name, dir }) => {
