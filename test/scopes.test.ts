@@ -51,7 +51,7 @@ async function verifyUnder(config: ScopeConfig, name: string) {
 /** The exact bytes of every tag's manifest, to show a tag untouched byte for byte. */
 async function manifestBytes(url: string, repository: string, tags: string[]): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  for (const tag of tags) out[tag] = (await getManifest(url, repository, tag))!.bytes.toString('base64');
+  for (const tag of tags) out[tag] = Buffer.from((await getManifest(url, repository, tag))!.bytes).toString('base64');
   return out;
 }
 

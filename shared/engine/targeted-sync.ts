@@ -48,6 +48,8 @@ export interface TagSyncOptions {
 
 export interface TagSyncReport {
   repository: string;
+  /** The repository's name on the secondary, where a prefix places it elsewhere. */
+  secondaryRepository?: string;
   /**
    * synced: every tag asked for is as the primary holds it; differences: some changed on the
    * primary meanwhile (`skipped`) or the secondary refuses deletes; failed: some tags failed;
@@ -127,6 +129,7 @@ export async function syncTags(
   const { read, writes, removals } = outcome;
   const report: TagSyncReport = {
     repository,
+    ...(secondary.prefix ? { secondaryRepository: secondary.at(repository) } : {}),
     status: 'synced',
     tags: wanted,
     done: { copied: writes.copied.sort(byteOrder), repaired: writes.repaired.sort(byteOrder), removed: removals.removed.sort(byteOrder) },

@@ -209,6 +209,7 @@ function observe(message: EventJob, report: TagSyncReport | undefined, failure: 
   }
   const line = {
     ...pair,
+    ...(report.secondaryRepository ? { secondaryRepository: report.secondaryRepository } : {}),
     status: report.status,
     copied: report.done.copied.slice(0, FIRST_TAGS),
     repaired: report.done.repaired.slice(0, FIRST_TAGS),
