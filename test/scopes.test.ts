@@ -16,6 +16,8 @@ import {
   type ScopeConfig,
 } from '../shared/engine/index.js';
 import { runGeoSync } from './support/cli.js';
+import { REFERRERS_REGISTRY_START_TIMEOUT_MS, startReferrersRegistryPair, type ReferrersRegistryPair } from './support/referrers-registry.js';
+import { pushSignature, readReferrers } from './support/referrers.js';
 import { startRegistryPair, type RegistryPair } from './support/registry.js';
 import { getManifest, pushImage, readTags } from './support/seed.js';
 
@@ -155,6 +157,41 @@ describe('a prefix on the secondary', () => {
   });
 });
 
+describe("referrers under a scope (go-containerregistry's registry, the API on both sides)", () => {
+  let api: ReferrersRegistryPair;
+  beforeAll(async () => {
+    api = await startReferrersRegistryPair();
+  }, REFERRERS_REGISTRY_START_TIMEOUT_MS);
+  afterAll(() => api?.stop());
+
+  it("follow their subject's scope, under the prefix, and the secondary's own survive", async () => {
+    const kept = await pushImage(api.primary.url, 'signed/app', 'v1.0.0');
+    const dropped = await pushImage(api.primary.url, 'signed/app', 'pr-1');
+    const signature = await pushSignature(api.primary.url, 'signed/app', kept);
+    await pushSignature(api.primary.url, 'signed/app', dropped);
+    // The secondary's own tag and its signature, under the prefix but outside the tag scope.
+    const own = await pushImage(api.secondary.url, 'dr/signed/app', 'scratch', { seed: 'own' });
+    const ownSignature = await pushSignature(api.secondary.url, 'dr/signed/app', own);
+
+    const primary = new RegistryClient({ url: api.primary.url });
+    const secondary = new RegistryClient({ url: api.secondary.url }, { prefix: 'dr/' });
+    try {
+      const scope = compileScope({ ...RELEASES, prefix: 'dr/' }, 'test');
+      const report = await syncRepository(primary, secondary, validateRepositoryName('signed/app'), { tags: scope.tags });
+      expect(report.referrers?.done.copied.map((edge) => edge.digest)).toEqual([signature.digest]);
+      const verified = await verifyRepository(primary, secondary, validateRepositoryName('signed/app'), { tags: scope.tags });
+      expect(verified.status).toBe('synced');
+      expect(verified.referrers).toMatchObject({ primaryReferrers: 1, secondaryReferrers: 1 });
+    } finally {
+      await Promise.all([primary.close(), secondary.close()]);
+    }
+    expect(Object.keys(await readTags(api.secondary.url, 'dr/signed/app')).sort()).toEqual(['scratch', 'v1.0.0']);
+    expect((await readReferrers(api.secondary.url, 'dr/signed/app', kept.digest)).map((r) => r.digest)).toEqual([signature.digest]);
+    expect((await readReferrers(api.secondary.url, 'dr/signed/app', own.digest)).map((r) => r.digest)).toEqual([ownSignature.digest]);
+    expect(await readTags(api.secondary.url, 'signed/app')).toEqual({});
+  });
+});
+
 describe("verify's checksum", () => {
   it('names the scope it is over, and differs by scope', async () => {
     const all = await verifyUnder({}, 'release/app');
@@ -243,6 +280,15 @@ describe('the CLI under a scope', () => {
       /release\/app is outside the scope of the secondary dr \(repositories include "cli\/\*\*"; tags include "\^v"; under dr\/\): nothing was done/,
     );
     expect(await readTags(S(), 'dr/release/app')).toEqual({});
+  });
+
+  it('run sends work only for the repositories a scope keeps', async () => {
+    await pushImage(P(), 'cli/tool', 'v2');
+    const run = await runGeoSync(['run', '--primary', P(), '--config', config(), '--state-dir', join(dir, 'state-run'), '--json']);
+    expect(run.code).toBe(0);
+    const summary = JSON.parse(run.stdout) as { records: { repository: string; secondary: string }[] };
+    expect(summary.records.map((r) => r.repository).sort()).toEqual(['cli/app', 'cli/tool']);
+    expect((await catalog(S())).filter((name) => name.startsWith('dr/')).sort()).toEqual(['dr/cli/app', 'dr/cli/tool', 'dr/prod/a', 'dr/prod/b']);
   });
 
   it('run says so when a scope keeps none of the primary repositories, and syncs nothing there', async () => {
