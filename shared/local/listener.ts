@@ -68,7 +68,7 @@ export async function startListener(options: ListenOptions): Promise<Listener> {
       const { message } = job;
       settled = await underRepositoryLock(
         registries.secondary(message.secondary).host,
-        message.repository,
+        registries.secondary(message.secondary).at(message.repository),
         async () => {
           const outcome = await runSyncJob(message, registries, runtime, LOCAL_BUDGET);
           return outcome.kind !== 'deferred' && !(outcome.kind === 'skipped' && outcome.reason === 'deferred');

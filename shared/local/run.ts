@@ -81,7 +81,7 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
   const syncUnderLock = (message: SyncMessage) =>
     underRepositoryLock(
       registries.secondary(message.secondary).host,
-      message.repository,
+      registries.secondary(message.secondary).at(message.repository),
       async () => void (await processSyncMessage(message, registries, runtime, LOCAL_BUDGET)),
       (refusal) => {
         busy.add(`${message.secondary}/${message.repository}`);
