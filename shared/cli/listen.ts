@@ -1,10 +1,10 @@
 /** The `geo-sync listen` command: its options, the webhook token and the signals; the listener process itself is `local/listener.ts`. */
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { errorMessage, invalidInput, jsonLogger } from '../engine/index.js';
+import { errorMessage, invalidInput } from '../engine/index.js';
 import { fixedToken, rereadToken, type RepositoryRecord, type WebhookToken } from '../jobs/index.js';
 import { startListener } from '../local/listener.js';
-import { endpointsFor, integerIn, logLevel, sharedOption } from './options.js';
+import { cliLogger, endpointsFor, integerIn, sharedOption } from './options.js';
 
 interface ListenCommandOptions {
   setExitCode: (code: number) => void;
@@ -31,6 +31,7 @@ export function registerListenCommand(program: Command, { setExitCode, env }: Li
     .addOption(sharedOption.noReferrers())
     .addOption(sharedOption.stateDir(env))
     .addOption(sharedOption.logLevel(env, 'info'))
+    .addOption(sharedOption.logFormat(env))
     .action(
       async (opts: {
         primary?: string;
@@ -43,8 +44,9 @@ export function registerListenCommand(program: Command, { setExitCode, env }: Li
         referrers: boolean;
         stateDir: string;
         logLevel: string;
+        logFormat?: string;
       }) => {
-        const level = logLevel(opts.logLevel);
+        const logger = cliLogger(opts, env);
         const token = webhookToken(env);
         const first = await token.current().catch((error: unknown) => {
           throw invalidInput('MISSING_CONFIG', `no webhook token: ${errorMessage(error)}`);
@@ -55,7 +57,6 @@ export function registerListenCommand(program: Command, { setExitCode, env }: Li
             'GEO_SYNC_WEBHOOK_TOKEN is not set: the listener refuses to start without the token the registry must send (Authorization: Bearer <token>)',
           );
         }
-        const logger = jsonLogger(level);
         if (first.length < 16) logger.warn('GEO_SYNC_WEBHOOK_TOKEN is short; use at least 32 random characters');
         const listener = await startListener({
           endpoints: endpointsFor(env, { primary: opts.primary, secondary: opts.secondary }),

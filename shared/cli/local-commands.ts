@@ -1,11 +1,11 @@
 /** `geo-sync run` and `geo-sync status`: local mode over the same jobs as the Lambda functions. */
 import type { Command } from 'commander';
-import { invalidInput, jsonLogger, shownUploads, validateRepositoryName } from '../engine/index.js';
+import { invalidInput, shownUploads, validateRepositoryName } from '../engine/index.js';
 import { FileStateStore } from '../local/file-store.js';
 import { localExitCode, runLocal, type LocalProgress, type LocalRunSummary } from '../local/run.js';
 import { overallStatus, withoutLease, type RepositoryRecord } from '../jobs/index.js';
 import { progressBar } from './format.js';
-import { endpointsFor, logLevel, sharedOption } from './options.js';
+import { cliLogger, endpointsFor, sharedOption } from './options.js';
 import { lastEventCell } from './listen.js';
 
 interface LocalCommandOptions {
@@ -32,6 +32,7 @@ export function registerLocalCommands(program: Command, options: LocalCommandOpt
     .addOption(sharedOption.stateDir(env))
     .option('--json', 'print the summary as JSON')
     .addOption(sharedOption.logLevel(env, 'warn'))
+    .addOption(sharedOption.logFormat(env))
     .action(
       async (opts: {
         repository: string[];
@@ -45,8 +46,9 @@ export function registerLocalCommands(program: Command, options: LocalCommandOpt
         stateDir: string;
         json?: boolean;
         logLevel: string;
+        logFormat?: string;
       }) => {
-        const level = logLevel(opts.logLevel);
+        const logger = cliLogger(opts, env);
         opts.repository.forEach(validateRepositoryName);
         if (opts.prefix && opts.repository.length) throw invalidInput('INVALID_OPTION', 'give --repository or --prefix, not both');
         const showProgress = !opts.json && process.stderr.isTTY === true;
@@ -59,7 +61,7 @@ export function registerLocalCommands(program: Command, options: LocalCommandOpt
           concurrency: opts.concurrency,
           referrers: opts.referrers,
           maxPrune: opts.maxPrune,
-          logger: jsonLogger(level),
+          logger,
           ...(showProgress ? { onProgress: progressLine(process.stderr) } : {}),
         });
         if (showProgress) process.stderr.write('\n');

@@ -4,7 +4,6 @@ import {
   GeoSyncError,
   RegistryClient,
   errorMessage,
-  jsonLogger,
   syncRepository,
   validateRepositoryName,
   verifyRepository,
@@ -16,7 +15,7 @@ import {
 } from '../engine/index.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { registerLocalCommands } from './local-commands.js';
-import { endpointsFor, integerIn, logLevel, sharedOption } from './options.js';
+import { cliLogger, endpointsFor, integerIn, sharedOption } from './options.js';
 import { registerListenCommand } from './listen.js';
 import { underRepositoryLock } from '../local/lock.js';
 import { formatPlan, formatSync, formatVerify, syncProgress } from './format.js';
@@ -29,6 +28,7 @@ interface CommonOptions {
   retries: number;
   caFile?: string;
   logLevel: string;
+  logFormat?: string;
   gitlabApi: boolean;
   referrers: boolean;
 }
@@ -69,6 +69,7 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
       .option('--no-gitlab-api', "never use GitLab's tag list API, even where the registry offers it")
       .addOption(sharedOption.noReferrers())
       .addOption(sharedOption.logLevel(env, 'warn'))
+      .addOption(sharedOption.logFormat(env))
       .exitOverride();
 
   common(program.command('plan <repository>').description('show what sync would change; changes nothing')).action(
@@ -194,7 +195,7 @@ async function withClients<T>(
   options: CommonOptions,
   work: (primary: RegistryClient, secondaries: { name: string; client: RegistryClient }[], logger: EngineLogger) => Promise<T>,
 ): Promise<T> {
-  const logger = jsonLogger(logLevel(options.logLevel));
+  const logger = cliLogger(options, env);
   const endpoints = endpointsFor(env, { primary: options.primary, secondary: options.secondary });
   const withCa = <E extends { caFile?: string }>(endpoint: E): E => (options.caFile ? { ...endpoint, caFile: options.caFile } : endpoint);
   const transport = { concurrency: options.concurrency, retries: options.retries, logger };

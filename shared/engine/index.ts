@@ -7,7 +7,7 @@ export { CHECKSUM_KINDS, tagChecksum, type ChecksumKind } from './checksum.js';
 export { DEFAULT_CONCURRENCY, workerPool } from './concurrency.js';
 export { MissingRegistryError, SECONDARY_NAME, endpointsFromEnv, type Endpoints } from './config.js';
 export { ERROR_CODES, GeoSyncError, RegistryError, errorMessage, invalidInput, type ErrorCode, type GeoSyncErrorCode } from './errors.js';
-export { isLogLevel, jsonLogger, silentLogger, type EngineLogger, type LogLevel } from './log.js';
+export { LOG_FORMATS, isLogFormat, isLogLevel, jsonLogger, silentLogger, textLogger, type EngineLogger, type LogFormat, type LogLevel } from './log.js';
 export { isValidDigest, validateDigest, validateRepositoryName, validateTag, type Repository } from './oci.js';
 export { DEFAULT_MAX_PRUNE, planRepository, type Plan, type TagChange, type TagMap } from './planner.js';
 export { RegistryClient } from './registry/client.js';
