@@ -107,6 +107,8 @@ export class Transport {
   private readonly backoff: { baseMs: number; capMs: number };
   readonly logger: EngineLogger;
   private readonly outage: OutageLog;
+  /** Set by close(): a request cut off by closing is not a registry's outage, and is not sent again. */
+  private closing = false;
   private readonly sleep: (ms: number) => Promise<void>;
 
   constructor(endpoint: RegistryEndpoint, options: TransportOptions = {}) {
@@ -154,6 +156,7 @@ export class Transport {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await this.dispatcher.close();
   }
 
@@ -328,7 +331,7 @@ export class Transport {
 
   /** The backoff (backoff.ts); Retry-After (seconds or HTTP date) wins when given. */
   private nextWait(attempt: number, retryAfter: string | undefined): number | undefined {
-    if (attempt >= this.retries) return undefined;
+    if (attempt >= this.retries || this.closing) return undefined;
     const hinted = parseRetryAfter(retryAfter, Date.now());
     if (hinted !== undefined) return Math.min(hinted, 60_000);
     return backoffDelay(attempt, this.backoff);
@@ -343,12 +346,19 @@ export class Transport {
 
   /** No answer: the URL with its scheme, since `https://` is the default and a plain-HTTP registry refuses it. */
   private unreachable(spec: RequestSpec, url: URL, error: unknown): GeoSyncError {
-    return new GeoSyncError('REGISTRY_UNREACHABLE', `${spec.method} ${url.origin}${url.pathname} failed: ${(error as Error).message}`, {
+    return new GeoSyncError('REGISTRY_UNREACHABLE', `${spec.method} ${url.origin}${url.pathname} failed: ${causeText(error)}`, {
       retryable: true,
       cause: error,
       registry: this.base.origin,
     });
   }
+}
+
+/** A failure as a person reads it: OpenSSL's reason without its error-stack prefix and source path. */
+function causeText(error: unknown): string {
+  const message = (error as Error).message;
+  const openssl = /SSL routines:[^:]*:([^:]+):/.exec(message);
+  return openssl ? `TLS: ${openssl[1]}` : message;
 }
 
 function readCaFile(path: string): string {
