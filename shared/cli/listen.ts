@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { errorMessage, invalidInput } from '../engine/index.js';
-import { fixedToken, rereadToken, type RepositoryRecord, type WebhookToken } from '../jobs/index.js';
+import { fixedToken, rereadToken, type WebhookToken } from '../jobs/index.js';
 import { startListener } from '../local/listener.js';
 import { cliLogger, endpointsFor, integerIn, sharedOption } from './options.js';
 
@@ -99,13 +99,4 @@ export function parseDuration(value: string): number {
   const match = /^(\d{1,6})(s|m|h)$/.exec(value.trim());
   if (!match) throw new InvalidArgumentError('--reconcile-every takes a number followed by s, m or h (30s, 5m, 1h), or 0 to turn it off');
   return Number(match[1]) * { s: 1000, m: 60_000, h: 3600_000 }[match[2] as 's' | 'm' | 'h'];
-}
-
-/** `status`'s LAST EVENT column: when the last event job finished, how it ended, its lag. */
-export function lastEventCell(record: RepositoryRecord): string {
-  const event = record.lastEvent;
-  if (!event) return '-';
-  const lag = event.status === 'synced' && record.lagSeconds !== undefined ? `, lag ${record.lagSeconds.toFixed(1)} s` : '';
-  const digests = event.digests ? `, ${event.digests} digest${event.digests === 1 ? '' : 's'}` : '';
-  return `${event.finishedAt} ${event.status} (${event.tags} tag${event.tags === 1 ? '' : 's'}${digests}${lag})`;
 }
