@@ -15,7 +15,7 @@ describe('log lines', () => {
     textLogger('debug', (line) => void written.push(line)).info('retrying request', fields);
     expect(written).toEqual([
       expect.stringMatching(
-        /^\d\d:\d\d:\d\d\.\d{3} info  retrying request {2}registry=r\.example:5000 {2}reason="connect ECONNREFUSED 10\.0\.0\.1:5000" {2}waitMs=250 {2}offered=false {2}holder=\{"kind":"sync"\}\n$/,
+        /^\d\d:\d\d:\d\d\.\d{3} info {2}retrying request {2}registry=r\.example:5000 {2}reason="connect ECONNREFUSED 10\.0\.0\.1:5000" {2}waitMs=250 {2}offered=false {2}holder=\{"kind":"sync"\}\n$/,
       ),
     ]);
   });
