@@ -20,7 +20,8 @@ import { enqueueEventJobs } from '../shared/jobs/events/enqueue.js';
 import { PairScheduler, type PairJob } from '../shared/local/pair-scheduler.js';
 import { unscoped } from './support/scopes.js';
 import { MemoryQueue } from '../shared/local/memory-queue.js';
-import { lastEventCell, parseDuration } from '../shared/cli/listen.js';
+import { parseDuration } from '../shared/cli/listen.js';
+import { lastEventCell } from '../shared/cli/local-commands.js';
 import { newRecord } from '../shared/jobs/record.js';
 import { coalescedRecords } from '../shared/jobs/events/batch.js';
 import { tokenOf } from '../shared/aws/notify-runtime.js';
@@ -528,14 +529,11 @@ describe('geo-sync listen: its options and status column', () => {
       repaired: 0,
       removed: 0,
     };
-    expect(lastEventCell(base)).toBe('-');
-    expect(lastEventCell({ ...base, lastEvent, lagSeconds: 1.4 })).toBe('2026-11-29T10:00:00.400Z synced (1 tag, lag 1.4 s)');
-    expect(lastEventCell({ ...base, lastEvent: { ...lastEvent, status: 'failed', tags: 3 }, lagSeconds: 1.4 })).toBe(
-      '2026-11-29T10:00:00.400Z failed (3 tags)',
-    );
-    expect(lastEventCell({ ...base, lastEvent: { ...lastEvent, tags: 0, firstTags: [], digests: 2 } })).toBe(
-      '2026-11-29T10:00:00.400Z synced (0 tags, 2 digests)',
-    );
+    const later = Date.parse('2026-11-29T10:05:30.400Z');
+    expect(lastEventCell(base, later)).toBe('-');
+    expect(lastEventCell({ ...base, lastEvent, lagSeconds: 1.4 }, later)).toBe('5m ago synced (1 tag, lag 1.4 s)');
+    expect(lastEventCell({ ...base, lastEvent: { ...lastEvent, status: 'failed', tags: 3 }, lagSeconds: 1.4 }, later)).toBe('5m ago failed (3 tags)');
+    expect(lastEventCell({ ...base, lastEvent: { ...lastEvent, tags: 0, firstTags: [], digests: 2 } }, later)).toBe('5m ago synced (0 tags, 2 digests)');
   });
 });
 

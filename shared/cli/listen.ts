@@ -1,10 +1,10 @@
 /** The `geo-sync listen` command: its options, the webhook token and the signals; the listener process itself is `local/listener.ts`. */
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { errorMessage, invalidInput, jsonLogger } from '../engine/index.js';
-import { fixedToken, rereadToken, type RepositoryRecord, type WebhookToken } from '../jobs/index.js';
+import { errorMessage, invalidInput } from '../engine/index.js';
+import { fixedToken, rereadToken, type WebhookToken } from '../jobs/index.js';
 import { startListener } from '../local/listener.js';
-import { endpointsFor, integerIn, logLevel, sharedOption } from './options.js';
+import { cliLogger, endpointsFor, integerIn, sharedOption } from './options.js';
 
 interface ListenCommandOptions {
   setExitCode: (code: number) => void;
@@ -32,6 +32,7 @@ export function registerListenCommand(program: Command, { setExitCode, env }: Li
     .addOption(sharedOption.noReferrers())
     .addOption(sharedOption.stateDir(env))
     .addOption(sharedOption.logLevel(env, 'info'))
+    .addOption(sharedOption.logFormat(env))
     .action(
       async (opts: {
         primary?: string;
@@ -45,8 +46,9 @@ export function registerListenCommand(program: Command, { setExitCode, env }: Li
         referrers: boolean;
         stateDir: string;
         logLevel: string;
+        logFormat?: string;
       }) => {
-        const level = logLevel(opts.logLevel);
+        const logger = cliLogger(opts, env);
         const token = webhookToken(env);
         const first = await token.current().catch((error: unknown) => {
           throw invalidInput('MISSING_CONFIG', `no webhook token: ${errorMessage(error)}`);
@@ -57,7 +59,6 @@ export function registerListenCommand(program: Command, { setExitCode, env }: Li
             'GEO_SYNC_WEBHOOK_TOKEN is not set: the listener refuses to start without the token the registry must send (Authorization: Bearer <token>)',
           );
         }
-        const logger = jsonLogger(level);
         if (first.length < 16) logger.warn('GEO_SYNC_WEBHOOK_TOKEN is short; use at least 32 random characters');
         const listener = await startListener({
           endpoints: endpointsFor(env, { primary: opts.primary, secondary: opts.secondary, config: opts.config }),
@@ -100,13 +101,4 @@ export function parseDuration(value: string): number {
   const match = /^(\d{1,6})(s|m|h)$/.exec(value.trim());
   if (!match) throw new InvalidArgumentError('--reconcile-every takes a number followed by s, m or h (30s, 5m, 1h), or 0 to turn it off');
   return Number(match[1]) * { s: 1000, m: 60_000, h: 3600_000 }[match[2] as 's' | 'm' | 'h'];
-}
-
-/** `status`'s LAST EVENT column: when the last event job finished, how it ended, its lag. */
-export function lastEventCell(record: RepositoryRecord): string {
-  const event = record.lastEvent;
-  if (!event) return '-';
-  const lag = event.status === 'synced' && record.lagSeconds !== undefined ? `, lag ${record.lagSeconds.toFixed(1)} s` : '';
-  const digests = event.digests ? `, ${event.digests} digest${event.digests === 1 ? '' : 's'}` : '';
-  return `${event.finishedAt} ${event.status} (${event.tags} tag${event.tags === 1 ? '' : 's'}${digests}${lag})`;
 }

@@ -1,12 +1,11 @@
 /** `geo-sync run` and `geo-sync status`: local mode over the same jobs as the Lambda functions. */
 import type { Command } from 'commander';
-import { invalidInput, jsonLogger, shownUploads, validateRepositoryName } from '../engine/index.js';
+import { invalidInput, shownUploads, validateRepositoryName } from '../engine/index.js';
 import { FileStateStore } from '../local/file-store.js';
 import { localExitCode, runLocal, type LocalProgress, type LocalRunSummary } from '../local/run.js';
 import { overallStatus, withoutLease, type RepositoryRecord } from '../jobs/index.js';
 import { progressBar } from './format.js';
-import { endpointsFor, logLevel, sharedOption } from './options.js';
-import { lastEventCell } from './listen.js';
+import { cliLogger, endpointsFor, sharedOption } from './options.js';
 
 interface LocalCommandOptions {
   /** Where the exit code goes; the main CLI passes its own setter. Default: process.exitCode. */
@@ -33,6 +32,7 @@ export function registerLocalCommands(program: Command, options: LocalCommandOpt
     .addOption(sharedOption.stateDir(env))
     .option('--json', 'print the summary as JSON')
     .addOption(sharedOption.logLevel(env, 'warn'))
+    .addOption(sharedOption.logFormat(env))
     .action(
       async (opts: {
         repository: string[];
@@ -47,8 +47,9 @@ export function registerLocalCommands(program: Command, options: LocalCommandOpt
         stateDir: string;
         json?: boolean;
         logLevel: string;
+        logFormat?: string;
       }) => {
-        const level = logLevel(opts.logLevel);
+        const logger = cliLogger(opts, env);
         opts.repository.forEach(validateRepositoryName);
         if (opts.prefix && opts.repository.length) throw invalidInput('INVALID_OPTION', 'give --repository or --prefix, not both');
         const showProgress = !opts.json && process.stderr.isTTY === true;
@@ -61,7 +62,7 @@ export function registerLocalCommands(program: Command, options: LocalCommandOpt
           concurrency: opts.concurrency,
           referrers: opts.referrers,
           maxPrune: opts.maxPrune,
-          logger: jsonLogger(level),
+          logger,
           ...(showProgress ? { onProgress: progressLine(process.stderr) } : {}),
         });
         if (showProgress) process.stderr.write('\n');
@@ -112,15 +113,28 @@ function formatSummary(summary: LocalRunSummary): string {
   return lines.join('\n');
 }
 
-function formatStatus(records: RepositoryRecord[]): string {
+/**
+ * `status` at a glance: one row per (repository, secondary), those that need a human (a held
+ * guard, refused deletes, a mismatch left after a sync) first, then failures (retried by
+ * themselves), then the rest; each in name order.
+ */
+export function formatStatus(records: RepositoryRecord[], now: number = Date.now()): string {
   if (records.length === 0) return 'no repositories recorded yet: run `geo-sync run` first';
   const events = records.some((r) => r.lastEvent);
-  const rows = records.map((r) => {
-    const last = r.lastSync ? `copied ${r.lastSync.copied}, repaired ${r.lastSync.repaired}, removed ${r.lastSync.removed}` : '-';
+  const rows = [...records].sort(byUrgency).map((r) => {
     const problem = r.syncError ? `${r.syncError}${r.nextRetryAt ? ` (retry ${r.retryCount} at ${r.nextRetryAt})` : ''}` : (r.verifyError ?? differences(r));
-    return [r.repository, r.secondary, overallStatus(r), last, ...(events ? [lastEventCell(r)] : []), problem];
+    return [
+      r.repository,
+      r.secondary,
+      overallStatus(r),
+      lastSyncCell(r, now),
+      lastVerifyCell(r, now),
+      ...(events ? [lastEventCell(r, now)] : []),
+      needsAHuman(r).join(', ') || '-',
+      problem,
+    ];
   });
-  const header = ['REPOSITORY', 'SECONDARY', 'STATUS', 'LAST SYNC', ...(events ? ['LAST EVENT'] : []), 'DETAIL'];
+  const header = ['REPOSITORY', 'SECONDARY', 'STATUS', 'LAST SYNC', 'LAST VERIFY', ...(events ? ['LAST EVENT'] : []), 'NEEDS A HUMAN', 'DETAIL'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
   return [header, ...rows]
     .map((row) =>
@@ -130,6 +144,56 @@ function formatStatus(records: RepositoryRecord[]): string {
         .trimEnd(),
     )
     .join('\n');
+}
+
+/** What waits for a person: nothing retries these by itself into a different result. */
+function needsAHuman(record: RepositoryRecord): string[] {
+  const needs: string[] = [];
+  if (record.syncState === 'guard-held') needs.push('guard held');
+  if (record.syncState === 'deletes-refused') needs.push('deletes refused');
+  if (record.verifyState === 'failed' && record.verifyError === undefined) needs.push('mismatch');
+  return needs;
+}
+
+function urgency(record: RepositoryRecord): number {
+  if (needsAHuman(record).length > 0) return 0;
+  return record.syncState === 'failed' || record.verifyError !== undefined ? 1 : 2;
+}
+
+function byUrgency(a: RepositoryRecord, b: RepositoryRecord): number {
+  return urgency(a) - urgency(b) || a.repository.localeCompare(b.repository) || a.secondary.localeCompare(b.secondary);
+}
+
+/** `12s ago`, `5m ago`, `3h ago`, `2d ago`: how old a record's news is, at a glance. */
+export function age(iso: string, now: number): string {
+  const seconds = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  if (seconds < 60) return `${seconds}s ago`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m ago`;
+  if (seconds < 48 * 3600) return `${Math.floor(seconds / 3600)}h ago`;
+  return `${Math.floor(seconds / 86400)}d ago`;
+}
+
+/** `status`'s LAST SYNC column: when the last sync finished and what it wrote. */
+function lastSyncCell(record: RepositoryRecord, now: number): string {
+  const last = record.lastSync;
+  if (!last) return '-';
+  return `${age(last.finishedAt, now)}: copied ${last.copied}, repaired ${last.repaired}, removed ${last.removed}`;
+}
+
+/** `status`'s LAST VERIFY column: what the last verification found, and how long ago. */
+function lastVerifyCell(record: RepositoryRecord, now: number): string {
+  if (!record.verifiedAt || record.verifyState === 'pending') return '-';
+  const found = record.verifyState === 'succeeded' ? 'synced' : record.verifyError !== undefined ? 'error' : 'mismatch';
+  return `${found}, ${age(record.verifiedAt, now)}`;
+}
+
+/** `status`'s LAST EVENT column: when the last event job finished, how it ended, its lag. */
+export function lastEventCell(record: RepositoryRecord, now: number = Date.now()): string {
+  const event = record.lastEvent;
+  if (!event) return '-';
+  const lag = event.status === 'synced' && record.lagSeconds !== undefined ? `, lag ${record.lagSeconds.toFixed(1)} s` : '';
+  const digests = event.digests ? `, ${event.digests} digest${event.digests === 1 ? '' : 's'}` : '';
+  return `${age(event.finishedAt, now)} ${event.status} (${event.tags} tag${event.tags === 1 ? '' : 's'}${digests}${lag})`;
 }
 
 function differences(record: RepositoryRecord): string {

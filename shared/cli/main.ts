@@ -5,7 +5,6 @@ import {
   RegistryClient,
   errorMessage,
   invalidInput,
-  jsonLogger,
   syncRepository,
   validateRepositoryName,
   verifyRepository,
@@ -18,10 +17,11 @@ import {
 } from '../engine/index.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 import { registerLocalCommands } from './local-commands.js';
-import { endpointsFor, integerIn, logLevel, sharedOption } from './options.js';
+import { cliLogger, endpointsFor, integerIn, sharedOption } from './options.js';
 import { registerListenCommand } from './listen.js';
 import { underRepositoryLock } from '../local/lock.js';
 import { formatPlan, formatSync, formatVerify, syncProgress } from './format.js';
+import { errorLine, registryPlaces, type RegistryPlace } from './hints.js';
 
 interface CommonOptions {
   primary?: string;
@@ -32,6 +32,7 @@ interface CommonOptions {
   retries: number;
   caFile?: string;
   logLevel: string;
+  logFormat?: string;
   gitlabApi: boolean;
   referrers: boolean;
 }
@@ -39,7 +40,9 @@ interface CommonOptions {
 /** Runs the CLI and resolves with the process exit code. */
 export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let exitCode: number = EXIT.ok;
-  const program = buildProgram(env, (code) => (exitCode = code));
+  // The registries of the command, once chosen: the error line names the one that failed and what to try.
+  const places: RegistryPlace[] = [];
+  const program = buildProgram(env, (code) => (exitCode = code), places);
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (error) {
@@ -48,12 +51,12 @@ export async function runCli(argv: string[], env: NodeJS.ProcessEnv = process.en
       return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
     const json = argv.includes('--json');
-    return reportError(error, json);
+    return reportError(error, json, places);
   }
   return exitCode;
 }
 
-function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): Command {
+function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void, places: RegistryPlace[]): Command {
   const program = new Command('geo-sync')
     .description("Keep a secondary container registry holding exactly the primary's tags, each at the same manifest digest.")
     .showHelpAfterError('(run geo-sync --help for usage)')
@@ -73,13 +76,14 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
       .option('--no-gitlab-api', "never use GitLab's tag list API, even where the registry offers it")
       .addOption(sharedOption.noReferrers())
       .addOption(sharedOption.logLevel(env, 'warn'))
+      .addOption(sharedOption.logFormat(env))
       .exitOverride();
 
   common(program.command('plan <repository>').description('show what sync would change; changes nothing')).action(
     async (name: string, options: CommonOptions) => {
       const repository = validateRepositoryName(name);
       setExit(
-        await forEachSecondary(env, options, repository, { format: formatPlan, exitCode: syncExitCode }, (primary, secondary, logger, scope) =>
+        await forEachSecondary(env, places, options, repository, { format: formatPlan, exitCode: syncExitCode }, (primary, secondary, logger, scope) =>
           syncRepository(primary, secondary, repository, {
             dryRun: true,
             tags: scope.tags,
@@ -102,7 +106,7 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
       const showProgress = !options.json && process.stdout.isTTY === true && process.stderr.isTTY === true;
       const present = { format: options.dryRun ? formatPlan : formatSync, exitCode: syncExitCode };
       setExit(
-        await forEachSecondary(env, options, repository, present, (primary, secondary, logger, scope) => {
+        await forEachSecondary(env, places, options, repository, present, (primary, secondary, logger, scope) => {
           const sync = () =>
             syncRepository(primary, secondary, repository, {
               dryRun: options.dryRun,
@@ -131,7 +135,7 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void): 
     .action(async (name: string, options: CommonOptions & { deep?: boolean; checksum: ChecksumKind }) => {
       const repository = validateRepositoryName(name);
       setExit(
-        await forEachSecondary(env, options, repository, { format: formatVerify, exitCode: verifyExitCode }, (primary, secondary, logger, scope) =>
+        await forEachSecondary(env, places, options, repository, { format: formatVerify, exitCode: verifyExitCode }, (primary, secondary, logger, scope) =>
           verifyRepository(primary, secondary, repository, {
             deep: options.deep,
             tags: scope.tags,
@@ -163,12 +167,13 @@ interface Presenter<R> {
  */
 async function forEachSecondary<R extends object>(
   env: NodeJS.ProcessEnv,
+  places: RegistryPlace[],
   options: CommonOptions,
   repository: string,
   present: Presenter<R>,
   act: (primary: RegistryClient, secondary: RegistryClient, logger: EngineLogger, scope: Scope) => Promise<R>,
 ): Promise<number> {
-  return withClients(env, options, async (primary, all, logger) => {
+  return withClients(env, places, options, async (primary, all, logger) => {
     // What lies outside a secondary's scope is never touched: asked by name, that is an error; among several, that one is passed over.
     const secondaries = all.filter(({ scope }) => scope.hasRepository(repository));
     if (all.length === 1 && secondaries.length === 0) {
@@ -197,7 +202,7 @@ async function forEachSecondary<R extends object>(
         const { code, message, exitCode } = describeError(error);
         entries.push({ secondary: name, error: { code, message } });
         worst = Math.max(worst, exitCode);
-        process.stderr.write(`geo-sync: [${name}] ${message}\n`);
+        process.stderr.write(`geo-sync: [${name}] ${errorLine(error, places)}\n`);
         if (!options.json) print(`[${name}] ${repository}: error ${code}: ${message}`, false);
       }
     }
@@ -209,11 +214,13 @@ async function forEachSecondary<R extends object>(
 /** Opens the primary and every chosen secondary first, so a bad URL or CA file stops the run before any work. */
 async function withClients<T>(
   env: NodeJS.ProcessEnv,
+  places: RegistryPlace[],
   options: CommonOptions,
   work: (primary: RegistryClient, secondaries: { name: string; client: RegistryClient; scope: Scope }[], logger: EngineLogger) => Promise<T>,
 ): Promise<T> {
-  const logger = jsonLogger(logLevel(options.logLevel));
+  const logger = cliLogger(options, env);
   const endpoints = endpointsFor(env, { primary: options.primary, secondary: options.secondary, config: options.config });
+  places.push(...registryPlaces(endpoints, env, options));
   const withCa = <E extends { caFile?: string }>(endpoint: E): E => (options.caFile ? { ...endpoint, caFile: options.caFile } : endpoint);
   const transport = { concurrency: options.concurrency, retries: options.retries, logger };
   const opened: RegistryClient[] = [];
@@ -249,10 +256,10 @@ function print(value: unknown, json: boolean | undefined): void {
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${String(value)}\n`);
 }
 
-function reportError(error: unknown, json: boolean): number {
+function reportError(error: unknown, json: boolean, places: readonly RegistryPlace[]): number {
   const { code, message, exitCode } = describeError(error);
   if (json) process.stdout.write(`${JSON.stringify({ error: { code, message } }, null, 2)}\n`);
-  process.stderr.write(`geo-sync: ${message}\n`);
+  process.stderr.write(`geo-sync: ${errorLine(error, places)}\n`);
   return exitCode;
 }
 

@@ -6,7 +6,11 @@ import {
   MissingRegistryError,
   endpointsFromEnv,
   invalidInput,
+  isLogFormat,
   isLogLevel,
+  jsonLogger,
+  textLogger,
+  type EngineLogger,
   type Endpoints,
   type LogLevel,
 } from '../engine/index.js';
@@ -58,13 +62,36 @@ export const sharedOption = {
   stateDir: (env: NodeJS.ProcessEnv) =>
     new Option('--state-dir <dir>', 'where local state is kept (env GEO_SYNC_STATE_DIR)').default(env.GEO_SYNC_STATE_DIR || DEFAULT_STATE_DIR),
   logLevel: (env: NodeJS.ProcessEnv, fallback: LogLevel) =>
-    new Option('--log-level <level>', 'JSON logs on stderr: debug, info, warn, error, silent').default(env.GEO_SYNC_LOG_LEVEL ?? fallback),
+    new Option('--log-level <level>', 'logs on stderr: debug, info, warn, error, silent (env GEO_SYNC_LOG_LEVEL)').default(env.GEO_SYNC_LOG_LEVEL ?? fallback),
+  logFormat: (env: NodeJS.ProcessEnv) =>
+    new Option('--log-format <format>', 'json or text (env GEO_SYNC_LOG_FORMAT); default: text when stderr is a terminal, json otherwise').default(
+      env.GEO_SYNC_LOG_FORMAT || undefined,
+    ),
 };
 
 /** `--log-level`, checked before any work: a usage error (exit 2) otherwise. */
 export function logLevel(value: string): LogLevel {
   if (!isLogLevel(value)) throw invalidInput('INVALID_OPTION', `--log-level must be debug, info, warn, error or silent, not ${JSON.stringify(value)}`);
   return value;
+}
+
+/**
+ * The CLI's logger on stderr: readable lines for a person at a terminal, JSON lines for a pipe, a
+ * file or a log collector; `--log-format` (or GEO_SYNC_LOG_FORMAT) decides when given. Both are
+ * checked before any work: a usage error (exit 2) otherwise.
+ */
+export function cliLogger(
+  options: { logLevel: string; logFormat?: string },
+  env: NodeJS.ProcessEnv,
+  stream: NodeJS.WriteStream = process.stderr,
+): EngineLogger {
+  const level = logLevel(options.logLevel);
+  const format = options.logFormat ?? (stream.isTTY ? 'text' : 'json');
+  if (!isLogFormat(format)) throw invalidInput('INVALID_OPTION', `--log-format must be json or text, not ${JSON.stringify(format)}`);
+  const write = (line: string) => void stream.write(line);
+  // Colour only where a person reads it, and never against their NO_COLOR (https://no-color.org).
+  const colour = stream.isTTY === true && !env.NO_COLOR;
+  return format === 'text' ? textLogger(level, write, { colour }) : jsonLogger(level, write);
 }
 
 /** The registries of a command, from its options and the environment; a missing one is named with the option that gives it too. */

@@ -70,14 +70,26 @@ export class GeoSyncError extends Error {
   /** Bad input (set by invalidInput() and MissingRegistryError only): the same input fails again, however often it is tried. */
   readonly invalid: boolean;
   readonly retryable: boolean;
+  /**
+   * The registry the error is about, as its origin (`https://host:port`), when a registry's
+   * request raised it: a door names the registry and the scheme it used, and says what to try.
+   */
+  readonly registry: string | undefined;
 
-  constructor(code: ErrorCode, message: string, options: { retryable?: boolean; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, options: { retryable?: boolean; cause?: unknown; registry?: string } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'GeoSyncError';
     this.code = code;
     this.invalid = false;
     this.retryable = options.retryable ?? false;
+    this.registry = options.registry;
   }
+}
+
+/** The error, marked as about `registry` (an origin) unless it already names one. */
+export function aboutRegistry<E>(error: E, registry: string): E {
+  if (error instanceof GeoSyncError && error.registry === undefined) (error as { registry: string }).registry = registry;
+  return error;
 }
 
 /** Bad input from a user, a message or a registry response: never retried (the CLI exits 2). */
@@ -94,8 +106,8 @@ export class RegistryError extends GeoSyncError {
   /** The answer's Retry-After, so that a retry of the whole operation honours it too. */
   readonly retryAfter: string | undefined;
 
-  constructor(message: string, status: number, registryCode: string | undefined, retryable: boolean, retryAfter?: string) {
-    super(registryCode ? `REGISTRY_${registryCode}` : `HTTP_${status}`, message, { retryable });
+  constructor(message: string, status: number, registryCode: string | undefined, retryable: boolean, retryAfter?: string, registry?: string) {
+    super(registryCode ? `REGISTRY_${registryCode}` : `HTTP_${status}`, message, { retryable, ...(registry !== undefined ? { registry } : {}) });
     this.name = 'RegistryError';
     this.status = status;
     this.registryCode = registryCode;

@@ -1,4 +1,4 @@
-import { GeoSyncError, errorMessage } from '../errors.js';
+import { GeoSyncError, RegistryError, errorMessage } from '../errors.js';
 import { isValidDigest, isValidTag, quote } from '../oci.js';
 import { nextLink, parseJson, registryErrorCode } from './responses.js';
 import { pull } from './scopes.js';
@@ -55,10 +55,12 @@ export class Tags {
    * one HEAD per tag. Probed once per client, credentials sent as for any request: only GitLab's
    * own answer counts, a 200 carrying its `Gitlab-Container-Registry-Version` header. A 401 proves
    * nothing (an authenticating proxy before a plain registry answers 401 to every path).
+   * A registry that does not answer is not asked again: the plain API's requests meet the same
+   * outage next, carry the retries, and report it.
    */
   hasGitlabTagApi(): Promise<boolean> {
     this.gitlabTagApi ??= this.transport
-      .send({ method: 'GET', target: '/gitlab/v1/', scopes: [], expect: [200, 400, 403, 404, 405, 501] })
+      .send({ method: 'GET', target: '/gitlab/v1/', scopes: [], expect: [200, 400, 403, 404, 405, 501], retryUnanswered: false })
       .then((response) => {
         const version = response.headers['gitlab-container-registry-version'];
         const offered = response.status === 200 && version !== undefined && version.trim() !== '';
@@ -66,8 +68,11 @@ export class Tags {
         return offered;
       })
       .catch((error: unknown) => {
-        // The plain API gives the same answer with more requests; say why it is used.
-        this.transport.logger.warn('GitLab API probe failed; using the plain tag list', { registry: this.transport.host, reason: errorMessage(error) });
+        // The plain API gives the same answer with more requests; say why it is used. Only an
+        // answer is news: no answer (refused, a certificate not trusted) is what the plain API's
+        // next request meets and reports, in the one line that ends the run if it lasts.
+        const level = error instanceof RegistryError ? 'warn' : 'debug';
+        this.transport.logger[level]('GitLab API probe failed; using the plain tag list', { registry: this.transport.host, reason: errorMessage(error) });
         return false;
       });
     return this.gitlabTagApi;

@@ -4,13 +4,13 @@ import { rootCertificates } from 'node:tls';
 import type { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import { backoffDelay } from '../backoff.js';
-import { GeoSyncError, RegistryError, invalidInput } from '../errors.js';
+import { GeoSyncError, RegistryError, aboutRegistry, invalidInput } from '../errors.js';
 import { silentLogger, type EngineLogger } from '../log.js';
 import { DEFAULT_CONCURRENCY } from '../concurrency.js';
 import { Authenticator, TokenServiceError } from './auth.js';
 import { AdaptiveLimit } from './limit.js';
 import { parseRegistryError } from './responses.js';
-import { RETRYABLE_STATUS, isConnectionError, parseRetryAfter } from './retry.js';
+import { GATEWAY_STATUS, OutageLog, RETRYABLE_STATUS, isConnectionError, parseRetryAfter } from './retry.js';
 
 export { isConnectionError, parseRetryAfter } from './retry.js';
 
@@ -62,6 +62,11 @@ export interface RequestSpec {
   /** False when a failed attempt cannot simply be resent (an upload session); the caller retries the whole operation. */
   retry?: boolean;
   /**
+   * False for a probe whose failure has a fallback (GitLab's API): a registry that does not answer
+   * is met again by the next request, which carries the retries, so the probe spends none.
+   */
+  retryUnanswered?: false;
+  /**
    * False for a token request: it is how authentication happens, so it is sent with its own
    * headers only, to the token service the registry named (any host), and a 401 is its answer.
    * It holds no slot of this registry's limit and is not counted among its requests.
@@ -101,6 +106,9 @@ export class Transport {
   private readonly retries: number;
   private readonly backoff: { baseMs: number; capMs: number };
   readonly logger: EngineLogger;
+  private readonly outage: OutageLog;
+  /** Set by close(): a request cut off by closing is not a registry's outage, and is not sent again. */
+  private closing = false;
   private readonly sleep: (ms: number) => Promise<void>;
 
   constructor(endpoint: RegistryEndpoint, options: TransportOptions = {}) {
@@ -108,6 +116,7 @@ export class Transport {
     this.retries = options.retries ?? 4;
     this.backoff = options.backoff ?? { baseMs: 250, capMs: 8_000 };
     this.logger = options.logger ?? silentLogger;
+    this.outage = new OutageLog(this.base.host, this.logger);
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
     // Added to, not instead of, the public roots: Node's `ca` option would otherwise replace them.
     const ca = endpoint.caFile ? [...rootCertificates, readCaFile(endpoint.caFile)] : undefined;
@@ -147,11 +156,23 @@ export class Transport {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await this.dispatcher.close();
   }
 
-  /** Sends with auth and retries; throws RegistryError for statuses the spec does not expect. */
+  /**
+   * Sends with auth and retries; throws RegistryError for statuses the spec does not expect. Every
+   * error it throws names this registry (`registry`), so the door can say where and what to try.
+   */
   async send(spec: RequestSpec): Promise<RegistryResponse> {
+    try {
+      return await this.sendWithRetries(spec);
+    } catch (error) {
+      throw aboutRegistry(error, this.base.origin);
+    }
+  }
+
+  private async sendWithRetries(spec: RequestSpec): Promise<RegistryResponse> {
     const toRegistry = spec.authenticate !== false;
     let url = toRegistry ? this.resolve(spec.target) : new URL(spec.target);
     let authRetried = false;
@@ -168,11 +189,14 @@ export class Transport {
         this.release(ticket, false, undefined);
         if (error instanceof GeoSyncError) throw error;
         const wait = this.nextWait(attempt, undefined);
-        if (wait === undefined || !isConnectionError(error) || !this.replayable(spec)) throw this.unreachable(spec, url, error);
-        await this.waitBeforeRetry(spec, url, wait, `connection error: ${(error as Error).message}`);
+        if (wait === undefined || !isConnectionError(error) || !this.replayable(spec) || spec.retryUnanswered === false) {
+          throw this.unreachable(spec, url, error);
+        }
+        await this.waitBeforeRetry(spec, url, wait, `connection error: ${(error as Error).message}`, onHost);
         continue;
       }
       const status = response.statusCode;
+      if (onHost && !GATEWAY_STATUS.has(status)) this.outage.answered();
       const headers = flattenHeaders(response.headers);
       // A body we stream up arrives at the registry's pace, not the route's: its wait is no round trip.
       const roundTripMs = typeof spec.body === 'function' ? undefined : performance.now() - sentAt;
@@ -201,7 +225,7 @@ export class Transport {
           // A body cut short is a transient failure like a reset connection.
           const wait = this.nextWait(attempt, undefined);
           if (wait === undefined || spec.stream || !this.replayable(spec)) throw this.unreachable(spec, url, error);
-          await this.waitBeforeRetry(spec, url, wait, `body cut short: ${(error as Error).message}`);
+          await this.waitBeforeRetry(spec, url, wait, `body cut short: ${(error as Error).message}`, onHost);
           continue;
         }
       }
@@ -209,11 +233,11 @@ export class Transport {
       if (RETRYABLE_STATUS.has(status) && this.replayable(spec)) {
         const wait = this.nextWait(attempt, headers['retry-after']);
         if (wait !== undefined) {
-          await this.waitBeforeRetry(spec, url, wait, `HTTP ${status}`);
+          await this.waitBeforeRetry(spec, url, wait, `HTTP ${status}`, onHost && GATEWAY_STATUS.has(status));
           continue;
         }
       }
-      throw registryError(spec, url, status, errorBody, headers['retry-after']);
+      throw registryError(spec, url, status, errorBody, headers['retry-after'], this.base.origin);
     }
   }
 
@@ -245,7 +269,8 @@ export class Transport {
         const wait = retryable ? this.nextWait(attempt, retryAfter) : undefined;
         if (wait === undefined) throw error;
         this.stats.retries++;
-        this.logger.warn('retrying', { registry: this.host, operation: what, attempt: attempt + 1, waitMs: wait, reason: (error as Error).message });
+        const unanswered = isConnectionError(error) || (error instanceof RegistryError && GATEWAY_STATUS.has(error.status));
+        this.outage.retrying(unanswered, (error as Error).message, { operation: what, attempt: attempt + 1, waitMs: wait });
         await this.sleep(wait);
       }
     }
@@ -306,25 +331,34 @@ export class Transport {
 
   /** The backoff (backoff.ts); Retry-After (seconds or HTTP date) wins when given. */
   private nextWait(attempt: number, retryAfter: string | undefined): number | undefined {
-    if (attempt >= this.retries) return undefined;
+    if (attempt >= this.retries || this.closing) return undefined;
     const hinted = parseRetryAfter(retryAfter, Date.now());
     if (hinted !== undefined) return Math.min(hinted, 60_000);
     return backoffDelay(attempt, this.backoff);
   }
 
-  /** Counts and logs a retry, then sleeps `waitMs` before it. */
-  private async waitBeforeRetry(spec: RequestSpec, url: URL, waitMs: number, reason: string): Promise<void> {
+  /** Counts and logs a retry (an outage once: OutageLog), then sleeps `waitMs` before it; `unanswered` when the registry gave no answer. */
+  private async waitBeforeRetry(spec: RequestSpec, url: URL, waitMs: number, reason: string, unanswered: boolean): Promise<void> {
     this.stats.retries++;
-    this.logger.warn('retrying request', { registry: this.host, method: spec.method, path: url.pathname, waitMs, reason });
+    this.outage.retrying(unanswered, reason, { method: spec.method, path: url.pathname, waitMs });
     await this.sleep(waitMs);
   }
 
+  /** No answer: the URL with its scheme, since `https://` is the default and a plain-HTTP registry refuses it. */
   private unreachable(spec: RequestSpec, url: URL, error: unknown): GeoSyncError {
-    return new GeoSyncError('REGISTRY_UNREACHABLE', `${spec.method} ${url.host}${url.pathname} failed: ${(error as Error).message}`, {
+    return new GeoSyncError('REGISTRY_UNREACHABLE', `${spec.method} ${url.origin}${url.pathname} failed: ${causeText(error)}`, {
       retryable: true,
       cause: error,
+      registry: this.base.origin,
     });
   }
+}
+
+/** A failure as a person reads it: OpenSSL's reason without its error-stack prefix and source path. */
+function causeText(error: unknown): string {
+  const message = (error as Error).message;
+  const openssl = /SSL routines:[^:]*:([^:]+):/.exec(message);
+  return openssl ? `TLS: ${openssl[1]}` : message;
 }
 
 function readCaFile(path: string): string {
@@ -351,11 +385,11 @@ export function parseRegistryUrl(raw: string): URL {
   return new URL(url.origin);
 }
 
-function registryError(spec: RequestSpec, url: URL, status: number, body: Buffer, retryAfter?: string): RegistryError {
+function registryError(spec: RequestSpec, url: URL, status: number, body: Buffer, retryAfter: string | undefined, registry: string): RegistryError {
   const { code, message } = parseRegistryError(body);
   const detail = message !== undefined ? `: ${message.slice(0, 200)}` : '';
   const what = status === 401 || status === 403 ? 'authentication refused' : `HTTP ${status}${code ? ` ${code}` : ''}`;
-  return new RegistryError(`${spec.method} ${url.host}${url.pathname}: ${what}${detail}`, status, code, RETRYABLE_STATUS.has(status), retryAfter);
+  return new RegistryError(`${spec.method} ${url.origin}${url.pathname}: ${what}${detail}`, status, code, RETRYABLE_STATUS.has(status), retryAfter, registry);
 }
 
 function isRedirect(status: number): boolean {
