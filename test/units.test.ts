@@ -175,7 +175,8 @@ describe('choosing the secondary (--secondary NAME or URL)', () => {
       { name: 'dr.example.com', url: 'https://other.example.com' },
     ]),
   };
-  const chosen = (secondary?: string, from: Record<string, string> = env) => endpointsFromEnv(from, { secondary }).secondaries.map(({ name, endpoint }) => ({ name, endpoint }));
+  const chosen = (secondary?: string, from: Record<string, string> = env) =>
+    endpointsFromEnv(from, { secondary }).secondaries.map(({ name, endpoint }) => ({ name, endpoint }));
 
   it('lists every configured secondary when none is chosen', () => {
     expect(chosen().map((s) => s.name)).toEqual(['eu', 'dr.example.com']);
