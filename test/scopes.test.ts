@@ -289,6 +289,8 @@ describe('the CLI under a scope', () => {
     const summary = JSON.parse(run.stdout) as { records: { repository: string; secondary: string }[] };
     expect(summary.records.map((r) => r.repository).sort()).toEqual(['cli/app', 'cli/tool']);
     expect((await catalog(S())).filter((name) => name.startsWith('dr/')).sort()).toEqual(['dr/cli/app', 'dr/cli/tool', 'dr/prod/a', 'dr/prod/b']);
+    const status = await runGeoSync(['status', '--state-dir', join(dir, 'state-run')]);
+    expect(status.stdout).toMatch(/^cli\/app -> dr\/cli\/app +dr +synced/m);
   });
 
   it('run says so when a scope keeps none of the primary repositories, and syncs nothing there', async () => {

@@ -124,7 +124,8 @@ export function formatStatus(records: RepositoryRecord[], now: number = Date.now
   const rows = [...records].sort(byUrgency).map((r) => {
     const problem = r.syncError ? `${r.syncError}${r.nextRetryAt ? ` (retry ${r.retryCount} at ${r.nextRetryAt})` : ''}` : (r.verifyError ?? differences(r));
     return [
-      r.repository,
+      // Both names where the secondary's prefix places the copy elsewhere.
+      r.secondaryRepository ? `${r.repository} -> ${r.secondaryRepository}` : r.repository,
       r.secondary,
       overallStatus(r),
       lastSyncCell(r, now),
