@@ -9,7 +9,6 @@
  */
 export const DEFAULT_CONCURRENCY = 256;
 
-
 /**
  * The one worker pool: runs the work `next` hands out, at most `limit` at once, until `next` has
  * none and none is running. Work that finishes may have made more (asked of `next` again each
