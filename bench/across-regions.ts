@@ -18,7 +18,7 @@ import {
   runSequentialVerify,
   runSkopeoSync,
 } from './harness.js';
-import { benchLatency, formatCostTable, formatLatencyTable, parseRoundTrips } from './latency.js';
+import { benchLatency, formatCostTable, formatLatencyTable, parseRoundTrips, stackShare } from './latency.js';
 import { pushBaseLayer, seedRepository } from './seed.js';
 
 /**
@@ -30,6 +30,8 @@ export async function runLatencyBench(raw: string): Promise<void> {
   const roundTrips = parseRoundTrips(raw);
   const sizes = process.env.BENCH_SIZES ? config.sizes : [500, 200];
   const peerRepsFar = int(process.env.BENCH_PEER_REPS_FAR, 1);
+  // BENCH_LAMBDA_SHARE=0 leaves out the runs at the stack's share (the old build has no such bound).
+  const lambdaShare = process.env.BENCH_LAMBDA_SHARE === '0' ? undefined : int(process.env.BENCH_LAMBDA_SHARE, stackShare(SERVERLESS_YML));
   const environment = describeEnvironment();
   log(
     `geo-sync across regions: ${sizes.join(', ')} tags at +${raw} ms round trip, ours ${config.reps}x, peers ${config.reps}x at 0 ms and ${peerRepsFar}x above`,
@@ -55,7 +57,7 @@ export async function runLatencyBench(raw: string): Promise<void> {
       repository: REPOSITORY,
       log,
     },
-    { sizes, roundTrips, reps: config.reps, peerRepsFar, serverlessYml: SERVERLESS_YML },
+    { sizes, roundTrips, reps: config.reps, peerRepsFar, serverlessYml: SERVERLESS_YML, lambdaShare },
   );
   const totalSeconds = (performance.now() - started) / 1000;
   process.stdout.write(`\n${formatLatencyTable(latency.rows)}\n`);
@@ -70,12 +72,14 @@ export async function runLatencyBench(raw: string): Promise<void> {
     generatedAt: new Date().toISOString(),
     command: `BENCH_SIZES=${sizes.join(',')} BENCH_REPS=${config.reps} npm run bench -- --rtt ${raw}`,
     environment,
-    config: { sizes, roundTrips, reps: config.reps, peerRepsFar, registryCache: config.registryCache, cli: CLI },
+    config: { sizes, roundTrips, reps: config.reps, peerRepsFar, lambdaShare, registryCache: config.registryCache, cli: CLI },
     totalSeconds,
     notes: [
       'every registry behind a delaying proxy (test/support/delay-proxy.ts, a TCP relay) that holds each byte sent to the registry MS before passing it on: each round trip takes MS longer, all of it on the way there; answers come back at once; at 0 ms no proxy',
       'ours, skopeo and the sequential verifier all go through the same proxies; the registries are read back directly to check each initial sync',
-      `ours = the geo-sync CLI binary, one process per run, default --concurrency (64: the ceiling; the in-flight limit starts at 16); ${config.reps} runs, medians`,
+      `ours = the geo-sync CLI binary, one process per run, default --concurrency (256 since issue 22, 64 before: the ceiling; the in-flight limit starts at 16); ${config.reps} runs, medians`,
+      'ours near: above 0 ms each far run of ours is followed by the same work to the registries directly (no proxy), into its own secondary; far/near = the ratio of their medians (issue 22: <= 1.25 at 80 and 150 ms, at 25 ms no worse than before)',
+      `Lambda at the stack's share: above 0 ms, ours' no-op and verify again with --concurrency ${lambdaShare ?? '-'} (serverless.yml's registryMaxInFlight / syncConcurrency: each invocation's ceiling per registry)`,
       `peers: ${config.reps} runs at 0 ms, ${peerRepsFar} above (skopeo takes minutes per run there); medians`,
       "limit: the in-flight limit of ours' last run, per registry (primary/secondary): the highest it reached and where it ended",
       `Lambda cost: GB-seconds = the run's wall time (the CLI's process start included, so a warm Lambda pays a little less) x the function's memory in serverless.yml (sync ${latency.memoryMb.sync} MB, verify ${latency.memoryMb.verify} MB), per 1,000 tags`,
@@ -84,6 +88,7 @@ export async function runLatencyBench(raw: string): Promise<void> {
     rows: latency.rows,
     farNoop: latency.extra,
     lambdaCost: { memoryMb: latency.memoryMb, perThousandTags: latency.cost },
+    atStackShare: latency.shares,
   };
   writeFileSync(RESULTS, `${JSON.stringify(previous, null, 2)}\n`);
   log(`wrote ${RESULTS} (latency)`);

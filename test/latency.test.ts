@@ -1,9 +1,12 @@
 // Across regions: both registries behind a delaying proxy, the in-flight limit rises above its
-// start (the wait is distance, not load) and the run stays exact. Counts and states only, no times.
+// start and past 64 (the wait is distance, not load) and the run stays exact; a Lambda invocation's
+// share of the fleet bound still caps it. Counts and states only, no times.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient, syncRepository, validateRepositoryName, verifyRepository } from '../shared/engine/index.js';
-import { mapLimit } from '../shared/engine/concurrency.js';
+import { DEFAULT_CONCURRENCY, mapLimit } from '../shared/engine/concurrency.js';
 import { BASE_LIMIT } from '../shared/engine/registry/limit.js';
+import { createAwsRuntime } from '../shared/aws/runtime.js';
+import { lambdaContext } from './aws/support/event-source.js';
 import { startDelayProxy, type DelayProxy } from './support/delay-proxy.js';
 import { startRegistryPair, type RegistryPair } from './support/registry.js';
 import { MediaType, pushBlob, pushManifest, readTags } from './support/seed.js';
@@ -55,7 +58,7 @@ function farClients() {
 }
 
 describe('far registries (every request delayed)', () => {
-  it('raises the in-flight limit above its start while syncing and verifying, and the secondary ends equal to the primary', async () => {
+  it('raises the in-flight limit past 64 while syncing and verifying, and the secondary ends equal to the primary', async () => {
     const initial = farClients();
     try {
       expect((await syncRepository(initial.p, initial.s, repo)).status).toBe('synced');
@@ -73,12 +76,34 @@ describe('far registries (every request delayed)', () => {
       expect(report.status).toBe('synced');
       expect(report.primaryTags).toBe(TAGS);
       for (const side of [again.p, again.s]) {
-        expect(side.transport.stats.limitMax).toBeGreaterThan(BASE_LIMIT);
-        expect(side.transport.stats.limitMax).toBeLessThanOrEqual(64);
+        // 80 ms away and never queueing: the first round takes it to 2 a millisecond x 80 ms.
+        expect(side.transport.stats.limitMax).toBeGreaterThan(64);
+        expect(side.transport.stats.limitMax).toBeLessThanOrEqual(DEFAULT_CONCURRENCY);
         expect(side.transport.stats.writes).toBe(0);
       }
     } finally {
       await again.close();
     }
+  });
+
+  it("stops at a Lambda invocation's share of the fleet bound (the stack's defaults: 1280 over 20), and stays exact", async () => {
+    const runtime = createAwsRuntime(
+      {
+        GEO_SYNC_TABLE: 'state',
+        AWS_REGION: 'us-east-1',
+        GEO_SYNC_PRIMARY_URL: proxies[0]!.url,
+        GEO_SYNC_SECONDARIES: JSON.stringify([{ name: 'eu', url: proxies[1]!.url }]),
+        GEO_SYNC_REGISTRY_MAX_IN_FLIGHT: '1280',
+        GEO_SYNC_INVOCATIONS_AT_ONCE: '20',
+      },
+      async () => ({}),
+    );
+    const clients: RegistryClient[] = [];
+    const report = await runtime.invoke(lambdaContext(), async (registries) => {
+      clients.push(registries.primary(), registries.secondary('eu'));
+      return verifyRepository(clients[0]!, clients[1]!, repo, { concurrency: runtime.concurrency });
+    });
+    expect(report).toMatchObject({ status: 'synced', primaryTags: TAGS });
+    for (const side of clients) expect(side.transport.stats.limitMax).toBe(64);
   });
 });

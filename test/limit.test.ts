@@ -1,6 +1,7 @@
 // The in-flight limit, fed measured round trips by hand: no registry, no timers.
 import { describe, expect, it } from 'vitest';
-import { AdaptiveLimit, BASE_LIMIT } from '../shared/engine/registry/limit.js';
+import { DEFAULT_CONCURRENCY } from '../shared/engine/concurrency.js';
+import { ASSUMED_REQUESTS_PER_MS, AdaptiveLimit, BASE_LIMIT } from '../shared/engine/registry/limit.js';
 
 /** A registry far away that never queues: every round trip is the distance, with a little jitter. */
 const distance = (ms: number) => (_limit: number, i: number) => ms + (i % 7) * 0.05;
@@ -98,5 +99,66 @@ describe('AdaptiveLimit following the round trip', () => {
     const seen = await drive(limit, 20000, distance(60));
     expect(limit.limit).toBe(BASE_LIMIT);
     expect(Math.max(...seen.slice(1000))).toBe(BASE_LIMIT);
+  });
+});
+
+describe('AdaptiveLimit far away: distance buys concurrency', () => {
+  it('passes 64 by default: the ceiling is 256 unless the operator sets --concurrency', () => {
+    expect(DEFAULT_CONCURRENCY).toBe(256);
+  });
+
+  it('at 150 ms jumps from 16 to the ceiling in one round, not thirteen', async () => {
+    const limit = new AdaptiveLimit(DEFAULT_CONCURRENCY);
+    const firstRound = await drive(limit, BASE_LIMIT, distance(150));
+    expect(firstRound.slice(0, -1).every((l) => l === BASE_LIMIT)).toBe(true);
+    // 2 requests a millisecond times 150 ms is 300: more than the ceiling.
+    expect(limit.limit).toBe(256);
+    await drive(limit, 5000, distance(150));
+    expect(limit.highest).toBe(256);
+  });
+
+  it('at 80 ms jumps to the bandwidth-delay product of the distance, then grows by a quarter a round', async () => {
+    const limit = new AdaptiveLimit(DEFAULT_CONCURRENCY);
+    await drive(limit, BASE_LIMIT, distance(80));
+    expect(limit.limit).toBe(ASSUMED_REQUESTS_PER_MS * 80);
+    await drive(limit, 160, distance(80));
+    expect(limit.limit).toBe(200);
+  });
+
+  it('at 25 ms jumps only as far as 25 ms holds at the assumed rate (50)', async () => {
+    const limit = new AdaptiveLimit(DEFAULT_CONCURRENCY);
+    await drive(limit, BASE_LIMIT, distance(25));
+    expect(limit.limit).toBe(50);
+  });
+
+  it("never passes the operator's --concurrency, however far", async () => {
+    const limit = new AdaptiveLimit(64);
+    const seen = await drive(limit, 5000, distance(150));
+    expect(Math.max(...seen)).toBe(64);
+    expect(limit.highest).toBe(64);
+  });
+
+  it('a far registry that queues after the jump pulls it down to what it serves, and not below the base', async () => {
+    const limit = new AdaptiveLimit(DEFAULT_CONCURRENCY);
+    // 150 ms away, serving 1 request a millisecond: past 150 in flight, each waits behind the rest.
+    const roundTrip = (current: number) => 150 + Math.max(0, current - 150);
+    const seen = await drive(limit, 20000, roundTrip);
+    expect(Math.max(...seen)).toBe(256);
+    expect(limit.limit).toBeGreaterThanOrEqual(150);
+    expect(limit.limit).toBeLessThan(180);
+  });
+
+  it('halves on 429 after the jump, as near', async () => {
+    const limit = new AdaptiveLimit(DEFAULT_CONCURRENCY);
+    await drive(limit, BASE_LIMIT, distance(150));
+    const burst = await Promise.all(Array.from({ length: 256 }, () => limit.acquire()));
+    for (const ticket of burst) limit.release(ticket, true);
+    expect(limit.limit).toBe(128);
+  });
+
+  it('does not jump near: a loopback registry (least round trip under a millisecond) grows by a quarter at most', async () => {
+    const limit = new AdaptiveLimit(DEFAULT_CONCURRENCY);
+    await drive(limit, BASE_LIMIT, distance(0.4));
+    expect(limit.limit).toBe(20);
   });
 });

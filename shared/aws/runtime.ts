@@ -23,6 +23,10 @@ const Config = z.object({
   GEO_SYNC_FAN_OUT_QUEUE_URL: z.string().url().optional(),
   GEO_SYNC_CREDENTIALS_SECRET: z.string().min(1).optional(),
   GEO_SYNC_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(DEFAULT_CONCURRENCY),
+  // The fleet bound (stack parameter registryMaxInFlight) and the invocations it is split over
+  // (the sync function's maximum concurrency): both or neither.
+  GEO_SYNC_REGISTRY_MAX_IN_FLIGHT: z.coerce.number().int().min(1).optional(),
+  GEO_SYNC_INVOCATIONS_AT_ONCE: z.coerce.number().int().min(1).optional(),
   GEO_SYNC_REFERRERS: z.enum(['on', 'off']).default('on'),
   GEO_SYNC_CATALOG_PAGE_SIZE: z.coerce.number().int().min(1).max(10_000).default(1000),
   GEO_SYNC_RETRY_BASE_SECONDS: z.coerce.number().min(0).default(60),
@@ -47,6 +51,7 @@ export function createAwsRuntime(env: NodeJS.ProcessEnv, credentialSource?: Cred
     throw invalidInput('INVALID_CONFIG', `invalid environment: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   }
   const config = parsed.data;
+  const concurrency = invocationCeiling(config);
   const logger = createLogger();
   const metrics = createMetrics();
   const sqs = new SQSClient({});
@@ -67,14 +72,14 @@ export function createAwsRuntime(env: NodeJS.ProcessEnv, credentialSource?: Cred
     clock: Date.now,
     random: Math.random,
     retry: { baseMs: config.GEO_SYNC_RETRY_BASE_SECONDS * 1000, capMs: config.GEO_SYNC_RETRY_CAP_SECONDS * 1000 },
-    concurrency: config.GEO_SYNC_CONCURRENCY,
+    concurrency,
     referrers: config.GEO_SYNC_REFERRERS === 'on',
     catalogPageSize: config.GEO_SYNC_CATALOG_PAGE_SIZE,
     powertools: { logger, metrics },
 
     async invoke(context, work) {
       logger.addContext(context);
-      const registries = openRegistries(withCredentials(endpoints, await credentials()), { concurrency: config.GEO_SYNC_CONCURRENCY, logger: port });
+      const registries = openRegistries(withCredentials(endpoints, await credentials()), { concurrency, logger: port });
       try {
         return await work(registries, { remainingMs: context.getRemainingTimeInMillis() });
       } finally {
@@ -103,6 +108,29 @@ export function createAwsRuntime(env: NodeJS.ProcessEnv, credentialSource?: Cred
     },
   };
   return runtime;
+}
+
+/**
+ * Requests in flight this invocation may put on each registry: GEO_SYNC_CONCURRENCY, or its share
+ * of the fleet bound when lower. The share is a static split: GEO_SYNC_REGISTRY_MAX_IN_FLIGHT over
+ * the most invocations that run at once (GEO_SYNC_INVOCATIONS_AT_ONCE, the sync function's maximum
+ * concurrency). It needs no coordination and no request to anything; its price is that an
+ * invocation running alone still takes only its share.
+ */
+function invocationCeiling(config: z.infer<typeof Config>): number {
+  const { GEO_SYNC_REGISTRY_MAX_IN_FLIGHT: registryMaxInFlight, GEO_SYNC_INVOCATIONS_AT_ONCE: invocationsAtOnce } = config;
+  if (registryMaxInFlight === undefined && invocationsAtOnce === undefined) return config.GEO_SYNC_CONCURRENCY;
+  if (registryMaxInFlight === undefined || invocationsAtOnce === undefined) {
+    throw invalidInput('INVALID_CONFIG', 'invalid environment: GEO_SYNC_REGISTRY_MAX_IN_FLIGHT and GEO_SYNC_INVOCATIONS_AT_ONCE go together; only one is set');
+  }
+  const share = Math.floor(registryMaxInFlight / invocationsAtOnce);
+  if (share < 1) {
+    throw invalidInput(
+      'INVALID_CONFIG',
+      `invalid environment: GEO_SYNC_REGISTRY_MAX_IN_FLIGHT=${registryMaxInFlight} leaves no request for each of ${invocationsAtOnce} invocations at once (GEO_SYNC_INVOCATIONS_AT_ONCE)`,
+    );
+  }
+  return Math.min(share, config.GEO_SYNC_CONCURRENCY);
 }
 
 export function isSqsEvent(event: unknown): event is { Records: SQSRecord[] } {

@@ -155,6 +155,13 @@ describe('the packaged CloudFormation template', () => {
     expect(mapping.Properties.ScalingConfig).toEqual({ MaximumConcurrency: 20 });
   });
 
+  it.each(FUNCTIONS)('$name: takes its share of registryMaxInFlight, split over as many invocations as the sync event source lets run at once', ({ id }) => {
+    const sync = ofType('AWS::Lambda::EventSourceMapping').find(([, r]) => r.Properties.FunctionName['Fn::GetAtt'][0] === 'SyncLambdaFunction')![1];
+    const variables = resources[id]!.Properties.Environment.Variables;
+    expect(variables.GEO_SYNC_REGISTRY_MAX_IN_FLIGHT).toBe('1280');
+    expect(variables.GEO_SYNC_INVOCATIONS_AT_ONCE).toBe(String(sync.Properties.ScalingConfig.MaximumConcurrency));
+  });
+
   it('declares the state table on demand, with point-in-time recovery, encrypted under the AWS managed KMS key, the keys and indexes the store uses', () => {
     const table = resources.StateTable!.Properties;
     expect(table.BillingMode).toBe('PAY_PER_REQUEST');

@@ -2,6 +2,15 @@
 export const BASE_LIMIT = 16;
 
 /**
+ * The rate a registry is taken to serve until its round trips say otherwise: 2 requests a
+ * millisecond, about what one loopback docker-registry on two cores serves (the bench's registries
+ * queue past 40-60 in flight at 25 ms). Times the measured distance it is the bandwidth-delay
+ * product the limit may jump to in one round: 50 at 25 ms, 160 at 80 ms, 300 at 150 ms. A registry
+ * that serves less shows it in the next round as queueing, and the limit falls.
+ */
+export const ASSUMED_REQUESTS_PER_MS = 2;
+
+/**
  * Requests in flight to one registry, following the round trip as TCP Vegas does.
  *
  * The least round trip seen (send to response headers) is the distance. Once per round (`limit`
@@ -9,7 +18,12 @@ export const BASE_LIMIT = 16;
  * `limit × (1 − least / fastest)`, as Linux's Vegas reads it (the fastest, not the mean, so a
  * burst of late answers from our own busy event loop is not taken for the registry's queue).
  * - Fewer than `alpha` queued, and the round's median under twice the distance: the wait is
- *   distance, not load, so the limit grows by a quarter, up to the ceiling.
+ *   distance, not load, so the limit grows by a quarter, or at once to the bandwidth-delay product
+ *   of the distance (`ASSUMED_REQUESTS_PER_MS × least`) when that is more and the registry has not
+ *   queued nor throttled in this run, up to the ceiling. Growing by a quarter a round, 16 takes 13
+ *   rounds to reach 256: at 150 ms that is two seconds of every run spent below what the route
+ *   holds. The jump makes it one round. Once the registry has queued it is not taken again: it
+ *   would throw the limit back past what the registry showed it serves, round after round.
  * - More than `beta` queued: the registry is queueing, so it shrinks by an eighth, down to the base.
  * - Otherwise it holds. A near registry that is busy answers far slower than its least round
  *   trip, so it stays at the base, today's fixed limit.
@@ -33,6 +47,8 @@ export class AdaptiveLimit {
   private answers = 0;
   private roundTrips: number[] = [];
   private leastRoundTripMs = Infinity;
+  /** The registry queued or throttled in this run: from then on the limit grows by a quarter only. */
+  private hasPushedBack = false;
 
   /** `ceiling`: never more in flight (the operator's cap); the limit starts at the base, or the ceiling when lower. */
   constructor(private readonly ceiling: number) {
@@ -70,6 +86,7 @@ export class AdaptiveLimit {
   release(ticket: number, throttled: boolean, roundTripMs?: number): void {
     this.inFlight--;
     if (throttled) {
+      this.hasPushedBack = true;
       if (ticket === this.epoch) {
         this.epoch++;
         this.setLimit(Math.max(1, Math.floor(this.current / 2)));
@@ -102,8 +119,14 @@ export class AdaptiveLimit {
     // Vegas's thresholds grow with the log of the limit, so a large limit tolerates a little jitter.
     const alpha = 3 * Math.log10(this.current);
     const beta = 2 * alpha;
-    if (queued < alpha && distanceDominates) this.setLimit(Math.min(this.ceiling, this.current + Math.max(1, Math.floor(this.current / 4))));
-    else if (queued > beta) this.setLimit(Math.max(this.base, this.current - Math.max(1, Math.floor(this.current / 8))));
+    if (queued < alpha && distanceDominates) {
+      const grown = this.current + Math.max(1, Math.floor(this.current / 4));
+      const distanceHolds = this.hasPushedBack ? 0 : Math.floor(ASSUMED_REQUESTS_PER_MS * least);
+      this.setLimit(Math.min(this.ceiling, Math.max(grown, distanceHolds)));
+    } else if (queued > beta) {
+      this.hasPushedBack = true;
+      this.setLimit(Math.max(this.base, this.current - Math.max(1, Math.floor(this.current / 8))));
+    }
   }
 
   private setLimit(limit: number): void {
