@@ -47,7 +47,14 @@ describe('the packaged CloudFormation template', () => {
       Object.keys(resources[id]!.Properties.Environment.Variables)
         .filter((v) => v.startsWith('GEO_SYNC_'))
         .sort();
-    const registries = ['GEO_SYNC_CREDENTIALS_SECRET', 'GEO_SYNC_PRIMARY_URL', 'GEO_SYNC_SECONDARIES', 'GEO_SYNC_TABLE'];
+    const registries = [
+      'GEO_SYNC_CREDENTIALS_SECRET',
+      'GEO_SYNC_INVOCATIONS_AT_ONCE',
+      'GEO_SYNC_PRIMARY_URL',
+      'GEO_SYNC_REGISTRY_MAX_IN_FLIGHT',
+      'GEO_SYNC_SECONDARIES',
+      'GEO_SYNC_TABLE',
+    ];
     expect(settings('FanOutLambdaFunction')).toEqual(
       [...registries, 'GEO_SYNC_FAN_OUT_QUEUE_URL', 'GEO_SYNC_SYNC_QUEUE_URL', 'GEO_SYNC_VERIFY_QUEUE_URL'].sort(),
     );
