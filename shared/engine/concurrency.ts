@@ -58,3 +58,14 @@ export function memoByKey<R>(): (key: string, run: () => Promise<R>) => Promise<
     return pending;
   };
 }
+
+/**
+ * Like Promise.all, but waits for every one and throws the first failure in argument order, not in
+ * time: with the primary and the secondary both down, the error named is the same every run.
+ */
+export async function allInOrder<T extends readonly unknown[]>(work: { [K in keyof T]: Promise<T[K]> }): Promise<T> {
+  const settled = await Promise.allSettled(work);
+  const failed = settled.find((result) => result.status === 'rejected');
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  return settled.map((result) => (result as PromiseFulfilledResult<unknown>).value) as unknown as T;
+}

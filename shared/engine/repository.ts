@@ -1,13 +1,23 @@
 /** One repository's sync and verify: the sync a reader of every tag in front of the one pipeline, verify a comparison of both sides. */
 import { tagChecksum, type ChecksumKind } from './checksum.js';
-import { DEFAULT_CONCURRENCY, mapLimit } from './concurrency.js';
+import { DEFAULT_CONCURRENCY, allInOrder, mapLimit } from './concurrency.js';
 import { errorMessage } from './errors.js';
 import { silentLogger, type EngineLogger } from './log.js';
 import type { Repository } from './oci.js';
 import { DEFAULT_MAX_PRUNE, planRepository, type TagMap } from './planner.js';
 import { readForSync, readPrimary, readTagMap, type ReadOptions } from './read-tags.js';
 import type { ManifestHead, RegistryClient } from './registry/client.js';
-import { edgesOf, isDerivedTag, mediaTypesOf, reachedManifests, readReferrerGraph, referrerMode, type ReferrerEdge, type ReferrerStore } from './referrers.js';
+import {
+  edgesOf,
+  isDerivedTag,
+  mediaTypesOf,
+  reachedManifests,
+  readReferrerGraph,
+  referrerMode,
+  type ReferrerEdge,
+  type ReferrerMode,
+  type ReferrerStore,
+} from './referrers.js';
 import { Replicator, type MissingObject } from './replicate.js';
 import type { VerifyStatus } from './status.js';
 import { SyncReportBuilder, type SyncReport, type TagSkip } from './sync-report.js';
@@ -193,9 +203,10 @@ export async function verifyRepository(
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
   const scope = options.tags ?? EVERY_TAG;
   const read = { concurrency, logger: options.logger, gitlabApi: options.gitlabApi, ...(scope.all ? {} : { keep: scope.has }) };
-  const mode = await referrerMode(primary, secondary, repository, options.referrers ?? true);
   const heads = { primary: [] as ManifestHead[], secondary: [] as ManifestHead[] };
-  const [primaryTags, listed] = await Promise.all([
+  // The referrers probe goes out with the reads: at a far registry each round trip in turn is felt.
+  const [mode, primaryTags, listed] = await allInOrder<[ReferrerMode, Map<string, string>, Map<string, string>]>([
+    referrerMode(primary, secondary, repository, options.referrers ?? true),
     readPrimary(primary, repository, { ...read, onHead: (head) => void heads.primary.push(head) }),
     readTagMap(secondary, repository, { ...read, onHead: (head) => void heads.secondary.push(head) }).then((map) => map ?? new Map<string, string>()),
   ]);

@@ -4,7 +4,7 @@
  * again; every step after the read is the same for both. `syncRepository` (repository.ts) and
  * `syncTags` (targeted-sync.ts) are the two readers in front of it.
  */
-import { mapLimit } from './concurrency.js';
+import { allInOrder, mapLimit } from './concurrency.js';
 import { Deadline } from './deadline.js';
 import { GeoSyncError, errorMessage } from './errors.js';
 import type { EngineLogger } from './log.js';
@@ -123,8 +123,9 @@ export async function runSyncPipeline(
   const whole = reader.reads === 'repository';
 
   // Read, then plan. Removal below is only reached when the read proved each extra tag absent.
-  const mode = await referrerMode(primary, secondary, repository, options.referrers);
-  const read = inScope(withoutDerivedTags(await reader.read(deadline), mode), options.tags);
+  // The referrers probe and the read go out together: at a far registry each round trip in turn is felt.
+  const [mode, sides] = await allInOrder<[ReferrerMode, SidesRead]>([referrerMode(primary, secondary, repository, options.referrers), reader.read(deadline)]);
+  const read = inScope(withoutDerivedTags(sides, mode), options.tags);
   const plan = planRepository(read.primaryTags, read.secondaryTags);
   let guard = whole ? pruneGuard(plan, read.secondaryTags.size, options.maxPrune) : undefined;
   // A full sync logs its plan; an event job's one line is its outcome (`replicated`), so its plan is for debugging.
