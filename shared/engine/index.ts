@@ -11,7 +11,7 @@ export { isLogLevel, jsonLogger, silentLogger, type EngineLogger, type LogLevel 
 export { isValidDigest, validateDigest, validateRepositoryName, validateTag, type Repository } from './oci.js';
 export { DEFAULT_MAX_PRUNE, planRepository, type Plan, type TagChange, type TagMap } from './planner.js';
 export { RegistryClient } from './registry/client.js';
-export type { RegistryEndpoint, TransportOptions } from './registry/transport.js';
+export type { ObservedResponse, RegistryEndpoint, TransportOptions } from './registry/transport.js';
 export { readTagMap } from './read-tags.js';
 export type { MissingObject } from './replicate.js';
 export { syncRepository, verifyRepository, type SyncOptions, type VerifyOptions, type VerifyReport } from './repository.js';

@@ -1,22 +1,33 @@
 /** Registry clients for one batch of work, opened lazily and closed together. */
-import { RegistryClient, invalidInput, type EngineLogger, type Endpoints } from '../engine/index.js';
+import { RegistryClient, invalidInput, type EngineLogger, type Endpoints, type ObservedResponse } from '../engine/index.js';
 import type { Catalog } from './fan-out.js';
 import type { Registries } from './ports.js';
 
-export function openRegistries(endpoints: Endpoints, options: { concurrency?: number; logger?: EngineLogger } = {}): Registries {
+export interface RegistriesOptions {
+  concurrency?: number;
+  logger?: EngineLogger;
+  /** Told of each registry answer, with the registry's configured name (`primary`, or the secondary's). */
+  observe?: (registry: string, observed: ObservedResponse) => void;
+}
+
+export function openRegistries(endpoints: Endpoints, options: RegistriesOptions = {}): Registries {
   const open = new Map<string, RegistryClient>();
-  const client = (name: string, endpoint: Endpoints['primary']) => {
+  const { observe, ...transport } = options;
+  const client = (name: string, endpoint: Endpoints['primary'], label: string) => {
     let existing = open.get(name);
-    if (!existing) open.set(name, (existing = new RegistryClient(endpoint, options)));
+    if (!existing) {
+      const onResponse = observe ? { onResponse: (observed: ObservedResponse) => observe(label, observed) } : {};
+      open.set(name, (existing = new RegistryClient(endpoint, { ...transport, ...onResponse })));
+    }
     return existing;
   };
   return {
     secondaryNames: endpoints.secondaries.map((s) => s.name),
-    primary: () => client('\0primary', endpoints.primary),
+    primary: () => client('\0primary', endpoints.primary, 'primary'),
     secondary(name) {
       const found = endpoints.secondaries.find((s) => s.name === name);
       if (!found) throw invalidInput('UNKNOWN_SECONDARY', `no secondary named ${JSON.stringify(name)} is configured`);
-      return client(name, found.endpoint);
+      return client(name, found.endpoint, name);
     },
     async close() {
       // The in-flight limit each registry settled at in this batch: the figure to tune GEO_SYNC_CONCURRENCY by.
