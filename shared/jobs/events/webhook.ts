@@ -203,12 +203,12 @@ export function fixedToken(value: string): WebhookToken {
  * A token kept where it can be replaced (a secret, a file), read again so a rotated token is
  * picked up without a restart. `source` names it in the error when it holds no token.
  */
-export function rereadToken(read: () => Promise<string>, source: string, clock: () => number = Date.now): WebhookToken {
+export function rereadToken(read: () => Promise<string>, source: string, clock: () => number = Date.now, what = 'webhook token'): WebhookToken {
   let cached: { value: string; readAt: number } | undefined;
   const load = async () => {
     const value = (await read()).trim();
     // An empty token would match nothing (bearerMatches refuses it), but say why every request is refused.
-    if (value === '') throw new GeoSyncError('INVALID_CONFIG', `${source} holds no webhook token`);
+    if (value === '') throw new GeoSyncError('INVALID_CONFIG', `${source} holds no ${what}`);
     cached = { value, readAt: clock() };
     return value;
   };
