@@ -113,7 +113,7 @@ function optionalSecret(env: NodeJS.ProcessEnv, name: string, what: string): Web
   const value = env[name];
   const file = env[`${name}_FILE`];
   if (value !== undefined && file !== undefined) throw invalidInput('INVALID_CONFIG', `set ${name} or ${name}_FILE, not both`);
-  if (file !== undefined) return rereadToken(() => readFile(file, 'utf8'), `${name}_FILE ${file}`, Date.now, what);
+  if (file !== undefined) return rereadToken(() => readFile(file, 'utf8'), `${name}_FILE ${file}`, Date.now, { what });
   if (value === undefined) return undefined;
   if (value.trim() === '') throw invalidInput('INVALID_CONFIG', `${name} is set but empty: unset it, or give the ${what}`);
   return fixedToken(value.trim());

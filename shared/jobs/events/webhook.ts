@@ -74,7 +74,7 @@ export interface WebhookObserver {
 export interface WebhookDoor {
   /** The bearer token of distribution and Harbor, and the path secret of Quay. */
   token: WebhookToken;
-  /** The HMAC secret of GitHub's webhook; without one, `/events/github` answers 404. */
+  /** The HMAC secret of GitHub's webhook; without one (or an empty one), `/events/github` answers 404. */
   githubSecret?: WebhookToken;
   logger: EngineLogger;
   metrics: Metrics;
@@ -161,7 +161,8 @@ async function beforeBody(route: Route, headers: WebhookRequest['headers'], door
       if (!(await matchesSecret(door.token, (token) => secretMatches(route.pathSecret, token)))) return unauthorized('wrong secret in the path');
       return checkFormat(format);
     case 'github':
-      if (!door.githubSecret) return { status: 404, reason: 'not_configured', error: 'no GitHub webhook secret is configured' };
+      if (!door.githubSecret || (await door.githubSecret.current()) === '')
+        return { status: 404, reason: 'not_configured', error: 'no GitHub webhook secret is configured' };
       // The HMAC covers the body, so it is checked once the body is read; a request without one is refused now.
       if (!GITHUB_SIGNATURE.test(headers['x-hub-signature-256'] ?? '')) return unauthorized('missing or malformed X-Hub-Signature-256');
       return checkFormat(format);
@@ -200,15 +201,21 @@ export function fixedToken(value: string): WebhookToken {
 }
 
 /**
- * A token kept where it can be replaced (a secret, a file), read again so a rotated token is
- * picked up without a restart. `source` names it in the error when it holds no token.
+ * A secret kept where it can be replaced (a secret, a file), read again so a rotated one is
+ * picked up without a restart. `source` names it in the error when it holds none; `optional`: an
+ * empty value means "not configured" (GitHub's key absent from notify's secret), not an error.
  */
-export function rereadToken(read: () => Promise<string>, source: string, clock: () => number = Date.now, what = 'webhook token'): WebhookToken {
+export function rereadToken(
+  read: () => Promise<string>,
+  source: string,
+  clock: () => number = Date.now,
+  { what = 'webhook token', optional = false }: { what?: string; optional?: boolean } = {},
+): WebhookToken {
   let cached: { value: string; readAt: number } | undefined;
   const load = async () => {
     const value = (await read()).trim();
-    // An empty token would match nothing (bearerMatches refuses it), but say why every request is refused.
-    if (value === '') throw new GeoSyncError('INVALID_CONFIG', `${source} holds no ${what}`);
+    // An empty token would match nothing (secretMatches refuses it), but say why every request is refused.
+    if (value === '' && !optional) throw new GeoSyncError('INVALID_CONFIG', `${source} holds no ${what}`);
     cached = { value, readAt: clock() };
     return value;
   };
