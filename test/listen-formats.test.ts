@@ -32,9 +32,9 @@ interface RunningListener {
   url: string;
 }
 
-async function startListener(env: Record<string, string>): Promise<RunningListener> {
+async function startListener(env: Record<string, string>, reconcileEvery = '0'): Promise<RunningListener> {
   const port = await freePort();
-  const { child, done } = spawnGeoSync(['listen', '--port', String(port), '--reconcile-every', '0'], {
+  const { child, done } = spawnGeoSync(['listen', '--port', String(port), '--reconcile-every', reconcileEvery], {
     GEO_SYNC_SECONDARY_URL: secondary.url,
     GEO_SYNC_WEBHOOK_TOKEN: TOKEN,
     GEO_SYNC_GITHUB_WEBHOOK_SECRET: GITHUB_SECRET,
@@ -267,14 +267,34 @@ describe('geo-sync listen: Harbor, Quay and GitHub webhooks', () => {
     expect(await ready.json()).toEqual({ status: 'ready', primary: 'reachable' });
   });
 
-  it('/readyz answers 503 while the primary is unreachable; /healthz still 200', async () => {
+  it('a reconcile at start is counted, with its duration', async () => {
+    const other = await startListener({ GEO_SYNC_PRIMARY_URL: primary.url }, '1h');
+    try {
+      const metrics = async () =>
+        parsePrometheusText(await (await fetch(`${other.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text());
+      await eventually(async () => sampleValue(await metrics(), 'geo_sync_reconcile_runs_total', { outcome: 'finished' }) === 1);
+      const families = await metrics();
+      expect(sampleValue(families, 'geo_sync_reconcile_duration_seconds_count')).toBe(1);
+      expect(sampleValue(families, 'geo_sync_reconcile_runs_total', { outcome: 'failed' })).toBe(0);
+      expect(sampleValue(families, 'geo_sync_reconcile_running')).toBe(0);
+    } finally {
+      other.child.kill('SIGTERM');
+      expect((await other.done).code).toBe(0);
+    }
+  });
+
+  it('/readyz answers 503 while the primary is unreachable; /healthz still 200; the reconcile that could not read the catalog is counted failed', async () => {
     const deadPort = await freePort();
-    const other = await startListener({ GEO_SYNC_PRIMARY_URL: `http://127.0.0.1:${deadPort}` });
+    const other = await startListener({ GEO_SYNC_PRIMARY_URL: `http://127.0.0.1:${deadPort}` }, '1h');
     try {
       const ready = await fetch(`${other.url}/readyz`);
       expect(ready.status).toBe(503);
       expect(await ready.json()).toMatchObject({ status: 'not ready', primary: expect.stringMatching(/^unreachable: /) });
       expect((await fetch(`${other.url}/healthz`)).status).toBe(200);
+      const metrics = async () =>
+        parsePrometheusText(await (await fetch(`${other.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text());
+      await eventually(async () => sampleValue(await metrics(), 'geo_sync_reconcile_runs_total', { outcome: 'failed' }) === 1, 60_000);
+      expect(sampleValue(await metrics(), 'geo_sync_registry_requests_total', { registry: 'primary', status_class: 'error' })).toBeGreaterThan(0);
     } finally {
       other.child.kill('SIGTERM');
       expect((await other.done).code).toBe(0);
