@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnGeoSync, type CliResult } from './support/cli.js';
+import { runGeoSync, spawnGeoSync, type CliResult } from './support/cli.js';
 import { parsePrometheusText, sampleValue, type MetricFamily } from './support/prometheus-text.js';
 import { freePort, startRegistry, type TestRegistry } from './support/registry.js';
 import { deleteManifest, manifestExists, pushImage, readTags } from './support/seed.js';
@@ -126,6 +126,24 @@ afterAll(async () => {
 });
 
 describe('geo-sync listen: Harbor, Quay and GitHub webhooks', () => {
+  it.each([
+    ['a secret and its file both set', { GEO_SYNC_GITHUB_WEBHOOK_SECRET: GITHUB_SECRET, GEO_SYNC_GITHUB_WEBHOOK_SECRET_FILE: '/dev/null' }, /not both/],
+    ['an empty metrics token', { GEO_SYNC_METRICS_TOKEN: ' ' }, /GEO_SYNC_METRICS_TOKEN is set but empty/],
+    ['a metrics token file that holds nothing', { GEO_SYNC_METRICS_TOKEN_FILE: '/dev/null' }, /holds no metrics token/],
+  ])('refuses to start with %s (exit 2), and names no secret', async (_name, env, message) => {
+    const result = await runGeoSync(['listen', '--port', '0'], {
+      GEO_SYNC_PRIMARY_URL: primary.url,
+      GEO_SYNC_SECONDARY_URL: secondary.url,
+      GEO_SYNC_WEBHOOK_TOKEN: TOKEN,
+      GEO_SYNC_STATE_DIR: stateDir,
+      ...env,
+    });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(message);
+    expect(result.stderr).not.toContain(GITHUB_SECRET);
+    expect(result.stderr).not.toContain(TOKEN);
+  });
+
   let before: Map<string, MetricFamily>;
 
   it('serves /metrics only with its bearer token, in the Prometheus text format', async () => {
