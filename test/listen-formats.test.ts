@@ -264,11 +264,11 @@ describe('geo-sync listen: Harbor, Quay and GitHub webhooks', () => {
     expect(moved('geo_sync_event_jobs_total', { outcome: 'succeeded' })).toBeGreaterThanOrEqual(6);
     expect(moved('geo_sync_event_jobs_total', { outcome: 'failed' })).toBe(0);
     expect(moved('geo_sync_replication_lag_seconds_count')).toBeGreaterThanOrEqual(6);
-    expect(moved('geo_sync_registry_requests_total', { registry: 'primary', status_class: '2xx' })).toBeGreaterThan(0);
-    expect(moved('geo_sync_registry_requests_total', { registry: 'secondary', status_class: '2xx' })).toBeGreaterThan(0);
+    expect(moved('geo_sync_registry_requests_total', { role: 'primary', registry: 'primary', status_class: '2xx' })).toBeGreaterThan(0);
+    expect(moved('geo_sync_registry_requests_total', { role: 'secondary', registry: 'secondary', status_class: '2xx' })).toBeGreaterThan(0);
     // The forged tag is asked of the primary, which knows nothing of it.
-    expect(moved('geo_sync_registry_requests_total', { registry: 'primary', status_class: '4xx' })).toBeGreaterThan(0);
-    expect(sampleValue(families, 'geo_sync_registry_inflight_limit', { registry: 'primary' })).toBeGreaterThan(0);
+    expect(moved('geo_sync_registry_requests_total', { role: 'primary', registry: 'primary', status_class: '4xx' })).toBeGreaterThan(0);
+    expect(sampleValue(families, 'geo_sync_registry_inflight_limit', { role: 'primary', registry: 'primary' })).toBeGreaterThan(0);
     expect(sampleValue(families, 'geo_sync_pending_tags')).toBe(0);
     expect(sampleValue(families, 'geo_sync_jobs_running')).toBe(0);
 
@@ -312,7 +312,9 @@ describe('geo-sync listen: Harbor, Quay and GitHub webhooks', () => {
       const metrics = async () =>
         parsePrometheusText(await (await fetch(`${other.url}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text());
       await eventually(async () => sampleValue(await metrics(), 'geo_sync_reconcile_runs_total', { outcome: 'failed' }) === 1, 60_000);
-      expect(sampleValue(await metrics(), 'geo_sync_registry_requests_total', { registry: 'primary', status_class: 'error' })).toBeGreaterThan(0);
+      expect(sampleValue(await metrics(), 'geo_sync_registry_requests_total', { role: 'primary', registry: 'primary', status_class: 'error' })).toBeGreaterThan(
+        0,
+      );
     } finally {
       other.child.kill('SIGTERM');
       expect((await other.done).code).toBe(0);

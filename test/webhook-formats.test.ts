@@ -315,14 +315,18 @@ describe("notify's secret: the token, and GitHub's secret beside it", () => {
 
 describe('the strict Prometheus text reader', () => {
   it('reads what prom-client writes, and the listener metrics carry only bounded labels', async () => {
-    const metrics = new ListenerMetrics(['primary', 'eu']);
+    const metrics = new ListenerMetrics(['eu', 'primary']);
     metrics.webhook.refused('quay', 'unauthorized');
-    metrics.registryAnswer('eu', { status: 404, limit: 16 });
+    metrics.registryAnswer({ role: 'secondary', name: 'eu' }, { status: 404, limit: 16 });
+    // A secondary may be named "primary": its role keeps it apart from the primary.
+    metrics.registryAnswer({ role: 'secondary', name: 'primary' }, { status: 200, limit: 24 });
     metrics.port.add('ReplicationLagSeconds', 0.2, 'Seconds');
     const families = parsePrometheusText((await metrics.render()).body);
     expect(sampleValue(families, 'geo_sync_webhook_requests_refused_total', { format: 'quay', reason: 'unauthorized' })).toBe(1);
-    expect(sampleValue(families, 'geo_sync_registry_requests_total', { registry: 'eu', status_class: '4xx' })).toBe(1);
-    expect(sampleValue(families, 'geo_sync_registry_inflight_limit', { registry: 'eu' })).toBe(16);
+    expect(sampleValue(families, 'geo_sync_registry_requests_total', { role: 'secondary', registry: 'eu', status_class: '4xx' })).toBe(1);
+    expect(sampleValue(families, 'geo_sync_registry_inflight_limit', { role: 'secondary', registry: 'eu' })).toBe(16);
+    expect(sampleValue(families, 'geo_sync_registry_requests_total', { role: 'secondary', registry: 'primary', status_class: '2xx' })).toBe(1);
+    expect(sampleValue(families, 'geo_sync_registry_requests_total', { role: 'primary', registry: 'primary', status_class: '2xx' })).toBe(0);
     expect(sampleValue(families, 'geo_sync_replication_lag_seconds_count')).toBe(1);
     expect(sampleValue(families, 'geo_sync_replication_lag_seconds_bucket', { le: '0.25' })).toBe(1);
     expect(families.get('geo_sync_replication_lag_seconds')?.type).toBe('histogram');

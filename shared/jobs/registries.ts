@@ -6,28 +6,28 @@ import type { Registries } from './ports.js';
 export interface RegistriesOptions {
   concurrency?: number;
   logger?: EngineLogger;
-  /** Told of each registry answer, with the registry's configured name (`primary`, or the secondary's). */
-  observe?: (registry: string, observed: ObservedResponse) => void;
+  /** Told of each registry answer, with the registry's role and configured name (`primary`, or the secondary's). */
+  observe?: (registry: { role: 'primary' | 'secondary'; name: string }, observed: ObservedResponse) => void;
 }
 
 export function openRegistries(endpoints: Endpoints, options: RegistriesOptions = {}): Registries {
   const open = new Map<string, RegistryClient>();
   const { observe, ...transport } = options;
-  const client = (name: string, endpoint: Endpoints['primary'], label: string) => {
+  const client = (name: string, endpoint: Endpoints['primary'], registry: { role: 'primary' | 'secondary'; name: string }) => {
     let existing = open.get(name);
     if (!existing) {
-      const onResponse = observe ? { onResponse: (observed: ObservedResponse) => observe(label, observed) } : {};
+      const onResponse = observe ? { onResponse: (observed: ObservedResponse) => observe(registry, observed) } : {};
       open.set(name, (existing = new RegistryClient(endpoint, { ...transport, ...onResponse })));
     }
     return existing;
   };
   return {
     secondaryNames: endpoints.secondaries.map((s) => s.name),
-    primary: () => client('\0primary', endpoints.primary, 'primary'),
+    primary: () => client('\0primary', endpoints.primary, { role: 'primary', name: 'primary' }),
     secondary(name) {
       const found = endpoints.secondaries.find((s) => s.name === name);
       if (!found) throw invalidInput('UNKNOWN_SECONDARY', `no secondary named ${JSON.stringify(name)} is configured`);
-      return client(name, found.endpoint, name);
+      return client(name, found.endpoint, { role: 'secondary', name });
     },
     async close() {
       // The in-flight limit each registry settled at in this batch: the figure to tune GEO_SYNC_CONCURRENCY by.

@@ -59,7 +59,7 @@ export async function startListener(options: ListenOptions): Promise<Listener> {
   if ((await options.token.current()).trim() === '')
     throw invalidInput('MISSING_CONFIG', 'no webhook token: set GEO_SYNC_WEBHOOK_TOKEN (the registry sends it as "Authorization: Bearer <token>")');
   const secondaries = options.endpoints.secondaries.map((s) => s.name);
-  const metrics = new ListenerMetrics(['primary', ...secondaries]);
+  const metrics = new ListenerMetrics(secondaries);
   const runtime = localRuntime({
     stateDir: options.stateDir,
     logger,

@@ -76,19 +76,19 @@ export class ListenerMetrics {
   });
   private readonly requests = new Counter({
     name: 'geo_sync_registry_requests_total',
-    help: 'Requests answered by each configured registry, by status class (error: no answer).',
-    labelNames: ['registry', 'status_class'] as const,
+    help: "Requests answered by each configured registry (its role, and its name: primary, or the secondary's), by status class (error: no answer).",
+    labelNames: ['role', 'registry', 'status_class'] as const,
     registers: [this.registry],
   });
   private readonly inFlightLimit = new Gauge({
     name: 'geo_sync_registry_inflight_limit',
     help: 'Requests allowed in flight to each configured registry, as its latest answer left the adaptive limit.',
-    labelNames: ['registry'] as const,
+    labelNames: ['role', 'registry'] as const,
     registers: [this.registry],
   });
 
-  /** `registries`: the configured names (`primary` and each secondary), so their series exist from the first scrape. */
-  constructor(registries: readonly string[]) {
+  /** `secondaries`: the configured names, so their series (and the primary's) exist from the first scrape. */
+  constructor(secondaries: readonly string[]) {
     const read = (pick: (state: ListenerState) => number) => () => (this.state ? pick(this.state) : 0);
     const gauge = (name: string, help: string, value: () => number) =>
       new Gauge({
@@ -127,7 +127,8 @@ export class ListenerMetrics {
     }
     for (const outcome of ['succeeded', 'failed']) this.eventJobs.labels(outcome).inc(0);
     for (const outcome of ['finished', 'failed']) this.reconcileRuns.labels(outcome).inc(0);
-    for (const registry of registries) for (const statusClass of STATUS_CLASSES) this.requests.labels(registry, statusClass).inc(0);
+    const registries = [{ role: 'primary', name: 'primary' }, ...secondaries.map((name) => ({ role: 'secondary', name }))];
+    for (const { role, name } of registries) for (const statusClass of STATUS_CLASSES) this.requests.labels(role, name, statusClass).inc(0);
   }
 
   /** Where the gauges read pending work and the reconcile, once the listener has them. */
@@ -156,12 +157,15 @@ export class ListenerMetrics {
     },
   };
 
-  /** For openRegistries: `registry` is a configured name, never a host a registry pointed us at. */
-  readonly registryAnswer = (registry: string, observed: ObservedResponse): void => {
+  /**
+   * For openRegistries: the registry by role and configured name (a secondary may be named
+   * "primary" too), never a host a registry pointed us at.
+   */
+  readonly registryAnswer = (registry: { role: 'primary' | 'secondary'; name: string }, observed: ObservedResponse): void => {
     const { status } = observed;
     const statusClass = status !== undefined && status >= 200 && status < 600 ? `${Math.floor(status / 100)}xx` : 'error';
-    this.requests.labels(registry, statusClass).inc();
-    this.inFlightLimit.labels(registry).set(observed.limit);
+    this.requests.labels(registry.role, registry.name, statusClass).inc();
+    this.inFlightLimit.labels(registry.role, registry.name).set(observed.limit);
   };
 
   reconcileFinished(outcome: 'finished' | 'failed', seconds: number): void {
