@@ -2,7 +2,8 @@
  * The notify function's side of the webhook door, built once per container: Powertools, the sync
  * queue as the door's `take`, and the webhook token from Secrets Manager (through the same
  * extension as the registry credentials), re-read when a request does not match so a rotated token
- * is picked up. No DynamoDB, no registry: notify only turns events into jobs.
+ * is picked up. GitHub's HMAC secret, when used, is a second key of the same secret: no secret in
+ * the environment, no second grant. No DynamoDB, no registry: notify only turns events into jobs.
  */
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
@@ -43,6 +44,10 @@ export function createNotifyRuntime(
     door: {
       ...ports,
       token: rereadToken(async () => tokenOf(await readToken()), `secret ${parsed.data.GEO_SYNC_WEBHOOK_SECRET}`),
+      githubSecret: rereadToken(async () => keyOf(await readToken(), 'githubSecret'), `secret ${parsed.data.GEO_SYNC_WEBHOOK_SECRET}`, Date.now, {
+        what: 'githubSecret',
+        optional: true,
+      }),
       clock: Date.now,
       health: () => ({ status: 'ok' }),
       take: enqueueEventJobs({ ...ports, syncQueue, secondaries }),
@@ -61,10 +66,14 @@ export function createNotifyRuntime(
 /** The secret's value is the token itself, or a JSON object with a "token" key (a key/value secret in the console). */
 export function tokenOf(secretString: string | undefined): string {
   const text = (secretString ?? '').trim();
-  if (!text.startsWith('{')) return text;
+  return text.startsWith('{') ? keyOf(text, 'token') : text;
+}
+
+/** One key of a key/value secret (`{"token": "...", "githubSecret": "..."}`); empty when the secret is not JSON or lacks it. */
+export function keyOf(secretString: string | undefined, key: string): string {
   try {
-    const token = (JSON.parse(text) as { token?: unknown }).token;
-    return typeof token === 'string' ? token.trim() : '';
+    const value = (JSON.parse((secretString ?? '').trim()) as Record<string, unknown>)[key];
+    return typeof value === 'string' ? value.trim() : '';
   } catch {
     return '';
   }

@@ -15,7 +15,7 @@ export function registerListenCommand(program: Command, { setExitCode, env }: Li
   program
     .command('listen')
     .description(
-      "replicate within seconds from the primary's notifications (POST /events, bearer token from GEO_SYNC_WEBHOOK_TOKEN or GEO_SYNC_WEBHOOK_TOKEN_FILE), with a periodic exact reconcile; logs one line per replication at info",
+      "replicate within seconds from the primary's notifications (POST /events for distribution and GitLab, /events/harbor, /events/quay/<token>, /events/github; token from GEO_SYNC_WEBHOOK_TOKEN or GEO_SYNC_WEBHOOK_TOKEN_FILE, GitHub's secret from GEO_SYNC_GITHUB_WEBHOOK_SECRET or _FILE), with a periodic exact reconcile; GET /metrics (Prometheus; GEO_SYNC_METRICS_TOKEN to require a bearer token), /healthz, /readyz; logs one line per replication at info",
     )
     .addOption(sharedOption.primary())
     .addOption(sharedOption.secondary())
@@ -59,11 +59,24 @@ export function registerListenCommand(program: Command, { setExitCode, env }: Li
             'GEO_SYNC_WEBHOOK_TOKEN is not set: the listener refuses to start without the token the registry must send (Authorization: Bearer <token>)',
           );
         }
+        const githubSecret = optionalSecret(env, 'GEO_SYNC_GITHUB_WEBHOOK_SECRET', 'GitHub webhook secret');
+        const metricsToken = optionalSecret(env, 'GEO_SYNC_METRICS_TOKEN', 'metrics token');
+        for (const [name, secret] of [
+          ['GEO_SYNC_GITHUB_WEBHOOK_SECRET', githubSecret],
+          ['GEO_SYNC_METRICS_TOKEN', metricsToken],
+        ] as const) {
+          if (secret)
+            await secret.current().catch((error: unknown) => {
+              throw invalidInput('MISSING_CONFIG', `${name}: ${errorMessage(error)}`);
+            });
+        }
         if (first.length < 16) logger.warn('GEO_SYNC_WEBHOOK_TOKEN is short; use at least 32 random characters');
         const listener = await startListener({
           endpoints: endpointsFor(env, { primary: opts.primary, secondary: opts.secondary, config: opts.config }),
           stateDir: opts.stateDir,
           token,
+          ...(githubSecret ? { githubSecret } : {}),
+          ...(metricsToken ? { metricsToken } : {}),
           host: opts.host,
           port: opts.port,
           reconcileEveryMs: opts.reconcileEvery,
@@ -93,6 +106,20 @@ function webhookToken(env: NodeJS.ProcessEnv): WebhookToken {
   const file = env.GEO_SYNC_WEBHOOK_TOKEN_FILE;
   if (file) return rereadToken(() => readFile(file, 'utf8'), `GEO_SYNC_WEBHOOK_TOKEN_FILE ${file}`);
   return fixedToken(env.GEO_SYNC_WEBHOOK_TOKEN ?? '');
+}
+
+/**
+ * A secret that may be left unset: `<NAME>` holds it, or `<NAME>_FILE` names a file holding it
+ * (read again on a mismatch, as the webhook token's file is). Both set is an error, not a choice.
+ */
+function optionalSecret(env: NodeJS.ProcessEnv, name: string, what: string): WebhookToken | undefined {
+  const value = env[name];
+  const file = env[`${name}_FILE`];
+  if (value !== undefined && file !== undefined) throw invalidInput('INVALID_CONFIG', `set ${name} or ${name}_FILE, not both`);
+  if (file !== undefined) return rereadToken(() => readFile(file, 'utf8'), `${name}_FILE ${file}`, Date.now, { what });
+  if (value === undefined) return undefined;
+  if (value.trim() === '') throw invalidInput('INVALID_CONFIG', `${name} is set but empty: unset it, or give the ${what}`);
+  return fixedToken(value.trim());
 }
 
 /** `30s`, `5m`, `1h` (or `0`, off) in milliseconds. */

@@ -12,7 +12,7 @@ export { LOG_FORMATS, isLogFormat, isLogLevel, jsonLogger, silentLogger, textLog
 export { isValidDigest, validateDigest, validateRepositoryName, validateTag, type Repository } from './oci.js';
 export { DEFAULT_MAX_PRUNE, planRepository, type Plan, type TagChange, type TagMap } from './planner.js';
 export { RegistryClient } from './registry/client.js';
-export { parseRegistryUrl, type RegistryEndpoint, type TransportOptions } from './registry/transport.js';
+export { parseRegistryUrl, type ObservedResponse, type RegistryEndpoint, type TransportOptions } from './registry/transport.js';
 export { readTagMap } from './read-tags.js';
 export type { MissingObject } from './replicate.js';
 export { syncRepository, verifyRepository, type SyncOptions, type VerifyOptions, type VerifyReport } from './repository.js';

@@ -18,7 +18,7 @@ export {
   type RepositoryRecord,
   type RetryPolicy,
 } from './record.js';
-export { openRegistries, registryCatalog } from './registries.js';
+export { openRegistries, registryCatalog, type RegistriesOptions } from './registries.js';
 export { planSync, processSyncMessage, type SyncOutcome } from './sync.js';
 export { processVerifyMessage, type VerifyOutcome } from './verify.js';
 export { coalescedRecords } from './events/batch.js';
@@ -28,10 +28,16 @@ export { enqueueEventJobs } from './events/enqueue.js';
 export type { DigestHint, EventHints, ReadNotifications, TagHint } from './events/notification.js';
 export {
   MAX_BODY_BYTES,
+  REFUSAL_REASONS,
+  WEBHOOK_FORMATS,
   answerWebhook,
+  bearerMatches,
   fixedToken,
   rereadToken,
+  type RefusalReason,
   type WebhookDoor,
+  type WebhookFormat,
+  type WebhookObserver,
   type WebhookRequest,
   type WebhookResponse,
   type WebhookToken,

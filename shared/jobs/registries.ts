@@ -1,13 +1,24 @@
 /** Registry clients for one batch of work, opened lazily and closed together. */
-import { RegistryClient, invalidInput, type EngineLogger, type Endpoints } from '../engine/index.js';
+import { RegistryClient, invalidInput, type EngineLogger, type Endpoints, type ObservedResponse } from '../engine/index.js';
 import type { Catalog } from './fan-out.js';
 import type { Registries } from './ports.js';
 
-export function openRegistries(endpoints: Endpoints, options: { concurrency?: number; logger?: EngineLogger } = {}): Registries {
+export interface RegistriesOptions {
+  concurrency?: number;
+  logger?: EngineLogger;
+  /** Told of each registry answer, with the registry's role and configured name (`primary`, or the secondary's). */
+  observe?: (registry: { role: 'primary' | 'secondary'; name: string }, observed: ObservedResponse) => void;
+}
+
+export function openRegistries(endpoints: Endpoints, options: RegistriesOptions = {}): Registries {
   const open = new Map<string, RegistryClient>();
-  const client = (name: string, endpoint: Endpoints['primary'], prefix = '') => {
+  const { observe, ...transport } = options;
+  const client = (name: string, endpoint: Endpoints['primary'], registry: { role: 'primary' | 'secondary'; name: string }, prefix = '') => {
     let existing = open.get(name);
-    if (!existing) open.set(name, (existing = new RegistryClient(endpoint, { ...options, prefix })));
+    if (!existing) {
+      const onResponse = observe ? { onResponse: (observed: ObservedResponse) => observe(registry, observed) } : {};
+      open.set(name, (existing = new RegistryClient(endpoint, { ...transport, ...onResponse, prefix })));
+    }
     return existing;
   };
   const site = (name: string) => {
@@ -19,10 +30,10 @@ export function openRegistries(endpoints: Endpoints, options: { concurrency?: nu
     secondaryNames: endpoints.secondaries.map((s) => s.name),
     secondaries: endpoints.secondaries,
     scopeOf: (name) => site(name).scope,
-    primary: () => client('\0primary', endpoints.primary),
+    primary: () => client('\0primary', endpoints.primary, { role: 'primary', name: 'primary' }),
     secondary(name) {
       const found = site(name);
-      return client(name, found.endpoint, found.scope.prefix);
+      return client(name, found.endpoint, { role: 'secondary', name }, found.scope.prefix);
     },
     async close() {
       // The in-flight limit each registry settled at in this batch: the figure to tune GEO_SYNC_CONCURRENCY by.

@@ -7,11 +7,12 @@
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { errorMessage, invalidInput, type EngineLogger, type Endpoints } from '../engine/index.js';
+import { RegistryClient, errorMessage, invalidInput, type EngineLogger, type Endpoints } from '../engine/index.js';
 import { SyncMessage, isEventJob, openRegistries, processVerifyMessage, runSyncJob, type Runtime, type WebhookToken } from '../jobs/index.js';
 import { underRepositoryLock } from './lock.js';
 import { PairScheduler, type PairJob } from './pair-scheduler.js';
 import { Reconcile } from './reconcile.js';
+import { ListenerMetrics } from './metrics.js';
 import { LOCAL_BUDGET, localRuntime } from './runtime.js';
 import { serveWebhook } from './webhook-server.js';
 
@@ -25,8 +26,12 @@ const HANDED_BACK = 'pending-events.json';
 export interface ListenOptions {
   endpoints: Endpoints;
   stateDir: string;
-  /** The bearer token the registry sends; required. */
+  /** The bearer token the registry sends (Quay: in the path); required. */
   token: WebhookToken;
+  /** The HMAC secret of GitHub's webhook; without it `/events/github` answers 404. */
+  githubSecret?: WebhookToken;
+  /** When set, a scrape of `/metrics` must carry it as a bearer token. */
+  metricsToken?: WebhookToken;
   host: string;
   /** 0: any free port (the URL says which). */
   port: number;
@@ -53,10 +58,18 @@ export async function startListener(options: ListenOptions): Promise<Listener> {
   const { logger } = options;
   if ((await options.token.current()).trim() === '')
     throw invalidInput('MISSING_CONFIG', 'no webhook token: set GEO_SYNC_WEBHOOK_TOKEN (the registry sends it as "Authorization: Bearer <token>")');
-  const runtime = localRuntime({ stateDir: options.stateDir, logger, concurrency: options.concurrency, retry: options.retry, referrers: options.referrers });
   const secondaries = options.endpoints.secondaries;
   const names = secondaries.map((s) => s.name);
-  const openClients = () => openRegistries(options.endpoints, { concurrency: runtime.concurrency, logger });
+  const metrics = new ListenerMetrics(names);
+  const runtime = localRuntime({
+    stateDir: options.stateDir,
+    logger,
+    concurrency: options.concurrency,
+    retry: options.retry,
+    referrers: options.referrers,
+    metrics: metrics.port,
+  });
+  const openClients = () => openRegistries(options.endpoints, { concurrency: runtime.concurrency, logger, observe: metrics.registryAnswer });
 
   /** One job for one pair; a sync runs under the same per-repository lock as `geo-sync sync` and `run`. */
   const run = async (job: PairJob): Promise<void> => {
@@ -82,7 +95,17 @@ export async function startListener(options: ListenOptions): Promise<Listener> {
     }
   };
   const scheduler = new PairScheduler({ workers: options.workers ?? 4, syncQueue: runtime.syncQueue, verifyQueue: runtime.verifyQueue, run, logger });
-  const reconcile = new Reconcile({ runtime, scheduler, openRegistries: openClients, secondaries, logger });
+  const reconcile = new Reconcile({
+    runtime,
+    scheduler,
+    openRegistries: openClients,
+    secondaries,
+    logger,
+    onFinished: (outcome, seconds) => metrics.reconcileFinished(outcome, seconds),
+  });
+  metrics.watch({ counts: () => scheduler.counts, reconciling: () => reconcile.running });
+  // Readiness asks the primary on a client of its own: one try, a short timeout, outside the request metrics.
+  const probe = new RegistryClient(options.endpoints.primary, { retries: 0, concurrency: 1 });
 
   const handedBackPath = join(options.stateDir, HANDED_BACK);
   const restored = restore(handedBackPath, logger);
@@ -92,16 +115,28 @@ export async function startListener(options: ListenOptions): Promise<Listener> {
   const server = await serveWebhook(
     {
       token: options.token,
+      ...(options.githubSecret ? { githubSecret: options.githubSecret } : {}),
       logger,
       metrics: runtime.metrics,
+      observer: metrics.webhook,
       clock: Date.now,
       health: () => ({ status: scheduler.stopped ? 'stopping' : 'ok', ...scheduler.counts, reconciling: reconcile.running }),
       closing: () => scheduler.stopped,
       take: (read, receivedAt) => scheduler.addHints(read, secondaries, receivedAt),
     },
     options,
+    {
+      metrics: { render: () => metrics.render(), ...(options.metricsToken ? { token: options.metricsToken } : {}) },
+      ready: () => readiness(probe, () => scheduler.stopped),
+    },
   );
-  logger.info('listening', { url: `${server.url}/events`, secondaries: names, reconcileEverySeconds: options.reconcileEveryMs / 1000 });
+  logger.info('listening', {
+    url: `${server.url}/events`,
+    formats: { distribution: '/events', harbor: '/events/harbor', quay: '/events/quay/<token>', ...(options.githubSecret ? { github: '/events/github' } : {}) },
+    metrics: `${server.url}/metrics`,
+    secondaries: names,
+    reconcileEverySeconds: options.reconcileEveryMs / 1000,
+  });
 
   const tick = setInterval(() => scheduler.pump(), TICK_MS);
   const reconcileTimer = options.reconcileEveryMs > 0 ? setInterval(() => void reconcile.run(), options.reconcileEveryMs) : undefined;
@@ -118,9 +153,22 @@ export async function startListener(options: ListenOptions): Promise<Listener> {
       const left = scheduler.unfinished(await finishing);
       handBack(handedBackPath, left, logger);
       await server.close();
+      await probe.close();
       return { handedBack: left.length };
     },
   };
+}
+
+/** Ready: serving (not shutting down), and the primary answers `GET /v2/` (200, or 401 asking for credentials: it is there). */
+async function readiness(probe: RegistryClient, stopping: () => boolean): Promise<{ ready: boolean; primary: string }> {
+  if (stopping()) return { ready: false, primary: 'not asked: shutting down' };
+  try {
+    await probe.transport.send({ method: 'GET', target: '/v2/', scopes: [], expect: [200, 401], timeoutMs: 5_000 });
+    return { ready: true, primary: 'reachable' };
+  } catch (error) {
+    // The error names the host and the failure, never a credential.
+    return { ready: false, primary: `unreachable: ${errorMessage(error)}` };
+  }
 }
 
 function restore(path: string, logger: EngineLogger): SyncMessage[] {

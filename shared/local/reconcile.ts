@@ -25,6 +25,8 @@ export interface ReconcileOptions {
   openRegistries: () => Registries;
   secondaries: readonly ScopedSecondary[];
   logger: EngineLogger;
+  /** Told when a reconcile ends: `failed` when the primary's catalog could not be read whole. */
+  onFinished?: (outcome: 'finished' | 'failed', seconds: number) => void;
 }
 
 export class Reconcile {
@@ -34,6 +36,7 @@ export class Reconcile {
   /** Pairs sent and not yet settled. */
   private readonly outstanding = new Set<string>();
   private startedAt = 0;
+  private catalogFailed = false;
 
   constructor(private readonly options: ReconcileOptions) {}
 
@@ -50,6 +53,7 @@ export class Reconcile {
     }
     this.active = true;
     this.walking = true;
+    this.catalogFailed = false;
     this.startedAt = Date.now();
     logger.info('reconcile started');
     const fanOutQueue = new MemoryQueue<FanOutRequest>();
@@ -72,6 +76,7 @@ export class Reconcile {
       }
       logger.info('reconcile: every repository of the primary sent to sync', { pairs: this.outstanding.size });
     } catch (error) {
+      this.catalogFailed = true;
       logger.error("reconcile failed: the primary's catalog could not be read", { error: errorMessage(error) });
     } finally {
       this.walking = false;
@@ -87,7 +92,9 @@ export class Reconcile {
   }
 
   private finished(): void {
-    this.options.logger.info('reconcile finished', { seconds: (Date.now() - this.startedAt) / 1000 });
+    const seconds = (Date.now() - this.startedAt) / 1000;
+    this.options.logger.info('reconcile finished', { seconds });
     this.active = false;
+    this.options.onFinished?.(this.catalogFailed ? 'failed' : 'finished', seconds);
   }
 }

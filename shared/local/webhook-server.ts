@@ -1,12 +1,21 @@
 /**
- * The listener's HTTP server: node:http in front of the webhook door. It reads a body only when
+ * The listener's HTTP server: node:http in front of the webhook door, and the operator's paths of
+ * a daemon beside it (`/metrics`, `/readyz`; `/healthz` is the door's). It reads a body only when
  * the door asks (after the headers pass) and never past MAX_BODY_BYTES; a refusal closes the
  * connection rather than read the rest.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { errorMessage } from '../engine/index.js';
-import { MAX_BODY_BYTES, answerWebhook, type WebhookDoor, type WebhookRequest, type WebhookResponse } from '../jobs/index.js';
+import { MAX_BODY_BYTES, answerWebhook, bearerMatches, type WebhookDoor, type WebhookRequest, type WebhookResponse, type WebhookToken } from '../jobs/index.js';
+
+/** The paths of a daemon, served on the same port as the webhooks. */
+export interface Operations {
+  /** `GET /metrics`; with a token, the scrape must carry `Authorization: Bearer <token>`. */
+  metrics?: { render(): Promise<{ contentType: string; body: string }>; token?: WebhookToken };
+  /** `GET /readyz`: 200 when `ready` is true, 503 otherwise; the rest of the object is the body. */
+  ready?(): Promise<{ ready: boolean } & Record<string, unknown>>;
+}
 
 export interface WebhookServer {
   /** http://host:port */
@@ -17,9 +26,10 @@ export interface WebhookServer {
   close(): Promise<void>;
 }
 
-export async function serveWebhook(door: WebhookDoor, where: { host: string; port: number }): Promise<WebhookServer> {
+export async function serveWebhook(door: WebhookDoor, where: { host: string; port: number }, operations: Operations = {}): Promise<WebhookServer> {
   const server = createServer({ requestTimeout: 10_000, headersTimeout: 5_000 }, (req, res) => {
-    answerWebhook(nodeRequest(req), door)
+    const request = nodeRequest(req);
+    (answerOperation(request, operations) ?? answerWebhook(request, door))
       .then((response) => send(res, response))
       .catch((error: unknown) => {
         door.logger.error('webhook request failed', { error: errorMessage(error) });
@@ -48,11 +58,40 @@ export async function serveWebhook(door: WebhookDoor, where: { host: string; por
   };
 }
 
+/** `/metrics` and `/readyz` (GET or HEAD), or undefined for the webhook door. */
+function answerOperation(request: WebhookRequest, { metrics, ready }: Operations): Promise<WebhookResponse> | undefined {
+  if (request.method !== 'GET' && request.method !== 'HEAD') return undefined;
+  if (request.path === '/metrics' && metrics) return scrape(request, metrics);
+  if (request.path === '/readyz' && ready)
+    return ready().then(({ ready: isReady, ...body }) => json(isReady ? 200 : 503, { status: isReady ? 'ready' : 'not ready', ...body }));
+  return undefined;
+}
+
+async function scrape(request: WebhookRequest, metrics: NonNullable<Operations['metrics']>): Promise<WebhookResponse> {
+  const { token } = metrics;
+  if (token) {
+    const presented = request.headers.authorization;
+    const matches = bearerMatches(presented, await token.current()) || bearerMatches(presented, (await token.refresh()) ?? '');
+    if (!matches)
+      return { ...json(401, { error: 'missing or wrong bearer token' }), headers: { 'content-type': 'application/json', 'www-authenticate': 'Bearer' } };
+  }
+  const { contentType, body } = await metrics.render();
+  return { statusCode: 200, headers: { 'content-type': contentType }, body };
+}
+
+function json(statusCode: number, body: Record<string, unknown>): WebhookResponse {
+  return { statusCode, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) };
+}
+
+/** The headers the door reads: authentication, type and length, and GitHub's signature and event name. */
+const DOOR_HEADERS = ['authorization', 'content-type', 'content-length', 'x-hub-signature-256', 'x-github-event'] as const;
+
 function nodeRequest(req: IncomingMessage): WebhookRequest {
+  const headers = Object.fromEntries(DOOR_HEADERS.map((name) => [name, req.headers[name] as string | undefined]));
   return {
     method: req.method ?? 'GET',
     path: (req.url ?? '/').split('?')[0]!,
-    headers: { authorization: req.headers.authorization, 'content-type': req.headers['content-type'], 'content-length': req.headers['content-length'] },
+    headers,
     body: () => readCapped(req),
     ...(req.socket.remoteAddress !== undefined ? { remote: req.socket.remoteAddress } : {}),
   };

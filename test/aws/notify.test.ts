@@ -8,8 +8,10 @@ import { drain, importHandlers, lambdaContext, pollOnce, queueDepth, type Handle
 import { functionUrlEvent, startFunctionUrl, type FunctionUrl, type UrlHandler } from './support/function-url.js';
 import { startLocalAws, type LocalAws } from './support/local-aws.js';
 import { startSecretsExtension, type FakeSecretsExtension } from './support/secrets-extension.js';
+import { githubPackageEvent, harborPayload, quayPush, signGitHub } from '../support/vendor-payloads.js';
 
 const TOKEN = 'webhook-token-for-tests-0123456789abcdef';
+const GITHUB_SECRET = 'github-secret-for-tests-0123456789abcdef';
 const SECRET_ID = 'geo-registry-sync/webhook-token';
 const EVENTS_TYPE = 'application/vnd.docker.distribution.events.v1+json';
 
@@ -32,7 +34,8 @@ beforeAll(async () => {
     }),
     startRegistry(),
   ]);
-  extension = await startSecretsExtension(SECRET_ID, { token: TOKEN }, 'session-token');
+  // GitHub's HMAC secret is a second key of the webhook secret: no secret in the environment.
+  extension = await startSecretsExtension(SECRET_ID, { token: TOKEN, githubSecret: GITHUB_SECRET }, 'session-token');
   Object.assign(process.env, aws.env(), {
     AWS_SESSION_TOKEN: 'session-token',
     PARAMETERS_SECRETS_EXTENSION_HTTP_PORT: String(extension.port),
@@ -168,5 +171,51 @@ describe('notify on the local AWS stack', () => {
     expect(jobs).toHaveLength(1);
     expect(jobs[0]).toMatchObject({ tags: 5, status: 'synced' });
     expect(Object.keys(await readTags(eu.url, repository))).toEqual(tags);
+  });
+
+  it('Harbor, Quay and GitHub payloads on their paths of the function URL reach the secondary; forged ones are refused 401 and send nothing', async () => {
+    const images = {
+      harbor: await pushImage(primary.url, 'aws/harbor', 'v1', { seed: 'harbor' }),
+      quay: await pushImage(primary.url, 'aws/quay', 'v1', { seed: 'quay' }),
+      github: await pushImage(primary.url, 'octo/aws-github', 'v1', { seed: 'github' }),
+    };
+    const repositories = { harbor: 'aws/harbor', quay: 'aws/quay', github: 'octo/aws-github' };
+    // The primary's own events copy them first; then the secondary loses them, which no event tells:
+    // only the vendor payloads below can bring them back.
+    await syncUntil(async () => (await Promise.all(Object.values(repositories).map((r) => readTags(eu.url, r)))).every((tags) => tags.v1 !== undefined));
+    // Until nothing is left, not even a delayed second look at a tag.
+    const empty = JSON.stringify({ visible: 0, inFlight: 0, delayed: 0 });
+    await syncUntil(async () => JSON.stringify(await queueDepth(aws.sqs, aws.queues.sync.url)) === empty);
+    for (const [format, repository] of Object.entries(repositories)) await deleteManifest(eu.url, repository, images[format as keyof typeof images].digest);
+
+    const githubBody = JSON.stringify(githubPackageEvent('package', 'octo', 'aws-github', { tag: 'v1', digest: images.github.digest }));
+    const harborBody = JSON.stringify(harborPayload('PUSH_ARTIFACT', 'aws/harbor', [{ tag: 'v1', digest: images.harbor.digest }], Date.now() / 1000));
+    const quayBody = JSON.stringify(quayPush('aws/quay', ['v1']));
+    const json = { 'content-type': 'application/json' };
+    const forged = await Promise.all([
+      invokeNotify({ ...json, authorization: `Bearer ${TOKEN}0` }, harborBody, 'POST', '/events/harbor'),
+      invokeNotify(json, quayBody, 'POST', `/events/quay/${TOKEN}0`),
+      invokeNotify({ ...json, 'x-github-event': 'package', 'x-hub-signature-256': signGitHub(githubBody, 'wrong') }, githubBody, 'POST', '/events/github'),
+    ]);
+    expect(forged.map((a) => a.statusCode)).toEqual([401, 401, 401]);
+    expect(JSON.stringify(await queueDepth(aws.sqs, aws.queues.sync.url))).toBe(empty);
+
+    const answers = await Promise.all([
+      invokeNotify({ ...json, authorization: `Bearer ${TOKEN}` }, harborBody, 'POST', '/events/harbor'),
+      invokeNotify(json, quayBody, 'POST', `/events/quay/${TOKEN}`),
+      invokeNotify(
+        { ...json, 'x-github-event': 'package', 'x-hub-signature-256': signGitHub(githubBody, GITHUB_SECRET) },
+        githubBody,
+        'POST',
+        '/events/github',
+      ),
+    ]);
+
+    expect(answers.map((a) => [a.statusCode, a.body])).toEqual(Array(3).fill([200, JSON.stringify({ accepted: 1, ignored: 0, invalid: 0 })]));
+    await syncUntil(async () => (await Promise.all(Object.values(repositories).map((r) => readTags(eu.url, r)))).every((tags) => tags.v1 !== undefined));
+    for (const [format, repository] of Object.entries(repositories))
+      expect(await readTags(eu.url, repository)).toEqual({ v1: images[format as keyof typeof images].digest });
+    expect(JSON.stringify(forged)).not.toContain(TOKEN);
+    expect(output.join('')).not.toContain(GITHUB_SECRET);
   });
 });

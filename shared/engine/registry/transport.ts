@@ -36,6 +36,13 @@ export interface TransportOptions {
   /** Backoff base and cap in ms; small values make tests fast. */
   backoff?: { baseMs: number; capMs: number };
   sleep?: (ms: number) => Promise<void>;
+  /** Told of each answer from this registry (`status` undefined: no answer) and the in-flight limit then; for metrics. */
+  onResponse?: (observed: ObservedResponse) => void;
+}
+
+export interface ObservedResponse {
+  status: number | undefined;
+  limit: number;
 }
 
 export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
@@ -110,6 +117,7 @@ export class Transport {
   /** Set by close(): a request cut off by closing is not a registry's outage, and is not sent again. */
   private closing = false;
   private readonly sleep: (ms: number) => Promise<void>;
+  private readonly onResponse: ((observed: ObservedResponse) => void) | undefined;
 
   constructor(endpoint: RegistryEndpoint, options: TransportOptions = {}) {
     this.base = parseRegistryUrl(endpoint.url);
@@ -118,6 +126,7 @@ export class Transport {
     this.logger = options.logger ?? silentLogger;
     this.outage = new OutageLog(this.base.host, this.logger);
     this.sleep = options.sleep ?? ((ms) => new Promise((resolve) => setTimeout(resolve, ms)));
+    this.onResponse = options.onResponse;
     // Added to, not instead of, the public roots: Node's `ca` option would otherwise replace them.
     const ca = endpoint.caFile ? [...rootCertificates, readCaFile(endpoint.caFile)] : undefined;
     const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
@@ -187,6 +196,7 @@ export class Transport {
         response = await this.dispatch(spec, url, authorization);
       } catch (error) {
         this.release(ticket, false, undefined);
+        if (toRegistry) this.onResponse?.({ status: undefined, limit: this.inFlight.limit });
         if (error instanceof GeoSyncError) throw error;
         const wait = this.nextWait(attempt, undefined);
         if (wait === undefined || !isConnectionError(error) || !this.replayable(spec) || spec.retryUnanswered === false) {
@@ -201,6 +211,7 @@ export class Transport {
       // A body we stream up arrives at the registry's pace, not the route's: its wait is no round trip.
       const roundTripMs = typeof spec.body === 'function' ? undefined : performance.now() - sentAt;
       this.releaseWhenClosed(response.body, ticket, THROTTLING_STATUS.has(status), roundTripMs);
+      if (toRegistry) this.onResponse?.({ status, limit: this.inFlight.limit });
 
       if (status === 401 && onHost && !authRetried && !spec.expect.includes(401)) {
         await response.body.dump();

@@ -198,13 +198,14 @@ async function requeue(message: EventJob, report: TagSyncReport | undefined, run
   }
 }
 
-/** One log line per job with its lag, and the metrics: ReplicationLagSeconds, tags and bytes, failures. */
+/** One log line per job with its lag, and the metrics: ReplicationLagSeconds, tags (copied, repaired, removed, failed) and bytes, failures. */
 function observe(message: EventJob, report: TagSyncReport | undefined, failure: unknown, lagSeconds: number | undefined, runtime: Runtime): void {
   const { logger, metrics } = runtime;
   const pair = { repository: message.repository, secondary: message.secondary };
   if (!report) {
     logger.error('event job failed', { ...pair, tags: workOf(message).tags.length, ...digestCount(message), error: errorMessage(failure) });
     metrics.add('EventJobFailed', 1);
+    metrics.add('TagsFailed', workOf(message).tags.length);
     return;
   }
   const line = {
@@ -233,6 +234,7 @@ function observe(message: EventJob, report: TagSyncReport | undefined, failure: 
   metrics.add('TagsCopied', report.done.copied.length);
   metrics.add('TagsRepaired', report.done.repaired.length);
   metrics.add('TagsRemoved', report.done.removed.length);
+  metrics.add('TagsFailed', report.failed.length);
   metrics.add('BytesCopied', report.bytesCopied, 'Bytes');
   if (report.referrers) {
     metrics.add('ReferrersCopied', report.referrers.done.copied.length);
