@@ -3,13 +3,13 @@
 // (test/support/vendor-payloads.ts) to the real listener process, which copies what the primary
 // holds to a real secondary. Then what an operator watches: /metrics (read with a strict parser,
 // its counters moving with the pushes), /healthz and /readyz.
-import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runGeoSync, spawnGeoSync, type CliResult } from './support/cli.js';
+import { runGeoSync } from './support/cli.js';
+import { eventually as poll, startListenerProcess, type RunningListener } from './support/listener.js';
 import { parsePrometheusText, sampleValue, type MetricFamily } from './support/prometheus-text.js';
 import { freePort, startRegistry, type TestRegistry } from './support/registry.js';
 import { deleteManifest, manifestExists, pushImage, readTags } from './support/seed.js';
@@ -25,16 +25,8 @@ let elsewhere: TestRegistry;
 let stateDir: string;
 let listener: RunningListener;
 
-interface RunningListener {
-  child: ChildProcess;
-  done: Promise<CliResult>;
-  lines: Record<string, unknown>[];
-  url: string;
-}
-
 async function startListener(env: Record<string, string>, reconcileEvery = '0'): Promise<RunningListener> {
-  const port = await freePort();
-  const { child, done } = spawnGeoSync(['listen', '--port', String(port), '--reconcile-every', reconcileEvery], {
+  return startListenerProcess(await freePort(), ['--reconcile-every', reconcileEvery], {
     GEO_SYNC_SECONDARY_URL: secondary.url,
     GEO_SYNC_WEBHOOK_TOKEN: TOKEN,
     GEO_SYNC_GITHUB_WEBHOOK_SECRET: GITHUB_SECRET,
@@ -42,36 +34,12 @@ async function startListener(env: Record<string, string>, reconcileEvery = '0'):
     GEO_SYNC_STATE_DIR: stateDir,
     ...env,
   });
-  const lines: Record<string, unknown>[] = [];
-  let partial = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    const text = partial + chunk.toString();
-    const complete = text.split('\n');
-    partial = complete.pop()!;
-    for (const line of complete) if (line.startsWith('{')) lines.push(JSON.parse(line) as Record<string, unknown>);
-  });
-  const url = `http://127.0.0.1:${port}`;
-  await eventually(
-    async () => (await fetch(`${url}/healthz`)).status === 200,
-    15_000,
-    () => JSON.stringify(lines),
-  );
-  return { child, done, lines, url };
 }
 
 /** Polls until `check` holds; a timeout fails the test (never an assertion on speed). */
-async function eventually(check: () => Promise<boolean>, timeoutMs = 20_000, describe = () => JSON.stringify(listener?.lines.slice(-15))): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // Not yet.
-    }
-    if (Date.now() > deadline) throw new Error(`not reached within ${timeoutMs} ms: ${describe()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+/** Polls until `check` holds, naming the listener's last log lines on a timeout. */
+const eventually = (check: () => Promise<boolean>, timeoutMs = 20_000, describe = () => JSON.stringify(listener?.lines.slice(-15))) =>
+  poll(check, timeoutMs, describe);
 
 async function idle(): Promise<void> {
   await eventually(async () => {

@@ -1,14 +1,14 @@
 // `geo-sync listen` end to end: a real primary docker-registry sends its notifications to the real
 // listener process, which replicates to a real secondary. The listener reads the primary through a
 // counting proxy, so the requests it makes there can be counted.
-import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runGeoSync, spawnGeoSync, type CliResult } from './support/cli.js';
+import { runGeoSync, type CliResult } from './support/cli.js';
+import { eventually as poll, startListenerProcess, type RunningListener } from './support/listener.js';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
 import { freePort, startRegistry, type TestRegistry } from './support/registry.js';
 import { deleteManifest, manifestExists, pushImage, pushManifest, readTags } from './support/seed.js';
@@ -24,37 +24,14 @@ let port: number;
 let stateDir: string;
 let listener: RunningListener | undefined;
 
-interface RunningListener {
-  child: ChildProcess;
-  done: Promise<CliResult>;
-  /** JSON log lines so far. */
-  lines: Record<string, unknown>[];
-  url: string;
-}
-
 async function startListener(args: string[] = [], env: Record<string, string> = {}, listenPort = port): Promise<RunningListener> {
-  const { child, done } = spawnGeoSync(['listen', '--port', String(listenPort), '--reconcile-every', '0', ...args], {
+  return startListenerProcess(listenPort, ['--reconcile-every', '0', ...args], {
     GEO_SYNC_PRIMARY_URL: proxy.url,
     GEO_SYNC_SECONDARY_URL: secondary.url,
     GEO_SYNC_WEBHOOK_TOKEN: TOKEN,
     GEO_SYNC_STATE_DIR: stateDir,
     ...env,
   });
-  const lines: Record<string, unknown>[] = [];
-  let partial = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    const text = partial + chunk.toString();
-    const complete = text.split('\n');
-    partial = complete.pop()!;
-    for (const line of complete) if (line.startsWith('{')) lines.push(JSON.parse(line) as Record<string, unknown>);
-  });
-  const url = `http://127.0.0.1:${listenPort}`;
-  await eventually(
-    async () => (await fetch(`${url}/healthz`)).status === 200,
-    15_000,
-    async () => `listener did not come up: ${JSON.stringify((await Promise.race([done, Promise.resolve(undefined)])) ?? lines)}`,
-  );
-  return { child, done, lines, url };
 }
 
 async function stopListener(running: RunningListener): Promise<CliResult> {
@@ -62,23 +39,12 @@ async function stopListener(running: RunningListener): Promise<CliResult> {
   return running.done;
 }
 
-/** Polls until `check` holds; a timeout fails the test (never an assertion on speed). */
-async function eventually(
+/** Polls until `check` holds, naming the listener's last log lines on a timeout. */
+const eventually = (
   check: () => Promise<boolean>,
   timeoutMs = 20_000,
   describe: () => Promise<string> | string = () => JSON.stringify(listener?.lines.slice(-15)),
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch {
-      // Not yet.
-    }
-    if (Date.now() > deadline) throw new Error(`not reached within ${timeoutMs} ms: ${await describe()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+) => poll(check, timeoutMs, describe);
 
 /** Until the listener has nothing pending or running. */
 async function idle(running: RunningListener): Promise<void> {

@@ -11,7 +11,7 @@ import { compileScope, silentLogger } from '../shared/engine/index.js';
 import { enqueueEventJobs } from '../shared/jobs/events/enqueue.js';
 import { eventJobInScope } from '../shared/jobs/events/in-scope.js';
 import { noMetrics, type SyncMessage } from '../shared/jobs/index.js';
-import { spawnGeoSync, type CliResult } from './support/cli.js';
+import { eventually, startListenerProcess, type RunningListener } from './support/listener.js';
 import { freePort, startRegistry, type TestRegistry } from './support/registry.js';
 import { pushImage, readTags } from './support/seed.js';
 
@@ -22,15 +22,7 @@ const releases = compileScope({ tags: { include: ['^v'] }, repositories: { inclu
 let primary: TestRegistry;
 let secondary: TestRegistry;
 let dir: string;
-let listener: { done: Promise<CliResult>; lines: Record<string, unknown>[]; stop: () => void } | undefined;
-
-async function eventually(check: () => Promise<boolean>, what: () => string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`not reached within ${timeoutMs} ms: ${what()}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+let listener: RunningListener | undefined;
 
 beforeAll(async () => {
   const port = await freePort();
@@ -43,27 +35,15 @@ beforeAll(async () => {
   ]);
   const config = join(dir, 'secondaries.yaml');
   writeFileSync(config, `- name: dr\n  url: ${secondary.url}\n  prefix: dr/\n  tags:\n    include: ["^v"]\n`);
-  const { child, done } = spawnGeoSync(['listen', '--port', String(port), '--reconcile-every', '0', '--config', config, '--log-level', 'info'], {
+  listener = await startListenerProcess(port, ['--reconcile-every', '0', '--config', config, '--log-level', 'info'], {
     GEO_SYNC_PRIMARY_URL: primary.url,
     GEO_SYNC_WEBHOOK_TOKEN: TOKEN,
     GEO_SYNC_STATE_DIR: join(dir, 'state'),
   });
-  const lines: Record<string, unknown>[] = [];
-  let partial = '';
-  child.stderr!.on('data', (chunk: Buffer) => {
-    const parts = (partial + chunk.toString()).split('\n');
-    partial = parts.pop()!;
-    for (const line of parts) if (line.startsWith('{')) lines.push(JSON.parse(line) as Record<string, unknown>);
-  });
-  listener = { done, lines, stop: () => child.kill('SIGTERM') };
-  await eventually(
-    async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).status === 200,
-    () => JSON.stringify(lines),
-  );
 });
 
 afterAll(async () => {
-  listener?.stop();
+  listener?.child.kill('SIGTERM');
   await listener?.done;
   await Promise.all([primary?.stop(), secondary?.stop()]);
   rmSync(dir, { recursive: true, force: true });
@@ -74,11 +54,13 @@ describe('geo-sync listen under a scope', () => {
     await pushImage(primary.url, 'app', 'pr-1');
     await eventually(
       async () => listener!.lines.some((line) => line.message === "hints outside every secondary's scope: no work"),
+      20_000,
       () => JSON.stringify(listener!.lines.slice(-10)),
     );
     await pushImage(primary.url, 'app', 'v1');
     await eventually(
       async () => (await readTags(secondary.url, 'dr/app')).v1 === (await readTags(primary.url, 'app')).v1,
+      20_000,
       () => JSON.stringify(listener!.lines.slice(-10)),
     );
     expect(Object.keys(await readTags(secondary.url, 'dr/app'))).toEqual(['v1']);

@@ -2,12 +2,13 @@
 // its progress saved in the DynamoDB record after each chunk, a killed invocation resumed, stale
 // upload sessions cancelled. Real handlers and SDK clients against dynalite and local SQS, two real
 // registries, the secondary behind a bandwidth-limiting proxy that counts the bytes it forwards.
+import { fixedRegistries } from '../support/scopes.js';
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DynamoDbStateStore } from '../../shared/aws/dynamodb-store.js';
 import { SqsQueue } from '../../shared/aws/sqs-queue.js';
-import { EVERYTHING, RegistryClient, jsonLogger, silentLogger, type UploadSession } from '../../shared/engine/index.js';
-import { noMetrics, processSyncMessage, type Registries, type Runtime, type StateStore } from '../../shared/jobs/index.js';
+import { RegistryClient, jsonLogger, silentLogger, type UploadSession } from '../../shared/engine/index.js';
+import { noMetrics, processSyncMessage, type Runtime, type StateStore } from '../../shared/jobs/index.js';
 import { LEASE_GRACE_MS, WORK_FRACTION } from '../../shared/jobs/timing.js';
 import { startRegistryPair, type RegistryPair } from '../support/registry.js';
 import { openUploadSession, pushBigLayerImage, readTags } from '../support/seed.js';
@@ -147,14 +148,7 @@ describe('a big layer arriving through a registry notification', () => {
 function invocation(proxy: ThrottleProxy, store: StateStore, clock: () => number, primaryUrl = P()) {
   const primary = new RegistryClient({ url: primaryUrl });
   const secondary = new RegistryClient({ url: proxy.url }, { retries: 1, backoff: { baseMs: 50, capMs: 100 } });
-  const clients: Registries = {
-    secondaryNames: ['eu'],
-    secondaries: [{ name: 'eu', scope: EVERYTHING }],
-    scopeOf: () => EVERYTHING,
-    primary: () => primary,
-    secondary: () => secondary,
-    close: async () => undefined,
-  };
+  const clients = fixedRegistries(primary, () => secondary);
   const runtime: Runtime = {
     store,
     syncQueue: new SqsQueue(aws.sqs, aws.queues.sync.url),

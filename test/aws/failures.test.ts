@@ -1,11 +1,12 @@
 // What goes wrong, handled: poison messages, duplicate delivery, deadlines, registry outages.
 // Real handlers and SDK clients against dynalite and local-aws-sqs, two real registries.
+import { fixedRegistries } from '../support/scopes.js';
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { DynamoDbStateStore } from '../../shared/aws/dynamodb-store.js';
 import { SqsQueue } from '../../shared/aws/sqs-queue.js';
-import { EVERYTHING, RegistryClient, silentLogger } from '../../shared/engine/index.js';
-import { noMetrics, processSyncMessage, type Registries, type Runtime } from '../../shared/jobs/index.js';
+import { RegistryClient, silentLogger } from '../../shared/engine/index.js';
+import { noMetrics, processSyncMessage, type Runtime } from '../../shared/jobs/index.js';
 import { startRegistryPair, type RegistryPair } from '../support/registry.js';
 import { pushImage, readTags } from '../support/seed.js';
 import { drain, lambdaContext, pollOnce, queueDepth, sqsRecord, importHandlers, type Handlers } from './support/event-source.js';
@@ -184,14 +185,7 @@ describe('retry backoff after a failed sync', () => {
     const down = new RegistryClient({ url: 'http://127.0.0.1:1' }, { retries: 0 });
     const primary = new RegistryClient({ url: P() });
     let secondary: RegistryClient = down;
-    const clients: Registries = {
-      secondaryNames: ['eu'],
-      secondaries: [{ name: 'eu', scope: EVERYTHING }],
-      scopeOf: () => EVERYTHING,
-      primary: () => primary,
-      secondary: () => secondary,
-      close: async () => undefined,
-    };
+    const clients = fixedRegistries(primary, () => secondary);
     const runtime: Runtime = {
       store: new DynamoDbStateStore(aws.dynamo, aws.table),
       syncQueue: new SqsQueue(aws.sqs, aws.queues.sync.url),
