@@ -216,7 +216,7 @@ describe('an event job naming digests (referrers pushed or deleted by digest)', 
   it('runs with digests alone: from the hint through the queue to the engine, and records the last event', async () => {
     const repository = 'jobs/digests';
     await pushImage(P(), repository, 'v1');
-    const [job] = jobsForHints({ hints: [], digests: [{ repository, digest: D1, action: 'push', at: Date.now() - 500 }] }, unscoped('eu'), Date.now());
+    const [job] = jobsForHints({ hints: [], digests: [{ repository, digest: D1, action: 'push', at: Date.now() - 500 }] }, unscoped('eu'), Date.now()).jobs;
     const queued = parseMessage(SyncMessage, JSON.stringify(job));
     expect(queued).toEqual(job);
     const { runtime, lines, sent } = localRuntime();

@@ -379,7 +379,7 @@ describe('coalescing: one job per pair, nothing dropped', () => {
   });
 
   it('keeps pairs apart: each repository and each secondary its own job', () => {
-    const jobs = jobsForHints(tagHints([hint('a', 'v1'), hint('b', 'v1'), hint('a', 'v2')]), unscoped('eu', 'us'), NOW);
+    const { jobs } = jobsForHints(tagHints([hint('a', 'v1'), hint('b', 'v1'), hint('a', 'v2')]), unscoped('eu', 'us'), NOW);
     expect(jobs.map((j) => `${j.secondary}/${j.repository}:${j.tags!.join(',')}`).sort()).toEqual(['eu/a:v1,v2', 'eu/b:v1', 'us/a:v1,v2', 'us/b:v1']);
     for (const job of jobs) expect(parseInput(SyncMessage, job)).toEqual(job);
   });
@@ -411,10 +411,10 @@ describe('coalescing: one job per pair, nothing dropped', () => {
     const digests = (n: number) =>
       Array.from({ length: n }, (_, i) => ({ repository: 'big', digest: `sha256:${i.toString(16).padStart(64, '0')}`, action: 'push' as const, at: NOW }));
     const tags = Array.from({ length: 600 }, (_, i) => hint('big', `t${i}`));
-    const atLimit = jobsForHints({ hints: tags, digests: digests(400) }, unscoped('eu'), NOW);
+    const atLimit = jobsForHints({ hints: tags, digests: digests(400) }, unscoped('eu'), NOW).jobs;
     expect(atLimit).toEqual([expect.objectContaining({ tags: expect.any(Array), digests: expect.any(Array) })]);
     expect(parseInput(SyncMessage, atLimit[0])).toEqual(atLimit[0]);
-    expect(jobsForHints({ hints: tags, digests: digests(401) }, unscoped('eu'), NOW)).toEqual([
+    expect(jobsForHints({ hints: tags, digests: digests(401) }, unscoped('eu'), NOW).jobs).toEqual([
       { repository: 'big', secondary: 'eu', force: true, requestedAt: NOW },
     ]);
   });

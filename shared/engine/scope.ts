@@ -104,7 +104,7 @@ function tagRegExp(pattern: string, where: string): RegExp {
  * under prod/, `**\/app` every app at any depth). Only name characters and `*` are allowed, so a
  * character meant for another glob dialect (`?`, `[`, `{`) is an error, not a silent literal.
  */
-export function globToRegExp(pattern: string, where: string): RegExp {
+function globToRegExp(pattern: string, where: string): RegExp {
   if (!/^[a-z0-9._/*-]+$/.test(pattern)) {
     throw invalidInput('INVALID_CONFIG', `${where} ${JSON.stringify(pattern)}: a repository glob holds lowercase letters, digits, . _ - / and * or ** only`);
   }

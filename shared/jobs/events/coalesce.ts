@@ -164,11 +164,11 @@ function toJob(work: Pending): SyncMessage {
   };
 }
 
-/** The jobs for one notification's hints: one per (repository, secondary). */
-export function jobsForHints(hints: EventHints, secondaries: readonly ScopedSecondary[], receivedAt: number): SyncMessage[] {
+/** The jobs for one notification's hints: one per (repository, secondary); and how many hints no secondary's scope keeps. */
+export function jobsForHints(hints: EventHints, secondaries: readonly ScopedSecondary[], receivedAt: number): { jobs: SyncMessage[]; outOfScope: number } {
   const pending = new PendingTags();
-  pending.addHints(hints, secondaries, receivedAt);
-  return pending.drain();
+  const { outOfScope } = pending.addHints(hints, secondaries, receivedAt);
+  return { jobs: pending.drain(), outOfScope };
 }
 
 export const isEventJob = (message: SyncMessage): message is EventJob => message.tags !== undefined || message.digests !== undefined;

@@ -6,7 +6,7 @@
 import type { EngineLogger } from '../../engine/index.js';
 import type { SyncMessage } from '../messages.js';
 import type { Metrics, Queue, ScopedSecondary } from '../ports.js';
-import { PendingTags } from './coalesce.js';
+import { jobsForHints } from './coalesce.js';
 import type { WebhookDoor } from './webhook.js';
 
 export interface EnqueuePorts {
@@ -18,9 +18,7 @@ export interface EnqueuePorts {
 
 export function enqueueEventJobs({ syncQueue, secondaries, logger, metrics }: EnqueuePorts): WebhookDoor['take'] {
   return async (read, receivedAt) => {
-    const pending = new PendingTags();
-    const { outOfScope } = pending.addHints(read, secondaries, receivedAt);
-    const jobs = pending.drain();
+    const { jobs, outOfScope } = jobsForHints(read, secondaries, receivedAt);
     if (outOfScope > 0) logger.info("hints outside every secondary's scope: no work", { outOfScope, hints: read.hints.length + read.digests.length });
     if (jobs.length > 0) await syncQueue.send(jobs);
     metrics.add('EventJobsEnqueued', jobs.length);
