@@ -33,6 +33,19 @@ describe("GitLab's tag list API", () => {
     expect(gitlab.counts['manifest-head'] ?? 0).toBe(0);
   });
 
+  it('sends the plain listing beside the probe while its answer is unknown, and only then', async () => {
+    const before = gitlab.counts['tags-list'] ?? 0;
+    const client = new RegistryClient({ url: gitlab.url });
+    await readTagMap(client, validateRepositoryName(repo));
+    // Known to be GitLab, the next read asks its API alone.
+    await readTagMap(client, validateRepositoryName(repo));
+    await client.close();
+    // The first read's plain page went out with the probe (far away, waiting for the probe first
+    // is a round trip every run) and was spent unread.
+    expect(gitlab.counts['tags-list']).toBe(before + 1);
+    expect(gitlab.counts.probe).toBeGreaterThanOrEqual(1);
+  });
+
   it('syncs and verifies through it against a plain secondary', async () => {
     const primary = new RegistryClient({ url: gitlab.url });
     const secondary = new RegistryClient({ url: registries.secondary.url });

@@ -15,15 +15,27 @@ const busy =
   (limit: number) =>
     distanceMs + limit / perMs;
 
-/** Sends `answers` requests one after another, each answered after `roundTrip(limit, i)`; returns the limits seen. */
+/**
+ * Keeps the limit's worth in flight, as a worker pool does, and answers `answers` of them, oldest
+ * first, each after `roundTrip(limit, i)`; then answers the rest the same way (the batch ends).
+ * Returns the limit after each of the first `answers`.
+ */
 async function drive(limit: AdaptiveLimit, answers: number, roundTrip: (limit: number, i: number) => number | undefined): Promise<number[]> {
   const seen: number[] = [];
+  const held: number[] = [];
   for (let i = 0; i < answers; i++) {
-    const ticket = await limit.acquire();
-    limit.release(ticket, false, roundTrip(limit.limit, i));
+    while (limit.active < limit.limit) held.push(await limit.acquire());
+    limit.release(held.shift()!, false, roundTrip(limit.limit, i));
     seen.push(limit.limit);
   }
+  for (let i = answers; held.length > 0; i++) limit.release(held.shift()!, false, roundTrip(limit.limit, i));
   return seen;
+}
+
+/** A few requests alone (the probes and a listing), all answered before anything else is sent. */
+async function alone(limit: AdaptiveLimit, roundTrips: number[]): Promise<void> {
+  const tickets = await Promise.all(roundTrips.map(() => limit.acquire()));
+  tickets.forEach((ticket, i) => limit.release(ticket, false, roundTrips[i]));
 }
 
 describe('AdaptiveLimit following the round trip', () => {
@@ -121,8 +133,8 @@ describe('AdaptiveLimit far away: distance buys concurrency', () => {
     const limit = new AdaptiveLimit(DEFAULT_CONCURRENCY);
     await drive(limit, BASE_LIMIT, distance(80));
     expect(limit.limit).toBe(ASSUMED_REQUESTS_PER_MS * 80);
-    await drive(limit, 160, distance(80));
-    expect(limit.limit).toBe(200);
+    const seen = await drive(limit, 400, distance(80));
+    expect(seen.find((l) => l > 160)).toBe(200);
   });
 
   it('at 25 ms jumps only as far as 25 ms holds at the assumed rate (50)', async () => {
@@ -154,6 +166,45 @@ describe('AdaptiveLimit far away: distance buys concurrency', () => {
     const burst = await Promise.all(Array.from({ length: 256 }, () => limit.acquire()));
     for (const ticket of burst) limit.release(ticket, true);
     expect(limit.limit).toBe(128);
+  });
+
+  it('jumps on the listing: when every request sent has answered, answers that show distance take the jump before the HEADs', async () => {
+    const limit = new AdaptiveLimit(DEFAULT_CONCURRENCY);
+    // The GitLab probe, the referrers probe and the tag listing, 150 ms away, the listing a little slower.
+    await alone(limit, [150, 151, 190]);
+    expect(limit.limit).toBe(256);
+  });
+
+  it('takes no jump on a drained pipe near, and never shrinks on one', async () => {
+    const near = new AdaptiveLimit(DEFAULT_CONCURRENCY);
+    await alone(near, [0.4, 0.5]);
+    expect(near.limit).toBe(BASE_LIMIT);
+    // Lone answers far apart in time (a slow listing after a quick probe) are no sign of queueing.
+    const mixed = new AdaptiveLimit(DEFAULT_CONCURRENCY);
+    await alone(mixed, [0.4]);
+    await alone(mixed, [400]);
+    expect(mixed.limit).toBe(BASE_LIMIT);
+  });
+
+  it('undoes at once a jump the next full round does not bear out: a near registry whose listing was slow', async () => {
+    const limit = new AdaptiveLimit(DEFAULT_CONCURRENCY);
+    // A listing that took the registry 300 ms to build reads as 300 ms of distance.
+    await alone(limit, [300]);
+    expect(limit.limit).toBe(256);
+    // Its HEADs then answer near, the first in 1 ms, each later one behind those before it.
+    const seen = await drive(limit, 300, (current, i) => 1 + Math.min(i, current) / 2);
+    expect(seen[255]).toBe(BASE_LIMIT);
+    expect(limit.highest).toBe(256);
+    // Having queued, it takes no jump again.
+    await alone(limit, [300]);
+    expect(limit.limit).toBeLessThan(32);
+  });
+
+  it('keeps a jump the next full round bears out', async () => {
+    const limit = new AdaptiveLimit(DEFAULT_CONCURRENCY);
+    await alone(limit, [150, 190]);
+    await drive(limit, 1000, distance(150));
+    expect(limit.limit).toBe(256);
   });
 
   it('does not jump near: a loopback registry (least round trip under a millisecond) grows by a quarter at most', async () => {

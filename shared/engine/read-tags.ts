@@ -35,12 +35,18 @@ async function listTagNames(client: RegistryClient, repository: Repository, opti
 }
 
 async function listAllTagNames(client: RegistryClient, repository: Repository, options: ReadOptions): Promise<Map<string, string | undefined> | null> {
-  const gitlab = options.gitlabApi !== false && (await client.hasGitlabTagApi());
+  const known = options.gitlabApi === false ? false : client.gitlabTagApiKnown;
+  // While the probe is out, the plain listing's first page goes out beside it: far away, waiting
+  // for the probe first costs a round trip on every run. On GitLab that page is spent unread
+  // (one request per side and run); where GitLab's API does not know the repository, it is the
+  // page the fallback needs.
+  const plain = known === true ? undefined : client.beginListTags(repository);
+  const gitlab = known ?? (await client.hasGitlabTagApi());
   const withDigests = gitlab ? await client.listTagDigestsGitlab(repository) : null;
   if (withDigests !== null) return withDigests;
   // GitLab's API answering 404 is no proof of absence (it knows only the repositories in its
   // metadata database): the plain API decides.
-  const tags = await client.listTags(repository);
+  const tags = await (plain ?? client.beginListTags(repository)).read();
   if (tags === null) return null;
   if (gitlab) {
     (options.logger ?? silentLogger).warn('GitLab tag API does not know a repository the plain API lists; using the plain list', {

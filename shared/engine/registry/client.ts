@@ -74,6 +74,16 @@ export class RegistryClient {
     return this.tags.listTags(this.at(repository));
   }
 
+  /** A tag listing whose first page is asked for now, the rest when read (see Tags.beginListTags). */
+  beginListTags(repository: string): { read(): Promise<string[] | null> } {
+    return this.tags.beginListTags(this.at(repository));
+  }
+
+  /** The GitLab probe's answer once it came; undefined before (or when never probed). */
+  get gitlabTagApiKnown(): boolean | undefined {
+    return this.tags.gitlabTagApiKnown;
+  }
+
   /** Whether GitLab's tag API (tags with digests) answers here; probed once. */
   hasGitlabTagApi(): Promise<boolean> {
     return this.tags.hasGitlabTagApi();

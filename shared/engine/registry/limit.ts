@@ -24,6 +24,9 @@ export const ASSUMED_REQUESTS_PER_MS = 2;
  *   rounds to reach 256: at 150 ms that is two seconds of every run spent below what the route
  *   holds. The jump makes it one round. Once the registry has queued it is not taken again: it
  *   would throw the limit back past what the registry showed it serves, round after round.
+ *   The jump is also taken before a full round, when every request sent has answered (the
+ *   listing before its HEADs), and the first full round after any jump judges it: one that does
+ *   not show distance takes the limit back to where it jumped from.
  * - More than `beta` queued: the registry is queueing, so it shrinks by an eighth, down to the base.
  * - Otherwise it holds. A near registry that is busy answers far slower than its least round
  *   trip, so it stays at the base, today's fixed limit.
@@ -49,6 +52,8 @@ export class AdaptiveLimit {
   private leastRoundTripMs = Infinity;
   /** The registry queued or throttled in this run: from then on the limit grows by a quarter only. */
   private hasPushedBack = false;
+  /** The limit before a jump to the bandwidth-delay product, until the next full round has judged it. */
+  private jumpedFrom: number | undefined;
 
   /** `ceiling`: never more in flight (the operator's cap); the limit starts at the base, or the ceiling when lower. */
   constructor(private readonly ceiling: number) {
@@ -99,6 +104,7 @@ export class AdaptiveLimit {
         this.leastRoundTripMs = Math.min(this.leastRoundTripMs, roundTripMs);
       }
       if (++this.answers >= this.current) this.endRound();
+      else if (this.inFlight === 0 && this.waiting.length === 0) this.jumpWhenIdleShowsDistance();
     }
     while (this.waiting.length > 0 && this.inFlight < this.current) {
       this.inFlight++;
@@ -107,26 +113,63 @@ export class AdaptiveLimit {
   }
 
   private endRound(): void {
-    const roundTrips = this.roundTrips.sort((a, b) => a - b);
+    const round = this.judgeRound();
+    const jumpedFrom = this.jumpedFrom;
+    this.jumpedFrom = undefined;
     this.answers = 0;
     this.roundTrips = [];
     if (this.current < this.base) return this.setLimit(this.current + 1);
     // Answers without a round trip (streamed uploads) say nothing about queueing: hold.
-    if (roundTrips.length === 0) return;
+    if (!round) return;
+    if (jumpedFrom !== undefined && !round.showsDistance) {
+      // The first full round after a jump judges it: one that does not show distance (a near
+      // registry whose listing was slow to answer) takes the limit back at once, not by eighths.
+      this.hasPushedBack = true;
+      return this.setLimit(jumpedFrom);
+    }
+    if (round.showsDistance) {
+      const grown = this.current + Math.max(1, Math.floor(this.current / 4));
+      this.setLimit(Math.min(this.ceiling, Math.max(grown, this.distanceHolds())));
+    } else if (round.queued > round.beta) {
+      this.hasPushedBack = true;
+      this.setLimit(Math.max(this.base, this.current - Math.max(1, Math.floor(this.current / 8))));
+    }
+  }
+
+  /**
+   * Every request sent has answered and none waits, before a full round: the work in hand was
+   * smaller than the limit (the listing before its HEADs). Waiting for a full round would spend a
+   * round trip at the base before the HEADs go out, so answers that show distance and no queue
+   * take the jump now. Only the jump: an idle pipe says nothing of what more requests would meet,
+   * so it neither grows the limit by a quarter nor shrinks it. Without a jump the samples go on
+   * into the round.
+   */
+  private jumpWhenIdleShowsDistance(): void {
+    if (this.current < this.base) return;
+    const round = this.judgeRound();
+    const target = Math.min(this.ceiling, this.distanceHolds());
+    if (!round?.showsDistance || target <= this.current) return;
+    this.jumpedFrom = this.current;
+    this.answers = 0;
+    this.roundTrips = [];
+    this.setLimit(target);
+  }
+
+  /** How many requests the round's answers show queued at the registry, and whether distance, not load, explains the wait. */
+  private judgeRound(): { queued: number; beta: number; showsDistance: boolean } | undefined {
+    const roundTrips = this.roundTrips.sort((a, b) => a - b);
+    if (roundTrips.length === 0) return undefined;
     const least = this.leastRoundTripMs;
     const queued = this.current * (1 - least / roundTrips[0]!);
     const distanceDominates = roundTrips[Math.floor(roundTrips.length / 2)]! < 2 * least;
     // Vegas's thresholds grow with the log of the limit, so a large limit tolerates a little jitter.
     const alpha = 3 * Math.log10(this.current);
-    const beta = 2 * alpha;
-    if (queued < alpha && distanceDominates) {
-      const grown = this.current + Math.max(1, Math.floor(this.current / 4));
-      const distanceHolds = this.hasPushedBack ? 0 : Math.floor(ASSUMED_REQUESTS_PER_MS * least);
-      this.setLimit(Math.min(this.ceiling, Math.max(grown, distanceHolds)));
-    } else if (queued > beta) {
-      this.hasPushedBack = true;
-      this.setLimit(Math.max(this.base, this.current - Math.max(1, Math.floor(this.current / 8))));
-    }
+    return { queued, beta: 2 * alpha, showsDistance: queued < alpha && distanceDominates };
+  }
+
+  /** The bandwidth-delay product of the least round trip at the assumed rate; 0 once the registry has pushed back. */
+  private distanceHolds(): number {
+    return this.hasPushedBack ? 0 : Math.floor(ASSUMED_REQUESTS_PER_MS * this.leastRoundTripMs);
   }
 
   private setLimit(limit: number): void {

@@ -2,7 +2,7 @@ import { GeoSyncError, RegistryError, errorMessage } from '../errors.js';
 import { isValidDigest, isValidTag, quote } from '../oci.js';
 import { nextLink, parseJson, registryErrorCode } from './responses.js';
 import { pull } from './scopes.js';
-import type { Transport } from './transport.js';
+import type { RegistryResponse, Transport } from './transport.js';
 
 /** Cap for one page of a tag list or the catalog. */
 export const LISTING_LIMIT = 64 * 1024 * 1024;
@@ -10,6 +10,8 @@ export const LISTING_LIMIT = 64 * 1024 * 1024;
 /** Tag listings: the OCI tag list, and GitLab's tag API that lists digests too. */
 export class Tags {
   private gitlabTagApi: Promise<boolean> | undefined;
+  /** The probe's answer once it came; undefined before. */
+  private gitlabTagApiAnswer: boolean | undefined;
 
   constructor(private readonly transport: Transport) {}
 
@@ -18,10 +20,10 @@ export class Tags {
    * repository does not exist. Only the registry's own "unknown" answer (404 with a registry error
    * body) means that: any other 404 (a proxy's page, a wrong path) is an error, never "no tags".
    */
-  async listTags(repository: string): Promise<string[] | null> {
+  async listTags(repository: string, firstPageSent?: Promise<RegistryResponse>): Promise<string[] | null> {
     const host = this.transport.host;
     const tags = new Set<string>();
-    for await (const page of this.tagListPages(repository, `/v2/${repository}/tags/list?n=1000`)) {
+    for await (const page of this.tagListPages(repository, `/v2/${repository}/tags/list?n=1000`, firstPageSent)) {
       if (page.status === 404) {
         if (registryErrorCode(page.body) !== undefined) return null;
         throw new GeoSyncError(
@@ -51,6 +53,22 @@ export class Tags {
   }
 
   /**
+   * A tag listing asked for before it is known to be wanted: its first page is requested now,
+   * the further pages only once `read` is called. Never read, it costs that one request.
+   */
+  beginListTags(repository: string): { read(): Promise<string[] | null> } {
+    const firstPageSent = this.sendTagListPage(repository, `/v2/${repository}/tags/list?n=1000`);
+    // Not read, its failure is nobody's news; read, `listTags` meets it.
+    firstPageSent.catch(() => {});
+    return { read: () => this.listTags(repository, firstPageSent) };
+  }
+
+  /** What the GitLab probe answered, once it has: true, false, or undefined while unknown. */
+  get gitlabTagApiKnown(): boolean | undefined {
+    return this.gitlabTagApiAnswer;
+  }
+
+  /**
    * GitLab's registry API lists tags with their digests, 1,000 a page, so a side is read without
    * one HEAD per tag. Probed once per client, credentials sent as for any request: only GitLab's
    * own answer counts, a 200 carrying its `Gitlab-Container-Registry-Version` header. A 401 proves
@@ -65,6 +83,7 @@ export class Tags {
         const version = response.headers['gitlab-container-registry-version'];
         const offered = response.status === 200 && version !== undefined && version.trim() !== '';
         this.transport.logger.debug('GitLab tag API probe', { registry: this.transport.host, status: response.status, offered });
+        this.gitlabTagApiAnswer = offered;
         return offered;
       })
       .catch((error: unknown) => {
@@ -119,14 +138,25 @@ export class Tags {
     throw new GeoSyncError('LISTING_FAILED', `registry ${this.transport.host} answered 404 without a registry error to the tag list of ${repository}`);
   }
 
-  /** The pages of a paged tag listing, following `Link`; a 404 only as the first and only page, for the caller to judge. */
-  private async *tagListPages(repository: string, first: string): AsyncGenerator<{ status: 200 | 404; body: Buffer }> {
+  private sendTagListPage(repository: string, target: string): Promise<RegistryResponse> {
+    return this.transport.send({ method: 'GET', target, scopes: pull(repository), expect: [200, 404], maxBytes: LISTING_LIMIT });
+  }
+
+  /**
+   * The pages of a paged tag listing, following `Link`; a 404 only as the first and only page, for
+   * the caller to judge. `firstPageSent`: the first page, already asked for.
+   */
+  private async *tagListPages(
+    repository: string,
+    first: string,
+    firstPageSent?: Promise<RegistryResponse>,
+  ): AsyncGenerator<{ status: 200 | 404; body: Buffer }> {
     const host = this.transport.host;
     const seen = new Set<string>();
     for (let target: string | undefined = first; target;) {
       if (seen.has(target)) throw new GeoSyncError('PAGINATION_LOOP', `registry ${host} repeated a tag list page for ${repository}`);
+      const response = await (seen.size === 0 && firstPageSent ? firstPageSent : this.sendTagListPage(repository, target));
       seen.add(target);
-      const response = await this.transport.send({ method: 'GET', target, scopes: pull(repository), expect: [200, 404], maxBytes: LISTING_LIMIT });
       if (response.status === 404) {
         if (seen.size > 1)
           throw new GeoSyncError('LISTING_FAILED', `registry ${host} lost the tag list of ${repository} during pagination`, { retryable: true });
