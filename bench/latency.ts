@@ -48,7 +48,7 @@ export interface LatencyOptions {
   serverlessYml: string;
   /**
    * The ceiling each Lambda invocation gets from the stack's fleet bound (registryMaxInFlight over
-   * syncConcurrency, serverless.yml): above 0 ms the no-op and verify run once more with
+   * syncConcurrency + verifyConcurrency, serverless.yml): above 0 ms the no-op and verify run once more with
    * `--concurrency` at it, for the Lambda cost as deployed. Undefined: not run.
    */
   lambdaShare?: number;
@@ -373,7 +373,7 @@ export function functionMemoryMb(path: string, name: string): number {
 
 /**
  * Each Lambda invocation's ceiling per registry under the stack's defaults: `registryMaxInFlight`
- * over `syncConcurrency`, as shared/aws/runtime.ts splits it, read from serverless.yml's params.
+ * over `syncConcurrency` + `verifyConcurrency`, as shared/aws/runtime.ts splits it, read from serverless.yml's params.
  */
 export function stackShare(path: string): number {
   const text = readFileSync(path, 'utf8');
@@ -382,7 +382,7 @@ export function stackShare(path: string): number {
     if (!match) throw new Error(`${path}: no default for the param ${name}`);
     return Number(match[1]);
   };
-  return Math.floor(param('registryMaxInFlight') / param('syncConcurrency'));
+  return Math.floor(param('registryMaxInFlight') / (param('syncConcurrency') + param('verifyConcurrency')));
 }
 
 export function formatLatencyTable(rows: LatencyRow[]): string {

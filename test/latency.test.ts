@@ -86,15 +86,15 @@ describe('far registries (every request delayed)', () => {
     }
   });
 
-  it("stops at a Lambda invocation's share of the fleet bound (the stack's defaults: 1280 over 20), and stays exact", async () => {
+  it("stops at a Lambda invocation's share of the fleet bound (the stack's defaults: 1920 over 20 + 10), and stays exact", async () => {
     const runtime = createAwsRuntime(
       {
         GEO_SYNC_TABLE: 'state',
         AWS_REGION: 'us-east-1',
         GEO_SYNC_PRIMARY_URL: proxies[0]!.url,
         GEO_SYNC_SECONDARIES: JSON.stringify([{ name: 'eu', url: proxies[1]!.url }]),
-        GEO_SYNC_REGISTRY_MAX_IN_FLIGHT: '1280',
-        GEO_SYNC_INVOCATIONS_AT_ONCE: '20',
+        GEO_SYNC_REGISTRY_MAX_IN_FLIGHT: '1920',
+        GEO_SYNC_INVOCATIONS_AT_ONCE: '20+10',
       },
       async () => ({}),
     );

@@ -1,5 +1,6 @@
 // The fleet bound on AWS: each invocation's ceiling per registry is its share of
-// registryMaxInFlight (GEO_SYNC_REGISTRY_MAX_IN_FLIGHT over GEO_SYNC_INVOCATIONS_AT_ONCE), never
+// registryMaxInFlight (GEO_SYNC_REGISTRY_MAX_IN_FLIGHT over GEO_SYNC_INVOCATIONS_AT_ONCE, the sum
+// of the sync and verify functions' maximum concurrencies), never
 // more than GEO_SYNC_CONCURRENCY; settings that do not make sense are refused. The share's effect
 // on a far registry is shown in latency.test.ts.
 import { describe, expect, it } from 'vitest';
@@ -26,8 +27,10 @@ describe('each invocation takes its share of the fleet bound', () => {
   it.each([
     [{}, DEFAULT_CONCURRENCY],
     [{ GEO_SYNC_CONCURRENCY: '100' }, 100],
-    // The stack's defaults: 1280 over 20 sync invocations at once.
+    // The stack's defaults: 1920 over 20 sync and 10 verify invocations at once.
+    [{ GEO_SYNC_REGISTRY_MAX_IN_FLIGHT: '1920', GEO_SYNC_INVOCATIONS_AT_ONCE: '20+10' }, 64],
     [{ GEO_SYNC_REGISTRY_MAX_IN_FLIGHT: '1280', GEO_SYNC_INVOCATIONS_AT_ONCE: '20' }, 64],
+    [{ GEO_SYNC_REGISTRY_MAX_IN_FLIGHT: '7680', GEO_SYNC_INVOCATIONS_AT_ONCE: ' 20 + 10 ' }, 256],
     [{ GEO_SYNC_REGISTRY_MAX_IN_FLIGHT: '5120', GEO_SYNC_INVOCATIONS_AT_ONCE: '20' }, 256],
     // A share that does not divide evenly rounds down: 20 x 6 = 120 <= 130.
     [{ GEO_SYNC_REGISTRY_MAX_IN_FLIGHT: '130', GEO_SYNC_INVOCATIONS_AT_ONCE: '20' }, 6],
@@ -43,6 +46,10 @@ describe('each invocation takes its share of the fleet bound', () => {
     [{ GEO_SYNC_INVOCATIONS_AT_ONCE: '20' }, /go together; only one is set/],
     [{ GEO_SYNC_REGISTRY_MAX_IN_FLIGHT: 'many', GEO_SYNC_INVOCATIONS_AT_ONCE: '20' }, /GEO_SYNC_REGISTRY_MAX_IN_FLIGHT/],
     [{ GEO_SYNC_REGISTRY_MAX_IN_FLIGHT: '1280', GEO_SYNC_INVOCATIONS_AT_ONCE: '0' }, /GEO_SYNC_INVOCATIONS_AT_ONCE/],
+    [{ GEO_SYNC_REGISTRY_MAX_IN_FLIGHT: '1280', GEO_SYNC_INVOCATIONS_AT_ONCE: '0+0' }, /GEO_SYNC_INVOCATIONS_AT_ONCE/],
+    [{ GEO_SYNC_REGISTRY_MAX_IN_FLIGHT: '1280', GEO_SYNC_INVOCATIONS_AT_ONCE: '20+' }, /GEO_SYNC_INVOCATIONS_AT_ONCE: expected whole numbers joined by "\+"/],
+    [{ GEO_SYNC_REGISTRY_MAX_IN_FLIGHT: '1280', GEO_SYNC_INVOCATIONS_AT_ONCE: '20-10' }, /GEO_SYNC_INVOCATIONS_AT_ONCE/],
+    [{ GEO_SYNC_REGISTRY_MAX_IN_FLIGHT: '20', GEO_SYNC_INVOCATIONS_AT_ONCE: '20+10' }, /leaves no request for each of 30 invocations/],
     [{ GEO_SYNC_REGISTRY_MAX_IN_FLIGHT: '1280.5', GEO_SYNC_INVOCATIONS_AT_ONCE: '20' }, /GEO_SYNC_REGISTRY_MAX_IN_FLIGHT/],
   ])('%j is refused as invalid configuration', (env, message) => {
     const answer = refusal(env);

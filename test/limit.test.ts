@@ -200,6 +200,16 @@ describe('AdaptiveLimit far away: distance buys concurrency', () => {
     expect(limit.limit).toBeLessThan(32);
   });
 
+  it('sets the limit, after a jump, to what a far registry that serves less than assumed holds unqueued', async () => {
+    const limit = new AdaptiveLimit(DEFAULT_CONCURRENCY);
+    await alone(limit, [150, 190]);
+    expect(limit.limit).toBe(256);
+    // 150 ms away, serving 0.4 requests a millisecond: the i-th answer of the burst waited behind i others.
+    const seen = await drive(limit, 256, (current, i) => 150 + Math.min(i, current) / 0.4);
+    // The round's median waited 150 + 128 / 0.4 = 470 ms: 256 x 150 / 470 is 81 (0.4 x 150 = 60 would hide the distance exactly).
+    expect(seen[255]).toBe(Math.floor((256 * 150) / 470));
+  });
+
   it('keeps a jump the next full round bears out', async () => {
     const limit = new AdaptiveLimit(DEFAULT_CONCURRENCY);
     await alone(limit, [150, 190]);

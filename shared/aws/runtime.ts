@@ -23,10 +23,16 @@ const Config = z.object({
   GEO_SYNC_FAN_OUT_QUEUE_URL: z.string().url().optional(),
   GEO_SYNC_CREDENTIALS_SECRET: z.string().min(1).optional(),
   GEO_SYNC_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(DEFAULT_CONCURRENCY),
-  // The fleet bound (stack parameter registryMaxInFlight) and the invocations it is split over
-  // (the sync function's maximum concurrency): both or neither.
+  // The fleet bound (stack parameter registryMaxInFlight) and the invocations it is split over:
+  // the maximum concurrencies of the event sources that share it, as a sum (`20+10`, for sync and
+  // verify; CloudFormation cannot add). Both or neither.
   GEO_SYNC_REGISTRY_MAX_IN_FLIGHT: z.coerce.number().int().min(1).optional(),
-  GEO_SYNC_INVOCATIONS_AT_ONCE: z.coerce.number().int().min(1).optional(),
+  GEO_SYNC_INVOCATIONS_AT_ONCE: z
+    .string()
+    .regex(/^\s*\d+\s*(\+\s*\d+\s*)*$/, 'expected whole numbers joined by "+" (the maximum concurrencies of the functions that share the bound), e.g. 20+10')
+    .transform((sum) => sum.split('+').reduce((total, part) => total + Number(part), 0))
+    .pipe(z.number().int().min(1))
+    .optional(),
   GEO_SYNC_REFERRERS: z.enum(['on', 'off']).default('on'),
   GEO_SYNC_CATALOG_PAGE_SIZE: z.coerce.number().int().min(1).max(10_000).default(1000),
   GEO_SYNC_RETRY_BASE_SECONDS: z.coerce.number().min(0).default(60),
@@ -113,9 +119,9 @@ export function createAwsRuntime(env: NodeJS.ProcessEnv, credentialSource?: Cred
 /**
  * Requests in flight this invocation may put on each registry: GEO_SYNC_CONCURRENCY, or its share
  * of the fleet bound when lower. The share is a static split: GEO_SYNC_REGISTRY_MAX_IN_FLIGHT over
- * the most invocations that run at once (GEO_SYNC_INVOCATIONS_AT_ONCE, the sync function's maximum
- * concurrency). It needs no coordination and no request to anything; its price is that an
- * invocation running alone still takes only its share.
+ * the most invocations that run at once (GEO_SYNC_INVOCATIONS_AT_ONCE, the sum of the sync and
+ * verify functions' maximum concurrencies). It needs no coordination and no request to anything;
+ * its price is that an invocation running alone still takes only its share.
  */
 function invocationCeiling(config: z.infer<typeof Config>): number {
   const { GEO_SYNC_REGISTRY_MAX_IN_FLIGHT: registryMaxInFlight, GEO_SYNC_INVOCATIONS_AT_ONCE: invocationsAtOnce } = config;

@@ -157,17 +157,25 @@ describe('the packaged CloudFormation template', () => {
     }
   }, 150_000);
 
-  it("bounds the sync function's concurrency at the event source, to spare the registries", () => {
-    const mapping = ofType('AWS::Lambda::EventSourceMapping').find(([, r]) => r.Properties.FunctionName['Fn::GetAtt'][0] === 'SyncLambdaFunction')![1];
-    expect(mapping.Properties.ScalingConfig).toEqual({ MaximumConcurrency: 20 });
+  const eventSourceOf = (functionId: string) =>
+    ofType('AWS::Lambda::EventSourceMapping').find(([, r]) => r.Properties.FunctionName['Fn::GetAtt'][0] === functionId)![1];
+
+  it("bounds the sync and verify functions' concurrency at their event sources, to spare the registries", () => {
+    expect(eventSourceOf('SyncLambdaFunction').Properties.ScalingConfig).toEqual({ MaximumConcurrency: 20 });
+    expect(eventSourceOf('VerifyLambdaFunction').Properties.ScalingConfig).toEqual({ MaximumConcurrency: 10 });
   });
 
-  it.each(FUNCTIONS)('$name: takes its share of registryMaxInFlight, split over as many invocations as the sync event source lets run at once', ({ id }) => {
-    const sync = ofType('AWS::Lambda::EventSourceMapping').find(([, r]) => r.Properties.FunctionName['Fn::GetAtt'][0] === 'SyncLambdaFunction')![1];
-    const variables = resources[id]!.Properties.Environment.Variables;
-    expect(variables.GEO_SYNC_REGISTRY_MAX_IN_FLIGHT).toBe('1280');
-    expect(variables.GEO_SYNC_INVOCATIONS_AT_ONCE).toBe(String(sync.Properties.ScalingConfig.MaximumConcurrency));
-  });
+  it.each(FUNCTIONS)(
+    '$name: takes its share of registryMaxInFlight, split over as many sync and verify invocations as their event sources let run at once',
+    ({ id }) => {
+      const [sync, verify] = [eventSourceOf('SyncLambdaFunction'), eventSourceOf('VerifyLambdaFunction')];
+      const variables = resources[id]!.Properties.Environment.Variables;
+      expect(variables.GEO_SYNC_REGISTRY_MAX_IN_FLIGHT).toBe('1920');
+      expect(variables.GEO_SYNC_INVOCATIONS_AT_ONCE).toBe(
+        `${sync.Properties.ScalingConfig.MaximumConcurrency}+${verify.Properties.ScalingConfig.MaximumConcurrency}`,
+      );
+    },
+  );
 
   it('declares the state table on demand, with point-in-time recovery, encrypted under the AWS managed KMS key, the keys and indexes the store uses', () => {
     const table = resources.StateTable!.Properties;

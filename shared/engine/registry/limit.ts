@@ -26,7 +26,8 @@ export const ASSUMED_REQUESTS_PER_MS = 2;
  *   would throw the limit back past what the registry showed it serves, round after round.
  *   The jump is also taken before a full round, when every request sent has answered (the
  *   listing before its HEADs), and the first full round after any jump judges it: one that does
- *   not show distance takes the limit back to where it jumped from.
+ *   not show distance sets the limit to what it shows the route holds unqueued (`limit × least /
+ *   median`, Little's law), never below where it jumped from.
  * - More than `beta` queued: the registry is queueing, so it shrinks by an eighth, down to the base.
  * - Otherwise it holds. A near registry that is busy answers far slower than its least round
  *   trip, so it stays at the base, today's fixed limit.
@@ -122,10 +123,13 @@ export class AdaptiveLimit {
     // Answers without a round trip (streamed uploads) say nothing about queueing: hold.
     if (!round) return;
     if (jumpedFrom !== undefined && !round.showsDistance) {
-      // The first full round after a jump judges it: one that does not show distance (a near
-      // registry whose listing was slow to answer) takes the limit back at once, not by eighths.
+      // The first full round after a jump judges it. One that does not show distance sets the
+      // limit at once, not by eighths, to what that round shows the route holds unqueued: by
+      // Little's law the registry served `limit / median` a millisecond, which times the distance
+      // is `limit × least / median` (a far registry that serves less than assumed keeps what
+      // hides its distance; a near one whose listing was slow goes back to where it jumped from).
       this.hasPushedBack = true;
-      return this.setLimit(jumpedFrom);
+      return this.setLimit(Math.max(jumpedFrom, Math.floor((this.current * this.leastRoundTripMs) / round.median)));
     }
     if (round.showsDistance) {
       const grown = this.current + Math.max(1, Math.floor(this.current / 4));
@@ -156,15 +160,16 @@ export class AdaptiveLimit {
   }
 
   /** How many requests the round's answers show queued at the registry, and whether distance, not load, explains the wait. */
-  private judgeRound(): { queued: number; beta: number; showsDistance: boolean } | undefined {
+  private judgeRound(): { queued: number; beta: number; median: number; showsDistance: boolean } | undefined {
     const roundTrips = this.roundTrips.sort((a, b) => a - b);
     if (roundTrips.length === 0) return undefined;
     const least = this.leastRoundTripMs;
     const queued = this.current * (1 - least / roundTrips[0]!);
-    const distanceDominates = roundTrips[Math.floor(roundTrips.length / 2)]! < 2 * least;
+    const median = roundTrips[Math.floor(roundTrips.length / 2)]!;
+    const distanceDominates = median < 2 * least;
     // Vegas's thresholds grow with the log of the limit, so a large limit tolerates a little jitter.
     const alpha = 3 * Math.log10(this.current);
-    return { queued, beta: 2 * alpha, showsDistance: queued < alpha && distanceDominates };
+    return { queued, beta: 2 * alpha, median, showsDistance: queued < alpha && distanceDominates };
   }
 
   /** The bandwidth-delay product of the least round trip at the assumed rate; 0 once the registry has pushed back. */
