@@ -86,6 +86,24 @@ describe('far registries (every request delayed)', () => {
     }
   });
 
+  it('sends the HEADs at the jumped limit: only the probes and the tag list are answered at the base', async () => {
+    const limits: { p: number[]; s: number[] } = { p: [], s: [] };
+    const p = new RegistryClient({ url: proxies[0]!.url }, { onResponse: ({ limit }) => void limits.p.push(limit) });
+    const s = new RegistryClient({ url: proxies[1]!.url }, { onResponse: ({ limit }) => void limits.s.push(limit) });
+    try {
+      expect((await syncRepository(p, s, repo)).status).toBe('synced');
+    } finally {
+      await Promise.all([p.close(), s.close()]);
+    }
+    // The GitLab probe and the tag list went out together (and the referrers probe on the
+    // primary); their answers drained the pipe and took the jump, so no HEAD waits at 16 first.
+    for (const side of [limits.p, limits.s]) {
+      expect(side.length).toBeGreaterThan(TAGS);
+      expect(side.filter((limit) => limit === BASE_LIMIT).length).toBeLessThanOrEqual(3);
+      expect(Math.max(...side)).toBeGreaterThan(64);
+    }
+  });
+
   it("stops at a Lambda invocation's share of the fleet bound (the stack's defaults: 1920 over 20 + 10), and stays exact", async () => {
     const runtime = createAwsRuntime(
       {
