@@ -166,7 +166,10 @@ export class Transport {
 
   async close(): Promise<void> {
     this.closing = true;
-    await this.dispatcher.close();
+    // With nothing in flight the idle keep-alive sockets are destroyed at once: a graceful close
+    // takes them down one by one, which after a far run with hundreds open cost 50-100 ms a registry.
+    if (this.inFlight.active === 0) await this.dispatcher.destroy();
+    else await this.dispatcher.close();
   }
 
   /**
