@@ -210,6 +210,14 @@ describe('AdaptiveLimit far away: distance buys concurrency', () => {
     expect(seen[255]).toBe(Math.floor((256 * 150) / 470));
   });
 
+  it('judges a jump taken after a full round the same way', async () => {
+    const limit = new AdaptiveLimit(DEFAULT_CONCURRENCY);
+    // A full round at the base 150 ms away takes the jump, then the registry queues as above.
+    const seen = await drive(limit, BASE_LIMIT + 256, (current, i) => (i < BASE_LIMIT ? 150 : 150 + Math.min(i - BASE_LIMIT, current) / 0.4));
+    expect(seen[BASE_LIMIT - 1]).toBe(256);
+    expect(seen[BASE_LIMIT + 255]).toBe(Math.floor((256 * 150) / 470));
+  });
+
   it('keeps a jump the next full round bears out', async () => {
     const limit = new AdaptiveLimit(DEFAULT_CONCURRENCY);
     await alone(limit, [150, 190]);

@@ -132,8 +132,8 @@ export class AdaptiveLimit {
       return this.setLimit(Math.max(jumpedFrom, Math.floor((this.current * this.leastRoundTripMs) / round.median)));
     }
     if (round.showsDistance) {
-      const grown = this.current + Math.max(1, Math.floor(this.current / 4));
-      this.setLimit(Math.min(this.ceiling, Math.max(grown, this.distanceHolds())));
+      const grown = Math.min(this.ceiling, this.current + Math.max(1, Math.floor(this.current / 4)));
+      if (!this.jumpToDistance(grown)) this.setLimit(grown);
     } else if (round.queued > round.beta) {
       this.hasPushedBack = true;
       this.setLimit(Math.max(this.base, this.current - Math.max(1, Math.floor(this.current / 8))));
@@ -149,14 +149,22 @@ export class AdaptiveLimit {
    * into the round.
    */
   private jumpWhenIdleShowsDistance(): void {
-    if (this.current < this.base) return;
-    const round = this.judgeRound();
-    const target = Math.min(this.ceiling, this.distanceHolds());
-    if (!round?.showsDistance || target <= this.current) return;
-    this.jumpedFrom = this.current;
+    if (this.current < this.base || !this.judgeRound()?.showsDistance) return;
+    if (!this.jumpToDistance(this.current)) return;
     this.answers = 0;
     this.roundTrips = [];
+  }
+
+  /**
+   * The jump, from either kind of round: to the bandwidth-delay product of the distance when that
+   * is more than `otherwise`, remembering where it jumped from for the next full round to judge.
+   */
+  private jumpToDistance(otherwise: number): boolean {
+    const target = Math.min(this.ceiling, this.distanceHolds());
+    if (target <= otherwise) return false;
+    this.jumpedFrom = this.current;
     this.setLimit(target);
+    return true;
   }
 
   /** How many requests the round's answers show queued at the registry, and whether distance, not load, explains the wait. */
