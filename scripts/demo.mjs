@@ -16,7 +16,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findReferrersRegistryBinary, findRegistryBinary, freePort, killAllNow, startReferrersRegistry, startRegistry, stopAll } from './demo/registry.mjs';
+import { findRegistryBinary, freePort, killAllNow, startReferrersRegistry, startRegistry, stopAll, referrersRegistryBinary } from './demo/registry.mjs';
 import { SIGNATURE, pushImage, pushMultiArch, pushSignature } from './demo/seed.mjs';
 
 const CLI = fileURLToPath(new URL('../bin/geo-sync.mjs', import.meta.url));
@@ -175,11 +175,11 @@ async function showTagSchemaSignature(secondary, signed, signature) {
  * `GET /v2/<name>/referrers/<digest>`. Without it, one line on how to get it.
  */
 async function referrersApi() {
-  const binary = findReferrersRegistryBinary();
+  const { path: binary, missing } = await referrersRegistryBinary(process.env, () =>
+    say('   building it from test/support/referrers-registry/main.go (the first time only; up to a minute or two)'),
+  );
   if (!binary) {
-    say(
-      '   skipped, not built: .ci/run installs Go from bookworm-backports, then `node node_modules/vitest/vitest.mjs run test/referrers-registry.test.ts` builds it',
-    );
+    say(`   skipped, not built: ${missing}; scripts/install-system-packages.sh installs Go and go-containerregistry`);
     return;
   }
   running.apiPair = true;

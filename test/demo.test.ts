@@ -179,7 +179,7 @@ describe('npm run demo', () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/reached the secondary \(tag schema: sha256-[0-9a-f]{12}…\)/);
     expect(run.stdout).toMatch(
-      /\n7\. A registry that serves the OCI 1\.1 referrers API.*\n {3}skipped, not built: .*\.ci\/run installs Go.*builds it\n\nStopped both registries/,
+      /\n7\. A registry that serves the OCI 1\.1 referrers API.*\n {3}skipped, not built: .*scripts\/install-system-packages\.sh installs Go.*\n\nStopped both registries/,
     );
     const { pids, dir } = startedBy(run.stdout);
     expect(pids).toHaveLength(3);

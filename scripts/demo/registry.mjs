@@ -4,12 +4,11 @@
 // tests build (test/support/referrers-registry.ts). Used by scripts/demo.mjs; the tests have their
 // own, richer starters in test/support.
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { accessSync, constants, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { delimiter, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { buildReferrersRegistry, missingBuildTools, referrersRegistryBinaryPath } from '../../test/support/referrers-registry/build.mjs';
 
 const START_TIMEOUT_MS = 15_000;
 const STOP_GRACE_MS = 3_000;
@@ -50,25 +49,21 @@ function isExecutable(path) {
 }
 
 /**
- * The referrers-API registry: $REFERRERS_REGISTRY_BIN, else the binary test/support/referrers-registry.ts
- * caches (node_modules/.cache/geo-sync-referrers-registry/<first 16 hex of main.go's sha256>/referrers-registry);
- * undefined when there is none.
+ * The referrers-API registry: $REFERRERS_REGISTRY_BIN, else the binary the tests build from
+ * test/support/referrers-registry/main.go, built now if this machine has Go and go-containerregistry
+ * (scripts/install-system-packages.sh installs them); else what is missing.
  */
-export function findReferrersRegistryBinary(env = process.env) {
-  let path = env.REFERRERS_REGISTRY_BIN;
-  if (!path) {
-    const root = fileURLToPath(new URL('../../', import.meta.url));
-    try {
-      const hash = createHash('sha256')
-        .update(readFileSync(join(root, 'test/support/referrers-registry/main.go')))
-        .digest('hex')
-        .slice(0, 16);
-      path = join(root, 'node_modules/.cache/geo-sync-referrers-registry', hash, 'referrers-registry');
-    } catch {
-      return undefined;
-    }
-  }
-  return isExecutable(path) ? path : undefined;
+export async function referrersRegistryBinary(env = process.env, onBuild = () => {}) {
+  if (env.REFERRERS_REGISTRY_BIN)
+    return isExecutable(env.REFERRERS_REGISTRY_BIN)
+      ? { path: env.REFERRERS_REGISTRY_BIN }
+      : { missing: `REFERRERS_REGISTRY_BIN=${env.REFERRERS_REGISTRY_BIN} is not an executable; unset it to build from source` };
+  const built = referrersRegistryBinaryPath();
+  if (isExecutable(built)) return { path: built };
+  const missing = missingBuildTools();
+  if (missing.length > 0) return { missing: `this machine lacks ${missing.join(', ')}` };
+  onBuild();
+  return { path: await buildReferrersRegistry() };
 }
 
 /**

@@ -7,15 +7,11 @@
 // the list drops annotations, has no index Content-Type and is never paged; `?artifactType=` is
 // ignored; an unknown repository answers 404 NAME_UNKNOWN on the referrers endpoint; DELETE by
 // digest keeps the tags on that manifest; everything is in memory, so a stop loses it all.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import type { Readable } from 'node:stream';
-import { promisify } from 'node:util';
 import type { TestRegistry } from './registry.js';
+import { buildReferrersRegistry } from './referrers-registry/build.mjs';
 
 /** What this registry and docker-registry's share: enough for tests that only speak HTTP to either. */
 export type RegistryEndpoint = Pick<TestRegistry, 'url' | 'host' | 'port' | 'stop'>;
@@ -42,16 +38,6 @@ export interface ReferrersRegistryOptions {
  */
 export const REFERRERS_REGISTRY_START_TIMEOUT_MS = 240_000;
 
-const GO = '/usr/lib/go-1.23/bin/go';
-const GO_PATH = '/usr/share/gocode';
-const GGCR_REGISTRY_PACKAGE = join(GO_PATH, 'src/github.com/google/go-containerregistry/pkg/registry');
-const SOURCE_DIR = join(dirname(fileURLToPath(import.meta.url)), 'referrers-registry');
-const CACHE_DIR = join(SOURCE_DIR, '../../../node_modules/.cache/geo-sync-referrers-registry');
-const BINARY_NAME = 'referrers-registry';
-const INSTALL_HINT = `Install them from Debian bookworm-backports (as .ci/run does):
-  awk -v RS= 'NR == 1' /etc/apt/sources.list.d/debian.sources | sed 's/^Suites:.*/Suites: bookworm-backports/' > /etc/apt/sources.list.d/backports.sources
-  apt-get update
-  apt-get install -y -t bookworm-backports golang-github-google-go-containerregistry-dev golang-1.23-go`;
 const START_TIMEOUT_MS = 15_000;
 const STOP_GRACE_MS = 3_000;
 
@@ -63,70 +49,14 @@ process.once('exit', () => {
 
 let binary: Promise<string> | undefined;
 
-/**
- * The path of the built registry binary, built on first use. Cached under node_modules/.cache by a
- * hash of main.go, so only a change to main.go rebuilds it; safe when several test workers build at
- * once (each builds into its own directory, the first rename wins).
- */
+/** The path of the built registry binary, built on first use (./referrers-registry/build.mjs). */
 export function referrersRegistryBinary(): Promise<string> {
   // A failed build is not remembered, so a test after the fix (or the install) tries again.
-  binary ??= buildBinary().catch((err: unknown) => {
+  binary ??= buildReferrersRegistry().catch((err: unknown) => {
     binary = undefined;
     throw err;
   });
   return binary;
-}
-
-async function buildBinary(): Promise<string> {
-  const missing = [GO, GGCR_REGISTRY_PACKAGE].filter((path) => !existsSync(path));
-  if (missing.length > 0) {
-    throw new Error(`The referrers-API test registry needs Go 1.23 and go-containerregistry (missing: ${missing.join(', ')}). ${INSTALL_HINT}`);
-  }
-  const source = readFileSync(join(SOURCE_DIR, 'main.go'));
-  const hash = createHash('sha256').update(source).digest('hex').slice(0, 16);
-  const finalDir = join(CACHE_DIR, hash);
-  const finalBinary = join(finalDir, BINARY_NAME);
-  if (existsSync(finalBinary)) return finalBinary;
-
-  mkdirSync(CACHE_DIR, { recursive: true });
-  const buildDir = mkdtempSync(join(CACHE_DIR, `${hash}.building-`));
-  try {
-    await goBuild(join(buildDir, BINARY_NAME));
-    try {
-      renameSync(buildDir, finalDir);
-    } catch (err) {
-      // Another worker renamed its build first; theirs is built from the same main.go.
-      if (!existsSync(finalBinary)) throw err;
-    }
-  } finally {
-    rmSync(buildDir, { recursive: true, force: true });
-  }
-  return finalBinary;
-}
-
-async function goBuild(output: string): Promise<void> {
-  try {
-    await promisify(execFile)(GO, ['build', '-trimpath', '-o', output, '.'], {
-      cwd: SOURCE_DIR,
-      env: {
-        ...process.env,
-        // Debian ships the Go source of its Go libraries as a GOPATH tree, not as modules.
-        GO111MODULE: 'off',
-        GOPATH: GO_PATH,
-        GOFLAGS: '',
-        GOTOOLCHAIN: 'local',
-        // A static binary, and no C compiler needed.
-        CGO_ENABLED: '0',
-        // Go's own build cache (~/.cache/go-build) outlives npm ci, which wipes node_modules: with it
-        // warm, a rebuild only links. Without a home directory, keep it beside the binaries.
-        ...(!process.env.GOCACHE && !process.env.HOME && !process.env.XDG_CACHE_HOME && { GOCACHE: join(CACHE_DIR, 'go-build') }),
-      },
-      maxBuffer: 16 * 1024 * 1024,
-    });
-  } catch (err) {
-    // execFile's message holds the command and its stderr (the compiler's errors).
-    throw new Error(`go build of ${join(SOURCE_DIR, 'main.go')} failed: ${err instanceof Error ? err.message : String(err)}`);
-  }
 }
 
 /** Builds (once) and starts a registry serving the referrers API on a free loopback port. */
