@@ -8,7 +8,7 @@
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { z } from 'zod';
-import { invalidInput, secondariesFromEnv } from '../engine/index.js';
+import { describeZodIssues, invalidInput, secondariesFromEnv } from '../engine/index.js';
 import { enqueueEventJobs, rereadToken, type SyncMessage, type WebhookDoor, type WebhookRequest } from '../jobs/index.js';
 import { readSecretString } from './credentials.js';
 import { createLogger, createMetrics, engineLogger, metricsPort } from './powertools.js';
@@ -32,7 +32,7 @@ export function createNotifyRuntime(
 ): NotifyRuntime {
   const parsed = Config.safeParse(env);
   if (!parsed.success) {
-    throw invalidInput('INVALID_CONFIG', `invalid environment: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw invalidInput('INVALID_CONFIG', `invalid environment: ${describeZodIssues(parsed.error, 'environment')}`);
   }
   const logger = createLogger();
   const metrics = createMetrics();

@@ -9,7 +9,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
-import { DEFAULT_CONCURRENCY, GeoSyncError, errorMessage, invalidInput } from '../engine/index.js';
+import { DEFAULT_CONCURRENCY, GeoSyncError, describeZodIssues, errorMessage, invalidInput } from '../engine/index.js';
 import { openRegistries, type Budget, type Queue, type Registries, type Runtime } from '../jobs/index.js';
 import { lambdaEndpoints, secretsExtensionCredentials, withCredentials, type CredentialSource } from './credentials.js';
 import { DynamoDbStateStore } from './dynamodb-store.js';
@@ -54,7 +54,7 @@ export interface AwsRuntime extends Runtime {
 export function createAwsRuntime(env: NodeJS.ProcessEnv, credentialSource?: CredentialSource): AwsRuntime {
   const parsed = Config.safeParse(env);
   if (!parsed.success) {
-    throw invalidInput('INVALID_CONFIG', `invalid environment: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw invalidInput('INVALID_CONFIG', `invalid environment: ${describeZodIssues(parsed.error, 'environment')}`);
   }
   const config = parsed.data;
   const concurrency = invocationCeiling(config);

@@ -1,7 +1,7 @@
 /** The `geo-sync listen` command: its options, the webhook token and the signals; the listener process itself is `local/listener.ts`. */
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { errorMessage, invalidInput } from '../engine/index.js';
+import { errorMessage, invalidInput, type EngineLogger } from '../engine/index.js';
 import { fixedToken, rereadToken, type WebhookToken } from '../jobs/index.js';
 import { startListener } from '../local/listener.js';
 import { cliLogger, endpointsFor, integerIn, sharedOption } from './options.js';
@@ -9,6 +9,22 @@ import { cliLogger, endpointsFor, integerIn, sharedOption } from './options.js';
 interface ListenCommandOptions {
   setExitCode: (code: number) => void;
   env: NodeJS.ProcessEnv;
+}
+
+/** The options `geo-sync listen` is given, after commander's parsing. */
+interface ListenFlags {
+  primary?: string;
+  secondary?: string;
+  config?: string;
+  port: number;
+  host: string;
+  reconcileEvery: number;
+  workers: number;
+  concurrency: number;
+  referrers: boolean;
+  stateDir: string;
+  logLevel: string;
+  logFormat?: string;
 }
 
 export function registerListenCommand(program: Command, { setExitCode, env }: ListenCommandOptions): void {
@@ -33,68 +49,67 @@ export function registerListenCommand(program: Command, { setExitCode, env }: Li
     .addOption(sharedOption.stateDir(env))
     .addOption(sharedOption.logLevel(env, 'info'))
     .addOption(sharedOption.logFormat(env))
-    .action(
-      async (opts: {
-        primary?: string;
-        secondary?: string;
-        config?: string;
-        port: number;
-        host: string;
-        reconcileEvery: number;
-        workers: number;
-        concurrency: number;
-        referrers: boolean;
-        stateDir: string;
-        logLevel: string;
-        logFormat?: string;
-      }) => {
-        const logger = cliLogger(opts, env);
-        const token = webhookToken(env);
-        const first = await token.current().catch((error: unknown) => {
-          throw invalidInput('MISSING_CONFIG', `no webhook token: ${errorMessage(error)}`);
-        });
-        if (first.trim() === '') {
-          throw invalidInput(
-            'MISSING_CONFIG',
-            'GEO_SYNC_WEBHOOK_TOKEN is not set: the listener refuses to start without the token the registry must send (Authorization: Bearer <token>)',
-          );
-        }
-        const githubSecret = optionalSecret(env, 'GEO_SYNC_GITHUB_WEBHOOK_SECRET', 'GitHub webhook secret');
-        const metricsToken = optionalSecret(env, 'GEO_SYNC_METRICS_TOKEN', 'metrics token');
-        for (const [name, secret] of [
-          ['GEO_SYNC_GITHUB_WEBHOOK_SECRET', githubSecret],
-          ['GEO_SYNC_METRICS_TOKEN', metricsToken],
-        ] as const) {
-          if (secret)
-            await secret.current().catch((error: unknown) => {
-              throw invalidInput('MISSING_CONFIG', `${name}: ${errorMessage(error)}`);
-            });
-        }
-        if (first.length < 16) logger.warn('GEO_SYNC_WEBHOOK_TOKEN is short; use at least 32 random characters');
-        const listener = await startListener({
-          endpoints: endpointsFor(env, { primary: opts.primary, secondary: opts.secondary, config: opts.config }),
-          stateDir: opts.stateDir,
-          token,
-          ...(githubSecret ? { githubSecret } : {}),
-          ...(metricsToken ? { metricsToken } : {}),
-          host: opts.host,
-          port: opts.port,
-          reconcileEveryMs: opts.reconcileEvery,
-          workers: opts.workers,
-          concurrency: opts.concurrency,
-          referrers: opts.referrers,
-          logger,
-        });
-        const signal = await new Promise<NodeJS.Signals>((resolve) => {
-          process.once('SIGTERM', () => resolve('SIGTERM'));
-          process.once('SIGINT', () => resolve('SIGINT'));
-        });
-        logger.info('stopping: no new events taken, jobs in flight finishing', { signal });
-        const { handedBack } = await listener.close();
-        logger.info('stopped', { handedBack });
-        setExitCode(0);
-      },
+    .action(async (opts: ListenFlags) => {
+      await listenUntilSignalled(opts, env);
+      setExitCode(0);
+    });
+}
+
+/** Starts the listener, and on SIGTERM or SIGINT stops it the orderly way. */
+async function listenUntilSignalled(opts: ListenFlags, env: NodeJS.ProcessEnv): Promise<void> {
+  const logger = cliLogger(opts, env);
+  const { token, githubSecret, metricsToken } = await listenerSecrets(env, logger);
+  const listener = await startListener({
+    endpoints: endpointsFor(env, { primary: opts.primary, secondary: opts.secondary, config: opts.config }),
+    stateDir: opts.stateDir,
+    token,
+    ...(githubSecret ? { githubSecret } : {}),
+    ...(metricsToken ? { metricsToken } : {}),
+    host: opts.host,
+    port: opts.port,
+    reconcileEveryMs: opts.reconcileEvery,
+    workers: opts.workers,
+    concurrency: opts.concurrency,
+    referrers: opts.referrers,
+    logger,
+  });
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  logger.info('stopping: no new events taken, jobs in flight finishing', { signal });
+  const { handedBack } = await listener.close();
+  logger.info('stopped', { handedBack });
+}
+
+/** The webhook token (required) and the optional secrets, each read once now, so a missing or unreadable one stops the start. */
+async function listenerSecrets(
+  env: NodeJS.ProcessEnv,
+  logger: EngineLogger,
+): Promise<{ token: WebhookToken; githubSecret?: WebhookToken; metricsToken?: WebhookToken }> {
+  const token = webhookToken(env);
+  const first = await token.current().catch((error: unknown) => {
+    throw invalidInput('MISSING_CONFIG', `no webhook token: ${errorMessage(error)}`);
+  });
+  if (first.trim() === '') {
+    throw invalidInput(
+      'MISSING_CONFIG',
+      'GEO_SYNC_WEBHOOK_TOKEN is not set: the listener refuses to start without the token the registry must send (Authorization: Bearer <token>)',
     );
+  }
+  const githubSecret = optionalSecret(env, 'GEO_SYNC_GITHUB_WEBHOOK_SECRET', 'GitHub webhook secret');
+  const metricsToken = optionalSecret(env, 'GEO_SYNC_METRICS_TOKEN', 'metrics token');
+  for (const [name, secret] of [
+    ['GEO_SYNC_GITHUB_WEBHOOK_SECRET', githubSecret],
+    ['GEO_SYNC_METRICS_TOKEN', metricsToken],
+  ] as const) {
+    if (secret)
+      await secret.current().catch((error: unknown) => {
+        throw invalidInput('MISSING_CONFIG', `${name}: ${errorMessage(error)}`);
+      });
+  }
+  if (first.length < 16) logger.warn('GEO_SYNC_WEBHOOK_TOKEN is short; use at least 32 random characters');
+  return { token, githubSecret, metricsToken };
 }
 
 /**

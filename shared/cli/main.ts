@@ -62,24 +62,41 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void, p
     .showHelpAfterError('(run geo-sync --help for usage)')
     .exitOverride()
     .configureOutput({ writeErr: (text) => process.stderr.write(text) });
+  const context: RepositoryCommandContext = { env, places, setExit };
+  registerPlanCommand(program, context);
+  registerSyncCommand(program, context);
+  registerVerifyCommand(program, context);
+  registerLocalCommands(program, { setExitCode: setExit, env });
+  registerListenCommand(program, { setExitCode: setExit, env });
+  return program;
+}
 
-  // The options of plan, sync and verify.
-  const common = (command: Command) =>
-    command
-      .addOption(sharedOption.primary())
-      .addOption(sharedOption.secondary())
-      .addOption(sharedOption.config(env))
-      .option('--json', 'print one JSON object instead of a summary (several secondaries: { repository, secondaries: [...] })')
-      .addOption(sharedOption.concurrency())
-      .addOption(new Option('--retries <n>', 'retries of a failed request').default(4).argParser(integerIn(0, 20, '--retries')))
-      .option('--ca-file <path>', 'extra trusted CA certificates (PEM) for every registry')
-      .option('--no-gitlab-api', "never use GitLab's tag list API, even where the registry offers it")
-      .addOption(sharedOption.noReferrers())
-      .addOption(sharedOption.logLevel(env, 'warn'))
-      .addOption(sharedOption.logFormat(env))
-      .exitOverride();
+/** What plan, sync and verify share: the environment, the registries chosen (for the error line), and the exit code. */
+interface RepositoryCommandContext {
+  env: NodeJS.ProcessEnv;
+  places: RegistryPlace[];
+  setExit: (code: number) => void;
+}
 
-  common(program.command('plan <repository>').description('show what sync would change; changes nothing')).action(
+/** The options of plan, sync and verify. */
+function withCommonOptions(command: Command, env: NodeJS.ProcessEnv): Command {
+  return command
+    .addOption(sharedOption.primary())
+    .addOption(sharedOption.secondary())
+    .addOption(sharedOption.config(env))
+    .option('--json', 'print one JSON object instead of a summary (several secondaries: { repository, secondaries: [...] })')
+    .addOption(sharedOption.concurrency())
+    .addOption(new Option('--retries <n>', 'retries of a failed request').default(4).argParser(integerIn(0, 20, '--retries')))
+    .option('--ca-file <path>', 'extra trusted CA certificates (PEM) for every registry')
+    .option('--no-gitlab-api', "never use GitLab's tag list API, even where the registry offers it")
+    .addOption(sharedOption.noReferrers())
+    .addOption(sharedOption.logLevel(env, 'warn'))
+    .addOption(sharedOption.logFormat(env))
+    .exitOverride();
+}
+
+function registerPlanCommand(program: Command, { env, places, setExit }: RepositoryCommandContext): void {
+  withCommonOptions(program.command('plan <repository>').description('show what sync would change; changes nothing'), env).action(
     async (name: string, options: CommonOptions) => {
       const repository = validateRepositoryName(name);
       setExit(
@@ -96,8 +113,10 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void, p
       );
     },
   );
+}
 
-  common(program.command('sync <repository>').description('copy missing and re-pointed tags, remove extra ones'))
+function registerSyncCommand(program: Command, { env, places, setExit }: RepositoryCommandContext): void {
+  withCommonOptions(program.command('sync <repository>').description('copy missing and re-pointed tags, remove extra ones'), env)
     .option('--dry-run', 'plan only; change nothing')
     .option('--deep', 'also check every child manifest and blob on the secondary, and repair what is missing')
     .addOption(sharedOption.maxPrune())
@@ -124,8 +143,10 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void, p
         }),
       );
     });
+}
 
-  common(program.command('verify <repository>').description('compare the checksums of both sides (tags and their referrers); changes nothing'))
+function registerVerifyCommand(program: Command, { env, places, setExit }: RepositoryCommandContext): void {
+  withCommonOptions(program.command('verify <repository>').description('compare the checksums of both sides (tags and their referrers); changes nothing'), env)
     .option('--deep', 'also check that every child manifest and blob exists on the secondary')
     .addOption(
       new Option('--checksum <kind>', "full (tags and referrers), canonical (tags only), or gitlab (GitLab Geo's form)")
@@ -148,10 +169,6 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void, p
         ),
       );
     });
-
-  registerLocalCommands(program, { setExitCode: setExit, env });
-  registerListenCommand(program, { setExitCode: setExit, env });
-  return program;
 }
 
 interface Presenter<R> {

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { GeoSyncError, invalidInput } from './errors.js';
 import type { RegistryEndpoint } from './registry/transport.js';
 import { EVERYTHING, compileScope, type Scope } from './scope.js';
+import { describeEntryIssue } from './zod-issues.js';
 
 export interface SecondarySite {
   name: string;
@@ -113,7 +114,7 @@ export function parseSecondaries(parsed: unknown, source: string): SecondarySite
   return parsed.map((item: unknown, index) => {
     const label = `${source}[${index}]${isNamed(item) ? ` (${item.name})` : ''}`;
     const result = secondaryEntry.safeParse(item);
-    if (!result.success) throw invalidInput('INVALID_CONFIG', `${label}: ${describeIssue(result.error.issues[0]!)}`);
+    if (!result.success) throw invalidInput('INVALID_CONFIG', `${label}: ${describeEntryIssue(result.error)}`);
     const entry = result.data;
     if (names.has(entry.name)) throw invalidInput('INVALID_CONFIG', `${source} names ${JSON.stringify(entry.name)} twice`);
     names.add(entry.name);
@@ -124,19 +125,6 @@ export function parseSecondaries(parsed: unknown, source: string): SecondarySite
 
 function isNamed(item: unknown): item is { name: string } {
   return typeof item === 'object' && item !== null && typeof (item as { name?: unknown }).name === 'string';
-}
-
-function describeIssue(issue: z.ZodIssue): string {
-  const field = issue.path
-    .map((part) => (typeof part === 'number' ? `[${part}]` : `.${part}`))
-    .join('')
-    .replace(/^\./, '');
-  if (issue.code === 'unrecognized_keys')
-    return `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}${field ? ` in ${field}` : ''}`;
-  if (issue.code === 'invalid_type' && issue.received === 'undefined') return `"${field}" is required`;
-  if (issue.code === 'invalid_type')
-    return `${field || 'the entry'} must be ${issue.expected === 'object' ? 'an object' : `a ${issue.expected}`}, not ${issue.received}`;
-  return `${field}: ${issue.message}`;
 }
 
 /** `https://…`, `host.domain`, `host:port`, `[::1]`, `localhost`; a bare word is a secondary's name. */

@@ -20,3 +20,4 @@ export { STATUSES, type OverallStatus, type Status, type SyncState, type SyncSta
 export type { SyncReport } from './sync-report.js';
 export { syncTags, type TagSyncOptions, type TagSyncReport } from './targeted-sync.js';
 export { SESSION_MAX_AGE_MS, shownUploads, uploadsAdvanced, type UploadSession } from './upload-session.js';
+export { describeZodIssues, zodIssuePaths } from './zod-issues.js';

@@ -111,6 +111,7 @@ export interface PipelineOutcome {
   referrers: ReferrersDone | undefined;
 }
 
+// eslint-disable-next-line max-lines-per-function -- split in the sync job change
 export async function runSyncPipeline(
   primary: RegistryClient,
   secondary: RegistryClient,

@@ -186,6 +186,7 @@ function syncStatusOf(report: TagSyncReport): SyncStatus {
  * repository it does not have, so the tag's error alone would let a primary that lost a repository
  * (or the wrong registry) empty the secondary's. The confirmation HEADs each tag written.
  */
+// eslint-disable-next-line max-lines-per-function -- split in the sync job change
 function namedTags(
   primary: RegistryClient,
   secondary: RegistryClient,

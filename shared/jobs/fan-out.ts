@@ -37,18 +37,45 @@ export async function fanOut(
   budget: Budget,
   pageSize = 1000,
 ): Promise<FanOutOutcome> {
-  const started = runtime.clock();
-  const deadline = started + budget.remainingMs * WORK_FRACTION;
-  const runId = request.runId ?? randomUUID();
-  let enqueued = request.enqueued ?? 0;
-  // Repositories each secondary's scope kept so far in this run (carried by its continuations).
-  const kept: Record<string, number> = { ...request.kept };
-  const pastDeadline = () => runtime.clock() >= deadline;
+  const run = new FanOutRun(request, secondaries, runtime, budget);
+  if (request.repositories) return fanOutList(run, request.repositories);
+  const checkpoint = await takeCheckpoint(run);
+  if ('kind' in checkpoint) return checkpoint;
+  return walkCatalog(run, catalog, checkpoint, pageSize);
+}
 
-  const enqueue = async (repositories: string[]) => {
+/** One invocation of a fan-out: what it has sent so far, and its two ends (finished, or continued in a fresh invocation). */
+class FanOutRun {
+  readonly started: number;
+  readonly runId: string;
+  /** Messages sent by this run, its earlier invocations included. */
+  enqueued: number;
+  /** Repositories each secondary's scope kept so far in this run (carried by its continuations). */
+  private readonly kept: Record<string, number>;
+  private readonly deadline: number;
+
+  constructor(
+    readonly request: FanOutRequest,
+    private readonly secondaries: readonly ScopedSecondary[],
+    readonly runtime: Runtime,
+    budget: Budget,
+  ) {
+    this.started = runtime.clock();
+    this.deadline = this.started + budget.remainingMs * WORK_FRACTION;
+    this.runId = request.runId ?? randomUUID();
+    this.enqueued = request.enqueued ?? 0;
+    this.kept = { ...request.kept };
+  }
+
+  pastDeadline(): boolean {
+    return this.runtime.clock() >= this.deadline;
+  }
+
+  async enqueue(repositories: string[]): Promise<void> {
+    const { request, runtime, kept } = this;
     // One message per repository and secondary whose scope keeps it; the rest are no work at all.
     const pairs = repositories.flatMap((repository) =>
-      secondaries.filter(({ scope }) => scope.hasRepository(repository)).map(({ name }) => ({ repository, secondary: name })),
+      this.secondaries.filter(({ scope }) => scope.hasRepository(repository)).map(({ name }) => ({ repository, secondary: name })),
     );
     for (const { secondary } of pairs) kept[secondary] = (kept[secondary] ?? 0) + 1;
     if (pairs.length === 0) return;
@@ -64,37 +91,44 @@ export async function fanOut(
       const messages: SyncMessage[] = pairs.map((pair) => ({ ...pair, ...extra }));
       await runtime.syncQueue.send(messages);
     }
-    enqueued += pairs.length;
+    this.enqueued += pairs.length;
     runtime.metrics.add('MessagesEnqueued', pairs.length);
-  };
-  const finish = (): FanOutOutcome => {
+  }
+
+  finish(): FanOutOutcome {
+    const { request, runtime, runId, enqueued } = this;
     runtime.metrics.add('FanOutRunsCompleted', 1);
-    const unmatched = secondaries
-      .filter(({ name, scope }) => !scope.allRepositories && !kept[name])
+    const unmatched = this.secondaries
+      .filter(({ name, scope }) => !scope.allRepositories && !this.kept[name])
       .map(({ name, scope }) => ({ secondary: name, scope: scope.text }));
     for (const entry of unmatched) {
       // Said aloud: a scope that keeps nothing is a configuration to look at, not an empty primary.
       runtime.logger.warn("a secondary's scope kept none of the primary's repositories: nothing was sent for it", { ...entry, runId, target: request.target });
     }
-    runtime.logger.info('fan-out finished', { runId, target: request.target, enqueued, seconds: (runtime.clock() - started) / 1000 });
+    runtime.logger.info('fan-out finished', { runId, target: request.target, enqueued, seconds: (runtime.clock() - this.started) / 1000 });
     return { kind: 'finished', runId, enqueued, ...(unmatched.length > 0 ? { unmatched } : {}) };
-  };
-  const continueLater = async (rest: Partial<FanOutRequest>): Promise<FanOutOutcome> => {
+  }
+
+  async continueLater(rest: Partial<FanOutRequest>): Promise<FanOutOutcome> {
+    const { request, runtime, runId, enqueued, kept } = this;
     await runtime.fanOutQueue.send([{ ...request, ...rest, runId, enqueued, kept }]);
     runtime.logger.info('fan-out continues in a new invocation', { runId, enqueued, cursor: rest.cursor });
     return { kind: 'continued', runId, enqueued };
-  };
-
-  if (request.repositories) {
-    // An explicit list fits in one event, so its remainder is the continuation; no checkpoint needed.
-    for (let i = 0; i < request.repositories.length; i += LIST_STEP) {
-      await enqueue(request.repositories.slice(i, i + LIST_STEP));
-      const rest = request.repositories.slice(i + LIST_STEP);
-      if (rest.length > 0 && pastDeadline()) return continueLater({ repositories: rest });
-    }
-    return finish();
   }
+}
 
+/** An explicit list fits in one event, so its remainder is the continuation; no checkpoint needed. */
+async function fanOutList(run: FanOutRun, repositories: string[]): Promise<FanOutOutcome> {
+  for (let i = 0; i < repositories.length; i += LIST_STEP) {
+    await run.enqueue(repositories.slice(i, i + LIST_STEP));
+    const rest = repositories.slice(i + LIST_STEP);
+    if (rest.length > 0 && run.pastDeadline()) return run.continueLater({ repositories: rest });
+  }
+  return run.finish();
+}
+
+/** The catalog walk's checkpoint: a fresh one for a new run, the stored one for a continuation; or why this run does not go on. */
+async function takeCheckpoint({ request, runtime, runId, started }: FanOutRun): Promise<FanOutCheckpoint | FanOutOutcome> {
   const id = request.target + (request.prefix ? `:${request.prefix}` : '');
   const existing = await runtime.store.getCheckpoint(id);
   if (request.runId === undefined) {
@@ -107,10 +141,12 @@ export async function fanOut(
     runtime.logger.warn('fan-out continuation dropped: a newer run replaced it', { id, runId: request.runId });
     return { kind: 'skipped', reason: 'superseded' };
   }
-  const checkpoint: FanOutCheckpoint = request.runId
-    ? existing!
-    : { id, runId, enqueued: 0, startedAt: new Date(started).toISOString(), updatedAt: new Date(started).toISOString() };
+  return request.runId ? existing! : { id, runId, enqueued: 0, startedAt: new Date(started).toISOString(), updatedAt: new Date(started).toISOString() };
+}
 
+/** Walks the catalog page by page from the checkpoint's cursor, checkpointing after each page. */
+async function walkCatalog(run: FanOutRun, catalog: Catalog, checkpoint: FanOutCheckpoint, pageSize: number): Promise<FanOutOutcome> {
+  const { request, runtime } = run;
   const prefix = request.prefix;
   let cursor = request.cursor ?? (prefix ? prefix.slice(0, -1) || undefined : undefined);
   for (;;) {
@@ -118,14 +154,14 @@ export async function fanOut(
     const inScope = page.repositories.filter((r) => (!prefix || r.startsWith(prefix)) && isValidName(r, runtime));
     // The catalog is sorted, so a name past the prefix means the prefix's range is over.
     const pastPrefix = prefix !== undefined && page.repositories.some((r) => r > prefix && !r.startsWith(prefix));
-    await enqueue(inScope);
+    await run.enqueue(inScope);
     cursor = page.next;
     const done = !cursor || pastPrefix;
     const now = new Date(runtime.clock()).toISOString();
-    Object.assign(checkpoint, { cursor, enqueued, updatedAt: now }, done ? { finishedAt: now } : {});
+    Object.assign(checkpoint, { cursor, enqueued: run.enqueued, updatedAt: now }, done ? { finishedAt: now } : {});
     await runtime.store.putCheckpoint(checkpoint);
-    if (done) return finish();
-    if (pastDeadline()) return continueLater({ cursor });
+    if (done) return run.finish();
+    if (run.pastDeadline()) return run.continueLater({ cursor });
   }
 }
 

@@ -1,6 +1,6 @@
 /** The messages that flow between fan-out, sync and verify, parsed at the edge with zod. */
 import { z } from 'zod';
-import { SECONDARY_NAME, invalidInput, isValidDigest, validateRepositoryName, validateTag } from '../engine/index.js';
+import { SECONDARY_NAME, describeZodIssues, invalidInput, isValidDigest, validateRepositoryName, validateTag } from '../engine/index.js';
 
 const repositoryName = z.string().superRefine((name, ctx) => {
   try {
@@ -113,8 +113,7 @@ export function parseQueued<T extends { requestedAt?: number }>(
 export function parseInput<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, input: unknown): T {
   const result = schema.safeParse(input);
   if (!result.success) {
-    const problems = result.error.issues.map((i) => `${i.path.join('.') || 'message'}: ${i.message}`).join('; ');
-    throw invalidInput('INVALID_MESSAGE', `invalid message: ${problems}`);
+    throw invalidInput('INVALID_MESSAGE', `invalid message: ${describeZodIssues(result.error, 'message')}`);
   }
   return result.data;
 }

@@ -8,13 +8,13 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RegistryClient, errorMessage, invalidInput, type EngineLogger, type Endpoints } from '../engine/index.js';
-import { SyncMessage, isEventJob, openRegistries, processVerifyMessage, runSyncJob, type Runtime, type WebhookToken } from '../jobs/index.js';
+import { SyncMessage, isEventJob, openRegistries, processVerifyMessage, runSyncJob, type Registries, type Runtime, type WebhookToken } from '../jobs/index.js';
 import { underRepositoryLock } from './lock.js';
 import { PairScheduler, type PairJob } from './pair-scheduler.js';
 import { Reconcile } from './reconcile.js';
 import { ListenerMetrics } from './metrics.js';
-import { LOCAL_BUDGET, localRuntime } from './runtime.js';
-import { serveWebhook } from './webhook-server.js';
+import { LOCAL_BUDGET, localRuntime, type LocalRuntime } from './runtime.js';
+import { serveWebhook, type WebhookServer } from './webhook-server.js';
 
 /** How often the embedded queues are looked at for deferred and retried work coming due. */
 const TICK_MS = 100;
@@ -59,8 +59,7 @@ export async function startListener(options: ListenOptions): Promise<Listener> {
   if ((await options.token.current()).trim() === '')
     throw invalidInput('MISSING_CONFIG', 'no webhook token: set GEO_SYNC_WEBHOOK_TOKEN (the registry sends it as "Authorization: Bearer <token>")');
   const secondaries = options.endpoints.secondaries;
-  const names = secondaries.map((s) => s.name);
-  const metrics = new ListenerMetrics(names);
+  const metrics = new ListenerMetrics(secondaries.map((s) => s.name));
   const runtime = localRuntime({
     stateDir: options.stateDir,
     logger,
@@ -70,30 +69,7 @@ export async function startListener(options: ListenOptions): Promise<Listener> {
     metrics: metrics.port,
   });
   const openClients = () => openRegistries(options.endpoints, { concurrency: runtime.concurrency, logger, observe: metrics.registryAnswer });
-
-  /** One job for one pair; a sync runs under the same per-repository lock as `geo-sync sync` and `run`. */
-  const run = async (job: PairJob): Promise<void> => {
-    const registries = openClients();
-    /** False while a sync is still to be done (deferred): the reconcile waits for it. A failed one is settled. */
-    let settled = true;
-    try {
-      if (job.kind === 'verify') return void (await processVerifyMessage(job.message, registries, runtime, LOCAL_BUDGET));
-      const { message } = job;
-      settled = await underRepositoryLock(
-        registries.secondary(message.secondary).host,
-        registries.secondary(message.secondary).at(message.repository),
-        async () => {
-          const outcome = await runSyncJob(message, registries, runtime, LOCAL_BUDGET);
-          return outcome.kind !== 'deferred' && !(outcome.kind === 'skipped' && outcome.reason === 'deferred');
-        },
-        // Another geo-sync is on this repository: this job waits its turn, it is not dropped.
-        async () => (await runtime.syncQueue.send([message], { delaySeconds: 1 }), false),
-      );
-    } finally {
-      await registries.close();
-      if (job.kind === 'sync' && settled && !isEventJob(job.message)) reconcile.settled(job.message);
-    }
-  };
+  const run = pairJobRunner(runtime, openClients, (message) => reconcile.settled(message));
   const scheduler = new PairScheduler({ workers: options.workers ?? 4, syncQueue: runtime.syncQueue, verifyQueue: runtime.verifyQueue, run, logger });
   const reconcile = new Reconcile({
     runtime,
@@ -112,6 +88,65 @@ export async function startListener(options: ListenOptions): Promise<Listener> {
   for (const message of restored) scheduler.add(message);
   if (restored.length > 0) logger.info('event jobs handed back by the last run restored', { jobs: restored.length });
 
+  const server = await serveListenerWebhook(options, { runtime, metrics, scheduler, reconcile, probe });
+  const stopTimers = startTimers(options.reconcileEveryMs, scheduler, reconcile);
+  return {
+    url: server.url,
+    async close() {
+      const finishing = scheduler.stop(SHUTDOWN_GRACE_MS);
+      stopTimers();
+      server.stopTaking();
+      const left = scheduler.unfinished(await finishing);
+      handBack(handedBackPath, left, logger);
+      await server.close();
+      await probe.close();
+      return { handedBack: left.length };
+    },
+  };
+}
+
+/**
+ * Runs one job for one pair; a sync runs under the same per-repository lock as `geo-sync sync` and `run`.
+ * `onSettled` hears of each full sync that is settled (not deferred), so the reconcile stops waiting for it.
+ */
+function pairJobRunner(runtime: LocalRuntime, openClients: () => Registries, onSettled: (message: SyncMessage) => void): (job: PairJob) => Promise<void> {
+  return async (job) => {
+    const registries = openClients();
+    /** False while a sync is still to be done (deferred): the reconcile waits for it. A failed one is settled. */
+    let settled = true;
+    try {
+      if (job.kind === 'verify') return void (await processVerifyMessage(job.message, registries, runtime, LOCAL_BUDGET));
+      const { message } = job;
+      settled = await underRepositoryLock(
+        registries.secondary(message.secondary).host,
+        registries.secondary(message.secondary).at(message.repository),
+        async () => {
+          const outcome = await runSyncJob(message, registries, runtime, LOCAL_BUDGET);
+          return outcome.kind !== 'deferred' && !(outcome.kind === 'skipped' && outcome.reason === 'deferred');
+        },
+        // Another geo-sync is on this repository: this job waits its turn, it is not dropped.
+        async () => (await runtime.syncQueue.send([message], { delaySeconds: 1 }), false),
+      );
+    } finally {
+      await registries.close();
+      if (job.kind === 'sync' && settled && !isEventJob(job.message)) onSettled(job.message);
+    }
+  };
+}
+
+/** The parts of a running listener its webhook server answers from. */
+interface ListenerParts {
+  runtime: LocalRuntime;
+  metrics: ListenerMetrics;
+  scheduler: PairScheduler;
+  reconcile: Reconcile;
+  probe: RegistryClient;
+}
+
+/** Serves the webhook, health, readiness and metrics, and says where. */
+async function serveListenerWebhook(options: ListenOptions, { runtime, metrics, scheduler, reconcile, probe }: ListenerParts): Promise<WebhookServer> {
+  const { logger } = options;
+  const secondaries = options.endpoints.secondaries;
   const server = await serveWebhook(
     {
       token: options.token,
@@ -134,28 +169,21 @@ export async function startListener(options: ListenOptions): Promise<Listener> {
     url: `${server.url}/events`,
     formats: { distribution: '/events', harbor: '/events/harbor', quay: '/events/quay/<token>', ...(options.githubSecret ? { github: '/events/github' } : {}) },
     metrics: `${server.url}/metrics`,
-    secondaries: names,
+    secondaries: secondaries.map((s) => s.name),
     reconcileEverySeconds: options.reconcileEveryMs / 1000,
   });
+  return server;
+}
 
+/** Starts the queue tick and the periodic reconcile (which also runs at once); returns what stops both. */
+function startTimers(reconcileEveryMs: number, scheduler: PairScheduler, reconcile: Reconcile): () => void {
   const tick = setInterval(() => scheduler.pump(), TICK_MS);
-  const reconcileTimer = options.reconcileEveryMs > 0 ? setInterval(() => void reconcile.run(), options.reconcileEveryMs) : undefined;
-  if (options.reconcileEveryMs > 0) void reconcile.run();
+  const reconcileTimer = reconcileEveryMs > 0 ? setInterval(() => void reconcile.run(), reconcileEveryMs) : undefined;
+  if (reconcileEveryMs > 0) void reconcile.run();
   scheduler.pump();
-
-  return {
-    url: server.url,
-    async close() {
-      const finishing = scheduler.stop(SHUTDOWN_GRACE_MS);
-      clearInterval(tick);
-      if (reconcileTimer) clearInterval(reconcileTimer);
-      server.stopTaking();
-      const left = scheduler.unfinished(await finishing);
-      handBack(handedBackPath, left, logger);
-      await server.close();
-      await probe.close();
-      return { handedBack: left.length };
-    },
+  return () => {
+    clearInterval(tick);
+    if (reconcileTimer) clearInterval(reconcileTimer);
   };
 }
 

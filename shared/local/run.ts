@@ -12,12 +12,13 @@ import {
   registryCatalog,
   type FanOutRequest,
   type Metrics,
+  type Registries,
   type RepositoryRecord,
   type Runtime,
   type SyncMessage,
 } from '../jobs/index.js';
 import { underRepositoryLock } from './lock.js';
-import { LOCAL_BUDGET, localRuntime } from './runtime.js';
+import { LOCAL_BUDGET, localRuntime, type LocalRuntime } from './runtime.js';
 
 export interface LocalRunOptions {
   endpoints: Endpoints;
@@ -72,81 +73,107 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
     metrics,
     referrers: options.referrers,
   });
-  const { store, syncQueue, verifyQueue, fanOutQueue } = runtime;
+  const { store, syncQueue, verifyQueue } = runtime;
   const registries = openRegistries(options.endpoints, { concurrency: runtime.concurrency, logger: options.logger });
-  const pairs = new Set<string>();
-  let rejected = 0;
-  const busy = new Set<string>();
-  // The same per-repository lock as `geo-sync sync`: a run and a hand-started sync never overlap.
-  const syncUnderLock = (message: SyncMessage) =>
-    underRepositoryLock(
-      registries.secondary(message.secondary).host,
-      registries.secondary(message.secondary).at(message.repository),
-      async () => void (await processSyncMessage(message, registries, runtime, LOCAL_BUDGET)),
-      (refusal) => {
-        busy.add(`${message.secondary}/${message.repository}`);
-        options.logger.warn('repository skipped: another geo-sync is syncing it', {
-          repository: message.repository,
-          secondary: message.secondary,
-          reason: refusal.message,
-        });
-      },
-    );
+  const tally: RunTally = { pairs: new Set<string>(), rejected: 0, busy: new Set<string>() };
   let unmatched: LocalRunSummary['unmatched'];
   try {
-    // Someone asked for this run now: ignore retry backoff and any unfinished earlier run.
-    let request: FanOutRequest | undefined = {
-      target: 'sync',
-      force: true,
-      ...(options.maxPrune !== undefined ? { maxPrune: options.maxPrune } : {}),
-      ...(options.repositories?.length ? { repositories: options.repositories } : {}),
-      ...(options.prefix ? { prefix: options.prefix } : {}),
-    };
-    while (request) {
-      const outcome = await fanOut(request, registryCatalog(registries), registries.secondaries, runtime, LOCAL_BUDGET);
-      if (outcome.kind === 'finished' && outcome.unmatched) unmatched = outcome.unmatched;
-      request = fanOutQueue.take();
-    }
-
+    unmatched = await fanOutAll(options, registries, runtime);
     const progress = () => options.onProgress?.({ synced: counters.get('synced') ?? 0, verified: counters.get('verified') ?? 0, total: syncQueue.sent });
-    // Each message fails alone: a rejected one is counted and logged, and the pool goes on.
-    const alone = (work: () => Promise<void>) => async () => {
-      try {
-        await work();
-      } catch (error) {
-        rejected++;
-        options.logger.error('message rejected', { error: errorMessage(error) });
-      } finally {
-        progress();
-      }
-    };
-    const next = (): (() => Promise<void>) | undefined => {
-      // Verification first: it finishes repositories already synced, so progress is steady.
-      const verify = verifyQueue.take();
-      if (verify) return alone(async () => void (await processVerifyMessage(verify, registries, runtime, LOCAL_BUDGET), metrics.add('verified', 1)));
-      const sync = syncQueue.take();
-      if (sync) {
-        pairs.add(`${sync.secondary}\0${sync.repository}`);
-        return alone(async () => void (await syncUnderLock(sync), metrics.add('synced', 1)));
-      }
-      return undefined;
-    };
-    await workerPool(options.workers, next);
+    await workThroughQueues(options, registries, runtime, tally, progress);
   } finally {
     await registries.close();
   }
 
-  const records = (await store.list()).filter((r) => pairs.has(`${r.secondary}\0${r.repository}`));
+  const records = (await store.list()).filter((r) => tally.pairs.has(`${r.secondary}\0${r.repository}`));
   return {
     repositories: new Set(records.map((r) => r.repository)).size,
     messages: { sync: syncQueue.sent, verify: verifyQueue.sent },
     seconds: (Date.now() - started) / 1000,
     records,
     retriesPending: syncQueue.delayedCount,
-    rejected,
-    busy: [...busy].sort(),
+    rejected: tally.rejected,
+    busy: [...tally.busy].sort(),
     ...(unmatched ? { unmatched } : {}),
   };
+}
+
+/** What a run counts as its messages are worked through. */
+interface RunTally {
+  /** `secondary\0repository` of every pair a sync message was taken for. */
+  pairs: Set<string>;
+  rejected: number;
+  busy: Set<string>;
+}
+
+/** Sends a sync message for every chosen (repository, secondary) pair, continuations included; returns the secondaries whose scope kept nothing. */
+async function fanOutAll(options: LocalRunOptions, registries: Registries, runtime: LocalRuntime): Promise<LocalRunSummary['unmatched']> {
+  let unmatched: LocalRunSummary['unmatched'];
+  // Someone asked for this run now: ignore retry backoff and any unfinished earlier run.
+  let request: FanOutRequest | undefined = {
+    target: 'sync',
+    force: true,
+    ...(options.maxPrune !== undefined ? { maxPrune: options.maxPrune } : {}),
+    ...(options.repositories?.length ? { repositories: options.repositories } : {}),
+    ...(options.prefix ? { prefix: options.prefix } : {}),
+  };
+  while (request) {
+    const outcome = await fanOut(request, registryCatalog(registries), registries.secondaries, runtime, LOCAL_BUDGET);
+    if (outcome.kind === 'finished' && outcome.unmatched) unmatched = outcome.unmatched;
+    request = runtime.fanOutQueue.take();
+  }
+  return unmatched;
+}
+
+/** Works the sync and verify queues empty with `options.workers` messages at once. */
+async function workThroughQueues(
+  options: LocalRunOptions,
+  registries: Registries,
+  runtime: LocalRuntime,
+  tally: RunTally,
+  progress: () => void,
+): Promise<void> {
+  const { syncQueue, verifyQueue, metrics } = runtime;
+  // Each message fails alone: a rejected one is counted and logged, and the pool goes on.
+  const alone = (work: () => Promise<void>) => async () => {
+    try {
+      await work();
+    } catch (error) {
+      tally.rejected++;
+      options.logger.error('message rejected', { error: errorMessage(error) });
+    } finally {
+      progress();
+    }
+  };
+  const next = (): (() => Promise<void>) | undefined => {
+    // Verification first: it finishes repositories already synced, so progress is steady.
+    const verify = verifyQueue.take();
+    if (verify) return alone(async () => void (await processVerifyMessage(verify, registries, runtime, LOCAL_BUDGET), metrics.add('verified', 1)));
+    const sync = syncQueue.take();
+    if (sync) {
+      tally.pairs.add(`${sync.secondary}\0${sync.repository}`);
+      return alone(async () => void (await syncUnderLock(sync, registries, runtime, tally.busy), metrics.add('synced', 1)));
+    }
+    return undefined;
+  };
+  await workerPool(options.workers, next);
+}
+
+/** The same per-repository lock as `geo-sync sync`: a run and a hand-started sync never overlap. */
+function syncUnderLock(message: SyncMessage, registries: Registries, runtime: LocalRuntime, busy: Set<string>): Promise<void> {
+  return underRepositoryLock(
+    registries.secondary(message.secondary).host,
+    registries.secondary(message.secondary).at(message.repository),
+    async () => void (await processSyncMessage(message, registries, runtime, LOCAL_BUDGET)),
+    (refusal) => {
+      busy.add(`${message.secondary}/${message.repository}`);
+      runtime.logger.warn('repository skipped: another geo-sync is syncing it', {
+        repository: message.repository,
+        secondary: message.secondary,
+        reason: refusal.message,
+      });
+    },
+  );
 }
 
 /**

@@ -6,7 +6,7 @@
  * never the event's `url`, which is not even kept.
  */
 import { z } from 'zod';
-import { isValidDigest, validateRepositoryName, validateTag } from '../../engine/index.js';
+import { describeZodIssues, isValidDigest, validateRepositoryName, validateTag, zodIssuePaths } from '../../engine/index.js';
 
 /** The envelope's content type as registry 2.8 sends it. */
 export const NOTIFICATION_MEDIA_TYPE = 'application/vnd.docker.distribution.events.v1+json';
@@ -96,15 +96,13 @@ export class InvalidEnvelope extends Error {}
  */
 export function readNotifications(body: unknown, receivedAt: number): ReadNotifications {
   const envelope = Envelope.safeParse(body);
-  if (!envelope.success)
-    throw new InvalidEnvelope(`not a notification envelope: ${envelope.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
+  if (!envelope.success) throw new InvalidEnvelope(`not a notification envelope: ${describeZodIssues(envelope.error, 'body')}`);
   const result: ReadNotifications = { hints: [], digests: [], ignored: 0, invalid: [] };
   envelope.data.events.forEach((raw, index) => {
     const action = typeof (raw as { action?: unknown } | null)?.action === 'string' ? String((raw as { action: string }).action).slice(0, 32) : '?';
     if (!TAG_ACTIONS.has(action)) return void result.ignored++;
     const event = Event.safeParse(raw);
-    if (!event.success)
-      return void result.invalid.push({ index, action, reason: `malformed event: ${event.error.issues.map((i) => i.path.join('.')).join(', ')}` });
+    if (!event.success) return void result.invalid.push({ index, action, reason: `malformed event: ${zodIssuePaths(event.error)}` });
     const { target } = event.data;
     const mediaType = target.mediaType === '' ? undefined : target.mediaType;
     if (mediaType !== undefined && !MANIFEST_MEDIA_TYPES.has(mediaType)) return void result.ignored++;

@@ -6,17 +6,15 @@
  * `package_url`) is kept.
  */
 import { z } from 'zod';
-import { isValidDigest, validateRepositoryName, validateTag } from '../../engine/index.js';
+import { describeZodIssues, isValidDigest, validateRepositoryName, validateTag } from '../../engine/index.js';
 import { InvalidEnvelope, type ReadNotifications } from './notification.js';
 
 /** More resources or tags than this in one payload is not a registry talking. */
 const MAX_ITEMS = 10_000;
 
-const issues = (error: z.ZodError) => error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
-
 function parsed<T>(schema: z.ZodType<T>, body: unknown, what: string): T {
   const result = schema.safeParse(body);
-  if (!result.success) throw new InvalidEnvelope(`not ${what}: ${issues(result.error)}`);
+  if (!result.success) throw new InvalidEnvelope(`not ${what}: ${describeZodIssues(result.error, 'body')}`);
   return result.data;
 }
 
