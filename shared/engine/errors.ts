@@ -162,7 +162,7 @@ export interface RegistryAnswer {
 export class RegistryError extends GeoSyncError {
   readonly status: number;
   /** The first error's code, or undefined when the body had none. */
-  readonly registryCode: string | undefined;
+  readonly registryCode: RegistryDiagnostic['code'] | undefined;
   readonly diagnostics: readonly RegistryDiagnostic[];
   readonly method: string | undefined;
   readonly path: string | undefined;

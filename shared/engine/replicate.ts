@@ -1,6 +1,6 @@
 import { mapLimit, memoByKey } from './concurrency.js';
 import type { Deadline } from './deadline.js';
-import { GeoSyncError } from './errors.js';
+import { GeoSyncError, RegistryError } from './errors.js';
 import { silentLogger, type EngineLogger } from './log.js';
 import { manifestReferences, type Descriptor, type RawManifest, type Repository } from './oci.js';
 import type { Registry } from './registry/registry.js';
@@ -152,7 +152,7 @@ export class Replicator {
       })
       .catch((error: unknown) => {
         // A digest refused or mismatched: the session is cancelled and worthless. Anything else may resume.
-        const refused = error instanceof GeoSyncError && (error.code === 'DIGEST_MISMATCH' || error.code === 'REGISTRY_DIGEST_INVALID');
+        const refused = (error instanceof GeoSyncError && error.code === 'DIGEST_MISMATCH') || (error instanceof RegistryError && error.has('DIGEST_INVALID'));
         if (refused) book.settle(blob.digest);
         else if (latest) book.hold(latest);
         throw error;
