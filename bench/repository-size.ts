@@ -114,7 +114,7 @@ export async function benchSize(size: number, profiles: Record<string, ProfileSu
     const wallMs = performance.now() - t;
     await Promise.all([p.close(), s.close()]);
     if (report.status !== 'synced') throw new Error(`in-process no-op sync: status ${report.status}`);
-    inProcess.push({ wallMs, requests: p.transport.stats.requests + s.transport.stats.requests, writes: p.transport.stats.writes + s.transport.stats.writes });
+    inProcess.push({ wallMs, requests: p.stats.requests + s.stats.requests, writes: p.stats.writes + s.stats.writes });
   }
   log(
     `no-op sync in-process (engine, no process start): median ${seconds(median(inProcess.map((s) => s.wallMs)))}, ${inProcess[0]!.requests} requests, ${inProcess[0]!.writes} writes`,

@@ -156,7 +156,7 @@ describe('a token service that fails for a while', () => {
         (report) => report.status,
         (error: { code?: string }) => error.code,
       );
-      return { outcome, waits, injected, retries: p.transport.stats.retries };
+      return { outcome, waits, injected, retries: p.stats.retries };
     } finally {
       tokenProxy.setRule(() => undefined);
       await Promise.all([p.close(), s.close()]);

@@ -80,7 +80,7 @@ describe('faults between the engine and real registries', () => {
       await close();
     }
     expect(primaryProxy.stats.faults + secondaryProxy.stats.faults).toBeGreaterThan(3);
-    expect(p.transport.stats.retries + s.transport.stats.retries).toBeGreaterThan(0);
+    expect(p.stats.retries + s.stats.retries).toBeGreaterThan(0);
     for (const repo of repos) {
       expect(await readTags(S(), repo)).toEqual(await readTags(P(), repo));
       const copied = await getManifest(S(), repo, 'multi');
@@ -111,8 +111,8 @@ describe('faults between the engine and real registries', () => {
       const report = await syncRepository(p, s, validateRepositoryName(repo), { concurrency: 16 });
       expect(report.status).toBe('synced');
       // Sixteen at first; halved once per burst of 429s, and only a few answers since to climb back.
-      expect(p.transport.concurrencyLimit).toBeLessThan(8);
-      expect(s.transport.concurrencyLimit).toBe(16);
+      expect(p.concurrencyLimit).toBeLessThan(8);
+      expect(s.concurrencyLimit).toBe(16);
     } finally {
       primaryProxy.setRule(() => undefined);
       await Promise.all([p.close(), s.close()]);
@@ -248,7 +248,7 @@ describe('faults between the engine and real registries', () => {
       primaryProxy.setRule(() => undefined);
       await close();
     }
-    expect(s.transport.stats.writes).toBe(0);
+    expect(s.stats.writes).toBe(0);
     expect(Object.keys(await readTags(S(), repo))).toEqual(['stray']);
   });
 
@@ -307,8 +307,8 @@ describe('requests in flight (the adaptive limit)', () => {
       );
       const download = await open();
       primaryProxy.setRule(() => undefined);
-      expect(p.transport.concurrencyLimit).toBe(1);
-      expect(p.transport.requestsInFlight).toBe(1);
+      expect(p.concurrencyLimit).toBe(1);
+      expect(p.requestsInFlight).toBe(1);
       // The next request waits for the blob's body, however long it sits unread.
       const head = p.headManifest(repo, 'v1');
       await pause(200);
@@ -316,20 +316,20 @@ describe('requests in flight (the adaptive limit)', () => {
       await drain(download);
       expect(headsSentWhileUnread).toBe(0);
       expect((await head)?.digest).toBe(image.digest);
-      expect(p.transport.requestsInFlight).toBe(0);
+      expect(p.requestsInFlight).toBe(0);
 
       const dropped = await open();
-      expect(p.transport.requestsInFlight).toBe(1);
+      expect(p.requestsInFlight).toBe(1);
       const closed = new Promise((resolve) => dropped.once('close', resolve));
       dropped.destroy();
       await closed;
-      expect(p.transport.requestsInFlight).toBe(0);
+      expect(p.requestsInFlight).toBe(0);
 
       primaryProxy.setRule(({ method, path }) => (method === 'GET' && path.includes('/blobs/') ? { kind: 'truncate' } : undefined));
       const cut = await open();
-      expect(p.transport.requestsInFlight).toBe(1);
+      expect(p.requestsInFlight).toBe(1);
       await expect(drain(cut)).rejects.toThrow();
-      expect(p.transport.requestsInFlight).toBe(0);
+      expect(p.requestsInFlight).toBe(0);
     } finally {
       primaryProxy.setRule(() => undefined);
       // An unread body would keep close() waiting.
@@ -349,7 +349,7 @@ describe('requests in flight (the adaptive limit)', () => {
       const upload = s.uploadBlob(repo, { digest, size: bytes.length, mediaType: MediaType.ociLayer }, async () => ({ stream: body, length: bytes.length }));
       body.write(bytes.subarray(0, bytes.length / 2));
       while (!secondaryProxy.log.some((r) => r.method === 'PUT')) await pause(10);
-      const ping = s.transport.send({ method: 'GET', target: '/v2/', scopes: [], expect: [200] });
+      const ping = s.ping();
       await pause(200);
       const pingsSentMidUpload = secondaryProxy.log.filter((r) => r.path === '/v2/').length;
       body.end(bytes.subarray(bytes.length / 2));
@@ -357,7 +357,7 @@ describe('requests in flight (the adaptive limit)', () => {
       await ping;
       expect(pingsSentMidUpload).toBe(0);
       expect(secondaryProxy.log.map((r) => r.method)).toEqual(['POST', 'PUT', 'GET']);
-      expect(s.transport.requestsInFlight).toBe(0);
+      expect(s.requestsInFlight).toBe(0);
     } finally {
       await s.close();
     }

@@ -62,7 +62,7 @@ describe('far registries (every request delayed)', () => {
     const initial = farClients();
     try {
       expect((await syncRepository(initial.p, initial.s, repo)).status).toBe('synced');
-      expect(initial.p.transport.stats.limitMax).toBeGreaterThan(BASE_LIMIT);
+      expect(initial.p.stats.limitMax).toBeGreaterThan(BASE_LIMIT);
     } finally {
       await initial.close();
     }
@@ -77,9 +77,9 @@ describe('far registries (every request delayed)', () => {
       expect(report.primaryTags).toBe(TAGS);
       for (const side of [again.p, again.s]) {
         // 80 ms away and never queueing: the first round takes it to 2 a millisecond x 80 ms.
-        expect(side.transport.stats.limitMax).toBeGreaterThan(64);
-        expect(side.transport.stats.limitMax).toBeLessThanOrEqual(DEFAULT_CONCURRENCY);
-        expect(side.transport.stats.writes).toBe(0);
+        expect(side.stats.limitMax).toBeGreaterThan(64);
+        expect(side.stats.limitMax).toBeLessThanOrEqual(DEFAULT_CONCURRENCY);
+        expect(side.stats.writes).toBe(0);
       }
     } finally {
       await again.close();
@@ -122,6 +122,6 @@ describe('far registries (every request delayed)', () => {
       return verifyRepository(clients[0]!, clients[1]!, repo, { concurrency: runtime.concurrency });
     });
     expect(report).toMatchObject({ status: 'synced', primaryTags: TAGS });
-    for (const side of clients) expect(side.transport.stats.limitMax).toBe(64);
+    for (const side of clients) expect(side.stats.limitMax).toBe(64);
   });
 });

@@ -128,7 +128,7 @@ describe('a read-only secondary (storage.maintenance.readonly)', () => {
     try {
       await expect(syncRepository(p, s, validateRepositoryName(repo), { maxPrune: 1 })).rejects.toMatchObject({ code: 'SECONDARY_READ_ONLY', invalid: false });
       // The one write sent is the harmless delete probe.
-      expect(s.transport.stats.writes).toBe(1);
+      expect(s.stats.writes).toBe(1);
     } finally {
       await Promise.all([p.close(), s.close()]);
     }

@@ -260,7 +260,7 @@ describe('soak', () => {
               add(counts, 'runsAborted', 1);
               bump(exitCodes, error instanceof GeoSyncError ? exitCodeFor(error) : 'uncaught');
             } finally {
-              add(counts, 'retries', p.transport.stats.retries + s.transport.stats.retries);
+              add(counts, 'retries', p.stats.retries + s.stats.retries);
               for (const f of faults) f.forget(repository);
               await Promise.all([p.close(), s.close()]);
             }

@@ -138,12 +138,12 @@ describe('sync of one repository against two real registries', () => {
 
     expect(report.status).toBe('synced');
     expect(report.plan).toEqual({ copy: [], repair: [], remove: [] });
-    expect(s.transport.stats.writes).toBe(0);
-    expect(p.transport.stats.writes).toBe(0);
+    expect(s.stats.writes).toBe(0);
+    expect(p.stats.writes).toBe(0);
     // Per side: the GitLab API probe, one listing, one HEAD per tag; on the primary also the one
     // referrers probe of the run (registry 2.8 has no referrers API, so the secondary is never asked).
-    expect(s.transport.stats.requests).toBe(1 + 1 + 2);
-    expect(p.transport.stats.requests).toBe(1 + 1 + 2 + 1);
+    expect(s.stats.requests).toBe(1 + 1 + 2);
+    expect(p.stats.requests).toBe(1 + 1 + 2 + 1);
   });
 
   it('copies a blob shared by many tags once and does not HEAD it twice', async () => {
@@ -216,7 +216,7 @@ describe('deep verification and repair', () => {
     const deep = await verifyRepository(p, s, validateRepositoryName(repo), { deep: true });
     expect(deep.status).toBe('mismatch');
     expect(deep.deep!.missing.map((m) => `${m.kind} ${m.digest}`).sort()).toEqual([`manifest ${children[1]!.digest}`, `blob ${single.layerDigests[0]}`].sort());
-    expect(s.transport.stats.writes).toBe(0);
+    expect(s.stats.writes).toBe(0);
     await close();
 
     const fresh = freshClients();

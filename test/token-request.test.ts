@@ -45,7 +45,7 @@ describe('token requests through the one sender', () => {
       expect(tokenRequests).toHaveLength(1);
       expect(tokenRequests[0]!.authorization).toBe(`Basic ${Buffer.from('geo:secret').toString('base64')}`);
       // The 401, then the same request with the token.
-      expect(client.transport.stats.requests).toBe(2);
+      expect(client.stats.requests).toBe(2);
     } finally {
       await client.close();
     }

@@ -3,11 +3,12 @@ import { tagChecksum } from '../shared/engine/checksum.js';
 import { exitCodeFor } from '../shared/cli/exit-codes.js';
 import { endpointsFor } from '../shared/cli/options.js';
 import { STATUSES } from '../shared/engine/status.js';
-import { GeoSyncError, invalidInput } from '../shared/engine/errors.js';
+import { GeoSyncError, OCI_ERROR_CODES, RegistryError, invalidInput } from '../shared/engine/errors.js';
 import { manifestReferences, validateDigest, validateRepositoryName, validateTag, MediaType, type Repository } from '../shared/engine/oci.js';
 import { planRepository, pruneGuard } from '../shared/engine/planner.js';
 import { parseChallenge } from '../shared/engine/registry/auth.js';
-import { nextLink, parseRegistryError, registryErrorCode } from '../shared/engine/registry/responses.js';
+import { provenAbsent, type AbsenceQuestion } from '../shared/engine/registry/absence.js';
+import { nextLink, parseRegistryError, parseRegistryErrors, registryErrorCode } from '../shared/engine/registry/responses.js';
 import { parseRegistryUrl, parseRetryAfter } from '../shared/engine/registry/transport.js';
 import { AdaptiveLimit } from '../shared/engine/registry/limit.js';
 import { endpointsFromEnv } from '../shared/engine/config.js';
@@ -331,5 +332,56 @@ describe('the engine names no option of a door', () => {
     expect(() => endpointsFromEnv({})).toThrow(/^no primary registry: set GEO_SYNC_PRIMARY_URL$/);
     expect(() => endpointsFor({}, {})).toThrow(/^no primary registry: pass --primary <url> or set GEO_SYNC_PRIMARY_URL$/);
     expect(() => endpointsFor({}, { primary: 'https://p.example' })).toThrow(/^no secondary registry: pass --secondary <url> or set GEO_SYNC_SECONDARY_URL$/);
+  });
+});
+
+describe('proven absent: one rule, asked three questions', () => {
+  const answer = (status: number, codes: string[]) => ({
+    status,
+    body: Buffer.from(codes.length ? JSON.stringify({ errors: codes.map((code) => ({ code })) }) : ''),
+  });
+  const questions: AbsenceQuestion[] = ['repository', 'manifest', 'tag list'];
+  it.each([
+    { what: 'NAME_UNKNOWN', status: 404, codes: ['NAME_UNKNOWN'], proves: [true, true, true] },
+    // Registry 2.8 answers MANIFEST_UNKNOWN for a tag of a repository it does not have.
+    { what: 'MANIFEST_UNKNOWN', status: 404, codes: ['MANIFEST_UNKNOWN'], proves: [false, true, true] },
+    { what: "another registry's own code", status: 404, codes: ['NOT_FOUND'], proves: [false, false, true] },
+    { what: 'a 404 without a registry error (a proxy, a HEAD)', status: 404, codes: [], proves: [false, false, false] },
+    { what: 'any other status', status: 400, codes: ['NAME_UNKNOWN'], proves: [false, false, false] },
+  ])('$what', ({ status, codes, proves }) => {
+    expect(questions.map((question) => provenAbsent(answer(status, codes), question))).toEqual(proves);
+  });
+});
+
+describe('RegistryError keeps every diagnostic', () => {
+  it('reads every error of the body, with its message and detail', () => {
+    const body = Buffer.from(
+      JSON.stringify({ errors: [{ code: 'DENIED', message: 'no', detail: { scope: 'x' } }, { code: 7 }, { code: 'TOOMANYREQUESTS', message: 'slow down' }] }),
+    );
+    expect(parseRegistryErrors(body)).toEqual([
+      { code: 'DENIED', message: 'no', detail: { scope: 'x' } },
+      { code: 'TOOMANYREQUESTS', message: 'slow down' },
+    ]);
+  });
+  it('has the first code as its code, and answers for any of them', () => {
+    const error = new RegistryError({
+      message: 'PUT https://r.example/v2/a/manifests/v1: HTTP 400 MANIFEST_BLOB_UNKNOWN: blob unknown',
+      status: 400,
+      diagnostics: [{ code: 'MANIFEST_BLOB_UNKNOWN', message: 'blob unknown' }, { code: 'TAG_INVALID' }],
+      retryable: false,
+      method: 'PUT',
+      path: '/v2/a/manifests/v1',
+      registry: 'https://r.example',
+    });
+    expect(error).toMatchObject({
+      code: 'REGISTRY_MANIFEST_BLOB_UNKNOWN',
+      registryCode: 'MANIFEST_BLOB_UNKNOWN',
+      status: 400,
+      method: 'PUT',
+      registry: 'https://r.example',
+    });
+    expect(error.has('TAG_INVALID')).toBe(true);
+    expect(error.has('DENIED')).toBe(false);
+    expect(OCI_ERROR_CODES).toContain('MANIFEST_UNKNOWN');
   });
 });

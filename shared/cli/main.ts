@@ -252,7 +252,7 @@ async function withClients<T>(
     return await work(primary, secondaries, logger);
   } finally {
     // What each registry cost, and the in-flight limit it settled at: the figure to tune --concurrency by.
-    for (const client of opened) logger.info('registry traffic', { registry: client.host, ...client.transport.stats });
+    for (const client of opened) logger.info('registry traffic', { registry: client.host, ...client.stats });
     await Promise.all(opened.map((client) => client.close()));
   }
 }

@@ -99,19 +99,94 @@ export function invalidInput(code: GeoSyncErrorCode, message: string): GeoSyncEr
   return error;
 }
 
-/** A registry answered with an error status. */
+/**
+ * The error codes of the OCI distribution spec (and those registries send besides it, such as
+ * TAG_INVALID), as a registry's error body carries them: `{"errors": [{"code", "message", "detail"}]}`.
+ * A registry may send a code not listed here; it is kept as sent.
+ */
+export const OCI_ERROR_CODES = [
+  'BLOB_UNKNOWN',
+  'BLOB_UPLOAD_INVALID',
+  'BLOB_UPLOAD_UNKNOWN',
+  'DIGEST_INVALID',
+  'MANIFEST_BLOB_UNKNOWN',
+  'MANIFEST_INVALID',
+  'MANIFEST_UNKNOWN',
+  'NAME_INVALID',
+  'NAME_UNKNOWN',
+  'SIZE_INVALID',
+  'UNAUTHORIZED',
+  'DENIED',
+  'UNSUPPORTED',
+  'TOOMANYREQUESTS',
+  // Sent by registries though not in the spec's table: distribution (TAG_INVALID, MANIFEST_UNVERIFIED,
+  // PAGINATION_NUMBER_INVALID, RANGE_INVALID) and Harbor (NOT_FOUND).
+  'TAG_INVALID',
+  'MANIFEST_UNVERIFIED',
+  'PAGINATION_NUMBER_INVALID',
+  'RANGE_INVALID',
+  'NOT_FOUND',
+] as const;
+
+/** A code of the OCI distribution spec's error table (OCI_ERROR_CODES). */
+export type OciErrorCode = (typeof OCI_ERROR_CODES)[number];
+
+/** One error of a registry's error body, as sent: its code (typed where the spec names it), message and detail. */
+export interface RegistryDiagnostic {
+  code: OciErrorCode | (string & {});
+  message?: string;
+  detail?: unknown;
+}
+
+/** What a registry's error answer carries, every part of it, for RegistryError. */
+export interface RegistryAnswer {
+  /** The one-line message, as the sender writes it. */
+  message: string;
+  status: number;
+  /** Every error of the body, in order; empty for a body that is not a registry's error body. */
+  diagnostics: readonly RegistryDiagnostic[];
+  retryable: boolean;
+  method?: string;
+  /** The request's path (without its query: it may carry an upload's signed state). */
+  path?: string;
+  retryAfter?: string;
+  /** The registry's origin (`https://host:port`). */
+  registry?: string;
+}
+
+/**
+ * A registry answered with an error status. Every diagnostic is kept (go-containerregistry's
+ * transport.Error): all the body's errors, the status, the request's method and path, the
+ * registry, its Retry-After; `code` is `REGISTRY_<first code>`, or `HTTP_<status>` without one.
+ */
 export class RegistryError extends GeoSyncError {
   readonly status: number;
-  readonly registryCode: string | undefined;
+  /** The first error's code, or undefined when the body had none. */
+  readonly registryCode: RegistryDiagnostic['code'] | undefined;
+  readonly diagnostics: readonly RegistryDiagnostic[];
+  readonly method: string | undefined;
+  readonly path: string | undefined;
   /** The answer's Retry-After, so that a retry of the whole operation honours it too. */
   readonly retryAfter: string | undefined;
 
-  constructor(message: string, status: number, registryCode: string | undefined, retryable: boolean, retryAfter?: string, registry?: string) {
-    super(registryCode ? `REGISTRY_${registryCode}` : `HTTP_${status}`, message, { retryable, ...(registry !== undefined ? { registry } : {}) });
+  constructor(answer: RegistryAnswer) {
+    const first = answer.diagnostics[0]?.code;
+    super(first ? `REGISTRY_${first}` : `HTTP_${answer.status}`, answer.message, {
+      retryable: answer.retryable,
+      ...(answer.registry !== undefined ? { registry: answer.registry } : {}),
+    });
     this.name = 'RegistryError';
-    this.status = status;
-    this.registryCode = registryCode;
-    this.retryAfter = retryAfter;
+    this.status = answer.status;
+    this.registryCode = first;
+    this.diagnostics = answer.diagnostics;
+    this.method = answer.method;
+    this.path = answer.path;
+    this.retryAfter = answer.retryAfter;
+  }
+
+  /** Whether the registry sent `code` among its errors (not only first). */
+  has(code: OciErrorCode): boolean {
+    return this.diagnostics.some((d) => d.code === code);
   }
 }
 

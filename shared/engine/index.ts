@@ -7,11 +7,23 @@ export { CHECKSUM_KINDS, tagChecksum, type ChecksumKind } from './checksum.js';
 export { DEFAULT_CONCURRENCY, workerPool } from './concurrency.js';
 export { MissingRegistryError, SECONDARY_NAME, endpointsFromEnv, parseSecondaries, secondariesFromEnv, type Endpoints, type SecondarySite } from './config.js';
 export { EVERYTHING, EVERY_TAG, compileScope, type Scope, type ScopeConfig, type TagScope } from './scope.js';
-export { ERROR_CODES, GeoSyncError, RegistryError, errorMessage, invalidInput, type ErrorCode, type GeoSyncErrorCode } from './errors.js';
+export {
+  ERROR_CODES,
+  GeoSyncError,
+  OCI_ERROR_CODES,
+  RegistryError,
+  errorMessage,
+  invalidInput,
+  type ErrorCode,
+  type GeoSyncErrorCode,
+  type OciErrorCode,
+  type RegistryDiagnostic,
+} from './errors.js';
 export { LOG_FORMATS, isLogFormat, isLogLevel, jsonLogger, silentLogger, textLogger, type EngineLogger, type LogFormat, type LogLevel } from './log.js';
 export { isValidDigest, validateDigest, validateRepositoryName, validateTag, type Repository } from './oci.js';
 export { DEFAULT_MAX_PRUNE, planRepository, type Plan, type TagChange, type TagMap } from './planner.js';
 export { RegistryClient } from './registry/client.js';
+export type { Registry, TrafficStats } from './registry/registry.js';
 export { parseRegistryUrl, type ObservedResponse, type RegistryEndpoint, type TransportOptions } from './registry/transport.js';
 export { readTagMap } from './read-tags.js';
 export type { MissingObject } from './replicate.js';

@@ -1,9 +1,9 @@
-/** Reading one repository's (tag -> digest) on a registry: GitLab's tag API where offered, else a listing and a HEAD per tag. */
+/** Reading one repository's (tag -> digest) on a registry: its listing (with digests where the registry gives them), and a HEAD per tag it did not. */
 import { DEFAULT_CONCURRENCY, mapLimit } from './concurrency.js';
 import { GeoSyncError } from './errors.js';
-import { silentLogger, type EngineLogger } from './log.js';
+import type { EngineLogger } from './log.js';
 import type { Repository } from './oci.js';
-import type { ManifestHead, RegistryClient } from './registry/client.js';
+import type { ManifestHead, Registry } from './registry/registry.js';
 
 export interface ReadOptions {
   concurrency?: number;
@@ -17,50 +17,26 @@ export interface ReadOptions {
 }
 
 /**
- * (tag -> digest) of one repository: from GitLab's tag API where offered, else one listing plus
- * one HEAD per tag. Null when the repository does not exist.
+ * (tag -> digest) of one repository: one listing (with digests where the registry gives them,
+ * as GitLab's tag API does) plus one HEAD per tag without one. Null when the repository does not exist.
  */
-export async function readTagMap(client: RegistryClient, repository: Repository, options: ReadOptions = {}): Promise<Map<string, string> | null> {
+export async function readTagMap(client: Registry, repository: Repository, options: ReadOptions = {}): Promise<Map<string, string> | null> {
   const tags = await listTagNames(client, repository, options);
   if (tags === null) return null;
   await readDigests(client, repository, tags, () => true, options);
   return tags as Map<string, string>;
 }
 
-/** Tag names, with digests already filled in where GitLab's tag API gave them. Null when the repository does not exist. */
-async function listTagNames(client: RegistryClient, repository: Repository, options: ReadOptions): Promise<Map<string, string | undefined> | null> {
-  const listed = await listAllTagNames(client, repository, options);
+/** Tag names, with digests already filled in where the listing gave them. Null when the repository does not exist. */
+async function listTagNames(client: Registry, repository: Repository, options: ReadOptions): Promise<Map<string, string | undefined> | null> {
+  const listed = await client.listTagDigests(repository, { gitlabApi: options.gitlabApi });
   const keep = options.keep;
   return listed && keep ? new Map([...listed].filter(([tag]) => keep(tag))) : listed;
 }
 
-async function listAllTagNames(client: RegistryClient, repository: Repository, options: ReadOptions): Promise<Map<string, string | undefined> | null> {
-  const known = options.gitlabApi === false ? false : client.gitlabTagApiKnown;
-  // While the probe is out, the plain listing's first page goes out beside it: far away, waiting
-  // for the probe first costs a round trip on every run. On GitLab that page is spent unread
-  // (one request per side and run); where GitLab's API does not know the repository, it is the
-  // page the fallback needs.
-  const plain = known === true ? undefined : client.beginListTags(repository);
-  const gitlab = known ?? (await client.hasGitlabTagApi());
-  const withDigests = gitlab ? await client.listTagDigestsGitlab(repository) : null;
-  if (withDigests !== null) return withDigests;
-  // GitLab's API answering 404 is no proof of absence (it knows only the repositories in its
-  // metadata database): the plain API decides.
-  const tags = await (plain ?? client.beginListTags(repository)).read();
-  if (tags === null) return null;
-  if (gitlab) {
-    (options.logger ?? silentLogger).warn('GitLab tag API does not know a repository the plain API lists; using the plain list', {
-      registry: client.host,
-      repository,
-      tags: tags.length,
-    });
-  }
-  return new Map(tags.map((tag) => [tag, undefined]));
-}
-
 /** HEADs the selected tags whose digest is not known yet; a tag deleted since listing is dropped. */
 async function readDigests(
-  client: RegistryClient,
+  client: Registry,
   repository: Repository,
   tags: Map<string, string | undefined>,
   selected: (tag: string) => boolean,
@@ -76,12 +52,12 @@ async function readDigests(
   });
 }
 
-function primaryNotFound(primary: RegistryClient, repository: Repository): GeoSyncError {
+function primaryNotFound(primary: Registry, repository: Repository): GeoSyncError {
   return new GeoSyncError('REPOSITORY_NOT_FOUND', `repository ${repository} does not exist on the primary ${primary.host}; nothing was changed`);
 }
 
 /** The primary's (tag -> digest); a primary without the repository is an error, never an empty side. */
-export async function readPrimary(primary: RegistryClient, repository: Repository, options: ReadOptions): Promise<Map<string, string>> {
+export async function readPrimary(primary: Registry, repository: Repository, options: ReadOptions): Promise<Map<string, string>> {
   const tags = await readTagMap(primary, repository, options);
   if (tags === null) throw primaryNotFound(primary, repository);
   return tags;
@@ -104,8 +80,8 @@ export interface SyncSides {
  * first would be a request spent for nothing. A dry run reads every digest, to show them.
  */
 export async function readForSync(
-  primary: RegistryClient,
-  secondary: RegistryClient,
+  primary: Registry,
+  secondary: Registry,
   repository: Repository,
   options: ReadOptions & { dryRun?: boolean },
 ): Promise<SyncSides> {

@@ -9,7 +9,7 @@ import { errorMessage } from './errors.js';
 import type { EngineLogger } from './log.js';
 import { isIndexMediaType, manifestReferences, type Repository } from './oci.js';
 import { byteOrder } from './planner.js';
-import type { ManifestHead, Referrer, RegistryClient } from './registry/client.js';
+import type { ManifestHead, Referrer, Registry } from './registry/registry.js';
 import { isReferrersTag, referrersIn, referrersTag, referrersTagIndex } from './registry/referrers.js';
 import type { Replicator } from './replicate.js';
 
@@ -39,7 +39,7 @@ export type ReferrerMode =
  * referrers apart from its tags (without it they live in tag-schema tags, copied as tags). One
  * probe per registry per run; a secondary is asked only when the primary serves the API.
  */
-export async function referrerMode(primary: RegistryClient, secondary: RegistryClient, repository: Repository, enabled: boolean): Promise<ReferrerMode> {
+export async function referrerMode(primary: Registry, secondary: Registry, repository: Repository, enabled: boolean): Promise<ReferrerMode> {
   if (!enabled) return { on: false, turnedOff: true };
   if ((await primary.servesReferrers(repository)) !== true) return { on: false, turnedOff: false };
   // A repository the secondary does not have yet decides nothing: read as the API, nothing is there.
@@ -63,7 +63,7 @@ export function isDerivedTag(mode: ReferrerMode, tag: string, primaryHas: (tag: 
  * (one GET per index, whose type a HEAD told). A digest whose type is unknown is taken alone.
  */
 export async function reachedManifests(
-  client: RegistryClient,
+  client: Registry,
   repository: Repository,
   digests: Iterable<string>,
   mediaTypes: ReadonlyMap<string, string>,
@@ -92,7 +92,7 @@ export function mediaTypesOf(heads: Iterable<ManifestHead>): Map<string, string>
  * one request per manifest (the API's listing, or the tag-schema index's GET).
  */
 export async function readReferrerGraph(
-  client: RegistryClient,
+  client: Registry,
   repository: Repository,
   roots: readonly string[],
   store: ReferrerStore,
@@ -119,7 +119,7 @@ export async function readReferrerGraph(
   return graph;
 }
 
-async function referrersOf(client: RegistryClient, repository: Repository, subject: string, store: ReferrerStore): Promise<Referrer[]> {
+async function referrersOf(client: Registry, repository: Repository, subject: string, store: ReferrerStore): Promise<Referrer[]> {
   if (store === 'api') {
     const listed = await client.listReferrers(repository, subject);
     return Array.isArray(listed) ? listed : [];
@@ -230,8 +230,8 @@ export function emptyReferrerOutcome(): ReferrerOutcome {
 export async function applyReferrerPlan(
   plan: ReferrerPlan,
   run: {
-    primary: RegistryClient;
-    secondary: RegistryClient;
+    primary: Registry;
+    secondary: Registry;
     repository: Repository;
     replicator: Replicator;
     /** Why extra referrers are left this run (the prune guard, refused deletes); undefined: they are removed. */

@@ -1,9 +1,9 @@
 import { mapLimit, memoByKey } from './concurrency.js';
 import type { Deadline } from './deadline.js';
-import { GeoSyncError } from './errors.js';
+import { GeoSyncError, RegistryError } from './errors.js';
 import { silentLogger, type EngineLogger } from './log.js';
 import { manifestReferences, type Descriptor, type RawManifest, type Repository } from './oci.js';
-import type { RegistryClient } from './registry/client.js';
+import type { Registry } from './registry/registry.js';
 import { CHUNKED_UPLOAD_MIN_BYTES, type UploadBook, type UploadSession } from './upload-session.js';
 
 /** A manifest or blob that a tagged manifest needs and the secondary lacks. */
@@ -52,8 +52,8 @@ export class Replicator {
   private readonly ensuredBlob = memoByKey<void>();
 
   constructor(
-    private readonly primary: RegistryClient,
-    private readonly secondary: RegistryClient,
+    private readonly primary: Registry,
+    private readonly secondary: Registry,
     private readonly repository: Repository,
     /** `write: false` only looks (dry run, verify): what is missing is noted, nothing is written. */
     private readonly options: { deep?: boolean; write?: boolean; logger?: EngineLogger; secondaryIsNew?: boolean; chunked?: ChunkedCopy } = {},
@@ -126,8 +126,7 @@ export class Replicator {
       }
       this.noteMissing({ kind: 'blob', digest: blob.digest, referencedBy });
       if (!this.mayWrite) return;
-      const home = this.secondary.blobHome(blob.digest, this.repository);
-      if (home && (await this.secondary.mountBlob(this.repository, blob.digest, home))) {
+      if (await this.secondary.mountBlob(this.repository, blob.digest)) {
         this.stats.blobsMounted++;
         return;
       }
@@ -145,7 +144,7 @@ export class Replicator {
     const { book } = chunked;
     let latest = book.claim(blob.digest);
     const outcome = await this.secondary
-      .uploadBlobChunked(this.repository, blob, (offset) => this.primary.openBlobAt(this.repository, blob, offset), {
+      .uploadBlobChunked(this.repository, blob, (offset) => this.primary.openBlob(this.repository, blob, offset), {
         ...(latest ? { session: latest } : {}),
         pastDeadline: chunked.deadline.passed,
         msLeft: chunked.deadline.msLeft,
@@ -153,7 +152,7 @@ export class Replicator {
       })
       .catch((error: unknown) => {
         // A digest refused or mismatched: the session is cancelled and worthless. Anything else may resume.
-        const refused = error instanceof GeoSyncError && (error.code === 'DIGEST_MISMATCH' || error.code === 'REGISTRY_DIGEST_INVALID');
+        const refused = (error instanceof GeoSyncError && error.code === 'DIGEST_MISMATCH') || (error instanceof RegistryError && error.has('DIGEST_INVALID'));
         if (refused) book.settle(blob.digest);
         else if (latest) book.hold(latest);
         throw error;
@@ -175,13 +174,7 @@ export class Replicator {
 }
 
 /** Cancels kept upload sessions nothing will resume; a failed DELETE is ignored (the registry purges them in time). */
-export async function cancelUploads(
-  secondary: RegistryClient,
-  repository: Repository,
-  sessions: UploadSession[],
-  why: string,
-  logger: EngineLogger,
-): Promise<void> {
+export async function cancelUploads(secondary: Registry, repository: Repository, sessions: UploadSession[], why: string, logger: EngineLogger): Promise<void> {
   await mapLimit(sessions, 4, async (session) => {
     logger.info('upload session cancelled', { repository, digest: session.digest, offset: session.offset, reason: why });
     await secondary.cancelUpload(repository, session.location);

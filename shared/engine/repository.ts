@@ -6,7 +6,7 @@ import { silentLogger, type EngineLogger } from './log.js';
 import type { Repository } from './oci.js';
 import { DEFAULT_MAX_PRUNE, planRepository, type TagMap } from './planner.js';
 import { readForSync, readPrimary, readTagMap, type ReadOptions } from './read-tags.js';
-import type { ManifestHead, RegistryClient } from './registry/client.js';
+import type { ManifestHead, Registry } from './registry/registry.js';
 import {
   edgesOf,
   isDerivedTag,
@@ -55,12 +55,7 @@ export interface SyncOptions {
  * on both sides, then the one pipeline (plan, write, remove guarded and last, confirm with the
  * primary read again whole). A dry run plans and reports; with `deep` it also lists what the trees lack.
  */
-export async function syncRepository(
-  primary: RegistryClient,
-  secondary: RegistryClient,
-  repository: Repository,
-  options: SyncOptions = {},
-): Promise<SyncReport> {
+export async function syncRepository(primary: Registry, secondary: Registry, repository: Repository, options: SyncOptions = {}): Promise<SyncReport> {
   const startedAt = Date.now();
   const logger = options.logger ?? silentLogger;
   const dryRun = options.dryRun ?? false;
@@ -121,7 +116,7 @@ export async function syncRepository(
  * absent by the primary's complete listing (any failure there throws) and asked once more just
  * before it is removed; the confirmation lists the primary again whole.
  */
-function wholeRepository(primary: RegistryClient, secondary: RegistryClient, repository: Repository, read: ReadOptions & { dryRun: boolean }): SyncReader {
+function wholeRepository(primary: Registry, secondary: Registry, repository: Repository, read: ReadOptions & { dryRun: boolean }): SyncReader {
   return {
     reads: 'repository',
     read: async () => {
@@ -193,12 +188,7 @@ export interface VerifyReport {
  * Compares both sides' checksums (tags, and with `full` their referrers) and names every
  * difference; never writes. Any referrer difference is a mismatch, whichever checksum is shown.
  */
-export async function verifyRepository(
-  primary: RegistryClient,
-  secondary: RegistryClient,
-  repository: Repository,
-  options: VerifyOptions = {},
-): Promise<VerifyReport> {
+export async function verifyRepository(primary: Registry, secondary: Registry, repository: Repository, options: VerifyOptions = {}): Promise<VerifyReport> {
   const kind = options.checksum ?? 'full';
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
   const scope = options.tags ?? EVERY_TAG;
@@ -248,8 +238,8 @@ export async function verifyRepository(
 
 /** Each side's referrer edges, each read from the manifests its own tags reach. */
 async function bothGraphs(
-  primary: RegistryClient,
-  secondary: RegistryClient,
+  primary: Registry,
+  secondary: Registry,
   repository: Repository,
   store: ReferrerStore,
   sides: {
@@ -262,7 +252,7 @@ async function bothGraphs(
   },
 ): Promise<{ primary: ReferrerEdge[]; secondary: ReferrerEdge[] }> {
   const { concurrency } = sides;
-  const side = async (client: RegistryClient, tags: TagMap, heads: ManifestHead[], via: ReferrerStore, listed?: ReadonlySet<string>) => {
+  const side = async (client: Registry, tags: TagMap, heads: ManifestHead[], via: ReferrerStore, listed?: ReadonlySet<string>) => {
     const roots = await reachedManifests(client, repository, tags.values(), mediaTypesOf(heads), concurrency);
     return edgesOf(await readReferrerGraph(client, repository, roots, via, concurrency, listed));
   };

@@ -25,7 +25,7 @@ import {
   type ReferrerPlan,
   type ReferrersDone,
 } from './referrers.js';
-import type { DeleteSupport, ManifestHead, RegistryClient } from './registry/client.js';
+import type { DeleteSupport, ManifestHead, Registry } from './registry/registry.js';
 import { Replicator, UploadPaused, cancelUploads, type ReplicationStats } from './replicate.js';
 import type { TagFailure, TagSkip, WriteOutcome } from './sync-report.js';
 import { TagRemover, probeDeletes, type RemovalOutcome, type RemovalRefused } from './tag-removal.js';
@@ -113,8 +113,8 @@ export interface PipelineOutcome {
 
 // eslint-disable-next-line max-lines-per-function -- split in the sync job change
 export async function runSyncPipeline(
-  primary: RegistryClient,
-  secondary: RegistryClient,
+  primary: Registry,
+  secondary: Registry,
   repository: Repository,
   reader: SyncReader,
   options: PipelineOptions,
@@ -257,8 +257,8 @@ function inScope(read: SidesRead, tags: TagScope): SidesRead {
  * subjects an event named) reach, and the plan between them.
  */
 async function planPairReferrers(
-  primary: RegistryClient,
-  secondary: RegistryClient,
+  primary: Registry,
+  secondary: Registry,
   repository: Repository,
   mode: Extract<ReferrerMode, { on: true }>,
   read: SidesRead,
@@ -289,7 +289,7 @@ function referrerGuard(plan: Plan, referrerPlan: ReferrerPlan, read: SidesRead, 
 }
 
 /** Whether the secondary takes deletes, probed once when the tags did not ask already. */
-async function removalsAllowed(secondary: RegistryClient, repository: Repository, deletes: DeleteSupport): Promise<boolean> {
+async function removalsAllowed(secondary: Registry, repository: Repository, deletes: DeleteSupport): Promise<boolean> {
   const support = deletes === 'unknown' ? await secondary.probeDeletes(repository) : deletes;
   return support !== 'refused' && support !== 'read-only';
 }

@@ -12,7 +12,7 @@ import { GeoSyncError, RegistryError, errorMessage } from './errors.js';
 import type { EngineLogger } from './log.js';
 import { MediaType, digestOf, isValidDigest, type RawManifest, type Repository } from './oci.js';
 import { byteOrder, type TagChange, type TagMap } from './planner.js';
-import type { DeleteSupport, ManifestHead, RegistryClient } from './registry/client.js';
+import type { DeleteSupport, ManifestHead, Registry } from './registry/registry.js';
 
 export const THROWAWAY_ANNOTATION = 'org.geo-registry-sync.throwaway';
 export const THROWAWAY_CONFIG_TYPE = 'application/vnd.geo-registry-sync.throwaway.v1+json';
@@ -47,7 +47,7 @@ export interface RemovalOutcome {
  * the run neither removes nor writes.
  */
 export async function probeDeletes(
-  secondary: RegistryClient,
+  secondary: Registry,
   repository: Repository,
   run: { removing: boolean; writing: boolean; dryRun: boolean },
 ): Promise<DeleteSupport> {
@@ -72,7 +72,7 @@ export class TagRemover {
   private readonly notThrowaways = new Set<string>();
 
   constructor(
-    private readonly secondary: RegistryClient,
+    private readonly secondary: Registry,
     private readonly repository: Repository,
     private readonly deletes: DeleteSupport,
     read: { tags: TagMap; heads: readonly ManifestHead[] },

@@ -9,7 +9,7 @@ import { silentLogger, type EngineLogger } from './log.js';
 import { subjectOf, validateDigest, validateRepositoryName, validateTag, type Repository } from './oci.js';
 import type { ReferrersDone } from './referrers.js';
 import { byteOrder } from './planner.js';
-import type { RegistryClient } from './registry/client.js';
+import type { Registry } from './registry/registry.js';
 import type { SyncStatus } from './status.js';
 import { referrersLeft, type TagSkip } from './sync-report.js';
 import { changeOnPrimary, runSyncPipeline, type SidesRead, type SyncReader } from './sync-pipeline.js';
@@ -94,8 +94,8 @@ export interface TagSyncReport {
  * ten tags as in one of ten thousand.
  */
 export async function syncTags(
-  primary: RegistryClient,
-  secondary: RegistryClient,
+  primary: Registry,
+  secondary: Registry,
   name: string,
   tags: readonly string[],
   options: TagSyncOptions = {},
@@ -188,8 +188,8 @@ function syncStatusOf(report: TagSyncReport): SyncStatus {
  */
 // eslint-disable-next-line max-lines-per-function -- split in the sync job change
 function namedTags(
-  primary: RegistryClient,
-  secondary: RegistryClient,
+  primary: Registry,
+  secondary: Registry,
   repository: Repository,
   tags: readonly string[],
   run: { concurrency: number; announced: Readonly<Record<string, string>>; digests: readonly string[] },

@@ -37,7 +37,7 @@ export function openRegistries(endpoints: Endpoints, options: RegistriesOptions 
     },
     async close() {
       // The in-flight limit each registry settled at in this batch: the figure to tune GEO_SYNC_CONCURRENCY by.
-      for (const c of open.values()) options.logger?.debug('registry traffic', { registry: c.host, ...c.transport.stats });
+      for (const c of open.values()) options.logger?.debug('registry traffic', { registry: c.host, ...c.stats });
       await Promise.all([...open.values()].map((c) => c.close()));
       open.clear();
     },

@@ -191,7 +191,7 @@ function startTimers(reconcileEveryMs: number, scheduler: PairScheduler, reconci
 async function readiness(probe: RegistryClient, stopping: () => boolean): Promise<{ ready: boolean; primary: string }> {
   if (stopping()) return { ready: false, primary: 'not asked: shutting down' };
   try {
-    await probe.transport.send({ method: 'GET', target: '/v2/', scopes: [], expect: [200, 401], timeoutMs: 5_000 });
+    await probe.ping({ timeoutMs: 5_000 });
     return { ready: true, primary: 'reachable' };
   } catch (error) {
     // The error names the host and the failure, never a credential.

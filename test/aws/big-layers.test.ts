@@ -228,8 +228,8 @@ describe('a killed invocation', () => {
           if (doomed.saves.length === 2) {
             const kill = () => {
               doomed.die();
-              void (a.clients.secondary('eu').transport as any).dispatcher.destroy();
-              void (a.clients.primary().transport as any).dispatcher.destroy();
+              void (a.clients.secondary('eu') as any).transport.dispatcher.destroy();
+              void (a.clients.primary() as any).transport.dispatcher.destroy();
               resolve();
             };
             if (when === 'between chunks') kill();

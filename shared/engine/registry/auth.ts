@@ -1,6 +1,6 @@
 import { GeoSyncError, RegistryError } from '../errors.js';
 import { RETRYABLE_STATUS, isConnectionError } from './retry.js';
-import type { RegistryResponse, RequestSpec } from './transport.js';
+import type { RegistryResponse, RequestSpec } from './request.js';
 
 export interface Credentials {
   username: string;

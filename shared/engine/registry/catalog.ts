@@ -1,13 +1,8 @@
 import { GeoSyncError } from '../errors.js';
+import type { CatalogPage } from './registry.js';
 import { nextLink, parseJson } from './responses.js';
 import { LISTING_LIMIT } from './tags.js';
 import type { Transport } from './transport.js';
-
-export interface CatalogPage {
-  repositories: string[];
-  /** The `last` to ask for the next page; absent on the last page. */
-  next?: string;
-}
 
 /** The registry's catalog of repositories, a page at a time. */
 export class Catalog {

@@ -1,16 +1,11 @@
 import { GeoSyncError, errorMessage } from '../errors.js';
 import { digestOf } from '../oci.js';
 import type { KnownBlobs } from './blobs.js';
+import { provenAbsent } from './absence.js';
+import type { DeleteSupport } from './registry.js';
 import { registryErrorCode } from './responses.js';
 import { remove } from './scopes.js';
 import type { Transport } from './transport.js';
-
-/**
- * What a registry does with our deletes: allowed; refused (delete disabled in its storage config,
- * e.g. docker-registry's packaged default); read-only (every write refused, e.g. in maintenance);
- * unknown when the probe could not tell (removals are then tried, as without a probe).
- */
-export type DeleteSupport = 'allowed' | 'refused' | 'read-only' | 'unknown';
 
 /**
  * The manifest the delete probe asks to delete: the digest of bytes that are not JSON, which no
@@ -87,8 +82,7 @@ export class Deletes {
       this.tagDeleteSupported = true;
       return 'deleted';
     }
-    const code = registryErrorCode(response.body);
-    if (response.status === 404 && (code === 'MANIFEST_UNKNOWN' || code === 'NAME_UNKNOWN')) return 'absent';
+    if (provenAbsent(response, 'manifest')) return 'absent';
     this.tagDeleteSupported = false;
     return 'unsupported';
   }

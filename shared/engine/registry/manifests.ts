@@ -1,14 +1,10 @@
 import { GeoSyncError } from '../errors.js';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, digestAlgorithm, digestOf, isSchema1MediaType, isValidDigest, quote, type RawManifest } from '../oci.js';
-import { baseMediaType, registryErrorCode } from './responses.js';
+import { provenAbsent } from './absence.js';
+import type { ManifestHead } from './registry.js';
+import { baseMediaType } from './responses.js';
 import { pull, push } from './scopes.js';
 import type { Transport } from './transport.js';
-
-export interface ManifestHead {
-  digest: string;
-  mediaType: string;
-  size: number;
-}
 
 /** Manifests by tag or digest: read (HEAD, GET) and store (PUT), their digests checked. Deletes are in deletes.ts. */
 export class Manifests {
@@ -72,14 +68,13 @@ export class Manifests {
 
   /**
    * Whether `reference` is absent, read with a GET so that a 404 carries the registry's error (a
-   * HEAD's 404 has no body and proves nothing): 'absent' only on MANIFEST_UNKNOWN (or
-   * NAME_UNKNOWN); any other 404 (a proxy's page) is an error.
+   * HEAD's 404 has no body and proves nothing): absent only as absence.ts's rule for a manifest
+   * says; any other 404 (a proxy's page) is an error.
    */
   async provesAbsent(repository: string, reference: string): Promise<boolean> {
     const response = await this.get(repository, reference);
     if (response.status === 200) return false;
-    const code = registryErrorCode(response.body);
-    if (code === 'MANIFEST_UNKNOWN' || code === 'NAME_UNKNOWN') return true;
+    if (provenAbsent(response, 'manifest')) return true;
     throw new GeoSyncError(
       'LISTING_FAILED',
       `registry ${this.transport.host} answered 404 without a registry error for ${repository}:${reference}; not reading that as "no such manifest"`,

@@ -1,17 +1,10 @@
 import { GeoSyncError } from '../errors.js';
 import { MAX_MANIFEST_BYTES, MediaType, digestOf, isValidDigest, type RawManifest } from '../oci.js';
-import { nextLink, parseJson, registryErrorCode } from './responses.js';
+import { provenAbsent } from './absence.js';
+import type { Referrer } from './registry.js';
+import { nextLink, parseJson } from './responses.js';
 import { pull } from './scopes.js';
 import type { Transport } from './transport.js';
-
-/** One manifest that refers to a subject (a signature, an SBOM, an attestation), as a referrers index lists it. */
-export interface Referrer {
-  digest: string;
-  mediaType: string;
-  size: number;
-  /** The artifact's type: its `artifactType`, else its config's media type (OCI 1.1). Empty when neither is given. */
-  artifactType: string;
-}
 
 /** Digest asked about by the detection probe: no manifest has it, so an API answers an empty index. */
 const PROBE_DIGEST = digestOf(Buffer.from('geo-registry-sync referrers probe\n'));
@@ -63,7 +56,7 @@ export class Referrers {
       if (response.status !== 200) {
         if (page > 0)
           throw new GeoSyncError('LISTING_FAILED', `registry ${host} lost the referrers of ${repository}@${digest} while paging`, { retryable: true });
-        return response.status === 404 && registryErrorCode(response.body) === 'NAME_UNKNOWN' ? 'unknown' : null;
+        return provenAbsent(response, 'repository') ? 'unknown' : null;
       }
       found.push(...referrersIn(response.body, `the referrers of ${repository}@${digest} from ${host}`));
       target = nextLink(response.headers.link);

@@ -1,4 +1,4 @@
-import { GeoSyncError } from '../errors.js';
+import { GeoSyncError, type RegistryDiagnostic } from '../errors.js';
 import { quote } from '../oci.js';
 
 /** The first error of a registry's error body (`{"errors": [{"code", "message"}]}`); empty for any other body. */
@@ -7,24 +7,40 @@ export interface RegistryErrorBody {
   message?: string;
 }
 
-/** The one reader of registry error bodies: every answer's `errors[0]` is read here. */
-export function parseRegistryError(body: Buffer): RegistryErrorBody {
-  let first: { code?: unknown; message?: unknown } | null | undefined;
+/**
+ * The one reader of registry error bodies: every error of `{"errors": [{"code", "message",
+ * "detail"}]}` with a string code, in order; empty for any other body (a proxy's page, nothing).
+ */
+export function parseRegistryErrors(body: Buffer): RegistryDiagnostic[] {
+  let errors: unknown;
   try {
-    first = (JSON.parse(body.toString('utf8')) as { errors?: Array<typeof first> } | null)?.errors?.[0];
+    errors = (JSON.parse(body.toString('utf8')) as { errors?: unknown } | null)?.errors;
   } catch {
-    // Not a registry error body (a proxy's page, nothing at all): the status says enough.
-    return {};
+    // Not a registry error body: the status says enough.
+    return [];
   }
-  return {
-    ...(typeof first?.code === 'string' && { code: first.code }),
-    ...(typeof first?.message === 'string' && { message: first.message }),
-  };
+  if (!Array.isArray(errors)) return [];
+  const diagnostics: RegistryDiagnostic[] = [];
+  for (const entry of errors as Array<{ code?: unknown; message?: unknown; detail?: unknown } | null>) {
+    if (typeof entry?.code !== 'string') continue;
+    diagnostics.push({
+      code: entry.code,
+      ...(typeof entry.message === 'string' && { message: entry.message }),
+      ...(entry.detail !== undefined && entry.detail !== null && { detail: entry.detail }),
+    });
+  }
+  return diagnostics;
+}
+
+/** The first error of a registry's error body, for a message; empty when it has none. */
+export function parseRegistryError(body: Buffer): RegistryErrorBody {
+  const first = parseRegistryErrors(body)[0];
+  return first ? { code: first.code, ...(first.message !== undefined && { message: first.message }) } : {};
 }
 
 /** The registry's error code in an error body (`NAME_UNKNOWN`, `MANIFEST_UNKNOWN`, ...), or undefined. */
 export function registryErrorCode(body: Buffer): string | undefined {
-  return parseRegistryError(body).code;
+  return parseRegistryErrors(body)[0]?.code;
 }
 
 /** A JSON object body; INVALID_RESPONSE naming `what` otherwise. */

@@ -1,8 +1,10 @@
 import { GeoSyncError, RegistryError, errorMessage } from '../errors.js';
 import { isValidDigest, isValidTag, quote } from '../oci.js';
-import { nextLink, parseJson, registryErrorCode } from './responses.js';
+import { provenAbsent } from './absence.js';
+import { nextLink, parseJson } from './responses.js';
 import { pull } from './scopes.js';
-import type { RegistryResponse, Transport } from './transport.js';
+import type { RegistryResponse } from './request.js';
+import type { Transport } from './transport.js';
 
 /** Cap for one page of a tag list or the catalog. */
 export const LISTING_LIMIT = 64 * 1024 * 1024;
@@ -25,7 +27,7 @@ export class Tags {
     const tags = new Set<string>();
     for await (const page of this.tagListPages(repository, `/v2/${repository}/tags/list?n=1000`, firstPageSent)) {
       if (page.status === 404) {
-        if (registryErrorCode(page.body) !== undefined) return null;
+        if (provenAbsent(page, 'tag list')) return null;
         throw new GeoSyncError(
           'LISTING_FAILED',
           `registry ${host} answered 404 without a registry error to the tag list of ${repository}; not reading that as "no such repository" (is a proxy in the way, or the URL wrong?)`,
@@ -53,19 +55,42 @@ export class Tags {
   }
 
   /**
+   * Every tag with its digest where the listing gives one (GitLab's tag API), undefined where only
+   * a HEAD tells; null when the repository does not exist. While the GitLab probe is out, the plain
+   * listing's first page goes out beside it: far away, waiting for the probe first costs a round
+   * trip on every run. On GitLab that page is spent unread (one request per side and run); where
+   * GitLab's API does not know the repository, it is the page the fallback needs.
+   * `named`: the repository as the caller named it, for the log.
+   */
+  async listTagDigests(repository: string, options: { gitlabApi?: boolean; named?: string } = {}): Promise<Map<string, string | undefined> | null> {
+    const known = options.gitlabApi === false ? false : this.gitlabTagApiAnswer;
+    const plain = known === true ? undefined : this.beginListTags(repository);
+    const gitlab = known ?? (await this.hasGitlabTagApi());
+    const withDigests = gitlab ? await this.listTagDigestsGitlab(repository) : null;
+    if (withDigests !== null) return withDigests;
+    // GitLab's API answering 404 is no proof of absence (it knows only the repositories in its
+    // metadata database): the plain API decides.
+    const tags = await (plain ?? this.beginListTags(repository)).read();
+    if (tags === null) return null;
+    if (gitlab) {
+      this.transport.logger.warn('GitLab tag API does not know a repository the plain API lists; using the plain list', {
+        registry: this.transport.host,
+        repository: options.named ?? repository,
+        tags: tags.length,
+      });
+    }
+    return new Map(tags.map((tag) => [tag, undefined]));
+  }
+
+  /**
    * A tag listing asked for before it is known to be wanted: its first page is requested now,
    * the further pages only once `read` is called. Never read, it costs that one request.
    */
-  beginListTags(repository: string): { read(): Promise<string[] | null> } {
+  private beginListTags(repository: string): { read(): Promise<string[] | null> } {
     const firstPageSent = this.sendTagListPage(repository, `/v2/${repository}/tags/list?n=1000`);
     // Not read, its failure is nobody's news; read, `listTags` meets it.
     firstPageSent.catch(() => {});
     return { read: () => this.listTags(repository, firstPageSent) };
-  }
-
-  /** What the GitLab probe answered, once it has: true, false, or undefined while unknown. */
-  get gitlabTagApiKnown(): boolean | undefined {
-    return this.gitlabTagApiAnswer;
   }
 
   /**
@@ -101,7 +126,7 @@ export class Tags {
    * (tag -> digest) from GitLab's tag list API; null when this API does not know the repository,
    * which alone does not mean it is absent (the caller asks the plain API).
    */
-  async listTagDigestsGitlab(repository: string): Promise<Map<string, string> | null> {
+  private async listTagDigestsGitlab(repository: string): Promise<Map<string, string> | null> {
     const host = this.transport.host;
     const tags = new Map<string, string>();
     for await (const page of this.tagListPages(repository, `/gitlab/v1/repositories/${repository}/tags/list/?n=1000`)) {
@@ -134,7 +159,7 @@ export class Tags {
       maxBytes: 64 * 1024,
     });
     if (response.status === 200) return true;
-    if (registryErrorCode(response.body) === 'NAME_UNKNOWN') return false;
+    if (provenAbsent(response, 'repository')) return false;
     throw new GeoSyncError('LISTING_FAILED', `registry ${this.transport.host} answered 404 without a registry error to the tag list of ${repository}`);
   }
 

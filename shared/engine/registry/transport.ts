@@ -9,10 +9,13 @@ import { silentLogger, type EngineLogger } from '../log.js';
 import { DEFAULT_CONCURRENCY } from '../concurrency.js';
 import { Authenticator, TokenServiceError } from './auth.js';
 import { AdaptiveLimit } from './limit.js';
-import { parseRegistryError } from './responses.js';
+import type { TrafficStats } from './registry.js';
+import type { RegistryResponse, RequestSpec } from './request.js';
+import { parseRegistryErrors } from './responses.js';
 import { GATEWAY_STATUS, OutageLog, RETRYABLE_STATUS, isConnectionError, parseRetryAfter } from './retry.js';
 
 export { isConnectionError, parseRetryAfter } from './retry.js';
+export type { BodySource, Method, RegistryResponse, RequestSpec } from './request.js';
 
 export interface RegistryEndpoint {
   /** `https://host[:port]`, or `http://` when written so. */
@@ -45,53 +48,6 @@ export interface ObservedResponse {
   limit: number;
 }
 
-export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
-
-/** A body that can be produced again, so a failed upload can be retried from scratch. */
-export type BodySource = Buffer | (() => Promise<{ stream: Readable; length: number }>);
-
-/** A request described by an API method: the sender does auth, retry, backoff and TLS for all. */
-export interface RequestSpec {
-  method: Method;
-  /** A path with query (`/v2/...`), or an absolute URL the registry gave us (upload Location, Link). */
-  target: string;
-  scopes: string[];
-  headers?: Record<string, string>;
-  body?: BodySource;
-  /** Statuses the caller handles; anything else is an error. */
-  expect: number[];
-  /** Leave the body unread for the caller (blob downloads). */
-  stream?: boolean;
-  /** Cap for buffered bodies. */
-  maxBytes?: number;
-  /** Follow redirects (blob downloads may be sent to object storage), dropping credentials off-host. */
-  followRedirects?: boolean;
-  /** False when a failed attempt cannot simply be resent (an upload session); the caller retries the whole operation. */
-  retry?: boolean;
-  /**
-   * False for a probe whose failure has a fallback (GitLab's API): a registry that does not answer
-   * is met again by the next request, which carries the retries, so the probe spends none.
-   */
-  retryUnanswered?: false;
-  /**
-   * False for a token request: it is how authentication happens, so it is sent with its own
-   * headers only, to the token service the registry named (any host), and a 401 is its answer.
-   * It holds no slot of this registry's limit and is not counted among its requests.
-   */
-  authenticate?: false;
-  /** Headers and body timeouts in ms, instead of the connection pool's. */
-  timeoutMs?: number;
-}
-
-export interface RegistryResponse {
-  status: number;
-  headers: Record<string, string | undefined>;
-  /** Buffered body, or empty when streamed or HEAD. */
-  body: Buffer;
-  stream?: Readable;
-  url: URL;
-}
-
 /** Answers that say "slow down": they lower the number of requests in flight. */
 const THROTTLING_STATUS = new Set([429, 503]);
 const ERROR_BODY_LIMIT = 64 * 1024;
@@ -101,7 +57,7 @@ const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
  * Per-registry request counts: what a run cost, and proof that a no-op run wrote nothing; and the
  * in-flight limit the run reached (`limitMax`) and ended at (`limitFinal`).
  */
-export const counters = () => ({ requests: 0, writes: 0, retries: 0, bytesUp: 0, limitMax: 0, limitFinal: 0 });
+export const counters = (): TrafficStats => ({ requests: 0, writes: 0, retries: 0, bytesUp: 0, limitMax: 0, limitFinal: 0 });
 
 /** The one sender: every registry request goes through here. */
 export class Transport {
@@ -400,10 +356,20 @@ export function parseRegistryUrl(raw: string): URL {
 }
 
 function registryError(spec: RequestSpec, url: URL, status: number, body: Buffer, retryAfter: string | undefined, registry: string): RegistryError {
-  const { code, message } = parseRegistryError(body);
+  const diagnostics = parseRegistryErrors(body);
+  const { code, message } = diagnostics[0] ?? {};
   const detail = message !== undefined ? `: ${message.slice(0, 200)}` : '';
   const what = status === 401 || status === 403 ? 'authentication refused' : `HTTP ${status}${code ? ` ${code}` : ''}`;
-  return new RegistryError(`${spec.method} ${url.origin}${url.pathname}: ${what}${detail}`, status, code, RETRYABLE_STATUS.has(status), retryAfter, registry);
+  return new RegistryError({
+    message: `${spec.method} ${url.origin}${url.pathname}: ${what}${detail}`,
+    status,
+    diagnostics,
+    retryable: RETRYABLE_STATUS.has(status),
+    method: spec.method,
+    path: url.pathname,
+    ...(retryAfter !== undefined && { retryAfter }),
+    registry,
+  });
 }
 
 function isRedirect(status: number): boolean {

@@ -5,22 +5,9 @@ import { digestAlgorithm, digestOf, type Descriptor } from '../oci.js';
 import { nextChunkBytes, type UploadSession } from '../upload-session.js';
 import type { KnownBlobs } from './blobs.js';
 import { ChunkReader } from './chunk-reader.js';
+import type { ChunkedUpload, ChunkedUploadOptions } from './registry.js';
 import { pull, push } from './scopes.js';
 import type { Transport } from './transport.js';
-
-/** A chunked upload's end in this run: the blob stored, or stopped at the deadline with its session to resume. */
-export type ChunkedUpload = { kind: 'done'; bytes: number } | { kind: 'paused'; session: UploadSession; bytes: number };
-
-export interface ChunkedUploadOptions {
-  /** A session kept from an earlier invocation; the registry's own offset for it is trusted over the kept one. */
-  session?: UploadSession;
-  /** Looked at before each chunk: once true, the upload stops and returns its session. */
-  pastDeadline: () => boolean;
-  /** Ms until the deadline, to size chunks that end near it. */
-  msLeft: () => number;
-  /** After each chunk the registry acknowledged; awaited, so progress is saved before more is sent. */
-  onChunk?: (session: UploadSession) => Promise<void>;
-}
 
 /**
  * Blob writes: a cross-repository mount, a monolithic upload from a source that can be opened
