@@ -17,6 +17,6 @@ export { readTagMap } from './read-tags.js';
 export type { MissingObject } from './replicate.js';
 export { syncRepository, verifyRepository, type SyncOptions, type VerifyOptions, type VerifyReport } from './repository.js';
 export { STATUSES, type OverallStatus, type Status, type SyncState, type SyncStatus, type VerifyStatus } from './status.js';
-export type { SyncReport } from './sync-report.js';
-export { syncTags, type TagSyncOptions, type TagSyncReport } from './targeted-sync.js';
+export { statusFacts, syncStatus, type StatusFacts, type SyncReport, type TagSyncReport } from './sync-report.js';
+export { syncTags, type TagSyncOptions } from './targeted-sync.js';
 export { SESSION_MAX_AGE_MS, shownUploads, uploadsAdvanced, type UploadSession } from './upload-session.js';
