@@ -84,7 +84,7 @@ export async function startListener(options: ListenOptions): Promise<Listener> {
         registries.secondary(message.secondary).at(message.repository),
         async () => {
           const outcome = await runSyncJob(message, registries, runtime, LOCAL_BUDGET);
-          return outcome.kind !== 'deferred' && !(outcome.kind === 'skipped' && outcome.reason === 'deferred');
+          return outcome.kind !== 'deferred' && !(outcome.kind === 'not-run' && outcome.reason === 'deferred');
         },
         // Another geo-sync is on this repository: this job waits its turn, it is not dropped.
         async () => (await runtime.syncQueue.send([message], { delaySeconds: 1 }), false),

@@ -63,7 +63,8 @@ export interface LocalRunSummary {
 export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummary> {
   const started = Date.now();
   const counters = new Map<string, number>();
-  const metrics: Metrics = { add: (name, value) => counters.set(name, (counters.get(name) ?? 0) + value) };
+  const count = (name: string, value: number) => void counters.set(name, (counters.get(name) ?? 0) + value);
+  const metrics: Metrics = { add: count };
   const runtime = localRuntime({
     stateDir: options.stateDir,
     logger: options.logger,
@@ -123,11 +124,11 @@ export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummar
     const next = (): (() => Promise<void>) | undefined => {
       // Verification first: it finishes repositories already synced, so progress is steady.
       const verify = verifyQueue.take();
-      if (verify) return alone(async () => void (await processVerifyMessage(verify, registries, runtime, LOCAL_BUDGET), metrics.add('verified', 1)));
+      if (verify) return alone(async () => void (await processVerifyMessage(verify, registries, runtime, LOCAL_BUDGET), count('verified', 1)));
       const sync = syncQueue.take();
       if (sync) {
         pairs.add(`${sync.secondary}\0${sync.repository}`);
-        return alone(async () => void (await syncUnderLock(sync), metrics.add('synced', 1)));
+        return alone(async () => void (await syncUnderLock(sync), count('synced', 1)));
       }
       return undefined;
     };
