@@ -131,11 +131,19 @@ function namedParts(outcome: PipelineOutcome, named: NamedWork): Pick<SyncReport
   const { read, writes, removals } = outcome;
   // The primary's digest of each tag as last seen: an announced digest it did not show is named, to be looked at again.
   const seen = new Map([...read.primaryTags, ...writes.written]);
-  const settledOtherwise = new Set([...read.failed, ...read.skipped, ...writes.failed, ...writes.skipped, ...removals.failed, ...removals.skipped, ...outcome.changed].map((e) => e.tag));
+  const settledOtherwise = new Set(
+    [...read.failed, ...read.skipped, ...writes.failed, ...writes.skipped, ...removals.failed, ...removals.skipped, ...outcome.changed].map((e) => e.tag),
+  );
   const unsettled = Object.entries(named.announced)
     .filter(([tag, digest]) => named.wasRead(tag) && (seen.get(tag) ?? null) !== digest && !settledOtherwise.has(tag))
     .map(([tag]) => tag);
-  return { tags: named.tags, unchanged: [], notStarted: [...outcome.notStarted].sort(byteOrder), unsettled: unsettled.sort(byteOrder), digestsLeft: named.digestsLeft };
+  return {
+    tags: named.tags,
+    unchanged: [],
+    notStarted: [...outcome.notStarted].sort(byteOrder),
+    unsettled: unsettled.sort(byteOrder),
+    digestsLeft: named.digestsLeft,
+  };
 }
 
 /** The tags asked for that the run neither wrote nor named: already right on the secondary. */

@@ -42,7 +42,9 @@ function afterFullSync(message: SyncMessage, next: RepositoryRecord, context: Fo
   if (next.syncState === 'pending') {
     // Out of time: the next invocation re-plans from what the secondary holds now, under the same prune limit.
     const maxPrune = message.maxPrune !== undefined ? { maxPrune: message.maxPrune } : {};
-    return [{ kind: 'continue', message: { ...key, ...(message.deep ? { deep: true } : {}), ...maxPrune, continuation: Math.max(1, next.continuations ?? 1) } }];
+    return [
+      { kind: 'continue', message: { ...key, ...(message.deep ? { deep: true } : {}), ...maxPrune, continuation: Math.max(1, next.continuations ?? 1) } },
+    ];
   }
   if (next.syncState === 'failed') {
     // A retry runs under the default prune limit: a human's higher limit was for that moment.
@@ -74,12 +76,24 @@ function afterEventJob(message: EventJob, report: TagSyncReport | undefined, con
   const sent: FollowUp[] = [];
   if (report && report.notStarted.length > 0) sent.push({ kind: 'requeue', message: again({ tags: report.notStarted }, message.attempt) });
   if (unsettled.length > 0 && attempt > MAX_ATTEMPTS)
-    sent.push({ kind: 'leave', why: 'the primary never showed the digest a push announced; left as the primary holds it', fields: { ...pair, tags: unsettled.slice(0, FIRST_TAGS) } });
+    sent.push({
+      kind: 'leave',
+      why: 'the primary never showed the digest a push announced; left as the primary holds it',
+      fields: { ...pair, tags: unsettled.slice(0, FIRST_TAGS) },
+    });
   else if (unsettled.length > 0) sent.push({ kind: 'requeue', message: again({ tags: unsettled }, attempt), delaySeconds: 1 });
   if (failed.length + changed.length + digestsLeft.length === 0) return sent;
   if (attempt > MAX_ATTEMPTS) {
-    const fields = { ...pair, attempts: message.attempt, tags: failed.length + changed.length, ...(digestsLeft.length > 0 ? { digests: digestsLeft.length } : {}) };
-    return [...sent, { kind: 'escalate', message: { ...pair, force: true }, why: 'event job gave up on its tags; a full sync of the repository follows', fields }];
+    const fields = {
+      ...pair,
+      attempts: message.attempt,
+      tags: failed.length + changed.length,
+      ...(digestsLeft.length > 0 ? { digests: digestsLeft.length } : {}),
+    };
+    return [
+      ...sent,
+      { kind: 'escalate', message: { ...pair, force: true }, why: 'event job gave up on its tags; a full sync of the repository follows', fields },
+    ];
   }
   if (changed.length > 0) sent.push({ kind: 'requeue', message: again({ tags: changed }, attempt) });
   if (failed.length + digestsLeft.length > 0) {
@@ -90,7 +104,12 @@ function afterEventJob(message: EventJob, report: TagSyncReport | undefined, con
 }
 
 /** An event job for some of a job's work, carrying its earliest event and the digests pushed for its tags. */
-function againMessage(message: EventJob, { tags = [], digests = [] }: { tags?: string[]; digests?: string[] }, attempt: number | undefined, now: number): SyncMessage {
+function againMessage(
+  message: EventJob,
+  { tags = [], digests = [] }: { tags?: string[]; digests?: string[] },
+  attempt: number | undefined,
+  now: number,
+): SyncMessage {
   const pushed = Object.entries(message.pushed ?? {}).filter(([tag]) => tags.includes(tag));
   return {
     repository: message.repository,

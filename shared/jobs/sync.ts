@@ -73,11 +73,22 @@ export async function processSyncMessage(message: SyncMessage, registries: Regis
     await runtime.syncQueue.send([message], { delaySeconds: delaySeconds(admission.delayMs) });
     return { kind: 'not-run', reason: 'deferred' };
   }
-  const leaseHolder = { kind: 'sync' as const, deep: message.deep ?? false, startedAt: now, ...(message.maxPrune !== undefined ? { maxPrune: message.maxPrune } : {}) };
+  const leaseHolder = {
+    kind: 'sync' as const,
+    deep: message.deep ?? false,
+    startedAt: now,
+    ...(message.maxPrune !== undefined ? { maxPrune: message.maxPrune } : {}),
+  };
   const holder = { syncState: 'started' as const, syncStartedAt: new Date(now).toISOString(), leaseHolder };
   const frame = { kind: 'sync' as const, name: 'sync', message, queue: runtime.syncQueue, leaseMs: budget.remainingMs, holder };
   const ran = await underLease<SyncMessage, SyncReport | undefined>(frame, runtime, now, async (leased) => {
-    const report = await fullSync(message, { primary: registries.primary(), secondary, scope }, runtime, leased, now + budget.remainingMs * WORK_FRACTION).catch((error: unknown) => {
+    const report = await fullSync(
+      message,
+      { primary: registries.primary(), secondary, scope },
+      runtime,
+      leased,
+      now + budget.remainingMs * WORK_FRACTION,
+    ).catch((error: unknown) => {
       logger.error('sync failed', { ...key, error: errorMessage(error) });
       return { error };
     });
@@ -122,7 +133,13 @@ export async function processEventJob(message: EventJob, registries: Registries,
   let failure: unknown;
   let lagSeconds: number | undefined;
   const ran = await underLease<EventJob, TagSyncReport | undefined>(frame, runtime, now, async (leased) => {
-    report = await eventSync(message, { primary: registries.primary(), secondary, scope: registries.scopeOf(message.secondary) }, runtime, leased, now + remainingMs * WORK_FRACTION).catch((error: unknown) => void (failure = error));
+    report = await eventSync(
+      message,
+      { primary: registries.primary(), secondary, scope: registries.scopeOf(message.secondary) },
+      runtime,
+      leased,
+      now + remainingMs * WORK_FRACTION,
+    ).catch((error: unknown) => void (failure = error));
     const finished = runtime.clock();
     // Measured once the secondary holds what the events announced; an unsettled tag's (or a digest's) next run measures it.
     const settled = report?.status === 'synced' && report.unsettled.length === 0 && report.digestsLeft.length === 0;
@@ -134,7 +151,10 @@ export async function processEventJob(message: EventJob, registries: Registries,
   // Whatever became of the record, the tags and digests left to do go back to the queue: the work is never lost.
   await sendFollowUps(followUps({ kind: 'event', message, report }, { now: runtime.clock(), retry: runtime.retry, random: runtime.random }), runtime);
   logEventJob(message, report, failure, lagSeconds, runtime);
-  const outcomes: MetricName[] = [!report || report.status === 'failed' ? 'EventJobFailed' : 'EventJobSucceeded', ...(report?.removalRefused ? ['SyncDeletesRefused' as const] : [])];
+  const outcomes: MetricName[] = [
+    !report || report.status === 'failed' ? 'EventJobFailed' : 'EventJobSucceeded',
+    ...(report?.removalRefused ? ['SyncDeletesRefused' as const] : []),
+  ];
   emitSyncMetrics(runtime.metrics, { outcomes, report, tagsFailed: report ? report.failed.length : (message.tags ?? []).length, lagSeconds });
   if (!ran.released) return { kind: 'not-run', reason: 'lease-lost' };
   return { kind: report?.status ?? 'failed', record: ran.next, ...(report ? { report } : {}) };

@@ -8,9 +8,7 @@ import { afterVerify, afterVerifyError, type RepositoryRecord } from './record.j
 import { outOfScope, type NotRun } from './sync.js';
 
 export type VerifyOutcome =
-  | { kind: 'succeeded' | 'mismatch' | 'error'; record: RepositoryRecord; report?: VerifyReport }
-  | LeaseHeld
-  | NotRun<'lease-lost' | 'out-of-scope'>;
+  { kind: 'succeeded' | 'mismatch' | 'error'; record: RepositoryRecord; report?: VerifyReport } | LeaseHeld | NotRun<'lease-lost' | 'out-of-scope'>;
 
 export async function processVerifyMessage(message: VerifyMessage, registries: Registries, runtime: Runtime, budget: Budget): Promise<VerifyOutcome> {
   const { logger, metrics } = runtime;

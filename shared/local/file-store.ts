@@ -7,7 +7,16 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { UploadSession } from '../engine/index.js';
-import { newRecord, normalizedRecord, withUploads, withoutLease, type FanOutCheckpoint, type RecordKey, type RepositoryRecord, type StateStore } from '../jobs/index.js';
+import {
+  newRecord,
+  normalizedRecord,
+  withUploads,
+  withoutLease,
+  type FanOutCheckpoint,
+  type RecordKey,
+  type RepositoryRecord,
+  type StateStore,
+} from '../jobs/index.js';
 
 export const DEFAULT_STATE_DIR = '.geo-sync';
 
