@@ -70,12 +70,6 @@ export interface WriteOutcome {
   notStarted: string[];
 }
 
-/** What the deep check found: trees that could not be checked, and objects missing on the secondary. */
-export interface TreeCheck {
-  failed: TagFailure[];
-  missing: MissingObject[];
-}
-
 /** What a targeted run was asked for, and what its reader can tell of it: the report's event parts come from these. */
 export interface NamedWork {
   /** The tags asked for, each once, in byte order. */

@@ -7,7 +7,8 @@ import { DEFAULT_CONCURRENCY, mapLimit } from './concurrency.js';
 import { errorMessage } from './errors.js';
 import { silentLogger, type EngineLogger } from './log.js';
 import { subjectOf, validateDigest, validateRepositoryName, validateTag, type Repository } from './oci.js';
-import { byteOrder } from './planner.js';
+import type { Deadline } from './deadline.js';
+import { byteOrder, type PrimaryTagMap } from './planner.js';
 import type { RegistryClient } from './registry/client.js';
 import { reportOf, type TagSkip, type TagSyncReport } from './sync-report.js';
 import { changeOnPrimary, runSyncPipeline, type ReadPolicy, type SidesRead, type SyncReader } from './sync-pipeline.js';
@@ -70,7 +71,7 @@ export async function syncTags(
   const referrers = options.referrers ?? true;
   // Under a tag scope a digest's subject may lie outside it, which only a full read tells: the job sends those as a full sync instead.
   const digests = digestsNamed.length > 0 && referrers && scope.all && (await primary.servesReferrers(repository)) === true ? digestsNamed : [];
-  const reader = namedTags(primary, secondary, repository, wanted, { concurrency, announced: options.announced ?? {}, digests });
+  const reader = new NamedTagsReader(primary, secondary, repository, wanted, { concurrency, announced: options.announced ?? {}, digests });
   const outcome = await runSyncPipeline(primary, secondary, repository, reader, {
     dryRun: false,
     deep: false,
@@ -108,52 +109,63 @@ export const NAMED_TAGS_POLICY: ReadPolicy = {
  * repository it does not have, so the tag's error alone would let a primary that lost a repository
  * (or the wrong registry) empty the secondary's. The confirmation HEADs each tag written.
  */
-function namedTags(
-  primary: RegistryClient,
-  secondary: RegistryClient,
-  repository: Repository,
-  tags: readonly string[],
-  run: { concurrency: number; announced: Readonly<Record<string, string>>; digests: readonly string[] },
-): SyncReader & { wasRead(tag: string): boolean; unread(digest: string): boolean } {
-  const read = new Set<string>();
-  const unreadDigests = new Set(run.digests);
-  let primaryListsRepository: Promise<boolean> | undefined;
-  return {
-    policy: NAMED_TAGS_POLICY,
-    wasRead: (tag) => read.has(tag),
-    unread: (digest) => unreadDigests.has(digest),
-    read: async (deadline) => {
-      const sides: SidesRead = {
-        primaryTags: new Map(),
-        secondaryTags: new Map(),
-        secondaryHeads: [],
-        secondaryIsNew: false,
-        failed: [],
-        skipped: [],
-        notStarted: [],
-      };
-      await mapLimit(tags, run.concurrency, async (tag) => {
-        if (deadline.passed()) return void sides.notStarted.push(tag);
-        await readTag(tag, sides).catch((error: unknown) => void sides.failed.push({ tag, error: errorMessage(error) }));
-      });
-      sides.subjects = await subjectsOf(run.digests, deadline);
-      return sides;
-    },
-    // The read's GET just proved the tag absent.
-    appearedOnPrimary: () => Promise.resolve(false),
-    changesOnPrimary: async (_planned, written) => {
-      const changes: TagSkip[] = [];
-      await mapLimit([...written], run.concurrency, async ([tag, expected]) => {
-        const now = (await primary.headManifest(repository, tag))?.digest ?? null;
-        if (now !== expected) changes.push({ tag, reason: changeOnPrimary(expected, now) });
-      });
-      return changes;
-    },
-  };
+class NamedTagsReader implements SyncReader {
+  readonly policy = NAMED_TAGS_POLICY;
+  private readonly tagsRead = new Set<string>();
+  private readonly unreadDigests: Set<string>;
+  private primaryListsRepository: Promise<boolean> | undefined;
+
+  constructor(
+    private readonly primary: RegistryClient,
+    private readonly secondary: RegistryClient,
+    private readonly repository: Repository,
+    private readonly tags: readonly string[],
+    private readonly run: { concurrency: number; announced: Readonly<Record<string, string>>; digests: readonly string[] },
+  ) {
+    this.unreadDigests = new Set(run.digests);
+  }
+
+  /** Whether the read reached this tag. */
+  readonly wasRead = (tag: string): boolean => this.tagsRead.has(tag);
+  /** Whether this digest asked for is not done yet. */
+  readonly unread = (digest: string): boolean => this.unreadDigests.has(digest);
+
+  async read(deadline: Deadline): Promise<SidesRead> {
+    const sides: SidesRead = {
+      primaryTags: new Map(),
+      secondaryTags: new Map(),
+      secondaryHeads: [],
+      secondaryIsNew: false,
+      failed: [],
+      skipped: [],
+      notStarted: [],
+    };
+    await mapLimit(this.tags, this.run.concurrency, async (tag) => {
+      if (deadline.passed()) return void sides.notStarted.push(tag);
+      await this.readTag(tag, sides).catch((error: unknown) => void sides.failed.push({ tag, error: errorMessage(error) }));
+    });
+    sides.subjects = await this.subjectsOf(deadline);
+    return sides;
+  }
+
+  /** The read's GET just proved the tag absent. */
+  appearedOnPrimary(): Promise<boolean> {
+    return Promise.resolve(false);
+  }
+
+  async changesOnPrimary(_planned: PrimaryTagMap, written: ReadonlyMap<string, string | null>): Promise<TagSkip[]> {
+    const changes: TagSkip[] = [];
+    await mapLimit([...written], this.run.concurrency, async ([tag, expected]) => {
+      const now = (await this.primary.headManifest(this.repository, tag))?.digest ?? null;
+      if (now !== expected) changes.push({ tag, reason: changeOnPrimary(expected, now) });
+    });
+    return changes;
+  }
 
   /** One named tag, one HEAD on each side (two on the primary while an announced digest settles). */
-  async function readTag(tag: string, sides: SidesRead): Promise<void> {
-    const announced = run.announced[tag];
+  private async readTag(tag: string, sides: SidesRead): Promise<void> {
+    const { primary, secondary, repository } = this;
+    const announced = this.run.announced[tag];
     const [first, onSecondary] = await Promise.all([primary.headManifest(repository, tag), secondary.headManifest(repository, tag)]);
     let onPrimary = first;
     if (announced !== undefined && onPrimary?.digest !== announced) {
@@ -161,9 +173,9 @@ function namedTags(
       await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
       onPrimary = await primary.headManifest(repository, tag);
     }
-    read.add(tag);
+    this.tagsRead.add(tag);
     if (onPrimary) sides.primaryTags.set(tag, onPrimary.digest);
-    if (onSecondary && (onPrimary || (await provedAbsent(tag, sides)))) {
+    if (onSecondary && (onPrimary || (await this.provedAbsent(tag, sides)))) {
       sides.secondaryTags.set(tag, onSecondary.digest);
       sides.secondaryHeads.push(onSecondary);
     } else if (!onPrimary && !onSecondary && !(await primary.provesAbsent(repository, tag))) {
@@ -176,15 +188,15 @@ function namedTags(
    * manifest gone, on the secondary (a delete). A manifest without a subject is no referrer: an
    * image pushed by digest goes with the tag or index that names it. One GET each, at most two.
    */
-  async function subjectsOf(digests: readonly string[], deadline: { passed(): boolean }): Promise<string[]> {
+  private async subjectsOf(deadline: Deadline): Promise<string[]> {
     const subjects = new Set<string>();
-    await mapLimit(digests, run.concurrency, async (digest) => {
+    await mapLimit(this.run.digests, this.run.concurrency, async (digest) => {
       if (deadline.passed()) return;
       try {
-        const manifest = (await primary.getManifest(repository, digest)) ?? (await secondary.getManifest(repository, digest));
+        const manifest = (await this.primary.getManifest(this.repository, digest)) ?? (await this.secondary.getManifest(this.repository, digest));
         const subject = manifest ? subjectOf(manifest) : undefined;
         if (subject) subjects.add(subject);
-        unreadDigests.delete(digest);
+        this.unreadDigests.delete(digest);
       } catch {
         // Left in unreadDigests: the job sends it again.
       }
@@ -196,13 +208,14 @@ function namedTags(
    * For a tag the primary's HEAD did not find but the secondary has: whether the primary proves
    * its absence. A tag it holds after all is skipped; a repository it does not list fails the tag.
    */
-  async function provedAbsent(tag: string, sides: SidesRead): Promise<boolean> {
+  private async provedAbsent(tag: string, sides: SidesRead): Promise<boolean> {
+    const { primary, repository } = this;
     // A HEAD's 404 proves nothing (no body): the registry's own error for the tag is the proof.
     if (!(await primary.provesAbsent(repository, tag))) {
       sides.skipped.push({ tag, reason: 'appeared on the primary during the sync' });
       return false;
     }
-    if (!(await (primaryListsRepository ??= primary.repositoryListed(repository)))) {
+    if (!(await (this.primaryListsRepository ??= primary.repositoryListed(repository)))) {
       sides.failed.push({ tag, error: `repository ${repository} does not exist on the primary ${primary.host}; ${tag} was not removed` });
       return false;
     }
