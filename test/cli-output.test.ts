@@ -139,10 +139,10 @@ describe('status at a glance', () => {
   });
   const diff = { missing: 1, extra: 0, mismatched: 0, firstMissing: ['v2'], firstExtra: [], firstMismatched: [] };
   const records = [
-    record('a/synced', { syncState: 'synced', verifyState: 'succeeded', verifiedAt: at(120), lastSync: lastSync(125) }),
+    record('a/synced', { syncState: 'synced', verifyState: 'synced', verifiedAt: at(120), lastSync: lastSync(125) }),
     record('b/failed', { syncState: 'failed', syncError: 'GET https://p/v2/ failed', retryCount: 1, nextRetryAt: at(-60), lastSync: lastSync(3 * 3600) }),
-    record('c/guard', { syncState: 'guard-held', syncError: 'would remove 9 of 10 tags', verifyState: 'failed', verifiedAt: at(30), differences: diff }),
-    record('d/mismatch', { syncState: 'synced', verifyState: 'failed', verifiedAt: at(5), differences: diff, lastSync: lastSync(7) }),
+    record('c/guard', { syncState: 'guard-held', syncError: 'would remove 9 of 10 tags', verifyState: 'mismatch', verifiedAt: at(30), differences: diff }),
+    record('d/mismatch', { syncState: 'synced', verifyState: 'mismatch', verifiedAt: at(5), differences: diff, lastSync: lastSync(7) }),
     record('e/refused', { syncState: 'deletes-refused', syncError: 'the secondary refuses deletes', lastSync: lastSync(3 * 86400) }),
   ];
 
@@ -162,7 +162,7 @@ describe('status at a glance', () => {
   it('shows the last event and its lag when any record has one', () => {
     const lastEvent = { at: at(62), finishedAt: at(61), status: 'synced' as const, tags: 1, firstTags: ['v1'], copied: 1, repaired: 0, removed: 0 };
     const table = formatStatus(
-      [...records, record('f/event', { syncState: 'synced', verifyState: 'succeeded', verifiedAt: at(1), lastEvent, lagSeconds: 0.4 })],
+      [...records, record('f/event', { syncState: 'synced', verifyState: 'synced', verifiedAt: at(1), lastEvent, lagSeconds: 0.4 })],
       NOW,
     );
     expect(table.split('\n')[0]).toMatch(/LAST VERIFY\s+LAST EVENT\s+NEEDS A HUMAN/);

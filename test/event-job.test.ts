@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { MAX_ATTEMPTS, processEventJob, runSyncJob, type EventJob } from '../shared/jobs/events/job.js';
+import { MAX_ATTEMPTS, processEventJob, runSyncJob, type EventJob } from '../shared/jobs/sync.js';
 import { jobsForHints } from '../shared/jobs/events/coalesce.js';
 import { whenLeaseHeld } from '../shared/jobs/lease-decision.js';
 import { FileStateStore } from '../shared/local/file-store.js';
@@ -89,7 +89,7 @@ describe('an event job', () => {
       () => open.close(),
     );
 
-    expect(outcome.kind).toBe('replicated');
+    expect(outcome.kind).toBe('synced');
     expect(await readTags(S(), repository)).toEqual(await readTags(P(), repository));
     const record = await runtime.store.get({ repository, secondary: 'eu' });
     expect(record).toMatchObject({
@@ -170,8 +170,8 @@ describe('an event job', () => {
       BUDGET,
     ).finally(() => open.close());
 
-    expect(outcome.kind).toBe('replicated');
-    expect(last.kind).toBe('replicated');
+    expect(outcome.kind).toBe('synced');
+    expect(last.kind).toBe('synced');
     // Once, then no more: each run already made the tag what the primary holds.
     expect(sent).toEqual([
       {
@@ -225,7 +225,7 @@ describe('an event job naming digests (referrers pushed or deleted by digest)', 
 
     const outcome = await runSyncJob(queued, open, runtime, BUDGET).finally(() => open.close());
 
-    expect(outcome.kind).toBe('replicated');
+    expect(outcome.kind).toBe('synced');
     expect(vi.mocked(syncTags)).toHaveBeenCalledWith(expect.anything(), expect.anything(), repository, [], expect.objectContaining({ digests: [D1] }));
     expect((await runtime.store.get({ repository, secondary: 'eu' }))!.lastEvent).toMatchObject({ status: 'synced', tags: 0, digests: 1 });
     expect(lines.filter((l) => l.message === 'replicated')).toEqual([expect.objectContaining({ repository, tags: 0, digests: 1 })]);

@@ -2,7 +2,7 @@
 // start and past 64 (the wait is distance, not load) and the run stays exact; a Lambda invocation's
 // share of the fleet bound still caps it. Counts and states only, no times.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RegistryClient, syncRepository, validateRepositoryName, verifyRepository } from '../shared/engine/index.js';
+import { RegistryClient, type Registry, syncRepository, validateRepositoryName, verifyRepository } from '../shared/engine/index.js';
 import { DEFAULT_CONCURRENCY, mapLimit } from '../shared/engine/concurrency.js';
 import { BASE_LIMIT } from '../shared/engine/registry/limit.js';
 import { createAwsRuntime } from '../shared/aws/runtime.js';
@@ -116,7 +116,7 @@ describe('far registries (every request delayed)', () => {
       },
       async () => ({}),
     );
-    const clients: RegistryClient[] = [];
+    const clients: Registry[] = [];
     const report = await runtime.invoke(lambdaContext(), async (registries) => {
       clients.push(registries.primary(), registries.secondary('eu'));
       return verifyRepository(clients[0]!, clients[1]!, repo, { concurrency: runtime.concurrency });

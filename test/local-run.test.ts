@@ -91,7 +91,7 @@ describe('geo-sync run and status', () => {
 
     expect(code).toBe(0);
     expect(rows.map((r) => r.repository).sort()).toEqual([...REPOSITORIES].sort());
-    expect(rows.every((r) => r.status === 'synced' && r.syncState === 'synced' && r.verifyState === 'succeeded' && r.secondary === 'secondary')).toBe(true);
+    expect(rows.every((r) => r.status === 'synced' && r.syncState === 'synced' && r.verifyState === 'synced' && r.secondary === 'secondary')).toBe(true);
     expect(rows.find((r) => r.repository === 'web/backend')?.lastSync.removed).toBe(1);
   });
 

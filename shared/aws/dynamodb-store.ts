@@ -8,7 +8,7 @@ import {
   type DynamoDBClient,
 } from '@aws-sdk/client-dynamodb';
 import type { UploadSession } from '../engine/index.js';
-import { withoutLease, type FanOutCheckpoint, type RecordKey, type RepositoryRecord, type StateStore } from '../jobs/index.js';
+import { normalizedRecord, withoutLease, type FanOutCheckpoint, type RecordKey, type RepositoryRecord, type StateStore } from '../jobs/index.js';
 
 /** Fan-out checkpoints share the table under a partition key no repository name can take. */
 const CHECKPOINT_PARTITION = '#fan-out';
@@ -31,7 +31,9 @@ export class DynamoDbStateStore implements StateStore {
 
   async get(key: RecordKey): Promise<RepositoryRecord | undefined> {
     const { Item } = await this.client.send(new GetItemCommand({ TableName: this.table, Key: toKey(key), ConsistentRead: true }));
-    return Item ? (fromItem(Item) as unknown as RepositoryRecord) : undefined;
+    // Every read goes through normalizedRecord: records stored before the verify state spoke the
+    // shared vocabulary ('succeeded', 'failed' for a mismatch) read in today's words.
+    return Item ? normalizedRecord(fromItem(Item) as unknown as RepositoryRecord) : undefined;
   }
 
   async acquireLease(
@@ -73,7 +75,7 @@ export class DynamoDbStateStore implements StateStore {
           ReturnValues: 'ALL_NEW',
         }),
       );
-      return fromItem(Attributes!) as unknown as RepositoryRecord;
+      return normalizedRecord(fromItem(Attributes!) as unknown as RepositoryRecord);
     } catch (error) {
       if (error instanceof ConditionalCheckFailedException) return undefined;
       throw error;

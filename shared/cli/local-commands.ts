@@ -152,7 +152,7 @@ function needsAHuman(record: RepositoryRecord): string[] {
   const needs: string[] = [];
   if (record.syncState === 'guard-held') needs.push('guard held');
   if (record.syncState === 'deletes-refused') needs.push('deletes refused');
-  if (record.verifyState === 'failed' && record.verifyError === undefined) needs.push('mismatch');
+  if (record.verifyState === 'mismatch') needs.push('mismatch');
   return needs;
 }
 
@@ -184,7 +184,8 @@ function lastSyncCell(record: RepositoryRecord, now: number): string {
 /** `status`'s LAST VERIFY column: what the last verification found, and how long ago. */
 function lastVerifyCell(record: RepositoryRecord, now: number): string {
   if (!record.verifiedAt || record.verifyState === 'pending') return '-';
-  const found = record.verifyState === 'succeeded' ? 'synced' : record.verifyError !== undefined ? 'error' : 'mismatch';
+  // A verify that errored is stored as 'failed' and shown as what it is: an error.
+  const found = record.verifyState === 'failed' ? 'error' : record.verifyState;
   return `${found}, ${age(record.verifiedAt, now)}`;
 }
 

@@ -20,8 +20,8 @@ import {
 } from './referrers.js';
 import { Replicator, type MissingObject } from './replicate.js';
 import type { VerifyStatus } from './status.js';
-import { SyncReportBuilder, type SyncReport, type TagSkip } from './sync-report.js';
-import { changeOnPrimary, runSyncPipeline, type SyncReader } from './sync-pipeline.js';
+import { reportOf, type SyncReport, type TagSkip } from './sync-report.js';
+import { changeOnPrimary, runSyncPipeline, type ReadPolicy, type SyncReader } from './sync-pipeline.js';
 import { EVERY_TAG, type TagScope } from './scope.js';
 import type { UploadSession } from './upload-session.js';
 
@@ -80,25 +80,8 @@ export async function syncRepository(primary: Registry, secondary: Registry, rep
     tags,
   });
 
-  const report = new SyncReportBuilder({
-    repository,
-    dryRun,
-    plan: outcome.plan,
-    guard: outcome.guard,
-    primaryTags: outcome.read.primaryTags.size,
-    secondaryTags: outcome.read.secondaryTags.size,
-    startedAt,
-  });
-  report.wrote(outcome.writes);
-  report.removed(outcome.removals);
-  if (outcome.removalRefused) report.refusedUpFront(outcome.removalRefused);
-  if (outcome.deep) report.treesChecked(outcome.deep);
-  report.primaryChanged(outcome.changed);
-  if (outcome.outOfTime) report.outOfTime();
-  report.uploadsLeft(outcome.uploads);
-  if (outcome.referrers) report.referrersSynced(outcome.referrers);
-  const done = report.finish(outcome.stats);
-  if (secondary.prefix) done.secondaryRepository = secondary.at(repository);
+  const secondaryRepository = secondary.prefix ? secondary.at(repository) : undefined;
+  const done = reportOf(outcome, { repository, secondaryRepository, dryRun, startedAt, policy: WHOLE_REPOSITORY_POLICY });
   logger.info('sync finished', {
     repository: done.repository,
     ...(done.secondaryRepository ? { secondaryRepository: done.secondaryRepository } : {}),
@@ -112,13 +95,26 @@ export async function syncRepository(primary: Registry, secondary: Registry, rep
 }
 
 /**
+ * A full sync's policy: every tag was read, so the prune guard applies, a read-only secondary is
+ * found out before any write, the upload sessions are the run's own, and a run the deadline cut
+ * is continued whole.
+ */
+export const WHOLE_REPOSITORY_POLICY: ReadPolicy = {
+  pruneGuard: true,
+  ownsUnreachedUploads: true,
+  planLog: 'info',
+  probeBeforeWrites: true,
+  continuesWhole: true,
+};
+
+/**
  * The reader of a full sync: every tag of the repository on both sides. An extra tag is proved
  * absent by the primary's complete listing (any failure there throws) and asked once more just
  * before it is removed; the confirmation lists the primary again whole.
  */
 function wholeRepository(primary: Registry, secondary: Registry, repository: Repository, read: ReadOptions & { dryRun: boolean }): SyncReader {
   return {
-    reads: 'repository',
+    policy: WHOLE_REPOSITORY_POLICY,
     read: async () => {
       const sides = await readForSync(primary, secondary, repository, read);
       return { ...sides, listedTags: new Set(sides.secondaryTags.keys()), failed: [], skipped: [], notStarted: [] };

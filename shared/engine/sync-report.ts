@@ -1,8 +1,9 @@
-/** What one sync did: each step hands its outcome here, and the report is made once, at the end. */
-import { isEmptyPlan, type Plan, type TagChange } from './planner.js';
-import type { MissingObject, ReplicationStats } from './replicate.js';
+/** What one sync did, full or targeted: one report, made once from the pipeline's outcome, with one status. */
+import { byteOrder, isEmptyPlan, type Plan, type TagChange } from './planner.js';
+import type { MissingObject } from './replicate.js';
 import type { ReferrersDone } from './referrers.js';
-import type { RemovalOutcome, RemovalRefused } from './tag-removal.js';
+import type { PipelineOutcome, ReadPolicy } from './sync-pipeline.js';
+import type { RemovalRefused } from './tag-removal.js';
 import type { SyncStatus } from './status.js';
 import type { UploadSession } from './upload-session.js';
 
@@ -35,7 +36,24 @@ export interface SyncReport {
   uploads?: UploadSession[];
   /** The referrers (OCI 1.1) of what the tags reach: planned, and done. Absent where the primary does not serve the API, or with referrers off. */
   referrers?: ReferrersDone;
+  // A targeted run's own parts (an event job's): absent from a full sync's report.
+  /** The tags asked for, each once, in byte order. */
+  tags?: string[];
+  /** Tags asked for that were already right on the secondary: nothing written. */
+  unchanged?: string[];
+  /** Not started before the deadline, or whose big blob was still being copied in chunks when it came. */
+  notStarted?: string[];
+  /**
+   * Tags whose primary did not show the digest a push announced (registry 2.8 sends the event just
+   * before it moves the tag; or the tag moved on since). Each is as the primary holds it now: look again.
+   */
+  unsettled?: string[];
+  /** Digests asked for that are not done yet (failed, or not reached before the deadline): the job sends them again. */
+  digestsLeft?: string[];
 }
+
+/** The report of a targeted run: the one report, its event parts present. */
+export type TagSyncReport = SyncReport & Required<Pick<SyncReport, 'tags' | 'unchanged' | 'notStarted' | 'unsettled' | 'digestsLeft'>>;
 
 export type TagFailure = { tag: string; error: string };
 export type TagSkip = { tag: string; reason: string };
@@ -52,132 +70,138 @@ export interface WriteOutcome {
   notStarted: string[];
 }
 
-/** What the deep check found: trees that could not be checked, and objects missing on the secondary. */
-export interface TreeCheck {
-  failed: TagFailure[];
-  missing: MissingObject[];
+/** What a targeted run was asked for, and what its reader can tell of it: the report's event parts come from these. */
+export interface NamedWork {
+  /** The tags asked for, each once, in byte order. */
+  tags: string[];
+  /** Digests a push announced for some tags: a tag read whose primary did not show its digest is `unsettled`. */
+  announced: Readonly<Record<string, string>>;
+  wasRead(tag: string): boolean;
+  /** The digests asked for and not done yet. */
+  digestsLeft: string[];
 }
 
-export class SyncReportBuilder {
-  private readonly done: SyncReport['done'] = { copied: [], repaired: [], removed: [] };
-  private readonly failed: TagFailure[] = [];
-  private readonly skipped: TagSkip[] = [];
-  private readonly written = new Map<string, string>();
-  private refused: RemovalRefused | undefined;
-  private deep: SyncReport['deep'];
-  private incomplete = false;
-  private uploads: UploadSession[] = [];
-  private referrers: ReferrersDone | undefined;
-
-  constructor(
-    private readonly run: {
-      repository: string;
-      dryRun: boolean;
-      plan: Plan;
-      guard: string | undefined;
-      primaryTags: number;
-      secondaryTags: number;
-      startedAt: number;
-    },
-  ) {}
-
-  wrote(outcome: WriteOutcome): void {
-    this.done.copied.push(...outcome.copied);
-    this.done.repaired.push(...outcome.repaired);
-    for (const [tag, digest] of outcome.written) this.written.set(tag, digest);
-    this.skipped.push(...outcome.skipped);
-    this.failed.push(...outcome.failed);
-  }
-
-  /** The extra tags left in place because the probe found the secondary refusing deletes. */
-  refusedUpFront(refused: RemovalRefused): void {
-    this.refused = refused;
-  }
-
-  removed(outcome: RemovalOutcome): void {
-    this.done.removed.push(...outcome.removed);
-    this.skipped.push(...outcome.skipped);
-    this.failed.push(...outcome.failed);
-    if (outcome.refused) this.refused = outcome.refused;
-  }
-
-  treesChecked(check: TreeCheck): void {
-    this.failed.push(...check.failed);
-    this.deep = { missing: check.missing };
-  }
-
-  /** Tags the primary changed during the run; one already named as failed or skipped is not named twice. */
-  primaryChanged(changes: readonly TagSkip[]): void {
-    const named = new Set([...this.skipped, ...this.failed].map((entry) => entry.tag));
-    for (const change of changes) if (!named.has(change.tag)) this.skipped.push(change);
-  }
-
-  /** The deadline came first: the next run continues. */
-  outOfTime(): void {
-    this.incomplete = true;
-  }
-
-  /** Upload sessions to resume in the next run. */
-  uploadsLeft(sessions: UploadSession[]): void {
-    this.uploads = sessions;
-  }
-
-  /** What the referrer step planned and did. */
-  referrersSynced(referrers: ReferrersDone): void {
-    this.referrers = referrers;
-  }
-
-  get tagsWritten(): number {
-    return this.done.copied.length + this.done.repaired.length + this.done.removed.length;
-  }
-
-  finish(stats: ReplicationStats): SyncReport {
-    for (const list of [this.done.copied, this.done.repaired, this.done.removed]) list.sort();
-    this.failed.sort((a, b) => (a.tag < b.tag ? -1 : 1));
-    const { repository, dryRun, guard } = this.run;
-    // Key order is the JSON's order, as `--json` has always printed it.
-    const report: SyncReport = {
-      repository,
-      status: 'synced',
-      dryRun,
-      plan: this.planAsWritten(),
-      done: this.done,
-      failed: this.failed,
-      skipped: this.skipped,
-      ...(guard ? { guard: { reason: guard } } : {}),
-      primaryTags: this.run.primaryTags,
-      secondaryTags: this.run.secondaryTags,
-      bytesCopied: stats.bytesCopied,
-      blobsCopied: stats.blobsCopied,
-      blobsMounted: stats.blobsMounted,
-      durationMs: Date.now() - this.run.startedAt,
-      ...(this.refused ? { removalRefused: this.refused } : {}),
-      ...(this.deep ? { deep: this.deep } : {}),
-      ...(this.uploads.length > 0 ? { uploads: this.uploads } : {}),
-      ...(this.referrers ? { referrers: this.referrers } : {}),
-    };
-    report.status = this.incomplete ? 'incomplete' : syncStatus(report);
-    return report;
-  }
-
-  /** The plan with each written tag at the digest it was written at. */
-  private planAsWritten(): Plan {
-    const { plan } = this.run;
-    const asWritten = (change: TagChange): TagChange => {
-      const digest = this.written.get(change.tag);
-      return digest === undefined ? change : { ...change, primary: digest };
-    };
-    return { copy: plan.copy.map(asWritten), repair: plan.repair.map(asWritten), remove: plan.remove };
-  }
+/**
+ * The one report of a run, full or targeted, made once from the pipeline's outcome. `named`
+ * adds a targeted run's own parts (the tags asked for, unchanged, unsettled, digests left).
+ */
+export function reportOf(
+  outcome: PipelineOutcome,
+  run: { repository: string; secondaryRepository: string | undefined; dryRun: boolean; startedAt: number; policy: ReadPolicy; named?: NamedWork },
+): SyncReport {
+  const { read, writes, removals, guard, stats } = outcome;
+  const byTag = (a: { tag: string }, b: { tag: string }) => byteOrder(a.tag, b.tag);
+  const refused = outcome.removalRefused;
+  // Key order is the JSON's order, as `--json` has always printed it.
+  const report: SyncReport = {
+    repository: run.repository,
+    status: 'synced',
+    dryRun: run.dryRun,
+    plan: planAsWritten(outcome.plan, writes.written),
+    done: { copied: [...writes.copied].sort(byteOrder), repaired: [...writes.repaired].sort(byteOrder), removed: [...removals.removed].sort(byteOrder) },
+    failed: [...read.failed, ...writes.failed, ...removals.failed, ...(outcome.deep?.failed ?? [])].sort(byTag),
+    skipped: [...read.skipped, ...writes.skipped, ...removals.skipped, ...outcome.changed].sort(byTag),
+    ...(guard ? { guard: { reason: guard } } : {}),
+    primaryTags: read.primaryTags.size,
+    secondaryTags: read.secondaryTags.size,
+    bytesCopied: stats.bytesCopied,
+    blobsCopied: stats.blobsCopied,
+    blobsMounted: stats.blobsMounted,
+    durationMs: Date.now() - run.startedAt,
+    ...(refused ? { removalRefused: { ...refused, tags: [...refused.tags].sort(byteOrder) } } : {}),
+    ...(outcome.deep ? { deep: { missing: outcome.deep.missing } } : {}),
+    ...(outcome.uploads.length > 0 ? { uploads: outcome.uploads } : {}),
+    ...(outcome.referrers ? { referrers: outcome.referrers } : {}),
+    ...(run.secondaryRepository ? { secondaryRepository: run.secondaryRepository } : {}),
+    ...(run.named ? namedParts(outcome, run.named) : {}),
+  };
+  if (run.named) report.unchanged = unchangedOf(report, run.named.tags);
+  report.status = syncStatus(statusFacts(report, outcome.outOfTime && run.policy.continuesWhole, outcome.notStarted.length));
+  return report;
 }
 
-function syncStatus(report: SyncReport): SyncReport['status'] {
-  if (report.failed.length > 0 || (report.referrers?.done.failed.length ?? 0) > 0) return 'failed';
-  if (report.dryRun) return isEmptyPlan(report.plan) && !report.deep?.missing.length && !referrersPlanned(report.referrers) ? 'synced' : 'differences';
-  if (report.guard || report.removalRefused || report.skipped.length > 0 || referrersLeft(report.referrers)) return 'differences';
-  return 'synced';
+/** A targeted run's own parts; `unchanged` is filled once the rest of the report is. */
+function namedParts(outcome: PipelineOutcome, named: NamedWork): Pick<SyncReport, 'tags' | 'unchanged' | 'notStarted' | 'unsettled' | 'digestsLeft'> {
+  const { read, writes, removals } = outcome;
+  // The primary's digest of each tag as last seen: an announced digest it did not show is named, to be looked at again.
+  const seen = new Map([...read.primaryTags, ...writes.written]);
+  const settledOtherwise = new Set(
+    [...read.failed, ...read.skipped, ...writes.failed, ...writes.skipped, ...removals.failed, ...removals.skipped, ...outcome.changed].map((e) => e.tag),
+  );
+  const unsettled = Object.entries(named.announced)
+    .filter(([tag, digest]) => named.wasRead(tag) && (seen.get(tag) ?? null) !== digest && !settledOtherwise.has(tag))
+    .map(([tag]) => tag);
+  return {
+    tags: named.tags,
+    unchanged: [],
+    notStarted: [...outcome.notStarted].sort(byteOrder),
+    unsettled: unsettled.sort(byteOrder),
+    digestsLeft: named.digestsLeft,
+  };
 }
 
+/** The tags asked for that the run neither wrote nor named: already right on the secondary. */
+function unchangedOf(report: SyncReport, tags: readonly string[]): string[] {
+  const touched = new Set([
+    ...report.done.copied,
+    ...report.done.repaired,
+    ...report.done.removed,
+    ...report.failed.map((entry) => entry.tag),
+    ...report.skipped.map((entry) => entry.tag),
+    ...(report.notStarted ?? []),
+    ...(report.removalRefused?.tags ?? []),
+  ]);
+  return tags.filter((tag) => !touched.has(tag));
+}
+
+/** The plan with each written tag at the digest it was written at. */
+function planAsWritten(plan: Plan, written: ReadonlyMap<string, string>): Plan {
+  const asWritten = (change: TagChange): TagChange => {
+    const digest = written.get(change.tag);
+    return digest === undefined ? change : { ...change, primary: digest };
+  };
+  return { copy: plan.copy.map(asWritten), repair: plan.repair.map(asWritten), remove: plan.remove };
+}
+
+/** What a run's status is decided by, each a plain fact of its report (a table of cases tests it). */
+export interface StatusFacts {
+  /** The deadline cut a run the next one continues whole (a full read): nothing else is judged yet. */
+  continues: boolean;
+  /** Tags, tree checks or referrers failed. */
+  failed: boolean;
+  /** Named work left for the next run: tags not started, digests not done. */
+  left: boolean;
+  dryRun: boolean;
+  /** A dry run found something to do: tags, trees or referrers. */
+  planned: boolean;
+  /** Differences left on purpose: a guard held, deletes refused, tags changed on the primary, referrers kept. */
+  differences: boolean;
+}
+
+/** The report's facts, as the one status function reads them. */
+export function statusFacts(report: SyncReport, continues: boolean, notStarted: number): StatusFacts {
+  return {
+    continues,
+    failed: report.failed.length > 0 || (report.referrers?.done.failed.length ?? 0) > 0,
+    left: notStarted > 0 || (report.digestsLeft?.length ?? 0) > 0,
+    dryRun: report.dryRun,
+    planned: !isEmptyPlan(report.plan) || (report.deep?.missing.length ?? 0) > 0 || referrersPlanned(report.referrers),
+    differences: report.guard !== undefined || report.removalRefused !== undefined || report.skipped.length > 0 || referrersLeft(report.referrers),
+  };
+}
+
+/**
+ * The one status of a run, full or targeted: incomplete when the deadline cut a run continued
+ * whole; else failed when anything failed; incomplete when named work is left; a dry run is
+ * differences when it planned anything; differences when some were left on purpose; else synced.
+ */
+export function syncStatus(facts: StatusFacts): SyncStatus {
+  if (facts.continues) return 'incomplete';
+  if (facts.failed) return 'failed';
+  if (facts.left) return 'incomplete';
+  if (facts.dryRun) return facts.planned ? 'differences' : 'synced';
+  return facts.differences ? 'differences' : 'synced';
+}
 function referrersPlanned(referrers: ReferrersDone | undefined): boolean {
   if (!referrers) return false;
   const { copy, remove, mismatched, indexes } = referrers.plan;

@@ -7,12 +7,11 @@ import { DEFAULT_CONCURRENCY, mapLimit } from './concurrency.js';
 import { errorMessage } from './errors.js';
 import { silentLogger, type EngineLogger } from './log.js';
 import { subjectOf, validateDigest, validateRepositoryName, validateTag, type Repository } from './oci.js';
-import type { ReferrersDone } from './referrers.js';
-import { byteOrder } from './planner.js';
+import type { Deadline } from './deadline.js';
+import { byteOrder, type PrimaryTagMap } from './planner.js';
 import type { Registry } from './registry/registry.js';
-import type { SyncStatus } from './status.js';
-import { referrersLeft, type TagSkip } from './sync-report.js';
-import { changeOnPrimary, runSyncPipeline, type SidesRead, type SyncReader } from './sync-pipeline.js';
+import { reportOf, type TagSkip, type TagSyncReport } from './sync-report.js';
+import { changeOnPrimary, runSyncPipeline, type ReadPolicy, type SidesRead, type SyncReader } from './sync-pipeline.js';
 import { EVERY_TAG, type TagScope } from './scope.js';
 import type { UploadSession } from './upload-session.js';
 
@@ -46,45 +45,6 @@ export interface TagSyncOptions {
   tags?: TagScope;
 }
 
-export interface TagSyncReport {
-  repository: string;
-  /** The repository's name on the secondary, where a prefix places it elsewhere. */
-  secondaryRepository?: string;
-  /**
-   * synced: every tag asked for is as the primary holds it; differences: some changed on the
-   * primary meanwhile (`skipped`) or the secondary refuses deletes; failed: some tags failed;
-   * incomplete: the deadline came first (`notStarted`).
-   */
-  status: SyncStatus;
-  /** The tags asked for, each once, in byte order. */
-  tags: string[];
-  done: { copied: string[]; repaired: string[]; removed: string[] };
-  /** Already right on the secondary: nothing written. */
-  unchanged: string[];
-  failed: { tag: string; error: string }[];
-  /** Tags the primary changed during the sync, with why; a caller runs them again. */
-  skipped: { tag: string; reason: string }[];
-  /** The secondary refuses deletes: these tags, gone from the primary, were left as they were. */
-  removalRefused?: { reason: string; tags: string[] };
-  /** Not started before the deadline, or whose big blob was still being copied in chunks when it came. */
-  notStarted: string[];
-  /**
-   * Tags whose primary did not show the digest a push announced (registry 2.8 sends the event just
-   * before it moves the tag; or the tag moved on since). Each is as the primary holds it now: look again.
-   */
-  unsettled: string[];
-  bytesCopied: number;
-  blobsCopied: number;
-  blobsMounted: number;
-  durationMs: number;
-  /** The referrers of the named tags (and of the subjects the named digests refer to). Absent where off or the primary does not serve the API. */
-  referrers?: ReferrersDone;
-  /** Digests asked for that are not done yet (failed, or not reached before the deadline): the job sends them again. */
-  digestsLeft: string[];
-  /** The upload sessions to keep in the record (this job's unfinished ones and those it did not touch). Absent when none. */
-  uploads?: UploadSession[];
-}
-
 /**
  * Makes each named tag on the secondary what the primary holds now: a reader of the named tags in
  * front of the one pipeline (sync-pipeline.ts). Per tag one HEAD on each side; a tag the primary
@@ -111,7 +71,7 @@ export async function syncTags(
   const referrers = options.referrers ?? true;
   // Under a tag scope a digest's subject may lie outside it, which only a full read tells: the job sends those as a full sync instead.
   const digests = digestsNamed.length > 0 && referrers && scope.all && (await primary.servesReferrers(repository)) === true ? digestsNamed : [];
-  const reader = namedTags(primary, secondary, repository, wanted, { concurrency, announced: options.announced ?? {}, digests });
+  const reader = new NamedTagsReader(primary, secondary, repository, wanted, { concurrency, announced: options.announced ?? {}, digests });
   const outcome = await runSyncPipeline(primary, secondary, repository, reader, {
     dryRun: false,
     deep: false,
@@ -125,59 +85,22 @@ export async function syncTags(
     referrers,
     tags: scope,
   });
-
-  const { read, writes, removals } = outcome;
-  const report: TagSyncReport = {
-    repository,
-    ...(secondary.prefix ? { secondaryRepository: secondary.at(repository) } : {}),
-    status: 'synced',
-    tags: wanted,
-    done: { copied: writes.copied.sort(byteOrder), repaired: writes.repaired.sort(byteOrder), removed: removals.removed.sort(byteOrder) },
-    unchanged: [],
-    failed: [...read.failed, ...writes.failed, ...removals.failed].sort((a, b) => byteOrder(a.tag, b.tag)),
-    skipped: [...read.skipped, ...writes.skipped, ...removals.skipped, ...outcome.changed].sort((a, b) => byteOrder(a.tag, b.tag)),
-    notStarted: outcome.notStarted.sort(byteOrder),
-    unsettled: [],
-    digestsLeft: [],
-    bytesCopied: outcome.stats.bytesCopied,
-    blobsCopied: outcome.stats.blobsCopied,
-    blobsMounted: outcome.stats.blobsMounted,
-    durationMs: 0,
-  };
-  if (outcome.referrers) report.referrers = outcome.referrers;
   // A digest is done once its subject's referrers are: any referrer failure, or a phase the deadline cut, sends them all again.
   const referrersUnfinished = outcome.outOfTime || (outcome.referrers?.done.failed.length ?? 0) > 0;
-  report.digestsLeft = referrersUnfinished ? digests : digests.filter((digest) => reader.unread(digest));
-  if (outcome.removalRefused) report.removalRefused = { reason: outcome.removalRefused.reason, tags: outcome.removalRefused.tags.sort(byteOrder) };
-  if (outcome.uploads.length > 0) report.uploads = outcome.uploads;
-  const touched = new Set([
-    ...report.done.copied,
-    ...report.done.repaired,
-    ...report.done.removed,
-    ...report.failed.map((entry) => entry.tag),
-    ...report.skipped.map((entry) => entry.tag),
-    ...report.notStarted,
-    ...(report.removalRefused?.tags ?? []),
-  ]);
-  report.unchanged = wanted.filter((tag) => !touched.has(tag));
-  // The primary's digest of each tag as last seen: an announced digest it did not show is named, to be looked at again.
-  const seen = new Map([...read.primaryTags, ...writes.written]);
-  const named = new Set([...report.failed, ...report.skipped].map((entry) => entry.tag));
-  for (const [tag, digest] of Object.entries(options.announced ?? {})) {
-    if (reader.wasRead(tag) && (seen.get(tag) ?? null) !== digest && !named.has(tag)) report.unsettled.push(tag);
-  }
-  report.unsettled.sort(byteOrder);
-  report.durationMs = Date.now() - started;
-  report.status = syncStatusOf(report);
-  return report;
+  const digestsLeft = referrersUnfinished ? digests : digests.filter((digest) => reader.unread(digest));
+  const named = { tags: wanted, announced: options.announced ?? {}, wasRead: reader.wasRead, digestsLeft };
+  const secondaryRepository = secondary.prefix ? secondary.at(repository) : undefined;
+  return reportOf(outcome, { repository, secondaryRepository, dryRun: false, startedAt: started, policy: reader.policy, named }) as TagSyncReport;
 }
 
-function syncStatusOf(report: TagSyncReport): SyncStatus {
-  if (report.failed.length > 0 || (report.referrers?.done.failed.length ?? 0) > 0) return 'failed';
-  if (report.notStarted.length > 0 || report.digestsLeft.length > 0) return 'incomplete';
-  if (report.skipped.length > 0 || report.removalRefused || referrersLeft(report.referrers)) return 'differences';
-  return 'synced';
-}
+/** A targeted sync's policy: a few named tags say nothing of the whole, and other tags' upload sessions are kept. */
+export const NAMED_TAGS_POLICY: ReadPolicy = {
+  pruneGuard: false,
+  ownsUnreachedUploads: false,
+  planLog: 'debug',
+  probeBeforeWrites: false,
+  continuesWhole: false,
+};
 
 /**
  * The reader of a targeted sync: the named tags only, one HEAD each on both sides. A tag the
@@ -186,83 +109,94 @@ function syncStatusOf(report: TagSyncReport): SyncStatus {
  * repository it does not have, so the tag's error alone would let a primary that lost a repository
  * (or the wrong registry) empty the secondary's. The confirmation HEADs each tag written.
  */
-// eslint-disable-next-line max-lines-per-function -- split in the sync job change
-function namedTags(
-  primary: Registry,
-  secondary: Registry,
-  repository: Repository,
-  tags: readonly string[],
-  run: { concurrency: number; announced: Readonly<Record<string, string>>; digests: readonly string[] },
-): SyncReader & { wasRead(tag: string): boolean; unread(digest: string): boolean } {
-  const read = new Set<string>();
-  const unreadDigests = new Set(run.digests);
-  let primaryListsRepository: Promise<boolean> | undefined;
-  return {
-    reads: 'tags',
-    wasRead: (tag) => read.has(tag),
-    unread: (digest) => unreadDigests.has(digest),
-    read: async (deadline) => {
-      const sides: SidesRead = {
-        primaryTags: new Map(),
-        secondaryTags: new Map(),
-        secondaryHeads: [],
-        secondaryIsNew: false,
-        failed: [],
-        skipped: [],
-        notStarted: [],
-      };
-      await mapLimit(tags, run.concurrency, async (tag) => {
-        if (deadline.passed()) return void sides.notStarted.push(tag);
-        try {
-          const announced = run.announced[tag];
-          const [first, onSecondary] = await Promise.all([primary.headManifest(repository, tag), secondary.headManifest(repository, tag)]);
-          let onPrimary = first;
-          if (announced !== undefined && onPrimary?.digest !== announced) {
-            // Registry 2.8 announces a push a moment before it moves the tag: one more look, shortly.
-            await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
-            onPrimary = await primary.headManifest(repository, tag);
-          }
-          read.add(tag);
-          if (onPrimary) sides.primaryTags.set(tag, onPrimary.digest);
-          if (onSecondary && (onPrimary || (await provedAbsent(tag, sides)))) {
-            sides.secondaryTags.set(tag, onSecondary.digest);
-            sides.secondaryHeads.push(onSecondary);
-          } else if (!onPrimary && !onSecondary && !(await primary.provesAbsent(repository, tag))) {
-            sides.skipped.push({ tag, reason: 'appeared on the primary during the sync' });
-          }
-        } catch (error) {
-          sides.failed.push({ tag, error: errorMessage(error) });
-        }
-      });
-      sides.subjects = await subjectsOf(run.digests, deadline);
-      return sides;
-    },
-    // The read's GET just proved the tag absent.
-    appearedOnPrimary: () => Promise.resolve(false),
-    changesOnPrimary: async (_planned, written) => {
-      const changes: TagSkip[] = [];
-      await mapLimit([...written], run.concurrency, async ([tag, expected]) => {
-        const now = (await primary.headManifest(repository, tag))?.digest ?? null;
-        if (now !== expected) changes.push({ tag, reason: changeOnPrimary(expected, now) });
-      });
-      return changes;
-    },
-  };
+class NamedTagsReader implements SyncReader {
+  readonly policy = NAMED_TAGS_POLICY;
+  private readonly tagsRead = new Set<string>();
+  private readonly unreadDigests: Set<string>;
+  private primaryListsRepository: Promise<boolean> | undefined;
+
+  constructor(
+    private readonly primary: Registry,
+    private readonly secondary: Registry,
+    private readonly repository: Repository,
+    private readonly tags: readonly string[],
+    private readonly run: { concurrency: number; announced: Readonly<Record<string, string>>; digests: readonly string[] },
+  ) {
+    this.unreadDigests = new Set(run.digests);
+  }
+
+  /** Whether the read reached this tag. */
+  readonly wasRead = (tag: string): boolean => this.tagsRead.has(tag);
+  /** Whether this digest asked for is not done yet. */
+  readonly unread = (digest: string): boolean => this.unreadDigests.has(digest);
+
+  async read(deadline: Deadline): Promise<SidesRead> {
+    const sides: SidesRead = {
+      primaryTags: new Map(),
+      secondaryTags: new Map(),
+      secondaryHeads: [],
+      secondaryIsNew: false,
+      failed: [],
+      skipped: [],
+      notStarted: [],
+    };
+    await mapLimit(this.tags, this.run.concurrency, async (tag) => {
+      if (deadline.passed()) return void sides.notStarted.push(tag);
+      await this.readTag(tag, sides).catch((error: unknown) => void sides.failed.push({ tag, error: errorMessage(error) }));
+    });
+    sides.subjects = await this.subjectsOf(deadline);
+    return sides;
+  }
+
+  /** The read's GET just proved the tag absent. */
+  appearedOnPrimary(): Promise<boolean> {
+    return Promise.resolve(false);
+  }
+
+  async changesOnPrimary(_planned: PrimaryTagMap, written: ReadonlyMap<string, string | null>): Promise<TagSkip[]> {
+    const changes: TagSkip[] = [];
+    await mapLimit([...written], this.run.concurrency, async ([tag, expected]) => {
+      const now = (await this.primary.headManifest(this.repository, tag))?.digest ?? null;
+      if (now !== expected) changes.push({ tag, reason: changeOnPrimary(expected, now) });
+    });
+    return changes;
+  }
+
+  /** One named tag, one HEAD on each side (two on the primary while an announced digest settles). */
+  private async readTag(tag: string, sides: SidesRead): Promise<void> {
+    const { primary, secondary, repository } = this;
+    const announced = this.run.announced[tag];
+    const [first, onSecondary] = await Promise.all([primary.headManifest(repository, tag), secondary.headManifest(repository, tag)]);
+    let onPrimary = first;
+    if (announced !== undefined && onPrimary?.digest !== announced) {
+      // Registry 2.8 announces a push a moment before it moves the tag: one more look, shortly.
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+      onPrimary = await primary.headManifest(repository, tag);
+    }
+    this.tagsRead.add(tag);
+    if (onPrimary) sides.primaryTags.set(tag, onPrimary.digest);
+    if (onSecondary && (onPrimary || (await this.provedAbsent(tag, sides)))) {
+      sides.secondaryTags.set(tag, onSecondary.digest);
+      sides.secondaryHeads.push(onSecondary);
+    } else if (!onPrimary && !onSecondary && !(await primary.provesAbsent(repository, tag))) {
+      sides.skipped.push({ tag, reason: 'appeared on the primary during the sync' });
+    }
+  }
 
   /**
    * The subjects the named digests refer to: read on the primary, or where it proves the
    * manifest gone, on the secondary (a delete). A manifest without a subject is no referrer: an
    * image pushed by digest goes with the tag or index that names it. One GET each, at most two.
    */
-  async function subjectsOf(digests: readonly string[], deadline: { passed(): boolean }): Promise<string[]> {
+  private async subjectsOf(deadline: Deadline): Promise<string[]> {
     const subjects = new Set<string>();
-    await mapLimit(digests, run.concurrency, async (digest) => {
+    await mapLimit(this.run.digests, this.run.concurrency, async (digest) => {
       if (deadline.passed()) return;
       try {
-        const manifest = (await primary.getManifest(repository, digest)) ?? (await secondary.getManifest(repository, digest));
+        const manifest = (await this.primary.getManifest(this.repository, digest)) ?? (await this.secondary.getManifest(this.repository, digest));
         const subject = manifest ? subjectOf(manifest) : undefined;
         if (subject) subjects.add(subject);
-        unreadDigests.delete(digest);
+        this.unreadDigests.delete(digest);
       } catch {
         // Left in unreadDigests: the job sends it again.
       }
@@ -274,13 +208,14 @@ function namedTags(
    * For a tag the primary's HEAD did not find but the secondary has: whether the primary proves
    * its absence. A tag it holds after all is skipped; a repository it does not list fails the tag.
    */
-  async function provedAbsent(tag: string, sides: SidesRead): Promise<boolean> {
+  private async provedAbsent(tag: string, sides: SidesRead): Promise<boolean> {
+    const { primary, repository } = this;
     // A HEAD's 404 proves nothing (no body): the registry's own error for the tag is the proof.
     if (!(await primary.provesAbsent(repository, tag))) {
       sides.skipped.push({ tag, reason: 'appeared on the primary during the sync' });
       return false;
     }
-    if (!(await (primaryListsRepository ??= primary.repositoryListed(repository)))) {
+    if (!(await (this.primaryListsRepository ??= primary.repositoryListed(repository)))) {
       sides.failed.push({ tag, error: `repository ${repository} does not exist on the primary ${primary.host}; ${tag} was not removed` });
       return false;
     }

@@ -7,9 +7,22 @@ export { syncDirect, verifyDirect } from './direct.js';
 export { fanOut, type Catalog, type FanOutOutcome } from './fan-out.js';
 export type { LeaseHeld } from './lease-held-message.js';
 export { DirectRequest, FanOutRequest, SyncMessage, VerifyMessage, parseInput, parseMessage, parseQueued } from './messages.js';
-export { noMetrics, type Budget, type Metrics, type Queue, type Registries, type Runtime, type ScopedSecondary, type StateStore } from './ports.js';
 export {
+  METRIC_NAMES,
+  noMetrics,
+  type Budget,
+  type MetricName,
+  type Metrics,
+  type Queue,
+  type Registries,
+  type Runtime,
+  type ScopedSecondary,
+  type StateStore,
+} from './ports.js';
+export {
+  describeUnsynced,
   newRecord,
+  normalizedRecord,
   overallStatus,
   withUploads,
   withoutLease,
@@ -19,11 +32,21 @@ export {
   type RetryPolicy,
 } from './record.js';
 export { openRegistries, registryCatalog, type RegistriesOptions } from './registries.js';
-export { planSync, processSyncMessage, type SyncOutcome } from './sync.js';
+export {
+  EVENT_JOB_MAX_MS,
+  MAX_ATTEMPTS,
+  planSync,
+  processEventJob,
+  processSyncMessage,
+  runSyncJob,
+  type EventJob,
+  type EventJobOutcome,
+  type NotRun,
+  type SyncOutcome,
+} from './sync.js';
 export { processVerifyMessage, type VerifyOutcome } from './verify.js';
 export { coalescedRecords } from './events/batch.js';
 export { PendingTags, isEventJob, pairKey } from './events/coalesce.js';
-export { processEventJob, runSyncJob, type EventJob, type EventJobOutcome } from './events/job.js';
 export { enqueueEventJobs } from './events/enqueue.js';
 export type { DigestHint, EventHints, ReadNotifications, TagHint } from './events/notification.js';
 export {

@@ -42,7 +42,7 @@ export const SyncMessage = z
     requestedAt,
     /** A human's prune limit; kept by the sync's continuations, never by its retries. */
     maxPrune,
-    /** An event job: only these tags, each read from the primary as it is now (shared/jobs/events/job.ts). */
+    /** An event job: only these tags, each read from the primary as it is now (shared/jobs/sync.ts). */
     tags: z.array(tagName).min(1).max(MAX_JOB_TAGS).optional(),
     /** An event job's manifests pushed or deleted by digest alone (referrers), each made as the primary holds it now. */
     digests: z.array(z.string().refine(isValidDigest, 'invalid digest')).min(1).max(MAX_JOB_TAGS).optional(),

@@ -2,7 +2,7 @@
  * The ports the jobs need. AWS adapters live in shared/aws, embedded ones in shared/local;
  * the jobs in this folder never know which they were given.
  */
-import type { EngineLogger, RegistryClient, Scope, UploadSession } from '../engine/index.js';
+import type { EngineLogger, Registry, Scope, UploadSession } from '../engine/index.js';
 import type { FanOutRequest, SyncMessage, VerifyMessage } from './messages.js';
 import type { FanOutCheckpoint, RecordKey, RepositoryRecord, RetryPolicy } from './record.js';
 
@@ -37,9 +37,55 @@ export interface StateStore {
   putCheckpoint(checkpoint: FanOutCheckpoint): Promise<void>;
 }
 
+/**
+ * Every metric the jobs and the AWS adapter emit, by name: serverless.yml's alarms and dashboard
+ * name only these (test/aws/template.test.ts holds them to it), and the local listener's
+ * Prometheus counters are fed from them.
+ */
+export const METRIC_NAMES = [
+  // A full sync's outcome, one counter per recorded state (SyncFailed, SyncGuardHeld and SyncDeletesRefused are alarmed on).
+  'SyncSucceeded',
+  'SyncFailed',
+  'SyncGuardHeld',
+  'SyncDeletesRefused',
+  'SyncContinued',
+  'SyncDuration',
+  // An event job's outcome and its replication lag (alarmed on).
+  'EventJobSucceeded',
+  'EventJobFailed',
+  'ReplicationLagSeconds',
+  // What a sync job of either kind wrote.
+  'TagsCopied',
+  'TagsRepaired',
+  'TagsRemoved',
+  'TagsFailed',
+  'BytesCopied',
+  'ReferrersCopied',
+  'ReferrersRemoved',
+  'ReferrersFailed',
+  // Verification (VerifyMismatch is alarmed on).
+  'VerifySucceeded',
+  'VerifyMismatch',
+  'VerifyErrors',
+  'VerifyReferrerDifferences',
+  // The lease: messages dropped as busy, or sent again.
+  'SyncLeaseBusy',
+  'SyncDeferred',
+  'VerifyLeaseBusy',
+  'VerifyDeferred',
+  // Fan-out and the doors.
+  'MessagesEnqueued',
+  'FanOutRunsCompleted',
+  'EventJobsEnqueued',
+  'WebhookEvents',
+  'WebhookRefused',
+  'PoisonMessages',
+] as const;
+export type MetricName = (typeof METRIC_NAMES)[number];
+
 /** Counters and sizes for dashboards and alarms (CloudWatch EMF on AWS). */
 export interface Metrics {
-  add(name: string, value: number, unit?: 'Count' | 'Bytes' | 'Milliseconds' | 'Seconds'): void;
+  add(name: MetricName, value: number, unit?: 'Count' | 'Bytes' | 'Milliseconds' | 'Seconds'): void;
 }
 
 /** A secondary by name, with what it keeps of the primary. */
@@ -54,9 +100,9 @@ export interface Registries {
   readonly secondaries: readonly ScopedSecondary[];
   /** Throws GeoSyncError UNKNOWN_SECONDARY for a name not configured. */
   scopeOf(name: string): Scope;
-  primary(): RegistryClient;
+  primary(): Registry;
   /** Throws GeoSyncError UNKNOWN_SECONDARY for a name not configured. */
-  secondary(name: string): RegistryClient;
+  secondary(name: string): Registry;
   close(): Promise<void>;
 }
 

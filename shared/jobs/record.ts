@@ -9,12 +9,14 @@ import {
   errorMessage,
   uploadsAdvanced,
   type OverallStatus,
+  type Status,
   type SyncReport,
+  type TagSyncReport,
   type SyncState,
   type UploadSession,
   type VerifyReport,
 } from '../engine/index.js';
-import type { SyncMessage } from './messages.js';
+import type { EventJob, SyncMessage } from './messages.js';
 
 /**
  * A record's sync state is a SyncState of the shared vocabulary (engine/status.ts).
@@ -23,11 +25,26 @@ import type { SyncMessage } from './messages.js';
  * Neither is a failure to retry blindly: no retry is scheduled, the retry count is left as it
  * was, `syncError` says why, and the next scheduled run looks again.
  *
- * The verify state keeps its own words ('succeeded', not 'synced'): they are stored in every
- * record and indexed by the table's byVerifyState index; `overallStatus` turns them into the
- * shared vocabulary ('synced', 'mismatch', 'unverified').
+ * The verify state speaks the same vocabulary: pending (not verified since the last sync that
+ * wrote), synced (both checksums agree), mismatch (they do not), failed (the verify itself
+ * errored; `verifyError` says why). Records written before these words said 'succeeded' and, for
+ * both a mismatch and an error, 'failed': `normalizedRecord` reads them as the words of today.
  */
-export type VerifyState = 'pending' | 'succeeded' | 'failed';
+export type VerifyState = Extract<Status, 'pending' | 'synced' | 'mismatch' | 'failed'>;
+
+/**
+ * A record as a store read it, in today's words. Records stored before the verify state spoke
+ * the shared vocabulary said 'succeeded' (now 'synced') and 'failed' for a mismatch as for an
+ * error (a mismatch has no `verifyError`): both stores call this on every read, so those records
+ * still read; each is written in today's words on its next release. The table's byVerifyState
+ * index holds both spellings until then.
+ */
+export function normalizedRecord(record: RepositoryRecord): RepositoryRecord {
+  const stored = record.verifyState as VerifyState | 'succeeded';
+  if (stored === 'succeeded') return { ...record, verifyState: 'synced' };
+  if (stored === 'failed' && record.verifyError === undefined) return { ...record, verifyState: 'mismatch' };
+  return record;
+}
 
 export interface RecordKey {
   repository: string;
@@ -97,7 +114,7 @@ export interface RepositoryRecord extends RecordKey {
   leaseExpiresAt?: number;
   /** What the lease is held for and since when (epoch ms): a message that finds it held decides by it (lease-decision.ts). */
   leaseHolder?: { kind: 'sync' | 'verify'; deep: boolean; startedAt: number; maxPrune?: number; targeted?: boolean };
-  /** The last event job (shared/jobs/events/job.ts): when its earliest event was, what it did, how it ended. */
+  /** The last event job (shared/jobs/sync.ts): when its earliest event was, what it did, how it ended. */
   lastEvent?: LastEvent;
   /** Seconds from the last event job's earliest event to the secondary holding its tags. */
   lagSeconds?: number;
@@ -170,12 +187,42 @@ export function admitSync(record: RepositoryRecord | undefined, message: SyncMes
   return record.syncState === 'failed' && waitMs > 0 ? { kind: 'skip', reason: 'backing-off' } : { kind: 'run' };
 }
 
+/** What a run wrote, as a record counts it. */
+function doneCounts(report: SyncReport): { copied: number; repaired: number; removed: number } {
+  return { copied: report.done.copied.length, repaired: report.done.repaired.length, removed: report.done.removed.length };
+}
+
+/** The record as a job leaves it, whatever the job: the lease dropped, the time stamped. */
+function released(record: RepositoryRecord, now: number): RepositoryRecord {
+  return { ...withoutLease(record), updatedAt: iso(now) };
+}
+
+/**
+ * The one record transition of a sync job. A full sync ('sync') moves the pair's sync state; an
+ * event job ('event') records its own outcome and lag and leaves the full sync's state as it was.
+ */
+export function afterSyncJob(record: RepositoryRecord, ended: SyncJobEnd, now: number, policy: RetryPolicy, random: () => number): RepositoryRecord {
+  if (ended.job === 'event') return afterEventJob(record, ended, now);
+  if ('error' in ended) return afterSyncError(withUploads(record, ended.uploads), ended.error, now, policy, random);
+  return afterSync(record, ended.report, now, policy, random);
+}
+
+/** How a sync job ended: its report, or the error it threw (with the upload sessions it saved). */
+export type SyncJobEnd =
+  | { job: 'sync'; report: SyncReport }
+  | { job: 'sync'; error: unknown; uploads: UploadSession[] | undefined }
+  | {
+      job: 'event';
+      message: EventJob;
+      /** The job's report, or the error it threw with the upload sessions it saved. */
+      outcome: TagSyncReport | { error: unknown; uploads: UploadSession[] | undefined };
+      lagSeconds: number | undefined;
+    };
+
 export function afterSync(record: RepositoryRecord, report: SyncReport, now: number, policy: RetryPolicy, random: () => number): RepositoryRecord {
   const lastSync: RepositoryRecord['lastSync'] = {
     status: report.status,
-    copied: report.done.copied.length,
-    repaired: report.done.repaired.length,
-    removed: report.done.removed.length,
+    ...doneCounts(report),
     failedTags: report.failed.length,
     bytes: report.bytesCopied,
     durationMs: report.durationMs,
@@ -185,10 +232,9 @@ export function afterSync(record: RepositoryRecord, report: SyncReport, now: num
   const referrersWritten = (lastSync.referrers?.copied ?? 0) + (lastSync.referrers?.removed ?? 0);
   const wrote = lastSync.copied + lastSync.repaired + lastSync.removed + referrersWritten > 0;
   const base = {
-    ...withUploads(withoutLease(record), report.uploads),
+    ...released(withUploads(record, report.uploads), now),
     ...(report.secondaryRepository ? { secondaryRepository: report.secondaryRepository } : {}),
     lastSync,
-    updatedAt: iso(now),
     ...(wrote ? { verifyState: 'pending' as const } : {}),
   };
   if (report.status === 'incomplete') {
@@ -204,7 +250,25 @@ export function afterSync(record: RepositoryRecord, report: SyncReport, now: num
   // Failed tags are retried first; what a human must decide is recorded once nothing failed.
   if (report.failed.length === 0 && report.guard) return heldForAHuman(base, 'guard-held', guardAdvice(report.guard.reason));
   if (report.failed.length === 0 && report.removalRefused) return heldForAHuman(base, 'deletes-refused', describeRefusal(report.removalRefused));
-  return failed(base, describeUnsynced(report), now, policy, random);
+  return failed(base, describeUnsynced(report) ?? `sync ended with status ${report.status}`, now, policy, random);
+}
+
+/** The record after an event job: its outcome and lag. The full sync's state is left as it was. */
+function afterEventJob(record: RepositoryRecord, ended: Extract<SyncJobEnd, { job: 'event' }>, now: number): RepositoryRecord {
+  const { message, outcome, lagSeconds } = ended;
+  const tags = 'error' in outcome ? (message.tags ?? []) : outcome.tags;
+  const error = 'error' in outcome ? errorMessage(outcome.error) : describeUnsynced(outcome);
+  const lastEvent: LastEvent = {
+    at: iso(message.eventAt ?? message.requestedAt ?? now),
+    finishedAt: iso(now),
+    status: 'error' in outcome ? 'failed' : outcome.status,
+    tags: tags.length,
+    firstTags: tags.slice(0, FIRST_TAGS),
+    ...(message.digests ? { digests: message.digests.length } : {}),
+    ...('error' in outcome ? { copied: 0, repaired: 0, removed: 0 } : doneCounts(outcome)),
+    ...(error ? { error } : {}),
+  };
+  return { ...released(withUploads(record, outcome.uploads), now), lastEvent, ...(lagSeconds !== undefined ? { lagSeconds } : {}) };
 }
 
 /** A sync that completed but left differences on purpose: not a failure, so no retry and no backoff. */
@@ -234,7 +298,12 @@ function failed(record: RepositoryRecord, reason: string, now: number, policy: R
   return { ...rest, syncState: 'failed', syncError: reason, retryCount, nextRetryAt: iso(now + retryDelayMs(retryCount, policy, random)) };
 }
 
-function describeUnsynced(report: SyncReport): string {
+/**
+ * The one error describer of a sync job's report: why it did not end synced, in a line, the
+ * first cause first (failed tags, refused deletes, tags changed meanwhile, digests left, then
+ * referrers). Undefined for a report with nothing to say.
+ */
+export function describeUnsynced(report: SyncReport): string | undefined {
   if (report.failed.length > 0) {
     const first = report.failed[0]!;
     const also = report.guard
@@ -244,7 +313,9 @@ function describeUnsynced(report: SyncReport): string {
         : '';
     return `${report.failed.length} tag(s) failed, first ${first.tag}: ${first.error}${also}`;
   }
+  if (report.removalRefused) return describeRefusal(report.removalRefused);
   if (report.skipped.length > 0) return `${report.skipped.length} tag(s) changed on the primary during the sync`;
+  if (report.digestsLeft && report.digestsLeft.length > 0) return `${report.digestsLeft.length} digest(s) not done; sent again`;
   const referrers = report.referrers?.done;
   if (referrers && referrers.failed.length > 0) {
     const first = referrers.failed[0]!;
@@ -254,14 +325,14 @@ function describeUnsynced(report: SyncReport): string {
     const first = referrers.kept[0]!;
     return `${referrers.kept.length} extra referrer(s) left on the secondary, first ${first.digest}: ${first.reason}`;
   }
-  return `sync ended with status ${report.status}`;
+  return undefined;
 }
 
 export function afterVerify(record: RepositoryRecord, report: VerifyReport, now: number): RepositoryRecord {
   const { verifyError: _e, ...rest } = withoutLease(record);
   return {
     ...rest,
-    verifyState: report.status === 'synced' ? 'succeeded' : 'failed',
+    verifyState: report.status,
     verifiedAt: iso(now),
     updatedAt: iso(now),
     checksum: { kind: report.checksum, primary: report.primaryChecksum, secondary: report.secondaryChecksum, scope: report.scope },
@@ -303,6 +374,7 @@ export function withoutLease(record: RepositoryRecord): RepositoryRecord {
  */
 export function overallStatus(record: RepositoryRecord): OverallStatus {
   if (record.syncState !== 'synced') return record.syncState;
-  if (record.verifyState === 'failed') return 'mismatch';
-  return record.verifyState === 'succeeded' ? 'synced' : 'unverified';
+  // A verify that errored shows as a mismatch, as it always has: nobody may call the pair synced.
+  if (record.verifyState === 'mismatch' || record.verifyState === 'failed') return 'mismatch';
+  return record.verifyState === 'synced' ? 'synced' : 'unverified';
 }

@@ -5,12 +5,10 @@ import type { LeaseHeld } from './lease-held-message.js';
 import type { VerifyMessage } from './messages.js';
 import type { Budget, Registries, Runtime } from './ports.js';
 import { afterVerify, afterVerifyError, type RepositoryRecord } from './record.js';
-import { outOfScope } from './sync.js';
+import { outOfScope, type NotRun } from './sync.js';
 
 export type VerifyOutcome =
-  | { kind: 'succeeded' | 'mismatch' | 'error'; record: RepositoryRecord; report?: VerifyReport }
-  | LeaseHeld
-  | { kind: 'skipped'; reason: 'lease-lost' | 'out-of-scope' };
+  { kind: 'succeeded' | 'mismatch' | 'error'; record: RepositoryRecord; report?: VerifyReport } | LeaseHeld | NotRun<'lease-lost' | 'out-of-scope'>;
 
 export async function processVerifyMessage(message: VerifyMessage, registries: Registries, runtime: Runtime, budget: Budget): Promise<VerifyOutcome> {
   const { logger, metrics } = runtime;
@@ -43,7 +41,7 @@ export async function processVerifyMessage(message: VerifyMessage, registries: R
     }
   });
   if (ran.kind !== 'ran') return ran;
-  if (!ran.released) return { kind: 'skipped', reason: 'lease-lost' };
+  if (!ran.released) return { kind: 'not-run', reason: 'lease-lost' };
   const { next, result: report } = ran;
 
   const kind = !report ? 'error' : report.status === 'synced' ? 'succeeded' : 'mismatch';

@@ -7,7 +7,16 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { UploadSession } from '../engine/index.js';
-import { newRecord, withUploads, withoutLease, type FanOutCheckpoint, type RecordKey, type RepositoryRecord, type StateStore } from '../jobs/index.js';
+import {
+  newRecord,
+  normalizedRecord,
+  withUploads,
+  withoutLease,
+  type FanOutCheckpoint,
+  type RecordKey,
+  type RepositoryRecord,
+  type StateStore,
+} from '../jobs/index.js';
 
 export const DEFAULT_STATE_DIR = '.geo-sync';
 
@@ -16,8 +25,11 @@ export class FileStateStore implements StateStore {
 
   constructor(readonly dir: string) {}
 
-  get(key: RecordKey): Promise<RepositoryRecord | undefined> {
-    return readJson<RepositoryRecord>(this.recordPath(key));
+  // Every read goes through normalizedRecord: records written before the verify state spoke the
+  // shared vocabulary ('succeeded', 'failed' for a mismatch) read in today's words.
+  async get(key: RecordKey): Promise<RepositoryRecord | undefined> {
+    const record = await readJson<RepositoryRecord>(this.recordPath(key));
+    return record && normalizedRecord(record);
   }
 
   acquireLease(
@@ -60,6 +72,7 @@ export class FileStateStore implements StateStore {
     const records = await Promise.all(names.filter((n) => n.endsWith('.json')).map((n) => readJson<RepositoryRecord>(join(dir, n))));
     return records
       .filter((r): r is RepositoryRecord => r !== undefined)
+      .map(normalizedRecord)
       .sort((a, b) => (a.repository + '\0' + a.secondary < b.repository + '\0' + b.secondary ? -1 : 1));
   }
 

@@ -122,7 +122,7 @@ function pairJobRunner(runtime: LocalRuntime, openClients: () => Registries, onS
         registries.secondary(message.secondary).at(message.repository),
         async () => {
           const outcome = await runSyncJob(message, registries, runtime, LOCAL_BUDGET);
-          return outcome.kind !== 'deferred' && !(outcome.kind === 'skipped' && outcome.reason === 'deferred');
+          return outcome.kind !== 'deferred' && !(outcome.kind === 'not-run' && outcome.reason === 'deferred');
         },
         // Another geo-sync is on this repository: this job waits its turn, it is not dropped.
         async () => (await runtime.syncQueue.send([message], { delaySeconds: 1 }), false),

@@ -11,7 +11,7 @@ import {
   processVerifyMessage,
   registryCatalog,
   type FanOutRequest,
-  type Metrics,
+  noMetrics,
   type Registries,
   type RepositoryRecord,
   type Runtime,
@@ -63,23 +63,21 @@ export interface LocalRunSummary {
 
 export async function runLocal(options: LocalRunOptions): Promise<LocalRunSummary> {
   const started = Date.now();
-  const counters = new Map<string, number>();
-  const metrics: Metrics = { add: (name, value) => counters.set(name, (counters.get(name) ?? 0) + value) };
   const runtime = localRuntime({
     stateDir: options.stateDir,
     logger: options.logger,
     concurrency: options.concurrency,
     retry: options.retry,
-    metrics,
+    metrics: noMetrics,
     referrers: options.referrers,
   });
   const { store, syncQueue, verifyQueue } = runtime;
   const registries = openRegistries(options.endpoints, { concurrency: runtime.concurrency, logger: options.logger });
-  const tally: RunTally = { pairs: new Set<string>(), rejected: 0, busy: new Set<string>() };
+  const tally: RunTally = { pairs: new Set<string>(), rejected: 0, busy: new Set<string>(), synced: 0, verified: 0 };
   let unmatched: LocalRunSummary['unmatched'];
   try {
     unmatched = await fanOutAll(options, registries, runtime);
-    const progress = () => options.onProgress?.({ synced: counters.get('synced') ?? 0, verified: counters.get('verified') ?? 0, total: syncQueue.sent });
+    const progress = () => options.onProgress?.({ synced: tally.synced, verified: tally.verified, total: syncQueue.sent });
     await workThroughQueues(options, registries, runtime, tally, progress);
   } finally {
     await registries.close();
@@ -104,6 +102,9 @@ interface RunTally {
   pairs: Set<string>;
   rejected: number;
   busy: Set<string>;
+  /** Messages worked through, for the progress line. */
+  synced: number;
+  verified: number;
 }
 
 /** Sends a sync message for every chosen (repository, secondary) pair, continuations included; returns the secondaries whose scope kept nothing. */
@@ -133,7 +134,7 @@ async function workThroughQueues(
   tally: RunTally,
   progress: () => void,
 ): Promise<void> {
-  const { syncQueue, verifyQueue, metrics } = runtime;
+  const { syncQueue, verifyQueue } = runtime;
   // Each message fails alone: a rejected one is counted and logged, and the pool goes on.
   const alone = (work: () => Promise<void>) => async () => {
     try {
@@ -148,11 +149,11 @@ async function workThroughQueues(
   const next = (): (() => Promise<void>) | undefined => {
     // Verification first: it finishes repositories already synced, so progress is steady.
     const verify = verifyQueue.take();
-    if (verify) return alone(async () => void (await processVerifyMessage(verify, registries, runtime, LOCAL_BUDGET), metrics.add('verified', 1)));
+    if (verify) return alone(async () => void (await processVerifyMessage(verify, registries, runtime, LOCAL_BUDGET), tally.verified++));
     const sync = syncQueue.take();
     if (sync) {
       tally.pairs.add(`${sync.secondary}\0${sync.repository}`);
-      return alone(async () => void (await syncUnderLock(sync, registries, runtime, tally.busy), metrics.add('synced', 1)));
+      return alone(async () => void (await syncUnderLock(sync, registries, runtime, tally.busy), tally.synced++));
     }
     return undefined;
   };

@@ -72,7 +72,7 @@ describe('poison messages', () => {
 
     expect(first).toEqual({ received: 4, failed: 3 });
     expect(await readTags(S(), 'ok/app')).toEqual(await readTags(P(), 'ok/app'));
-    expect(await item('ok/app')).toMatchObject({ syncState: 'synced', verifyState: 'succeeded' });
+    expect(await item('ok/app')).toMatchObject({ syncState: 'synced', verifyState: 'synced' });
     const { Messages = [] } = await aws.sqs.send(new ReceiveMessageCommand({ QueueUrl: aws.queues.sync.deadLetterUrl, MaxNumberOfMessages: 10 }));
     expect(Messages.map((m) => m.Body).sort()).toEqual(bodies.slice(1).sort());
     const rejected = logLines().filter((l) => l.message === 'message rejected');
@@ -113,7 +113,7 @@ describe('the lease', () => {
     await drain(aws.sqs, [syncSource(), verifySource()]);
 
     const after = await item('lease/app');
-    expect(after).toMatchObject({ syncState: 'synced', verifyState: 'succeeded', lastSync: { copied: 1 } });
+    expect(after).toMatchObject({ syncState: 'synced', verifyState: 'synced', lastSync: { copied: 1 } });
     expect(after).not.toHaveProperty('leaseOwner');
   });
 });
@@ -131,7 +131,7 @@ describe('deadlines', () => {
     expect(stats.sync!.messages).toBe(1); // the continuation
     expect(await readTags(S(), 'big/app')).toEqual(await readTags(P(), 'big/app'));
     const done = await item('big/app');
-    expect(done).toMatchObject({ syncState: 'synced', verifyState: 'succeeded', retryCount: 0 });
+    expect(done).toMatchObject({ syncState: 'synced', verifyState: 'synced', retryCount: 0 });
     expect(done).not.toHaveProperty('continuations');
   });
 
@@ -208,13 +208,13 @@ describe('retry backoff after a failed sync', () => {
       expect((await queueDepth(aws.sqs, aws.queues.sync.url)).delayed).toBe(1); // the retry, delayed 45 s
 
       now += 10_000;
-      expect(await sync()).toEqual({ kind: 'skipped', reason: 'backing-off' }); // a scheduled run during the backoff
-      expect(await sync({ retry: 1 })).toEqual({ kind: 'skipped', reason: 'deferred' }); // the retry itself, early
+      expect(await sync()).toEqual({ kind: 'not-run', reason: 'backing-off' }); // a scheduled run during the backoff
+      expect(await sync({ retry: 1 })).toEqual({ kind: 'not-run', reason: 'deferred' }); // the retry itself, early
 
       now += 50_000;
       expect(await sync({ retry: 1 })).toMatchObject({ kind: 'failed' });
       expect(await record()).toMatchObject({ retryCount: 2, nextRetryAt: new Date(now + 90_000).toISOString() });
-      expect(await sync({ retry: 1 })).toEqual({ kind: 'skipped', reason: 'stale-retry' });
+      expect(await sync({ retry: 1 })).toEqual({ kind: 'not-run', reason: 'stale-retry' });
 
       secondary = live;
       now += 100_000;

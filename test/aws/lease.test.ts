@@ -171,14 +171,14 @@ describe('messages that find the lease held, on the local AWS stack', () => {
     expect(await readTags(S(), repository)).toEqual({});
 
     await verifying;
-    expect(await item(repository)).toMatchObject({ verifyState: 'failed', differences: { missing: 2 } });
+    expect(await item(repository)).toMatchObject({ verifyState: 'mismatch', differences: { missing: 2 } });
     await until('the deferred sync', async () => (await queueDepth(aws.sqs, aws.queues.sync.url)).delayed === 0);
     const stats = await drain(aws.sqs, sources());
 
     expect(stats.sync!.messages).toBe(1);
     expect(await readTags(S(), repository)).toEqual(await readTags(P(), repository));
     const after = await item(repository);
-    expect(after).toMatchObject({ syncState: 'synced', verifyState: 'succeeded', lastSync: { copied: 2 } });
+    expect(after).toMatchObject({ syncState: 'synced', verifyState: 'synced', lastSync: { copied: 2 } });
     expect(after).not.toHaveProperty('leaseOwner');
     expect(after).not.toHaveProperty('leaseHolder');
   });
@@ -189,7 +189,7 @@ describe('messages that find the lease held, on the local AWS stack', () => {
     const copy = await pushImage(S(), repository, 'v1'); // the same bytes: the same digests as the primary's
     await send(aws.queues.sync.url, { repository, secondary: 'eu' });
     await drain(aws.sqs, sources());
-    expect(await item(repository)).toMatchObject({ syncState: 'synced', verifyState: 'succeeded' });
+    expect(await item(repository)).toMatchObject({ syncState: 'synced', verifyState: 'synced' });
     // A layer lost on the secondary: the tags still match, only a deep verification notices.
     await deleteBlob(S(), repository, copy.layerDigests[0]!);
     slowOnce(repository);
@@ -211,14 +211,14 @@ describe('messages that find the lease held, on the local AWS stack', () => {
 
     await syncing;
     // The sync wrote nothing to a pair already verified, so it sends no verification of its own.
-    expect(await item(repository)).toMatchObject({ syncState: 'synced', verifyState: 'succeeded', lastSync: { copied: 0, repaired: 0, removed: 0 } });
+    expect(await item(repository)).toMatchObject({ syncState: 'synced', verifyState: 'synced', lastSync: { copied: 0, repaired: 0, removed: 0 } });
     expect((await queueDepth(aws.sqs, aws.queues.verify.url)).visible).toBe(0);
     await until('the deferred verification', async () => (await queueDepth(aws.sqs, aws.queues.verify.url)).delayed === 0);
     const stats = await drain(aws.sqs, sources());
 
     expect(stats.verify!.messages).toBe(1);
     const after = (await item(repository))!;
-    expect(after).toMatchObject({ verifyState: 'failed', differences: { missing: 0, extra: 0, mismatched: 0 } });
+    expect(after).toMatchObject({ verifyState: 'mismatch', differences: { missing: 0, extra: 0, mismatched: 0 } });
     const checksum = after.checksum as { primary: string; secondary: string };
     expect(checksum.secondary).toBe(checksum.primary);
     expect(lines().filter((l) => l.message === 'verified' && l.repository === repository)).toEqual([

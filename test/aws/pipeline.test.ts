@@ -113,7 +113,7 @@ describe('scheduled fan-out -> sync -> verify', () => {
     const items = await records();
     expect(items).toHaveLength(8);
     for (const item of items) {
-      expect(item).toMatchObject({ syncState: 'synced', verifyState: 'succeeded', retryCount: 0, differences: { missing: 0, extra: 0, mismatched: 0 } });
+      expect(item).toMatchObject({ syncState: 'synced', verifyState: 'synced', retryCount: 0, differences: { missing: 0, extra: 0, mismatched: 0 } });
       const checksum = item.checksum as { primary: string; secondary: string };
       expect(checksum.secondary).toBe(checksum.primary);
       expect(item).not.toHaveProperty('leaseOwner');
@@ -196,7 +196,7 @@ describe('scheduled fan-out -> sync -> verify', () => {
     const stats = await drain(aws.sqs, sources());
 
     const held = await item();
-    expect(held).toMatchObject({ syncState: 'guard-held', retryCount: 0, verifyState: 'failed', differences: { extra: 3, firstExtra: ['x1', 'x2', 'x3'] } });
+    expect(held).toMatchObject({ syncState: 'guard-held', retryCount: 0, verifyState: 'mismatch', differences: { extra: 3, firstExtra: ['x1', 'x2', 'x3'] } });
     expect(String(held?.syncError)).toMatch(/^would remove 3 of 4 tags on the secondary, .*maxPrune in a manual invoke/);
     expect(held).not.toHaveProperty('nextRetryAt');
     expect(stats.verify!.messages).toBe(1);
@@ -227,7 +227,7 @@ describe('scheduled fan-out -> sync -> verify', () => {
     expect(await readTags(eu.url, 'guard/app')).toEqual(await readTags(primary.url, 'guard/app', AUTH));
     await drain(aws.sqs, sources());
     const healed = await item();
-    expect(healed).toMatchObject({ syncState: 'synced', verifyState: 'succeeded', retryCount: 0 });
+    expect(healed).toMatchObject({ syncState: 'synced', verifyState: 'synced', retryCount: 0 });
     expect(healed).not.toHaveProperty('syncError');
   });
 

@@ -125,7 +125,7 @@ describe('afterSync', () => {
     );
     expect(next).not.toHaveProperty('nextRetryAt');
     expect(admitSync(next, key, NOW)).toEqual({ kind: 'run' });
-    expect(overallStatus({ ...next, verifyState: 'succeeded' })).toBe('deletes-refused');
+    expect(overallStatus({ ...next, verifyState: 'synced' })).toBe('deletes-refused');
   });
 
   it('a held guard wins over refused deletes; failed tags win over both, and are retried', () => {
@@ -170,12 +170,12 @@ describe('afterSync', () => {
 
 describe('overallStatus', () => {
   it.each([
-    [{ syncState: 'synced', verifyState: 'succeeded' }, 'synced'],
+    [{ syncState: 'synced', verifyState: 'synced' }, 'synced'],
     [{ syncState: 'synced', verifyState: 'pending' }, 'unverified'],
     [{ syncState: 'synced', verifyState: 'failed' }, 'mismatch'],
-    [{ syncState: 'failed', verifyState: 'succeeded' }, 'failed'],
+    [{ syncState: 'failed', verifyState: 'synced' }, 'failed'],
     [{ syncState: 'started', verifyState: 'pending' }, 'started'],
-    [{ syncState: 'guard-held', verifyState: 'succeeded' }, 'guard-held'],
+    [{ syncState: 'guard-held', verifyState: 'synced' }, 'guard-held'],
     [{ syncState: 'guard-held', verifyState: 'failed' }, 'guard-held'],
     [{ syncState: 'deletes-refused', verifyState: 'failed' }, 'deletes-refused'],
   ] as const)('%o is %s', (states, expected) => {

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TABLE_SCHEMA } from '../../shared/aws/dynamodb-store.js';
+import { METRIC_NAMES } from '../../shared/jobs/ports.js';
 import { packageService, type PackagedService } from './support/package.js';
 import { readZip } from './support/zip.js';
 
@@ -246,6 +247,31 @@ describe('the packaged CloudFormation template', () => {
         TreatMissingData: 'notBreaching',
       });
     }
+  });
+
+  it("every metric of the service's namespace in the alarms and the dashboard is one the code emits (METRIC_NAMES)", () => {
+    const known = new Set<string>(METRIC_NAMES);
+    const named: string[] = [];
+    for (const [, alarm] of ofType('AWS::CloudWatch::Alarm')) {
+      const { Namespace, MetricName, Metrics } = alarm.Properties;
+      if (Namespace === 'GeoRegistrySync') named.push(MetricName);
+      for (const metric of Metrics ?? []) if (metric.MetricStat?.Metric.Namespace === 'GeoRegistrySync') named.push(metric.MetricStat.Metric.MetricName);
+    }
+    const [body] = resources.Dashboard!.Properties.DashboardBody['Fn::Sub'] as [string];
+    const widgets = (JSON.parse(body.replace(/\$\{[^}]+\}/g, 'x')) as { widgets: { properties: { metrics?: unknown[][] } }[] }).widgets;
+    for (const widget of widgets) {
+      // A metric row repeats its namespace as "." after the first.
+      let namespace: unknown;
+      for (const row of widget.properties.metrics ?? []) {
+        if (typeof row[0] !== 'string') continue;
+        namespace = row[0] === '.' || row[0] === '...' ? namespace : row[0];
+        // "..." repeats the whole metric above with other options: no new name.
+        if (namespace === 'GeoRegistrySync' && typeof row[1] === 'string') named.push(row[1]);
+      }
+    }
+    expect(named).toContain('SyncFailed');
+    expect(named).toContain('ReplicationLagSeconds');
+    expect(named.filter((name) => !known.has(name))).toEqual([]);
   });
 
   it('the dashboard charts held guards and refused deletes, and shows their alarms', () => {
