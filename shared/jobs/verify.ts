@@ -3,12 +3,16 @@ import { errorMessage, validateRepositoryName, verifyRepository, type VerifyRepo
 import { underLease } from './job-frame.js';
 import type { LeaseHeld } from './lease-held-message.js';
 import type { VerifyMessage } from './messages.js';
-import type { Budget, Registries, Runtime } from './ports.js';
-import { afterVerify, afterVerifyError, type RepositoryRecord } from './record.js';
+import type { Budget, MetricName, Registries, Runtime } from './ports.js';
+import { afterVerify, afterVerifyError, type RepositoryRecord, type VerifyState } from './record.js';
 import { outOfScope, type NotRun } from './sync.js';
 
+/** The record's verify state after the job, in the one vocabulary: synced, mismatch, or failed (the verify itself errored). */
 export type VerifyOutcome =
-  { kind: 'succeeded' | 'mismatch' | 'error'; record: RepositoryRecord; report?: VerifyReport } | LeaseHeld | NotRun<'lease-lost' | 'out-of-scope'>;
+  { kind: Exclude<VerifyState, 'pending'>; record: RepositoryRecord; report?: VerifyReport } | LeaseHeld | NotRun<'lease-lost' | 'out-of-scope'>;
+
+/** One counter per verify outcome; serverless.yml alarms on VerifyMismatch and VerifyErrors. */
+const VERIFY_METRICS: Record<Exclude<VerifyState, 'pending'>, MetricName> = { synced: 'VerifySucceeded', mismatch: 'VerifyMismatch', failed: 'VerifyErrors' };
 
 export async function processVerifyMessage(message: VerifyMessage, registries: Registries, runtime: Runtime, budget: Budget): Promise<VerifyOutcome> {
   const { logger, metrics } = runtime;
@@ -44,8 +48,8 @@ export async function processVerifyMessage(message: VerifyMessage, registries: R
   if (!ran.released) return { kind: 'not-run', reason: 'lease-lost' };
   const { next, result: report } = ran;
 
-  const kind = !report ? 'error' : report.status === 'synced' ? 'succeeded' : 'mismatch';
-  metrics.add(kind === 'succeeded' ? 'VerifySucceeded' : kind === 'mismatch' ? 'VerifyMismatch' : 'VerifyErrors', 1);
+  const kind = !report ? 'failed' : report.status;
+  metrics.add(VERIFY_METRICS[kind], 1);
   // Referrer differences make the report a mismatch (VerifyMismatch, which the alarm watches); this says how many.
   if (report?.referrers)
     metrics.add('VerifyReferrerDifferences', report.referrers.missing.length + report.referrers.extra.length + report.referrers.mismatched.length);

@@ -156,7 +156,7 @@ describe('scheduled fan-out -> sync -> verify', () => {
     const direct = (await handlers.verify({ repository: 'team/multi', secondary: 'eu' }, lambdaContext())) as {
       results: { outcome: string; report: { status: string } }[];
     };
-    expect(direct.results).toMatchObject([{ secondary: 'eu', outcome: 'succeeded', report: { status: 'synced' } }]);
+    expect(direct.results).toMatchObject([{ secondary: 'eu', outcome: 'synced', report: { status: 'synced' } }]);
   });
 
   it('a direct dry-run invocation returns the plan and changes nothing', async () => {
