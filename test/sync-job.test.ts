@@ -11,7 +11,7 @@ import {
   type StatusFacts,
   type SyncStatus,
 } from '../shared/engine/index.js';
-import { WHOLE_REPOSITORY_POLICY } from '../shared/engine/repository.js';
+import { WHOLE_REPOSITORY_POLICY } from '../shared/engine/whole-repository.js';
 import { runSyncPipeline, type PipelineOptions, type SyncReader } from '../shared/engine/sync-pipeline.js';
 import { planStage } from '../shared/engine/sync-plan.js';
 import { MAX_ATTEMPTS, followUps, type FollowUp, type JobLeft } from '../shared/jobs/follow-up.js';

@@ -7,7 +7,7 @@ import { errorMessage } from './errors.js';
 import type { EngineLogger } from './log.js';
 import type { Repository } from './oci.js';
 import type { Plan, PrimaryTagMap } from './planner.js';
-import { applyReferrerPlan } from './referrers.js';
+import { applyReferrerPlan } from './referrers-apply.js';
 import type { DeleteSupport, Registry } from './registry/registry.js';
 import { UploadPaused, cancelUploads, type ReplicationStats, type Replicator } from './replicate.js';
 import type { WriteOutcome } from './sync-report.js';

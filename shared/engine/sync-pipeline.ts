@@ -10,7 +10,7 @@ import { GeoSyncError, errorMessage } from './errors.js';
 import type { EngineLogger } from './log.js';
 import type { Repository } from './oci.js';
 import type { Plan, PrimaryTagMap } from './planner.js';
-import type { ReferrersDone } from './referrers.js';
+import type { ReferrersDone } from './referrers-plan.js';
 import type { ManifestHead, Registry } from './registry/registry.js';
 import { cancelUploads, type Replicator, type ReplicationStats } from './replicate.js';
 import { applyStage } from './sync-apply.js';

@@ -9,20 +9,9 @@ import { Deadline } from './deadline.js';
 import { errorMessage } from './errors.js';
 import type { Repository } from './oci.js';
 import { planRepository, pruneGuard, pruneGuardOver, type Plan, type PrimaryTagMap } from './planner.js';
-import {
-  edgeOnly,
-  emptyReferrerOutcome,
-  isDerivedTag,
-  mediaTypesOf,
-  planReferrers,
-  reachedManifests,
-  readReferrerGraph,
-  referrerMode,
-  type ReferrerMode,
-  type ReferrerOutcome,
-  type ReferrerPlan,
-  type ReferrersDone,
-} from './referrers.js';
+import { edgeOnly } from './referrers-apply.js';
+import { emptyReferrerOutcome, planReferrers, type ReferrerOutcome, type ReferrerPlan, type ReferrersDone } from './referrers-plan.js';
+import { isDerivedTag, mediaTypesOf, reachedManifests, readReferrerGraph, referrerMode, type ReferrerMode } from './referrers-graph.js';
 import type { DeleteSupport, Registry } from './registry/registry.js';
 import { Replicator } from './replicate.js';
 import type { TagFailure } from './sync-report.js';

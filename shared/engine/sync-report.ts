@@ -1,7 +1,7 @@
 /** What one sync did, full or targeted: one report, made once from the pipeline's outcome, with one status. */
 import { byteOrder, isEmptyPlan, type Plan, type TagChange } from './planner.js';
 import type { MissingObject } from './replicate.js';
-import type { ReferrersDone } from './referrers.js';
+import type { ReferrersDone } from './referrers-plan.js';
 import type { PipelineOutcome, ReadPolicy } from './sync-pipeline.js';
 import type { RemovalRefused } from './tag-removal.js';
 import type { SyncStatus } from './status.js';
