@@ -12,7 +12,8 @@ import {
   type SyncStatus,
 } from '../shared/engine/index.js';
 import { WHOLE_REPOSITORY_POLICY } from '../shared/engine/whole-repository.js';
-import { runSyncPipeline, type PipelineOptions, type SyncReader } from '../shared/engine/sync-pipeline.js';
+import { runSyncPipeline } from '../shared/engine/sync-pipeline.js';
+import type { PipelineOptions, SyncReader } from '../shared/engine/sync-stages.js';
 import { planStage } from '../shared/engine/sync-plan.js';
 import { MAX_ATTEMPTS, followUps, type FollowUp, type JobLeft } from '../shared/jobs/follow-up.js';
 import type { EventJob } from '../shared/jobs/messages.js';

@@ -10,8 +10,8 @@ import type { Plan, PrimaryTagMap } from './planner.js';
 import { applyReferrerPlan } from './referrers-apply.js';
 import type { DeleteSupport, Registry } from './registry/registry.js';
 import { UploadPaused, cancelUploads, type ReplicationStats, type Replicator } from './replicate.js';
-import type { WriteOutcome } from './sync-report.js';
-import type { PipelineOptions, SyncReader } from './sync-pipeline.js';
+import type { WriteOutcome } from './sync-stages.js';
+import type { PipelineOptions, SyncReader } from './sync-stages.js';
 import { checkTrees, planPairReferrers, referrerGuard, referrersDone, type Pair, type PlannedSync } from './sync-plan.js';
 import type { TagRemover } from './tag-removal.js';
 

@@ -14,8 +14,8 @@ import { emptyReferrerOutcome, planReferrers, type ReferrerOutcome, type Referre
 import { isDerivedTag, mediaTypesOf, reachedManifests, readReferrerGraph, referrerMode, type ReferrerMode } from './referrers-graph.js';
 import type { DeleteSupport, Registry } from './registry/registry.js';
 import { Replicator } from './replicate.js';
-import type { TagFailure } from './sync-report.js';
-import type { PipelineOptions, PipelineOutcome, SidesRead, SyncReader } from './sync-pipeline.js';
+import type { TagFailure } from './sync-stages.js';
+import type { PipelineOptions, PipelineOutcome, SidesRead, SyncReader } from './sync-stages.js';
 import { TagRemover, probeDeletes, type RemovalRefused } from './tag-removal.js';
 import type { TagScope } from './scope.js';
 import { UploadBook } from './upload-session.js';

@@ -1,8 +1,9 @@
 /** What one sync did, full or targeted: one report, made once from the pipeline's outcome, with one status. */
+import type { TagFailure, TagSkip } from './sync-stages.js';
 import { byteOrder, isEmptyPlan, type Plan, type TagChange } from './planner.js';
 import type { MissingObject } from './replicate.js';
 import type { ReferrersDone } from './referrers-plan.js';
-import type { PipelineOutcome, ReadPolicy } from './sync-pipeline.js';
+import type { PipelineOutcome, ReadPolicy } from './sync-stages.js';
 import type { RemovalRefused } from './tag-removal.js';
 import type { SyncStatus } from './status.js';
 import type { UploadSession } from './upload-session.js';
@@ -54,21 +55,6 @@ export interface SyncReport {
 
 /** The report of a targeted run: the one report, its event parts present. */
 export type TagSyncReport = SyncReport & Required<Pick<SyncReport, 'tags' | 'unchanged' | 'notStarted' | 'unsettled' | 'digestsLeft'>>;
-
-export type TagFailure = { tag: string; error: string };
-export type TagSkip = { tag: string; reason: string };
-
-/** What the write step did: tags copied and repaired, each with the digest it was written at. */
-export interface WriteOutcome {
-  copied: string[];
-  repaired: string[];
-  /** tag -> the primary's digest as copied (it may have moved since listing). */
-  written: Map<string, string>;
-  skipped: TagSkip[];
-  failed: TagFailure[];
-  /** Not reached before the deadline, or their big blob still being copied in chunks when it came. */
-  notStarted: string[];
-}
 
 /** What a targeted run was asked for, and what its reader can tell of it: the report's event parts come from these. */
 export interface NamedWork {

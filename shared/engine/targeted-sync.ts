@@ -10,8 +10,11 @@ import { subjectOf, validateDigest, validateRepositoryName, validateTag, type Re
 import type { Deadline } from './deadline.js';
 import { byteOrder, type PrimaryTagMap } from './planner.js';
 import type { Registry } from './registry/registry.js';
-import { reportOf, type TagSkip, type TagSyncReport } from './sync-report.js';
-import { changeOnPrimary, runSyncPipeline, type ReadPolicy, type SidesRead, type SyncReader } from './sync-pipeline.js';
+import { reportOf, type TagSyncReport } from './sync-report.js';
+import type { TagSkip } from './sync-stages.js';
+import { changeOnPrimary } from './sync-confirm.js';
+import { runSyncPipeline } from './sync-pipeline.js';
+import type { ReadPolicy, SidesRead, SyncReader } from './sync-stages.js';
 import { EVERY_TAG, type TagScope } from './scope.js';
 import type { UploadSession } from './upload-session.js';
 

@@ -5,8 +5,11 @@ import type { Repository } from './oci.js';
 import { DEFAULT_MAX_PRUNE } from './planner.js';
 import { readForSync, readTagMap, type ReadOptions } from './read-tags.js';
 import type { Registry } from './registry/registry.js';
-import { reportOf, type SyncReport, type TagSkip } from './sync-report.js';
-import { changeOnPrimary, runSyncPipeline, type ReadPolicy, type SyncReader } from './sync-pipeline.js';
+import { reportOf, type SyncReport } from './sync-report.js';
+import type { TagSkip } from './sync-stages.js';
+import { changeOnPrimary } from './sync-confirm.js';
+import { runSyncPipeline } from './sync-pipeline.js';
+import type { ReadPolicy, SyncReader } from './sync-stages.js';
 import { EVERY_TAG, type TagScope } from './scope.js';
 import type { UploadSession } from './upload-session.js';
 
