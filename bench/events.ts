@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { mapLimit } from '../shared/engine/concurrency.js';
+import { mapLimit } from '../shared/engine/base/concurrency.js';
 import { RegistryClient, syncTags } from '../shared/engine/index.js';
 import { startFaultProxy } from '../test/support/fault-proxy.js';
 import { freePort, startRegistry, type RegistryOptions, type TestRegistry } from '../test/support/registry.js';

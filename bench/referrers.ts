@@ -5,7 +5,7 @@
 // a 2.8 secondary that keeps the tag-schema index tags). Each count runs the CLI once through
 // counting proxies, with referrers on (the default) and with --no-referrers (today's requests).
 import { performance } from 'node:perf_hooks';
-import { mapLimit } from '../shared/engine/concurrency.js';
+import { mapLimit } from '../shared/engine/base/concurrency.js';
 import type { FaultProxy } from '../test/support/fault-proxy.js';
 import { startReferrersRegistry, type RegistryEndpoint } from '../test/support/referrers-registry.js';
 import { pushReferrersTagIndex, pushSbom, pushSignature, readReferrers, readReferrersTagIndex } from '../test/support/referrers.js';

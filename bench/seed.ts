@@ -1,6 +1,6 @@
 // Seeds the benchmark repository through the test harness's push helpers: one shared base layer
 // (pushed once), a small unique layer per tag, and every 20th tag (5%) a multi-arch index.
-import { mapLimit } from '../shared/engine/concurrency.js';
+import { mapLimit } from '../shared/engine/base/concurrency.js';
 import { MediaType, pseudoRandomChunks, pushBlob, pushImage, pushManifest, pushMultiArch } from '../test/support/seed.js';
 
 /** Pushes in flight at once while seeding (the registry has two cores to share with us). */

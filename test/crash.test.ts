@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DELETE_PROBE_DIGEST } from '../shared/engine/registry/client.js';
-import { THROWAWAY_ANNOTATION } from '../shared/engine/tag-removal.js';
+import { THROWAWAY_ANNOTATION } from '../shared/engine/sync/tag-removal.js';
 import { spawnGeoSync, runGeoSync } from './support/cli.js';
 import { seededRandom, startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
 import { startRegistryPair, type RegistryPair } from './support/registry.js';

@@ -3,7 +3,7 @@
 // share of the fleet bound still caps it. Counts and states only, no times.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient, type Registry, syncRepository, validateRepositoryName, verifyRepository } from '../shared/engine/index.js';
-import { DEFAULT_CONCURRENCY, mapLimit } from '../shared/engine/concurrency.js';
+import { DEFAULT_CONCURRENCY, mapLimit } from '../shared/engine/base/concurrency.js';
 import { BASE_LIMIT } from '../shared/engine/registry/limit.js';
 import { createAwsRuntime } from '../shared/aws/runtime.js';
 import { lambdaContext } from './aws/support/event-source.js';

@@ -1,6 +1,6 @@
 // The in-flight limit, fed measured round trips by hand: no registry, no timers.
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_CONCURRENCY } from '../shared/engine/concurrency.js';
+import { DEFAULT_CONCURRENCY } from '../shared/engine/base/concurrency.js';
 import { ASSUMED_REQUESTS_PER_MS, AdaptiveLimit, BASE_LIMIT } from '../shared/engine/registry/limit.js';
 
 /** A registry far away that never queues: every round trip is the distance, with a little jitter. */

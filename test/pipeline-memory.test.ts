@@ -2,7 +2,7 @@
 // without a registry process. The same behaviours are tested against real registries elsewhere.
 import { describe, expect, it } from 'vitest';
 import { syncRepository, syncTags, validateRepositoryName, verifyRepository } from '../shared/engine/index.js';
-import { MediaType, digestOf, type RawManifest } from '../shared/engine/oci.js';
+import { MediaType, digestOf, type RawManifest } from '../shared/engine/base/oci.js';
 import { MemoryRegistry, type MemoryRegistryOptions } from './support/memory-registry.js';
 
 const repo = validateRepositoryName('team/app');

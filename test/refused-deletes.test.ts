@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RegistryClient, syncRepository, validateRepositoryName } from '../shared/engine/index.js';
 import { DELETE_PROBE_DIGEST } from '../shared/engine/registry/client.js';
-import { THROWAWAY_ANNOTATION } from '../shared/engine/tag-removal.js';
+import { THROWAWAY_ANNOTATION } from '../shared/engine/sync/tag-removal.js';
 import { runGeoSync } from './support/cli.js';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';

@@ -11,14 +11,14 @@ import {
   type StatusFacts,
   type SyncStatus,
 } from '../shared/engine/index.js';
-import { WHOLE_REPOSITORY_POLICY } from '../shared/engine/whole-repository.js';
-import { runSyncPipeline } from '../shared/engine/sync-pipeline.js';
-import type { PipelineOptions, SyncReader } from '../shared/engine/sync-stages.js';
-import { planStage } from '../shared/engine/sync-plan.js';
+import { WHOLE_REPOSITORY_POLICY } from '../shared/engine/sync/whole-repository.js';
+import { runSyncPipeline } from '../shared/engine/sync/pipeline.js';
+import type { PipelineOptions, SyncReader } from '../shared/engine/sync/stages.js';
+import { planStage } from '../shared/engine/sync/plan.js';
 import { MAX_ATTEMPTS, followUps, type FollowUp, type JobLeft } from '../shared/jobs/follow-up.js';
 import type { EventJob } from '../shared/jobs/messages.js';
 import { newRecord, type RepositoryRecord } from '../shared/jobs/record.js';
-import type { TagSyncReport } from '../shared/engine/sync-report.js';
+import type { TagSyncReport } from '../shared/engine/sync/report.js';
 import { startRegistryPair, type RegistryPair } from './support/registry.js';
 import { pushImage } from './support/seed.js';
 

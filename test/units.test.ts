@@ -1,17 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { tagChecksum } from '../shared/engine/checksum.js';
+import { tagChecksum } from '../shared/engine/verify/checksum.js';
 import { exitCodeFor } from '../shared/cli/exit-codes.js';
 import { endpointsFor } from '../shared/cli/options.js';
-import { STATUSES } from '../shared/engine/status.js';
-import { GeoSyncError, OCI_ERROR_CODES, RegistryError, invalidInput } from '../shared/engine/errors.js';
-import { manifestReferences, validateDigest, validateRepositoryName, validateTag, MediaType, type Repository } from '../shared/engine/oci.js';
-import { planRepository, pruneGuard } from '../shared/engine/planner.js';
+import { STATUSES } from '../shared/engine/base/status.js';
+import { GeoSyncError, OCI_ERROR_CODES, RegistryError, invalidInput } from '../shared/engine/base/errors.js';
+import { manifestReferences, validateDigest, validateRepositoryName, validateTag, MediaType, type Repository } from '../shared/engine/base/oci.js';
+import { planRepository, pruneGuard } from '../shared/engine/sync/planner.js';
 import { parseChallenge } from '../shared/engine/registry/auth.js';
 import { provenAbsent, type AbsenceQuestion } from '../shared/engine/registry/absence.js';
 import { nextLink, parseRegistryError, parseRegistryErrors, registryErrorCode } from '../shared/engine/registry/responses.js';
 import { parseRegistryUrl, parseRetryAfter } from '../shared/engine/registry/transport.js';
 import { AdaptiveLimit } from '../shared/engine/registry/limit.js';
-import { endpointsFromEnv } from '../shared/engine/config.js';
+import { endpointsFromEnv } from '../shared/engine/config/config.js';
 import { createHash } from 'node:crypto';
 
 const D = (n: number) => `sha256:${String(n).repeat(64).slice(0, 64)}`;

@@ -17,7 +17,7 @@ import {
   sortKeptSessions,
   uploadsAdvanced,
   type UploadSession,
-} from '../shared/engine/upload-session.js';
+} from '../shared/engine/sync/upload-session.js';
 import { afterSync, afterSyncError, newRecord, MAX_CONTINUATIONS, type RepositoryRecord } from '../shared/jobs/record.js';
 import { FileStateStore } from '../shared/local/file-store.js';
 

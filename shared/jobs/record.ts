@@ -19,7 +19,7 @@ import {
 import type { EventJob, SyncMessage } from './messages.js';
 
 /**
- * A record's sync state is a SyncState of the shared vocabulary (engine/status.ts).
+ * A record's sync state is a SyncState of the shared vocabulary (engine/base/status.ts).
  * guard-held: the prune guard stopped removals (a human decides: a manual sync with maxPrune, or
  * `geo-sync run --max-prune`); deletes-refused: the secondary refuses deletes, extra tags remain.
  * Neither is a failure to retry blindly: no retry is scheduled, the retry count is left as it

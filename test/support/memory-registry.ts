@@ -5,7 +5,7 @@
  * chosen here (`deleteByTag: false` deletes as registry 2.8 does: only by digest, every tag on it).
  */
 import { Readable } from 'node:stream';
-import { digestOf, type Descriptor, type RawManifest } from '../../shared/engine/oci.js';
+import { digestOf, type Descriptor, type RawManifest } from '../../shared/engine/base/oci.js';
 import type {
   BlobSource,
   CatalogPage,

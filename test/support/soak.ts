@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { THROWAWAY_ANNOTATION } from '../../shared/engine/tag-removal.js';
+import { THROWAWAY_ANNOTATION } from '../../shared/engine/sync/tag-removal.js';
 import type { CliResult } from './cli.js';
 import type { Fault, ProxiedRequest } from './fault-proxy.js';
 import { getManifest, readTags } from './seed.js';

@@ -1,4 +1,4 @@
-import type { OciErrorCode } from '../errors.js';
+import type { OciErrorCode } from '../base/errors.js';
 import { parseRegistryErrors } from './responses.js';
 
 /**

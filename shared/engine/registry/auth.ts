@@ -1,4 +1,4 @@
-import { GeoSyncError, RegistryError } from '../errors.js';
+import { GeoSyncError, RegistryError } from '../base/errors.js';
 import { RETRYABLE_STATUS, isConnectionError } from './retry.js';
 import type { RegistryResponse, RequestSpec } from './request.js';
 

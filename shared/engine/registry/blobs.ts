@@ -1,6 +1,6 @@
 import { Transform, type Readable } from 'node:stream';
-import { GeoSyncError } from '../errors.js';
-import type { Descriptor } from '../oci.js';
+import { GeoSyncError } from '../base/errors.js';
+import type { Descriptor } from '../base/oci.js';
 import { pull } from './scopes.js';
 import type { Transport } from './transport.js';
 

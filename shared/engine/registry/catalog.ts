@@ -1,4 +1,4 @@
-import { GeoSyncError } from '../errors.js';
+import { GeoSyncError } from '../base/errors.js';
 import type { CatalogPage } from './registry.js';
 import { nextLink, parseJson } from './responses.js';
 import { LISTING_LIMIT } from './tags.js';

@@ -1,6 +1,6 @@
 import type { Hash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { GeoSyncError } from '../errors.js';
+import { GeoSyncError } from '../base/errors.js';
 
 /**
  * Hands out a stream in consecutive pieces of exact lengths, one per chunk, hashing what passes.

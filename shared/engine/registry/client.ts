@@ -1,4 +1,4 @@
-import type { Descriptor, RawManifest } from '../oci.js';
+import type { Descriptor, RawManifest } from '../base/oci.js';
 import { Blobs, KnownBlobs } from './blobs.js';
 import { Catalog } from './catalog.js';
 import { Deletes } from './deletes.js';

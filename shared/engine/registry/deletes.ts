@@ -1,5 +1,5 @@
-import { GeoSyncError, errorMessage } from '../errors.js';
-import { digestOf } from '../oci.js';
+import { GeoSyncError, errorMessage } from '../base/errors.js';
+import { digestOf } from '../base/oci.js';
 import type { KnownBlobs } from './blobs.js';
 import { provenAbsent } from './absence.js';
 import type { DeleteSupport } from './registry.js';

@@ -1,5 +1,5 @@
-import { GeoSyncError } from '../errors.js';
-import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, digestAlgorithm, digestOf, isSchema1MediaType, isValidDigest, quote, type RawManifest } from '../oci.js';
+import { GeoSyncError } from '../base/errors.js';
+import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, digestAlgorithm, digestOf, isSchema1MediaType, isValidDigest, quote, type RawManifest } from '../base/oci.js';
 import { provenAbsent } from './absence.js';
 import type { ManifestHead } from './registry.js';
 import { baseMediaType } from './responses.js';

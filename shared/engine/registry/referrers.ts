@@ -1,5 +1,5 @@
-import { GeoSyncError } from '../errors.js';
-import { MAX_MANIFEST_BYTES, MediaType, digestOf, isValidDigest, type RawManifest } from '../oci.js';
+import { GeoSyncError } from '../base/errors.js';
+import { MAX_MANIFEST_BYTES, MediaType, digestOf, isValidDigest, type RawManifest } from '../base/oci.js';
 import { provenAbsent } from './absence.js';
 import type { Referrer } from './registry.js';
 import { nextLink, parseJson } from './responses.js';

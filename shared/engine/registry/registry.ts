@@ -5,8 +5,8 @@
  * Repository names are the primary's: an implementation puts its `prefix` before each.
  */
 import type { Readable } from 'node:stream';
-import type { Descriptor, RawManifest } from '../oci.js';
-import type { UploadSession } from '../upload-session.js';
+import type { Descriptor, RawManifest } from '../base/oci.js';
+import type { UploadSession } from '../sync/upload-session.js';
 
 export interface Registry {
   /** `host[:port]`, for messages and logs. */

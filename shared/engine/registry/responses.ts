@@ -1,5 +1,5 @@
-import { GeoSyncError, type RegistryDiagnostic } from '../errors.js';
-import { quote } from '../oci.js';
+import { GeoSyncError, type RegistryDiagnostic } from '../base/errors.js';
+import { quote } from '../base/oci.js';
 
 /** The first error of a registry's error body (`{"errors": [{"code", "message"}]}`); empty for any other body. */
 export interface RegistryErrorBody {

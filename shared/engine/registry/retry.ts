@@ -1,5 +1,5 @@
 // What is worth asking again, shared by registry requests and token-service requests.
-import type { EngineLogger } from '../log.js';
+import type { EngineLogger } from '../base/log.js';
 
 /** Answers that may well succeed when asked again. */
 export const RETRYABLE_STATUS = new Set([408, 429, 500, 502, 503, 504]);

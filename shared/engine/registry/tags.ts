@@ -1,5 +1,5 @@
-import { GeoSyncError, RegistryError, errorMessage } from '../errors.js';
-import { isValidDigest, isValidTag, quote } from '../oci.js';
+import { GeoSyncError, RegistryError, errorMessage } from '../base/errors.js';
+import { isValidDigest, isValidTag, quote } from '../base/oci.js';
 import { provenAbsent } from './absence.js';
 import { nextLink, parseJson } from './responses.js';
 import { pull } from './scopes.js';

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { Readable, Transform } from 'node:stream';
-import { GeoSyncError, RegistryError } from '../errors.js';
-import { digestAlgorithm, digestOf, type Descriptor } from '../oci.js';
-import { nextChunkBytes, type UploadSession } from '../upload-session.js';
+import { GeoSyncError, RegistryError } from '../base/errors.js';
+import { digestAlgorithm, digestOf, type Descriptor } from '../base/oci.js';
+import { nextChunkBytes, type UploadSession } from '../sync/upload-session.js';
 import type { KnownBlobs } from './blobs.js';
 import { ChunkReader } from './chunk-reader.js';
 import type { ChunkedUpload, ChunkedUploadOptions } from './registry.js';

@@ -4,8 +4,8 @@
  * never read, copied, repaired or removed there. Absent parts mean everything and no prefix.
  */
 import { createHash } from 'node:crypto';
-import { invalidInput } from './errors.js';
-import { validateRepositoryName } from './oci.js';
+import { invalidInput } from '../base/errors.js';
+import { validateRepositoryName } from '../base/oci.js';
 
 /** A scope as configured (GEO_SYNC_SECONDARIES, --config): every part optional. */
 export interface ScopeConfig {

@@ -1,12 +1,12 @@
 /** What the pipeline's stages hand each other: both sides as read, the reader and its policy, the options, the outcome. Types only. */
-import type { Deadline } from './deadline.js';
-import type { EngineLogger } from './log.js';
+import type { Deadline } from '../base/deadline.js';
+import type { EngineLogger } from '../base/log.js';
 import type { Plan, PrimaryTagMap } from './planner.js';
-import type { ReferrersDone } from './referrers-plan.js';
-import type { ManifestHead } from './registry/registry.js';
+import type { ReferrersDone } from '../referrers/index.js';
+import type { ManifestHead } from '../registry/registry.js';
 import type { Replicator, ReplicationStats } from './replicate.js';
 import type { RemovalOutcome, RemovalRefused } from './tag-removal.js';
-import type { TagScope } from './scope.js';
+import type { TagScope } from '../config/scope.js';
 import type { UploadSession } from './upload-session.js';
 
 export type TagFailure = { tag: string; error: string };

@@ -1,12 +1,12 @@
 /** The confirm stage: the primary asked again about what the run wrote, so a mix of old and new is never called synced. */
-import { GeoSyncError, errorMessage } from './errors.js';
-import type { EngineLogger } from './log.js';
-import type { Repository } from './oci.js';
+import { GeoSyncError, errorMessage } from '../base/errors.js';
+import type { EngineLogger } from '../base/log.js';
+import type { Repository } from '../base/oci.js';
 import type { PrimaryTagMap } from './planner.js';
 import { cancelUploads } from './replicate.js';
-import type { Pair, PlannedSync } from './sync-plan.js';
-import type { TagSkip } from './sync-stages.js';
-import type { PipelineOutcome, SyncReader } from './sync-stages.js';
+import type { Pair, PlannedSync } from './plan.js';
+import type { TagSkip } from './stages.js';
+import type { PipelineOutcome, SyncReader } from './stages.js';
 
 /**
  * The confirm stage: the primary asked again about what was written (an empty plan wrote nothing

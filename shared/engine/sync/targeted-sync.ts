@@ -3,19 +3,19 @@
  * does not grow with the repository. What an event job runs: an event names a tag, never what
  * the tag holds, so each tag is read from the primary as it is now and only that is written.
  */
-import { DEFAULT_CONCURRENCY, mapLimit } from './concurrency.js';
-import { errorMessage } from './errors.js';
-import { silentLogger, type EngineLogger } from './log.js';
-import { subjectOf, validateDigest, validateRepositoryName, validateTag, type Repository } from './oci.js';
-import type { Deadline } from './deadline.js';
+import { DEFAULT_CONCURRENCY, mapLimit } from '../base/concurrency.js';
+import { errorMessage } from '../base/errors.js';
+import { silentLogger, type EngineLogger } from '../base/log.js';
+import { subjectOf, validateDigest, validateRepositoryName, validateTag, type Repository } from '../base/oci.js';
+import type { Deadline } from '../base/deadline.js';
 import { byteOrder, type PrimaryTagMap } from './planner.js';
-import type { Registry } from './registry/registry.js';
-import { reportOf, type TagSyncReport } from './sync-report.js';
-import type { TagSkip } from './sync-stages.js';
-import { changeOnPrimary } from './sync-confirm.js';
-import { runSyncPipeline } from './sync-pipeline.js';
-import type { ReadPolicy, SidesRead, SyncReader } from './sync-stages.js';
-import { EVERY_TAG, type TagScope } from './scope.js';
+import type { Registry } from '../registry/registry.js';
+import { reportOf, type TagSyncReport } from './report.js';
+import type { TagSkip } from './stages.js';
+import { changeOnPrimary } from './confirm.js';
+import { runSyncPipeline } from './pipeline.js';
+import type { ReadPolicy, SidesRead, SyncReader } from './stages.js';
+import { EVERY_TAG, type TagScope } from '../config/scope.js';
 import type { UploadSession } from './upload-session.js';
 
 /** How long a tag that does not show its announced digest yet is given before it is asked once more. */
@@ -50,7 +50,7 @@ export interface TagSyncOptions {
 
 /**
  * Makes each named tag on the secondary what the primary holds now: a reader of the named tags in
- * front of the one pipeline (sync-pipeline.ts). Per tag one HEAD on each side; a tag the primary
+ * front of the one pipeline (pipeline.ts). Per tag one HEAD on each side; a tag the primary
  * does not have is removed from the secondary only when the primary proves its absence: its
  * registry error for that tag, in a repository it does list. The confirmation asks the primary
  * once more for each tag written. Nothing is listed, so the cost is the same in a repository of

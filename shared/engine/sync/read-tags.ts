@@ -1,9 +1,9 @@
 /** Reading one repository's (tag -> digest) on a registry: its listing (with digests where the registry gives them), and a HEAD per tag it did not. */
-import { DEFAULT_CONCURRENCY, mapLimit } from './concurrency.js';
-import { GeoSyncError } from './errors.js';
-import type { EngineLogger } from './log.js';
-import type { Repository } from './oci.js';
-import type { ManifestHead, Registry } from './registry/registry.js';
+import { DEFAULT_CONCURRENCY, mapLimit } from '../base/concurrency.js';
+import { GeoSyncError } from '../base/errors.js';
+import type { EngineLogger } from '../base/log.js';
+import type { Repository } from '../base/oci.js';
+import type { ManifestHead, Registry } from '../registry/registry.js';
 
 export interface ReadOptions {
   concurrency?: number;

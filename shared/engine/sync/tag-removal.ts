@@ -7,12 +7,12 @@
  * is found out once, before any write, and its extra tags are then left as they are.
  */
 import { randomUUID } from 'node:crypto';
-import { mapLimit } from './concurrency.js';
-import { GeoSyncError, RegistryError, errorMessage } from './errors.js';
-import type { EngineLogger } from './log.js';
-import { MediaType, digestOf, isValidDigest, type RawManifest, type Repository } from './oci.js';
+import { mapLimit } from '../base/concurrency.js';
+import { GeoSyncError, RegistryError, errorMessage } from '../base/errors.js';
+import type { EngineLogger } from '../base/log.js';
+import { MediaType, digestOf, isValidDigest, type RawManifest, type Repository } from '../base/oci.js';
 import { byteOrder, type TagChange, type TagMap } from './planner.js';
-import type { DeleteSupport, ManifestHead, Registry } from './registry/registry.js';
+import type { DeleteSupport, ManifestHead, Registry } from '../registry/registry.js';
 
 export const THROWAWAY_ANNOTATION = 'org.geo-registry-sync.throwaway';
 export const THROWAWAY_CONFIG_TYPE = 'application/vnd.geo-registry-sync.throwaway.v1+json';

@@ -4,11 +4,11 @@
  * planned (pure), then applied: a missing referrer copied after its subject, an extra one removed,
  * and on a secondary without the API the tag-schema index kept as the spec asks a client to keep it.
  */
-import { mapLimit } from './concurrency.js';
-import { isIndexMediaType, manifestReferences, type Repository } from './oci.js';
-import { byteOrder } from './planner.js';
-import type { ManifestHead, Referrer, Registry } from './registry/registry.js';
-import { isReferrersTag, referrersIn, referrersTag } from './registry/referrers.js';
+import { mapLimit } from '../base/concurrency.js';
+import { isIndexMediaType, manifestReferences, type Repository } from '../base/oci.js';
+import { byteOrder } from '../sync/planner.js';
+import type { ManifestHead, Referrer, Registry } from '../registry/registry.js';
+import { isReferrersTag, referrersIn, referrersTag } from '../registry/referrers.js';
 
 /** How far referrers of referrers are followed (a signature of an SBOM of an image is depth 2). */
 export const MAX_REFERRER_DEPTH = 4;

@@ -1,12 +1,12 @@
 /** Verify: both sides' checksums compared, every difference named; never writes. */
 import { tagChecksum, type ChecksumKind } from './checksum.js';
-import { DEFAULT_CONCURRENCY, allInOrder, mapLimit } from './concurrency.js';
-import { errorMessage } from './errors.js';
-import type { EngineLogger } from './log.js';
-import type { Repository } from './oci.js';
-import { planRepository, type TagMap } from './planner.js';
-import { readPrimary, readTagMap } from './read-tags.js';
-import type { ManifestHead, Registry } from './registry/registry.js';
+import { DEFAULT_CONCURRENCY, allInOrder, mapLimit } from '../base/concurrency.js';
+import { errorMessage } from '../base/errors.js';
+import type { EngineLogger } from '../base/log.js';
+import type { Repository } from '../base/oci.js';
+import { planRepository, type TagMap } from '../sync/planner.js';
+import { readPrimary, readTagMap } from '../sync/read-tags.js';
+import type { ManifestHead, Registry } from '../registry/registry.js';
 import {
   edgesOf,
   isDerivedTag,
@@ -17,10 +17,10 @@ import {
   type ReferrerEdge,
   type ReferrerMode,
   type ReferrerStore,
-} from './referrers-graph.js';
-import { Replicator, type MissingObject } from './replicate.js';
-import type { VerifyStatus } from './status.js';
-import { EVERY_TAG, type TagScope } from './scope.js';
+} from '../referrers/index.js';
+import { Replicator, type MissingObject } from '../sync/replicate.js';
+import type { VerifyStatus } from '../base/status.js';
+import { EVERY_TAG, type TagScope } from '../config/scope.js';
 
 export interface VerifyOptions {
   deep?: boolean;

@@ -1,11 +1,11 @@
 /** What one sync did, full or targeted: one report, made once from the pipeline's outcome, with one status. */
-import type { TagFailure, TagSkip } from './sync-stages.js';
+import type { TagFailure, TagSkip } from './stages.js';
 import { byteOrder, isEmptyPlan, type Plan, type TagChange } from './planner.js';
 import type { MissingObject } from './replicate.js';
-import type { ReferrersDone } from './referrers-plan.js';
-import type { PipelineOutcome, ReadPolicy } from './sync-stages.js';
+import type { ReferrersDone } from '../referrers/index.js';
+import type { PipelineOutcome, ReadPolicy } from './stages.js';
 import type { RemovalRefused } from './tag-removal.js';
-import type { SyncStatus } from './status.js';
+import type { SyncStatus } from '../base/status.js';
 import type { UploadSession } from './upload-session.js';
 
 export interface SyncReport {

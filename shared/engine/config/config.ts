@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { GeoSyncError, invalidInput } from './errors.js';
-import type { RegistryEndpoint } from './registry/transport.js';
+import { GeoSyncError, invalidInput } from '../base/errors.js';
+import type { RegistryEndpoint } from '../registry/transport.js';
 import { EVERYTHING, compileScope, type Scope } from './scope.js';
-import { describeEntryIssue } from './zod-issues.js';
+import { describeEntryIssue } from '../base/zod-issues.js';
 
 export interface SecondarySite {
   name: string;

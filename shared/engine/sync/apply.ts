@@ -2,17 +2,17 @@
  * The pipeline's apply stage: the plan carried out. Copies and repairs first, then the referrers
  * (planned once the tags' subjects are on the secondary), then removals, guarded and last.
  */
-import { mapLimit } from './concurrency.js';
-import { errorMessage } from './errors.js';
-import type { EngineLogger } from './log.js';
-import type { Repository } from './oci.js';
+import { mapLimit } from '../base/concurrency.js';
+import { errorMessage } from '../base/errors.js';
+import type { EngineLogger } from '../base/log.js';
+import type { Repository } from '../base/oci.js';
 import type { Plan, PrimaryTagMap } from './planner.js';
-import { applyReferrerPlan } from './referrers-apply.js';
-import type { DeleteSupport, Registry } from './registry/registry.js';
+import { applyReferrerPlan } from '../referrers/index.js';
+import type { DeleteSupport, Registry } from '../registry/registry.js';
 import { UploadPaused, cancelUploads, type ReplicationStats, type Replicator } from './replicate.js';
-import type { WriteOutcome } from './sync-stages.js';
-import type { PipelineOptions, SyncReader } from './sync-stages.js';
-import { checkTrees, planPairReferrers, referrerGuard, referrersDone, type Pair, type PlannedSync } from './sync-plan.js';
+import type { WriteOutcome } from './stages.js';
+import type { PipelineOptions, SyncReader } from './stages.js';
+import { checkTrees, planPairReferrers, referrerGuard, referrersDone, type Pair, type PlannedSync } from './plan.js';
 import type { TagRemover } from './tag-removal.js';
 
 /** One tag-writing step's context: where, how wide, until when, and whom to tell. */

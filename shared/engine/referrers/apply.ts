@@ -1,14 +1,14 @@
 /** Referrers, applied: copies after their subjects, removals the primary proves, tag-schema indexes written. */
-import { mapLimit } from './concurrency.js';
-import { errorMessage } from './errors.js';
-import type { EngineLogger } from './log.js';
-import type { Repository } from './oci.js';
-import { byteOrder } from './planner.js';
-import type { Referrer, Registry } from './registry/registry.js';
-import { referrersTag, referrersTagIndex } from './registry/referrers.js';
-import type { Replicator } from './replicate.js';
-import type { ReferrerEdge } from './referrers-graph.js';
-import { emptyReferrerOutcome, type PlannedEdge, type ReferrerOutcome, type ReferrerPlan } from './referrers-plan.js';
+import { mapLimit } from '../base/concurrency.js';
+import { errorMessage } from '../base/errors.js';
+import type { EngineLogger } from '../base/log.js';
+import type { Repository } from '../base/oci.js';
+import { byteOrder } from '../sync/planner.js';
+import type { Referrer, Registry } from '../registry/registry.js';
+import { referrersTag, referrersTagIndex } from '../registry/referrers.js';
+import type { Replicator } from '../sync/replicate.js';
+import type { ReferrerEdge } from './graph.js';
+import { emptyReferrerOutcome, type PlannedEdge, type ReferrerOutcome, type ReferrerPlan } from './plan.js';
 
 /**
  * Applies a plan: copies level by level (a subject is on the secondary before what refers to it),

@@ -4,20 +4,31 @@
  * stage's outcome: with nothing to be written first, it also plans the referrers over the read
  * and, with `deep`, lists what the trees lack.
  */
-import { allInOrder, mapLimit } from './concurrency.js';
-import { Deadline } from './deadline.js';
-import { errorMessage } from './errors.js';
-import type { Repository } from './oci.js';
+import { allInOrder, mapLimit } from '../base/concurrency.js';
+import { Deadline } from '../base/deadline.js';
+import { errorMessage } from '../base/errors.js';
+import type { Repository } from '../base/oci.js';
 import { planRepository, pruneGuard, pruneGuardOver, type Plan, type PrimaryTagMap } from './planner.js';
-import { edgeOnly } from './referrers-apply.js';
-import { emptyReferrerOutcome, planReferrers, type ReferrerOutcome, type ReferrerPlan, type ReferrersDone } from './referrers-plan.js';
-import { isDerivedTag, mediaTypesOf, reachedManifests, readReferrerGraph, referrerMode, type ReferrerMode } from './referrers-graph.js';
-import type { DeleteSupport, Registry } from './registry/registry.js';
+import {
+  edgeOnly,
+  emptyReferrerOutcome,
+  isDerivedTag,
+  mediaTypesOf,
+  planReferrers,
+  reachedManifests,
+  readReferrerGraph,
+  referrerMode,
+  type ReferrerMode,
+  type ReferrerOutcome,
+  type ReferrerPlan,
+  type ReferrersDone,
+} from '../referrers/index.js';
+import type { DeleteSupport, Registry } from '../registry/registry.js';
 import { Replicator } from './replicate.js';
-import type { TagFailure } from './sync-stages.js';
-import type { PipelineOptions, PipelineOutcome, SidesRead, SyncReader } from './sync-stages.js';
+import type { TagFailure } from './stages.js';
+import type { PipelineOptions, PipelineOutcome, SidesRead, SyncReader } from './stages.js';
 import { TagRemover, probeDeletes, type RemovalRefused } from './tag-removal.js';
-import type { TagScope } from './scope.js';
+import type { TagScope } from '../config/scope.js';
 import { UploadBook } from './upload-session.js';
 
 /** The two registries and the repository a run is over. */

@@ -1,9 +1,9 @@
-import { mapLimit, memoByKey } from './concurrency.js';
-import type { Deadline } from './deadline.js';
-import { GeoSyncError, RegistryError } from './errors.js';
-import { silentLogger, type EngineLogger } from './log.js';
-import { manifestReferences, type Descriptor, type RawManifest, type Repository } from './oci.js';
-import type { Registry } from './registry/registry.js';
+import { mapLimit, memoByKey } from '../base/concurrency.js';
+import type { Deadline } from '../base/deadline.js';
+import { GeoSyncError, RegistryError } from '../base/errors.js';
+import { silentLogger, type EngineLogger } from '../base/log.js';
+import { manifestReferences, type Descriptor, type RawManifest, type Repository } from '../base/oci.js';
+import type { Registry } from '../registry/registry.js';
 import { CHUNKED_UPLOAD_MIN_BYTES, type UploadBook, type UploadSession } from './upload-session.js';
 
 /** A manifest or blob that a tagged manifest needs and the secondary lacks. */

@@ -1,6 +1,6 @@
 /** Referrers, planned: the pure difference of both sides' graphs, and what a run did with it. */
-import type { Referrer } from './registry/registry.js';
-import type { ReferrerEdge, ReferrerGraph, ReferrerStore } from './referrers-graph.js';
+import type { Referrer } from '../registry/registry.js';
+import type { ReferrerEdge, ReferrerGraph, ReferrerStore } from './graph.js';
 
 /** An edge with the referrer's descriptor as its side lists it. */
 export type PlannedEdge = ReferrerEdge & { referrer: Referrer };

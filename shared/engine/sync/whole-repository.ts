@@ -1,16 +1,16 @@
 /** The full sync: a reader of every tag of one repository in front of the one pipeline. */
-import { DEFAULT_CONCURRENCY } from './concurrency.js';
-import { silentLogger, type EngineLogger } from './log.js';
-import type { Repository } from './oci.js';
+import { DEFAULT_CONCURRENCY } from '../base/concurrency.js';
+import { silentLogger, type EngineLogger } from '../base/log.js';
+import type { Repository } from '../base/oci.js';
 import { DEFAULT_MAX_PRUNE } from './planner.js';
 import { readForSync, readTagMap, type ReadOptions } from './read-tags.js';
-import type { Registry } from './registry/registry.js';
-import { reportOf, type SyncReport } from './sync-report.js';
-import type { TagSkip } from './sync-stages.js';
-import { changeOnPrimary } from './sync-confirm.js';
-import { runSyncPipeline } from './sync-pipeline.js';
-import type { ReadPolicy, SyncReader } from './sync-stages.js';
-import { EVERY_TAG, type TagScope } from './scope.js';
+import type { Registry } from '../registry/registry.js';
+import { reportOf, type SyncReport } from './report.js';
+import type { TagSkip } from './stages.js';
+import { changeOnPrimary } from './confirm.js';
+import { runSyncPipeline } from './pipeline.js';
+import type { ReadPolicy, SyncReader } from './stages.js';
+import { EVERY_TAG, type TagScope } from '../config/scope.js';
 import type { UploadSession } from './upload-session.js';
 
 export interface SyncOptions {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { byteOrder, type TagMap } from './planner.js';
-import type { ReferrerEdge } from './referrers-graph.js';
+import { byteOrder, type TagMap } from '../sync/planner.js';
+import type { ReferrerEdge } from '../referrers/index.js';
 
 export const CHECKSUM_KINDS = ['full', 'canonical', 'gitlab'] as const;
 export type ChecksumKind = (typeof CHECKSUM_KINDS)[number];
