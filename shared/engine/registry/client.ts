@@ -1,3 +1,4 @@
+/** `RegistryClient`: the `Registry` over the OCI distribution API (registry.ts says what each operation means). */
 import type { Descriptor, RawManifest } from '../base/oci.js';
 import { Blobs, KnownBlobs } from './blobs.js';
 import { Catalog } from './catalog.js';
@@ -21,19 +22,6 @@ import { Transport, type RegistryEndpoint, type TransportOptions } from './trans
 import { Uploads } from './uploads.js';
 
 export { DELETE_PROBE_DIGEST } from './deletes.js';
-export type {
-  BlobSource,
-  CatalogPage,
-  ChunkedUpload,
-  ChunkedUploadOptions,
-  DeleteSupport,
-  ManifestHead,
-  Referrer,
-  Registry,
-  TagListing,
-  TrafficStats,
-} from './registry.js';
-export { nextLink } from './responses.js';
 
 /**
  * The Registry over the OCI distribution API, one method per operation, each written in the
