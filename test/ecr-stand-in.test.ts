@@ -13,7 +13,7 @@ import {
 } from '@aws-sdk/client-ecr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ECR_STAND_IN_START_TIMEOUT_MS, startEcrStandIn, type EcrStandIn } from './support/ecr-stand-in.js';
-import { MANIFEST_ACCEPT, basicAuth, getManifest, pushImage, readTags } from './support/seed.js';
+import { MANIFEST_ACCEPT, basicAuth, blobExists, getManifest, pushBlobStream, pushImage, readTags } from './support/seed.js';
 
 describe('ECR stand-in', () => {
   let ecr: EcrStandIn;
@@ -83,6 +83,29 @@ describe('ECR stand-in', () => {
     expect((await registryGet('/v2/', auth)).status).toBe(200);
   });
 
+  it('refuses a token once its lifetime is over, with 403 DENIED where asked to answer as ECR has been seen to', async () => {
+    const shortLived = await startEcrStandIn({ tokenTtlMs: 300, expiredTokenStatus: 403 });
+    const shortClient = new ECRClient({
+      endpoint: shortLived.apiUrl,
+      region: shortLived.region,
+      credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'x' },
+    });
+    try {
+      const out = await shortClient.send(new GetAuthorizationTokenCommand({}));
+      const authorization = `Basic ${out.authorizationData![0]!.authorizationToken!}`;
+      const probe = () => fetch(`${shortLived.registryUrl}/v2/`, { headers: { authorization } });
+      expect((await probe()).status).toBe(200);
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      const expired = await probe();
+      expect(expired.status).toBe(403);
+      expect(await expired.json()).toEqual({ errors: [{ code: 'DENIED', message: 'Your authorization token has expired. Reauthenticate and try again.' }] });
+      expect((await fetch(`${shortLived.registryUrl}/v2/`)).status).toBe(401); // no credentials at all: still 401
+    } finally {
+      shortClient.destroy();
+      await shortLived.stop();
+    }
+  });
+
   it('refuses a push to a repository not created with NAME_UNKNOWN, and takes it once CreateRepository made it', async () => {
     const upload = await fetch(`${ecr.registryUrl}/v2/team/new-app/blobs/uploads/`, { method: 'POST', headers: { authorization: auth } });
     expect(upload.status).toBe(404);
@@ -117,6 +140,9 @@ describe('ECR stand-in', () => {
     expect(JSON.parse((await registryGet('/v2/team/new-app/tags/list')).body)).toEqual({ name: 'team/new-app', tags: [] });
     const image = await pushImage(ecr.registryUrl, 'team/new-app', 'v1', { auth });
     expect(await readTags(ecr.registryUrl, 'team/new-app', auth)).toEqual({ v1: image.digest });
+    // Chunked uploads stream through the front (PATCH after PATCH, then the closing PUT).
+    const big = await pushBlobStream(ecr.registryUrl, 'team/new-app', 9 * 1024 * 1024, 'big layer', auth);
+    expect(await blobExists(ecr.registryUrl, 'team/new-app', big, auth)).toBe(true);
   });
 
   it('pages DescribeRepositories with nextToken, and names an unknown repository', async () => {
