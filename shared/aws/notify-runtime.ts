@@ -6,10 +6,19 @@
  * the environment, no second grant. No DynamoDB, no registry: notify only turns events into jobs.
  */
 import { SQSClient } from '@aws-sdk/client-sqs';
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { z } from 'zod';
-import { describeZodIssues, invalidInput, secondariesFromEnv } from '../engine/index.js';
-import { enqueueEventJobs, rereadToken, type SyncMessage, type WebhookDoor, type WebhookRequest } from '../jobs/index.js';
+import { describeZodIssues, errorMessage, invalidInput, secondariesFromEnv } from '../engine/index.js';
+import {
+  enqueueEventJobs,
+  readEcrImageAction,
+  rereadToken,
+  type EcrRegistryId,
+  type ReadNotifications,
+  type SyncMessage,
+  type WebhookDoor,
+  type WebhookRequest,
+} from '../jobs/index.js';
 import { readSecretString } from './credentials.js';
 import { createLogger, createMetrics, engineLogger, metricsPort } from './powertools.js';
 import { SqsQueue } from './sqs-queue.js';
@@ -22,8 +31,10 @@ const Config = z.object({
 
 export interface NotifyRuntime {
   door: WebhookDoor;
+  /** Takes one EventBridge ECR Image Action event of the primary's registry: its hints become event jobs, as a webhook's do. */
+  takeEcrEvent(event: unknown): Promise<void>;
   /** Runs one invocation and flushes its metrics after. */
-  invoke(context: Context, work: () => Promise<APIGatewayProxyStructuredResultV2>): Promise<APIGatewayProxyStructuredResultV2>;
+  invoke<T>(context: Context, work: () => Promise<T>): Promise<T>;
 }
 
 export function createNotifyRuntime(
@@ -40,17 +51,37 @@ export function createNotifyRuntime(
   const syncQueue = new SqsQueue<SyncMessage>(new SQSClient({}), parsed.data.GEO_SYNC_SYNC_QUEUE_URL);
   // Only the secondaries' names and scopes: notify reads nothing from the registries.
   const secondaries = secondariesFromEnv(env);
+  const ecrPrimary = ecrPrimaryOf(env);
+  const door: WebhookDoor = {
+    ...ports,
+    token: rereadToken(async () => tokenOf(await readToken()), `secret ${parsed.data.GEO_SYNC_WEBHOOK_SECRET}`),
+    githubSecret: rereadToken(async () => keyOf(await readToken(), 'githubSecret'), `secret ${parsed.data.GEO_SYNC_WEBHOOK_SECRET}`, Date.now, {
+      what: 'githubSecret',
+      optional: true,
+    }),
+    clock: Date.now,
+    health: () => ({ status: 'ok' }),
+    take: enqueueEventJobs({ ...ports, syncQueue, secondaries }),
+  };
   return {
-    door: {
-      ...ports,
-      token: rereadToken(async () => tokenOf(await readToken()), `secret ${parsed.data.GEO_SYNC_WEBHOOK_SECRET}`),
-      githubSecret: rereadToken(async () => keyOf(await readToken(), 'githubSecret'), `secret ${parsed.data.GEO_SYNC_WEBHOOK_SECRET}`, Date.now, {
-        what: 'githubSecret',
-        optional: true,
-      }),
-      clock: Date.now,
-      health: () => ({ status: 'ok' }),
-      take: enqueueEventJobs({ ...ports, syncQueue, secondaries }),
+    door,
+    async takeEcrEvent(event) {
+      const receivedAt = Date.now();
+      let read: ReadNotifications;
+      try {
+        read = readEcrImageAction(event, ecrPrimary, receivedAt);
+      } catch (error) {
+        // Sent again it would read the same: logged and counted, never retried.
+        ports.logger.warn('ECR event not read', { error: errorMessage(error) });
+        return void ports.metrics.add('EcrEventsNotRead', 1);
+      }
+      if (read.invalid.length > 0) {
+        ports.logger.warn('ECR event not read', { invalid: read.invalid });
+        ports.metrics.add('EcrEventsNotRead', read.invalid.length);
+      }
+      ports.metrics.add('WebhookEvents', read.hints.length + read.digests.length);
+      // A failure to enqueue throws: EventBridge's asynchronous invocation retries it.
+      await door.take(read, receivedAt);
     },
     async invoke(context, work) {
       logger.addContext(context);
@@ -61,6 +92,29 @@ export function createNotifyRuntime(
       }
     },
   };
+}
+
+/** An ECR registry's host: `<account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]`, or dual-stack `<account>.dkr-ecr[-fips].<region>.on.aws`. */
+const ECR_HOST = /^(\d{12})\.dkr[.-]ecr(?:-fips)?\.([a-z0-9-]+)\.(?:amazonaws\.com(?:\.cn)?|on\.aws)$/;
+
+/**
+ * The primary's ECR registry, where the primary is ECR: declared (`GEO_SYNC_PRIMARY_TYPE=ecr`, with
+ * `GEO_SYNC_PRIMARY_REGISTRY_ID` and `GEO_SYNC_PRIMARY_REGION`), or read off an ECR host in
+ * `GEO_SYNC_PRIMARY_URL`. Only its events carry work.
+ */
+export function ecrPrimaryOf(env: NodeJS.ProcessEnv): EcrRegistryId | undefined {
+  const type = env.GEO_SYNC_PRIMARY_TYPE ?? '';
+  if (type !== '' && type !== 'ecr') throw invalidInput('INVALID_CONFIG', `GEO_SYNC_PRIMARY_TYPE: unknown registry type ${JSON.stringify(type)} (known: ecr)`);
+  let host: RegExpExecArray | null = null;
+  try {
+    host = ECR_HOST.exec(new URL(env.GEO_SYNC_PRIMARY_URL ?? '').hostname);
+  } catch {
+    // No URL, or not one: only a declared type makes the primary ECR then.
+  }
+  if (type !== 'ecr' && !host) return undefined;
+  const account = env.GEO_SYNC_PRIMARY_REGISTRY_ID || host?.[1];
+  const region = env.GEO_SYNC_PRIMARY_REGION || host?.[2] || env.AWS_REGION;
+  return { ...(account ? { account } : {}), ...(region ? { region } : {}) };
 }
 
 /** The secret's value is the token itself, or a JSON object with a "token" key (a key/value secret in the console). */

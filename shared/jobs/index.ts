@@ -49,6 +49,7 @@ export { coalescedRecords } from './events/batch.js';
 export { PendingTags, isEventJob, pairKey } from './events/coalesce.js';
 export { enqueueEventJobs } from './events/enqueue.js';
 export type { DigestHint, EventHints, ReadNotifications, TagHint } from './events/notification.js';
+export { isEcrImageAction, readEcrImageAction, type EcrRegistryId } from './events/vendor-notifications.js';
 export {
   MAX_BODY_BYTES,
   REFUSAL_REASONS,

@@ -79,6 +79,7 @@ export const METRIC_NAMES = [
   'EventJobsEnqueued',
   'WebhookEvents',
   'WebhookRefused',
+  'EcrEventsNotRead',
   'PoisonMessages',
 ] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];

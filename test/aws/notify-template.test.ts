@@ -126,6 +126,24 @@ describe('the event path in the packaged template', () => {
     const mapping = ofType('AWS::Lambda::EventSourceMapping').find(([, r]) => r.Properties.FunctionName['Fn::GetAtt'][0] === 'SyncLambdaFunction')![1];
     expect(mapping.Properties.MaximumBatchingWindowInSeconds).toBeLessThanOrEqual(1);
   });
+
+  it("an ECR primary's events: a rule, made only with ecrEvents on, for the primary account's successful pushes and deletes, invoking notify", () => {
+    const rule = resources.EcrImageActionRule!;
+    expect(rule.Condition).toBe('ListensToEcrEvents');
+    expect((template as any).Conditions.ListensToEcrEvents).toEqual({ 'Fn::Equals': ['off', 'on'] });
+    expect(rule.Properties.EventPattern).toEqual({
+      source: ['aws.ecr'],
+      'detail-type': ['ECR Image Action'],
+      account: [{ 'Fn::If': ['HasPrimaryRegistryId', '', { Ref: 'AWS::AccountId' }] }],
+      detail: { result: ['SUCCESS'], 'action-type': ['PUSH', 'DELETE'] },
+    });
+    expect(rule.Properties.Targets).toEqual([expect.objectContaining({ Id: 'notify', Arn: { 'Fn::GetAtt': ['NotifyLambdaFunction', 'Arn'] } })]);
+    expect(resources.EcrImageActionPermission).toMatchObject({
+      Condition: 'ListensToEcrEvents',
+      Properties: { Action: 'lambda:InvokeFunction', Principal: 'events.amazonaws.com', SourceArn: { 'Fn::GetAtt': ['EcrImageActionRule', 'Arn'] } },
+    });
+    expect(resources.NotifyLambdaFunction!.Properties.Environment.Variables).toMatchObject({ GEO_SYNC_PRIMARY_TYPE: '', GEO_SYNC_PRIMARY_REGISTRY_ID: '' });
+  });
 });
 
 function resourceName(resource: any): string {

@@ -61,8 +61,17 @@ describe('the packaged CloudFormation template', () => {
     );
     expect(settings('SyncLambdaFunction')).toEqual([...registries, 'GEO_SYNC_REFERRERS', 'GEO_SYNC_SYNC_QUEUE_URL', 'GEO_SYNC_VERIFY_QUEUE_URL'].sort());
     expect(settings('VerifyLambdaFunction')).toEqual([...registries, 'GEO_SYNC_REFERRERS', 'GEO_SYNC_VERIFY_QUEUE_URL'].sort());
-    // notify reads no registry and no record: the secondaries' scopes, its queue and its token's secret.
-    expect(settings('NotifyLambdaFunction')).toEqual(['GEO_SYNC_SECONDARIES', 'GEO_SYNC_SYNC_QUEUE_URL', 'GEO_SYNC_WEBHOOK_SECRET']);
+    // notify reads no registry and no record: the secondaries' scopes, its queue, its token's secret,
+    // and which registry the primary is (an ECR primary's events carry work, no other registry's).
+    expect(settings('NotifyLambdaFunction')).toEqual([
+      'GEO_SYNC_PRIMARY_REGION',
+      'GEO_SYNC_PRIMARY_REGISTRY_ID',
+      'GEO_SYNC_PRIMARY_TYPE',
+      'GEO_SYNC_PRIMARY_URL',
+      'GEO_SYNC_SECONDARIES',
+      'GEO_SYNC_SYNC_QUEUE_URL',
+      'GEO_SYNC_WEBHOOK_SECRET',
+    ]);
     // Referrers are synced and verified unless the stack parameter turns them off.
     expect(resources.SyncLambdaFunction!.Properties.Environment.Variables.GEO_SYNC_REFERRERS).toBe('on');
   });
@@ -193,7 +202,9 @@ describe('the packaged CloudFormation template', () => {
   });
 
   it('schedules a catalog-wide sync and a slower deep verification on EventBridge', () => {
-    const rules = ofType('AWS::Events::Rule').map(([, r]) => [r.Properties.ScheduleExpression, JSON.parse(r.Properties.Targets[0].Input)]);
+    const rules = ofType('AWS::Events::Rule')
+      .filter(([, r]) => r.Properties.ScheduleExpression)
+      .map(([, r]) => [r.Properties.ScheduleExpression, JSON.parse(r.Properties.Targets[0].Input)]);
     expect(rules).toEqual([
       ['rate(1 hour)', { target: 'sync' }],
       ['rate(1 day)', { target: 'verify', deep: true }],

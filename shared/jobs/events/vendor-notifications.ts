@@ -150,3 +150,65 @@ export function readGitHub(event: string | undefined, body: unknown, receivedAt:
   addHint(read, 0, 'push', `${owner}/${pkg.name}`.toLowerCase(), named, receivedAt);
   return read;
 }
+
+// --- Amazon ECR, through EventBridge -----------------------------------------------------------
+
+/**
+ * EventBridge's `ECR Image Action` event (Amazon ECR User Guide, "Amazon ECR events and
+ * EventBridge"): `account` and `region` name the registry; `detail` the repository, the image's
+ * digest, `action-type` PUSH or DELETE, and the tag (absent for an image pushed or deleted by
+ * digest alone). Events are emitted on a best-effort basis: the reconcile catches what is lost.
+ */
+const EcrImageAction = z.object({
+  source: z.literal('aws.ecr'),
+  'detail-type': z.literal('ECR Image Action'),
+  account: z.string(),
+  region: z.string(),
+  time: z.string().optional(),
+  detail: z.object({
+    result: z.string(),
+    'repository-name': z.string(),
+    'action-type': z.string(),
+    'image-digest': z.string().optional(),
+    'image-tag': z.string().optional(),
+  }),
+});
+
+const ECR_ACTIONS: Record<string, 'push' | 'delete'> = { PUSH: 'push', DELETE: 'delete' };
+
+/** Whether an invocation's event is EventBridge's ECR Image Action (and not a function URL request). */
+export function isEcrImageAction(event: unknown): boolean {
+  const fields = event as { source?: unknown; 'detail-type'?: unknown } | null;
+  return typeof fields === 'object' && fields !== null && fields.source === 'aws.ecr' && fields['detail-type'] === 'ECR Image Action';
+}
+
+/** The ECR registry whose events carry work: the primary's account (registry id) and region, each where known. */
+export interface EcrRegistryId {
+  account?: string;
+  region?: string;
+}
+
+/**
+ * One ECR Image Action event as hints: a successful PUSH or DELETE of the primary's registry, as a
+ * push or delete notification of that tag (or digest) would be. A failed action carries no work
+ * (ignored); an event of another registry, or any event when the primary is not ECR (`primary`
+ * undefined), is reported invalid: the rule sends only the primary's events, so one from elsewhere is
+ * a misconfiguration to see, never work to do.
+ */
+export function readEcrImageAction(event: unknown, primary: EcrRegistryId | undefined, receivedAt: number): ReadNotifications {
+  const payload = parsed(EcrImageAction, event, 'an ECR Image Action event');
+  const read = empty();
+  const action = ECR_ACTIONS[payload.detail['action-type']];
+  if (payload.detail.result !== 'SUCCESS' || !action) return { ...read, ignored: 1 };
+  const from = `registry ${payload.account} in ${payload.region}`;
+  if (primary === undefined) return { ...read, invalid: [{ index: 0, action, reason: `an ECR event (${from}), but the primary is not an ECR registry` }] };
+  const other = (primary.account !== undefined && payload.account !== primary.account) || (primary.region !== undefined && payload.region !== primary.region);
+  if (other) {
+    const expected = `${primary.account ?? 'any account'} in ${primary.region ?? 'any region'}`;
+    return { ...read, invalid: [{ index: 0, action, reason: `an event of ${from}, not of the primary (${expected})` }] };
+  }
+  const time = payload.time === undefined ? NaN : Date.parse(payload.time);
+  const at = Number.isFinite(time) ? Math.min(time, receivedAt) : receivedAt;
+  addHint(read, 0, action, payload.detail['repository-name'], { tag: payload.detail['image-tag'], digest: payload.detail['image-digest'] }, at);
+  return read;
+}
