@@ -27,6 +27,10 @@ export const ERROR_CODES = [
   'AUTH_REFUSED',
   'AUTH_TOKEN_FAILED',
   'AUTH_TOKEN_UNREACHABLE',
+  // ECR's own API (listing, removal, repository creation, registry tokens).
+  'ECR_API_FAILED',
+  'ECR_ACCESS_DENIED',
+  'REPOSITORY_CREATE_DENIED',
   // What a registry answered.
   'INVALID_RESPONSE',
   'BODY_TOO_LARGE',
@@ -35,6 +39,8 @@ export const ERROR_CODES = [
   'REPOSITORY_NOT_FOUND',
   'MANIFEST_MISSING',
   'DIGEST_MISMATCH',
+  /** A tag the secondary refuses to move (ECR's IMMUTABLE repositories): no retry moves it, a person must. */
+  'TAG_IMMUTABLE',
   // Uploads.
   'BLOB_TRUNCATED',
   'CHUNK_CONSUMED',
