@@ -1,0 +1,108 @@
+// The ECR API's view of a repository's images, read from and changed in the backing registry over
+// HTTP: its tag list, a HEAD per tag for the digest, and the manifests pushed through the front
+// (for the untagged ones). Removal follows ECR's BatchDeleteImage: a tag alone (and the image with
+// it when no other tag points there), or an image by digest with every tag on it.
+// go-containerregistry 0.14 keeps a manifest under its tag and under its digest separately:
+// DELETE of /manifests/<tag> removes only that tag, DELETE of /manifests/<digest> leaves the tags.
+import type { EcrState, PushRecord } from './ecr-state.js';
+
+export interface EcrImage {
+  digest: string;
+  /** Sorted. Empty for an untagged image. */
+  tags: string[];
+  mediaType: string;
+  pushedAt: Date;
+}
+
+export interface ManifestFacts {
+  artifactMediaType?: string;
+  sizeInBytes?: number;
+}
+
+const HEAD_CONCURRENCY = 16;
+
+/** Every image of `repo`, tagged ones first (by first tag), then untagged ones by push time. */
+export async function readImages(state: EcrState, repo: string): Promise<EcrImage[]> {
+  const tags = await listTags(state.backingUrl, repo);
+  const heads: { tag: string; digest: string; mediaType: string }[] = [];
+  for (let i = 0; i < tags.length; i += HEAD_CONCURRENCY) {
+    const batch = await Promise.all(tags.slice(i, i + HEAD_CONCURRENCY).map((tag) => headManifest(state.backingUrl, repo, tag)));
+    batch.forEach((head, j) => head && heads.push({ tag: tags[i + j]!, ...head }));
+  }
+  const pushed = pushedImages(state, repo);
+  const images = new Map<string, EcrImage>();
+  for (const head of heads) {
+    let image = images.get(head.digest);
+    if (!image) {
+      // A manifest pushed past the front (straight to the backing registry) counts as pushed now.
+      const record = pushed.get(head.digest) ?? { pushedAt: new Date(), mediaType: head.mediaType };
+      pushed.set(head.digest, record);
+      images.set(head.digest, (image = { digest: head.digest, tags: [], mediaType: record.mediaType || head.mediaType, pushedAt: record.pushedAt }));
+    }
+    image.tags.push(head.tag);
+  }
+  const tagged = [...images.values()].sort((a, b) => compare(a.tags[0]!, b.tags[0]!));
+  const untagged = [...pushed.entries()]
+    .filter(([digest]) => !images.has(digest))
+    .map(([digest, record]) => ({ digest, tags: [], mediaType: record.mediaType, pushedAt: record.pushedAt }))
+    .sort((a, b) => a.pushedAt.getTime() - b.pushedAt.getTime() || compare(a.digest, b.digest));
+  return [...tagged, ...untagged];
+}
+
+/** Removes `tag`; the image goes with it when no other tag points at it (ECR: "the last tag"). */
+export async function deleteTag(state: EcrState, repo: string, image: EcrImage, tag: string): Promise<void> {
+  await deleteManifest(state.backingUrl, repo, tag);
+  if (image.tags.every((other) => other === tag)) await deleteImage(state, repo, { ...image, tags: [] });
+}
+
+/** Removes the image and every tag on it. */
+export async function deleteImage(state: EcrState, repo: string, image: EcrImage): Promise<void> {
+  for (const tag of image.tags) await deleteManifest(state.backingUrl, repo, tag);
+  await deleteManifest(state.backingUrl, repo, image.digest);
+  pushedImages(state, repo).delete(image.digest);
+}
+
+/** What DescribeImages tells beyond the digest: the config's media type and the layers' size. */
+export async function manifestFacts(state: EcrState, repo: string, digest: string): Promise<ManifestFacts> {
+  const res = await fetch(`${state.backingUrl}/v2/${repo}/manifests/${digest}`, { headers: { accept: '*/*' } });
+  const text = await res.text();
+  if (res.status !== 200) return {};
+  const manifest = JSON.parse(text) as { config?: { mediaType?: string }; layers?: { size?: number }[] };
+  if (!manifest.config) return {};
+  return {
+    artifactMediaType: manifest.config.mediaType,
+    sizeInBytes: (manifest.layers ?? []).reduce((sum, layer) => sum + (layer.size ?? 0), 0),
+  };
+}
+
+function pushedImages(state: EcrState, repo: string): Map<string, PushRecord> {
+  let images = state.pushed.get(repo);
+  if (!images) state.pushed.set(repo, (images = new Map()));
+  return images;
+}
+
+async function listTags(backingUrl: string, repo: string): Promise<string[]> {
+  const res = await fetch(`${backingUrl}/v2/${repo}/tags/list`);
+  const text = await res.text();
+  if (res.status === 404) return []; // nothing pushed yet
+  if (res.status !== 200) throw new Error(`GET tags/list of ${repo} -> ${res.status}: ${text}`);
+  return (JSON.parse(text) as { tags?: string[] | null }).tags ?? [];
+}
+
+async function headManifest(backingUrl: string, repo: string, reference: string): Promise<{ digest: string; mediaType: string } | undefined> {
+  const res = await fetch(`${backingUrl}/v2/${repo}/manifests/${encodeURIComponent(reference)}`, { method: 'HEAD', headers: { accept: '*/*' } });
+  await res.arrayBuffer();
+  const digest = res.headers.get('docker-content-digest');
+  if (res.status !== 200 || !digest) return undefined; // removed since the listing
+  return { digest, mediaType: res.headers.get('content-type') ?? '' };
+}
+
+async function deleteManifest(backingUrl: string, repo: string, reference: string): Promise<void> {
+  const res = await fetch(`${backingUrl}/v2/${repo}/manifests/${encodeURIComponent(reference)}`, { method: 'DELETE' });
+  const text = await res.text();
+  if (res.status !== 202 && res.status !== 404) throw new Error(`DELETE ${reference} in ${repo} -> ${res.status}: ${text}`);
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
