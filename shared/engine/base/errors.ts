@@ -58,6 +58,9 @@ export const ERROR_CODES = [
   'QUEUE_SEND_FAILED',
 ] as const;
 
+/** Failures no retry clears, only a person (a repository's settings, a role's permissions): named, counted, not retried in a loop. */
+export const NEEDS_A_PERSON: ReadonlySet<string> = new Set(['TAG_IMMUTABLE', 'REPOSITORY_CREATE_DENIED']);
+
 /** A code of the project's own errors (ERROR_CODES). */
 export type GeoSyncErrorCode = (typeof ERROR_CODES)[number];
 
