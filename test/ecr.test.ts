@@ -169,6 +169,29 @@ describe('ECR as the secondary of a docker-registry', () => {
     expect(calls('GetAuthorizationToken', apiBefore)).toHaveLength(1);
     expect(ecr.registryRequests.slice(requestsBefore).some((r) => r.status === 401)).toBe(true);
   });
+  it('`geo-sync run`: an immutable tag is recorded as tags-refused (no retry scheduled), `status` shows it as needing a human, the other tag is copied', async () => {
+    const repo = 'ecr-run-immutable/app';
+    ecr.createRepository(repo, { imageTagMutability: 'IMMUTABLE' });
+    await pushImage(B(), repo, 'stable', { seed: 'elsewhere' });
+    await pushImage(plain.url, repo, 'stable');
+    await pushImage(plain.url, repo, 'next', { seed: 'next' });
+    const dir = mkdtempSync(join(tmpdir(), 'geo-sync-ecr-immutable-'));
+    try {
+      const env = { ...awsEnv(), GEO_SYNC_PRIMARY_URL: plain.url, ...ecrAs('SECONDARY'), GEO_SYNC_STATE_DIR: dir };
+      const result = await runGeoSync(['run', '--repository', repo, '--json'], env);
+
+      expect(result.code, result.stderr).toBe(1);
+      const summary = JSON.parse(result.stdout) as { retriesPending: number; records: { syncState: string; syncError: string; retryCount: number }[] };
+      expect(summary.records).toMatchObject([{ syncState: 'tags-refused', retryCount: 0 }]);
+      expect(summary.records[0]!.syncError).toMatch(/^TAG_IMMUTABLE: tag stable of ecr-run-immutable\/app .*immutable/);
+      expect(summary.retriesPending).toBe(0);
+      expect(Object.keys(await readTags(B(), repo)).sort()).toEqual(['next', 'stable']);
+      const status = await runGeoSync(['status'], env);
+      expect(status.stdout).toMatch(/ecr-run-immutable\/app .*tags-refused .*tags refused/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('ECR as the primary', () => {
