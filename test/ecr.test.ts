@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { endpointsFromEnv, openRegistry, syncRepository, validateRepositoryName, type Registry } from '../shared/engine/index.js';
+import { endpointsFromEnv, openRegistry, syncRepository, validateRepositoryName, type OpenOptions, type Registry } from '../shared/engine/index.js';
 import { runGeoSync } from './support/cli.js';
 import { startEcrStandIn, type EcrStandIn } from './support/ecr-stand-in.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
@@ -40,11 +40,11 @@ afterAll(async () => {
 });
 
 /** The pair as the configuration opens it: ECR by declaration (a loopback host is no ECR host). */
-function open(ecrRole: 'primary' | 'secondary'): { primary: Registry; secondary: Registry; close: () => Promise<unknown> } {
+function open(ecrRole: 'primary' | 'secondary', options: OpenOptions = {}): { primary: Registry; secondary: Registry; close: () => Promise<unknown> } {
   const env = ecrRole === 'secondary' ? { GEO_SYNC_PRIMARY_URL: plain.url, ...ecrAs('SECONDARY') } : { ...ecrAs('PRIMARY'), GEO_SYNC_SECONDARY_URL: plain.url };
   const endpoints = endpointsFromEnv(env);
-  const primary = openRegistry(endpoints.primary);
-  const secondary = openRegistry(endpoints.secondaries[0]!.endpoint);
+  const primary = openRegistry(endpoints.primary, ecrRole === 'primary' ? options : {});
+  const secondary = openRegistry(endpoints.secondaries[0]!.endpoint, ecrRole === 'secondary' ? options : {});
   return { primary, secondary, close: () => Promise.all([primary.close(), secondary.close()]) };
 }
 
@@ -192,6 +192,59 @@ describe('ECR as the secondary of a docker-registry', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('ECR registry tokens that expire', () => {
+  it('mid-run: every token refused after the first answer; the run renews once and copies every tag', async () => {
+    const repo = 'ecr-expiry/mid-run';
+    for (const tag of ['a', 'b', 'c', 'd']) await pushImage(plain.url, repo, tag, { seed: tag });
+    let expired = false;
+    const apiBefore = ecr.apiCalls.length;
+    const requestsBefore = ecr.registryRequests.length;
+    const onResponse = () => void (expired || ((expired = true), ecr.expireTokens()));
+    const pair = open('secondary', { onResponse, concurrency: 1 });
+    const report = await syncRepository(pair.primary, pair.secondary, validateRepositoryName(repo), { concurrency: 1 });
+    await pair.close();
+
+    expect(report.status, JSON.stringify(report.failed)).toBe('synced');
+    expect(report.done.copied).toEqual(['a', 'b', 'c', 'd']);
+    expect(ecr.registryRequests.slice(requestsBefore).filter((r) => r.status === 401)).toHaveLength(1);
+    expect(calls('GetAuthorizationToken', apiBefore).length).toBeLessThanOrEqual(2);
+  });
+
+  it('answered 403 "Your authorization token has expired", as ECR has answered it: renewed once too', async () => {
+    const strict = await startEcrStandIn({ expiredTokenStatus: 403 });
+    try {
+      const repo = 'ecr-expiry/forbidden';
+      await pushImage(plain.url, repo, 'one');
+      const env = {
+        GEO_SYNC_PRIMARY_URL: plain.url,
+        GEO_SYNC_SECONDARY_URL: strict.registryUrl,
+        GEO_SYNC_SECONDARY_TYPE: 'ecr',
+        GEO_SYNC_SECONDARY_REGION: strict.region,
+      };
+      const sync = async () => {
+        const endpoints = endpointsFromEnv(env);
+        const [primary, secondary] = [openRegistry(endpoints.primary), openRegistry(endpoints.secondaries[0]!.endpoint)];
+        try {
+          return await syncRepository(primary, secondary, validateRepositoryName(repo));
+        } finally {
+          await Promise.all([primary.close(), secondary.close()]);
+        }
+      };
+      process.env.AWS_ENDPOINT_URL_ECR = strict.apiUrl;
+      expect((await sync()).status).toBe('synced');
+      strict.expireTokens();
+      await pushImage(plain.url, repo, 'two', { seed: 'two' });
+      const report = await sync();
+      expect(report.status, JSON.stringify(report.failed)).toBe('synced');
+      expect(report.done.copied).toEqual(['two']);
+      expect(strict.registryRequests.some((r) => r.status === 403)).toBe(true);
+    } finally {
+      process.env.AWS_ENDPOINT_URL_ECR = ecr.apiUrl;
+      await strict.stop();
+    }
+  }, 60_000);
 });
 
 describe('ECR as the primary', () => {

@@ -81,6 +81,8 @@ export class Authenticator {
   private readonly pending = new Map<string, Promise<CachedToken>>();
 
   private readonly provider: CredentialsProvider | undefined;
+  /** Renewals after a 403 without a body (`expired`: once per client). */
+  private silentRenewals = 0;
 
   constructor(
     private readonly registryUrl: URL,
@@ -137,6 +139,23 @@ export class Authenticator {
     // The refused token (expired or revoked mid-run) is dropped, so the retry fetches a fresh one.
     const key = scopes.join(' ');
     if (sentHeader !== undefined && sentHeader === `Bearer ${this.tokens.get(key)?.value}`) this.tokens.delete(key);
+    return true;
+  }
+
+  /**
+   * Whether a 403 says the provided credentials expired (ECR: "Your authorization token has
+   * expired"); if so they are dropped, for the request to be sent once more with new ones.
+   */
+  async expired(body: Buffer, sentHeader: string | undefined): Promise<boolean> {
+    if (!this.provider || sentHeader === undefined) return false;
+    const current = await this.provider.get();
+    // Sent with credentials renewed since (requests in parallel): sent again with the new ones.
+    if (sentHeader !== basicHeaderOf(current)) return true;
+    // A HEAD's 403 has no body to say why: taken for an expired token once per client, so a
+    // refusal for good costs one renewal, not one per request.
+    const said = /authorization token has expired/i.test(body.toString('utf8'));
+    if (!said && (body.length > 0 || this.silentRenewals++ > 0)) return false;
+    this.provider.refused(current);
     return true;
   }
 

@@ -206,6 +206,11 @@ export class Transport {
         }
       }
       const errorBody = await readCapped(response.body, ERROR_BODY_LIMIT).catch(() => Buffer.alloc(0));
+      // ECR has answered an expired registry token with 403 rather than 401: renewed and sent again, once.
+      if (status === 403 && onHost && !authRetried && (authRetried = await this.auth.expired(errorBody, authorization))) {
+        attempt--;
+        continue;
+      }
       if (RETRYABLE_STATUS.has(status) && this.replayable(spec)) {
         const wait = this.nextWait(attempt, headers['retry-after']);
         if (wait !== undefined) {
