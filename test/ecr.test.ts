@@ -9,7 +9,8 @@ import { endpointsFromEnv, openRegistry, syncRepository, validateRepositoryName,
 import { runGeoSync } from './support/cli.js';
 import { startEcrStandIn, type EcrStandIn } from './support/ecr-stand-in.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
-import { getManifest, pushImage, pushManifest, readTags } from './support/seed.js';
+import { deleteManifest, getManifest, pushImage, pushManifest, readTags } from './support/seed.js';
+import { pushSignature, readReferrers } from './support/referrers.js';
 
 let ecr: EcrStandIn;
 let plain: TestRegistry;
@@ -294,6 +295,64 @@ describe('ECR as the primary', () => {
 });
 
 describe('ECR through the CLI', () => {
+  it('ECR to ECR with referrers: a signature is copied, and once gone from the primary removed by imageDigest', async () => {
+    const repo = 'ecr-refs/app';
+    ecr.createRepository(repo);
+    const image = await pushImage(B(), repo, 'v1');
+    const signature = await pushSignature(B(), repo, image);
+    const secondaries = [{ name: 'dr', url: ecr.registryUrl, type: 'ecr', region: ecr.region, prefix: 'dr/' }];
+    const env = { ...awsEnv(), ...ecrAs('PRIMARY'), GEO_SYNC_SECONDARIES: JSON.stringify(secondaries) };
+    const copied = await runGeoSync(['sync', repo, '--json'], env);
+    expect(copied.code, copied.stderr + copied.stdout).toBe(0);
+    expect((await readReferrers(B(), `dr/${repo}`, image.digest)).map((r) => r.digest)).toEqual([signature.digest]);
+
+    await deleteManifest(B(), repo, signature.digest);
+    const apiBefore = ecr.apiCalls.length;
+    const removed = await runGeoSync(['sync', repo, '--json'], env);
+    expect(removed.code, removed.stderr + removed.stdout).toBe(0);
+    expect(calls('BatchDeleteImage', apiBefore).map((call) => call.input)).toEqual([
+      { repositoryName: `dr/${repo}`, imageIds: [{ imageDigest: signature.digest }] },
+    ]);
+    expect(await readReferrers(B(), `dr/${repo}`, image.digest)).toEqual([]);
+    expect(await readTags(B(), `dr/${repo}`)).toEqual({ v1: image.digest });
+  });
+
+  it('ECR to ECR (a second registry as a prefix of the same one): created with the entry settings, tags copied, an extra tag removed, verify exit 0', async () => {
+    const repo = 'ecr-both/app';
+    ecr.createRepository(repo);
+    const image = await pushImage(B(), repo, 'v1');
+    await pushManifest(B(), repo, 'stable', image.bytes, image.mediaType);
+    const secondaries = [
+      {
+        name: 'dr',
+        url: ecr.registryUrl,
+        type: 'ecr',
+        region: ecr.region,
+        prefix: 'dr/',
+        repositorySettings: { scanOnPush: true, encryptionType: 'KMS', kmsKey: 'alias/dr', resourceTags: { purpose: 'disaster-recovery' } },
+      },
+    ];
+    const env = { ...awsEnv(), ...ecrAs('PRIMARY'), GEO_SYNC_SECONDARIES: JSON.stringify(secondaries) };
+    const sync = await runGeoSync(['sync', repo, '--json'], env);
+    expect(sync.code, sync.stderr).toBe(0);
+    expect(JSON.parse(sync.stdout).done.copied).toEqual(['stable', 'v1']);
+    expect(ecr.repository(`dr/${repo}`)).toMatchObject({
+      imageTagMutability: 'MUTABLE',
+      encryptionConfiguration: { encryptionType: 'KMS', kmsKey: 'alias/dr' },
+      imageScanningConfiguration: { scanOnPush: true },
+      tags: [{ Key: 'purpose', Value: 'disaster-recovery' }],
+    });
+    expect(await readTags(B(), `dr/${repo}`)).toEqual(await readTags(B(), repo));
+
+    await pushManifest(B(), `dr/${repo}`, 'extra', image.bytes, image.mediaType);
+    const again = await runGeoSync(['sync', repo, '--json'], env);
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout).done.removed).toEqual(['extra']);
+    const verify = await runGeoSync(['verify', repo, '--json'], env);
+    expect(verify.code, verify.stdout).toBe(0);
+    expect(await readTags(B(), `dr/${repo}`)).toEqual({ stable: image.digest, v1: image.digest });
+  });
+
   it('`geo-sync sync` to an ECR secondary: the repository is created, the tags copied, exit 0', async () => {
     const repo = 'ecr-cli/app';
     await pushImage(plain.url, repo, 'v1');
