@@ -6,6 +6,7 @@
  */
 import type { BatchDeleteImageCommandOutput, DescribeRepositoriesCommandOutput, ECRClient, ListImagesCommandOutput } from '@aws-sdk/client-ecr';
 import { GeoSyncError } from '../../base/errors.js';
+import { isConnectionError } from '../retry.js';
 import type { EcrRepositorySettings, EcrSettings } from './settings.js';
 import type { AuthorizationData } from './token.js';
 
@@ -18,6 +19,8 @@ const TRANSIENT = new Set(['ThrottlingException', 'ServerException', 'LimitExcee
 export class EcrApi {
   private client: Promise<{ client: ECRClient; sdk: typeof import('@aws-sdk/client-ecr') }> | undefined;
   private readonly registryId: { registryId?: string };
+  /** ECR API calls sent by this client (each page one), for the run's traffic figures. */
+  calls = 0;
 
   constructor(
     private readonly settings: EcrSettings,
@@ -117,6 +120,7 @@ export class EcrApi {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each command's own output type, as the SDK's send gives it
   private async call(operation: string, repository: string | undefined, command: (sdk: typeof import('@aws-sdk/client-ecr')) => object): Promise<any> {
     const { client, sdk } = await this.open();
+    this.calls++;
     try {
       // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the command built above
       return await client.send(command(sdk) as any);
@@ -166,6 +170,7 @@ export function ecrFailure(error: unknown, operation: string, host: string, repo
     return new GeoSyncError('ECR_ACCESS_DENIED', `ECR refused ${operation} on ${where}: the role lacks ecr:${operation} (${message})`, { cause: error });
   }
   const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-  const retryable = TRANSIENT.has(name) || (status !== undefined && status >= 500) || (error as { $retryable?: unknown }).$retryable !== undefined;
+  const retryable =
+    TRANSIENT.has(name) || (status !== undefined && status >= 500) || (error as { $retryable?: unknown }).$retryable !== undefined || isConnectionError(error);
   return new GeoSyncError('ECR_API_FAILED', `ECR ${operation} on ${where} failed: ${name}: ${message}`, { cause: error, retryable });
 }

@@ -54,7 +54,7 @@ export class EcrRegistry implements Registry {
   }
 
   get stats(): Readonly<TrafficStats> {
-    return this.client.stats;
+    return { ...this.client.stats, apiCalls: this.api.calls };
   }
 
   at(repository: string): string {
