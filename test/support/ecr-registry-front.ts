@@ -5,6 +5,7 @@
 // - `GET /v2/_catalog` and every DELETE 405 UNSUPPORTED (ECR lists and deletes through its own API);
 // - any request naming a repository not created 404 NAME_UNKNOWN (ECR creates none on push);
 // - a tag list or referrers list of a created repository that holds nothing yet: empty, not 404;
+// - a chunk PATCH answered 202 (go-containerregistry 0.14 answers 204);
 // - a manifest PUT that would move a tag ECR keeps immutable 400 TAG_INVALID.
 // Everything else passes through unchanged, bodies streamed.
 import { createHash } from 'node:crypto';
@@ -57,8 +58,9 @@ export function registryFront(state: EcrState, log: RegistryRequest[], options: 
     if (kind === 'manifests' && entry.method === 'PUT')
       return void putManifest(state, req, res, { repo, reference, settings: record.settings, answer, onStatus });
     if (entry.method === 'GET' && (kind === 'tags' || kind === 'referrers')) {
-      return forwardOrEmpty(req, res, backing, onStatus, kind === 'tags' ? { name: repo, tags: [] } : EMPTY_INDEX);
+      return forwardAsEcr(req, res, backing, onStatus, kind === 'tags' ? { name: repo, tags: [] } : EMPTY_INDEX);
     }
+    if (entry.method === 'PATCH') return forwardAsEcr(req, res, backing, onStatus); // 202 as the spec says, not 204
     forward(req, res, backing, onStatus);
   };
 }
@@ -138,17 +140,22 @@ export async function currentDigest(backingUrl: string, repo: string, tag: strin
   return res.status === 200 ? (res.headers.get('docker-content-digest') ?? undefined) : undefined;
 }
 
-/** Proxies a GET; a 404 (go-containerregistry knows no repository without manifests) becomes `empty`. */
-function forwardOrEmpty(req: IncomingMessage, res: ServerResponse, target: URL, onStatus: (status: number) => void, empty: object): void {
+/**
+ * Proxies a request where go-containerregistry 0.14 answers otherwise than ECR: with `empty`, a 404
+ * (it knows no repository without manifests) becomes 200 with that body; a chunk PATCH's 204
+ * becomes the spec's 202.
+ */
+function forwardAsEcr(req: IncomingMessage, res: ServerResponse, target: URL, onStatus: (status: number) => void, empty?: object): void {
   const upstream = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
-    if (answer.statusCode === 404) {
+    if (answer.statusCode === 404 && empty) {
       answer.resume();
       onStatus(200);
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(empty));
       return;
     }
-    onStatus(answer.statusCode ?? 502);
-    res.writeHead(answer.statusCode ?? 502, answer.headers);
+    const status = answer.statusCode === 204 && req.method === 'PATCH' ? 202 : (answer.statusCode ?? 502);
+    onStatus(status);
+    res.writeHead(status, answer.headers);
     answer.pipe(res);
   });
   upstream.on('error', () => res.socket?.destroy());
