@@ -318,6 +318,7 @@ describe('the one vocabulary of statuses', () => {
       'incomplete',
       'guard-held',
       'deletes-refused',
+      'tags-refused',
       'mismatch',
       'unverified',
       'pending',

@@ -105,6 +105,8 @@ function formatSummary(summary: LocalRunSummary): string {
     );
   const refused = held('deletes-refused');
   if (refused.length > 0) lines.push(`the secondary refuses deletes, extra tags left in: ${refused.join(', ')}`);
+  const tagsRefused = held('tags-refused');
+  if (tagsRefused.length > 0) lines.push(`the secondary refuses tags no retry will move (see status), in: ${tagsRefused.join(', ')}`);
   if (summary.retriesPending > 0) lines.push(`${summary.retriesPending} retries scheduled for later: run again after the times shown`);
   if (summary.rejected > 0) lines.push(`${summary.rejected} messages rejected (see the logs on stderr)`);
   if (summary.busy.length > 0) lines.push(`left alone, another geo-sync was syncing them: ${summary.busy.join(', ')}`);
@@ -152,6 +154,7 @@ function needsAHuman(record: RepositoryRecord): string[] {
   const needs: string[] = [];
   if (record.syncState === 'guard-held') needs.push('guard held');
   if (record.syncState === 'deletes-refused') needs.push('deletes refused');
+  if (record.syncState === 'tags-refused') needs.push('tags refused');
   if (record.verifyState === 'mismatch') needs.push('mismatch');
   return needs;
 }

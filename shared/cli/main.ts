@@ -2,7 +2,8 @@ import { Command, CommanderError, Option } from 'commander';
 import {
   CHECKSUM_KINDS,
   GeoSyncError,
-  RegistryClient,
+  openRegistry,
+  type Registry,
   errorMessage,
   invalidInput,
   syncRepository,
@@ -188,7 +189,7 @@ async function forEachSecondary<R extends object>(
   options: CommonOptions,
   repository: string,
   present: Presenter<R>,
-  act: (primary: RegistryClient, secondary: RegistryClient, logger: EngineLogger, scope: Scope) => Promise<R>,
+  act: (primary: Registry, secondary: Registry, logger: EngineLogger, scope: Scope) => Promise<R>,
 ): Promise<number> {
   return withClients(env, places, options, async (primary, all, logger) => {
     // What lies outside a secondary's scope is never touched: asked by name, that is an error; among several, that one is passed over.
@@ -233,16 +234,16 @@ async function withClients<T>(
   env: NodeJS.ProcessEnv,
   places: RegistryPlace[],
   options: CommonOptions,
-  work: (primary: RegistryClient, secondaries: { name: string; client: RegistryClient; scope: Scope }[], logger: EngineLogger) => Promise<T>,
+  work: (primary: Registry, secondaries: { name: string; client: Registry; scope: Scope }[], logger: EngineLogger) => Promise<T>,
 ): Promise<T> {
   const logger = cliLogger(options, env);
   const endpoints = endpointsFor(env, { primary: options.primary, secondary: options.secondary, config: options.config });
   places.push(...registryPlaces(endpoints, env, options));
   const withCa = <E extends { caFile?: string }>(endpoint: E): E => (options.caFile ? { ...endpoint, caFile: options.caFile } : endpoint);
   const transport = { concurrency: options.concurrency, retries: options.retries, logger };
-  const opened: RegistryClient[] = [];
+  const opened: Registry[] = [];
   const open = (endpoint: RegistryEndpoint, prefix?: string) => {
-    const client = new RegistryClient(withCa(endpoint), { ...transport, prefix });
+    const client = openRegistry(withCa(endpoint), { ...transport, prefix });
     opened.push(client);
     return client;
   };

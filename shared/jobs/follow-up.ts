@@ -5,7 +5,7 @@
 import type { TagSyncReport } from '../engine/index.js';
 import type { EventJob, SyncMessage, VerifyMessage } from './messages.js';
 import type { Runtime } from './ports.js';
-import { FIRST_TAGS, retryDelayMs, type RepositoryRecord, type RetryPolicy } from './record.js';
+import { FIRST_TAGS, needsAPerson, retryDelayMs, type RepositoryRecord, type RetryPolicy } from './record.js';
 import { delaySeconds } from './timing.js';
 
 /** Runs of one event job's tags before what is left becomes a full sync of the repository. */
@@ -69,11 +69,19 @@ function afterEventJob(message: EventJob, report: TagSyncReport | undefined, con
   const pair = { repository: message.repository, secondary: message.secondary };
   const attempt = (message.attempt ?? 1) + 1;
   const again = (work: { tags?: string[]; digests?: string[] }, next: number | undefined) => againMessage(message, work, next, context.now);
-  const failed = report ? report.failed.map((f) => f.tag) : (message.tags ?? []);
+  // A tag only a person can clear (an immutable tag) is named once and left, never retried in a loop.
+  const refused = report ? report.failed.filter(needsAPerson) : [];
+  const failed = report ? report.failed.filter((f) => !needsAPerson(f)).map((f) => f.tag) : (message.tags ?? []);
   const digestsLeft = report ? report.digestsLeft : (message.digests ?? []);
   const changed = report?.skipped.map((s) => s.tag) ?? [];
   const unsettled = report?.unsettled ?? [];
   const sent: FollowUp[] = [];
+  if (refused.length > 0)
+    sent.push({
+      kind: 'leave',
+      why: 'the secondary refuses these tags and no retry will change that; left for a person',
+      fields: { ...pair, tags: refused.slice(0, FIRST_TAGS).map((f) => f.tag), code: refused[0]!.code, error: refused[0]!.error },
+    });
   if (report && report.notStarted.length > 0) sent.push({ kind: 'requeue', message: again({ tags: report.notStarted }, message.attempt) });
   if (unsettled.length > 0 && attempt > MAX_ATTEMPTS)
     sent.push({

@@ -48,6 +48,7 @@ export const METRIC_NAMES = [
   'SyncFailed',
   'SyncGuardHeld',
   'SyncDeletesRefused',
+  'SyncTagsRefused',
   'SyncContinued',
   'SyncDuration',
   // An event job's outcome and its replication lag (alarmed on).

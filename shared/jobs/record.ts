@@ -4,6 +4,7 @@
  * these, then write.
  */
 import {
+  NEEDS_A_PERSON,
   backoffDelay,
   type ChecksumKind,
   errorMessage,
@@ -21,7 +22,9 @@ import type { EventJob, SyncMessage } from './messages.js';
 /**
  * A record's sync state is a SyncState of the shared vocabulary (engine/base/status.ts).
  * guard-held: the prune guard stopped removals (a human decides: a manual sync with maxPrune, or
- * `geo-sync run --max-prune`); deletes-refused: the secondary refuses deletes, extra tags remain.
+ * `geo-sync run --max-prune`); deletes-refused: the secondary refuses deletes, extra tags remain;
+ * tags-refused: every tag that failed is one only a person can clear (NEEDS_A_PERSON: an immutable
+ * tag, a repository the role may not create), the other tags were copied.
  * Neither is a failure to retry blindly: no retry is scheduled, the retry count is left as it
  * was, `syncError` says why, and the next scheduled run looks again.
  *
@@ -250,6 +253,7 @@ export function afterSync(record: RepositoryRecord, report: SyncReport, now: num
   // Failed tags are retried first; what a human must decide is recorded once nothing failed.
   if (report.failed.length === 0 && report.guard) return heldForAHuman(base, 'guard-held', guardAdvice(report.guard.reason));
   if (report.failed.length === 0 && report.removalRefused) return heldForAHuman(base, 'deletes-refused', describeRefusal(report.removalRefused));
+  if (report.failed.length > 0 && report.failed.every(needsAPerson)) return heldForAHuman(base, 'tags-refused', describeTagsRefused(report.failed));
   return failed(base, describeUnsynced(report) ?? `sync ended with status ${report.status}`, now, policy, random);
 }
 
@@ -272,7 +276,7 @@ function afterEventJob(record: RepositoryRecord, ended: Extract<SyncJobEnd, { jo
 }
 
 /** A sync that completed but left differences on purpose: not a failure, so no retry and no backoff. */
-function heldForAHuman(record: RepositoryRecord, syncState: 'guard-held' | 'deletes-refused', reason: string): RepositoryRecord {
+function heldForAHuman(record: RepositoryRecord, syncState: 'guard-held' | 'deletes-refused' | 'tags-refused', reason: string): RepositoryRecord {
   const { nextRetryAt: _n, continuations: _c, ...rest } = record;
   return { ...rest, syncState, syncError: reason };
 }
@@ -280,6 +284,22 @@ function heldForAHuman(record: RepositoryRecord, syncState: 'guard-held' | 'dele
 /** The held guard as a record says it: the engine's reason, and the ways a human raises the limit. */
 function guardAdvice(reason: string): string {
   return `${reason}. Check the primary's tag listing, then raise the prune limit (maxPrune in a manual invoke, or geo-sync run --max-prune) if this is intended`;
+}
+
+/** A failed tag no retry clears (its code is one of NEEDS_A_PERSON). */
+export function needsAPerson(failure: { code?: string }): boolean {
+  return failure.code !== undefined && NEEDS_A_PERSON.has(failure.code);
+}
+
+function describeTagsRefused(failures: readonly { tag: string; error: string; code?: string }[]): string {
+  const more =
+    failures.length > 1
+      ? ` (and ${failures.length - 1} more tag(s) refused: ${failures
+          .slice(1, FIRST_TAGS)
+          .map((f) => f.tag)
+          .join(', ')})`
+      : '';
+  return `${failures[0]!.code}: ${failures[0]!.error}${more}; no retry is scheduled: a person must change the secondary or the tag`;
 }
 
 function describeRefusal(refused: { reason: string; tags: string[] }): string {

@@ -1,5 +1,5 @@
 /** Registry clients for one batch of work, opened lazily and closed together. */
-import { RegistryClient, invalidInput, type EngineLogger, type Endpoints, type ObservedResponse } from '../engine/index.js';
+import { invalidInput, openRegistry, type Registry, type EngineLogger, type Endpoints, type ObservedResponse } from '../engine/index.js';
 import type { Catalog } from './fan-out.js';
 import type { Registries } from './ports.js';
 
@@ -11,13 +11,13 @@ export interface RegistriesOptions {
 }
 
 export function openRegistries(endpoints: Endpoints, options: RegistriesOptions = {}): Registries {
-  const open = new Map<string, RegistryClient>();
+  const open = new Map<string, Registry>();
   const { observe, ...transport } = options;
   const client = (name: string, endpoint: Endpoints['primary'], registry: { role: 'primary' | 'secondary'; name: string }, prefix = '') => {
     let existing = open.get(name);
     if (!existing) {
       const onResponse = observe ? { onResponse: (observed: ObservedResponse) => observe(registry, observed) } : {};
-      open.set(name, (existing = new RegistryClient(endpoint, { ...transport, ...onResponse, prefix })));
+      open.set(name, (existing = openRegistry(endpoint, { ...transport, ...onResponse, prefix })));
     }
     return existing;
   };

@@ -34,7 +34,7 @@ export { MAX_ATTEMPTS } from './follow-up.js';
 export type NotRun<R extends string> = { kind: 'not-run'; reason: R };
 
 export type SyncOutcome =
-  | { kind: 'synced' | 'failed' | 'continued' | 'guard-held' | 'deletes-refused'; record: RepositoryRecord; report?: SyncReport }
+  | { kind: 'synced' | 'failed' | 'continued' | 'guard-held' | 'deletes-refused' | 'tags-refused'; record: RepositoryRecord; report?: SyncReport }
   | LeaseHeld
   | NotRun<'backing-off' | 'stale-retry' | 'deferred' | 'lease-lost' | 'out-of-scope'>;
 
@@ -101,7 +101,8 @@ export async function processSyncMessage(message: SyncMessage, registries: Regis
   await sendFollowUps(followUps({ kind: 'full', message, next }, { now: runtime.clock(), retry: runtime.retry, random: runtime.random }), runtime);
   emitSyncMetrics(runtime.metrics, { outcomes: [SYNC_STATE_METRICS[next.syncState] ?? 'SyncContinued'], report });
   if (next.syncState === 'pending') return { kind: 'continued', record: next, report };
-  const kind = next.syncState === 'synced' || next.syncState === 'guard-held' || next.syncState === 'deletes-refused' ? next.syncState : 'failed';
+  const state = next.syncState;
+  const kind = state === 'synced' || state === 'guard-held' || state === 'deletes-refused' || state === 'tags-refused' ? state : 'failed';
   return { kind, record: next, report };
 }
 
@@ -189,6 +190,7 @@ const SYNC_STATE_METRICS: Partial<Record<SyncState, MetricName>> = {
   failed: 'SyncFailed',
   'guard-held': 'SyncGuardHeld',
   'deletes-refused': 'SyncDeletesRefused',
+  'tags-refused': 'SyncTagsRefused',
 };
 
 /**

@@ -7,7 +7,7 @@
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { RegistryClient, errorMessage, invalidInput, type EngineLogger, type Endpoints } from '../engine/index.js';
+import { errorMessage, openRegistry, type Registry, invalidInput, type EngineLogger, type Endpoints } from '../engine/index.js';
 import { SyncMessage, isEventJob, openRegistries, processVerifyMessage, runSyncJob, type Registries, type Runtime, type WebhookToken } from '../jobs/index.js';
 import { underRepositoryLock } from './lock.js';
 import { PairScheduler, type PairJob } from './pair-scheduler.js';
@@ -81,7 +81,7 @@ export async function startListener(options: ListenOptions): Promise<Listener> {
   });
   metrics.watch({ counts: () => scheduler.counts, reconciling: () => reconcile.running });
   // Readiness asks the primary on a client of its own: one try, a short timeout, outside the request metrics.
-  const probe = new RegistryClient(options.endpoints.primary, { retries: 0, concurrency: 1 });
+  const probe = openRegistry(options.endpoints.primary, { retries: 0, concurrency: 1 });
 
   const handedBackPath = join(options.stateDir, HANDED_BACK);
   const restored = restore(handedBackPath, logger);
@@ -140,7 +140,7 @@ interface ListenerParts {
   metrics: ListenerMetrics;
   scheduler: PairScheduler;
   reconcile: Reconcile;
-  probe: RegistryClient;
+  probe: Registry;
 }
 
 /** Serves the webhook, health, readiness and metrics, and says where. */
@@ -188,7 +188,7 @@ function startTimers(reconcileEveryMs: number, scheduler: PairScheduler, reconci
 }
 
 /** Ready: serving (not shutting down), and the primary answers `GET /v2/` (200, or 401 asking for credentials: it is there). */
-async function readiness(probe: RegistryClient, stopping: () => boolean): Promise<{ ready: boolean; primary: string }> {
+async function readiness(probe: Registry, stopping: () => boolean): Promise<{ ready: boolean; primary: string }> {
   if (stopping()) return { ready: false, primary: 'not asked: shutting down' };
   try {
     await probe.ping({ timeoutMs: 5_000 });

@@ -27,6 +27,10 @@ export const ERROR_CODES = [
   'AUTH_REFUSED',
   'AUTH_TOKEN_FAILED',
   'AUTH_TOKEN_UNREACHABLE',
+  // ECR's own API (listing, removal, repository creation, registry tokens).
+  'ECR_API_FAILED',
+  'ECR_ACCESS_DENIED',
+  'REPOSITORY_CREATE_DENIED',
   // What a registry answered.
   'INVALID_RESPONSE',
   'BODY_TOO_LARGE',
@@ -35,6 +39,8 @@ export const ERROR_CODES = [
   'REPOSITORY_NOT_FOUND',
   'MANIFEST_MISSING',
   'DIGEST_MISMATCH',
+  /** A tag the secondary refuses to move (ECR's IMMUTABLE repositories): no retry moves it, a person must. */
+  'TAG_IMMUTABLE',
   // Uploads.
   'BLOB_TRUNCATED',
   'CHUNK_CONSUMED',
@@ -51,6 +57,9 @@ export const ERROR_CODES = [
   'LEASE_LOST',
   'QUEUE_SEND_FAILED',
 ] as const;
+
+/** Failures no retry clears, only a person (a repository's settings, a role's permissions): named, counted, not retried in a loop. */
+export const NEEDS_A_PERSON: ReadonlySet<string> = new Set(['TAG_IMMUTABLE', 'REPOSITORY_CREATE_DENIED']);
 
 /** A code of the project's own errors (ERROR_CODES). */
 export type GeoSyncErrorCode = (typeof ERROR_CODES)[number];

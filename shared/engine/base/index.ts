@@ -4,6 +4,7 @@ export { DEFAULT_CONCURRENCY, workerPool } from './concurrency.js';
 export {
   ERROR_CODES,
   GeoSyncError,
+  NEEDS_A_PERSON,
   OCI_ERROR_CODES,
   RegistryError,
   errorMessage,

@@ -9,6 +9,7 @@ export const STATUSES = [
   'incomplete',
   'guard-held',
   'deletes-refused',
+  'tags-refused',
   'mismatch',
   'unverified',
   'pending',
@@ -21,6 +22,6 @@ export type SyncStatus = Extract<Status, 'synced' | 'differences' | 'failed' | '
 /** A verify report: both checksums agree (and a deep check found nothing missing), or not. */
 export type VerifyStatus = Extract<Status, 'synced' | 'mismatch'>;
 /** A record's sync state: waiting, running, or how the last sync ended. */
-export type SyncState = Extract<Status, 'pending' | 'started' | 'synced' | 'failed' | 'guard-held' | 'deletes-refused'>;
+export type SyncState = Extract<Status, 'pending' | 'started' | 'synced' | 'failed' | 'guard-held' | 'deletes-refused' | 'tags-refused'>;
 /** What `geo-sync status` shows: the sync state, or once synced what verification found. */
 export type OverallStatus = SyncState | Extract<Status, 'mismatch' | 'unverified'>;

@@ -5,6 +5,7 @@ import { GeoSyncError, invalidInput } from '../base/errors.js';
 import type { RegistryEndpoint } from '../registry/transport.js';
 import { EVERYTHING, compileScope, type Scope } from './scope.js';
 import { describeEntryIssue } from '../base/zod-issues.js';
+import { ecrDeclared, ecrFields, ecrFromEnv } from './ecr.js';
 
 export interface SecondarySite {
   name: string;
@@ -28,13 +29,15 @@ const patterns = z.strictObject({ include: z.array(z.string()).optional(), exclu
 /** One secondary as GEO_SYNC_SECONDARIES or a --config file writes it; a field not listed here is an error. */
 const secondaryEntry = z.strictObject({
   name: z.string().regex(SECONDARY_NAME, 'letters, digits, . _ - (1 to 64)'),
-  url: z.string().min(1),
+  /** Optional for an ECR entry with its registryId: the account's registry in its region. */
+  url: z.string().min(1).optional(),
   username: z.string().optional(),
   password: z.string().optional(),
   caFile: z.string().optional(),
   repositories: patterns.optional(),
   tags: patterns.optional(),
   prefix: z.string().optional(),
+  ...ecrFields,
 });
 export type SecondaryEntry = z.infer<typeof secondaryEntry>;
 
@@ -118,7 +121,8 @@ export function parseSecondaries(parsed: unknown, source: string): SecondarySite
     const entry = result.data;
     if (names.has(entry.name)) throw invalidInput('INVALID_CONFIG', `${source} names ${JSON.stringify(entry.name)} twice`);
     names.add(entry.name);
-    const endpoint = withoutUndefined({ url: entry.url, username: entry.username, password: entry.password, caFile: entry.caFile });
+    const { url, ecr } = ecrDeclared(entry, label);
+    const endpoint = withoutUndefined({ url, username: entry.username, password: entry.password, caFile: entry.caFile, ecr });
     return { name: entry.name, endpoint, scope: compileScope(entry, label) };
   });
 }
@@ -141,17 +145,18 @@ export class MissingRegistryError extends GeoSyncError {
   }
 }
 
+/** A registry from GEO_SYNC_<ROLE>_URL (+ _USERNAME, _PASSWORD, _CA_FILE), or ECR's from _TYPE=ecr, _REGION, _REGISTRY_ID, _ROLE_ARN. */
 function endpointFromEnv(env: Env, role: 'PRIMARY' | 'SECONDARY', url: string | undefined): RegistryEndpoint {
-  const value = url ?? env[`GEO_SYNC_${role}_URL`];
-  if (!value) {
+  const value = url ?? (env[`GEO_SYNC_${role}_URL`] || undefined);
+  const declared = ecrFromEnv(env, role);
+  const username = env[`GEO_SYNC_${role}_USERNAME`];
+  const password = env[`GEO_SYNC_${role}_PASSWORD`];
+  // Without a URL only a declared ECR registry (its registryId and region name it) is a registry.
+  if (!value && !(declared.type === 'ecr' && declared.registryId)) {
     throw new MissingRegistryError(role === 'PRIMARY' ? 'primary' : 'secondary');
   }
-  return withoutUndefined({
-    url: value,
-    username: env[`GEO_SYNC_${role}_USERNAME`],
-    password: env[`GEO_SYNC_${role}_PASSWORD`],
-    caFile: env[`GEO_SYNC_${role}_CA_FILE`],
-  });
+  const { url: resolved, ecr } = ecrDeclared({ ...declared, url: value, username, password }, `GEO_SYNC_${role}_*`);
+  return withoutUndefined({ url: resolved, username, password, caFile: env[`GEO_SYNC_${role}_CA_FILE`], ecr });
 }
 
 function withoutUndefined(endpoint: {
@@ -159,6 +164,7 @@ function withoutUndefined(endpoint: {
   username?: string | undefined;
   password?: string | undefined;
   caFile?: string | undefined;
+  ecr?: RegistryEndpoint['ecr'] | undefined;
 }): RegistryEndpoint {
   return Object.fromEntries(Object.entries(endpoint).filter(([, v]) => v !== undefined)) as unknown as RegistryEndpoint;
 }

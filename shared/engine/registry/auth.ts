@@ -7,6 +7,24 @@ export interface Credentials {
   password: string;
 }
 
+/**
+ * Credentials that are fetched, not configured (ECR's registry tokens, which expire): `get` answers
+ * from its cache and renews it before it expires; `refused` is told of credentials the registry
+ * answered 401 to, so that the next `get` fetches new ones. They are sent from the first request.
+ */
+export interface CredentialsProvider {
+  get(): Promise<Credentials>;
+  refused(credentials: Credentials): void;
+}
+
+function isProvider(credentials: Credentials | CredentialsProvider | undefined): credentials is CredentialsProvider {
+  return credentials !== undefined && typeof (credentials as CredentialsProvider).get === 'function';
+}
+
+function basicHeaderOf(credentials: Credentials): string {
+  return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
+}
+
 export interface Challenge {
   scheme: string;
   params: Record<string, string>;
@@ -62,13 +80,21 @@ export class Authenticator {
   private readonly tokens = new Map<string, CachedToken>();
   private readonly pending = new Map<string, Promise<CachedToken>>();
 
+  private readonly provider: CredentialsProvider | undefined;
+  /** Renewals after a 403 without a body (`expired`: once per client). */
+  private silentRenewals = 0;
+
   constructor(
     private readonly registryUrl: URL,
-    private readonly credentials: Credentials | undefined,
+    private readonly credentials: Credentials | CredentialsProvider | undefined,
     private readonly send: Send,
     private readonly retry: Retry = (_what, operation) => operation(),
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.provider = isProvider(credentials) ? credentials : undefined;
+    // A provider's registry asks for Basic (ECR's): sending it at once saves each scope a 401.
+    if (this.provider) this.mode = 'basic';
+  }
 
   /** The header to send before knowing whether it is needed (saves a 401 round trip per scope). */
   async header(scopes: string[]): Promise<string | undefined> {
@@ -89,7 +115,9 @@ export class Authenticator {
     if (challenge.scheme === 'basic') {
       // Requests sent in parallel before the scheme was known all get a 401: each retries once with
       // the credentials; only a refusal of the credentials themselves is final.
-      if (!this.credentials || sentHeader === this.basicHeader()) return false;
+      if (!this.credentials) return false;
+      if (this.provider) return this.providedRefused(sentHeader);
+      if (sentHeader === (await this.basicHeader())) return false;
       this.mode = 'basic';
       return true;
     }
@@ -114,9 +142,38 @@ export class Authenticator {
     return true;
   }
 
-  private basicHeader(): string | undefined {
+  /**
+   * Whether a 403 says the provided credentials expired (ECR: "Your authorization token has
+   * expired"); if so they are dropped, for the request to be sent once more with new ones.
+   */
+  async expired(body: Buffer, sentHeader: string | undefined): Promise<boolean> {
+    if (!this.provider || sentHeader === undefined) return false;
+    const current = await this.provider.get();
+    // Sent with credentials renewed since (requests in parallel): sent again with the new ones.
+    if (sentHeader !== basicHeaderOf(current)) return true;
+    // A HEAD's 403 has no body to say why: taken for an expired token once per client, so a
+    // refusal for good costs one renewal, not one per request.
+    const said = /authorization token has expired/i.test(body.toString('utf8'));
+    if (!said && (body.length > 0 || this.silentRenewals++ > 0)) return false;
+    this.provider.refused(current);
+    return true;
+  }
+
+  private async basicHeader(): Promise<string | undefined> {
     if (!this.credentials) return undefined;
-    return `Basic ${Buffer.from(`${this.credentials.username}:${this.credentials.password}`).toString('base64')}`;
+    return basicHeaderOf(this.provider ? await this.provider.get() : (this.credentials as Credentials));
+  }
+
+  /**
+   * A provider's credentials refused (expired or revoked mid-run): they are dropped and the request
+   * is sent once more with new ones; a request sent without them is sent with them.
+   */
+  private async providedRefused(sentHeader: string | undefined): Promise<boolean> {
+    this.mode = 'basic';
+    if (sentHeader === undefined) return true;
+    const current = await this.provider!.get();
+    if (sentHeader === basicHeaderOf(current)) this.provider!.refused(current);
+    return true;
   }
 
   private fetchToken(scopes: string[]): Promise<CachedToken> {
@@ -135,7 +192,7 @@ export class Authenticator {
     if (bearer.service) url.searchParams.set('service', bearer.service);
     for (const scope of scopes) url.searchParams.append('scope', scope);
     const headers: Record<string, string> = { accept: 'application/json' };
-    const basic = this.basicHeader();
+    const basic = await this.basicHeader();
     if (basic) headers.authorization = basic;
     const started = this.now();
     // Not retried here: fetchToken retries the whole request, honouring a Retry-After.

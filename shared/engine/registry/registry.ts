@@ -84,6 +84,8 @@ export interface TrafficStats {
   bytesUp: number;
   limitMax: number;
   limitFinal: number;
+  /** Calls to the registry's own API beside the registry API (ECR's), where it has one. */
+  apiCalls?: number;
 }
 
 /** A manifest's descriptor as a HEAD gives it. */

@@ -7,7 +7,8 @@ import { backoffDelay } from '../base/backoff.js';
 import { GeoSyncError, RegistryError, aboutRegistry, invalidInput } from '../base/errors.js';
 import { silentLogger, type EngineLogger } from '../base/log.js';
 import { DEFAULT_CONCURRENCY } from '../base/concurrency.js';
-import { Authenticator, TokenServiceError } from './auth.js';
+import { Authenticator, TokenServiceError, type CredentialsProvider } from './auth.js';
+import type { EcrSettings } from './ecr/settings.js';
 import { AdaptiveLimit } from './limit.js';
 import type { TrafficStats } from './registry.js';
 import type { RegistryResponse, RequestSpec } from './request.js';
@@ -24,6 +25,8 @@ export interface RegistryEndpoint {
   password?: string;
   /** PEM bundle of extra trusted certificate authorities. */
   caFile?: string;
+  /** Set when the registry is ECR (its host, or declared): reached through ECR's API too (openRegistry). */
+  ecr?: EcrSettings;
 }
 
 export interface TransportOptions {
@@ -41,6 +44,8 @@ export interface TransportOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Told of each answer from this registry (`status` undefined: no answer) and the in-flight limit then; for metrics. */
   onResponse?: (observed: ObservedResponse) => void;
+  /** Fetched credentials (ECR's registry tokens), instead of the endpoint's username and password. */
+  credentials?: CredentialsProvider;
 }
 
 export interface ObservedResponse {
@@ -95,7 +100,8 @@ export class Transport {
       bodyTimeout: 120_000,
       connect: ca ? { ca } : {},
     });
-    const credentials = endpoint.username !== undefined ? { username: endpoint.username, password: endpoint.password ?? '' } : undefined;
+    const credentials =
+      options.credentials ?? (endpoint.username !== undefined ? { username: endpoint.username, password: endpoint.password ?? '' } : undefined);
     // Token requests go through `send` too, as requests that do not authenticate themselves, and
     // back off exactly as registry requests do: one policy, one place.
     this.auth = new Authenticator(
@@ -200,6 +206,11 @@ export class Transport {
         }
       }
       const errorBody = await readCapped(response.body, ERROR_BODY_LIMIT).catch(() => Buffer.alloc(0));
+      // ECR has answered an expired registry token with 403 rather than 401: renewed and sent again, once.
+      if (status === 403 && onHost && !authRetried && (authRetried = await this.auth.expired(errorBody, authorization))) {
+        attempt--;
+        continue;
+      }
       if (RETRYABLE_STATUS.has(status) && this.replayable(spec)) {
         const wait = this.nextWait(attempt, headers['retry-after']);
         if (wait !== undefined) {

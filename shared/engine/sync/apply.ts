@@ -3,7 +3,7 @@
  * (planned once the tags' subjects are on the secondary), then removals, guarded and last.
  */
 import { mapLimit } from '../base/concurrency.js';
-import { errorMessage } from '../base/errors.js';
+import { GeoSyncError, NEEDS_A_PERSON, errorMessage } from '../base/errors.js';
 import type { EngineLogger } from '../base/log.js';
 import type { Repository } from '../base/oci.js';
 import type { Plan, PrimaryTagMap } from './planner.js';
@@ -91,7 +91,8 @@ async function writeTags(plan: Plan, replicator: Replicator, remover: TagRemover
     } catch (error) {
       // Out of time mid-blob: neither done nor failed; the next run resumes the upload and writes the tag.
       if (error instanceof UploadPaused) return void outcome.notStarted.push(change.tag);
-      outcome.failed.push({ tag: change.tag, error: errorMessage(error) });
+      const needsPerson = error instanceof GeoSyncError && NEEDS_A_PERSON.has(error.code);
+      outcome.failed.push({ tag: change.tag, error: errorMessage(error), ...(needsPerson ? { code: error.code } : {}) });
       run.logger.error('tag copy failed', { repository: run.repository, tag: change.tag, error: errorMessage(error) });
     }
     run.onDone();

@@ -9,7 +9,8 @@ import type { RemovalOutcome, RemovalRefused } from './tag-removal.js';
 import type { TagScope } from '../config/scope.js';
 import type { UploadSession } from './upload-session.js';
 
-export type TagFailure = { tag: string; error: string };
+/** A tag that failed, and the error's code where only a person can clear it (TAG_IMMUTABLE: NEEDS_A_PERSON). */
+export type TagFailure = { tag: string; error: string; code?: string };
 export type TagSkip = { tag: string; reason: string };
 
 /** What the write step did: tags copied and repaired, each with the digest it was written at. */

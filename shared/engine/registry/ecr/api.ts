@@ -1,0 +1,176 @@
+/**
+ * ECR's own API for one registry, the operations the engine needs beside the registry API: the
+ * registry token, tags with digests, the repositories, repository creation, tag removal. Reached
+ * through @aws-sdk/client-ecr with the SDK's endpoint resolution (AWS_ENDPOINT_URL_ECR points it
+ * elsewhere) and its default credential chain, or a role assumed for another account.
+ */
+import type { BatchDeleteImageCommandOutput, DescribeRepositoriesCommandOutput, ECRClient, ListImagesCommandOutput } from '@aws-sdk/client-ecr';
+import { GeoSyncError } from '../../base/errors.js';
+import { isConnectionError } from '../retry.js';
+import type { EcrRepositorySettings, EcrSettings } from './settings.js';
+import type { AuthorizationData } from './token.js';
+
+/** Most items ECR returns in one page of ListImages and DescribeRepositories. */
+const PAGE_SIZE = 1000;
+
+/** ECR's answers that a retry may change (the SDK has retried them already). */
+const TRANSIENT = new Set(['ThrottlingException', 'ServerException', 'LimitExceededException', 'TooManyRequestsException']);
+
+export class EcrApi {
+  private client: Promise<{ client: ECRClient; sdk: typeof import('@aws-sdk/client-ecr') }> | undefined;
+  private readonly registryId: { registryId?: string };
+  /** ECR API calls sent by this client (each page one), for the run's traffic figures. */
+  calls = 0;
+
+  constructor(
+    private readonly settings: EcrSettings,
+    /** The registry's host, for messages. */
+    private readonly host: string,
+  ) {
+    this.registryId = settings.registryId ? { registryId: settings.registryId } : {};
+  }
+
+  async authorizationToken(): Promise<AuthorizationData> {
+    const out = await this.call(
+      'GetAuthorizationToken',
+      undefined,
+      (sdk) => new sdk.GetAuthorizationTokenCommand(this.settings.registryId ? { registryIds: [this.settings.registryId] } : {}),
+    );
+    const data = out.authorizationData?.[0];
+    if (!data?.authorizationToken || !data.expiresAt) throw new GeoSyncError('AUTH_TOKEN_FAILED', `ECR gave no registry token for ${this.host}`);
+    return { authorizationToken: data.authorizationToken, expiresAt: data.expiresAt };
+  }
+
+  /** (tag -> digest) of every tag, 1,000 a page; null when the repository does not exist. */
+  async listTaggedImages(repository: string): Promise<Map<string, string> | null> {
+    const tags = new Map<string, string>();
+    let nextToken: string | undefined;
+    do {
+      const input = { ...this.registryId, repositoryName: repository, filter: { tagStatus: 'TAGGED' as const }, maxResults: PAGE_SIZE, nextToken };
+      const out = await this.callOrAbsent<ListImagesCommandOutput>('ListImages', repository, (sdk) => new sdk.ListImagesCommand(input));
+      if (out === null) return null;
+      for (const id of out.imageIds ?? []) if (id.imageTag && id.imageDigest) tags.set(id.imageTag, id.imageDigest);
+      nextToken = out.nextToken;
+    } while (nextToken);
+    return tags;
+  }
+
+  /** Whether the repository exists. */
+  async repositoryExists(repository: string): Promise<boolean> {
+    const input = { ...this.registryId, repositoryNames: [repository] };
+    return (
+      (await this.callOrAbsent<DescribeRepositoriesCommandOutput>('DescribeRepositories', repository, (sdk) => new sdk.DescribeRepositoriesCommand(input))) !==
+      null
+    );
+  }
+
+  /** Every repository's name, 1,000 a page. */
+  async listRepositories(): Promise<string[]> {
+    const names: string[] = [];
+    let nextToken: string | undefined;
+    do {
+      const input = { ...this.registryId, maxResults: PAGE_SIZE, nextToken };
+      const out = await this.call('DescribeRepositories', undefined, (sdk) => new sdk.DescribeRepositoriesCommand(input));
+      for (const repository of out.repositories ?? []) if (repository.repositoryName) names.push(repository.repositoryName);
+      nextToken = out.nextToken;
+    } while (nextToken);
+    return names;
+  }
+
+  /** Creates the repository with the entry's settings; false when it existed already. */
+  async createRepository(repository: string): Promise<boolean> {
+    const input = { ...this.registryId, repositoryName: repository, ...creationSettings(this.settings.repositorySettings ?? {}) };
+    try {
+      await this.call('CreateRepository', repository, (sdk) => new sdk.CreateRepositoryCommand(input));
+      return true;
+    } catch (error) {
+      if (error instanceof GeoSyncError && (error.cause as Error | undefined)?.name === 'RepositoryAlreadyExistsException') return false;
+      throw error;
+    }
+  }
+
+  /** Removes images by tag (that tag alone) or by digest (the image and its tags); the ids ECR did not find. */
+  async batchDeleteImage(repository: string, imageIds: ({ imageTag: string } | { imageDigest: string })[]): Promise<{ notFound: number; failures: string[] }> {
+    const input = { ...this.registryId, repositoryName: repository, imageIds };
+    const out = await this.callOrAbsent<BatchDeleteImageCommandOutput>('BatchDeleteImage', repository, (sdk) => new sdk.BatchDeleteImageCommand(input));
+    const failures = out?.failures ?? [];
+    const notFound = out === null ? imageIds.length : failures.filter((f) => f.failureCode === 'ImageNotFound').length;
+    return {
+      notFound,
+      failures: failures
+        .filter((f) => f.failureCode !== 'ImageNotFound')
+        .map((f) => `${f.imageId?.imageTag ?? f.imageId?.imageDigest}: ${f.failureCode} ${f.failureReason ?? ''}`.trim()),
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.client) (await this.client.catch(() => undefined))?.client.destroy();
+  }
+
+  /** The call's answer, or null when ECR says the repository does not exist. */
+  private async callOrAbsent<T>(operation: string, repository: string, command: (sdk: typeof import('@aws-sdk/client-ecr')) => object): Promise<T | null> {
+    try {
+      return (await this.call(operation, repository, command)) as T;
+    } catch (error) {
+      if (error instanceof GeoSyncError && (error.cause as Error | undefined)?.name === 'RepositoryNotFoundException') return null;
+      throw error;
+    }
+  }
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each command's own output type, as the SDK's send gives it
+  private async call(operation: string, repository: string | undefined, command: (sdk: typeof import('@aws-sdk/client-ecr')) => object): Promise<any> {
+    const { client, sdk } = await this.open();
+    this.calls++;
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the command built above
+      return await client.send(command(sdk) as any);
+    } catch (error) {
+      throw ecrFailure(error, operation, this.host, repository);
+    }
+  }
+
+  private open(): Promise<{ client: ECRClient; sdk: typeof import('@aws-sdk/client-ecr') }> {
+    // Loaded on first use: a run without ECR never loads the SDK.
+    this.client ??= (async () => {
+      const sdk = await import('@aws-sdk/client-ecr');
+      const credentials = this.settings.roleArn ? await assumedRole(this.settings.roleArn, this.settings.region) : undefined;
+      return { client: new sdk.ECRClient({ region: this.settings.region, ...(credentials ? { credentials } : {}) }), sdk };
+    })();
+    return this.client;
+  }
+}
+
+/** The role's temporary credentials, renewed by the SDK before they expire. */
+async function assumedRole(roleArn: string, region: string) {
+  const { fromTemporaryCredentials } = await import('@aws-sdk/credential-providers');
+  return fromTemporaryCredentials({ params: { RoleArn: roleArn, RoleSessionName: 'geo-registry-sync' }, clientConfig: { region } });
+}
+
+/** CreateRepository's settings from the entry's, with the defaults stated in settings.ts. */
+function creationSettings(settings: EcrRepositorySettings) {
+  const encryptionType = settings.encryptionType ?? 'AES256';
+  return {
+    imageTagMutability: settings.tagMutability ?? 'MUTABLE',
+    ...(settings.tagMutabilityExclusions?.length
+      ? { imageTagMutabilityExclusionFilters: settings.tagMutabilityExclusions.map((filter) => ({ filterType: 'WILDCARD' as const, filter })) }
+      : {}),
+    encryptionConfiguration: { encryptionType, ...(settings.kmsKey && encryptionType !== 'AES256' ? { kmsKey: settings.kmsKey } : {}) },
+    imageScanningConfiguration: { scanOnPush: settings.scanOnPush ?? false },
+    ...(settings.resourceTags ? { tags: Object.entries(settings.resourceTags).map(([Key, Value]) => ({ Key, Value })) } : {}),
+  };
+}
+
+/** An ECR API failure as the engine's error: names the operation, the registry and the repository; carries ECR's error as its cause. */
+export function ecrFailure(error: unknown, operation: string, host: string, repository: string | undefined): GeoSyncError {
+  if (error instanceof GeoSyncError) return error;
+  const name = (error as Error | undefined)?.name ?? 'Error';
+  const message = ((error as Error | undefined)?.message ?? String(error)).slice(0, 300);
+  const where = `${host}${repository !== undefined ? ` (repository ${repository})` : ''}`;
+  if (name === 'AccessDeniedException') {
+    return new GeoSyncError('ECR_ACCESS_DENIED', `ECR refused ${operation} on ${where}: the role lacks ecr:${operation} (${message})`, { cause: error });
+  }
+  const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  const retryable =
+    TRANSIENT.has(name) || (status !== undefined && status >= 500) || (error as { $retryable?: unknown }).$retryable !== undefined || isConnectionError(error);
+  return new GeoSyncError('ECR_API_FAILED', `ECR ${operation} on ${where} failed: ${name}: ${message}`, { cause: error, retryable });
+}
