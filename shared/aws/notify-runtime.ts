@@ -8,7 +8,7 @@
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { z } from 'zod';
-import { describeZodIssues, errorMessage, invalidInput, secondariesFromEnv } from '../engine/index.js';
+import { describeZodIssues, ecrFromEnv, ecrHost, errorMessage, invalidInput, secondariesFromEnv } from '../engine/index.js';
 import {
   enqueueEventJobs,
   readEcrImageAction,
@@ -94,26 +94,22 @@ export function createNotifyRuntime(
   };
 }
 
-/** An ECR registry's host: `<account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]`, or dual-stack `<account>.dkr-ecr[-fips].<region>.on.aws`. */
-const ECR_HOST = /^(\d{12})\.dkr[.-]ecr(?:-fips)?\.([a-z0-9-]+)\.(?:amazonaws\.com(?:\.cn)?|on\.aws)$/;
-
 /**
  * The primary's ECR registry, where the primary is ECR: declared (`GEO_SYNC_PRIMARY_TYPE=ecr`, with
  * `GEO_SYNC_PRIMARY_REGISTRY_ID` and `GEO_SYNC_PRIMARY_REGION`), or read off an ECR host in
  * `GEO_SYNC_PRIMARY_URL`. Only its events carry work.
  */
 export function ecrPrimaryOf(env: NodeJS.ProcessEnv): EcrRegistryId | undefined {
-  const type = env.GEO_SYNC_PRIMARY_TYPE ?? '';
-  if (type !== '' && type !== 'ecr') throw invalidInput('INVALID_CONFIG', `GEO_SYNC_PRIMARY_TYPE: unknown registry type ${JSON.stringify(type)} (known: ecr)`);
-  let host: RegExpExecArray | null = null;
+  const declared = ecrFromEnv(env, 'PRIMARY');
+  let host: ReturnType<typeof ecrHost>;
   try {
-    host = ECR_HOST.exec(new URL(env.GEO_SYNC_PRIMARY_URL ?? '').hostname);
+    host = ecrHost(new URL(env.GEO_SYNC_PRIMARY_URL ?? '').host);
   } catch {
     // No URL, or not one: only a declared type makes the primary ECR then.
   }
-  if (type !== 'ecr' && !host) return undefined;
-  const account = env.GEO_SYNC_PRIMARY_REGISTRY_ID || host?.[1];
-  const region = env.GEO_SYNC_PRIMARY_REGION || host?.[2] || env.AWS_REGION;
+  if (declared.type === 'registry' || (declared.type !== 'ecr' && !host)) return undefined;
+  const account = declared.registryId ?? host?.registryId;
+  const region = declared.region ?? host?.region ?? (env.AWS_REGION || undefined);
   return { ...(account ? { account } : {}), ...(region ? { region } : {}) };
 }
 

@@ -135,6 +135,11 @@ describe("which primary's ECR events carry work", () => {
       { account: ACCOUNT, region: 'ap-south-1' },
     ],
     ['another registry', { GEO_SYNC_PRIMARY_URL: 'https://registry.example.com' }, undefined],
+    [
+      'an ECR host declared a plain registry',
+      { GEO_SYNC_PRIMARY_URL: 'https://123456789012.dkr.ecr.us-east-1.amazonaws.com', GEO_SYNC_PRIMARY_TYPE: 'registry' },
+      undefined,
+    ],
     ['a look-alike host', { GEO_SYNC_PRIMARY_URL: 'https://123456789012.dkr.ecr.us-east-1.amazonaws.com.example.com' }, undefined],
   ])('%s', async (_case, env, expected) => {
     const { ecrPrimaryOf } = await import('../../shared/aws/notify-runtime.js');
@@ -143,6 +148,6 @@ describe("which primary's ECR events carry work", () => {
 
   it('a primary type it does not know is an error naming it', async () => {
     const { ecrPrimaryOf } = await import('../../shared/aws/notify-runtime.js');
-    expect(() => ecrPrimaryOf({ GEO_SYNC_PRIMARY_TYPE: 'gcr' })).toThrow(/GEO_SYNC_PRIMARY_TYPE: unknown registry type "gcr" \(known: ecr\)/);
+    expect(() => ecrPrimaryOf({ GEO_SYNC_PRIMARY_TYPE: 'gcr' })).toThrow(/GEO_SYNC_PRIMARY_TYPE is ecr or registry, not "gcr"/);
   });
 });
