@@ -51,6 +51,10 @@ describe('the packaged CloudFormation template', () => {
     const registries = [
       'GEO_SYNC_CREDENTIALS_SECRET',
       'GEO_SYNC_INVOCATIONS_AT_ONCE',
+      'GEO_SYNC_PRIMARY_REGION',
+      'GEO_SYNC_PRIMARY_REGISTRY_ID',
+      'GEO_SYNC_PRIMARY_ROLE_ARN',
+      'GEO_SYNC_PRIMARY_TYPE',
       'GEO_SYNC_PRIMARY_URL',
       'GEO_SYNC_REGISTRY_MAX_IN_FLIGHT',
       'GEO_SYNC_SECONDARIES',
@@ -74,6 +78,50 @@ describe('the packaged CloudFormation template', () => {
     ]);
     // Referrers are synced and verified unless the stack parameter turns them off.
     expect(resources.SyncLambdaFunction!.Properties.Environment.Variables.GEO_SYNC_REFERRERS).toBe('on');
+  });
+
+  it('ECR: each role gets exactly the ECR actions its function calls, on the configured repositories, and only when ECR is configured', () => {
+    const ecrStatements = (role: string) =>
+      (resources[role]!.Properties.Policies.flatMap((p: any) => p.PolicyDocument.Statement) as any[])
+        .filter((statement) => 'Fn::If' in statement)
+        .map((statement) => {
+          const [condition, granted, otherwise] = statement['Fn::If'];
+          expect(otherwise).toEqual({ Ref: 'AWS::NoValue' });
+          return { condition, actions: [granted.Action].flat().sort(), resource: granted.Resource };
+        });
+    const repositories = (param: string) => ({ 'Fn::Split': [',', param] });
+    const read = ['ecr:BatchCheckLayerAvailability', 'ecr:BatchGetImage', 'ecr:DescribeRepositories', 'ecr:GetDownloadUrlForLayer', 'ecr:ListImages'];
+    const write = [
+      ...read,
+      'ecr:BatchDeleteImage',
+      'ecr:CompleteLayerUpload',
+      'ecr:CreateRepository',
+      'ecr:InitiateLayerUpload',
+      'ecr:PutImage',
+      'ecr:TagResource',
+      'ecr:UploadLayerPart',
+    ].sort();
+    const token = { condition: 'ReachesEcr', actions: ['ecr:GetAuthorizationToken'], resource: '*' };
+    const roles = { condition: 'AssumesEcrRoles', actions: ['sts:AssumeRole'], resource: repositories('') };
+    expect(ecrStatements('FanOutRole')).toEqual([{ condition: 'ReadsEcrPrimary', actions: ['ecr:DescribeRepositories'], resource: repositories('') }, roles]);
+    expect(ecrStatements('SyncRole')).toEqual([
+      token,
+      roles,
+      { condition: 'ReadsEcrPrimary', actions: read, resource: repositories('') },
+      { condition: 'WritesEcrSecondaries', actions: write, resource: repositories('') },
+    ]);
+    expect(ecrStatements('VerifyRole')).toEqual([
+      token,
+      roles,
+      { condition: 'ReadsEcrPrimary', actions: read, resource: repositories('') },
+      { condition: 'WritesEcrSecondaries', actions: read, resource: repositories('') },
+    ]);
+    // Notify reads no registry: no ECR permission whatever the configuration.
+    expect(JSON.stringify(resources.NotifyRole!.Properties.Policies)).not.toContain('ecr:');
+    // With no ECR repository configured, every condition is false: no ECR permission is granted.
+    const conditions = (service.template as any).Conditions;
+    expect(conditions.ReadsEcrPrimary).toEqual({ 'Fn::Not': [{ 'Fn::Equals': ['', ''] }] });
+    expect(conditions.WritesEcrSecondaries).toEqual({ 'Fn::Not': [{ 'Fn::Equals': ['', ''] }] });
   });
 
   it.each(FUNCTIONS)('$name: its zip holds only its own minified bundle, no source map, and nothing asks for one', ({ id, name, dir }) => {
@@ -346,11 +394,14 @@ describe('the packaged CloudFormation template', () => {
       Action: string | string[];
       Resource: any;
     }[];
-    const grants = statements.flatMap((s) => {
-      expect(s.Effect).toBe('Allow');
-      const actions = [s.Action].flat();
-      return actions.flatMap((action) => [s.Resource].flat().map((resource) => `${action} ${resourceName(resource)}`));
-    });
+    // ECR's statements are granted only with ECR configured (Fn::If): the ECR test checks them.
+    const grants = statements
+      .filter((s) => !('Fn::If' in s))
+      .flatMap((s) => {
+        expect(s.Effect).toBe('Allow');
+        const actions = [s.Action].flat();
+        return actions.flatMap((action) => [s.Resource].flat().map((resource) => `${action} ${resourceName(resource)}`));
+      });
     expect(grants.sort()).toEqual(
       [
         ...expected,
