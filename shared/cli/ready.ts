@@ -44,10 +44,16 @@ export function registerReadyCommand(program: Command, { setExitCode, env }: { s
     .action(async (flags: ReadyFlags) => setExitCode(await ready(flags, env)));
 }
 
+/** A readiness window as `--max-age` or GEO_SYNC_READY_MAX_AGE gives it; anything but 90m, 25h or 2d is a usage error (exit 2). */
+export function readyMaxAgeMs(text: string, name = '--max-age'): number {
+  const ms = parseDuration(text);
+  if (ms === undefined)
+    throw invalidInput('INVALID_OPTION', `${name} must be a whole number of minutes, hours or days, as 90m, 25h or 2d, not ${JSON.stringify(text)}`);
+  return ms;
+}
+
 async function ready(flags: ReadyFlags, env: NodeJS.ProcessEnv): Promise<number> {
-  const maxAgeMs = parseDuration(flags.maxAge);
-  if (maxAgeMs === undefined)
-    throw invalidInput('INVALID_OPTION', `--max-age must be a whole number of minutes, hours or days, as 90m, 25h or 2d, not ${JSON.stringify(flags.maxAge)}`);
+  const maxAgeMs = readyMaxAgeMs(flags.maxAge);
   const logger = cliLogger(flags, env);
   const endpoints = endpointsFor(env, { primary: flags.primary, secondary: flags.secondary, config: flags.config });
   const records = await new FileStateStore(flags.stateDir).list();
