@@ -28,8 +28,12 @@ afterAll(async () => {
 });
 
 function geoSync(...args: string[]) {
+  return geoSyncWith(primary.url, ...args);
+}
+
+function geoSyncWith(primaryUrl: string, ...args: string[]) {
   return runGeoSync(args, {
-    GEO_SYNC_PRIMARY_URL: primary.url,
+    GEO_SYNC_PRIMARY_URL: primaryUrl,
     GEO_SYNC_SECONDARIES: JSON.stringify([
       { name: 'east', url: east.url },
       { name: 'west', url: west.url },
@@ -100,6 +104,13 @@ describe('geo-sync ready', () => {
     );
     expect(lines[1]).toMatch(/^ {2}app\/api: needs-human: guard-held: /);
     expect(lines[2]).toMatch(/^READY\s+east: 4 repositories/);
+  });
+
+  it('a primary that cannot be listed: told from the records, and said so', async () => {
+    const { code, stdout } = await geoSyncWith('http://127.0.0.1:1', 'ready');
+    expect(code).toBe(1);
+    expect(stdout).toMatch(/^NOT READY\s+west: 4 repositories/m);
+    expect(stdout).toMatch(/^repositories in scope: as the local records know them \(the primary could not be listed \(.+\)\)$/m);
   });
 
   it('--max-age takes 90m, 25h or 2d; anything else is a usage error (exit 2)', async () => {

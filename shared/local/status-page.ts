@@ -75,7 +75,7 @@ const STYLE = `body{font:15px/1.45 system-ui,sans-serif;margin:1.5rem;color:#111
 h1{font-size:1.5rem;margin:0 0 .25rem}h2{font-size:1.15rem;margin:1.75rem 0 .5rem}
 table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid #ddd;vertical-align:top}
 th{background:#f3f3f3}.ready{color:#0a6b2d;font-weight:700}.not-ready{color:#a30d0d;font-weight:700}.unknown{color:#8a5a00;font-weight:700}
-.muted{color:#555}ul{padding-left:1.25rem}svg{border:1px solid #ccc;background:#fcfcfc}`;
+.muted{color:#555}#readiness td:last-child{white-space:nowrap}ul{padding-left:1.25rem}svg{border:1px solid #ccc;background:#fcfcfc}`;
 
 export function renderStatusPage(data: StatusPageData): string {
   const report = data.readiness;
