@@ -157,7 +157,7 @@ describe('docs', () => {
 
   it('every `geo-sync <command>` written in code, and each of its options, is one the CLI has', () => {
     const cli = cliCommands();
-    expect([...cli.keys()].sort()).toEqual(['listen', 'plan', 'run', 'status', 'sync', 'verify']);
+    expect([...cli.keys()].sort()).toEqual(['listen', 'plan', 'ready', 'run', 'status', 'sync', 'verify']);
     const uses = [...docs.values()].flatMap((doc) => doc.code.flatMap((code) => commandUses(code).map((use) => ({ doc: doc.path, ...use }))));
     const unknown = uses.flatMap(({ doc, command, options, line }) => {
       const known = cli.get(command);

@@ -4,6 +4,8 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { errorMessage, invalidInput, type EngineLogger } from '../engine/index.js';
 import { fixedToken, rereadToken, type WebhookToken } from '../jobs/index.js';
 import { startListener } from '../local/listener.js';
+import { DEFAULT_READY_MAX_AGE } from '../local/readiness-report.js';
+import { readyMaxAgeMs } from './ready.js';
 import { cliLogger, endpointsFor, integerIn, sharedOption } from './options.js';
 
 interface ListenCommandOptions {
@@ -31,7 +33,7 @@ export function registerListenCommand(program: Command, { setExitCode, env }: Li
   program
     .command('listen')
     .description(
-      "replicate within seconds from the primary's notifications (POST /events for distribution and GitLab, /events/harbor, /events/quay/<token>, /events/github; token from GEO_SYNC_WEBHOOK_TOKEN or GEO_SYNC_WEBHOOK_TOKEN_FILE, GitHub's secret from GEO_SYNC_GITHUB_WEBHOOK_SECRET or _FILE), with a periodic exact reconcile; GET /metrics (Prometheus; GEO_SYNC_METRICS_TOKEN to require a bearer token), /healthz, /readyz; logs one line per replication at info",
+      "replicate within seconds from the primary's notifications (POST /events for distribution and GitLab, /events/harbor, /events/quay/<token>, /events/github; token from GEO_SYNC_WEBHOOK_TOKEN or GEO_SYNC_WEBHOOK_TOKEN_FILE, GitHub's secret from GEO_SYNC_GITHUB_WEBHOOK_SECRET or _FILE), with a periodic exact reconcile; GET /metrics (Prometheus; GEO_SYNC_METRICS_TOKEN to require a bearer token, of /status too), /status (a page: can each secondary take over; GEO_SYNC_READY_MAX_AGE) and /status.json, /healthz, /readyz; logs one line per replication at info",
     )
     .addOption(sharedOption.primary())
     .addOption(sharedOption.secondary())
@@ -71,6 +73,7 @@ async function listenUntilSignalled(opts: ListenFlags, env: NodeJS.ProcessEnv): 
     workers: opts.workers,
     concurrency: opts.concurrency,
     referrers: opts.referrers,
+    readyMaxAgeMs: readyMaxAgeMs(env.GEO_SYNC_READY_MAX_AGE || DEFAULT_READY_MAX_AGE, 'GEO_SYNC_READY_MAX_AGE'),
     logger,
   });
   const signal = await new Promise<NodeJS.Signals>((resolve) => {

@@ -20,6 +20,7 @@ import { EXIT, exitCodeFor } from './exit-codes.js';
 import { registerLocalCommands } from './local-commands.js';
 import { cliLogger, endpointsFor, integerIn, sharedOption } from './options.js';
 import { registerListenCommand } from './listen.js';
+import { registerReadyCommand } from './ready.js';
 import { underRepositoryLock } from '../local/lock.js';
 import { formatPlan, formatSync, formatVerify, syncProgress } from './format.js';
 import { errorLine, registryPlaces, type RegistryPlace } from './hints.js';
@@ -69,6 +70,7 @@ function buildProgram(env: NodeJS.ProcessEnv, setExit: (code: number) => void, p
   registerVerifyCommand(program, context);
   registerLocalCommands(program, { setExitCode: setExit, env });
   registerListenCommand(program, { setExitCode: setExit, env });
+  registerReadyCommand(program, { setExitCode: setExit, env });
   return program;
 }
 

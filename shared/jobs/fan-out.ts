@@ -4,7 +4,7 @@
  * checkpoint their cursor and continue in a fresh invocation before the deadline.
  */
 import { randomUUID } from 'node:crypto';
-import { GeoSyncError, validateRepositoryName } from '../engine/index.js';
+import { GeoSyncError, validateRepositoryName, type EngineLogger } from '../engine/index.js';
 import type { FanOutRequest, SyncMessage, VerifyMessage } from './messages.js';
 import type { Budget, Runtime, ScopedSecondary } from './ports.js';
 import type { FanOutCheckpoint } from './record.js';
@@ -151,7 +151,7 @@ async function walkCatalog(run: FanOutRun, catalog: Catalog, checkpoint: FanOutC
   let cursor = request.cursor ?? (prefix ? prefix.slice(0, -1) || undefined : undefined);
   for (;;) {
     const page = await catalog.page({ ...(cursor ? { last: cursor } : {}), pageSize });
-    const inScope = page.repositories.filter((r) => (!prefix || r.startsWith(prefix)) && isValidName(r, runtime));
+    const inScope = page.repositories.filter((r) => (!prefix || r.startsWith(prefix)) && isValidName(r, runtime.logger));
     // The catalog is sorted, so a name past the prefix means the prefix's range is over.
     const pastPrefix = prefix !== undefined && page.repositories.some((r) => r > prefix && !r.startsWith(prefix));
     await run.enqueue(inScope);
@@ -165,14 +165,35 @@ async function walkCatalog(run: FanOutRun, catalog: Catalog, checkpoint: FanOutC
   }
 }
 
+/**
+ * The repositories each secondary's scope keeps, as the primary's catalog lists them now: the same
+ * names a fan-out would send (invalid ones left out), without sending anything.
+ */
+export async function repositoriesInScope(
+  catalog: Catalog,
+  secondaries: readonly ScopedSecondary[],
+  logger: EngineLogger,
+  pageSize = 1000,
+): Promise<Map<string, string[]>> {
+  const kept = new Map(secondaries.map(({ name }) => [name, [] as string[]]));
+  let cursor: string | undefined;
+  do {
+    const page = await catalog.page({ ...(cursor ? { last: cursor } : {}), pageSize });
+    for (const repository of page.repositories.filter((r) => isValidName(r, logger)))
+      for (const { name, scope } of secondaries) if (scope.hasRepository(repository)) kept.get(name)!.push(repository);
+    cursor = page.next;
+  } while (cursor);
+  return kept;
+}
+
 /** A name the engine would refuse is logged and left out rather than poisoning the queue. */
-function isValidName(name: string, runtime: Runtime): boolean {
+function isValidName(name: string, logger: EngineLogger): boolean {
   try {
     validateRepositoryName(name);
     return true;
   } catch (error) {
     if (!(error instanceof GeoSyncError)) throw error;
-    runtime.logger.warn('catalog lists an invalid repository name; skipped', { repository: name, error: error.message });
+    logger.warn('catalog lists an invalid repository name; skipped', { repository: name, error: error.message });
     return false;
   }
 }

@@ -4,7 +4,22 @@
  * record each (repository, secondary) pair keeps. Doors and adapters import jobs from here only.
  */
 export { syncDirect, verifyDirect } from './direct.js';
-export { fanOut, type Catalog, type FanOutOutcome } from './fan-out.js';
+export { fanOut, repositoriesInScope, type Catalog, type FanOutOutcome } from './fan-out.js';
+export {
+  REPOSITORY_STATES,
+  parseDuration,
+  percentile,
+  readiness,
+  replicationLag,
+  repositoryReadiness,
+  type NotReadyRepository,
+  type Readiness,
+  type ReadinessInput,
+  type ReplicationLag,
+  type RepositoryReadiness,
+  type ScopeSource,
+  type SecondaryReadiness,
+} from './readiness.js';
 export type { LeaseHeld } from './lease-held-message.js';
 export { DirectRequest, FanOutRequest, SyncMessage, VerifyMessage, parseInput, parseMessage, parseQueued } from './messages.js';
 export {

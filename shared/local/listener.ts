@@ -8,13 +8,25 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { errorMessage, openRegistry, type Registry, invalidInput, type EngineLogger, type Endpoints } from '../engine/index.js';
-import { SyncMessage, isEventJob, openRegistries, processVerifyMessage, runSyncJob, type Registries, type Runtime, type WebhookToken } from '../jobs/index.js';
+import {
+  SyncMessage,
+  isEventJob,
+  openRegistries,
+  parseDuration,
+  processVerifyMessage,
+  runSyncJob,
+  type Registries,
+  type Runtime,
+  type WebhookToken,
+} from '../jobs/index.js';
 import { underRepositoryLock } from './lock.js';
 import { PairScheduler, type PairJob } from './pair-scheduler.js';
 import { Reconcile } from './reconcile.js';
 import { ListenerMetrics } from './metrics.js';
 import { LOCAL_BUDGET, localRuntime, type LocalRuntime } from './runtime.js';
 import { serveWebhook, type WebhookServer } from './webhook-server.js';
+import { DEFAULT_READY_MAX_AGE, readinessReport } from './readiness-report.js';
+import { renderStatusPage, statusPageData, type StatusPageData } from './status-page.js';
 
 /** How often the embedded queues are looked at for deferred and retried work coming due. */
 const TICK_MS = 100;
@@ -22,6 +34,8 @@ const TICK_MS = 100;
 const SHUTDOWN_GRACE_MS = 30_000;
 /** Where event jobs not done at shutdown are kept for the next start. */
 const HANDED_BACK = 'pending-events.json';
+/** How long the status page waits for the primary's catalog before it answers from the records. */
+const STATUS_CATALOG_TIMEOUT_MS = 5_000;
 
 export interface ListenOptions {
   endpoints: Endpoints;
@@ -45,6 +59,8 @@ export interface ListenOptions {
   referrers?: boolean;
   logger: EngineLogger;
   retry?: Runtime['retry'];
+  /** How recent a verification must be for the status page to count its repository ready (default 25h, as `geo-sync ready`). */
+  readyMaxAgeMs?: number;
 }
 
 export interface Listener {
@@ -163,12 +179,14 @@ async function serveListenerWebhook(options: ListenOptions, { runtime, metrics, 
     {
       metrics: { render: () => metrics.render(), ...(options.metricsToken ? { token: options.metricsToken } : {}) },
       ready: () => readiness(probe, () => scheduler.stopped),
+      status: { data: () => statusData(options, runtime, probe), html: (data) => renderStatusPage(data as StatusPageData) },
     },
   );
   logger.info('listening', {
     url: `${server.url}/events`,
     formats: { distribution: '/events', harbor: '/events/harbor', quay: '/events/quay/<token>', ...(options.githubSecret ? { github: '/events/github' } : {}) },
     metrics: `${server.url}/metrics`,
+    status: `${server.url}/status`,
     secondaries: secondaries.map((s) => s.name),
     reconcileEverySeconds: options.reconcileEveryMs / 1000,
   });
@@ -185,6 +203,20 @@ function startTimers(reconcileEveryMs: number, scheduler: PairScheduler, reconci
     clearInterval(tick);
     if (reconcileTimer) clearInterval(reconcileTimer);
   };
+}
+
+/** The status page's data: the records, and the primary's catalog on the probe's client (one try, no retries), or the records alone if it does not answer. */
+async function statusData(options: ListenOptions, runtime: LocalRuntime, probe: Registry): Promise<StatusPageData> {
+  const records = await runtime.store.list();
+  const report = await readinessReport({
+    secondaries: options.endpoints.secondaries,
+    records,
+    catalog: { page: (page) => probe.listCatalogPage(page) },
+    logger: options.logger,
+    maxAgeMs: options.readyMaxAgeMs ?? parseDuration(DEFAULT_READY_MAX_AGE)!,
+    catalogTimeoutMs: STATUS_CATALOG_TIMEOUT_MS,
+  });
+  return statusPageData(report, records, Date.now());
 }
 
 /** Ready: serving (not shutting down), and the primary answers `GET /v2/` (200, or 401 asking for credentials: it is there). */

@@ -15,6 +15,8 @@ export interface Operations {
   metrics?: { render(): Promise<{ contentType: string; body: string }>; token?: WebhookToken };
   /** `GET /readyz`: 200 when `ready` is true, 503 otherwise; the rest of the object is the body. */
   ready?(): Promise<{ ready: boolean } & Record<string, unknown>>;
+  /** `GET /status` (HTML) and `GET /status.json`: guarded as `/metrics` is, by its token when it has one. */
+  status?: { data(): Promise<object>; html(data: object): string };
 }
 
 export interface WebhookServer {
@@ -58,25 +60,38 @@ export async function serveWebhook(door: WebhookDoor, where: { host: string; por
   };
 }
 
-/** `/metrics` and `/readyz` (GET or HEAD), or undefined for the webhook door. */
-function answerOperation(request: WebhookRequest, { metrics, ready }: Operations): Promise<WebhookResponse> | undefined {
+/** `/metrics`, `/readyz`, `/status` and `/status.json` (GET or HEAD), or undefined for the webhook door. */
+function answerOperation(request: WebhookRequest, { metrics, ready, status }: Operations): Promise<WebhookResponse> | undefined {
   if (request.method !== 'GET' && request.method !== 'HEAD') return undefined;
   if (request.path === '/metrics' && metrics) return scrape(request, metrics);
+  if ((request.path === '/status' || request.path === '/status.json') && status) return statusPage(request, status, metrics?.token);
   if (request.path === '/readyz' && ready)
     return ready().then(({ ready: isReady, ...body }) => json(isReady ? 200 : 503, { status: isReady ? 'ready' : 'not ready', ...body }));
   return undefined;
 }
 
 async function scrape(request: WebhookRequest, metrics: NonNullable<Operations['metrics']>): Promise<WebhookResponse> {
-  const { token } = metrics;
-  if (token) {
-    const presented = request.headers.authorization;
-    const matches = bearerMatches(presented, await token.current()) || bearerMatches(presented, (await token.refresh()) ?? '');
-    if (!matches)
-      return { ...json(401, { error: 'missing or wrong bearer token' }), headers: { 'content-type': 'application/json', 'www-authenticate': 'Bearer' } };
-  }
+  const refused = await refusedWithout(request, metrics.token);
+  if (refused) return refused;
   const { contentType, body } = await metrics.render();
   return { statusCode: 200, headers: { 'content-type': contentType }, body };
+}
+
+async function statusPage(request: WebhookRequest, status: NonNullable<Operations['status']>, token: WebhookToken | undefined): Promise<WebhookResponse> {
+  const refused = await refusedWithout(request, token);
+  if (refused) return refused;
+  const data = await status.data();
+  if (request.path === '/status.json')
+    return { statusCode: 200, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' }, body: JSON.stringify(data) };
+  return { statusCode: 200, headers: { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }, body: status.html(data) };
+}
+
+/** The 401 for a request without the bearer token, when there is one to ask for; undefined when it may pass. */
+async function refusedWithout(request: WebhookRequest, token: WebhookToken | undefined): Promise<WebhookResponse | undefined> {
+  if (!token) return undefined;
+  const presented = request.headers.authorization;
+  if (bearerMatches(presented, await token.current()) || bearerMatches(presented, (await token.refresh()) ?? '')) return undefined;
+  return { ...json(401, { error: 'missing or wrong bearer token' }), headers: { 'content-type': 'application/json', 'www-authenticate': 'Bearer' } };
 }
 
 function json(statusCode: number, body: Record<string, unknown>): WebhookResponse {
