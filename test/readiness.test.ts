@@ -24,6 +24,7 @@ describe('repositoryReadiness', () => {
     ['verify failed', record('a', { syncState: 'synced', verifyState: 'failed', verifiedAt: iso(HOUR), verifyError: 'boom' }), 'failed'],
     ['sync failed', record('a', { syncState: 'failed', verifyState: 'synced', verifiedAt: iso(HOUR) }), 'failed'],
     ['guard held', record('a', { syncState: 'guard-held', verifyState: 'synced', verifiedAt: iso(HOUR) }), 'needs-human'],
+    ['tags refused (an immutable tag)', record('a', { syncState: 'tags-refused', verifyState: 'mismatch', verifiedAt: iso(HOUR) }), 'needs-human'],
     ['deletes refused', record('a', { syncState: 'deletes-refused', verifyState: 'mismatch', verifiedAt: iso(HOUR) }), 'needs-human'],
   ])('%s', (_, given, expected) => {
     expect(repositoryReadiness(given, NOW, 25 * HOUR)).toBe(expected);

@@ -102,7 +102,7 @@ function secondaryReadiness(entry: ReadinessInput['secondaries'][number], input:
 /** One repository's readiness on one secondary; no record at all is a repository never synced nor verified. */
 export function repositoryReadiness(record: RepositoryRecord | undefined, now: number, maxAgeMs: number): RepositoryReadiness {
   if (!record) return 'never-verified';
-  if (record.syncState === 'guard-held' || record.syncState === 'deletes-refused') return 'needs-human';
+  if (record.syncState === 'guard-held' || record.syncState === 'deletes-refused' || record.syncState === 'tags-refused') return 'needs-human';
   if (record.syncState === 'failed' || record.verifyState === 'failed') return 'failed';
   if (record.verifyState === 'mismatch') return 'mismatch';
   if (!record.verifiedAt) return 'never-verified';

@@ -184,7 +184,7 @@ export function outOfScope(key: { repository: string; secondary: string }, scope
   return { kind: 'not-run', reason: 'out-of-scope' };
 }
 
-/** One counter per recorded outcome of a full sync; serverless.yml alarms on SyncFailed, SyncGuardHeld and SyncDeletesRefused. */
+/** One counter per recorded outcome of a full sync; serverless.yml alarms on SyncFailed, SyncGuardHeld, SyncDeletesRefused and SyncTagsRefused. */
 const SYNC_STATE_METRICS: Partial<Record<SyncState, MetricName>> = {
   synced: 'SyncSucceeded',
   failed: 'SyncFailed',

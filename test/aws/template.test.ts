@@ -259,7 +259,7 @@ describe('the packaged CloudFormation template', () => {
     ]);
   });
 
-  it('alarms on dead letters, function errors, repositories out of sync, a held guard, refused deletes and a stalled fan-out, all to one topic', () => {
+  it('alarms on dead letters, function errors, repositories out of sync, a held guard, refused deletes or tags and a stalled fan-out, all to one topic', () => {
     const alarms: Record<string, any> = Object.fromEntries(ofType('AWS::CloudWatch::Alarm').map(([id, r]) => [id, r.Properties]));
     expect(Object.keys(alarms).sort()).toEqual([
       'DeletesRefusedAlarm',
@@ -273,6 +273,7 @@ describe('the packaged CloudFormation template', () => {
       'RepositoriesOutOfSyncAlarm',
       'SyncDeadLetterQueueAlarm',
       'SyncErrorsAlarm',
+      'TagsRefusedAlarm',
       'VerifyDeadLetterQueueAlarm',
       'VerifyErrorsAlarm',
     ]);
@@ -294,6 +295,7 @@ describe('the packaged CloudFormation template', () => {
     for (const [id, metric] of [
       ['PruneGuardHeldAlarm', 'SyncGuardHeld'],
       ['DeletesRefusedAlarm', 'SyncDeletesRefused'],
+      ['TagsRefusedAlarm', 'SyncTagsRefused'],
     ]) {
       expect(alarms[id!]).toMatchObject({
         Namespace: 'GeoRegistrySync',
@@ -333,12 +335,14 @@ describe('the packaged CloudFormation template', () => {
     expect(named.filter((name) => !known.has(name))).toEqual([]);
   });
 
-  it('the dashboard charts held guards and refused deletes, and shows their alarms', () => {
+  it('the dashboard charts held guards, refused deletes and refused tags, and shows their alarms', () => {
     const [body, values] = resources.Dashboard!.Properties.DashboardBody['Fn::Sub'] as [string, Record<string, unknown>];
     // CloudWatch takes only valid JSON; the placeholders sit inside strings.
     const widgets = (JSON.parse(body.replace(/\$\{[^}]+\}/g, 'x')) as { widgets: { properties: { title: string } }[] }).widgets;
     expect(widgets.map((w) => w.properties.title)).toContain('Held for a human: prune guard held, deletes refused');
-    expect(body).toContain('[["GeoRegistrySync", "SyncGuardHeld", "service", "geo-registry-sync"], [".", "SyncDeletesRefused", ".", "."]]');
+    expect(body).toContain(
+      '[["GeoRegistrySync", "SyncGuardHeld", "service", "geo-registry-sync"], [".", "SyncDeletesRefused", ".", "."], [".", "SyncTagsRefused", ".", "."]]',
+    );
     expect(body).toContain('"${GuardHeldAlarm}", "${RefusedAlarm}"');
     expect(values).toMatchObject({
       GuardHeldAlarm: { 'Fn::GetAtt': ['PruneGuardHeldAlarm', 'Arn'] },

@@ -86,21 +86,21 @@ function checkRepositorySettings(settings: EcrDeclaration['repositorySettings'],
 
 /** The environment's declaration for a role: GEO_SYNC_<ROLE>_TYPE, _REGION, _REGISTRY_ID, _ROLE_ARN. */
 export function ecrFromEnv(env: Record<string, string | undefined>, role: 'PRIMARY' | 'SECONDARY'): Omit<EcrDeclaration, 'url' | 'username' | 'password'> {
-  const name = (suffix: string) => `GEO_SYNC_${role}_${suffix}`;
-  const type = env[name('TYPE')] || undefined;
+  const typeVariable = `GEO_SYNC_${role}_TYPE`;
+  const type = env[typeVariable] || undefined;
   if (type !== undefined && type !== 'ecr' && type !== 'registry')
-    throw invalidInput('INVALID_CONFIG', `${name('TYPE')} is ecr or registry, not ${JSON.stringify(type)}`);
+    throw invalidInput('INVALID_CONFIG', `${typeVariable} is ecr or registry, not ${JSON.stringify(type)}`);
   const declared: Omit<EcrDeclaration, 'url' | 'username' | 'password'> = type !== undefined ? { type } : {};
-  const checks: [keyof typeof ecrFields & ('region' | 'registryId' | 'roleArn'), string][] = [
-    ['region', 'REGION'],
-    ['registryId', 'REGISTRY_ID'],
-    ['roleArn', 'ROLE_ARN'],
+  const variables: [keyof typeof ecrFields & ('region' | 'registryId' | 'roleArn'), string][] = [
+    ['region', `GEO_SYNC_${role}_REGION`],
+    ['registryId', `GEO_SYNC_${role}_REGISTRY_ID`],
+    ['roleArn', `GEO_SYNC_${role}_ROLE_ARN`],
   ];
-  for (const [field, suffix] of checks) {
-    const value = env[name(suffix)] || undefined;
+  for (const [field, variable] of variables) {
+    const value = env[variable] || undefined;
     if (value === undefined) continue;
     const parsed = ecrFields[field].safeParse(value);
-    if (!parsed.success) throw invalidInput('INVALID_CONFIG', `${name(suffix)}: ${parsed.error.issues[0]!.message}`);
+    if (!parsed.success) throw invalidInput('INVALID_CONFIG', `${variable}: ${parsed.error.issues[0]!.message}`);
     declared[field] = value;
   }
   return declared;
