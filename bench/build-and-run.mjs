@@ -21,14 +21,15 @@ if (process.env.BENCH_SKIP_CLI_BUILD !== '1') {
   }
 }
 
-// test/support/referrers-registry.ts finds its Go source (and build cache) beside itself through
-// import.meta.url; bundled, that would be dist/. Its own file's URL is kept for it.
+// test/support/referrers-registry.ts and its build step (referrers-registry/build.mjs) find the Go
+// source (and build cache) beside themselves through import.meta.url; bundled, that would be dist/.
+// Each keeps its own file's URL.
 const ownUrl = {
   name: 'own-import-meta-url',
   setup(build) {
-    build.onLoad({ filter: /test[\\/]support[\\/]referrers-registry\.ts$/ }, (args) => ({
+    build.onLoad({ filter: /test[\\/]support[\\/]referrers-registry(\.ts|[\\/]build\.mjs)$/ }, (args) => ({
       contents: readFileSync(args.path, 'utf8').replaceAll('import.meta.url', JSON.stringify(pathToFileURL(args.path).href)),
-      loader: 'ts',
+      loader: args.path.endsWith('.ts') ? 'ts' : 'js',
     }));
   },
 };

@@ -80,10 +80,12 @@ export async function cleanUp(): Promise<void> {
   rmSync(tmp, { recursive: true, force: true });
 }
 
-export function runOurs(args: string[], options: { rss?: boolean; nodeOptions?: string[] } = {}): Promise<Timed> {
+/** `env`: the run's own variables (GEO_SYNC_*, AWS_*), on top of the clean environment. */
+export function runOurs(args: string[], options: { rss?: boolean; nodeOptions?: string[]; env?: Record<string, string> } = {}): Promise<Timed> {
   const nodeArgs = [...(options.rss ? ['--import', RSS_PROBE] : []), ...(options.nodeOptions ?? [])];
   // A clean environment, as a user's shell would give: no GEO_SYNC_* leaking in.
-  return runTimed(process.execPath, [...nodeArgs, CLI, ...args], { env: { PATH: process.env.PATH ?? '', TMPDIR: tmp }, statsFile: nextStatsFile() });
+  const env = { PATH: process.env.PATH ?? '', TMPDIR: tmp, ...options.env };
+  return runTimed(process.execPath, [...nodeArgs, CLI, ...args], { env, statsFile: nextStatsFile() });
 }
 
 export function runSkopeoSync(primaryHost: string, secondaryHost: string, repository: string): Promise<Timed> {

@@ -2,12 +2,13 @@
 // docker-registry processes on loopback. Prints each phase as it goes, then a table of medians
 // and ratios (ours / peer); writes bench/results.json. See bench/README-fragment.md.
 // This file reads the arguments and runs the measures chosen; each measure is its own module
-// (startup, events, repository-size, referrers, big-layer, fan-out-hook, across-regions with latency), over
+// (startup, events, repository-size, referrers, ecr, big-layer, fan-out-hook, across-regions with latency), over
 // the shared harness.ts and report.ts.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { runLatencyBench } from './across-regions.js';
 import { benchBigLayer } from './big-layer.js';
+import { benchEcr } from './ecr.js';
 import { benchEvents } from './events.js';
 import { benchFanOut } from './fan-out-hook.js';
 import { CLI, FAN_OUT_BUNDLE, RESULTS, cleanUp, config, describeEnvironment, intList, log } from './harness.js';
@@ -24,6 +25,9 @@ import { benchStartup } from './startup.js';
  * `npm run bench --rtt 25` as npm_config_rtt=true with the value as the first argument.
  */
 const ROUND_TRIPS = optionValue('--rtt') ?? process.env.BENCH_RTT ?? npmRttFlag();
+
+/** `--ecr` or BENCH_ONLY=ecr: the ECR rows alone; BENCH_ONLY=referrers: the referrers rows alone. */
+const ONLY = process.argv.slice(2).includes('--ecr') ? 'ecr' : process.env.BENCH_ONLY;
 
 function npmRttFlag(): string | undefined {
   const flag = process.env.npm_config_rtt;
@@ -56,8 +60,14 @@ function optionValue(name: string): string | undefined {
 
 async function runBench(): Promise<void> {
   const started = performance.now();
-  if (process.env.BENCH_ONLY === 'referrers') {
-    await runReferrersAlone(started);
+  if (ONLY === 'referrers') {
+    const result = await benchReferrers();
+    runAlone(started, 'referrers', result, `BENCH_ONLY=referrers BENCH_REFERRERS_TAGS=${String(result.details.images)} npm run bench`);
+    return;
+  }
+  if (ONLY === 'ecr') {
+    const result = await benchEcr();
+    runAlone(started, 'ecr', result, `BENCH_ECR_TAGS=${String(result.details.tags)} npm run bench -- --ecr`);
     return;
   }
   const environment = describeEnvironment();
@@ -88,7 +98,7 @@ async function runBench(): Promise<void> {
     rows.push(...events.rows);
     details.events = events.details;
   }
-  if (process.env.BENCH_ONLY === 'events') {
+  if (ONLY === 'events') {
     process.stdout.write(`\n${formatTable(rows)}\n`);
     log(`total ${((performance.now() - started) / 1000).toFixed(0)} s`);
     return;
@@ -107,6 +117,15 @@ async function runBench(): Promise<void> {
     const result = await benchReferrers();
     rows.push(...result.rows);
     referrers = result.details;
+  }
+
+  // Amazon ECR as a side: requests to it per tag and ECR API calls of a no-op sync and a verify, read through ECR's API and as a plain registry.
+  // `--ecr` (or BENCH_ONLY=ecr) runs these rows alone (under `ecr` in bench/results.json, the rest kept); BENCH_ECR=skip leaves them out.
+  let ecr: Record<string, unknown> | undefined;
+  if (process.env.BENCH_ECR !== 'skip') {
+    const result = await benchEcr();
+    rows.push(...result.rows);
+    ecr = result.details;
   }
 
   const big = await benchBigLayer(config.bigLayerMb, profiles);
@@ -143,26 +162,26 @@ async function runBench(): Promise<void> {
     details,
     profiles,
     ...(referrers && { referrers: { rows: rows.filter((row) => row.measure.startsWith('referrers, ')), details: referrers } }),
+    ...(ecr && { ecr: { rows: rows.filter((row) => row.measure.startsWith('ECR ')), details: ecr } }),
   };
   writeFileSync(RESULTS, `${JSON.stringify(results, null, 2)}\n`);
   log(`wrote ${RESULTS}`);
 }
 
-/** BENCH_ONLY=referrers: the referrers rows alone, written under `referrers` in bench/results.json (the rest of the file kept). */
-async function runReferrersAlone(started: number): Promise<void> {
-  const result = await benchReferrers();
+/** One measure's rows alone, written under `key` in bench/results.json (the rest of the file kept). */
+function runAlone(started: number, key: string, result: { rows: Row[]; details: Record<string, unknown> }, command: string): void {
   const totalSeconds = (performance.now() - started) / 1000;
   process.stdout.write(`\n${formatTable(result.rows)}\n`);
   log(`total ${totalSeconds.toFixed(0)} s`);
   const previous = existsSync(RESULTS) ? (JSON.parse(readFileSync(RESULTS, 'utf8')) as Record<string, unknown>) : {};
-  previous.referrers = {
+  previous[key] = {
     generatedAt: new Date().toISOString(),
-    command: `BENCH_ONLY=referrers BENCH_REFERRERS_TAGS=${String(result.details.images)} npm run bench`,
+    command,
     environment: describeEnvironment(),
     totalSeconds,
     rows: result.rows,
     details: result.details,
   };
   writeFileSync(RESULTS, `${JSON.stringify(previous, null, 2)}\n`);
-  log(`wrote ${RESULTS} (referrers)`);
+  log(`wrote ${RESULTS} (${key})`);
 }

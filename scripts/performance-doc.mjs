@@ -53,6 +53,7 @@ const latencyRows = (rows) => rows.map((row) => ({ ...row, peer: row.peer ?? Num
 const sections = {
   'repository-size': () => [provenance(results), '', formatTable(results.rows), '', notes(results.notes)].join('\n'),
   referrers: () => [provenance(results.referrers), '', formatTable(results.referrers.rows)].join('\n'),
+  ecr: () => [provenance(results.ecr), '', formatTable(results.ecr.rows)].join('\n'),
   'across-regions': () => {
     const { latency } = results;
     const cost = latency.lambdaCost;
