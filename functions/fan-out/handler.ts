@@ -13,7 +13,7 @@ export const handler = async (event: unknown, context: Context) =>
   runtime.invoke(context, (registries, budget) => {
     const run = async (request: FanOutRequest) => {
       const outcome = await fanOut(request, registryCatalog(registries), registries.secondaries, runtime, budget, runtime.catalogPageSize);
-      await readinessAfterFanOut(request, outcome, registries, runtime);
+      await readinessAfterFanOut(request, outcome, registries, runtime, context.getRemainingTimeInMillis());
       return outcome;
     };
     if (isSqsEvent(event)) {
@@ -24,7 +24,9 @@ export const handler = async (event: unknown, context: Context) =>
         { context, throwOnFullBatchFailure: false },
       );
     }
-    return isActionRequest(event) ? readinessOnAws(parseInput(ReadyRequest, event), registries, runtime) : run(parseInput(FanOutRequest, scheduleInput(event)));
+    return isActionRequest(event)
+      ? readinessOnAws(parseInput(ReadyRequest, event), registries, runtime, context.getRemainingTimeInMillis())
+      : run(parseInput(FanOutRequest, scheduleInput(event)));
   });
 
 /** A schedule without `input` delivers EventBridge's envelope: that means a plain catalog-wide sync. */

@@ -18,8 +18,13 @@ import {
 import { readinessReport } from '../local/readiness-report.js';
 import type { AwsRuntime } from './runtime.js';
 
+/** How long the primary's catalog may take on AWS: a large catalog takes longer than the CLI's patience, within the invocation's time. */
+const CATALOG_TIMEOUT_MS = 60_000;
+/** Time kept back from the invocation's remaining time for the records' scan and the metrics. */
+const READINESS_MARGIN_MS = 20_000;
+
 /** The report a direct `{"action": "ready"}` returns: the same shape as `geo-sync ready --json`. */
-export async function readinessOnAws(request: ReadyRequest, registries: Registries, runtime: AwsRuntime): Promise<Readiness> {
+export async function readinessOnAws(request: ReadyRequest, registries: Registries, runtime: AwsRuntime, remainingMs: number): Promise<Readiness> {
   const maxAgeMs = request.maxAge ? parseDuration(request.maxAge) : runtime.readyMaxAgeMs;
   if (maxAgeMs === undefined) throw invalidInput('INVALID_MESSAGE', `maxAge "${request.maxAge}" is not a duration such as 90m, 25h or 2d`);
   const secondaries = registries.secondaries.filter(({ name }) => !request.secondary || name === request.secondary);
@@ -31,6 +36,8 @@ export async function readinessOnAws(request: ReadyRequest, registries: Registri
     logger: runtime.logger,
     maxAgeMs,
     now: runtime.clock,
+    // Past the deadline the invocation is killed: the primary's answer gives way to the records'.
+    catalogTimeoutMs: Math.max(1_000, Math.min(CATALOG_TIMEOUT_MS, remainingMs - READINESS_MARGIN_MS)),
   });
 }
 
@@ -39,10 +46,16 @@ export async function readinessOnAws(request: ReadyRequest, registries: Registri
  * A prefix or a list saw part of the catalog, and a continued run has not finished: neither tells.
  * A failure here is logged, never the fan-out's: its messages are already sent.
  */
-export async function readinessAfterFanOut(request: FanOutRequest, outcome: FanOutOutcome, registries: Registries, runtime: AwsRuntime): Promise<void> {
+export async function readinessAfterFanOut(
+  request: FanOutRequest,
+  outcome: FanOutOutcome,
+  registries: Registries,
+  runtime: AwsRuntime,
+  remainingMs: number,
+): Promise<void> {
   if (outcome.kind !== 'finished' || request.prefix || request.repositories) return;
   try {
-    const report = await readinessOnAws({ action: 'ready' }, registries, runtime);
+    const report = await readinessOnAws({ action: 'ready' }, registries, runtime, remainingMs);
     emitReadiness(report, runtime.metrics);
     const notReady = report.secondaries
       .filter((s) => s.status !== 'ready')

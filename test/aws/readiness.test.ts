@@ -165,3 +165,18 @@ describe('readiness on AWS', () => {
     expect((await aws.items()).some((item) => item.repository === '#fan-out')).toBe(true);
   });
 });
+
+describe('readiness with the primary down', () => {
+  it('is told from the records, said so: the primary may be the thing that is down', async () => {
+    await primary.stop();
+    const report = await ready();
+
+    expect(report).toMatchObject({ source: 'records', sourceNote: expect.stringMatching(/^the primary could not be listed/) });
+    // The prefix's sync above took the stray tag off us: both ready, their repositories as the records know them.
+    expect(report.secondaries.map((s) => [s.secondary, s.status, s.repositories])).toEqual([
+      ['eu', 'ready', 3],
+      ['us', 'ready', 2],
+    ]);
+    expect(report.exitCode).toBe(0);
+  });
+});
