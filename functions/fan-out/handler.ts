@@ -1,22 +1,31 @@
 // Fan-out: on a schedule or by hand, enqueue one message per (repository, secondary); continuations arrive on its own queue.
+// A catalog-wide run that finishes tells readiness as metrics; a direct `{"action": "ready"}` returns the readiness report.
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Context } from 'aws-lambda';
+import { readinessAfterFanOut, readinessOnAws } from '../../shared/aws/readiness.js';
 import { createAwsRuntime, isSqsEvent } from '../../shared/aws/runtime.js';
-import { FanOutRequest, fanOut, parseInput, parseMessage, registryCatalog } from '../../shared/jobs/index.js';
+import { FanOutRequest, ReadyRequest, fanOut, isActionRequest, parseInput, parseMessage, registryCatalog } from '../../shared/jobs/index.js';
 
 const runtime = createAwsRuntime(process.env);
 const processor = new BatchProcessor(EventType.SQS);
 
 export const handler = async (event: unknown, context: Context) =>
   runtime.invoke(context, (registries, budget) => {
-    const run = (request: FanOutRequest) => fanOut(request, registryCatalog(registries), registries.secondaries, runtime, budget, runtime.catalogPageSize);
-    return isSqsEvent(event)
-      ? processPartialResponse(
-          event,
-          runtime.recordHandler((record) => run(parseMessage(FanOutRequest, record.body))),
-          processor,
-          { context, throwOnFullBatchFailure: false },
-        )
+    const run = async (request: FanOutRequest) => {
+      const outcome = await fanOut(request, registryCatalog(registries), registries.secondaries, runtime, budget, runtime.catalogPageSize);
+      await readinessAfterFanOut(request, outcome, registries, runtime, context.getRemainingTimeInMillis());
+      return outcome;
+    };
+    if (isSqsEvent(event)) {
+      return processPartialResponse(
+        event,
+        runtime.recordHandler((record) => run(parseMessage(FanOutRequest, record.body))),
+        processor,
+        { context, throwOnFullBatchFailure: false },
+      );
+    }
+    return isActionRequest(event)
+      ? readinessOnAws(parseInput(ReadyRequest, event), registries, runtime, context.getRemainingTimeInMillis())
       : run(parseInput(FanOutRequest, scheduleInput(event)));
   });
 

@@ -3,6 +3,7 @@ import {
   ConditionalCheckFailedException,
   GetItemCommand,
   PutItemCommand,
+  ScanCommand,
   UpdateItemCommand,
   type AttributeValue,
   type DynamoDBClient,
@@ -121,6 +122,20 @@ export class DynamoDbStateStore implements StateStore {
       if (error instanceof ConditionalCheckFailedException) return false;
       throw error;
     }
+  }
+
+  /** Every record, by a paginated scan (fan-out checkpoints left out): the readiness report reads them all. */
+  async list(): Promise<RepositoryRecord[]> {
+    const records: RepositoryRecord[] = [];
+    let start: Record<string, AttributeValue> | undefined;
+    do {
+      const page = await this.client.send(new ScanCommand({ TableName: this.table, ConsistentRead: true, ...(start ? { ExclusiveStartKey: start } : {}) }));
+      for (const item of page.Items ?? []) {
+        if (item.repository?.S !== CHECKPOINT_PARTITION) records.push(normalizedRecord(fromItem(item) as unknown as RepositoryRecord));
+      }
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return records.sort((a, b) => a.repository.localeCompare(b.repository) || a.secondary.localeCompare(b.secondary));
   }
 
   async getCheckpoint(id: string): Promise<FanOutCheckpoint | undefined> {

@@ -31,5 +31,13 @@ export function engineLogger(logger: Logger): EngineLogger {
 const UNITS = { Count: MetricUnit.Count, Bytes: MetricUnit.Bytes, Milliseconds: MetricUnit.Milliseconds, Seconds: MetricUnit.Seconds } as const;
 
 export function metricsPort(metrics: Metrics): MetricsPort {
-  return { add: (name, value, unit = 'Count') => metrics.addMetric(name, UNITS[unit], value) };
+  return {
+    add: (name, value, unit = 'Count') => metrics.addMetric(name, UNITS[unit], value),
+    // A metric of its own, published at once: the dimension stays off every other metric of the invocation.
+    addForSecondary: (secondary, name, value, unit = 'Count') => {
+      const single = metrics.singleMetric();
+      single.addDimension('secondary', secondary);
+      single.addMetric(name, UNITS[unit], value);
+    },
+  };
 }

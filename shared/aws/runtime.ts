@@ -10,10 +10,11 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
 import { DEFAULT_CONCURRENCY, GeoSyncError, describeZodIssues, errorMessage, invalidInput } from '../engine/index.js';
-import { openRegistries, type Budget, type Queue, type Registries, type Runtime } from '../jobs/index.js';
+import { openRegistries, parseDuration, type Budget, type Queue, type Registries, type Runtime } from '../jobs/index.js';
 import { lambdaEndpoints, secretsExtensionCredentials, withCredentials, type CredentialSource } from './credentials.js';
 import { DynamoDbStateStore } from './dynamodb-store.js';
 import { createLogger, createMetrics, engineLogger, metricsPort } from './powertools.js';
+import { DEFAULT_READY_MAX_AGE } from '../local/readiness-report.js';
 import { SqsQueue } from './sqs-queue.js';
 
 const Config = z.object({
@@ -35,6 +36,12 @@ const Config = z.object({
     .optional(),
   GEO_SYNC_REFERRERS: z.enum(['on', 'off']).default('on'),
   GEO_SYNC_CATALOG_PAGE_SIZE: z.coerce.number().int().min(1).max(10_000).default(1000),
+  // How recent a verification must be for readiness (stack parameter readyMaxAge), as `geo-sync ready --max-age`.
+  GEO_SYNC_READY_MAX_AGE: z
+    .string()
+    .default(DEFAULT_READY_MAX_AGE)
+    .transform((text) => parseDuration(text))
+    .refine((ms) => ms !== undefined, 'expected a duration such as 90m, 25h or 2d'),
   GEO_SYNC_RETRY_BASE_SECONDS: z.coerce.number().min(0).default(60),
   GEO_SYNC_RETRY_CAP_SECONDS: z.coerce
     .number()
@@ -45,6 +52,8 @@ const Config = z.object({
 export interface AwsRuntime extends Runtime {
   powertools: { logger: Logger; metrics: Metrics };
   catalogPageSize: number;
+  /** The readiness window (GEO_SYNC_READY_MAX_AGE). */
+  readyMaxAgeMs: number;
   /** Runs one invocation with registry clients opened for it, and flushes metrics after. */
   invoke(context: Context, work: (registries: Registries, budget: Budget) => Promise<unknown>): Promise<unknown>;
   /** Wraps a per-record job for Powertools Batch: a rejected record is logged clearly, then fails alone. */
@@ -81,6 +90,7 @@ export function createAwsRuntime(env: NodeJS.ProcessEnv, credentialSource?: Cred
     concurrency,
     referrers: config.GEO_SYNC_REFERRERS === 'on',
     catalogPageSize: config.GEO_SYNC_CATALOG_PAGE_SIZE,
+    readyMaxAgeMs: config.GEO_SYNC_READY_MAX_AGE!,
     powertools: { logger, metrics },
 
     async invoke(context, work) {

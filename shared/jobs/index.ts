@@ -20,13 +20,15 @@ export {
   type ScopeSource,
   type SecondaryReadiness,
 } from './readiness.js';
+export { emitReadiness } from './readiness-metrics.js';
 export type { LeaseHeld } from './lease-held-message.js';
-export { DirectRequest, FanOutRequest, SyncMessage, VerifyMessage, parseInput, parseMessage, parseQueued } from './messages.js';
+export { DirectRequest, FanOutRequest, ReadyRequest, SyncMessage, VerifyMessage, isActionRequest, parseInput, parseMessage, parseQueued } from './messages.js';
 export {
   METRIC_NAMES,
   noMetrics,
   type Budget,
   type MetricName,
+  type MetricUnit,
   type Metrics,
   type Queue,
   type Registries,

@@ -88,6 +88,25 @@ export const DirectRequest = z
   .strict();
 export type DirectRequest = z.infer<typeof DirectRequest>;
 
+/** A direct invocation of the fan-out asking for the readiness report (`geo-sync ready --json`'s shape), nothing sent. */
+export const ReadyRequest = z
+  .object({
+    action: z.literal('ready'),
+    secondary: secondaryName.optional(),
+    /** The window a verification counts in, as `geo-sync ready --max-age`: `90m`, `25h`, `2d`. */
+    maxAge: z
+      .string()
+      .regex(/^\d{1,6}[mhd]$/, 'maxAge is a duration such as 90m, 25h or 2d')
+      .optional(),
+  })
+  .strict();
+export type ReadyRequest = z.infer<typeof ReadyRequest>;
+
+/** A direct invocation that names an action (today only `ready`); anything else is a fan-out request. */
+export function isActionRequest(event: unknown): boolean {
+  return typeof event === 'object' && event !== null && 'action' in event;
+}
+
 /** Parses a queue message body; a poison message becomes an INVALID_MESSAGE error naming what is wrong. */
 export function parseMessage<T>(schema: z.ZodType<T, z.ZodTypeDef, unknown>, body: string): T {
   let json: unknown;

@@ -33,6 +33,8 @@ export interface StateStore {
    * so a chunked copy's progress outlives an invocation killed before `release`; false when the lease was lost.
    */
   saveProgress(key: RecordKey, owner: string, uploads: UploadSession[]): Promise<boolean>;
+  /** Every repository record (checkpoints left out): readiness reads them all, once per catalog-wide fan-out or when asked. */
+  list(): Promise<RepositoryRecord[]>;
   getCheckpoint(id: string): Promise<FanOutCheckpoint | undefined>;
   putCheckpoint(checkpoint: FanOutCheckpoint): Promise<void>;
 }
@@ -82,13 +84,22 @@ export const METRIC_NAMES = [
   'WebhookRefused',
   'EcrEventsNotRead',
   'PoisonMessages',
+  // Readiness after each catalog-wide fan-out: per secondary (a `secondary` dimension), and the
+  // secondaries not ready as one figure without it, which the not-ready alarm watches.
+  'SecondaryReady',
+  'RepositoriesNotReady',
+  'OldestVerificationAge',
+  'SecondariesNotReady',
 ] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
 
 /** Counters and sizes for dashboards and alarms (CloudWatch EMF on AWS). */
 export interface Metrics {
-  add(name: MetricName, value: number, unit?: 'Count' | 'Bytes' | 'Milliseconds' | 'Seconds'): void;
+  add(name: MetricName, value: number, unit?: MetricUnit): void;
+  /** The same with a `secondary` dimension; an adapter without it (the local listener) leaves these out. */
+  addForSecondary?(secondary: string, name: MetricName, value: number, unit?: MetricUnit): void;
 }
+export type MetricUnit = 'Count' | 'Bytes' | 'Milliseconds' | 'Seconds';
 
 /** A secondary by name, with what it keeps of the primary. */
 export interface ScopedSecondary {

@@ -194,6 +194,7 @@ function mortalStore(store: StateStore): { store: StateStore; die(): void; saves
         saves.push(uploads);
         return saved;
       },
+      list: () => store.list(),
       getCheckpoint: (id) => store.getCheckpoint(id),
       putCheckpoint: (checkpoint) => store.putCheckpoint(checkpoint),
     },

@@ -61,7 +61,7 @@ describe('the packaged CloudFormation template', () => {
       'GEO_SYNC_TABLE',
     ];
     expect(settings('FanOutLambdaFunction')).toEqual(
-      [...registries, 'GEO_SYNC_FAN_OUT_QUEUE_URL', 'GEO_SYNC_SYNC_QUEUE_URL', 'GEO_SYNC_VERIFY_QUEUE_URL'].sort(),
+      [...registries, 'GEO_SYNC_FAN_OUT_QUEUE_URL', 'GEO_SYNC_READY_MAX_AGE', 'GEO_SYNC_SYNC_QUEUE_URL', 'GEO_SYNC_VERIFY_QUEUE_URL'].sort(),
     );
     expect(settings('SyncLambdaFunction')).toEqual([...registries, 'GEO_SYNC_REFERRERS', 'GEO_SYNC_SYNC_QUEUE_URL', 'GEO_SYNC_VERIFY_QUEUE_URL'].sort());
     expect(settings('VerifyLambdaFunction')).toEqual([...registries, 'GEO_SYNC_REFERRERS', 'GEO_SYNC_VERIFY_QUEUE_URL'].sort());
@@ -266,6 +266,7 @@ describe('the packaged CloudFormation template', () => {
       'FanOutDeadLetterQueueAlarm',
       'FanOutErrorsAlarm',
       'FanOutStalledAlarm',
+      'NotReadyAlarm',
       'NotifyErrorsAlarm',
       'NotifyThrottlesAlarm',
       'PruneGuardHeldAlarm',
@@ -350,6 +351,49 @@ describe('the packaged CloudFormation template', () => {
     });
   });
 
+  it('alarms when no reading in notReadyAlarmMinutes said every secondary ready, and charts readiness per secondary', () => {
+    const alarm = resources.NotReadyAlarm!.Properties;
+    // SecondaryReady's `secondary` values are the configuration's, unknown to the template: the
+    // alarm watches the count without that dimension, each minute repeating the last reading.
+    expect(alarm.Metrics).toEqual([
+      {
+        Id: 'notReady',
+        ReturnData: false,
+        MetricStat: {
+          Metric: { Namespace: 'GeoRegistrySync', MetricName: 'SecondariesNotReady', Dimensions: [{ Name: 'service', Value: 'geo-registry-sync' }] },
+          Period: 60,
+          Stat: 'Maximum',
+        },
+      },
+      { Id: 'lastReading', Expression: 'FILL(notReady, REPEAT)', Label: 'Secondaries not ready (last reading)', ReturnData: true },
+    ]);
+    expect(alarm).toMatchObject({
+      EvaluationPeriods: 120,
+      DatapointsToAlarm: 120,
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'breaching',
+    });
+    expect(resources.FanOutLambdaFunction!.Properties.Environment.Variables.GEO_SYNC_READY_MAX_AGE).toBe('25h');
+
+    const [body, values] = resources.Dashboard!.Properties.DashboardBody['Fn::Sub'] as [string, Record<string, unknown>];
+    type Widget = { type: string; properties: { title: string; metrics?: unknown[][]; alarms?: string[] } };
+    const widgets = (JSON.parse(body.replace(/\$\{[^}]+\}/g, 'x')) as { widgets: Widget[] }).widgets;
+    const readiness = widgets.filter((w) => w.properties.title.startsWith('Readiness:'));
+    const expressions = readiness.flatMap((w) =>
+      w.properties.metrics!.flatMap((row) => (typeof row[0] === 'object' ? [(row[0] as { expression: string }).expression] : [])),
+    );
+    // Every secondary's line, whatever its name: a SEARCH over the `secondary` dimension.
+    expect(expressions).toEqual(
+      ['SecondaryReady', 'RepositoriesNotReady', 'OldestVerificationAge'].map((metric) =>
+        expect.stringContaining(`{GeoRegistrySync,secondary,service} MetricName="${metric}"`),
+      ),
+    );
+    expect(JSON.stringify(readiness)).toContain('"SecondariesNotReady"');
+    expect(body).toContain('"${NotReadyAlarm}"');
+    expect(values).toMatchObject({ NotReadyAlarm: { 'Fn::GetAtt': ['NotReadyAlarm', 'Arn'] } });
+  });
+
   it.each([
     [
       'FanOutRole',
@@ -357,6 +401,7 @@ describe('the packaged CloudFormation template', () => {
       [
         'dynamodb:GetItem StateTable',
         'dynamodb:PutItem StateTable',
+        'dynamodb:Scan StateTable',
         'sqs:DeleteMessage FanOutQueue',
         'sqs:GetQueueAttributes FanOutQueue',
         'sqs:ReceiveMessage FanOutQueue',

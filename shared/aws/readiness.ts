@@ -1,0 +1,70 @@
+/**
+ * Readiness on AWS: the DynamoDB records and the repositories in each secondary's scope as the
+ * primary lists them (or, when it does not answer, as the records know them, said so). Told after
+ * each catalog-wide fan-out run as metrics, and returned to a direct invocation of the fan-out.
+ * Nothing new is kept: every answer is computed from the records and the catalog as they are.
+ */
+import { errorMessage, invalidInput } from '../engine/index.js';
+import {
+  emitReadiness,
+  parseDuration,
+  registryCatalog,
+  type FanOutOutcome,
+  type FanOutRequest,
+  type Readiness,
+  type ReadyRequest,
+  type Registries,
+} from '../jobs/index.js';
+import { readinessReport } from '../local/readiness-report.js';
+import type { AwsRuntime } from './runtime.js';
+
+/** How long the primary's catalog may take on AWS: a large catalog takes longer than the CLI's patience, within the invocation's time. */
+const CATALOG_TIMEOUT_MS = 60_000;
+/** Time kept back from the invocation's remaining time for the records' scan and the metrics. */
+const READINESS_MARGIN_MS = 20_000;
+
+/** The report a direct `{"action": "ready"}` returns: the same shape as `geo-sync ready --json`. */
+export async function readinessOnAws(request: ReadyRequest, registries: Registries, runtime: AwsRuntime, remainingMs: number): Promise<Readiness> {
+  const maxAgeMs = request.maxAge ? parseDuration(request.maxAge) : runtime.readyMaxAgeMs;
+  if (maxAgeMs === undefined) throw invalidInput('INVALID_MESSAGE', `maxAge "${request.maxAge}" is not a duration such as 90m, 25h or 2d`);
+  const secondaries = registries.secondaries.filter(({ name }) => !request.secondary || name === request.secondary);
+  if (secondaries.length === 0) registries.scopeOf(request.secondary!); // throws UNKNOWN_SECONDARY, naming the configured ones
+  return readinessReport({
+    secondaries,
+    records: await runtime.store.list(),
+    catalog: registryCatalog(registries),
+    logger: runtime.logger,
+    maxAgeMs,
+    now: runtime.clock,
+    // Past the deadline the invocation is killed: the primary's answer gives way to the records'.
+    catalogTimeoutMs: Math.max(1_000, Math.min(CATALOG_TIMEOUT_MS, remainingMs - READINESS_MARGIN_MS)),
+  });
+}
+
+/**
+ * After a catalog-wide run has sent its last message, readiness as metrics for every secondary.
+ * A prefix or a list saw part of the catalog, and a continued run has not finished: neither tells.
+ * A failure here is logged, never the fan-out's: its messages are already sent.
+ */
+export async function readinessAfterFanOut(
+  request: FanOutRequest,
+  outcome: FanOutOutcome,
+  registries: Registries,
+  runtime: AwsRuntime,
+  remainingMs: number,
+): Promise<void> {
+  if (outcome.kind !== 'finished' || request.prefix || request.repositories) return;
+  try {
+    const report = await readinessOnAws({ action: 'ready' }, registries, runtime, remainingMs);
+    emitReadiness(report, runtime.metrics);
+    const notReady = report.secondaries
+      .filter((s) => s.status !== 'ready')
+      .map((s) => ({ secondary: s.secondary, status: s.status, repositories: s.notReady.length }));
+    runtime.logger.info('readiness', { runId: outcome.runId, source: report.source, exitCode: report.exitCode, notReady });
+  } catch (error) {
+    runtime.logger.warn('readiness could not be told after the fan-out; its metrics are missing for this run', {
+      runId: outcome.runId,
+      error: errorMessage(error),
+    });
+  }
+}
