@@ -14,8 +14,8 @@ import {
   type Readiness,
   type ReadyRequest,
   type Registries,
+  readinessReport,
 } from '../jobs/index.js';
-import { readinessReport } from '../local/readiness-report.js';
 import type { AwsRuntime } from './runtime.js';
 
 /** How long the primary's catalog may take on AWS: a large catalog takes longer than the CLI's patience, within the invocation's time. */

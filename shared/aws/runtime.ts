@@ -10,11 +10,10 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
 import { DEFAULT_CONCURRENCY, GeoSyncError, describeZodIssues, errorMessage, invalidInput } from '../engine/index.js';
-import { openRegistries, parseDuration, type Budget, type Queue, type Registries, type Runtime } from '../jobs/index.js';
+import { openRegistries, parseDuration, type Budget, type Queue, type Registries, type Runtime, DEFAULT_READY_MAX_AGE } from '../jobs/index.js';
 import { lambdaEndpoints, secretsExtensionCredentials, withCredentials, type CredentialSource } from './credentials.js';
 import { DynamoDbStateStore } from './dynamodb-store.js';
 import { createLogger, createMetrics, engineLogger, metricsPort } from './powertools.js';
-import { DEFAULT_READY_MAX_AGE } from '../local/readiness-report.js';
 import { SqsQueue } from './sqs-queue.js';
 
 const Config = z.object({

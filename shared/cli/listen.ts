@@ -2,9 +2,8 @@
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { errorMessage, invalidInput, type EngineLogger } from '../engine/index.js';
-import { fixedToken, rereadToken, type WebhookToken } from '../jobs/index.js';
+import { fixedToken, rereadToken, type WebhookToken, DEFAULT_READY_MAX_AGE } from '../jobs/index.js';
 import { startListener } from '../local/listener.js';
-import { DEFAULT_READY_MAX_AGE } from '../local/readiness-report.js';
 import { readyMaxAgeMs } from './ready.js';
 import { cliLogger, endpointsFor, integerIn, sharedOption } from './options.js';
 

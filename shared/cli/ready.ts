@@ -1,9 +1,16 @@
 /** `geo-sync ready`: could each secondary take the primary's place now, and how old is that answer? */
 import { Option, type Command } from 'commander';
 import { invalidInput } from '../engine/index.js';
-import { openRegistries, parseDuration, registryCatalog, type Readiness, type SecondaryReadiness } from '../jobs/index.js';
+import {
+  openRegistries,
+  parseDuration,
+  registryCatalog,
+  type Readiness,
+  type SecondaryReadiness,
+  DEFAULT_READY_MAX_AGE,
+  readinessReport,
+} from '../jobs/index.js';
 import { FileStateStore } from '../local/file-store.js';
-import { DEFAULT_READY_MAX_AGE, readinessReport } from '../local/readiness-report.js';
 import { EXIT } from './exit-codes.js';
 import { cliLogger, endpointsFor, sharedOption } from './options.js';
 

@@ -83,3 +83,4 @@ export {
   type WebhookResponse,
   type WebhookToken,
 } from './events/webhook.js';
+export { CATALOG_TIMEOUT_MS, DEFAULT_READY_MAX_AGE, readinessReport, type ReadinessReportOptions } from './readiness-report.js';

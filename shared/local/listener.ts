@@ -18,6 +18,8 @@ import {
   type Registries,
   type Runtime,
   type WebhookToken,
+  DEFAULT_READY_MAX_AGE,
+  readinessReport,
 } from '../jobs/index.js';
 import { underRepositoryLock } from './lock.js';
 import { PairScheduler, type PairJob } from './pair-scheduler.js';
@@ -25,7 +27,6 @@ import { Reconcile } from './reconcile.js';
 import { ListenerMetrics } from './metrics.js';
 import { LOCAL_BUDGET, localRuntime, type LocalRuntime } from './runtime.js';
 import { serveWebhook, type WebhookServer } from './webhook-server.js';
-import { DEFAULT_READY_MAX_AGE, readinessReport } from './readiness-report.js';
 import { renderStatusPage, statusPageData, type StatusPageData } from './status-page.js';
 
 /** How often the embedded queues are looked at for deferred and retried work coming due. */

@@ -1,11 +1,14 @@
 /**
- * Readiness on this machine: the records of the state directory, and the repositories in each
+ * Readiness as a report: the records of the state (a directory, or the table on AWS), and the repositories in each
  * secondary's scope as the primary lists them now (or, offline or when the primary does not
- * answer, as the records know them, said so). `geo-sync ready` and the listener's status page both
- * ask here; the answer itself is the pure `readiness` of the jobs.
+ * answer, as the records know them, said so). `geo-sync ready`, the listener's status page and the
+ * fan-out on AWS all ask here; the answer itself is the pure `readiness` of the jobs.
  */
 import { errorMessage, type EngineLogger } from '../engine/index.js';
-import { readiness, repositoriesInScope, type Catalog, type Readiness, type RepositoryRecord, type ScopedSecondary } from '../jobs/index.js';
+import { repositoriesInScope, type Catalog } from './fan-out.js';
+import type { ScopedSecondary } from './ports.js';
+import { readiness, type Readiness } from './readiness.js';
+import type { RepositoryRecord } from './record.js';
 
 /** The default window of `geo-sync ready`: the daily deep verify, plus an hour for a run that starts late or takes long. */
 export const DEFAULT_READY_MAX_AGE = '25h';
