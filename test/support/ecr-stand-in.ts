@@ -7,7 +7,9 @@
 //   the signature itself is not checked;
 // - the registry API (./ecr-registry-front.ts): a front on go-containerregistry's registry
 //   (./referrers-registry.ts) with ECR's auth, NAME_UNKNOWN, 405 and TAG_INVALID answers.
-// Not modelled: IAM policies (any signed caller may do anything), lifecycle and repository policies,
+// IAM is modelled only as far as requireAccessKey goes: a registry in another account, served only to
+// callers signing with one role's credentials (from ./sts-stand-in.ts).
+// Not modelled: IAM policies (any signed caller may do anything otherwise), lifecycle and repository policies,
 // replication, scanning results, pull-through caches, ImageReferencedByManifestList, per-repository
 // blob isolation (go-containerregistry keeps blobs in one pool), request quotas (only failNext).
 import { createServer } from 'node:http';
@@ -17,6 +19,7 @@ import { serveOnLoopback } from './loopback.js';
 import { startReferrersRegistry } from './referrers-registry.js';
 import { operations, type Input } from './ecr-operations.js';
 import { registryFront, type RegistryRequest } from './ecr-registry-front.js';
+import { signingAccessKeyId } from './sts-stand-in.js';
 import { EcrError, type EcrState, type ExclusionFilter, type TagMutability } from './ecr-state.js';
 
 export { REFERRERS_REGISTRY_START_TIMEOUT_MS as ECR_STAND_IN_START_TIMEOUT_MS } from './referrers-registry.js';
@@ -45,8 +48,8 @@ export interface EcrStandIn {
   region: string;
   /** The registry behind the front, without auth or ECR's rules: for reading the real state in tests. */
   backingRegistryUrl: string;
-  /** Every ECR API call received, in order: the operation name and its JSON input. */
-  apiCalls: { operation: string; input: Record<string, unknown> }[];
+  /** Every ECR API call received, in order: the operation name, its JSON input, the access key id that signed it. */
+  apiCalls: { operation: string; input: Record<string, unknown>; accessKeyId: string | undefined }[];
   /** Every registry API request received: method, path (with query), status answered. */
   registryRequests: RegistryRequest[];
   /** Seeds a repository directly (as CreateRepository would), for tests. */
@@ -57,6 +60,8 @@ export interface EcrStandIn {
   expireTokens(): void;
   /** The next n API calls of `operation` fail with this error type (e.g. 'AccessDeniedException'). */
   failNext(operation: string, errorType: string, n?: number): void;
+  /** From now on only calls signed with this access key id are served (others: AccessDeniedException), as for a registry in another account. */
+  requireAccessKey(accessKeyId: string): void;
   stop(): Promise<void>;
 }
 
@@ -82,11 +87,12 @@ export async function startEcrStandIn(options: EcrStandInOptions = {}): Promise<
   const apiCalls: EcrStandIn['apiCalls'] = [];
   const registryRequests: RegistryRequest[] = [];
   const failures = new Map<string, { errorType: string; left: number }[]>();
+  const access: ApiContext['access'] = { required: undefined };
 
   const registry = await serveOnLoopback(createServer(registryFront(state, registryRequests, { expiredTokenStatus: options.expiredTokenStatus ?? 401 })));
   state.registryUrl = registry.url;
   state.registryHost = new URL(registry.url).host;
-  const api = await serveOnLoopback(createServer((req, res) => void serveApiCall(state, req, res, { apiCalls, failures })));
+  const api = await serveOnLoopback(createServer((req, res) => void serveApiCall(state, req, res, { apiCalls, failures, access })));
 
   return {
     apiUrl: api.url,
@@ -107,6 +113,9 @@ export async function startEcrStandIn(options: EcrStandInOptions = {}): Promise<
     failNext(operation, errorType, n = 1) {
       failures.set(operation, [...(failures.get(operation) ?? []), { errorType, left: n }]);
     },
+    requireAccessKey(accessKeyId) {
+      access.required = accessKeyId;
+    },
     async stop() {
       await Promise.all([api.stop(), registry.stop()]);
       await backing.stop();
@@ -117,6 +126,8 @@ export async function startEcrStandIn(options: EcrStandInOptions = {}): Promise<
 interface ApiContext {
   apiCalls: EcrStandIn['apiCalls'];
   failures: Map<string, { errorType: string; left: number }[]>;
+  /** The only access key id served, when set. */
+  access: { required: string | undefined };
 }
 
 /** One ECR API call: parse, record, check the signature's scope, then fail as told or answer. */
@@ -130,8 +141,15 @@ async function serveApiCall(state: EcrState, req: IncomingMessage, res: ServerRe
     const target = String(req.headers['x-amz-target'] ?? '');
     const operation = target.startsWith(TARGET_PREFIX) ? target.slice(TARGET_PREFIX.length) : target;
     const input = parseInput(Buffer.concat(chunks).toString('utf8'));
-    context.apiCalls.push({ operation, input });
+    const accessKeyId = signingAccessKeyId(req.headers.authorization, 'ecr');
+    context.apiCalls.push({ operation, input, accessKeyId });
     checkSignatureScope(state, req.headers.authorization);
+    if (context.access.required !== undefined && accessKeyId !== context.access.required) {
+      throw new EcrError(
+        'AccessDeniedException',
+        `User with access key ${accessKeyId} is not authorized to perform: ecr:${operation} on registry ${state.registryId}`,
+      );
+    }
     const injected = takeInjectedFailure(context.failures, operation);
     if (injected) throw injected;
     const handler = req.method === 'POST' && target.startsWith(TARGET_PREFIX) ? operations[operation] : undefined;

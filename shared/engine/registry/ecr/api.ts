@@ -133,7 +133,7 @@ export class EcrApi {
     // Loaded on first use: a run without ECR never loads the SDK.
     this.client ??= (async () => {
       const sdk = await import('@aws-sdk/client-ecr');
-      const credentials = this.settings.roleArn ? await assumedRole(this.settings.roleArn, this.settings.region) : undefined;
+      const credentials = this.settings.roleArn ? await assumedRole(this.settings.roleArn, this.settings.region, this.host) : undefined;
       return { client: new sdk.ECRClient({ region: this.settings.region, ...(credentials ? { credentials } : {}) }), sdk };
     })();
     return this.client;
@@ -141,9 +141,27 @@ export class EcrApi {
 }
 
 /** The role's temporary credentials, renewed by the SDK before they expire. */
-async function assumedRole(roleArn: string, region: string) {
+async function assumedRole(roleArn: string, region: string, host: string) {
   const { fromTemporaryCredentials } = await import('@aws-sdk/credential-providers');
-  return fromTemporaryCredentials({ params: { RoleArn: roleArn, RoleSessionName: 'geo-registry-sync' }, clientConfig: { region } });
+  const provider = fromTemporaryCredentials({ params: { RoleArn: roleArn, RoleSessionName: 'geo-registry-sync' }, clientConfig: { region } });
+  // STS's refusal would otherwise read as a failure of the ECR call that needed the credentials.
+  return async (properties?: Parameters<typeof provider>[0]) => {
+    try {
+      return await provider(properties);
+    } catch (error) {
+      throw assumeRoleFailure(error, roleArn, host);
+    }
+  };
+}
+
+/** A failed AssumeRole as the engine's error: names the role and the registry it was for; carries STS's error as its cause. */
+function assumeRoleFailure(error: unknown, roleArn: string, host: string): GeoSyncError {
+  const name = (error as Error | undefined)?.name ?? 'Error';
+  const message = ((error as Error | undefined)?.message ?? String(error)).slice(0, 300);
+  // ECR_API_FAILED, never ECR_ACCESS_DENIED: that one means the role lacks an ECR action.
+  const { code, retryable } = ecrFailure(error, 'AssumeRole', host, undefined);
+  const what = name === 'AccessDenied' ? `STS refused to assume role ${roleArn} for ${host}` : `Assuming role ${roleArn} for ${host} failed`;
+  return new GeoSyncError(code, `${what}: ${name}: ${message}`, { cause: error, retryable });
 }
 
 /** CreateRepository's settings from the entry's, with the defaults stated in settings.ts. */
