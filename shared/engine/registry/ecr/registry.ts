@@ -22,12 +22,15 @@ import type {
 } from '../registry.js';
 import type { RegistryEndpoint, TransportOptions } from '../transport.js';
 import { EcrApi } from './api.js';
+import { EcrReferrers } from './referrers.js';
 import type { EcrSettings } from './settings.js';
 import { registryTokens } from './token.js';
 
 export class EcrRegistry implements Registry {
   private readonly client: RegistryClient;
   private readonly api: EcrApi;
+  /** Referrers from ECR's API, indexed per repository until this registry writes there. */
+  private readonly referrers: EcrReferrers;
   /** Repositories known to exist here in this run (listed, or created). */
   private readonly existing = new Set<string>();
   /** Repositories known not to exist (their listing said so): created without asking again. */
@@ -43,6 +46,11 @@ export class EcrRegistry implements Registry {
     this.api = new EcrApi(settings, host);
     const tokens = registryTokens(`${host}\0${settings.registryId ?? ''}\0${settings.roleArn ?? ''}`, host, () => this.api.authorizationToken());
     this.client = new RegistryClient(plain, { ...options, credentials: tokens });
+    this.referrers = new EcrReferrers(
+      this.api,
+      (repository) => this.at(repository),
+      async (repository, digest) => (await this.client.headManifest(repository, digest))?.size,
+    );
   }
 
   get host(): string {
@@ -115,6 +123,7 @@ export class EcrRegistry implements Registry {
     try {
       await this.client.putManifest(repository, reference, manifest);
     } catch (error) {
+      this.referrers.forget(repository);
       if (error instanceof RegistryError && error.has('TAG_INVALID')) {
         const reason = error.diagnostics.find((d) => d.code === 'TAG_INVALID')?.message ?? 'the tag is immutable';
         throw new GeoSyncError(
@@ -125,6 +134,7 @@ export class EcrRegistry implements Registry {
       }
       throw error;
     }
+    this.referrers.forget(repository);
   }
 
   // Removal through ECR's API: the registry API deletes nothing; BatchDeleteImage removes one tag alone.
@@ -146,14 +156,16 @@ export class EcrRegistry implements Registry {
     return 'allowed';
   }
 
-  // Referrers.
+  // Referrers through ECR's API: ECR serves the referrers API, so there is nothing to probe.
 
-  servesReferrers(repository: string): Promise<boolean | undefined> {
-    return this.client.servesReferrers(repository);
+  /** True without a request; undefined for a repository this run found missing, as the contract asks. */
+  async servesReferrers(repository: string): Promise<boolean | undefined> {
+    return this.absent.has(repository) ? undefined : true;
   }
 
+  /** From the repository's images as DescribeImages lists them (referrers name their subject): no registry request per manifest. */
   listReferrers(repository: string, digest: string): Promise<Referrer[] | null | 'unknown'> {
-    return this.client.listReferrers(repository, digest);
+    return this.referrers.list(repository, digest);
   }
 
   // Blobs: every write first makes sure the repository exists.
@@ -202,7 +214,7 @@ export class EcrRegistry implements Registry {
 
   private async batchDelete(repository: string, imageId: { imageTag: string } | { imageDigest: string }): Promise<{ notFound: number }> {
     const name = this.at(repository);
-    const { notFound, failures } = await this.api.batchDeleteImage(name, [imageId]);
+    const { notFound, failures } = await this.api.batchDeleteImage(name, [imageId]).finally(() => this.referrers.forget(repository));
     if (failures.length > 0)
       throw new GeoSyncError('ECR_API_FAILED', `ECR BatchDeleteImage on ${this.host} (repository ${name}) failed: ${failures.join('; ')}`);
     return { notFound };
