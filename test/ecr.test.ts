@@ -330,6 +330,22 @@ describe('ECR referrers through ECR API (DescribeImages, BatchGetImage)', () => 
     expect(calls('BatchGetImage', apiBefore).map((call) => call.input.imageIds)).toContainEqual([{ imageDigest: signature.digest }]);
   });
 
+  it('a role refused ecr:DescribeImages still gets the referrers, over the registry API', async () => {
+    const repo = 'ecr-primary/signed-denied';
+    ecr.createRepository(repo);
+    const image = await pushImage(B(), repo, 'v1');
+    const signature = await pushSignature(B(), repo, image);
+    ecr.failNext('DescribeImages', 'AccessDeniedException');
+    const primary = openRegistry(endpointsFromEnv({ ...ecrAs('PRIMARY'), GEO_SYNC_SECONDARY_URL: api.url }).primary);
+    const requestsBefore = ecr.registryRequests.length;
+    const found = await primary.listReferrers(validateRepositoryName(repo), image.digest);
+    await primary.close();
+    expect(found).toEqual([
+      { digest: signature.digest, mediaType: signature.descriptor.mediaType, size: signature.descriptor.size, artifactType: signature.artifactType },
+    ]);
+    expect(referrerGets(requestsBefore)).toHaveLength(1);
+  });
+
   it("an ECR secondary: a referrer the sync wrote is seen by the same run's later reads", async () => {
     const repo = 'ecr-secondary/signed';
     const image = await pushImage(api.url, repo, 'v1');

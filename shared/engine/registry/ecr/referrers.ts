@@ -13,8 +13,12 @@ import type { EcrApi, ImageFacts } from './api.js';
 /** Subject digest -> its referrers. */
 type ReferrerIndex = Map<string, Referrer[]>;
 
-/** What BatchGetImage is asked to accept when no referrer names its own type. */
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+/** The manifest types BatchGetImage's reference lists for acceptedMediaTypes; a referrer of another type is sized with a HEAD. */
+const BATCH_GET_TYPES = new Set([
+  'application/vnd.docker.distribution.manifest.v1+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+  'application/vnd.oci.image.manifest.v1+json',
+]);
 
 export class EcrReferrers {
   /** Repository -> its index (null: ECR does not have the repository). */
@@ -65,13 +69,16 @@ export class EcrReferrers {
   /** Each referrer manifest's byte size: from BatchGetImage's manifest text when it matches the digest, else over the registry API. */
   private async sizes(repository: string, referrers: ImageFacts[]): Promise<Map<string, number>> {
     const sizes = new Map<string, number>();
-    if (referrers.length === 0) return sizes;
-    const mediaTypes = [...new Set(referrers.map((referrer) => referrer.mediaType).filter((type) => type !== ''))];
-    const manifests = await this.api.manifestsByDigest(
-      this.nameOf(repository),
-      referrers.map((referrer) => referrer.digest),
-      mediaTypes.length > 0 ? mediaTypes : [OCI_MANIFEST],
-    );
+    const batched = referrers.filter((referrer) => BATCH_GET_TYPES.has(referrer.mediaType));
+    const mediaTypes = [...new Set(batched.map((referrer) => referrer.mediaType))];
+    const manifests =
+      batched.length === 0
+        ? new Map<string, string>()
+        : await this.api.manifestsByDigest(
+            this.nameOf(repository),
+            batched.map((referrer) => referrer.digest),
+            mediaTypes,
+          );
     for (const referrer of referrers) {
       const text = manifests.get(referrer.digest);
       const bytes = text === undefined ? undefined : Buffer.from(text, 'utf8');

@@ -31,6 +31,8 @@ export class EcrRegistry implements Registry {
   private readonly api: EcrApi;
   /** Referrers from ECR's API, indexed per repository until this registry writes there. */
   private readonly referrers: EcrReferrers;
+  /** Set once the role was refused ecr:DescribeImages or ecr:BatchGetImage: referrers are then read over the registry API. */
+  private referrersOverRegistry = false;
   /** Repositories known to exist here in this run (listed, or created). */
   private readonly existing = new Set<string>();
   /** Repositories known not to exist (their listing said so): created without asking again. */
@@ -164,8 +166,17 @@ export class EcrRegistry implements Registry {
   }
 
   /** From the repository's images as DescribeImages lists them (referrers name their subject): no registry request per manifest. */
-  listReferrers(repository: string, digest: string): Promise<Referrer[] | null | 'unknown'> {
-    return this.referrers.list(repository, digest);
+  async listReferrers(repository: string, digest: string): Promise<Referrer[] | null | 'unknown'> {
+    if (!this.referrersOverRegistry) {
+      try {
+        return await this.referrers.list(repository, digest);
+      } catch (error) {
+        // A role granted only the registry API's reads still gets the referrers, a request per manifest.
+        if (!(error instanceof GeoSyncError && error.code === 'ECR_ACCESS_DENIED')) throw error;
+        this.referrersOverRegistry = true;
+      }
+    }
+    return this.client.listReferrers(repository, digest);
   }
 
   // Blobs: every write first makes sure the repository exists.
