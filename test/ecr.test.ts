@@ -5,7 +5,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { endpointsFromEnv, openRegistry, syncRepository, validateRepositoryName, type OpenOptions, type Registry } from '../shared/engine/index.js';
+import {
+  endpointsFromEnv,
+  openRegistry,
+  syncRepository,
+  validateRepositoryName,
+  verifyRepository,
+  type OpenOptions,
+  type Registry,
+} from '../shared/engine/index.js';
 import { runGeoSync } from './support/cli.js';
 import { startEcrStandIn, type EcrStandIn } from './support/ecr-stand-in.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
@@ -356,11 +364,13 @@ describe('ECR referrers through ECR API (DescribeImages, BatchGetImage)', () => 
     const report = await syncRepository(primary, secondary, validateRepositoryName(repo));
     expect(report.status, JSON.stringify(report.failed)).toBe('synced');
     const seen = await secondary.listReferrers(validateRepositoryName(repo), image.digest);
+    const verified = await verifyRepository(primary, secondary, validateRepositoryName(repo));
     const again = await syncRepository(primary, secondary, validateRepositoryName(repo));
     await Promise.all([primary.close(), secondary.close()]);
     expect(seen).toEqual([
       { digest: signature.digest, mediaType: signature.descriptor.mediaType, size: signature.descriptor.size, artifactType: signature.artifactType },
     ]);
+    expect(verified.referrers).toMatchObject({ primaryReferrers: 1, secondaryReferrers: 1, missing: [], extra: [], mismatched: [] });
     expect(again.status).toBe('synced');
     expect(again.done.copied).toEqual([]);
     expect(await readReferrers(B(), repo, image.digest)).toEqual([signature.descriptor]);
