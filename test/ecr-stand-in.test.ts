@@ -3,6 +3,7 @@
 // must answer as AWS's API reference and ECR's registry API say ECR answers.
 import {
   BatchDeleteImageCommand,
+  BatchGetImageCommand,
   CreateRepositoryCommand,
   DescribeImagesCommand,
   DescribeRepositoriesCommand,
@@ -13,7 +14,8 @@ import {
 } from '@aws-sdk/client-ecr';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ECR_STAND_IN_START_TIMEOUT_MS, startEcrStandIn, type EcrStandIn } from './support/ecr-stand-in.js';
-import { MANIFEST_ACCEPT, basicAuth, blobExists, getManifest, pushBlobStream, pushImage, readTags } from './support/seed.js';
+import { pushSignature } from './support/referrers.js';
+import { MANIFEST_ACCEPT, MediaType, basicAuth, blobExists, getManifest, pushBlobStream, pushImage, readTags } from './support/seed.js';
 
 describe('ECR stand-in', () => {
   let ecr: EcrStandIn;
@@ -244,6 +246,44 @@ describe('ECR stand-in', () => {
     await client.send(new BatchDeleteImageCommand({ repositoryName: 'delete/app', imageIds: [{ imageTag: 'alias' }] }));
     expect((await registryGet(`/v2/delete/app/manifests/${image.digest}`, auth, 'HEAD')).status).toBe(404);
     expect((await listAll('delete/app')).ids).toEqual([]);
+  });
+
+  it('describes a referrer with its subjectManifestDigest and artifactMediaType, and BatchGetImage gives its manifest text', async () => {
+    ecr.createRepository('signed/app');
+    const image = await pushImage(ecr.registryUrl, 'signed/app', 'v1', { auth });
+    const signature = await pushSignature(ecr.registryUrl, 'signed/app', image, { auth });
+
+    const described = await client.send(new DescribeImagesCommand({ repositoryName: 'signed/app', imageIds: [{ imageDigest: signature.digest }] }));
+    expect(described.imageDetails?.[0]).toMatchObject({
+      imageDigest: signature.digest,
+      imageManifestMediaType: MediaType.ociManifest,
+      artifactMediaType: signature.artifactType,
+      subjectManifestDigest: image.digest,
+    });
+    expect(described.imageDetails?.[0]?.imageTags).toBeUndefined();
+    const subject = await client.send(new DescribeImagesCommand({ repositoryName: 'signed/app', imageIds: [{ imageTag: 'v1' }] }));
+    expect(subject.imageDetails?.[0]?.subjectManifestDigest).toBeUndefined();
+
+    const got = await client.send(
+      new BatchGetImageCommand({
+        repositoryName: 'signed/app',
+        imageIds: [{ imageDigest: signature.digest }, { imageTag: 'gone' }],
+        acceptedMediaTypes: [MediaType.ociManifest],
+      }),
+    );
+    expect(got.images?.map((i) => i.imageId)).toEqual([{ imageDigest: signature.digest }]);
+    expect(Buffer.from(got.images?.[0]?.imageManifest ?? '', 'utf8')).toEqual(Buffer.from(signature.bytes));
+    expect(got.images?.[0]?.imageManifestMediaType).toBe(MediaType.ociManifest);
+    expect(got.failures).toEqual([{ imageId: { imageTag: 'gone' }, failureCode: 'ImageNotFound', failureReason: 'Requested image not found' }]);
+
+    const refused = await client.send(
+      new BatchGetImageCommand({ repositoryName: 'signed/app', imageIds: [{ imageDigest: signature.digest }], acceptedMediaTypes: [MediaType.dockerManifest] }),
+    );
+    expect(refused.images).toEqual([]);
+    expect(refused.failures?.[0]?.failureCode).toBe('UnsupportedImageType');
+    await expect(client.send(new BatchGetImageCommand({ repositoryName: 'nowhere/app', imageIds: [{ imageTag: 'v1' }] }))).rejects.toMatchObject({
+      name: 'RepositoryNotFoundException',
+    });
   });
 
   it('refuses DELETE and the catalog on the registry API with 405', async () => {

@@ -5,12 +5,21 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { endpointsFromEnv, openRegistry, syncRepository, validateRepositoryName, type OpenOptions, type Registry } from '../shared/engine/index.js';
+import {
+  endpointsFromEnv,
+  openRegistry,
+  syncRepository,
+  validateRepositoryName,
+  verifyRepository,
+  type OpenOptions,
+  type Registry,
+} from '../shared/engine/index.js';
 import { runGeoSync } from './support/cli.js';
 import { startEcrStandIn, type EcrStandIn } from './support/ecr-stand-in.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
 import { deleteManifest, getManifest, pushImage, pushManifest, readTags } from './support/seed.js';
-import { pushSignature, readReferrers } from './support/referrers.js';
+import { pushSignature, readReferrers, readReferrersTagIndex } from './support/referrers.js';
+import { REFERRERS_REGISTRY_START_TIMEOUT_MS, startReferrersRegistry, type ReferrersRegistry } from './support/referrers-registry.js';
 
 let ecr: EcrStandIn;
 let plain: TestRegistry;
@@ -291,6 +300,80 @@ describe('ECR as the primary', () => {
     expect(calls('DescribeRepositories', apiBefore).length).toBeGreaterThan(0);
     expect(ecr.registryRequests.slice(requestsBefore).filter((r) => r.path.startsWith('/v2/_catalog'))).toEqual([]);
     for (const repo of ['ecr-run/one', 'ecr-run/two']) expect(await readTags(plain.url, repo)).toEqual(await readTags(B(), repo));
+  });
+});
+
+describe('ECR referrers through ECR API (DescribeImages, BatchGetImage)', () => {
+  let api: ReferrersRegistry;
+  beforeAll(async () => {
+    api = await startReferrersRegistry();
+  }, REFERRERS_REGISTRY_START_TIMEOUT_MS);
+  afterAll(() => api?.stop());
+
+  const referrerGets = (from: number) => ecr.registryRequests.slice(from).filter((r) => r.path.includes('/referrers/'));
+
+  it('an ECR primary: a signature syncs to docker-registry (tag schema) and to a referrers-API registry, with no referrers GET to ECR', async () => {
+    const repo = 'ecr-primary/signed';
+    ecr.createRepository(repo);
+    const image = await pushImage(B(), repo, 'v1');
+    const signature = await pushSignature(B(), repo, image);
+
+    const requestsBefore = ecr.registryRequests.length;
+    const apiBefore = ecr.apiCalls.length;
+    const pair = open('primary');
+    const toPlain = await syncRepository(pair.primary, pair.secondary, validateRepositoryName(repo));
+    await pair.close();
+    expect(toPlain.status, JSON.stringify(toPlain.failed)).toBe('synced');
+    expect((await readReferrersTagIndex(plain.url, repo, image.digest))?.map((r) => r.digest)).toEqual([signature.digest]);
+
+    const primary = openRegistry(endpointsFromEnv({ ...ecrAs('PRIMARY'), GEO_SYNC_SECONDARY_URL: api.url }).primary);
+    const secondary = openRegistry({ url: api.url });
+    const toApi = await syncRepository(primary, secondary, validateRepositoryName(repo));
+    await Promise.all([primary.close(), secondary.close()]);
+    expect(toApi.status, JSON.stringify(toApi.failed)).toBe('synced');
+    expect(await readReferrers(api.url, repo, image.digest)).toEqual([signature.descriptor]);
+
+    expect(referrerGets(requestsBefore)).toEqual([]);
+    expect(calls('DescribeImages', apiBefore).length).toBeGreaterThan(0);
+    expect(calls('BatchGetImage', apiBefore).map((call) => call.input.imageIds)).toContainEqual([{ imageDigest: signature.digest }]);
+  });
+
+  it('a role refused ecr:DescribeImages still gets the referrers, over the registry API', async () => {
+    const repo = 'ecr-primary/signed-denied';
+    ecr.createRepository(repo);
+    const image = await pushImage(B(), repo, 'v1');
+    const signature = await pushSignature(B(), repo, image);
+    ecr.failNext('DescribeImages', 'AccessDeniedException');
+    const primary = openRegistry(endpointsFromEnv({ ...ecrAs('PRIMARY'), GEO_SYNC_SECONDARY_URL: api.url }).primary);
+    const requestsBefore = ecr.registryRequests.length;
+    const found = await primary.listReferrers(validateRepositoryName(repo), image.digest);
+    await primary.close();
+    expect(found).toEqual([
+      { digest: signature.digest, mediaType: signature.descriptor.mediaType, size: signature.descriptor.size, artifactType: signature.artifactType },
+    ]);
+    expect(referrerGets(requestsBefore)).toHaveLength(1);
+  });
+
+  it("an ECR secondary: a referrer the sync wrote is seen by the same run's later reads", async () => {
+    const repo = 'ecr-secondary/signed';
+    const image = await pushImage(api.url, repo, 'v1');
+    const signature = await pushSignature(api.url, repo, image);
+    const primary = openRegistry({ url: api.url });
+    const secondary = openRegistry(endpointsFromEnv({ GEO_SYNC_PRIMARY_URL: api.url, ...ecrAs('SECONDARY') }).secondaries[0]!.endpoint);
+    expect(await secondary.listReferrers(validateRepositoryName(repo), image.digest)).toBe('unknown');
+    const report = await syncRepository(primary, secondary, validateRepositoryName(repo));
+    expect(report.status, JSON.stringify(report.failed)).toBe('synced');
+    const seen = await secondary.listReferrers(validateRepositoryName(repo), image.digest);
+    const verified = await verifyRepository(primary, secondary, validateRepositoryName(repo));
+    const again = await syncRepository(primary, secondary, validateRepositoryName(repo));
+    await Promise.all([primary.close(), secondary.close()]);
+    expect(seen).toEqual([
+      { digest: signature.digest, mediaType: signature.descriptor.mediaType, size: signature.descriptor.size, artifactType: signature.artifactType },
+    ]);
+    expect(verified.referrers).toMatchObject({ primaryReferrers: 1, secondaryReferrers: 1, missing: [], extra: [], mismatched: [] });
+    expect(again.status).toBe('synced');
+    expect(again.done.copied).toEqual([]);
+    expect(await readReferrers(B(), repo, image.digest)).toEqual([signature.descriptor]);
   });
 });
 

@@ -15,8 +15,11 @@ export interface EcrImage {
 }
 
 export interface ManifestFacts {
+  /** The manifest's artifactType, else its config's media type (OCI 1.1), as ECR reports it. */
   artifactMediaType?: string;
   sizeInBytes?: number;
+  /** The digest of the manifest's subject: ECR's subjectManifestDigest for a referrer. */
+  subjectManifestDigest?: string;
 }
 
 const HEAD_CONCURRENCY = 16;
@@ -41,12 +44,49 @@ export async function readImages(state: EcrState, repo: string): Promise<EcrImag
     }
     image.tags.push(head.tag);
   }
+  await rememberUntagged(state.backingUrl, repo, [...images.keys()], pushed);
   const tagged = [...images.values()].sort((a, b) => compare(a.tags[0]!, b.tags[0]!));
   const untagged = [...pushed.entries()]
     .filter(([digest]) => !images.has(digest))
     .map(([digest, record]) => ({ digest, tags: [], mediaType: record.mediaType, pushedAt: record.pushedAt }))
     .sort((a, b) => a.pushedAt.getTime() - b.pushedAt.getTime() || compare(a.digest, b.digest));
   return [...tagged, ...untagged];
+}
+
+/**
+ * Brings the untagged images up to date with the backing registry, as ECR knows every manifest
+ * pushed: forgets those removed past the front, and learns the referrers pushed past it (found
+ * through the backing registry's referrers API, from every image, referrers of referrers too).
+ */
+async function rememberUntagged(backingUrl: string, repo: string, tagged: string[], pushed: Map<string, PushRecord>): Promise<void> {
+  const untagged = [...pushed.keys()].filter((digest) => !tagged.includes(digest));
+  const present = await inBatches(untagged, (digest) => headManifest(backingUrl, repo, digest));
+  untagged.forEach((digest, i) => present[i] === undefined && pushed.delete(digest));
+  let subjects = [...new Set([...tagged, ...pushed.keys()])];
+  const seen = new Set(subjects);
+  while (subjects.length > 0) {
+    const found = (await inBatches(subjects, (digest) => listReferrers(backingUrl, repo, digest))).flat();
+    subjects = [];
+    for (const referrer of found) {
+      if (seen.has(referrer.digest)) continue;
+      seen.add(referrer.digest);
+      subjects.push(referrer.digest);
+      if (!pushed.has(referrer.digest)) pushed.set(referrer.digest, { pushedAt: new Date(), mediaType: referrer.mediaType });
+    }
+  }
+}
+
+async function inBatches<T, R>(items: T[], each: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = [];
+  for (let i = 0; i < items.length; i += HEAD_CONCURRENCY) results.push(...(await Promise.all(items.slice(i, i + HEAD_CONCURRENCY).map(each))));
+  return results;
+}
+
+async function listReferrers(backingUrl: string, repo: string, digest: string): Promise<{ digest: string; mediaType: string }[]> {
+  const res = await fetch(`${backingUrl}/v2/${repo}/referrers/${digest}`);
+  const text = await res.text();
+  if (res.status !== 200) return [];
+  return (JSON.parse(text) as { manifests?: { digest: string; mediaType: string }[] }).manifests ?? [];
 }
 
 /** Removes `tag`; the image goes with it when no other tag points at it (ECR: "the last tag"). */
@@ -62,17 +102,24 @@ export async function deleteImage(state: EcrState, repo: string, image: EcrImage
   pushedImages(state, repo).delete(image.digest);
 }
 
-/** What DescribeImages tells beyond the digest: the config's media type and the layers' size. */
+/** What DescribeImages tells beyond the digest: the artifact type, the layers' size, a referrer's subject. */
 export async function manifestFacts(state: EcrState, repo: string, digest: string): Promise<ManifestFacts> {
+  const text = await manifestText(state, repo, digest);
+  if (text === undefined) return {};
+  const manifest = JSON.parse(text) as { artifactType?: string; config?: { mediaType?: string }; layers?: { size?: number }[]; subject?: { digest?: string } };
+  const artifactMediaType = manifest.artifactType ?? manifest.config?.mediaType;
+  return {
+    ...(artifactMediaType !== undefined && { artifactMediaType }),
+    ...(manifest.config && { sizeInBytes: (manifest.layers ?? []).reduce((sum, layer) => sum + (layer.size ?? 0), 0) }),
+    ...(manifest.subject?.digest !== undefined && { subjectManifestDigest: manifest.subject.digest }),
+  };
+}
+
+/** The manifest's text as pushed; undefined when the backing registry does not have it. */
+export async function manifestText(state: EcrState, repo: string, digest: string): Promise<string | undefined> {
   const res = await fetch(`${state.backingUrl}/v2/${repo}/manifests/${digest}`, { headers: { accept: '*/*' } });
   const text = await res.text();
-  if (res.status !== 200) return {};
-  const manifest = JSON.parse(text) as { config?: { mediaType?: string }; layers?: { size?: number }[] };
-  if (!manifest.config) return {};
-  return {
-    artifactMediaType: manifest.config.mediaType,
-    sizeInBytes: (manifest.layers ?? []).reduce((sum, layer) => sum + (layer.size ?? 0), 0),
-  };
+  return res.status === 200 ? text : undefined;
 }
 
 function pushedImages(state: EcrState, repo: string): Map<string, PushRecord> {

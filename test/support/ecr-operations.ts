@@ -2,7 +2,7 @@
 // outputs as the reference names them, timestamps as epoch seconds (the JSON 1.1 protocol's
 // default), the documented page sizes (100 without maxResults, at most 1000) and opaque nextTokens.
 import { randomBytes } from 'node:crypto';
-import { deleteImage, deleteTag, manifestFacts, readImages, type EcrImage } from './ecr-images.js';
+import { deleteImage, deleteTag, manifestFacts, manifestText, readImages, type EcrImage } from './ecr-images.js';
 import { DIGEST_PATTERN, EcrError, repositoryNotFound, requireRepository, type EcrState, type RepositoryRecord } from './ecr-state.js';
 
 export type Input = Record<string, unknown>;
@@ -86,6 +86,34 @@ export const operations: Record<string, Operation> = {
     return { imageDetails, ...(nextToken && { nextToken }) };
   },
 
+  async BatchGetImage(state, input) {
+    requireRepository(state, input.repositoryName);
+    const repo = input.repositoryName as string;
+    const ids = (input.imageIds as ImageIdentifier[] | undefined) ?? [];
+    if (ids.length < 1 || ids.length > 100) throw new EcrError('InvalidParameterException', 'imageIds must hold 1 to 100 items');
+    const accepted = input.acceptedMediaTypes as string[] | undefined;
+    if (accepted !== undefined && (accepted.length < 1 || accepted.length > 100)) {
+      throw new EcrError('InvalidParameterException', 'acceptedMediaTypes must hold 1 to 100 items');
+    }
+    const images = await readImages(state, repo);
+    const found: Record<string, unknown>[] = [];
+    const failures: { imageId: ImageIdentifier; failureCode: string; failureReason: string }[] = [];
+    for (const id of ids) {
+      const refused = deletionRefusal(id, images);
+      const image = imageFor(images, id);
+      const text = refused || !image ? undefined : await manifestText(state, repo, image.digest);
+      if (refused || !image || text === undefined) {
+        failures.push({ imageId: id, ...(refused ?? { failureCode: 'ImageNotFound', failureReason: 'Requested image not found' }) });
+      } else if (accepted !== undefined && !accepted.includes(image.mediaType)) {
+        failures.push({ imageId: id, failureCode: 'UnsupportedImageType', failureReason: `Image type ${image.mediaType} is not accepted` });
+      } else {
+        const imageId = { imageDigest: image.digest, ...(id.imageTag !== undefined && { imageTag: id.imageTag }) };
+        found.push({ registryId: state.registryId, repositoryName: repo, imageId, imageManifest: text, imageManifestMediaType: image.mediaType });
+      }
+    }
+    return { images: found, failures };
+  },
+
   async BatchDeleteImage(state, input) {
     requireRepository(state, input.repositoryName);
     const repo = input.repositoryName as string;
@@ -152,7 +180,7 @@ function findImage(state: EcrState, repo: string, images: EcrImage[], id: ImageI
   );
 }
 
-/** BatchDeleteImage's per-id failure, or undefined where the id can go. */
+/** BatchDeleteImage's and BatchGetImage's per-id failure, or undefined where the id can go. */
 function deletionRefusal(id: ImageIdentifier, images: EcrImage[]): { failureCode: string; failureReason: string } | undefined {
   if (id.imageTag === undefined && id.imageDigest === undefined) return { failureCode: 'MissingDigestAndTag', failureReason: 'Missing image digest and tag' };
   if (id.imageDigest !== undefined && !DIGEST_PATTERN.test(id.imageDigest)) return { failureCode: 'InvalidImageDigest', failureReason: 'Invalid image digest' };
@@ -174,6 +202,7 @@ async function imageDetail(state: EcrState, repo: string, image: EcrImage): Prom
     imageManifestMediaType: image.mediaType,
     ...(facts.artifactMediaType !== undefined && { artifactMediaType: facts.artifactMediaType }),
     ...(facts.sizeInBytes !== undefined && { imageSizeInBytes: facts.sizeInBytes }),
+    ...(facts.subjectManifestDigest !== undefined && { subjectManifestDigest: facts.subjectManifestDigest }),
     imagePushedAt: image.pushedAt.getTime() / 1000,
   };
 }

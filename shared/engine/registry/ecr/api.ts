@@ -4,7 +4,14 @@
  * through @aws-sdk/client-ecr with the SDK's endpoint resolution (AWS_ENDPOINT_URL_ECR points it
  * elsewhere) and its default credential chain, or a role assumed for another account.
  */
-import type { BatchDeleteImageCommandOutput, DescribeRepositoriesCommandOutput, ECRClient, ListImagesCommandOutput } from '@aws-sdk/client-ecr';
+import type {
+  BatchDeleteImageCommandOutput,
+  BatchGetImageCommandOutput,
+  DescribeImagesCommandOutput,
+  DescribeRepositoriesCommandOutput,
+  ECRClient,
+  ListImagesCommandOutput,
+} from '@aws-sdk/client-ecr';
 import { GeoSyncError } from '../../base/errors.js';
 import { isConnectionError } from '../retry.js';
 import type { EcrRepositorySettings, EcrSettings } from './settings.js';
@@ -12,6 +19,17 @@ import type { AuthorizationData } from './token.js';
 
 /** Most items ECR returns in one page of ListImages and DescribeRepositories. */
 const PAGE_SIZE = 1000;
+
+/** Most image ids ECR takes in one BatchGetImage. */
+const BATCH_GET_SIZE = 100;
+
+/** What DescribeImages tells of one image: its digest, manifest type, artifact type and, for a referrer, its subject. */
+export interface ImageFacts {
+  digest: string;
+  mediaType: string;
+  artifactMediaType?: string;
+  subject?: string;
+}
 
 /** ECR's answers that a retry may change (the SDK has retried them already). */
 const TRANSIENT = new Set(['ThrottlingException', 'ServerException', 'LimitExceededException', 'TooManyRequestsException']);
@@ -53,6 +71,42 @@ export class EcrApi {
       nextToken = out.nextToken;
     } while (nextToken);
     return tags;
+  }
+
+  /** Every image of the repository (tagged or not), 1,000 a page; null when the repository does not exist. */
+  async describeImages(repository: string): Promise<ImageFacts[] | null> {
+    const images: ImageFacts[] = [];
+    let nextToken: string | undefined;
+    do {
+      const input = { ...this.registryId, repositoryName: repository, maxResults: PAGE_SIZE, nextToken };
+      const out = await this.callOrAbsent<DescribeImagesCommandOutput>('DescribeImages', repository, (sdk) => new sdk.DescribeImagesCommand(input));
+      if (out === null) return null;
+      for (const detail of out.imageDetails ?? []) {
+        if (!detail.imageDigest) continue;
+        images.push({
+          digest: detail.imageDigest,
+          mediaType: detail.imageManifestMediaType ?? '',
+          ...(detail.artifactMediaType && { artifactMediaType: detail.artifactMediaType }),
+          ...(detail.subjectManifestDigest && { subject: detail.subjectManifestDigest }),
+        });
+      }
+      nextToken = out.nextToken;
+    } while (nextToken);
+    return images;
+  }
+
+  /** The manifests' text by digest, 100 a call; a digest ECR did not give is left out. */
+  async manifestsByDigest(repository: string, digests: string[], mediaTypes: string[]): Promise<Map<string, string>> {
+    const manifests = new Map<string, string>();
+    for (let i = 0; i < digests.length; i += BATCH_GET_SIZE) {
+      const imageIds = digests.slice(i, i + BATCH_GET_SIZE).map((imageDigest) => ({ imageDigest }));
+      const input = { ...this.registryId, repositoryName: repository, imageIds, acceptedMediaTypes: mediaTypes };
+      const out = await this.callOrAbsent<BatchGetImageCommandOutput>('BatchGetImage', repository, (sdk) => new sdk.BatchGetImageCommand(input));
+      for (const image of out?.images ?? []) {
+        if (image.imageId?.imageDigest && image.imageManifest !== undefined) manifests.set(image.imageId.imageDigest, image.imageManifest);
+      }
+    }
+    return manifests;
   }
 
   /** Whether the repository exists. */

@@ -22,12 +22,17 @@ import type {
 } from '../registry.js';
 import type { RegistryEndpoint, TransportOptions } from '../transport.js';
 import { EcrApi } from './api.js';
+import { EcrReferrers } from './referrers.js';
 import type { EcrSettings } from './settings.js';
 import { registryTokens } from './token.js';
 
 export class EcrRegistry implements Registry {
   private readonly client: RegistryClient;
   private readonly api: EcrApi;
+  /** Referrers from ECR's API, indexed per repository until this registry writes there. */
+  private readonly referrers: EcrReferrers;
+  /** Set once the role was refused ecr:DescribeImages or ecr:BatchGetImage: referrers are then read over the registry API. */
+  private referrersOverRegistry = false;
   /** Repositories known to exist here in this run (listed, or created). */
   private readonly existing = new Set<string>();
   /** Repositories known not to exist (their listing said so): created without asking again. */
@@ -43,6 +48,11 @@ export class EcrRegistry implements Registry {
     this.api = new EcrApi(settings, host);
     const tokens = registryTokens(`${host}\0${settings.registryId ?? ''}\0${settings.roleArn ?? ''}`, host, () => this.api.authorizationToken());
     this.client = new RegistryClient(plain, { ...options, credentials: tokens });
+    this.referrers = new EcrReferrers(
+      this.api,
+      (repository) => this.at(repository),
+      async (repository, digest) => (await this.client.headManifest(repository, digest))?.size,
+    );
   }
 
   get host(): string {
@@ -115,6 +125,7 @@ export class EcrRegistry implements Registry {
     try {
       await this.client.putManifest(repository, reference, manifest);
     } catch (error) {
+      this.referrers.forget(repository);
       if (error instanceof RegistryError && error.has('TAG_INVALID')) {
         const reason = error.diagnostics.find((d) => d.code === 'TAG_INVALID')?.message ?? 'the tag is immutable';
         throw new GeoSyncError(
@@ -125,6 +136,7 @@ export class EcrRegistry implements Registry {
       }
       throw error;
     }
+    this.referrers.forget(repository);
   }
 
   // Removal through ECR's API: the registry API deletes nothing; BatchDeleteImage removes one tag alone.
@@ -146,13 +158,24 @@ export class EcrRegistry implements Registry {
     return 'allowed';
   }
 
-  // Referrers.
+  // Referrers through ECR's API: ECR serves the referrers API, so there is nothing to probe.
 
-  servesReferrers(repository: string): Promise<boolean | undefined> {
-    return this.client.servesReferrers(repository);
+  /** True without a request; undefined for a repository this run found missing, as the contract asks. */
+  async servesReferrers(repository: string): Promise<boolean | undefined> {
+    return this.absent.has(repository) ? undefined : true;
   }
 
-  listReferrers(repository: string, digest: string): Promise<Referrer[] | null | 'unknown'> {
+  /** From the repository's images as DescribeImages lists them (referrers name their subject): no registry request per manifest. */
+  async listReferrers(repository: string, digest: string): Promise<Referrer[] | null | 'unknown'> {
+    if (!this.referrersOverRegistry) {
+      try {
+        return await this.referrers.list(repository, digest);
+      } catch (error) {
+        // A role granted only the registry API's reads still gets the referrers, a request per manifest.
+        if (!(error instanceof GeoSyncError && error.code === 'ECR_ACCESS_DENIED')) throw error;
+        this.referrersOverRegistry = true;
+      }
+    }
     return this.client.listReferrers(repository, digest);
   }
 
@@ -202,7 +225,7 @@ export class EcrRegistry implements Registry {
 
   private async batchDelete(repository: string, imageId: { imageTag: string } | { imageDigest: string }): Promise<{ notFound: number }> {
     const name = this.at(repository);
-    const { notFound, failures } = await this.api.batchDeleteImage(name, [imageId]);
+    const { notFound, failures } = await this.api.batchDeleteImage(name, [imageId]).finally(() => this.referrers.forget(repository));
     if (failures.length > 0)
       throw new GeoSyncError('ECR_API_FAILED', `ECR BatchDeleteImage on ${this.host} (repository ${name}) failed: ${failures.join('; ')}`);
     return { notFound };
