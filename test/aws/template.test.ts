@@ -90,7 +90,14 @@ describe('the packaged CloudFormation template', () => {
           return { condition, actions: [granted.Action].flat().sort(), resource: granted.Resource };
         });
     const repositories = (param: string) => ({ 'Fn::Split': [',', param] });
-    const read = ['ecr:BatchCheckLayerAvailability', 'ecr:BatchGetImage', 'ecr:DescribeRepositories', 'ecr:GetDownloadUrlForLayer', 'ecr:ListImages'];
+    const read = [
+      'ecr:BatchCheckLayerAvailability',
+      'ecr:BatchGetImage',
+      'ecr:DescribeImages',
+      'ecr:DescribeRepositories',
+      'ecr:GetDownloadUrlForLayer',
+      'ecr:ListImages',
+    ];
     const write = [
       ...read,
       'ecr:BatchDeleteImage',
