@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { runGeoSync } from './support/cli.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
 import { basicAuth, pushImage, readTags } from './support/seed.js';
+import { dockerCredentialsFor, type CredentialsProvider } from '../shared/engine/index.js';
 
 /**
  * Credentials as `docker login`, `podman login` and credential helpers leave them: a secondary with
@@ -108,10 +109,63 @@ describe('credentials from docker and podman credential files and helpers', () =
     expect(refused.stderr).not.toContain('wrong-password');
   });
 
+  it('refused credentials from a file: exit 3, the hint names the file', async () => {
+    const dir = dockerConfig({ auths: { [secondary.host]: { auth: auth('writer', 'stale-password') } } });
+    const result = await syncWith({ DOCKER_CONFIG: dir });
+    expect(result.code).toBe(3);
+    expect(result.stderr).toContain(`it refused the credentials in the "auths" entry for ${secondary.host} in ${join(dir, 'config.json')}`);
+    expect(result.stderr).not.toContain('stale-password');
+  });
+
   it('a failing helper is an error naming the helper and the registry (exit 3), never an anonymous run', async () => {
     const config = { auths: { [secondary.host]: { auth: auth('writer', password) } }, credHelpers: { [secondary.host]: 'broken' } };
     const result = await syncWith({ DOCKER_CONFIG: dockerConfig(config) });
     expect(result.code).toBe(3);
     expect(result.stderr).toContain(`docker-credential-broken failed for ${secondary.host}: exit 2: vault sealed`);
+  });
+});
+
+describe('docker credential files, matched as docker matches hosts', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'geo-sync-docker-hosts-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const auths = (keys: Record<string, string>) => {
+    writeFileSync(
+      join(dir, 'config.json'),
+      JSON.stringify({ auths: Object.fromEntries(Object.entries(keys).map(([key, user]) => [key, { username: user, password: 'p' }])) }),
+    );
+    return { DOCKER_CONFIG: dir };
+  };
+
+  it("Docker Hub's hosts all use the key https://index.docker.io/v1/", () => {
+    const env = auths({ 'https://index.docker.io/v1/': 'hub-user' });
+    for (const host of ['docker.io', 'index.docker.io', 'registry-1.docker.io'])
+      expect(dockerCredentialsFor(host, env)).toEqual({ username: 'hub-user', password: 'p' });
+  });
+
+  it('host and port must both match; a key may be a URL with scheme and path', () => {
+    const env = auths({ 'registry.example.com:5000': 'with-port', 'https://other.example.com/v2/': 'url-key' });
+    expect(dockerCredentialsFor('registry.example.com', env)).toBeUndefined();
+    expect(dockerCredentialsFor('registry.example.com:5000', env)).toMatchObject({ username: 'with-port' });
+    expect(dockerCredentialsFor('other.example.com', env)).toMatchObject({ username: 'url-key' });
+  });
+
+  it('a helper is asked once, and once more after its credentials are refused, never again', async () => {
+    const bin = mkdtempSync(join(dir, 'bin-'));
+    const counter = join(bin, 'count');
+    writeFileSync(counter, '');
+    writeFileSync(
+      join(bin, 'docker-credential-counting'),
+      `#!/bin/sh\necho x >> ${counter}\nn=$(wc -l < ${counter})\necho "{\\"ServerURL\\":\\"h\\",\\"Username\\":\\"u\\",\\"Secret\\":\\"s$n\\"}"\n`,
+    );
+    chmodSync(join(bin, 'docker-credential-counting'), 0o755);
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ credHelpers: { 'registry.example.com': 'counting' } }));
+    const provider = dockerCredentialsFor('registry.example.com', { DOCKER_CONFIG: dir, PATH: `${bin}:${process.env.PATH ?? ''}` }) as CredentialsProvider;
+    const first = await provider.get();
+    expect(first.password).toBe('s1');
+    provider.refused(first);
+    const second = await provider.get();
+    expect(second.password).toBe('s2');
+    provider.refused(second);
+    expect((await provider.get()).password).toBe('s2');
   });
 });

@@ -122,6 +122,30 @@ export function dockerCredentialsFor(host: string, env: Env = process.env): Cred
   return undefined;
 }
 
+/**
+ * Where the files would take a host's credentials from, said without running a helper, for a
+ * hint after a refusal: `docker-credential-pass (credHelpers in …/config.json)`, `the "auths"
+ * entry for host in …/auth.json`; undefined where no file names the host.
+ */
+export function dockerCredentialsSource(host: string, env: Env = process.env): string | undefined {
+  const wanted = normalHost(host);
+  for (const file of credentialFiles(env)) {
+    let config: AuthFile | undefined;
+    try {
+      config = readAuthFile(file);
+    } catch {
+      continue;
+    }
+    if (!config) continue;
+    const helper = entryFor(config.credHelpers, wanted);
+    if (typeof helper === 'string' && helper) return `docker-credential-${helper} (credHelpers in ${file})`;
+    if (entryFor(config.auths, wanted) === undefined) continue;
+    if (typeof config.credsStore === 'string' && config.credsStore) return `docker-credential-${config.credsStore} (credsStore in ${file})`;
+    return `the "auths" entry for ${host} in ${file}`;
+  }
+  return undefined;
+}
+
 /** The server name a helper is asked for: Docker Hub's key, else the host as `docker login` stored it. */
 function serverFor(host: string): string {
   return normalHost(host) === 'docker.io' ? DOCKER_HUB_KEY : host;
@@ -189,13 +213,15 @@ function askAsync(helper: string, host: string, env: Env): Promise<Credentials |
         reject(error);
       }
     });
+    child.stdin.on('error', () => undefined); // EPIPE: the exit status says what happened.
     child.stdin.end(serverFor(host));
   });
 }
 
 /** The helper's JSON answer; "credentials not found" (exit 1) is none; anything else an error. */
 function readAnswer(helper: string, host: string, answer: HelperAnswer): Credentials | undefined {
-  if (answer.error) {
+  // A helper that exits without reading the server name (EPIPE) still answered: its exit says how.
+  if (answer.error && answer.status === null) {
     const code = (answer.error as NodeJS.ErrnoException).code;
     throw helperFailure(helper, host, code === 'ENOENT' ? 'it is not on PATH' : (code ?? answer.error.message));
   }
