@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs, on a fresh Debian 12 (bookworm) machine, every system package the demo and the tests
-# need: the CNCF registry, skopeo, htpasswd, openssl, script(1), Chromium, and from bookworm-backports Go 1.23
+# need: the CNCF registry, skopeo, htpasswd, openssl, script(1), Chromium, docker-credential-pass with
+# pass and gnupg, and from bookworm-backports Go 1.23
 # and go-containerregistry's source (the test registry that serves the OCI referrers API is built
 # from it). Packages already present are left alone; run as root.
 set -euo pipefail
@@ -16,6 +17,10 @@ command -v script >/dev/null || missing+=(bsdutils)
 # Debian's Chromium: the listener's status page is tested in a real browser (driven headless by the
 # npm package playwright-core; no browser is ever downloaded).
 command -v chromium >/dev/null || missing+=(chromium)
+# A real credential helper, over pass and a throwaway gpg key (test/docker-credentials.test.ts).
+command -v docker-credential-pass >/dev/null || missing+=(golang-docker-credential-helpers)
+command -v pass >/dev/null || missing+=(pass)
+command -v gpg >/dev/null || missing+=(gnupg)
 
 GO=/usr/lib/go-1.23/bin/go
 backports=()
@@ -30,4 +35,4 @@ if [ ${#missing[@]} -gt 0 ] || [ ${#backports[@]} -gt 0 ]; then
   [ ${#missing[@]} -eq 0 ] || apt-get install -y -qq "${missing[@]}" >/dev/null
   [ ${#backports[@]} -eq 0 ] || apt-get install -y -qq -t bookworm-backports "${backports[@]}" >/dev/null
 fi
-echo "system packages: docker-registry, skopeo, htpasswd, openssl, script, chromium, Go 1.23 and go-containerregistry are installed"
+echo "system packages: docker-registry, skopeo, htpasswd, openssl, script, chromium, docker-credential-pass, pass, gnupg, Go 1.23 and go-containerregistry are installed"

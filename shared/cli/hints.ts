@@ -3,7 +3,7 @@
  * what failed, and what to try where one thing fits. The engine's error says what happened; the
  * places a user sets a URL, a CA or credentials are the CLI's to name.
  */
-import { GeoSyncError, RegistryError, errorMessage, parseRegistryUrl, type Endpoints } from '../engine/index.js';
+import { GeoSyncError, RegistryError, dockerCredentialsSource, errorMessage, parseRegistryUrl, type Endpoints } from '../engine/index.js';
 
 /** Where one registry of a command was configured: what the hints point at. */
 export interface RegistryPlace {
@@ -46,7 +46,15 @@ export function registryPlaces(endpoints: Endpoints, env: NodeJS.ProcessEnv, fla
       caFrom: entry ? `--ca-file <pem> (or "caFile" in ${entry})` : '--ca-file <pem> (or GEO_SYNC_SECONDARY_CA_FILE)',
     };
   });
-  return [primary, ...secondaries];
+  const opened = [endpoints.primary, ...endpoints.secondaries.map((site) => site.endpoint)];
+  return [primary, ...secondaries].map((place, index) => (opened[index]?.ecr ? place : withFileCredentials(place, env)));
+}
+
+/** A registry given no credentials of its own (not ECR's) takes them from docker's or podman's files: the hint names where. */
+function withFileCredentials(place: RegistryPlace, env: NodeJS.ProcessEnv): RegistryPlace {
+  if (place.hasCredentials) return place;
+  const source = dockerCredentialsSource(new URL(place.origin).host, env);
+  return source ? { ...place, credentialsFrom: source, hasCredentials: true } : place;
 }
 
 /** Certificate errors that mean "signed by an authority this machine does not trust". */
