@@ -47,5 +47,9 @@ export function openRegistries(endpoints: Endpoints, options: RegistriesOptions 
 
 /** The primary's repositories, from the configured source (GEO_SYNC_REPOSITORIES_FILE, GitLab's API, or `_catalog`). */
 export function registryCatalog(registries: Registries, source: RepositorySource = repositorySourceFrom(process.env)): Catalog {
-  return sourceCatalog(source, (options) => registries.primary().listCatalogPage(options), () => registries.primary().host);
+  return sourceCatalog(
+    source,
+    (options) => registries.primary().listCatalogPage(options),
+    () => registries.primary().host,
+  );
 }

@@ -9,9 +9,7 @@ import { GeoSyncError, RegistryError, invalidInput, validateRepositoryName } fro
 import type { Catalog } from './fan-out.js';
 
 export type RepositorySource =
-  | { kind: 'catalog' }
-  | { kind: 'file'; path: string }
-  | { kind: 'gitlab'; url: string; token?: string; groups: string[]; projects: string[] };
+  { kind: 'catalog' } | { kind: 'file'; path: string } | { kind: 'gitlab'; url: string; token?: string; groups: string[]; projects: string[] };
 
 /** GitLab's largest `per_page`. */
 const GITLAB_PAGE_SIZE = 100;
@@ -27,7 +25,8 @@ export function repositorySourceFrom(env: NodeJS.ProcessEnv, repositoriesFile?: 
   const url = env.GEO_SYNC_GITLAB_URL;
   if (!url && groups.length + projects.length === 0) return { kind: 'catalog' };
   if (!url) throw invalidInput('MISSING_CONFIG', 'GEO_SYNC_GITLAB_GROUPS or GEO_SYNC_GITLAB_PROJECTS is set without GEO_SYNC_GITLAB_URL');
-  if (groups.length + projects.length === 0) throw invalidInput('MISSING_CONFIG', 'GEO_SYNC_GITLAB_URL is set without GEO_SYNC_GITLAB_GROUPS or GEO_SYNC_GITLAB_PROJECTS');
+  if (groups.length + projects.length === 0)
+    throw invalidInput('MISSING_CONFIG', 'GEO_SYNC_GITLAB_URL is set without GEO_SYNC_GITLAB_GROUPS or GEO_SYNC_GITLAB_PROJECTS');
   const token = env.GEO_SYNC_GITLAB_TOKEN;
   return { kind: 'gitlab', url, groups, projects, ...(token ? { token } : {}) };
 }
@@ -49,7 +48,8 @@ export function sourceCatalog(source: RepositorySource, registryPage: Catalog['p
 
 /** A `_catalog` refused (401, 403, 404) names both other sources; never read as an empty primary. */
 function refusedCatalog(error: unknown, host: string): GeoSyncError | undefined {
-  const refused = (error instanceof RegistryError && [401, 403, 404].includes(error.status)) || (error instanceof GeoSyncError && error.code === 'AUTH_REFUSED');
+  const refused =
+    (error instanceof RegistryError && [401, 403, 404].includes(error.status)) || (error instanceof GeoSyncError && error.code === 'AUTH_REFUSED');
   if (!refused) return undefined;
   const answer = error instanceof RegistryError ? `HTTP ${error.status}` : 'authentication refused';
   return new GeoSyncError(
@@ -112,7 +112,8 @@ async function listGitlabOwner(source: Extract<RepositorySource, { kind: 'gitlab
   const base = source.url.replace(/\/+$/, '');
   let page: string | null = '1';
   for (let pages = 0; page; pages++) {
-    if (pages >= GITLAB_MAX_PAGES) throw new GeoSyncError('PAGINATION_LOOP', `GitLab ${base}: more than ${GITLAB_MAX_PAGES} pages of registry repositories in ${kind} ${id}`);
+    if (pages >= GITLAB_MAX_PAGES)
+      throw new GeoSyncError('PAGINATION_LOOP', `GitLab ${base}: more than ${GITLAB_MAX_PAGES} pages of registry repositories in ${kind} ${id}`);
     const url = `${base}/api/v4/${kind}/${encodeURIComponent(id)}/registry/repositories?per_page=${GITLAB_PAGE_SIZE}&page=${page}`;
     const response = await gitlabGet(url, source.token, `${kind} ${id}`);
     const body = (await response.json().catch(() => undefined)) as unknown;

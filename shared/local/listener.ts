@@ -214,7 +214,11 @@ async function statusData(options: ListenOptions, runtime: LocalRuntime, probe: 
   const report = await readinessReport({
     secondaries: options.endpoints.secondaries,
     records,
-    catalog: sourceCatalog(repositorySourceFrom(process.env), (page) => probe.listCatalogPage(page), () => probe.host),
+    catalog: sourceCatalog(
+      repositorySourceFrom(process.env),
+      (page) => probe.listCatalogPage(page),
+      () => probe.host,
+    ),
     logger: options.logger,
     maxAgeMs: options.readyMaxAgeMs ?? parseDuration(DEFAULT_READY_MAX_AGE)!,
     catalogTimeoutMs: STATUS_CATALOG_TIMEOUT_MS,
