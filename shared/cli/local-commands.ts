@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { invalidInput, shownUploads, validateRepositoryName } from '../engine/index.js';
 import { FileStateStore } from '../local/file-store.js';
 import { localExitCode, runLocal, type LocalProgress, type LocalRunSummary } from '../local/run.js';
-import { overallStatus, withoutLease, type RepositoryRecord } from '../jobs/index.js';
+import { overallStatus, repositorySourceFrom, withoutLease, type RepositoryRecord } from '../jobs/index.js';
 import { progressBar } from './format.js';
 import { cliLogger, endpointsFor, sharedOption } from './options.js';
 
@@ -22,6 +22,7 @@ export function registerLocalCommands(program: Command, options: LocalCommandOpt
     .description('sync then verify every repository of the primary (or those named) to every secondary, on this machine')
     .option('--repository <name>', 'only this repository (repeatable)', collect, [] as string[])
     .option('--prefix <prefix>', 'only repositories whose name starts with this')
+    .option('--repositories-file <file>', "list the primary's repositories from this file (one name a line) instead of its catalog")
     .addOption(sharedOption.primary())
     .addOption(sharedOption.secondary())
     .addOption(sharedOption.config(env))
@@ -37,6 +38,7 @@ export function registerLocalCommands(program: Command, options: LocalCommandOpt
       async (opts: {
         repository: string[];
         prefix?: string;
+        repositoriesFile?: string;
         primary?: string;
         secondary?: string;
         config?: string;
@@ -58,6 +60,7 @@ export function registerLocalCommands(program: Command, options: LocalCommandOpt
           stateDir: opts.stateDir,
           repositories: opts.repository,
           ...(opts.prefix ? { prefix: opts.prefix } : {}),
+          source: repositorySourceFrom(env, opts.repositoriesFile),
           workers: opts.workers,
           concurrency: opts.concurrency,
           referrers: opts.referrers,

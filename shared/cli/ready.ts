@@ -5,6 +5,7 @@ import {
   openRegistries,
   parseDuration,
   registryCatalog,
+  repositorySourceFrom,
   type Readiness,
   type SecondaryReadiness,
   DEFAULT_READY_MAX_AGE,
@@ -69,7 +70,7 @@ async function ready(flags: ReadyFlags, env: NodeJS.ProcessEnv): Promise<number>
     const report = await readinessReport({
       secondaries: endpoints.secondaries,
       records,
-      ...(flags.offline ? {} : { catalog: registryCatalog(registries) }),
+      ...(flags.offline ? {} : { catalog: registryCatalog(registries, repositorySourceFrom(env)) }),
       logger,
       maxAgeMs,
     });

@@ -49,6 +49,7 @@ export {
   type RetryPolicy,
 } from './record.js';
 export { openRegistries, registryCatalog, type RegistriesOptions } from './registries.js';
+export { readRepositoriesFile, repositorySourceFrom, sourceCatalog, type RepositorySource } from './repository-source.js';
 export {
   EVENT_JOB_MAX_MS,
   MAX_ATTEMPTS,

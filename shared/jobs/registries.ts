@@ -2,6 +2,7 @@
 import { invalidInput, openRegistry, type Registry, type EngineLogger, type Endpoints, type ObservedResponse } from '../engine/index.js';
 import type { Catalog } from './fan-out.js';
 import type { Registries } from './ports.js';
+import { repositorySourceFrom, sourceCatalog, type RepositorySource } from './repository-source.js';
 
 export interface RegistriesOptions {
   concurrency?: number;
@@ -44,6 +45,11 @@ export function openRegistries(endpoints: Endpoints, options: RegistriesOptions 
   };
 }
 
-export function registryCatalog(registries: Registries): Catalog {
-  return { page: (options) => registries.primary().listCatalogPage(options) };
+/** The primary's repositories, from the configured source (GEO_SYNC_REPOSITORIES_FILE, GitLab's API, or `_catalog`). */
+export function registryCatalog(registries: Registries, source: RepositorySource = repositorySourceFrom(process.env)): Catalog {
+  return sourceCatalog(
+    source,
+    (options) => registries.primary().listCatalogPage(options),
+    () => registries.primary().host,
+  );
 }

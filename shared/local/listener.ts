@@ -20,6 +20,8 @@ import {
   type WebhookToken,
   DEFAULT_READY_MAX_AGE,
   readinessReport,
+  repositorySourceFrom,
+  sourceCatalog,
 } from '../jobs/index.js';
 import { underRepositoryLock } from './lock.js';
 import { PairScheduler, type PairJob } from './pair-scheduler.js';
@@ -212,7 +214,11 @@ async function statusData(options: ListenOptions, runtime: LocalRuntime, probe: 
   const report = await readinessReport({
     secondaries: options.endpoints.secondaries,
     records,
-    catalog: { page: (page) => probe.listCatalogPage(page) },
+    catalog: sourceCatalog(
+      repositorySourceFrom(process.env),
+      (page) => probe.listCatalogPage(page),
+      () => probe.host,
+    ),
     logger: options.logger,
     maxAgeMs: options.readyMaxAgeMs ?? parseDuration(DEFAULT_READY_MAX_AGE)!,
     catalogTimeoutMs: STATUS_CATALOG_TIMEOUT_MS,

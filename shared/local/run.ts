@@ -14,6 +14,7 @@ import {
   noMetrics,
   type Registries,
   type RepositoryRecord,
+  type RepositorySource,
   type Runtime,
   type SyncMessage,
 } from '../jobs/index.js';
@@ -25,6 +26,8 @@ export interface LocalRunOptions {
   stateDir: string;
   repositories?: string[];
   prefix?: string;
+  /** Where the primary's repositories are listed from (default: as configured in the environment). */
+  source?: RepositorySource;
   /** Messages processed at once. */
   workers: number;
   /** Parallel registry requests per repository. */
@@ -118,8 +121,9 @@ async function fanOutAll(options: LocalRunOptions, registries: Registries, runti
     ...(options.repositories?.length ? { repositories: options.repositories } : {}),
     ...(options.prefix ? { prefix: options.prefix } : {}),
   };
+  const catalog = registryCatalog(registries, options.source);
   while (request) {
-    const outcome = await fanOut(request, registryCatalog(registries), registries.secondaries, runtime, LOCAL_BUDGET);
+    const outcome = await fanOut(request, catalog, registries.secondaries, runtime, LOCAL_BUDGET);
     if (outcome.kind === 'finished' && outcome.unmatched) unmatched = outcome.unmatched;
     request = runtime.fanOutQueue.take();
   }

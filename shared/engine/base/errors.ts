@@ -36,6 +36,8 @@ export const ERROR_CODES = [
   'BODY_TOO_LARGE',
   'PAGINATION_LOOP',
   'LISTING_FAILED',
+  /** The primary refuses `_catalog` (401, 403, 404): the repositories must come from a file or GitLab's API. */
+  'CATALOG_REFUSED',
   'REPOSITORY_NOT_FOUND',
   'MANIFEST_MISSING',
   'DIGEST_MISMATCH',
