@@ -10,6 +10,7 @@ import { DEFAULT_CONCURRENCY } from '../base/concurrency.js';
 import { Authenticator, TokenServiceError, type CredentialsProvider } from './auth.js';
 import type { EcrSettings } from './ecr/settings.js';
 import { AdaptiveLimit } from './limit.js';
+import { RegistryPause } from './pause.js';
 import type { TrafficStats } from './registry.js';
 import type { RegistryResponse, RequestSpec } from './request.js';
 import { parseRegistryErrors } from './responses.js';
@@ -62,7 +63,12 @@ const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
  * Per-registry request counts: what a run cost, and proof that a no-op run wrote nothing; and the
  * in-flight limit the run reached (`limitMax`) and ended at (`limitFinal`).
  */
-export const counters = (): TrafficStats => ({ requests: 0, writes: 0, retries: 0, bytesUp: 0, limitMax: 0, limitFinal: 0 });
+export const counters = (): TrafficStats => ({ requests: 0, writes: 0, retries: 0, throttled: 0, bytesUp: 0, limitMax: 0, limitFinal: 0 });
+
+/** Answers that pause the whole registry (pause.ts): a 429, and a 503 that says when to come back. */
+function pausesRegistry(status: number | undefined, retryAfter: string | undefined): boolean {
+  return status === 429 || (status === 503 && retryAfter !== undefined);
+}
 
 /** The one sender: every registry request goes through here. */
 export class Transport {
@@ -70,6 +76,7 @@ export class Transport {
   readonly stats = counters();
   private readonly dispatcher: Dispatcher;
   private readonly inFlight: AdaptiveLimit;
+  private readonly pause = new RegistryPause();
   private readonly auth: Authenticator;
   private readonly retries: number;
   private readonly backoff: { baseMs: number; capMs: number };
@@ -155,7 +162,7 @@ export class Transport {
       const onHost = toRegistry && url.origin === this.base.origin;
       const authorization = onHost ? await this.auth.header(spec.scopes) : undefined;
       let response: Dispatcher.ResponseData;
-      const ticket = toRegistry ? await this.inFlight.acquire() : undefined;
+      const ticket = toRegistry ? await this.acquire() : undefined;
       const sentAt = performance.now();
       try {
         response = await this.dispatch(spec, url, authorization);
@@ -173,6 +180,7 @@ export class Transport {
       const status = response.statusCode;
       if (onHost && !GATEWAY_STATUS.has(status)) this.outage.answered();
       const headers = flattenHeaders(response.headers);
+      if (onHost) this.countThrottling(status, headers['retry-after']);
       // A body we stream up arrives at the registry's pace, not the route's: its wait is no round trip.
       const roundTripMs = typeof spec.body === 'function' ? undefined : performance.now() - sentAt;
       this.releaseWhenClosed(response.body, ticket, THROTTLING_STATUS.has(status), roundTripMs);
@@ -212,9 +220,10 @@ export class Transport {
         continue;
       }
       if (RETRYABLE_STATUS.has(status) && this.replayable(spec)) {
-        const wait = this.nextWait(attempt, headers['retry-after']);
+        const retryAfter = headers['retry-after'];
+        const wait = this.nextWait(attempt, retryAfter, onHost && pausesRegistry(status, retryAfter));
         if (wait !== undefined) {
-          await this.waitBeforeRetry(spec, url, wait, `HTTP ${status}`, onHost && GATEWAY_STATUS.has(status));
+          await this.waitBeforeRetry(spec, url, wait, `HTTP ${status}`, onHost && GATEWAY_STATUS.has(status), pausesRegistry(status, retryAfter));
           continue;
         }
       }
@@ -232,6 +241,25 @@ export class Transport {
     else body.once('close', release);
   }
 
+  /**
+   * A slot, once the registry is not paused: checked before queueing for a slot and again once
+   * one is granted, since a pause may have begun while the request queued. A request granted a
+   * slot during a pause keeps it until the pause ends, so no more than the (lowered) limit go out
+   * when it does.
+   */
+  private async acquire(): Promise<number> {
+    await this.pause.clear();
+    const ticket = await this.inFlight.acquire();
+    await this.pause.clear();
+    return ticket;
+  }
+
+  /** Counts 429s (the logs' summary, metrics); an answer that does not throttle ends the streak of pauses. */
+  private countThrottling(status: number, retryAfter: string | undefined): void {
+    if (status === 429) this.stats.throttled++;
+    if (!pausesRegistry(status, retryAfter) && !THROTTLING_STATUS.has(status)) this.pause.answered();
+  }
+
   private release(ticket: number | undefined, throttled: boolean, roundTripMs: number | undefined): void {
     if (ticket === undefined) return;
     this.inFlight.release(ticket, throttled, roundTripMs);
@@ -247,12 +275,13 @@ export class Transport {
       } catch (error) {
         const retryable = error instanceof GeoSyncError ? error.retryable : isConnectionError(error);
         const retryAfter = error instanceof RegistryError || error instanceof TokenServiceError ? error.retryAfter : undefined;
-        const wait = retryable ? this.nextWait(attempt, retryAfter) : undefined;
+        const pauses = error instanceof RegistryError && pausesRegistry(error.status, retryAfter);
+        const wait = retryable ? this.nextWait(attempt, retryAfter, pauses) : undefined;
         if (wait === undefined) throw error;
         this.stats.retries++;
         const unanswered = isConnectionError(error) || (error instanceof RegistryError && GATEWAY_STATUS.has(error.status));
         this.outage.retrying(unanswered, (error as Error).message, { operation: what, attempt: attempt + 1, waitMs: wait });
-        await this.sleep(wait);
+        await (pauses ? this.pause.hold(this.sleep(wait)) : this.sleep(wait));
       }
     }
   }
@@ -310,19 +339,32 @@ export class Transport {
     return spec.body === undefined || Buffer.isBuffer(spec.body) || typeof spec.body === 'function';
   }
 
-  /** The backoff (backoff.ts); Retry-After (seconds or HTTP date) wins when given. */
-  private nextWait(attempt: number, retryAfter: string | undefined): number | undefined {
+  /**
+   * The backoff (backoff.ts); Retry-After (seconds or HTTP date) wins when given. A throttling
+   * answer without one (`pauses`) waits at least the backoff of the registry's streak of pauses,
+   * so a request refused for the first time in the third pause does not come back after the first
+   * pause's wait. That backoff takes its whole step, without jitter: the pause already gathers
+   * this process's requests into one wait, and the streak must outlast a refusal window within
+   * the retries (250 + 500 + 1000 ms before the fourth).
+   */
+  private nextWait(attempt: number, retryAfter: string | undefined, pauses = false): number | undefined {
     if (attempt >= this.retries || this.closing) return undefined;
     const hinted = parseRetryAfter(retryAfter, Date.now());
     if (hinted !== undefined) return Math.min(hinted, 60_000);
-    return backoffDelay(attempt, this.backoff);
+    const own = backoffDelay(attempt, this.backoff);
+    return pauses
+      ? Math.max(
+          own,
+          backoffDelay(this.pause.backoffAttempt, this.backoff, () => 1),
+        )
+      : own;
   }
 
   /** Counts and logs a retry (an outage once: OutageLog), then sleeps `waitMs` before it; `unanswered` when the registry gave no answer. */
-  private async waitBeforeRetry(spec: RequestSpec, url: URL, waitMs: number, reason: string, unanswered: boolean): Promise<void> {
+  private async waitBeforeRetry(spec: RequestSpec, url: URL, waitMs: number, reason: string, unanswered: boolean, pauses = false): Promise<void> {
     this.stats.retries++;
     this.outage.retrying(unanswered, reason, { method: spec.method, path: url.pathname, waitMs });
-    await this.sleep(waitMs);
+    await (pauses ? this.pause.hold(this.sleep(waitMs)) : this.sleep(waitMs));
   }
 
   /** No answer: the URL with its scheme, since `https://` is the default and a plain-HTTP registry refuses it. */
