@@ -1,6 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { RegistryClient, syncRepository, validateRepositoryName, verifyRepository } from '../shared/engine/index.js';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
+import { Transport } from '../shared/engine/registry/transport.js';
+import type { EngineLogger } from '../shared/engine/index.js';
 import { startRegistryPair, type RegistryPair } from './support/registry.js';
 import { pushImage } from './support/seed.js';
 
@@ -47,7 +51,6 @@ async function syncThroughRateLimit(repo: string, headers: Record<string, string
     primaryProxy.setRule(() => undefined);
     await Promise.all([p.close(), s.close()]);
   }
-  if (process.env.RATE_LIMIT_COUNTS) console.log(repo, { refused, counted: p.stats.throttled });
   return { refused, counted: p.stats.throttled, windowOpened: closesAt !== undefined };
 }
 
@@ -84,5 +87,45 @@ describe('a registry that rate-limits (429) for two seconds', () => {
     expect(refused).toBeLessThanOrEqual(3 * CEILING);
     expect(counted).toBe(refused);
     await expectSecondaryExact(repo);
+  });
+});
+
+describe('RateLimit-Remaining near zero', () => {
+  it("holds no more in flight than the registry says it has left (Docker Hub's headers), and says so once", async () => {
+    let remaining = 20;
+    const server = createServer((_request, response) => {
+      response.writeHead(200, { 'ratelimit-limit': '100;w=21600', 'ratelimit-remaining': `${remaining};w=21600`, 'content-type': 'application/json' });
+      response.end('{}');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const warnings: { message: string; detail: unknown }[] = [];
+    const logger: EngineLogger = {
+      debug: () => undefined,
+      info: () => undefined,
+      warn: (message, detail) => void warnings.push({ message, detail }),
+      error: () => undefined,
+    };
+    const transport = new Transport({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }, { concurrency: 16, logger });
+    const ping = () => transport.send({ method: 'GET', target: '/v2/', scopes: [], expect: [200] });
+    try {
+      await ping();
+      expect(transport.concurrencyLimit).toBe(16);
+      remaining = 3;
+      await ping();
+      expect(transport.concurrencyLimit).toBe(3);
+      remaining = 1;
+      await ping();
+      await ping();
+      expect(transport.concurrencyLimit).toBe(1);
+      expect(warnings).toEqual([
+        {
+          message: 'registry rate limit nearly spent; slowing down',
+          detail: { registry: expect.any(String), remaining: 3, rateLimit: 100, windowSeconds: 21600 },
+        },
+      ]);
+    } finally {
+      await transport.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });

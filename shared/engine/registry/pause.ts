@@ -1,3 +1,5 @@
+import { backoffDelay } from '../base/backoff.js';
+
 /**
  * A registry's rate limit holds every request to it, not just the one that was refused.
  *
@@ -6,6 +8,9 @@
  * it (new ones, queued ones, and retries whose own wait ended first) until the last wait has
  * passed. Without the pause each refused request backs off on its own while the others keep
  * coming, and a registry that meters abuse counts every one of them.
+ *
+ * A request is checked before it queues for a slot and again once granted one, holding the slot
+ * until the pause ends: when it does, no more than the (halved) in-flight limit go out.
  *
  * The pause lasts as long as the waits themselves (they run through the transport's `sleep`), so
  * a test that records waits rather than spending them is not held either.
@@ -25,9 +30,19 @@ export class RegistryPause {
     return this.throttledStreak;
   }
 
-  /** The attempt whose backoff the next throttled wait takes at least: the streak's, counting a pause now running once. */
-  get backoffAttempt(): number {
-    return this.holders > 0 ? this.throttledStreak - 1 : this.throttledStreak;
+  /**
+   * A throttled wait without Retry-After (`own`: the request's backoff) is at least the backoff of
+   * the registry's streak of pauses (a pause now running counted once), so a request refused for
+   * the first time in the third pause does not come back after the first pause's wait. The whole
+   * step, without jitter: the pause already gathers this process's requests into one wait, and
+   * the streak must outlast a refusal window within the retries (250 + 500 + 1000 ms by the fourth).
+   */
+  atLeastStreakBackoff(own: number, policy: { baseMs: number; capMs: number }): number {
+    const attempt = this.holders > 0 ? this.throttledStreak - 1 : this.throttledStreak;
+    return Math.max(
+      own,
+      backoffDelay(attempt, policy, () => 1),
+    );
   }
 
   /** Resolves at once, or when the pause now running has ended. */
@@ -56,4 +71,30 @@ export class RegistryPause {
   answered(): void {
     this.throttledStreak = 0;
   }
+}
+
+/** Answers that pause the whole registry: a 429, and a 503 that says when to come back. */
+export function pausesRegistry(status: number | undefined, retryAfter: string | undefined): boolean {
+  return status === 429 || (status === 503 && retryAfter !== undefined);
+}
+
+/**
+ * What a registry says is left of its rate limit: `RateLimit-Remaining` and `RateLimit-Limit`, as
+ * Docker Hub sends them (`3;w=21600`: the count, then the window in seconds) or as the IETF draft
+ * does (the count alone). Undefined without a remaining count.
+ */
+export function rateLimitBudget(
+  remainingHeader: string | undefined,
+  limitHeader: string | undefined,
+): { remaining: number; rateLimit?: number; windowSeconds?: number } | undefined {
+  const remaining = leadingCount(remainingHeader);
+  if (remaining === undefined) return undefined;
+  const rateLimit = leadingCount(limitHeader);
+  const window = /;\s*w=(\d+)/.exec(remainingHeader ?? '')?.[1];
+  return { remaining, ...(rateLimit !== undefined && { rateLimit }), ...(window !== undefined && { windowSeconds: Number(window) }) };
+}
+
+function leadingCount(value: string | undefined): number | undefined {
+  const match = value === undefined ? null : /^\s*(\d+)/.exec(value);
+  return match ? Number(match[1]) : undefined;
 }

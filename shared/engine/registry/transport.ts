@@ -10,7 +10,7 @@ import { DEFAULT_CONCURRENCY } from '../base/concurrency.js';
 import { Authenticator, TokenServiceError, type CredentialsProvider } from './auth.js';
 import type { EcrSettings } from './ecr/settings.js';
 import { AdaptiveLimit } from './limit.js';
-import { RegistryPause } from './pause.js';
+import { RegistryPause, pausesRegistry, rateLimitBudget } from './pause.js';
 import type { TrafficStats } from './registry.js';
 import type { RegistryResponse, RequestSpec } from './request.js';
 import { parseRegistryErrors } from './responses.js';
@@ -65,11 +65,6 @@ const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
  */
 export const counters = (): TrafficStats => ({ requests: 0, writes: 0, retries: 0, throttled: 0, bytesUp: 0, limitMax: 0, limitFinal: 0 });
 
-/** Answers that pause the whole registry (pause.ts): a 429, and a 503 that says when to come back. */
-function pausesRegistry(status: number | undefined, retryAfter: string | undefined): boolean {
-  return status === 429 || (status === 503 && retryAfter !== undefined);
-}
-
 /** The one sender: every registry request goes through here. */
 export class Transport {
   readonly base: URL;
@@ -77,6 +72,7 @@ export class Transport {
   private readonly dispatcher: Dispatcher;
   private readonly inFlight: AdaptiveLimit;
   private readonly pause = new RegistryPause();
+  private warnedRemaining = false;
   private readonly auth: Authenticator;
   private readonly retries: number;
   private readonly backoff: { baseMs: number; capMs: number };
@@ -181,6 +177,7 @@ export class Transport {
       if (onHost && !GATEWAY_STATUS.has(status)) this.outage.answered();
       const headers = flattenHeaders(response.headers);
       if (onHost) this.countThrottling(status, headers['retry-after']);
+      if (onHost) this.heedRemaining(headers['ratelimit-remaining'], headers['ratelimit-limit']);
       // A body we stream up arrives at the registry's pace, not the route's: its wait is no round trip.
       const roundTripMs = typeof spec.body === 'function' ? undefined : performance.now() - sentAt;
       this.releaseWhenClosed(response.body, ticket, THROTTLING_STATUS.has(status), roundTripMs);
@@ -241,12 +238,7 @@ export class Transport {
     else body.once('close', release);
   }
 
-  /**
-   * A slot, once the registry is not paused: checked before queueing for a slot and again once
-   * one is granted, since a pause may have begun while the request queued. A request granted a
-   * slot during a pause keeps it until the pause ends, so no more than the (lowered) limit go out
-   * when it does.
-   */
+  /** A slot, once the registry is not paused (pause.ts); a slot granted during a pause is held until it ends. */
   private async acquire(): Promise<number> {
     await this.pause.clear();
     const ticket = await this.inFlight.acquire();
@@ -258,6 +250,17 @@ export class Transport {
   private countThrottling(status: number, retryAfter: string | undefined): void {
     if (status === 429) this.stats.throttled++;
     if (!pausesRegistry(status, retryAfter) && !THROTTLING_STATUS.has(status)) this.pause.answered();
+  }
+
+  /** `RateLimit-Remaining` below the in-flight limit: no more in flight than the registry has left; said once, at warn. */
+  private heedRemaining(remainingHeader: string | undefined, limitHeader: string | undefined): void {
+    const budget = rateLimitBudget(remainingHeader, limitHeader);
+    if (budget === undefined) return;
+    const slowing = budget.remaining < this.inFlight.limit;
+    this.inFlight.holdAtMost(budget.remaining);
+    this.stats.limitFinal = this.inFlight.limit;
+    if (slowing && !this.warnedRemaining) this.logger.warn('registry rate limit nearly spent; slowing down', { registry: this.base.host, ...budget });
+    this.warnedRemaining ||= slowing;
   }
 
   private release(ticket: number | undefined, throttled: boolean, roundTripMs: number | undefined): void {
@@ -339,25 +342,13 @@ export class Transport {
     return spec.body === undefined || Buffer.isBuffer(spec.body) || typeof spec.body === 'function';
   }
 
-  /**
-   * The backoff (backoff.ts); Retry-After (seconds or HTTP date) wins when given. A throttling
-   * answer without one (`pauses`) waits at least the backoff of the registry's streak of pauses,
-   * so a request refused for the first time in the third pause does not come back after the first
-   * pause's wait. That backoff takes its whole step, without jitter: the pause already gathers
-   * this process's requests into one wait, and the streak must outlast a refusal window within
-   * the retries (250 + 500 + 1000 ms before the fourth).
-   */
+  /** The backoff (backoff.ts), or the registry's pause streak's when longer (`pauses`: pause.ts); Retry-After (seconds or HTTP date) wins when given. */
   private nextWait(attempt: number, retryAfter: string | undefined, pauses = false): number | undefined {
     if (attempt >= this.retries || this.closing) return undefined;
     const hinted = parseRetryAfter(retryAfter, Date.now());
     if (hinted !== undefined) return Math.min(hinted, 60_000);
     const own = backoffDelay(attempt, this.backoff);
-    return pauses
-      ? Math.max(
-          own,
-          backoffDelay(this.pause.backoffAttempt, this.backoff, () => 1),
-        )
-      : own;
+    return pauses ? this.pause.atLeastStreakBackoff(own, this.backoff) : own;
   }
 
   /** Counts and logs a retry (an outage once: OutageLog), then sleeps `waitMs` before it; `unanswered` when the registry gave no answer. */
