@@ -321,10 +321,13 @@ describe('the strict Prometheus text reader', () => {
     // A secondary may be named "primary": its role keeps it apart from the primary.
     metrics.registryAnswer({ role: 'secondary', name: 'primary' }, { status: 200, limit: 24 });
     metrics.port.add('ReplicationLagSeconds', 0.2, 'Seconds');
+    metrics.registryAnswer({ role: 'primary', name: 'primary' }, { status: 429, limit: 8 });
     const families = parsePrometheusText((await metrics.render()).body);
     expect(sampleValue(families, 'geo_sync_webhook_requests_refused_total', { format: 'quay', reason: 'unauthorized' })).toBe(1);
     expect(sampleValue(families, 'geo_sync_registry_requests_total', { role: 'secondary', registry: 'eu', status_class: '4xx' })).toBe(1);
     expect(sampleValue(families, 'geo_sync_registry_inflight_limit', { role: 'secondary', registry: 'eu' })).toBe(16);
+    expect(sampleValue(families, 'geo_sync_registry_throttled_total', { role: 'primary', registry: 'primary' })).toBe(1);
+    expect(sampleValue(families, 'geo_sync_registry_throttled_total', { role: 'secondary', registry: 'eu' })).toBe(0);
     expect(sampleValue(families, 'geo_sync_registry_requests_total', { role: 'secondary', registry: 'primary', status_class: '2xx' })).toBe(1);
     expect(sampleValue(families, 'geo_sync_registry_requests_total', { role: 'primary', registry: 'primary', status_class: '2xx' })).toBe(0);
     expect(sampleValue(families, 'geo_sync_replication_lag_seconds_count')).toBe(1);

@@ -94,7 +94,7 @@ export function createAwsRuntime(env: NodeJS.ProcessEnv, credentialSource?: Cred
 
     async invoke(context, work) {
       logger.addContext(context);
-      const registries = openRegistries(withCredentials(endpoints, await credentials()), { concurrency, logger: port });
+      const registries = openRegistries(withCredentials(endpoints, await credentials()), { concurrency, logger: port, metrics: metricsPort(metrics) });
       try {
         return await work(registries, { remainingMs: context.getRemainingTimeInMillis() });
       } finally {

@@ -90,6 +90,9 @@ export const METRIC_NAMES = [
   'RepositoriesNotReady',
   'OldestVerificationAge',
   'SecondariesNotReady',
+  // Answers 429 (too many requests) a batch of work received: the primary's without a dimension,
+  // each secondary's with a `secondary` dimension.
+  'RegistryThrottled',
 ] as const;
 export type MetricName = (typeof METRIC_NAMES)[number];
 

@@ -80,6 +80,12 @@ export class ListenerMetrics {
     labelNames: ['role', 'registry', 'status_class'] as const,
     registers: [this.registry],
   });
+  private readonly throttled = new Counter({
+    name: 'geo_sync_registry_throttled_total',
+    help: 'Answers 429 (too many requests) from each configured registry (its role, and its name).',
+    labelNames: ['role', 'registry'] as const,
+    registers: [this.registry],
+  });
   private readonly inFlightLimit = new Gauge({
     name: 'geo_sync_registry_inflight_limit',
     help: 'Requests allowed in flight to each configured registry, as its latest answer left the adaptive limit.',
@@ -128,7 +134,10 @@ export class ListenerMetrics {
     for (const outcome of ['succeeded', 'failed']) this.eventJobs.labels(outcome).inc(0);
     for (const outcome of ['finished', 'failed']) this.reconcileRuns.labels(outcome).inc(0);
     const registries = [{ role: 'primary', name: 'primary' }, ...secondaries.map((name) => ({ role: 'secondary', name }))];
-    for (const { role, name } of registries) for (const statusClass of STATUS_CLASSES) this.requests.labels(role, name, statusClass).inc(0);
+    for (const { role, name } of registries) {
+      for (const statusClass of STATUS_CLASSES) this.requests.labels(role, name, statusClass).inc(0);
+      this.throttled.labels(role, name).inc(0);
+    }
   }
 
   /** Where the gauges read pending work and the reconcile, once the listener has them. */
@@ -165,6 +174,7 @@ export class ListenerMetrics {
     const { status } = observed;
     const statusClass = status !== undefined && status >= 200 && status < 600 ? `${Math.floor(status / 100)}xx` : 'error';
     this.requests.labels(registry.role, registry.name, statusClass).inc();
+    if (status === 429) this.throttled.labels(registry.role, registry.name).inc();
     this.inFlightLimit.labels(registry.role, registry.name).set(observed.limit);
   };
 

@@ -40,7 +40,7 @@ interface StoredRepository {
 export class MemoryRegistry implements Registry {
   readonly host: string;
   readonly prefix: string;
-  readonly stats: TrafficStats = { requests: 0, writes: 0, retries: 0, bytesUp: 0, limitMax: 1, limitFinal: 1 };
+  readonly stats: TrafficStats = { requests: 0, writes: 0, retries: 0, throttled: 0, bytesUp: 0, limitMax: 1, limitFinal: 1 };
   /** Blob bytes by digest, shared by every repository (as a registry's storage is). */
   private readonly content = new Map<string, Buffer>();
   private readonly repositories = new Map<string, StoredRepository>();

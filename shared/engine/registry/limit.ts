@@ -55,6 +55,8 @@ export class AdaptiveLimit {
   private hasPushedBack = false;
   /** The limit before a jump to the bandwidth-delay product, until the next full round has judged it. */
   private jumpedFrom: number | undefined;
+  /** What the registry last said it has left of its rate limit (holdAtMost). */
+  private remainingCap = Infinity;
 
   /** `ceiling`: never more in flight (the operator's cap); the limit starts at the base, or the ceiling when lower. */
   constructor(private readonly ceiling: number) {
@@ -111,6 +113,20 @@ export class AdaptiveLimit {
       this.inFlight++;
       this.waiting.shift()!();
     }
+  }
+
+  /**
+   * The registry says how many requests it has left (`RateLimit-Remaining`, on each answer that
+   * carries it): never more in flight than that, so the last of its budget is not spent in one
+   * burst it then refuses, until an answer says more is left. Below the limit it counts as
+   * pushing back: the limit climbs again by rounds, not by a jump.
+   */
+  holdAtMost(remaining: number): void {
+    this.remainingCap = Math.max(1, remaining);
+    if (this.remainingCap >= this.current) return;
+    this.hasPushedBack = true;
+    this.jumpedFrom = undefined;
+    this.current = this.remainingCap;
   }
 
   private endRound(): void {
@@ -186,7 +202,7 @@ export class AdaptiveLimit {
   }
 
   private setLimit(limit: number): void {
-    this.current = limit;
-    this.highestSeen = Math.max(this.highestSeen, limit);
+    this.current = Math.min(limit, this.remainingCap);
+    this.highestSeen = Math.max(this.highestSeen, this.current);
   }
 }

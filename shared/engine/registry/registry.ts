@@ -81,6 +81,8 @@ export interface TrafficStats {
   requests: number;
   writes: number;
   retries: number;
+  /** Answers 429 (too many requests) from the registry, retried or not. */
+  throttled: number;
   bytesUp: number;
   limitMax: number;
   limitFinal: number;

@@ -10,6 +10,7 @@ import { DEFAULT_CONCURRENCY } from '../base/concurrency.js';
 import { Authenticator, TokenServiceError, type CredentialsProvider } from './auth.js';
 import type { EcrSettings } from './ecr/settings.js';
 import { AdaptiveLimit } from './limit.js';
+import { RegistryPause, pausesRegistry, rateLimitBudget } from './pause.js';
 import type { TrafficStats } from './registry.js';
 import type { RegistryResponse, RequestSpec } from './request.js';
 import { parseRegistryErrors } from './responses.js';
@@ -62,7 +63,7 @@ const DEFAULT_BODY_LIMIT = 8 * 1024 * 1024;
  * Per-registry request counts: what a run cost, and proof that a no-op run wrote nothing; and the
  * in-flight limit the run reached (`limitMax`) and ended at (`limitFinal`).
  */
-export const counters = (): TrafficStats => ({ requests: 0, writes: 0, retries: 0, bytesUp: 0, limitMax: 0, limitFinal: 0 });
+export const counters = (): TrafficStats => ({ requests: 0, writes: 0, retries: 0, throttled: 0, bytesUp: 0, limitMax: 0, limitFinal: 0 });
 
 /** The one sender: every registry request goes through here. */
 export class Transport {
@@ -70,6 +71,8 @@ export class Transport {
   readonly stats = counters();
   private readonly dispatcher: Dispatcher;
   private readonly inFlight: AdaptiveLimit;
+  private readonly pause = new RegistryPause();
+  private warnedRemaining = false;
   private readonly auth: Authenticator;
   private readonly retries: number;
   private readonly backoff: { baseMs: number; capMs: number };
@@ -155,7 +158,7 @@ export class Transport {
       const onHost = toRegistry && url.origin === this.base.origin;
       const authorization = onHost ? await this.auth.header(spec.scopes) : undefined;
       let response: Dispatcher.ResponseData;
-      const ticket = toRegistry ? await this.inFlight.acquire() : undefined;
+      const ticket = toRegistry ? await this.acquire() : undefined;
       const sentAt = performance.now();
       try {
         response = await this.dispatch(spec, url, authorization);
@@ -173,6 +176,8 @@ export class Transport {
       const status = response.statusCode;
       if (onHost && !GATEWAY_STATUS.has(status)) this.outage.answered();
       const headers = flattenHeaders(response.headers);
+      if (onHost) this.countThrottling(status, headers['retry-after']);
+      if (onHost) this.heedRemaining(headers['ratelimit-remaining'], headers['ratelimit-limit']);
       // A body we stream up arrives at the registry's pace, not the route's: its wait is no round trip.
       const roundTripMs = typeof spec.body === 'function' ? undefined : performance.now() - sentAt;
       this.releaseWhenClosed(response.body, ticket, THROTTLING_STATUS.has(status), roundTripMs);
@@ -212,9 +217,10 @@ export class Transport {
         continue;
       }
       if (RETRYABLE_STATUS.has(status) && this.replayable(spec)) {
-        const wait = this.nextWait(attempt, headers['retry-after']);
+        const retryAfter = headers['retry-after'];
+        const wait = this.nextWait(attempt, retryAfter, onHost && pausesRegistry(status, retryAfter));
         if (wait !== undefined) {
-          await this.waitBeforeRetry(spec, url, wait, `HTTP ${status}`, onHost && GATEWAY_STATUS.has(status));
+          await this.waitBeforeRetry(spec, url, wait, `HTTP ${status}`, onHost && GATEWAY_STATUS.has(status), pausesRegistry(status, retryAfter));
           continue;
         }
       }
@@ -232,6 +238,31 @@ export class Transport {
     else body.once('close', release);
   }
 
+  /** A slot, once the registry is not paused (pause.ts); a slot granted during a pause is held until it ends. */
+  private async acquire(): Promise<number> {
+    await this.pause.clear();
+    const ticket = await this.inFlight.acquire();
+    await this.pause.clear();
+    return ticket;
+  }
+
+  /** Counts 429s (the logs' summary, metrics); an answer that does not throttle ends the streak of pauses. */
+  private countThrottling(status: number, retryAfter: string | undefined): void {
+    if (status === 429) this.stats.throttled++;
+    if (!pausesRegistry(status, retryAfter) && !THROTTLING_STATUS.has(status)) this.pause.answered();
+  }
+
+  /** `RateLimit-Remaining` below the in-flight limit: no more in flight than the registry has left; said once, at warn. */
+  private heedRemaining(remainingHeader: string | undefined, limitHeader: string | undefined): void {
+    const budget = rateLimitBudget(remainingHeader, limitHeader);
+    if (budget === undefined) return;
+    const slowing = budget.remaining < this.inFlight.limit;
+    this.inFlight.holdAtMost(budget.remaining);
+    this.stats.limitFinal = this.inFlight.limit;
+    if (slowing && !this.warnedRemaining) this.logger.warn('registry rate limit nearly spent; slowing down', { registry: this.base.host, ...budget });
+    this.warnedRemaining ||= slowing;
+  }
+
   private release(ticket: number | undefined, throttled: boolean, roundTripMs: number | undefined): void {
     if (ticket === undefined) return;
     this.inFlight.release(ticket, throttled, roundTripMs);
@@ -247,12 +278,13 @@ export class Transport {
       } catch (error) {
         const retryable = error instanceof GeoSyncError ? error.retryable : isConnectionError(error);
         const retryAfter = error instanceof RegistryError || error instanceof TokenServiceError ? error.retryAfter : undefined;
-        const wait = retryable ? this.nextWait(attempt, retryAfter) : undefined;
+        const pauses = error instanceof RegistryError && pausesRegistry(error.status, retryAfter);
+        const wait = retryable ? this.nextWait(attempt, retryAfter, pauses) : undefined;
         if (wait === undefined) throw error;
         this.stats.retries++;
         const unanswered = isConnectionError(error) || (error instanceof RegistryError && GATEWAY_STATUS.has(error.status));
         this.outage.retrying(unanswered, (error as Error).message, { operation: what, attempt: attempt + 1, waitMs: wait });
-        await this.sleep(wait);
+        await (pauses ? this.pause.hold(this.sleep(wait)) : this.sleep(wait));
       }
     }
   }
@@ -310,19 +342,20 @@ export class Transport {
     return spec.body === undefined || Buffer.isBuffer(spec.body) || typeof spec.body === 'function';
   }
 
-  /** The backoff (backoff.ts); Retry-After (seconds or HTTP date) wins when given. */
-  private nextWait(attempt: number, retryAfter: string | undefined): number | undefined {
+  /** The backoff (backoff.ts), or the registry's pause streak's when longer (`pauses`: pause.ts); Retry-After (seconds or HTTP date) wins when given. */
+  private nextWait(attempt: number, retryAfter: string | undefined, pauses = false): number | undefined {
     if (attempt >= this.retries || this.closing) return undefined;
     const hinted = parseRetryAfter(retryAfter, Date.now());
     if (hinted !== undefined) return Math.min(hinted, 60_000);
-    return backoffDelay(attempt, this.backoff);
+    const own = backoffDelay(attempt, this.backoff);
+    return pauses ? this.pause.atLeastStreakBackoff(own, this.backoff) : own;
   }
 
   /** Counts and logs a retry (an outage once: OutageLog), then sleeps `waitMs` before it; `unanswered` when the registry gave no answer. */
-  private async waitBeforeRetry(spec: RequestSpec, url: URL, waitMs: number, reason: string, unanswered: boolean): Promise<void> {
+  private async waitBeforeRetry(spec: RequestSpec, url: URL, waitMs: number, reason: string, unanswered: boolean, pauses = false): Promise<void> {
     this.stats.retries++;
     this.outage.retrying(unanswered, reason, { method: spec.method, path: url.pathname, waitMs });
-    await this.sleep(waitMs);
+    await (pauses ? this.pause.hold(this.sleep(waitMs)) : this.sleep(waitMs));
   }
 
   /** No answer: the URL with its scheme, since `https://` is the default and a plain-HTTP registry refuses it. */
