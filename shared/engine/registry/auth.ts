@@ -25,6 +25,17 @@ function basicHeaderOf(credentials: Credentials): string {
   return `Basic ${Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')}`;
 }
 
+/**
+ * Basic credentials from `base64(user:password)` (docker's `auth`, ECR's registry token), split at
+ * the first colon; undefined when it is not that (no colon, or an empty user). Callers say why in
+ * their own words, never quoting the value.
+ */
+export function credentialsOfBasic(encoded: string): Credentials | undefined {
+  const decoded = Buffer.from(encoded, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return colon > 0 ? { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) } : undefined;
+}
+
 export interface Challenge {
   scheme: string;
   params: Record<string, string>;

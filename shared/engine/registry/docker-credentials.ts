@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { GeoSyncError } from '../base/errors.js';
-import type { Credentials, CredentialsProvider } from './auth.js';
+import { credentialsOfBasic, type Credentials, type CredentialsProvider } from './auth.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -90,10 +90,9 @@ function fromAuthEntry(entry: AuthEntry, host: string, file: string): Credential
     );
   }
   if (typeof entry.auth === 'string' && entry.auth) {
-    const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
-    const colon = decoded.indexOf(':');
-    if (colon <= 0) throw new GeoSyncError('CREDENTIALS_UNAVAILABLE', `the "auth" of ${host} in ${file} is not base64 of user:password`);
-    return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+    const credentials = credentialsOfBasic(entry.auth);
+    if (!credentials) throw new GeoSyncError('CREDENTIALS_UNAVAILABLE', `the "auth" of ${host} in ${file} is not base64 of user:password`);
+    return credentials;
   }
   if (typeof entry.username === 'string' && entry.username) {
     return { username: entry.username, password: typeof entry.password === 'string' ? entry.password : '' };

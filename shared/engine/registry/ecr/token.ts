@@ -1,6 +1,6 @@
 /** ECR's registry tokens as the registry API's Basic credentials: fetched, cached, renewed. */
 import { GeoSyncError } from '../../base/errors.js';
-import type { Credentials, CredentialsProvider } from '../auth.js';
+import { credentialsOfBasic, type Credentials, type CredentialsProvider } from '../auth.js';
 
 /** GetAuthorizationToken's answer: base64 of `AWS:<password>`, and when it stops being accepted. */
 export interface AuthorizationData {
@@ -56,12 +56,9 @@ export class RegistryTokens implements CredentialsProvider {
 
 /** `base64(user:password)` as Basic credentials; the token itself never appears in the error. */
 export function decodeAuthorizationToken(token: string, registry: string): Credentials {
-  const decoded = Buffer.from(token, 'base64').toString('utf8');
-  const colon = decoded.indexOf(':');
-  if (colon <= 0 || colon === decoded.length - 1) {
-    throw new GeoSyncError('AUTH_TOKEN_FAILED', `ECR gave a registry token for ${registry} that is not base64 of user:password`);
-  }
-  return { username: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+  const credentials = credentialsOfBasic(token);
+  if (!credentials?.password) throw new GeoSyncError('AUTH_TOKEN_FAILED', `ECR gave a registry token for ${registry} that is not base64 of user:password`);
+  return credentials;
 }
 
 const shared = new Map<string, RegistryTokens>();
