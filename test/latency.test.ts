@@ -13,6 +13,8 @@ import { MediaType, pushBlob, pushManifest, readTags } from './support/seed.js';
 
 /** Long enough that a loaded test machine's jitter (tens of ms) stays small beside it. */
 const ROUND_TRIP_MS = 80;
+/** Where one answer delayed by the machine must not pass for queueing (the idle jump's test). */
+const FAR_ROUND_TRIP_MS = 300;
 const TAGS = 300;
 const repo = validateRepositoryName('far/app');
 
@@ -87,13 +89,16 @@ describe('far registries (every request delayed)', () => {
   });
 
   it('sends the HEADs at the jumped limit: only the probes and the tag list are answered at the base', async () => {
+    // The idle jump reads the listing's two or three answers; one of them held up by a busy test
+    // machine for a round trip would look like queueing. Farther away, a stall that long is rare.
+    const far = await Promise.all([startDelayProxy(registries.primary.url, FAR_ROUND_TRIP_MS), startDelayProxy(registries.secondary.url, FAR_ROUND_TRIP_MS)]);
     const limits: { p: number[]; s: number[] } = { p: [], s: [] };
-    const p = new RegistryClient({ url: proxies[0]!.url }, { onResponse: ({ limit }) => void limits.p.push(limit) });
-    const s = new RegistryClient({ url: proxies[1]!.url }, { onResponse: ({ limit }) => void limits.s.push(limit) });
+    const p = new RegistryClient({ url: far[0].url }, { onResponse: ({ limit }) => void limits.p.push(limit) });
+    const s = new RegistryClient({ url: far[1].url }, { onResponse: ({ limit }) => void limits.s.push(limit) });
     try {
       expect((await syncRepository(p, s, repo)).status).toBe('synced');
     } finally {
-      await Promise.all([p.close(), s.close()]);
+      await Promise.all([p.close(), s.close(), ...far.map((proxy) => proxy.stop())]);
     }
     // The GitLab probe and the tag list went out together (and the referrers probe on the
     // primary); their answers drained the pipe and took the jump, so no HEAD waits at 16 first.
