@@ -4,16 +4,16 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import type { Context } from 'aws-lambda';
 import { readinessAfterFanOut, readinessOnAws } from '../../shared/aws/readiness.js';
 import { createAwsRuntime, isSqsEvent } from '../../shared/aws/runtime.js';
-import { FanOutRequest, ReadyRequest, fanOut, isActionRequest, parseInput, parseMessage, registryCatalog } from '../../shared/jobs/index.js';
+import { FanOutRequest, ReadyRequest, fanOut, isActionRequest, parseInput, parseMessage } from '../../shared/jobs/index.js';
 
 const runtime = createAwsRuntime(process.env);
 const processor = new BatchProcessor(EventType.SQS);
 
 export const handler = async (event: unknown, context: Context) =>
-  runtime.invoke(context, (registries, budget) => {
+  runtime.invoke(context, (registries, budget, catalog) => {
     const run = async (request: FanOutRequest) => {
-      const outcome = await fanOut(request, registryCatalog(registries), registries.secondaries, runtime, budget, runtime.catalogPageSize);
-      await readinessAfterFanOut(request, outcome, registries, runtime, context.getRemainingTimeInMillis());
+      const outcome = await fanOut(request, catalog, registries.secondaries, runtime, budget, runtime.catalogPageSize);
+      await readinessAfterFanOut(request, outcome, registries, catalog, runtime, context.getRemainingTimeInMillis());
       return outcome;
     };
     if (isSqsEvent(event)) {
@@ -25,7 +25,7 @@ export const handler = async (event: unknown, context: Context) =>
       );
     }
     return isActionRequest(event)
-      ? readinessOnAws(parseInput(ReadyRequest, event), registries, runtime, context.getRemainingTimeInMillis())
+      ? readinessOnAws(parseInput(ReadyRequest, event), registries, catalog, runtime, context.getRemainingTimeInMillis())
       : run(parseInput(FanOutRequest, scheduleInput(event)));
   });
 

@@ -1,17 +1,30 @@
 /**
  * Registry credentials on AWS come from one Secrets Manager secret, never from plain environment
  * variables. Its value is JSON keyed by registry name: {"primary": {"username", "password"},
- * "<secondary name>": {...}}; a registry without an entry is used anonymously.
+ * "<secondary name>": {...}}; a registry without an entry is used anonymously. One key is not a
+ * registry's: "gitlabToken", the token that lists repositories through GitLab's API.
  */
 import { z } from 'zod';
 import { GeoSyncError, endpointsFromEnv, invalidInput, type Endpoints } from '../engine/index.js';
+import { repositorySourceFrom, type RepositorySource } from '../jobs/index.js';
 
 export type RegistryCredentials = Record<string, { username: string; password: string }>;
 
-/** The port: where credentials come from. */
-export type CredentialSource = () => Promise<RegistryCredentials>;
+/** What the secret holds: credentials by registry name, and the GitLab API token when one is kept. */
+export interface SecretCredentials {
+  registries?: RegistryCredentials;
+  gitlabToken?: string;
+}
 
-const SecretValue = z.record(z.string(), z.object({ username: z.string().min(1), password: z.string() }).strict());
+/** The port: where credentials come from. */
+export type CredentialSource = () => Promise<SecretCredentials>;
+
+/** The secret's key for the GitLab API token (so no secondary's credentials can sit under that name). */
+export const GITLAB_TOKEN_KEY = 'gitlabToken';
+
+const SecretValue = z
+  .object({ [GITLAB_TOKEN_KEY]: z.string().min(1).optional() })
+  .catchall(z.object({ username: z.string().min(1), password: z.string() }).strict());
 const CACHE_MS = 5 * 60_000;
 
 /**
@@ -19,7 +32,7 @@ const CACHE_MS = 5 * 60_000;
  * localhost:2773), which needs no SDK in the bundle and caches for us. Cached here too, per container.
  */
 export function secretsExtensionCredentials(secretId: string, env: NodeJS.ProcessEnv): CredentialSource {
-  let cached: { value: RegistryCredentials; until: number } | undefined;
+  let cached: { value: SecretCredentials; until: number } | undefined;
   return async () => {
     if (cached && cached.until > Date.now()) return cached.value;
     const value = parseSecret(await readSecretString(secretId, env), secretId);
@@ -45,7 +58,7 @@ export async function readSecretString(secretId: string, env: NodeJS.ProcessEnv)
 }
 
 /** Never echoes the secret: the message names the secret, not its content. */
-export function parseSecret(text: string | undefined, secretId: string): RegistryCredentials {
+export function parseSecret(text: string | undefined, secretId: string): SecretCredentials {
   let json: unknown;
   try {
     json = JSON.parse(text ?? '');
@@ -54,9 +67,13 @@ export function parseSecret(text: string | undefined, secretId: string): Registr
   }
   const parsed = SecretValue.safeParse(json);
   if (!parsed.success) {
-    throw invalidInput('INVALID_CONFIG', `secret ${secretId} must be a JSON object of {"<registry name>": {"username": "...", "password": "..."}}`);
+    throw invalidInput(
+      'INVALID_CONFIG',
+      `secret ${secretId} must be a JSON object of {"<registry name>": {"username": "...", "password": "..."}}, with "${GITLAB_TOKEN_KEY}": "..." if GitLab's API lists the repositories`,
+    );
   }
-  return parsed.data;
+  const { [GITLAB_TOKEN_KEY]: gitlabToken, ...registries } = parsed.data;
+  return { registries: registries as RegistryCredentials, ...(gitlabToken ? { gitlabToken } : {}) };
 }
 
 /**
@@ -87,10 +104,30 @@ export function lambdaEndpoints(env: NodeJS.ProcessEnv): Endpoints {
 }
 
 /** The endpoints with each registry's credentials filled in by name ("primary" or the secondary's name). */
-export function withCredentials(endpoints: Endpoints, credentials: RegistryCredentials): Endpoints {
+export function withCredentials(endpoints: Endpoints, credentials: RegistryCredentials = {}): Endpoints {
   const fill = <E extends Endpoints['primary']>(endpoint: E, name: string): E => (credentials[name] ? { ...endpoint, ...credentials[name] } : endpoint);
   return {
     primary: fill(endpoints.primary, 'primary'),
     secondaries: endpoints.secondaries.map((s) => ({ ...s, endpoint: fill(s.endpoint, s.name) })),
   };
+}
+
+/**
+ * Where the fan-out lists the primary's repositories, as the environment configures it; the GitLab
+ * token is the secret's alone, for the same reason as the registries' passwords: one in the
+ * environment (GEO_SYNC_GITLAB_TOKEN) is refused.
+ */
+export function lambdaRepositorySource(env: NodeJS.ProcessEnv): RepositorySource {
+  if (env.GEO_SYNC_GITLAB_TOKEN) {
+    throw invalidInput(
+      'INVALID_CONFIG',
+      `GEO_SYNC_GITLAB_TOKEN set in the environment: on Lambda, the GitLab token comes from the secret GEO_SYNC_CREDENTIALS_SECRET only, under "${GITLAB_TOKEN_KEY}"`,
+    );
+  }
+  return repositorySourceFrom(env);
+}
+
+/** The source with the secret's GitLab token filled in (GitLab's API only; another source takes none). */
+export function withGitlabToken(source: RepositorySource, credentials: SecretCredentials): RepositorySource {
+  return source.kind === 'gitlab' && credentials.gitlabToken ? { ...source, token: credentials.gitlabToken } : source;
 }

@@ -8,7 +8,7 @@ import { errorMessage, invalidInput } from '../engine/index.js';
 import {
   emitReadiness,
   parseDuration,
-  registryCatalog,
+  type Catalog,
   type FanOutOutcome,
   type FanOutRequest,
   type Readiness,
@@ -24,7 +24,13 @@ const CATALOG_TIMEOUT_MS = 60_000;
 const READINESS_MARGIN_MS = 20_000;
 
 /** The report a direct `{"action": "ready"}` returns: the same shape as `geo-sync ready --json`. */
-export async function readinessOnAws(request: ReadyRequest, registries: Registries, runtime: AwsRuntime, remainingMs: number): Promise<Readiness> {
+export async function readinessOnAws(
+  request: ReadyRequest,
+  registries: Registries,
+  catalog: Catalog,
+  runtime: AwsRuntime,
+  remainingMs: number,
+): Promise<Readiness> {
   const maxAgeMs = request.maxAge ? parseDuration(request.maxAge) : runtime.readyMaxAgeMs;
   if (maxAgeMs === undefined) throw invalidInput('INVALID_MESSAGE', `maxAge "${request.maxAge}" is not a duration such as 90m, 25h or 2d`);
   const secondaries = registries.secondaries.filter(({ name }) => !request.secondary || name === request.secondary);
@@ -32,7 +38,7 @@ export async function readinessOnAws(request: ReadyRequest, registries: Registri
   return readinessReport({
     secondaries,
     records: await runtime.store.list(),
-    catalog: registryCatalog(registries),
+    catalog,
     logger: runtime.logger,
     maxAgeMs,
     now: runtime.clock,
@@ -50,12 +56,13 @@ export async function readinessAfterFanOut(
   request: FanOutRequest,
   outcome: FanOutOutcome,
   registries: Registries,
+  catalog: Catalog,
   runtime: AwsRuntime,
   remainingMs: number,
 ): Promise<void> {
   if (outcome.kind !== 'finished' || request.prefix || request.repositories) return;
   try {
-    const report = await readinessOnAws({ action: 'ready' }, registries, runtime, remainingMs);
+    const report = await readinessOnAws({ action: 'ready' }, registries, catalog, runtime, remainingMs);
     emitReadiness(report, runtime.metrics);
     const notReady = report.secondaries
       .filter((s) => s.status !== 'ready')

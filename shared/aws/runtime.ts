@@ -10,8 +10,25 @@ import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
 import { DEFAULT_CONCURRENCY, GeoSyncError, describeZodIssues, errorMessage, invalidInput } from '../engine/index.js';
-import { openRegistries, parseDuration, type Budget, type Queue, type Registries, type Runtime, DEFAULT_READY_MAX_AGE } from '../jobs/index.js';
-import { lambdaEndpoints, secretsExtensionCredentials, withCredentials, type CredentialSource } from './credentials.js';
+import {
+  openRegistries,
+  parseDuration,
+  registryCatalog,
+  type Budget,
+  type Catalog,
+  type Queue,
+  type Registries,
+  type Runtime,
+  DEFAULT_READY_MAX_AGE,
+} from '../jobs/index.js';
+import {
+  lambdaEndpoints,
+  lambdaRepositorySource,
+  secretsExtensionCredentials,
+  withCredentials,
+  withGitlabToken,
+  type CredentialSource,
+} from './credentials.js';
 import { DynamoDbStateStore } from './dynamodb-store.js';
 import { createLogger, createMetrics, engineLogger, metricsPort } from './powertools.js';
 import { SqsQueue } from './sqs-queue.js';
@@ -53,8 +70,11 @@ export interface AwsRuntime extends Runtime {
   catalogPageSize: number;
   /** The readiness window (GEO_SYNC_READY_MAX_AGE). */
   readyMaxAgeMs: number;
-  /** Runs one invocation with registry clients opened for it, and flushes metrics after. */
-  invoke(context: Context, work: (registries: Registries, budget: Budget) => Promise<unknown>): Promise<unknown>;
+  /**
+   * Runs one invocation with registry clients opened for it, and flushes metrics after. `catalog`
+   * lists the primary's repositories from the configured source (GitLab's API with the secret's token).
+   */
+  invoke(context: Context, work: (registries: Registries, budget: Budget, catalog: Catalog) => Promise<unknown>): Promise<unknown>;
   /** Wraps a per-record job for Powertools Batch: a rejected record is logged clearly, then fails alone. */
   recordHandler(work: (record: SQSRecord) => Promise<unknown>): (record: SQSRecord) => Promise<unknown>;
 }
@@ -71,9 +91,10 @@ export function createAwsRuntime(env: NodeJS.ProcessEnv, credentialSource?: Cred
   const sqs = new SQSClient({});
   const queue = <M>(url: string | undefined, name: string): Queue<M> =>
     url ? new SqsQueue<M>(sqs, url) : { send: () => Promise.reject(new GeoSyncError('INVALID_CONFIG', `this function has no ${name} queue configured`)) };
-  const credentials =
+  const credentials: CredentialSource =
     credentialSource ?? (config.GEO_SYNC_CREDENTIALS_SECRET ? secretsExtensionCredentials(config.GEO_SYNC_CREDENTIALS_SECRET, env) : async () => ({}));
   const endpoints = lambdaEndpoints(env);
+  const repositorySource = lambdaRepositorySource(env);
   const port = engineLogger(logger);
 
   const runtime: AwsRuntime = {
@@ -94,9 +115,11 @@ export function createAwsRuntime(env: NodeJS.ProcessEnv, credentialSource?: Cred
 
     async invoke(context, work) {
       logger.addContext(context);
-      const registries = openRegistries(withCredentials(endpoints, await credentials()), { concurrency, logger: port, metrics: metricsPort(metrics) });
+      const secret = await credentials();
+      const registries = openRegistries(withCredentials(endpoints, secret.registries), { concurrency, logger: port, metrics: metricsPort(metrics) });
+      const catalog = registryCatalog(registries, withGitlabToken(repositorySource, secret));
       try {
-        return await work(registries, { remainingMs: context.getRemainingTimeInMillis() });
+        return await work(registries, { remainingMs: context.getRemainingTimeInMillis() }, catalog);
       } finally {
         await registries.close();
         if (metrics.hasStoredMetrics()) metrics.publishStoredMetrics();

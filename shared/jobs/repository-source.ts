@@ -1,6 +1,7 @@
 /**
  * Where the primary's repositories are listed from: its `_catalog` (the default), a repositories
- * file (one name a line), or GitLab's container registry API (group or project registry
+ * file (one name a line), a list of names in the environment (GEO_SYNC_REPOSITORIES: a Lambda has
+ * no file of its own to read), or GitLab's container registry API (group or project registry
  * repositories). Chosen in one place (`repositorySourceFrom`), and turned into the one `Catalog`
  * that `run`, the fan-out, `ready` and the listener's reconcile all walk.
  */
@@ -9,17 +10,31 @@ import { GeoSyncError, RegistryError, invalidInput, validateRepositoryName } fro
 import type { Catalog } from './fan-out.js';
 
 export type RepositorySource =
-  { kind: 'catalog' } | { kind: 'file'; path: string } | { kind: 'gitlab'; url: string; token?: string; groups: string[]; projects: string[] };
+  | { kind: 'catalog' }
+  | { kind: 'file'; path: string }
+  | { kind: 'list'; names: string[] }
+  | { kind: 'gitlab'; url: string; token?: string; groups: string[]; projects: string[] };
 
 /** GitLab's largest `per_page`. */
 const GITLAB_PAGE_SIZE = 100;
 /** Pages of one group or project before the listing is taken for a loop. */
 const GITLAB_MAX_PAGES = 10_000;
 
-/** The configured source: a repositories file first (the option, then GEO_SYNC_REPOSITORIES_FILE), then GitLab's API, else the catalog. */
+/**
+ * The configured source: the --repositories-file option first, then one of GEO_SYNC_REPOSITORIES_FILE,
+ * GEO_SYNC_REPOSITORIES and GitLab's API (the file before GitLab, as ever; the list with either is
+ * an error, not a guess), else the catalog.
+ */
 export function repositorySourceFrom(env: NodeJS.ProcessEnv, repositoriesFile?: string): RepositorySource {
-  const path = repositoriesFile ?? env.GEO_SYNC_REPOSITORIES_FILE;
-  if (path) return { kind: 'file', path };
+  if (repositoriesFile) return { kind: 'file', path: repositoriesFile };
+  const list = env.GEO_SYNC_REPOSITORIES;
+  if (list !== undefined && list.trim() !== '') {
+    const others = ['GEO_SYNC_REPOSITORIES_FILE', 'GEO_SYNC_GITLAB_URL', 'GEO_SYNC_GITLAB_GROUPS', 'GEO_SYNC_GITLAB_PROJECTS'].filter((name) => env[name]);
+    if (others.length > 0)
+      throw invalidInput('INVALID_CONFIG', `GEO_SYNC_REPOSITORIES and ${others.join(', ')} are both set: name the repositories in one way only`);
+    return { kind: 'list', names: repositoryList(list) };
+  }
+  if (env.GEO_SYNC_REPOSITORIES_FILE) return { kind: 'file', path: env.GEO_SYNC_REPOSITORIES_FILE };
   const groups = commaList(env.GEO_SYNC_GITLAB_GROUPS);
   const projects = commaList(env.GEO_SYNC_GITLAB_PROJECTS);
   const url = env.GEO_SYNC_GITLAB_URL;
@@ -31,9 +46,23 @@ export function repositorySourceFrom(env: NodeJS.ProcessEnv, repositoriesFile?: 
   return { kind: 'gitlab', url, groups, projects, ...(token ? { token } : {}) };
 }
 
+/** GEO_SYNC_REPOSITORIES: names separated by commas; a name the engine would refuse is an error naming it. */
+function repositoryList(text: string): string[] {
+  return commaList(text).map((name) => {
+    try {
+      validateRepositoryName(name);
+      return name;
+    } catch (error) {
+      if (!(error instanceof GeoSyncError)) throw error;
+      throw invalidInput('INVALID_REPOSITORY', `GEO_SYNC_REPOSITORIES: ${error.message}`);
+    }
+  });
+}
+
 /** The `Catalog` of a source; `registryPage` is the primary's own `_catalog`, and `host` names it in errors. */
 export function sourceCatalog(source: RepositorySource, registryPage: Catalog['page'], host: () => string): Catalog {
   if (source.kind === 'file') return namesCatalog(async () => readRepositoriesFile(source.path));
+  if (source.kind === 'list') return namesCatalog(async () => source.names);
   if (source.kind === 'gitlab') return namesCatalog(() => listGitlabRepositories(source));
   return {
     async page(options) {
@@ -55,8 +84,9 @@ function refusedCatalog(error: unknown, host: string): GeoSyncError | undefined 
   return new GeoSyncError(
     'CATALOG_REFUSED',
     `registry ${host} refuses to list its repositories (GET /v2/_catalog: ${answer}): name them in a repositories file ` +
-      '(geo-sync run --repositories-file, or GEO_SYNC_REPOSITORIES_FILE), or for GitLab list them through its API ' +
-      '(GEO_SYNC_GITLAB_URL with GEO_SYNC_GITLAB_GROUPS or GEO_SYNC_GITLAB_PROJECTS, and GEO_SYNC_GITLAB_TOKEN)',
+      '(geo-sync run --repositories-file, or GEO_SYNC_REPOSITORIES_FILE) or in GEO_SYNC_REPOSITORIES (comma-separated), ' +
+      'or for GitLab list them through its API (GEO_SYNC_GITLAB_URL with GEO_SYNC_GITLAB_GROUPS or GEO_SYNC_GITLAB_PROJECTS, ' +
+      'and a GitLab token: GEO_SYNC_GITLAB_TOKEN, or gitlabToken in the AWS secret)',
     { cause: error },
   );
 }
@@ -133,7 +163,10 @@ async function gitlabGet(url: string, token: string | undefined, what: string): 
     throw new GeoSyncError('REGISTRY_UNREACHABLE', `GitLab ${host} cannot be reached: ${(error as Error).message}`, { retryable: true });
   }
   if (response.ok) return response;
-  const hint = response.status === 401 || response.status === 403 ? ' (GEO_SYNC_GITLAB_TOKEN needs read_api, and the Reporter role or more)' : '';
+  const hint =
+    response.status === 401 || response.status === 403
+      ? ' (the GitLab token, GEO_SYNC_GITLAB_TOKEN or gitlabToken in the AWS secret, needs read_api and the Reporter role or more)'
+      : '';
   throw new GeoSyncError('LISTING_FAILED', `GitLab ${host} refused to list the registry repositories of ${what}: HTTP ${response.status}${hint}`, {
     retryable: response.status >= 500,
   });

@@ -60,8 +60,17 @@ describe('the packaged CloudFormation template', () => {
       'GEO_SYNC_SECONDARIES',
       'GEO_SYNC_TABLE',
     ];
+    // The fan-out lists the primary: its repository source too (each set only when its parameter is given).
+    const repositorySource = ['GEO_SYNC_GITLAB_GROUPS', 'GEO_SYNC_GITLAB_PROJECTS', 'GEO_SYNC_GITLAB_URL', 'GEO_SYNC_REPOSITORIES'];
     expect(settings('FanOutLambdaFunction')).toEqual(
-      [...registries, 'GEO_SYNC_FAN_OUT_QUEUE_URL', 'GEO_SYNC_READY_MAX_AGE', 'GEO_SYNC_SYNC_QUEUE_URL', 'GEO_SYNC_VERIFY_QUEUE_URL'].sort(),
+      [
+        ...registries,
+        ...repositorySource,
+        'GEO_SYNC_FAN_OUT_QUEUE_URL',
+        'GEO_SYNC_READY_MAX_AGE',
+        'GEO_SYNC_SYNC_QUEUE_URL',
+        'GEO_SYNC_VERIFY_QUEUE_URL',
+      ].sort(),
     );
     expect(settings('SyncLambdaFunction')).toEqual([...registries, 'GEO_SYNC_REFERRERS', 'GEO_SYNC_SYNC_QUEUE_URL', 'GEO_SYNC_VERIFY_QUEUE_URL'].sort());
     expect(settings('VerifyLambdaFunction')).toEqual([...registries, 'GEO_SYNC_REFERRERS', 'GEO_SYNC_VERIFY_QUEUE_URL'].sort());
