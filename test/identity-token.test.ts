@@ -7,7 +7,7 @@ import { runGeoSync } from './support/cli.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
 import { pushImage, readTags } from './support/seed.js';
 import { startTokenIssuer, type TokenIssuer } from './support/token-issuer.js';
-import { dockerCredentialsFor } from '../shared/engine/index.js';
+import { dockerCredentialsFor, type CredentialsProvider } from '../shared/engine/index.js';
 
 /**
  * Docker's identity tokens (OAuth2 refresh tokens kept by a login in place of a password): an
@@ -134,6 +134,31 @@ describe('identity tokens from docker credential files and helpers', () => {
     expect(result.stderr).toContain(`registry ${basicSecondary.host} asks for Basic authentication`);
     expect(result.stderr).toContain(`from the "auths" entry for ${basicSecondary.host} in ${join(dir, 'config.json')} are an identity token`);
     expect(await readTags(basicSecondary.url, 'idt/basic', `Basic ${Buffer.from(`writer:${writerPassword}`).toString('base64')}`)).toEqual({});
+  });
+
+  it('a helper that answered a password, asked again after a 401, and then answers an identity token: an error naming the helper', async () => {
+    const counter = join(bin, 'switching-count');
+    writeFileSync(counter, '');
+    const path = join(bin, 'docker-credential-switching');
+    const password = JSON.stringify({ ServerURL: 'h', Username: 'writer', Secret: 'pw' });
+    const token = JSON.stringify({ ServerURL: 'h', Username: '<token>', Secret: identityToken });
+    writeFileSync(
+      path,
+      `#!/bin/sh\ncat >/dev/null\necho x >> ${counter}\nif [ "$(wc -l < ${counter})" -eq 1 ]; then echo '${password}'; else echo '${token}'; fi\n`,
+    );
+    chmodSync(path, 0o755);
+    const env = { DOCKER_CONFIG: dockerConfig({ credHelpers: { 'registry.example.com': 'switching' } }), PATH: `${bin}:${process.env.PATH ?? ''}` };
+    const provider = dockerCredentialsFor('registry.example.com', env) as CredentialsProvider;
+    const first = await provider.get();
+    expect(first).toEqual({ username: 'writer', password: 'pw' });
+    provider.refused(first);
+    const renewal = provider.get().then(
+      () => 'taken',
+      (error: Error) => error.message,
+    );
+    expect(await renewal).toBe(
+      'credential helper docker-credential-switching failed for registry.example.com: asked again, it answered an identity token for a user name and password',
+    );
   });
 
   it('the identity token read from a file shows only its source when serialized or inspected', () => {
