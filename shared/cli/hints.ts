@@ -83,7 +83,8 @@ export function hintFor(error: unknown, place: RegistryPlace): string | undefine
     return `give the repository's name as the primary lists it (GET ${place.origin}/v2/_catalog lists them)`;
   }
   if (error instanceof RegistryError && error.status === 401) return credentialsHint(place);
-  if (error instanceof GeoSyncError && error.code === 'AUTH_REFUSED') return credentialsHint(place);
+  // A refused identity token's message already names where it was read: no hint repeats it.
+  if (error instanceof GeoSyncError && error.code === 'AUTH_REFUSED') return error.message.includes(place.credentialsFrom) ? undefined : credentialsHint(place);
   if (error instanceof RegistryError && error.status === 403) {
     return `the account in ${place.credentialsFrom} may lack access to this repository (the primary needs pull; a secondary pull, push and delete)`;
   }

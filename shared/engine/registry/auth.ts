@@ -1,4 +1,5 @@
 import { GeoSyncError, RegistryError } from '../base/errors.js';
+import { IdentityToken, readRefreshAnswer, refreshTokenRequest } from './identity-token.js';
 import { RETRYABLE_STATUS, isConnectionError } from './retry.js';
 import type { RegistryResponse, RequestSpec } from './request.js';
 
@@ -17,7 +18,10 @@ export interface CredentialsProvider {
   refused(credentials: Credentials): void;
 }
 
-function isProvider(credentials: Credentials | CredentialsProvider | undefined): credentials is CredentialsProvider {
+/** What a registry is signed in with: a user name and password, fetched credentials, or docker's identity token (identity-token.ts). */
+export type RegistryCredentials = Credentials | CredentialsProvider | IdentityToken;
+
+function isProvider(credentials: RegistryCredentials | undefined): credentials is CredentialsProvider {
   return credentials !== undefined && typeof (credentials as CredentialsProvider).get === 'function';
 }
 
@@ -91,18 +95,28 @@ export class Authenticator {
   private readonly tokens = new Map<string, CachedToken>();
   private readonly pending = new Map<string, Promise<CachedToken>>();
 
+  /** Basic credentials, fixed or provided: none where an identity token signs in. */
+  private readonly credentials: Credentials | CredentialsProvider | undefined;
   private readonly provider: CredentialsProvider | undefined;
+  /** Docker's identity token: traded at the token service for access tokens, never sent to the registry. */
+  private readonly identity: IdentityToken | undefined;
+  /** The refresh token sent next: the identity token, or the one the token service answered with since. */
+  private refreshToken: string | undefined;
   /** Renewals after a 403 without a body (`expired`: once per client). */
   private silentRenewals = 0;
 
   constructor(
     private readonly registryUrl: URL,
-    private readonly credentials: Credentials | CredentialsProvider | undefined,
+    credentials: RegistryCredentials | undefined,
     private readonly send: Send,
     private readonly retry: Retry = (_what, operation) => operation(),
     private readonly now: () => number = Date.now,
   ) {
-    this.provider = isProvider(credentials) ? credentials : undefined;
+    const identity = credentials instanceof IdentityToken;
+    this.identity = identity ? credentials : undefined;
+    this.refreshToken = this.identity?.reveal();
+    this.credentials = identity ? undefined : credentials;
+    this.provider = isProvider(this.credentials) ? this.credentials : undefined;
     // A provider's registry asks for Basic (ECR's): sending it at once saves each scope a 401.
     if (this.provider) this.mode = 'basic';
   }
@@ -126,6 +140,7 @@ export class Authenticator {
     if (challenge.scheme === 'basic') {
       // Requests sent in parallel before the scheme was known all get a 401: each retries once with
       // the credentials; only a refusal of the credentials themselves is final.
+      if (this.identity) throw this.basicRefusesIdentityToken();
       if (!this.credentials) return false;
       if (this.provider) return this.providedRefused(sentHeader);
       if (sentHeader === (await this.basicHeader())) return false;
@@ -198,6 +213,16 @@ export class Authenticator {
   }
 
   private async requestToken(scopes: string[]): Promise<CachedToken> {
+    const started = this.now();
+    const { value, expiresInSeconds } = this.identity ? await this.refreshGrant(scopes) : await this.basicGrant(scopes);
+    const lifetimeSeconds = expiresInSeconds ?? 60;
+    const token = { value, refreshAt: started + lifetimeSeconds * 900 };
+    this.tokens.set(scopes.join(' '), token);
+    return token;
+  }
+
+  /** A token from the token service's GET (token.md), sent with the Basic credentials where there are any. */
+  private async basicGrant(scopes: string[]): Promise<{ value: string; expiresInSeconds: number | undefined }> {
     const bearer = this.bearer!;
     const url = new URL(bearer.realm);
     if (bearer.service) url.searchParams.set('service', bearer.service);
@@ -205,7 +230,6 @@ export class Authenticator {
     const headers: Record<string, string> = { accept: 'application/json' };
     const basic = await this.basicHeader();
     if (basic) headers.authorization = basic;
-    const started = this.now();
     // Not retried here: fetchToken retries the whole request, honouring a Retry-After.
     const response = await this.send({
       method: 'GET',
@@ -227,10 +251,27 @@ export class Authenticator {
     }
     const value = typeof body.token === 'string' ? body.token : typeof body.access_token === 'string' ? body.access_token : undefined;
     if (!value) throw new GeoSyncError('AUTH_TOKEN_FAILED', `token service ${url.host} answered without a token`);
-    const lifetimeSeconds = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : 60;
-    const token = { value, refreshAt: started + lifetimeSeconds * 900 };
-    this.tokens.set(scopes.join(' '), token);
-    return token;
+    return { value, expiresInSeconds: typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : undefined };
+  }
+
+  /** A token for docker's identity token: the OAuth2 refresh-token grant (identity-token.ts); a refusal is final. */
+  private async refreshGrant(scopes: string[]): Promise<{ value: string; expiresInSeconds: number | undefined }> {
+    const { realm, service } = this.bearer!;
+    const response = await this.send(refreshTokenRequest(realm, service, scopes, this.refreshToken!)).catch((error: unknown) => {
+      throw this.tokenFailure(realm, error);
+    });
+    const grant = readRefreshAnswer(response, { tokenService: realm.host, registry: this.registryUrl.host, identity: this.identity! });
+    // A service that rotates refresh tokens sends the next one: kept for this run, in memory only.
+    if (grant.refreshToken) this.refreshToken = grant.refreshToken;
+    return { value: grant.accessToken, expiresInSeconds: grant.expiresInSeconds };
+  }
+
+  /** An identity token is an OAuth2 refresh token: a registry that asks for Basic has no token service to trade it at. */
+  private basicRefusesIdentityToken(): GeoSyncError {
+    return new GeoSyncError(
+      'AUTH_UNSUPPORTED',
+      `registry ${this.registryUrl.host} asks for Basic authentication, and the credentials for it from ${this.identity!.source} are an identity token, which only a registry with a token service (a Bearer challenge) takes: log in to it with a user name and password`,
+    );
   }
 
   /** What a failed token request means: refused credentials are final; other answers and lost connections may be retried. */

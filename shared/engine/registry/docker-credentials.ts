@@ -4,14 +4,16 @@
  * $XDG_RUNTIME_DIR/containers/auth.json), then docker's `config.json` ($DOCKER_CONFIG, else
  * ~/.docker). In a file: the host's `credHelpers` entry, else the `credsStore`, else its `auths`
  * entry. Used only for a registry given no credentials of its own (config.ts, open.ts).
- * No secret read here is ever put in a message.
+ * An identity token (`identitytoken`, a helper's `<token>` user) signs in through the token
+ * service's OAuth2 refresh grant (identity-token.ts). No secret read here is ever put in a message.
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { GeoSyncError } from '../base/errors.js';
-import { credentialsOfBasic, type Credentials, type CredentialsProvider } from './auth.js';
+import { credentialsOfBasic, type Credentials, type CredentialsProvider, type RegistryCredentials } from './auth.js';
+import { IDENTITY_TOKEN_USERNAME, IdentityToken } from './identity-token.js';
 
 type Env = Record<string, string | undefined>;
 
@@ -81,14 +83,13 @@ function entryFor<T>(map: Record<string, T> | undefined, host: string): T | unde
   return key === undefined ? undefined : map[key];
 }
 
-/** The credentials of an `auths` entry, or undefined for an entry without any (a helper's placeholder). */
-function fromAuthEntry(entry: AuthEntry, host: string, file: string): Credentials | undefined {
-  if (typeof entry.identitytoken === 'string' && entry.identitytoken) {
-    throw new GeoSyncError(
-      'CREDENTIALS_UNAVAILABLE',
-      `the entry for ${host} in ${file} holds an identity token, which is not supported: log in with a user name and password or token`,
-    );
-  }
+/**
+ * The credentials of an `auths` entry, or undefined for an entry without any (a helper's
+ * placeholder). An identity token wins over the entry's `auth`, as docker uses it (a registry's
+ * login may write both: a placeholder user beside the token).
+ */
+function fromAuthEntry(entry: AuthEntry, host: string, file: string): Credentials | IdentityToken | undefined {
+  if (typeof entry.identitytoken === 'string' && entry.identitytoken) return new IdentityToken(entry.identitytoken, `the "auths" entry for ${host} in ${file}`);
   if (typeof entry.auth === 'string' && entry.auth) {
     const credentials = credentialsOfBasic(entry.auth);
     if (!credentials) throw new GeoSyncError('CREDENTIALS_UNAVAILABLE', `the "auth" of ${host} in ${file} is not base64 of user:password`);
@@ -104,16 +105,18 @@ function fromAuthEntry(entry: AuthEntry, host: string, file: string): Credential
  * The credentials the files give for a registry's `host[:port]`: fixed ones from `auths`, a
  * helper's answer (asked now, asked again once after a 401), or undefined where none knows the host.
  */
-export function dockerCredentialsFor(host: string, env: Env = process.env): Credentials | CredentialsProvider | undefined {
+export function dockerCredentialsFor(host: string, env: Env = process.env): RegistryCredentials | undefined {
   const wanted = normalHost(host);
   for (const file of credentialFiles(env)) {
     const config = readAuthFile(file);
     if (!config) continue;
-    const helper = entryFor(config.credHelpers, wanted) ?? (typeof config.credsStore === 'string' && config.credsStore ? config.credsStore : undefined);
+    const perHost = entryFor(config.credHelpers, wanted);
+    const helper = perHost ?? (typeof config.credsStore === 'string' && config.credsStore ? config.credsStore : undefined);
     const entry = entryFor(config.auths, wanted);
     const fixed = entry && typeof entry === 'object' ? fromAuthEntry(entry, host, file) : undefined;
     if (typeof helper === 'string' && helper) {
-      const provider = HelperCredentials.ask(helper, host, env);
+      const source = `docker-credential-${helper} (${perHost ? 'credHelpers' : 'credsStore'} in ${file})`;
+      const provider = HelperCredentials.ask(helper, host, env, source);
       if (provider) return provider;
     }
     if (fixed) return fixed;
@@ -172,15 +175,24 @@ export class HelperCredentials implements CredentialsProvider {
     private current: Credentials,
   ) {}
 
-  /** The helper's credentials for the host, or undefined when it has none ("credentials not found"). */
-  static ask(helper: string, host: string, env: Env): HelperCredentials | undefined {
+  /**
+   * The helper's credentials for the host, or undefined when it has none ("credentials not found");
+   * an identity token as it is (its refusal is final: no helper is asked again for it).
+   */
+  static ask(helper: string, host: string, env: Env, source = `docker-credential-${helper}`): HelperCredentials | IdentityToken | undefined {
     const result = spawnSync(`docker-credential-${helper}`, ['get'], {
       input: serverFor(host),
       env: env as NodeJS.ProcessEnv,
       encoding: 'utf8',
       timeout: HELPER_TIMEOUT_MS,
     });
-    const credentials = readAnswer(helper, host, { status: result.status, stdout: result.stdout ?? '', stderr: result.stderr ?? '', error: result.error });
+    const credentials = readAnswer(
+      helper,
+      host,
+      { status: result.status, stdout: result.stdout ?? '', stderr: result.stderr ?? '', error: result.error },
+      source,
+    );
+    if (credentials instanceof IdentityToken) return credentials;
     return credentials ? new HelperCredentials(helper, host, env, credentials) : undefined;
   }
 
@@ -192,12 +204,16 @@ export class HelperCredentials implements CredentialsProvider {
     if (this.asked || this.pending || credentials !== this.current) return;
     this.asked = true;
     this.pending = askAsync(this.helper, this.host, this.env)
-      .then((renewed) => (this.current = renewed ?? this.current))
+      .then((renewed) => {
+        if (renewed instanceof IdentityToken)
+          throw helperFailure(this.helper, this.host, 'asked again, it answered an identity token for a user name and password');
+        return (this.current = renewed ?? this.current);
+      })
       .finally(() => (this.pending = undefined));
   }
 }
 
-function askAsync(helper: string, host: string, env: Env): Promise<Credentials | undefined> {
+function askAsync(helper: string, host: string, env: Env): Promise<Credentials | IdentityToken | undefined> {
   return new Promise((resolve, reject) => {
     const child = spawn(`docker-credential-${helper}`, ['get'], { env: env as NodeJS.ProcessEnv, timeout: HELPER_TIMEOUT_MS });
     let stdout = '';
@@ -217,8 +233,8 @@ function askAsync(helper: string, host: string, env: Env): Promise<Credentials |
   });
 }
 
-/** The helper's JSON answer; "credentials not found" (exit 1) is none; anything else an error. */
-function readAnswer(helper: string, host: string, answer: HelperAnswer): Credentials | undefined {
+/** The helper's JSON answer (Username `<token>`: the Secret is an identity token); "credentials not found" (exit 1) is none; anything else an error. */
+function readAnswer(helper: string, host: string, answer: HelperAnswer, source = `docker-credential-${helper}`): Credentials | IdentityToken | undefined {
   // A helper that exits without reading the server name (EPIPE) still answered: its exit says how.
   if (answer.error && answer.status === null) {
     const code = (answer.error as NodeJS.ErrnoException).code;
@@ -237,7 +253,10 @@ function readAnswer(helper: string, host: string, answer: HelperAnswer): Credent
     throw helperFailure(helper, host, 'its answer is not JSON');
   }
   if (typeof parsed.Secret !== 'string' || typeof parsed.Username !== 'string') throw helperFailure(helper, host, 'its answer has no Username and Secret');
-  if (parsed.Username === '<token>') throw helperFailure(helper, host, 'it answered an identity token, which is not supported');
+  if (parsed.Username === IDENTITY_TOKEN_USERNAME) {
+    if (!parsed.Secret) throw helperFailure(helper, host, 'it answered an identity token that is empty');
+    return new IdentityToken(parsed.Secret, source);
+  }
   return { username: parsed.Username, password: parsed.Secret };
 }
 

@@ -8,6 +8,7 @@ import { GeoSyncError, RegistryError, aboutRegistry, invalidInput } from '../bas
 import { silentLogger, type EngineLogger } from '../base/log.js';
 import { DEFAULT_CONCURRENCY } from '../base/concurrency.js';
 import { Authenticator, TokenServiceError, type CredentialsProvider } from './auth.js';
+import type { IdentityToken } from './identity-token.js';
 import type { EcrSettings } from './ecr/settings.js';
 import { AdaptiveLimit } from './limit.js';
 import { RegistryPause, pausesRegistry, rateLimitBudget } from './pause.js';
@@ -45,8 +46,8 @@ export interface TransportOptions {
   sleep?: (ms: number) => Promise<void>;
   /** Told of each answer from this registry (`status` undefined: no answer) and the in-flight limit then; for metrics. */
   onResponse?: (observed: ObservedResponse) => void;
-  /** Fetched credentials (ECR's registry tokens), instead of the endpoint's username and password. */
-  credentials?: CredentialsProvider;
+  /** Fetched credentials (ECR's registry tokens) or docker's identity token, instead of the endpoint's username and password. */
+  credentials?: CredentialsProvider | IdentityToken;
 }
 
 export interface ObservedResponse {
