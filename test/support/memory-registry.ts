@@ -120,6 +120,10 @@ export class MemoryRegistry implements Registry {
     return this.manifest(repository, reference);
   }
 
+  async getManifests(repository: string, digests: readonly string[]): Promise<Map<string, RawManifest>> {
+    return new Map(digests.flatMap((digest) => this.manifest(repository, digest) ?? []).map((manifest) => [manifest.digest, manifest]));
+  }
+
   async putManifest(repository: string, reference: string, manifest: RawManifest): Promise<void> {
     this.seedManifest(this.write(repository), manifest, reference.includes(':') ? undefined : reference);
   }

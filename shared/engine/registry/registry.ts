@@ -33,6 +33,8 @@ export interface Registry {
   headManifest(repository: string, reference: string): Promise<ManifestHead | null>;
   /** A manifest's exact bytes, checked against its digest; null when absent. */
   getManifest(repository: string, reference: string): Promise<RawManifest | null>;
+  /** Several manifests by digest (the indexes whose children a read follows), each checked against its digest; a digest absent is left out. */
+  getManifests(repository: string, digests: readonly string[], concurrency: number): Promise<Map<string, RawManifest>>;
   /** Stores a manifest's bytes as they are, under a tag or its digest. */
   putManifest(repository: string, reference: string, manifest: RawManifest): Promise<void>;
   /** Whether the registry itself says the manifest is not there (absence.ts); an answer that proves nothing throws. */

@@ -8,7 +8,7 @@
  */
 import { createHash, getHashes } from 'node:crypto';
 import type { Referrer } from '../registry.js';
-import type { EcrApi, ImageFacts } from './api.js';
+import type { BatchedManifest, EcrApi, ImageFacts } from './api.js';
 
 /** Subject digest -> its referrers. */
 type ReferrerIndex = Map<string, Referrer[]>;
@@ -73,14 +73,14 @@ export class EcrReferrers {
     const mediaTypes = [...new Set(batched.map((referrer) => referrer.mediaType))];
     const manifests =
       batched.length === 0
-        ? new Map<string, string>()
+        ? new Map<string, BatchedManifest>()
         : await this.api.manifestsByDigest(
             this.nameOf(repository),
             batched.map((referrer) => referrer.digest),
             mediaTypes,
           );
     for (const referrer of referrers) {
-      const text = manifests.get(referrer.digest);
+      const text = manifests.get(referrer.digest)?.text;
       const bytes = text === undefined ? undefined : Buffer.from(text, 'utf8');
       if (bytes && digestMatches(bytes, referrer.digest)) sizes.set(referrer.digest, bytes.length);
       else {
