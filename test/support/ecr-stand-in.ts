@@ -20,7 +20,9 @@ import { startReferrersRegistry } from './referrers-registry.js';
 import { operations, type Input } from './ecr-operations.js';
 import { registryFront, type RegistryRequest } from './ecr-registry-front.js';
 import { signingAccessKeyId } from './sts-stand-in.js';
-import { EcrError, type EcrState, type ExclusionFilter, type TagMutability } from './ecr-state.js';
+import { EcrError, type EcrState, type ExclusionFilter, type IndexTypes, type TagMutability } from './ecr-state.js';
+
+export type { IndexTypes } from './ecr-state.js';
 
 export { REFERRERS_REGISTRY_START_TIMEOUT_MS as ECR_STAND_IN_START_TIMEOUT_MS } from './referrers-registry.js';
 
@@ -36,6 +38,8 @@ export interface EcrStandInOptions {
    * authorization token has expired", as ECR has been seen to answer it.
    */
   expiredTokenStatus?: 401 | 403;
+  /** What BatchGetImage does with the index types (see IndexTypes); default 'served'. */
+  indexTypes?: IndexTypes;
 }
 
 export interface EcrStandIn {
@@ -60,6 +64,8 @@ export interface EcrStandIn {
   expireTokens(): void;
   /** The next n API calls of `operation` fail with this error type (e.g. 'AccessDeniedException'). */
   failNext(operation: string, errorType: string, n?: number): void;
+  /** From now on BatchGetImage treats the index types so (see IndexTypes). */
+  serveIndexTypes(mode: IndexTypes): void;
   /** From now on only calls signed with this access key id are served (others: AccessDeniedException), as for a registry in another account. */
   requireAccessKey(accessKeyId: string): void;
   stop(): Promise<void>;
@@ -80,6 +86,7 @@ export async function startEcrStandIn(options: EcrStandInOptions = {}): Promise<
     backingUrl: backing.url,
     pageSize: options.pageSize ?? 100,
     tokenTtlMs: options.tokenTtlMs ?? 12 * 60 * 60 * 1000,
+    indexTypes: options.indexTypes ?? 'served',
     repositories: new Map(),
     tokens: new Map(),
     pushed: new Map(),
@@ -112,6 +119,9 @@ export async function startEcrStandIn(options: EcrStandInOptions = {}): Promise<
     },
     failNext(operation, errorType, n = 1) {
       failures.set(operation, [...(failures.get(operation) ?? []), { errorType, left: n }]);
+    },
+    serveIndexTypes(mode) {
+      state.indexTypes = mode;
     },
     requireAccessKey(accessKeyId) {
       access.required = accessKeyId;
