@@ -11,7 +11,8 @@
 // callers signing with one role's credentials (from ./sts-stand-in.ts).
 // Not modelled: IAM policies (any signed caller may do anything otherwise), lifecycle and repository policies,
 // replication, scanning results, pull-through caches, ImageReferencedByManifestList, per-repository
-// blob isolation (go-containerregistry keeps blobs in one pool), request quotas (only failNext).
+// blob isolation (go-containerregistry keeps blobs in one pool), request quotas (only failNext), and
+// what real ECR's BatchGetImage does with the index types (the indexTypes option picks one answer).
 import { createServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
