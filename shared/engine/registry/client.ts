@@ -123,6 +123,11 @@ export class RegistryClient implements Registry {
     return this.manifests.getManifest(this.at(repository), reference);
   }
 
+  /** None: the registry API tells a manifest's type only by a request for it (a HEAD). */
+  async knownMediaTypes(): Promise<Map<string, string>> {
+    return new Map();
+  }
+
   /** One GET per digest, `concurrency` at a time: the registry API has no batch read. */
   getManifests(repository: string, digests: readonly string[], concurrency: number): Promise<Map<string, RawManifest>> {
     return manifestsOneByOne((digest) => this.getManifest(repository, digest), digests, concurrency);

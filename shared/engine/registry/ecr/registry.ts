@@ -122,6 +122,18 @@ export class EcrRegistry implements Registry {
     return this.client.getManifest(repository, reference);
   }
 
+  /** From DescribeImages (the read the referrers come from); empty where ECR's API may not be read. */
+  async knownMediaTypes(repository: string, digests: readonly string[]): Promise<Map<string, string>> {
+    if (this.referrersOverRegistry) return new Map();
+    try {
+      return await this.referrers.mediaTypes(repository, digests);
+    } catch (error) {
+      if (!(error instanceof GeoSyncError && error.code === 'ECR_ACCESS_DENIED')) throw error;
+      this.referrersOverRegistry = true;
+      return new Map();
+    }
+  }
+
   /** Through BatchGetImage, 100 a call; a manifest ECR does not give as asked (or when it refuses), one GET each. */
   getManifests(repository: string, digests: readonly string[], concurrency: number): Promise<Map<string, RawManifest>> {
     return this.manifests.byDigest(repository, digests, concurrency);
