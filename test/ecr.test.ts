@@ -354,6 +354,38 @@ describe('ECR referrers through ECR API (DescribeImages, BatchGetImage)', () => 
     expect(referrerGets(requestsBefore)).toHaveLength(1);
   });
 
+  it.each([
+    ['an ECR secondary, from a referrers-API registry', 'secondary'],
+    ['ECR to ECR (a second registry as a prefix of the same one)', 'both'],
+  ] as const)('%s: a new referrer of a multi-arch child is copied by a sync with no tag to copy; verify agrees', async (_what, sides) => {
+    const repo = `ecr-children/${sides}`;
+    const source = sides === 'secondary' ? api.url : B();
+    if (sides === 'both') ecr.createRepository(repo);
+    const multi = await pushMultiArch(source, repo, 'multi', 'oci', repo);
+    const secondaries = [{ name: 'dr', url: ecr.registryUrl, type: 'ecr', region: ecr.region, ...(sides === 'both' && { prefix: 'dr/' }) }];
+    const env = { ...(sides === 'both' ? ecrAs('PRIMARY') : { GEO_SYNC_PRIMARY_URL: api.url }), GEO_SYNC_SECONDARIES: JSON.stringify(secondaries) };
+    const openPair = () => {
+      const endpoints = endpointsFromEnv(env);
+      const site = endpoints.secondaries[0]!;
+      return { primary: openRegistry(endpoints.primary), secondary: openRegistry(site.endpoint, { prefix: site.scope.prefix }) };
+    };
+    const name = validateRepositoryName(repo);
+    let pair = openPair();
+    expect((await syncRepository(pair.primary, pair.secondary, name)).status).toBe('synced');
+    await Promise.all([pair.primary.close(), pair.secondary.close()]);
+
+    const signature = await pushSignature(source, repo, multi.children[0]!);
+    pair = openPair();
+    const report = await syncRepository(pair.primary, pair.secondary, name);
+    const verified = await verifyRepository(pair.primary, pair.secondary, name);
+    await Promise.all([pair.primary.close(), pair.secondary.close()]);
+    expect(report.done.copied).toEqual([]);
+    expect(report.referrers?.done.copied.map((edge) => edge.digest)).toEqual([signature.digest]);
+    expect(verified.status, JSON.stringify(verified.referrers)).toBe('synced');
+    const copy = sides === 'both' ? `dr/${repo}` : repo;
+    expect(await readReferrers(B(), copy, multi.children[0]!.digest)).toEqual([signature.descriptor]);
+  });
+
   it("an ECR secondary: a referrer the sync wrote is seen by the same run's later reads", async () => {
     const repo = 'ecr-secondary/signed';
     const image = await pushImage(api.url, repo, 'v1');
