@@ -1,8 +1,14 @@
 // ECR's parts that need no registry: which hosts are ECR, the configuration that declares one, the
-// registry token cache, and the authenticator with fetched credentials.
+// registry token cache, the authenticator with fetched credentials, and the batch read of manifests
+// (its ECR API a fake that answers as told, the registry API a map).
 import { describe, expect, it } from 'vitest';
 import { endpointsFromEnv, parseSecondaries } from '../shared/engine/config/index.js';
 import { Authenticator } from '../shared/engine/registry/auth.js';
+import { GeoSyncError } from '../shared/engine/base/errors.js';
+import { silentLogger } from '../shared/engine/base/log.js';
+import { digestOf, type RawManifest } from '../shared/engine/base/oci.js';
+import type { BatchedManifest } from '../shared/engine/registry/ecr/api.js';
+import { BATCH_MANIFEST_TYPES, EcrManifests } from '../shared/engine/registry/ecr/manifests.js';
 import { ecrHost } from '../shared/engine/registry/ecr/settings.js';
 import { RegistryTokens, decodeAuthorizationToken } from '../shared/engine/registry/ecr/token.js';
 
@@ -190,5 +196,79 @@ describe('the authenticator with fetched credentials', () => {
     const header = await auth.header([]);
     expect(header).toBe(`Basic ${Buffer.from('u:p').toString('base64')}`);
     expect(await auth.unauthorized('Basic realm="r"', [], header)).toBe(false);
+  });
+});
+
+describe('manifests read through BatchGetImage', () => {
+  const INDEX = 'application/vnd.oci.image.index.v1+json';
+  const manifest = (seed: string, mediaType?: string): RawManifest => {
+    const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, ...(mediaType && { mediaType }), manifests: [], annotations: { seed } }));
+    return { digest: digestOf(bytes), mediaType: mediaType ?? '', bytes };
+  };
+
+  /** An EcrManifests whose BatchGetImage answers with `answer` (or throws it), and whose registry API holds `registry`. */
+  function reader(registry: RawManifest[], answer: (digests: readonly string[]) => Map<string, BatchedManifest> | Error) {
+    const asked: { digests: readonly string[]; mediaTypes: readonly string[] }[] = [];
+    const gets: string[] = [];
+    const api = {
+      async manifestsByDigest(_repository: string, digests: readonly string[], mediaTypes: readonly string[]) {
+        asked.push({ digests, mediaTypes });
+        const answered = answer(digests);
+        if (answered instanceof Error) throw answered;
+        return answered;
+      },
+    };
+    const get = async (_repository: string, digest: string) => {
+      gets.push(digest);
+      return registry.find((m) => m.digest === digest) ?? null;
+    };
+    return { manifests: new EcrManifests(api, (repository) => repository, get, silentLogger, 'ecr.test'), asked, gets };
+  }
+  const ecrError = (name: string) =>
+    new GeoSyncError('ECR_API_FAILED', `ECR BatchGetImage failed: ${name}`, { cause: Object.assign(new Error(name), { name }) });
+
+  it('asks for the index types with the image types; takes the type ECR names, else the manifest own; GETs none', async () => {
+    const [named, unnamed] = [manifest('a'), manifest('b', INDEX)];
+    const { manifests, asked, gets } = reader(
+      [],
+      () =>
+        new Map([
+          [named.digest, { text: named.bytes.toString(), mediaType: INDEX }],
+          [unnamed.digest, { text: unnamed.bytes.toString() }],
+        ]),
+    );
+    const found = await manifests.byDigest('app', [named.digest, unnamed.digest], 4);
+    expect([...found.values()].map((m) => [m.digest, m.mediaType])).toEqual([
+      [named.digest, INDEX],
+      [unnamed.digest, INDEX],
+    ]);
+    expect(found.get(named.digest)!.bytes.equals(named.bytes)).toBe(true);
+    expect(asked[0]!.mediaTypes).toEqual(BATCH_MANIFEST_TYPES);
+    expect(gets).toEqual([]);
+  });
+
+  it('bytes that do not hash to the digest asked for, and a digest ECR left out, are read over the registry API', async () => {
+    const [converted, missing] = [manifest('c', INDEX), manifest('d', INDEX)];
+    const { manifests, gets } = reader(
+      [converted, missing],
+      () => new Map([[converted.digest, { text: `${converted.bytes.toString()}\n`, mediaType: INDEX }]]),
+    );
+    const found = await manifests.byDigest('app', [converted.digest, missing.digest], 4);
+    expect(gets.sort()).toEqual([converted.digest, missing.digest].sort());
+    expect(found.get(converted.digest)!.bytes.equals(converted.bytes)).toBe(true);
+    expect(found.has(missing.digest)).toBe(true);
+  });
+
+  it.each([
+    ['InvalidParameterException', 1],
+    ['AccessDeniedException', 1],
+    ['ServerException', 2],
+  ])('a call refused with %s: read over the registry API; BatchGetImage asked %i times in two reads', async (name, calls) => {
+    const one = manifest('e', INDEX);
+    const { manifests, asked, gets } = reader([one], () => ecrError(name));
+    expect((await manifests.byDigest('app', [one.digest], 4)).get(one.digest)?.digest).toBe(one.digest);
+    expect((await manifests.byDigest('app', [one.digest], 4)).get(one.digest)?.digest).toBe(one.digest);
+    expect(asked).toHaveLength(calls);
+    expect(gets).toEqual([one.digest, one.digest]);
   });
 });

@@ -17,7 +17,7 @@ import {
 import { runGeoSync } from './support/cli.js';
 import { startEcrStandIn, type EcrStandIn } from './support/ecr-stand-in.js';
 import { startRegistry, type TestRegistry } from './support/registry.js';
-import { deleteManifest, getManifest, pushImage, pushManifest, readTags } from './support/seed.js';
+import { MediaType, deleteManifest, getManifest, pushImage, pushManifest, pushMultiArch, readTags, type PushedManifest } from './support/seed.js';
 import { pushSignature, readReferrers, readReferrersTagIndex } from './support/referrers.js';
 import { REFERRERS_REGISTRY_START_TIMEOUT_MS, startReferrersRegistry, type ReferrersRegistry } from './support/referrers-registry.js';
 
@@ -354,6 +354,38 @@ describe('ECR referrers through ECR API (DescribeImages, BatchGetImage)', () => 
     expect(referrerGets(requestsBefore)).toHaveLength(1);
   });
 
+  it.each([
+    ['an ECR secondary, from a referrers-API registry', 'secondary'],
+    ['ECR to ECR (a second registry as a prefix of the same one)', 'both'],
+  ] as const)('%s: a new referrer of a multi-arch child is copied by a sync with no tag to copy; verify agrees', async (_what, sides) => {
+    const repo = `ecr-children/${sides}`;
+    const source = sides === 'secondary' ? api.url : B();
+    if (sides === 'both') ecr.createRepository(repo);
+    const multi = await pushMultiArch(source, repo, 'multi', 'oci', repo);
+    const secondaries = [{ name: 'dr', url: ecr.registryUrl, type: 'ecr', region: ecr.region, ...(sides === 'both' && { prefix: 'dr/' }) }];
+    const env = { ...(sides === 'both' ? ecrAs('PRIMARY') : { GEO_SYNC_PRIMARY_URL: api.url }), GEO_SYNC_SECONDARIES: JSON.stringify(secondaries) };
+    const openPair = () => {
+      const endpoints = endpointsFromEnv(env);
+      const site = endpoints.secondaries[0]!;
+      return { primary: openRegistry(endpoints.primary), secondary: openRegistry(site.endpoint, { prefix: site.scope.prefix }) };
+    };
+    const name = validateRepositoryName(repo);
+    let pair = openPair();
+    expect((await syncRepository(pair.primary, pair.secondary, name)).status).toBe('synced');
+    await Promise.all([pair.primary.close(), pair.secondary.close()]);
+
+    const signature = await pushSignature(source, repo, multi.children[0]!);
+    pair = openPair();
+    const report = await syncRepository(pair.primary, pair.secondary, name);
+    const verified = await verifyRepository(pair.primary, pair.secondary, name);
+    await Promise.all([pair.primary.close(), pair.secondary.close()]);
+    expect(report.done.copied).toEqual([]);
+    expect(report.referrers?.done.copied.map((edge) => edge.digest)).toEqual([signature.digest]);
+    expect(verified.status, JSON.stringify(verified.referrers)).toBe('synced');
+    const copy = sides === 'both' ? `dr/${repo}` : repo;
+    expect(await readReferrers(B(), copy, multi.children[0]!.digest)).toEqual([signature.descriptor]);
+  });
+
   it("an ECR secondary: a referrer the sync wrote is seen by the same run's later reads", async () => {
     const repo = 'ecr-secondary/signed';
     const image = await pushImage(api.url, repo, 'v1');
@@ -374,6 +406,77 @@ describe('ECR referrers through ECR API (DescribeImages, BatchGetImage)', () => 
     expect(again.status).toBe('synced');
     expect(again.done.copied).toEqual([]);
     expect(await readReferrers(B(), repo, image.digest)).toEqual([signature.descriptor]);
+  });
+});
+
+describe('ECR primary: the children of multi-arch indexes found through BatchGetImage', () => {
+  /** GETs of these manifests on ECR's registry API since `from`. */
+  const manifestGets = (from: number, digests: string[]) =>
+    ecr.registryRequests.slice(from).filter((r) => r.method === 'GET' && digests.some((digest) => r.path.endsWith(`/manifests/${digest}`)));
+
+  /**
+   * An ECR repository of two multi-arch tags (an OCI index, a Docker manifest list) and a plain
+   * image, a signature on one child of each index, copied once to docker-registry (tag schema).
+   */
+  async function copiedOnce(repo: string) {
+    ecr.createRepository(repo);
+    const oci = await pushMultiArch(B(), repo, 'multi-oci', 'oci', repo);
+    const docker = await pushMultiArch(B(), repo, 'multi-docker', 'docker', repo);
+    await pushImage(B(), repo, 'single');
+    for (const child of [oci.children[0]!, docker.children[1]!]) await pushSignature(B(), repo, child, { seed: 'first' });
+    const pair = open('primary');
+    const first = await syncRepository(pair.primary, pair.secondary, validateRepositoryName(repo));
+    await pair.close();
+    expect(first.status, JSON.stringify(first.failed)).toBe('synced');
+    return { indexes: [oci.index.digest, docker.index.digest], children: [oci.children[1]!, docker.children[0]!] };
+  }
+
+  /** A new signature on a child of each index, then a sync with no tag to copy: only the indexes' children lead to them. */
+  async function signAndSync(repo: string, children: PushedManifest[]) {
+    const signatures = [];
+    for (const child of children) signatures.push(await pushSignature(B(), repo, child, { seed: 'second' }));
+    const requestsBefore = ecr.registryRequests.length;
+    const apiBefore = ecr.apiCalls.length;
+    const pair = open('primary');
+    const report = await syncRepository(pair.primary, pair.secondary, validateRepositoryName(repo));
+    await pair.close();
+    expect(report.status, JSON.stringify(report.failed)).toBe('synced');
+    expect(report.done.copied).toEqual([]);
+    // The secondary's own tags beside the primary's: the tag-schema indexes of the referrers.
+    const onSecondary = Object.entries(await readTags(plain.url, repo)).filter(([tag]) => !tag.startsWith('sha256-'));
+    expect(Object.fromEntries(onSecondary)).toEqual(await readTags(B(), repo));
+    for (const [i, child] of children.entries()) {
+      expect((await readReferrersTagIndex(plain.url, repo, child.digest))?.map((r) => r.digest)).toEqual([signatures[i]!.digest]);
+    }
+    return { requestsBefore, apiBefore };
+  }
+
+  it('a sync with no tag to copy reads the indexes in one BatchGetImage, GETs none over the registry API, and copies a new referrer of a child', async () => {
+    const repo = 'ecr-multi/served';
+    const { indexes, children } = await copiedOnce(repo);
+    const { requestsBefore, apiBefore } = await signAndSync(repo, children);
+
+    expect(manifestGets(requestsBefore, indexes)).toEqual([]);
+    const batched = calls('BatchGetImage', apiBefore).filter((call) => (call.input.acceptedMediaTypes as string[]).includes(MediaType.ociIndex));
+    expect(batched).toHaveLength(1);
+    expect(batched[0]!.input.acceptedMediaTypes).toContain(MediaType.dockerList);
+    expect((batched[0]!.input.imageIds as { imageDigest: string }[]).map((id) => id.imageDigest).sort()).toEqual([...indexes].sort());
+  });
+
+  it.each([
+    ['refuses the index types as an invalid parameter', 'invalid-parameter'],
+    ['answers each index as a failures[] entry', 'failure'],
+    ['gives other bytes than the digest asked for', 'other-bytes'],
+  ] as const)('where ECR %s, each index is read over the registry API instead, and the sync is still exact', async (_what, mode) => {
+    const repo = `ecr-multi/${mode}`;
+    const { indexes, children } = await copiedOnce(repo);
+    ecr.serveIndexTypes(mode);
+    try {
+      const { requestsBefore } = await signAndSync(repo, children);
+      expect(manifestGets(requestsBefore, indexes).map((r) => r.status)).toEqual([200, 200]);
+    } finally {
+      ecr.serveIndexTypes('served');
+    }
   });
 });
 

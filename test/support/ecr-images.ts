@@ -23,6 +23,7 @@ export interface ManifestFacts {
 }
 
 const HEAD_CONCURRENCY = 16;
+const INDEX_TYPES = new Set(['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json']);
 
 /** Every image of `repo`, tagged ones first (by first tag), then untagged ones by push time. */
 export async function readImages(state: EcrState, repo: string): Promise<EcrImage[]> {
@@ -44,6 +45,7 @@ export async function readImages(state: EcrState, repo: string): Promise<EcrImag
     }
     image.tags.push(head.tag);
   }
+  await rememberChildren(state.backingUrl, repo, [...images.values()], pushed);
   await rememberUntagged(state.backingUrl, repo, [...images.keys()], pushed);
   const tagged = [...images.values()].sort((a, b) => compare(a.tags[0]!, b.tags[0]!));
   const untagged = [...pushed.entries()]
@@ -73,6 +75,16 @@ async function rememberUntagged(backingUrl: string, repo: string, tagged: string
       subjects.push(referrer.digest);
       if (!pushed.has(referrer.digest)) pushed.set(referrer.digest, { pushedAt: new Date(), mediaType: referrer.mediaType });
     }
+  }
+}
+
+/** Learns the children of the tagged indexes pushed past the front: ECR lists each as an image of its own. */
+async function rememberChildren(backingUrl: string, repo: string, tagged: EcrImage[], pushed: Map<string, PushRecord>): Promise<void> {
+  const indexes = tagged.filter((image) => INDEX_TYPES.has(image.mediaType));
+  const texts = await inBatches(indexes, (image) => manifestTextAt(backingUrl, repo, image.digest));
+  for (const text of texts) {
+    const children = text === undefined ? [] : ((JSON.parse(text) as { manifests?: { digest: string; mediaType: string }[] }).manifests ?? []);
+    for (const child of children) if (!pushed.has(child.digest)) pushed.set(child.digest, { pushedAt: new Date(), mediaType: child.mediaType });
   }
 }
 
@@ -116,8 +128,12 @@ export async function manifestFacts(state: EcrState, repo: string, digest: strin
 }
 
 /** The manifest's text as pushed; undefined when the backing registry does not have it. */
-export async function manifestText(state: EcrState, repo: string, digest: string): Promise<string | undefined> {
-  const res = await fetch(`${state.backingUrl}/v2/${repo}/manifests/${digest}`, { headers: { accept: '*/*' } });
+export function manifestText(state: EcrState, repo: string, digest: string): Promise<string | undefined> {
+  return manifestTextAt(state.backingUrl, repo, digest);
+}
+
+async function manifestTextAt(backingUrl: string, repo: string, digest: string): Promise<string | undefined> {
+  const res = await fetch(`${backingUrl}/v2/${repo}/manifests/${digest}`, { headers: { accept: '*/*' } });
   const text = await res.text();
   return res.status === 200 ? text : undefined;
 }

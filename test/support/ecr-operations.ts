@@ -14,6 +14,14 @@ interface ImageIdentifier {
 }
 
 const MAX_RESULTS = 1000;
+/** BatchGetImage's acceptedMediaTypes as the reference lists its valid values. */
+const REFERENCE_MEDIA_TYPES = new Set([
+  'application/vnd.docker.distribution.manifest.v1+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+  'application/vnd.oci.image.manifest.v1+json',
+]);
+/** The multi-arch index types (OCI image index, Docker manifest list), which that list leaves out. */
+const INDEX_TYPES = new Set(['application/vnd.oci.image.index.v1+json', 'application/vnd.docker.distribution.manifest.list.v2+json']);
 const REPOSITORY_NAME = /^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*\/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
 
 export const operations: Record<string, Operation> = {
@@ -91,10 +99,7 @@ export const operations: Record<string, Operation> = {
     const repo = input.repositoryName as string;
     const ids = (input.imageIds as ImageIdentifier[] | undefined) ?? [];
     if (ids.length < 1 || ids.length > 100) throw new EcrError('InvalidParameterException', 'imageIds must hold 1 to 100 items');
-    const accepted = input.acceptedMediaTypes as string[] | undefined;
-    if (accepted !== undefined && (accepted.length < 1 || accepted.length > 100)) {
-      throw new EcrError('InvalidParameterException', 'acceptedMediaTypes must hold 1 to 100 items');
-    }
+    const accepted = acceptedMediaTypes(state, input);
     const images = await readImages(state, repo);
     const found: Record<string, unknown>[] = [];
     const failures: { imageId: ImageIdentifier; failureCode: string; failureReason: string }[] = [];
@@ -102,13 +107,17 @@ export const operations: Record<string, Operation> = {
       const refused = deletionRefusal(id, images);
       const image = imageFor(images, id);
       const text = refused || !image ? undefined : await manifestText(state, repo, image.digest);
+      const isIndex = image !== undefined && INDEX_TYPES.has(image.mediaType);
       if (refused || !image || text === undefined) {
         failures.push({ imageId: id, ...(refused ?? { failureCode: 'ImageNotFound', failureReason: 'Requested image not found' }) });
-      } else if (accepted !== undefined && !accepted.includes(image.mediaType)) {
+      } else if ((accepted !== undefined && !accepted.includes(image.mediaType)) || (isIndex && state.indexTypes === 'failure')) {
+        // The reference names no failureCode for a type not accepted: this one is the stand-in's.
         failures.push({ imageId: id, failureCode: 'UnsupportedImageType', failureReason: `Image type ${image.mediaType} is not accepted` });
       } else {
         const imageId = { imageDigest: image.digest, ...(id.imageTag !== undefined && { imageTag: id.imageTag }) };
-        found.push({ registryId: state.registryId, repositoryName: repo, imageId, imageManifest: text, imageManifestMediaType: image.mediaType });
+        // 'other-bytes': the same JSON with its trailing newline changed, so another digest, as a converting registry might answer.
+        const imageManifest = isIndex && state.indexTypes === 'other-bytes' ? (text.endsWith('\n') ? text.trimEnd() : `${text}\n`) : text;
+        found.push({ registryId: state.registryId, repositoryName: repo, imageId, imageManifest, imageManifestMediaType: image.mediaType });
       }
     }
     return { images: found, failures };
@@ -141,6 +150,25 @@ export const operations: Record<string, Operation> = {
     return { imageIds, failures };
   },
 };
+
+/**
+ * BatchGetImage's acceptedMediaTypes (1 to 100 items). The reference lists three valid values,
+ * the image manifest types; with `indexTypes: 'invalid-parameter'` any other is refused as an
+ * invalid parameter, as a strict reading of that list would have it.
+ */
+function acceptedMediaTypes(state: EcrState, input: Input): string[] | undefined {
+  const accepted = input.acceptedMediaTypes as string[] | undefined;
+  if (accepted === undefined) return undefined;
+  if (accepted.length < 1 || accepted.length > 100) throw new EcrError('InvalidParameterException', 'acceptedMediaTypes must hold 1 to 100 items');
+  const unlisted = accepted.filter((type) => !REFERENCE_MEDIA_TYPES.has(type));
+  if (state.indexTypes === 'invalid-parameter' && unlisted.length > 0) {
+    throw new EcrError(
+      'InvalidParameterException',
+      `Invalid parameter at 'acceptedMediaTypes' failed to satisfy constraint: '${unlisted[0]}' is not one of [${[...REFERENCE_MEDIA_TYPES].join(', ')}]`,
+    );
+  }
+  return accepted;
+}
 
 function repositoryView(state: EcrState, name: string): Record<string, unknown> {
   const record = state.repositories.get(name) as RepositoryRecord;

@@ -11,7 +11,8 @@
 // callers signing with one role's credentials (from ./sts-stand-in.ts).
 // Not modelled: IAM policies (any signed caller may do anything otherwise), lifecycle and repository policies,
 // replication, scanning results, pull-through caches, ImageReferencedByManifestList, per-repository
-// blob isolation (go-containerregistry keeps blobs in one pool), request quotas (only failNext).
+// blob isolation (go-containerregistry keeps blobs in one pool), request quotas (only failNext), and
+// what real ECR's BatchGetImage does with the index types (the indexTypes option picks one answer).
 import { createServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -20,7 +21,9 @@ import { startReferrersRegistry } from './referrers-registry.js';
 import { operations, type Input } from './ecr-operations.js';
 import { registryFront, type RegistryRequest } from './ecr-registry-front.js';
 import { signingAccessKeyId } from './sts-stand-in.js';
-import { EcrError, type EcrState, type ExclusionFilter, type TagMutability } from './ecr-state.js';
+import { EcrError, type EcrState, type ExclusionFilter, type IndexTypes, type TagMutability } from './ecr-state.js';
+
+export type { IndexTypes } from './ecr-state.js';
 
 export { REFERRERS_REGISTRY_START_TIMEOUT_MS as ECR_STAND_IN_START_TIMEOUT_MS } from './referrers-registry.js';
 
@@ -36,6 +39,8 @@ export interface EcrStandInOptions {
    * authorization token has expired", as ECR has been seen to answer it.
    */
   expiredTokenStatus?: 401 | 403;
+  /** What BatchGetImage does with the index types (see IndexTypes); default 'served'. */
+  indexTypes?: IndexTypes;
 }
 
 export interface EcrStandIn {
@@ -60,6 +65,8 @@ export interface EcrStandIn {
   expireTokens(): void;
   /** The next n API calls of `operation` fail with this error type (e.g. 'AccessDeniedException'). */
   failNext(operation: string, errorType: string, n?: number): void;
+  /** From now on BatchGetImage treats the index types so (see IndexTypes). */
+  serveIndexTypes(mode: IndexTypes): void;
   /** From now on only calls signed with this access key id are served (others: AccessDeniedException), as for a registry in another account. */
   requireAccessKey(accessKeyId: string): void;
   stop(): Promise<void>;
@@ -80,6 +87,7 @@ export async function startEcrStandIn(options: EcrStandInOptions = {}): Promise<
     backingUrl: backing.url,
     pageSize: options.pageSize ?? 100,
     tokenTtlMs: options.tokenTtlMs ?? 12 * 60 * 60 * 1000,
+    indexTypes: options.indexTypes ?? 'served',
     repositories: new Map(),
     tokens: new Map(),
     pushed: new Map(),
@@ -112,6 +120,9 @@ export async function startEcrStandIn(options: EcrStandInOptions = {}): Promise<
     },
     failNext(operation, errorType, n = 1) {
       failures.set(operation, [...(failures.get(operation) ?? []), { errorType, left: n }]);
+    },
+    serveIndexTypes(mode) {
+      state.indexTypes = mode;
     },
     requireAccessKey(accessKeyId) {
       access.required = accessKeyId;

@@ -15,6 +15,14 @@ export interface RepositoryRecord {
   createdAt: Date;
 }
 
+/**
+ * What BatchGetImage does with the multi-arch index types, which the reference's acceptedMediaTypes
+ * does not list: 'served' when asked for (as AWS's containerd resolver relies on); 'invalid-parameter'
+ * (a call naming them is refused whole); 'failure' (an index is a failures[] entry, whatever was
+ * asked); 'other-bytes' (an index given as other bytes than pushed: the same JSON, another digest).
+ */
+export type IndexTypes = 'served' | 'invalid-parameter' | 'failure' | 'other-bytes';
+
 export interface PushRecord {
   pushedAt: Date;
   mediaType: string;
@@ -29,6 +37,7 @@ export interface EcrState {
   backingUrl: string;
   pageSize: number;
   tokenTtlMs: number;
+  indexTypes: IndexTypes;
   repositories: Map<string, RepositoryRecord>;
   /** Registry API password -> when it stops being accepted (ms since the epoch). */
   tokens: Map<string, number>;

@@ -120,6 +120,15 @@ export class MemoryRegistry implements Registry {
     return this.manifest(repository, reference);
   }
 
+  /** None, as the registry API tells none without a request. */
+  async knownMediaTypes(): Promise<Map<string, string>> {
+    return new Map();
+  }
+
+  async getManifests(repository: string, digests: readonly string[]): Promise<Map<string, RawManifest>> {
+    return new Map(digests.flatMap((digest) => this.manifest(repository, digest) ?? []).map((manifest) => [manifest.digest, manifest]));
+  }
+
   async putManifest(repository: string, reference: string, manifest: RawManifest): Promise<void> {
     this.seedManifest(this.write(repository), manifest, reference.includes(':') ? undefined : reference);
   }

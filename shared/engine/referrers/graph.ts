@@ -56,8 +56,9 @@ export function isDerivedTag(mode: ReferrerMode, tag: string, primaryHas: (tag: 
 }
 
 /**
- * The manifests a set of tags reaches: each tagged manifest and, for an index, its children
- * (one GET per index, whose type a HEAD told). A digest whose type is unknown is taken alone.
+ * The manifests a set of tags reaches: each tagged manifest and, for an index, its children (the
+ * indexes, whose type a HEAD or the registry's own listing told, read together: a registry with a
+ * batch read asks once for many). A digest whose type is unknown is taken alone.
  */
 export async function reachedManifests(
   client: Registry,
@@ -67,15 +68,15 @@ export async function reachedManifests(
   concurrency: number,
 ): Promise<string[]> {
   const roots = [...new Set(digests)];
-  const children: string[] = [];
-  await mapLimit(
-    roots.filter((digest) => isIndexMediaType(mediaTypes.get(digest) ?? '')),
-    concurrency,
-    async (digest) => {
-      const index = await client.getManifest(repository, digest);
-      if (index) children.push(...manifestReferences(index).children.map((child) => child.digest));
-    },
-  );
+  // A side whose listing gives digests (ECR's) was not HEADed: its registry may still tell the types.
+  const unknown = roots.filter((digest) => !mediaTypes.has(digest));
+  const told = unknown.length === 0 ? new Map<string, string>() : await client.knownMediaTypes(repository, unknown);
+  const indexes = roots.filter((digest) => isIndexMediaType(mediaTypes.get(digest) ?? told.get(digest) ?? ''));
+  const read = indexes.length === 0 ? new Map<string, never>() : await client.getManifests(repository, indexes, concurrency);
+  const children = indexes.flatMap((digest) => {
+    const index = read.get(digest);
+    return index ? manifestReferences(index).children.map((child) => child.digest) : [];
+  });
   return [...new Set([...roots, ...children])];
 }
 

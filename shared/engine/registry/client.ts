@@ -3,7 +3,7 @@ import type { Descriptor, RawManifest } from '../base/oci.js';
 import { Blobs, KnownBlobs } from './blobs.js';
 import { Catalog } from './catalog.js';
 import { Deletes } from './deletes.js';
-import { Manifests } from './manifests.js';
+import { Manifests, manifestsOneByOne } from './manifests.js';
 import { Referrers } from './referrers.js';
 import type {
   BlobSource,
@@ -121,6 +121,16 @@ export class RegistryClient implements Registry {
 
   getManifest(repository: string, reference: string): Promise<RawManifest | null> {
     return this.manifests.getManifest(this.at(repository), reference);
+  }
+
+  /** None: the registry API tells a manifest's type only by a request for it (a HEAD). */
+  async knownMediaTypes(): Promise<Map<string, string>> {
+    return new Map();
+  }
+
+  /** One GET per digest, `concurrency` at a time: the registry API has no batch read. */
+  getManifests(repository: string, digests: readonly string[], concurrency: number): Promise<Map<string, RawManifest>> {
+    return manifestsOneByOne((digest) => this.getManifest(repository, digest), digests, concurrency);
   }
 
   provesAbsent(repository: string, reference: string): Promise<boolean> {

@@ -1,3 +1,4 @@
+import { mapLimit } from '../base/concurrency.js';
 import { GeoSyncError } from '../base/errors.js';
 import { MANIFEST_ACCEPT, MAX_MANIFEST_BYTES, digestAlgorithm, digestOf, isSchema1MediaType, isValidDigest, quote, type RawManifest } from '../base/oci.js';
 import { provenAbsent } from './absence.js';
@@ -5,6 +6,16 @@ import type { ManifestHead } from './registry.js';
 import { baseMediaType } from './responses.js';
 import { pull, push } from './scopes.js';
 import type { Transport } from './transport.js';
+
+/** Each digest's manifest read on its own, `concurrency` at a time; those absent left out. */
+export async function manifestsOneByOne(
+  get: (digest: string) => Promise<RawManifest | null>,
+  digests: readonly string[],
+  concurrency: number,
+): Promise<Map<string, RawManifest>> {
+  const found = await mapLimit(digests, concurrency, get);
+  return new Map(digests.flatMap((digest, i) => (found[i] ? [[digest, found[i]] as const] : [])));
+}
 
 /** Manifests by tag or digest: read (HEAD, GET) and store (PUT), their digests checked. Deletes are in deletes.ts. */
 export class Manifests {

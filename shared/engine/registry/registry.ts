@@ -33,6 +33,10 @@ export interface Registry {
   headManifest(repository: string, reference: string): Promise<ManifestHead | null>;
   /** A manifest's exact bytes, checked against its digest; null when absent. */
   getManifest(repository: string, reference: string): Promise<RawManifest | null>;
+  /** The manifest types this registry tells of those digests without a request per manifest (ECR's image listing); empty where it tells none. */
+  knownMediaTypes(repository: string, digests: readonly string[]): Promise<Map<string, string>>;
+  /** Several manifests by digest (the indexes whose children a read follows), each checked against its digest; a digest absent is left out. */
+  getManifests(repository: string, digests: readonly string[], concurrency: number): Promise<Map<string, RawManifest>>;
   /** Stores a manifest's bytes as they are, under a tag or its digest. */
   putManifest(repository: string, reference: string, manifest: RawManifest): Promise<void>;
   /** Whether the registry itself says the manifest is not there (absence.ts); an answer that proves nothing throws. */

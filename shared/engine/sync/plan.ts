@@ -153,7 +153,8 @@ export async function planPairReferrers(
 ): Promise<ReferrerPlan> {
   const { primary, secondary, repository } = pair;
   const digests = [...planned.values(), ...(read.subjects ?? [])].filter((digest): digest is string => digest !== undefined);
-  const types = new Map([...mediaTypesOf(read.secondaryHeads), ...replicator.copiedTypes]);
+  // Either side's HEADs tell which manifests are indexes: a side whose listing gives digests (ECR's) was not HEADed.
+  const types = new Map([...mediaTypesOf([...(read.primaryHeads ?? []), ...read.secondaryHeads]), ...replicator.copiedTypes]);
   const roots = await reachedManifests(primary, repository, digests, types, concurrency);
   // A secondary that did not have the repository may hold it now: ask once more where it was undecided.
   const store = mode.secondary === 'api' && (await secondary.servesReferrers(repository)) === false ? 'tag-schema' : mode.secondary;

@@ -72,6 +72,8 @@ export interface SyncSides {
   secondaryIsNew: boolean;
   /** What the secondary's HEADs told of each manifest (type, size): tag removal uses it. */
   secondaryHeads: ManifestHead[];
+  /** What the primary's HEADs told (which manifests are indexes). */
+  primaryHeads: ManifestHead[];
 }
 
 /**
@@ -92,12 +94,15 @@ export async function readForSync(
   ]);
   if (primaryTags === null) throw primaryNotFound(primary, repository);
   const secondaryTags = listed ?? new Map<string, string | undefined>();
+  const primaryHeads: ManifestHead[] = [];
   const secondaryHeads: ManifestHead[] = [];
-  const onHead = (head: ManifestHead) => void secondaryHeads.push(head);
   await Promise.all([
-    readDigests(primary, repository, primaryTags, (tag) => options.dryRun === true || secondaryTags.has(tag), options),
-    readDigests(secondary, repository, secondaryTags, () => true, { ...options, onHead }),
+    readDigests(primary, repository, primaryTags, (tag) => options.dryRun === true || secondaryTags.has(tag), {
+      ...options,
+      onHead: (head) => void primaryHeads.push(head),
+    }),
+    readDigests(secondary, repository, secondaryTags, () => true, { ...options, onHead: (head) => void secondaryHeads.push(head) }),
   ]);
   // A tag the secondary lost during its HEADs is planned as a copy; its digest comes with the copy.
-  return { primaryTags, secondaryTags: secondaryTags as Map<string, string>, secondaryIsNew: listed === null, secondaryHeads };
+  return { primaryTags, secondaryTags: secondaryTags as Map<string, string>, secondaryIsNew: listed === null, secondaryHeads, primaryHeads };
 }

@@ -32,6 +32,11 @@ export interface SidesRead {
   secondaryTags: Map<string, string>;
   /** What the secondary's HEADs told of each manifest (type, size): tag removal uses it. */
   secondaryHeads: ManifestHead[];
+  /**
+   * What the primary's HEADs told: which manifests are indexes where the secondary was not HEADed
+   * (a secondary whose listing gives digests, as ECR's does). A digest's type is the same on both sides.
+   */
+  primaryHeads?: ManifestHead[];
   /** The secondary did not have the repository at all. */
   secondaryIsNew: boolean;
   /** Tags the read could not settle (no proof of absence, say): neither planned nor touched. */

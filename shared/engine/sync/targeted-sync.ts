@@ -138,6 +138,7 @@ class NamedTagsReader implements SyncReader {
       primaryTags: new Map(),
       secondaryTags: new Map(),
       secondaryHeads: [],
+      primaryHeads: [],
       secondaryIsNew: false,
       failed: [],
       skipped: [],
@@ -177,7 +178,10 @@ class NamedTagsReader implements SyncReader {
       onPrimary = await primary.headManifest(repository, tag);
     }
     this.tagsRead.add(tag);
-    if (onPrimary) sides.primaryTags.set(tag, onPrimary.digest);
+    if (onPrimary) {
+      sides.primaryTags.set(tag, onPrimary.digest);
+      sides.primaryHeads?.push(onPrimary);
+    }
     if (onSecondary && (onPrimary || (await this.provedAbsent(tag, sides)))) {
       sides.secondaryTags.set(tag, onSecondary.digest);
       sides.secondaryHeads.push(onSecondary);

@@ -136,14 +136,13 @@ async function bothGraphs(
   },
 ): Promise<{ primary: ReferrerEdge[]; secondary: ReferrerEdge[] }> {
   const { concurrency } = sides;
-  const side = async (client: Registry, tags: TagMap, heads: ManifestHead[], via: ReferrerStore, listed?: ReadonlySet<string>) => {
-    const roots = await reachedManifests(client, repository, tags.values(), mediaTypesOf(heads), concurrency);
+  // A digest's type is the same on both sides: a side whose listing gives digests (ECR's) was not HEADed, the other may have been.
+  const types = mediaTypesOf([...sides.heads.primary, ...sides.heads.secondary]);
+  const side = async (client: Registry, tags: TagMap, via: ReferrerStore, listed?: ReadonlySet<string>) => {
+    const roots = await reachedManifests(client, repository, tags.values(), types, concurrency);
     return edgesOf(await readReferrerGraph(client, repository, roots, via, concurrency, listed));
   };
-  const [onPrimary, onSecondary] = await Promise.all([
-    side(primary, sides.primaryTags, sides.heads.primary, 'api'),
-    side(secondary, sides.secondaryTags, sides.heads.secondary, store, sides.listed),
-  ]);
+  const [onPrimary, onSecondary] = await Promise.all([side(primary, sides.primaryTags, 'api'), side(secondary, sides.secondaryTags, store, sides.listed)]);
   return { primary: onPrimary, secondary: onSecondary };
 }
 

@@ -31,6 +31,12 @@ export interface ImageFacts {
   subject?: string;
 }
 
+/** One manifest as BatchGetImage gave it: its text and, where ECR names it, its media type. */
+export interface BatchedManifest {
+  text: string;
+  mediaType?: string;
+}
+
 /** ECR's answers that a retry may change (the SDK has retried them already). */
 const TRANSIENT = new Set(['ThrottlingException', 'ServerException', 'LimitExceededException', 'TooManyRequestsException']);
 
@@ -95,15 +101,21 @@ export class EcrApi {
     return images;
   }
 
-  /** The manifests' text by digest, 100 a call; a digest ECR did not give is left out. */
-  async manifestsByDigest(repository: string, digests: string[], mediaTypes: string[]): Promise<Map<string, string>> {
-    const manifests = new Map<string, string>();
+  /**
+   * The manifests' text, and their type as ECR names it, by digest, 100 a call; a digest ECR did
+   * not give (a failures[] entry) is left out. Unchecked: the caller hashes the text against the digest.
+   */
+  async manifestsByDigest(repository: string, digests: readonly string[], mediaTypes: readonly string[]): Promise<Map<string, BatchedManifest>> {
+    const manifests = new Map<string, BatchedManifest>();
     for (let i = 0; i < digests.length; i += BATCH_GET_SIZE) {
       const imageIds = digests.slice(i, i + BATCH_GET_SIZE).map((imageDigest) => ({ imageDigest }));
-      const input = { ...this.registryId, repositoryName: repository, imageIds, acceptedMediaTypes: mediaTypes };
+      const input = { ...this.registryId, repositoryName: repository, imageIds, acceptedMediaTypes: [...mediaTypes] };
       const out = await this.callOrAbsent<BatchGetImageCommandOutput>('BatchGetImage', repository, (sdk) => new sdk.BatchGetImageCommand(input));
       for (const image of out?.images ?? []) {
-        if (image.imageId?.imageDigest && image.imageManifest !== undefined) manifests.set(image.imageId.imageDigest, image.imageManifest);
+        const digest = image.imageId?.imageDigest;
+        if (digest && image.imageManifest !== undefined) {
+          manifests.set(digest, { text: image.imageManifest, ...(image.imageManifestMediaType && { mediaType: image.imageManifestMediaType }) });
+        }
       }
     }
     return manifests;

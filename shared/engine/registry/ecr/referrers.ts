@@ -8,10 +8,17 @@
  */
 import { createHash, getHashes } from 'node:crypto';
 import type { Referrer } from '../registry.js';
-import type { EcrApi, ImageFacts } from './api.js';
+import type { BatchedManifest, EcrApi, ImageFacts } from './api.js';
 
 /** Subject digest -> its referrers. */
 type ReferrerIndex = Map<string, Referrer[]>;
+
+/** What one DescribeImages read of a repository gives: the referrers by subject, and every image's manifest type. */
+interface RepositoryImages {
+  referrers: ReferrerIndex;
+  /** Digest -> imageManifestMediaType: which manifests are indexes, without a HEAD. */
+  types: Map<string, string>;
+}
 
 /** The manifest types BatchGetImage's reference lists for acceptedMediaTypes; a referrer of another type is sized with a HEAD. */
 const BATCH_GET_TYPES = new Set([
@@ -22,7 +29,7 @@ const BATCH_GET_TYPES = new Set([
 
 export class EcrReferrers {
   /** Repository -> its index (null: ECR does not have the repository). */
-  private readonly indexes = new Map<string, Promise<ReferrerIndex | null>>();
+  private readonly indexes = new Map<string, Promise<RepositoryImages | null>>();
 
   constructor(
     private readonly api: EcrApi,
@@ -34,6 +41,28 @@ export class EcrReferrers {
 
   /** The referrers of `digest` in the repository; 'unknown' when ECR does not have the repository. */
   async list(repository: string, digest: string): Promise<Referrer[] | 'unknown'> {
+    const found = await this.images(repository);
+    return found === null ? 'unknown' : [...(found.referrers.get(digest) ?? [])];
+  }
+
+  /** The manifest types of those digests ECR lists in the repository, from the same read as the referrers. */
+  async mediaTypes(repository: string, digests: readonly string[]): Promise<Map<string, string>> {
+    const found = await this.images(repository);
+    const types = new Map<string, string>();
+    for (const digest of digests) {
+      const type = found?.types.get(digest);
+      if (type) types.set(digest, type);
+    }
+    return types;
+  }
+
+  /** Drops the repository's index: called once a write to it is done (or failed part way). */
+  forget(repository: string): void {
+    this.indexes.delete(repository);
+  }
+
+  /** The repository's read, made once until a write forgets it. */
+  private images(repository: string): Promise<RepositoryImages | null> {
     let index = this.indexes.get(repository);
     if (!index) {
       const reading = this.read(repository);
@@ -42,16 +71,10 @@ export class EcrReferrers {
       reading.catch(() => this.indexes.get(repository) === reading && this.indexes.delete(repository));
       index = reading;
     }
-    const found = await index;
-    return found === null ? 'unknown' : [...(found.get(digest) ?? [])];
+    return index;
   }
 
-  /** Drops the repository's index: called once a write to it is done (or failed part way). */
-  forget(repository: string): void {
-    this.indexes.delete(repository);
-  }
-
-  private async read(repository: string): Promise<ReferrerIndex | null> {
+  private async read(repository: string): Promise<RepositoryImages | null> {
     const images = await this.api.describeImages(this.nameOf(repository));
     if (images === null) return null;
     const referrers = images.filter((image): image is ImageFacts & { subject: string } => image.subject !== undefined);
@@ -63,7 +86,7 @@ export class EcrReferrers {
       const entry = { digest: referrer.digest, mediaType: referrer.mediaType, size, artifactType: referrer.artifactMediaType ?? '' };
       index.set(referrer.subject, [...(index.get(referrer.subject) ?? []), entry]);
     }
-    return index;
+    return { referrers: index, types: new Map(images.filter((image) => image.mediaType).map((image) => [image.digest, image.mediaType])) };
   }
 
   /** Each referrer manifest's byte size: from BatchGetImage's manifest text when it matches the digest, else over the registry API. */
@@ -73,14 +96,14 @@ export class EcrReferrers {
     const mediaTypes = [...new Set(batched.map((referrer) => referrer.mediaType))];
     const manifests =
       batched.length === 0
-        ? new Map<string, string>()
+        ? new Map<string, BatchedManifest>()
         : await this.api.manifestsByDigest(
             this.nameOf(repository),
             batched.map((referrer) => referrer.digest),
             mediaTypes,
           );
     for (const referrer of referrers) {
-      const text = manifests.get(referrer.digest);
+      const text = manifests.get(referrer.digest)?.text;
       const bytes = text === undefined ? undefined : Buffer.from(text, 'utf8');
       if (bytes && digestMatches(bytes, referrer.digest)) sizes.set(referrer.digest, bytes.length);
       else {

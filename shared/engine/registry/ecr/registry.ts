@@ -1,7 +1,8 @@
 /**
  * `EcrRegistry`: the `Registry` of an Amazon ECR registry. The registry API (manifests, blobs,
  * referrers) goes through a RegistryClient signed in with ECR's registry tokens; what ECR does
- * through its own API goes there: tags with digests (ListImages), the repositories
+ * through its own API goes there: tags with digests (ListImages), manifests many at a time
+ * (BatchGetImage, each checked against its digest), the repositories
  * (DescribeRepositories), removal of one tag or one untagged image (BatchDeleteImage), and the
  * creation of a repository before its first write (ECR does not create repositories on push).
  */
@@ -21,7 +22,9 @@ import type {
   TrafficStats,
 } from '../registry.js';
 import type { RegistryEndpoint, TransportOptions } from '../transport.js';
+import { silentLogger } from '../../base/log.js';
 import { EcrApi } from './api.js';
+import { EcrManifests } from './manifests.js';
 import { EcrReferrers } from './referrers.js';
 import type { EcrSettings } from './settings.js';
 import { registryTokens } from './token.js';
@@ -31,6 +34,8 @@ export class EcrRegistry implements Registry {
   private readonly api: EcrApi;
   /** Referrers from ECR's API, indexed per repository until this registry writes there. */
   private readonly referrers: EcrReferrers;
+  /** Manifests many at a time through BatchGetImage, each checked; what it does not give, over the registry API. */
+  private readonly manifests: EcrManifests;
   /** Set once the role was refused ecr:DescribeImages or ecr:BatchGetImage: referrers are then read over the registry API. */
   private referrersOverRegistry = false;
   /** Repositories known to exist here in this run (listed, or created). */
@@ -53,6 +58,8 @@ export class EcrRegistry implements Registry {
       (repository) => this.at(repository),
       async (repository, digest) => (await this.client.headManifest(repository, digest))?.size,
     );
+    const get = (repository: string, digest: string) => this.client.getManifest(repository, digest);
+    this.manifests = new EcrManifests(this.api, (repository) => this.at(repository), get, options.logger ?? silentLogger, host);
   }
 
   get host(): string {
@@ -113,6 +120,23 @@ export class EcrRegistry implements Registry {
 
   getManifest(repository: string, reference: string): Promise<RawManifest | null> {
     return this.client.getManifest(repository, reference);
+  }
+
+  /** From DescribeImages (the read the referrers come from); empty where ECR's API may not be read. */
+  async knownMediaTypes(repository: string, digests: readonly string[]): Promise<Map<string, string>> {
+    if (this.referrersOverRegistry) return new Map();
+    try {
+      return await this.referrers.mediaTypes(repository, digests);
+    } catch (error) {
+      if (!(error instanceof GeoSyncError && error.code === 'ECR_ACCESS_DENIED')) throw error;
+      this.referrersOverRegistry = true;
+      return new Map();
+    }
+  }
+
+  /** Through BatchGetImage, 100 a call; a manifest ECR does not give as asked (or when it refuses), one GET each. */
+  getManifests(repository: string, digests: readonly string[], concurrency: number): Promise<Map<string, RawManifest>> {
+    return this.manifests.byDigest(repository, digests, concurrency);
   }
 
   provesAbsent(repository: string, reference: string): Promise<boolean> {
