@@ -111,6 +111,13 @@ describe('requestsPerSecond on a secondary', () => {
     });
     expect(endpoints.primary.requestsPerSecond).toBe(0.5);
     expect(endpoints.secondaries.map((site) => site.endpoint.requestsPerSecond)).toEqual([2.5, undefined]);
+    // The stack parameter's default: empty is no pace.
+    const unpaced = endpointsFromEnv({
+      GEO_SYNC_PRIMARY_URL: 'https://primary.example',
+      GEO_SYNC_PRIMARY_REQUESTS_PER_SECOND: '',
+      GEO_SYNC_SECONDARY_URL: 'https://s.example',
+    });
+    expect(unpaced.primary.requestsPerSecond).toBeUndefined();
   });
 });
 
