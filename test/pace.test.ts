@@ -1,7 +1,7 @@
 // The pace of requests to one registry (pace.ts) on a clock moved by hand: no registry, no timers.
 import { describe, expect, it } from 'vitest';
 import type { EngineLogger } from '../shared/engine/index.js';
-import { RegistryPace, rateLimitBudget, type PaceClock } from '../shared/engine/registry/pace.js';
+import { LONGEST_PACED_SPACING_SECONDS, RegistryPace, rateLimitBudget, type PaceClock } from '../shared/engine/registry/pace.js';
 
 /** A clock that moves only when told to, firing its timers in order as it passes them. */
 class ManualClock implements PaceClock {
@@ -92,11 +92,20 @@ describe("the registry's RateLimit headers", () => {
     expect(await grantTimes(pace, clock, 4, 7_000, 100)).toEqual([0, 2_000, 4_000, 6_000]);
   });
 
-  it("use the policy's window where no reset is given (Docker Hub)", async () => {
+  it("use the policy's window where no reset is given", async () => {
     const clock = new ManualClock();
     const pace = new RegistryPace(undefined, { clock });
-    expect(pace.heed(rateLimitBudget({ 'ratelimit-limit': '100;w=21600', 'ratelimit-remaining': '6;w=21600' })!, true)).toBe(6 / 21_600);
-    expect(await grantTimes(pace, clock, 2, 3_700_000, 10_000)).toEqual([0, 3_600_000]);
+    expect(pace.heed(rateLimitBudget({ 'ratelimit-limit': '100;w=60', 'ratelimit-remaining': '6;w=60' })!, true)).toBe(6 / 60);
+    expect(await grantTimes(pace, clock, 2, 11_000, 1_000)).toEqual([0, 10_000]);
+  });
+
+  it("set no pace that would space requests more than LONGEST_PACED_SPACING_SECONDS apart (Docker Hub's six hours)", async () => {
+    const clock = new ManualClock();
+    const pace = new RegistryPace(undefined, { clock });
+    expect(pace.heed(rateLimitBudget({ 'ratelimit-limit': '100;w=21600', 'ratelimit-remaining': '6;w=21600' })!, true)).toBeUndefined();
+    expect(pace.heed({ remaining: 0, resetSeconds: LONGEST_PACED_SPACING_SECONDS + 1 }, true)).toBeUndefined();
+    expect(await grantTimes(pace, clock, 3, 1_000, 100)).toEqual([0, 0, 0]);
+    expect(pace.heed({ remaining: 1, resetSeconds: LONGEST_PACED_SPACING_SECONDS }, true)).toBe(1 / LONGEST_PACED_SPACING_SECONDS);
   });
 
   it('with nothing left, hold every request until the window resets; then the pace lifts', async () => {
@@ -110,12 +119,12 @@ describe("the registry's RateLimit headers", () => {
   it('lift the pace as soon as an answer says more is left', async () => {
     const clock = new ManualClock();
     const pace = new RegistryPace(undefined, { clock });
-    pace.heed({ remaining: 1, windowSeconds: 3_600 }, true);
+    pace.heed({ remaining: 1, windowSeconds: 5 }, true);
     const granted: number[] = [];
     for (let i = 0; i < 5; i++) void pace.take().then(() => granted.push(clock.now()));
     await clock.advance(1_000);
     expect(granted).toEqual([0]);
-    expect(pace.heed({ remaining: 99, windowSeconds: 3_600 }, false)).toBeUndefined();
+    expect(pace.heed({ remaining: 99, windowSeconds: 5 }, false)).toBeUndefined();
     await clock.advance(0);
     expect(granted).toEqual([0, 1_000, 1_000, 1_000, 1_000]);
   });

@@ -8,7 +8,8 @@
  * - what the registry says is left of its rate limit (`RateLimit-Remaining`), once that is below the
  *   in-flight limit (as `AdaptiveLimit.holdAtMost` judges it): the remaining requests are spread
  *   over the time left in its window (`RateLimit-Reset`, else the policy's `w`), rather than spent
- *   at once and then refused. Nothing left means nothing sent until the window resets. The pace
+ *   at once and then refused, where that spaces them at most `LONGEST_PACED_SPACING_SECONDS`
+ *   apart. Nothing left means nothing sent until the window resets (within that bound). The pace
  *   lifts as soon as an answer says more is left, or the window it was derived from has ended.
  */
 import { performance } from 'node:perf_hooks';
@@ -78,6 +79,14 @@ export interface PaceLimit {
 }
 
 const UNPACED: PaceLimit = { rate: Infinity, burst: Infinity, until: Infinity };
+
+/**
+ * The widest spacing the registry's headers may set between two requests. Docker Hub's last few
+ * of a six-hour budget would be an hour apart: a run would wait hours on requests that may not
+ * even count (its HEADs are free). Past this the in-flight cap holds alone, and a refusal pauses
+ * the registry for as long as its Retry-After says.
+ */
+export const LONGEST_PACED_SPACING_SECONDS = 10;
 
 /**
  * A token bucket whose rate may change while requests wait for it. Waiting requests go in order;
@@ -209,11 +218,11 @@ export class RegistryPace {
     if (sentAt < this.freshest) return this.fromHeaders?.rate;
     this.freshest = sentAt;
     const seconds = budget.resetSeconds ?? budget.windowSeconds;
-    if (!nearlySpent || seconds === undefined || seconds <= 0) {
+    let left = Math.max(0, budget.remaining - othersInFlight);
+    if (this.fromHeaders) left = Math.max(0, Math.min(left, this.fromHeaders.left - (this.granted - this.fromHeaders.granted)));
+    if (!nearlySpent || seconds === undefined || seconds <= 0 || seconds / Math.max(1, left) > LONGEST_PACED_SPACING_SECONDS) {
       this.fromHeaders = undefined;
     } else {
-      let left = Math.max(0, budget.remaining - othersInFlight);
-      if (this.fromHeaders) left = Math.max(0, Math.min(left, this.fromHeaders.left - (this.granted - this.fromHeaders.granted)));
       const rate = left / seconds;
       const until = this.bucket.now() + seconds * 1000;
       this.fromHeaders = { rate, burst: Math.min(Math.max(1, rate), left), until, left, granted: this.granted };
