@@ -553,3 +553,27 @@ describe('ECR through the CLI', () => {
     expect(result.stderr + result.stdout).not.toMatch(/Basic |AWS:/);
   });
 });
+
+describe('requestsPerSecond on an ECR secondary', () => {
+  it('paces its registry API and its ECR API calls together: no more than 10 × seconds + a second’s burst in any window, every tag copied', async () => {
+    const repo = 'ecr-paced/app';
+    const tags = Array.from({ length: 6 }, (_, i) => `t${i}`);
+    for (const tag of tags) await pushImage(plain.url, repo, tag, { seed: `ecr-paced/${tag}` });
+    const endpoints = endpointsFromEnv({ GEO_SYNC_PRIMARY_URL: plain.url, ...ecrAs('SECONDARY'), GEO_SYNC_SECONDARY_REQUESTS_PER_SECOND: '10' });
+    const from = { api: ecr.apiCalls.length, registry: ecr.registryRequests.length };
+    const primary = openRegistry(endpoints.primary);
+    const secondary = openRegistry(endpoints.secondaries[0]!.endpoint);
+    const report = await syncRepository(primary, secondary, validateRepositoryName(repo)).finally(() => Promise.all([primary.close(), secondary.close()]));
+    expect(report.status, JSON.stringify(report.failed)).toBe('synced');
+    expect(await readTags(B(), repo)).toEqual(await readTags(plain.url, repo));
+
+    const arrivals = [...ecr.apiCalls.slice(from.api), ...ecr.registryRequests.slice(from.registry)].map((request) => request.at).sort((a, b) => a - b);
+    expect(ecr.apiCalls.length - from.api).toBeGreaterThan(0);
+    expect(arrivals.length).toBeGreaterThan(30);
+    // As in test/pace-sync.test.ts: sends are bounded; arrivals may lag them by an event loop's turn.
+    for (const windowMs of [250, 500, 1_000, 2_000]) {
+      const most = Math.max(...arrivals.map((start) => arrivals.filter((at) => at >= start && at < start + windowMs).length));
+      expect(most, `${windowMs} ms`).toBeLessThanOrEqual(10 + 10 * ((windowMs + 250) / 1000));
+    }
+  });
+});

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { RegistryClient, syncRepository, validateRepositoryName, verifyRepository } from '../shared/engine/index.js';
 import { startFaultProxy, type FaultProxy } from './support/fault-proxy.js';
 import { Transport } from '../shared/engine/registry/transport.js';
+import { RegistryPace, type PaceClock } from '../shared/engine/registry/pace.js';
 import type { EngineLogger } from '../shared/engine/index.js';
 import { startRegistryPair, type RegistryPair } from './support/registry.js';
 import { pushImage } from './support/seed.js';
@@ -105,7 +106,11 @@ describe('RateLimit-Remaining near zero', () => {
       warn: (message, detail) => void warnings.push({ message, detail }),
       error: () => undefined,
     };
-    const transport = new Transport({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` }, { concurrency: 16, logger });
+    // The pace's waits are recorded, not spent: none, since six hours over 1 left is past the widest spacing.
+    const paceWaits: number[] = [];
+    const clock: PaceClock = { now: () => 0, after: (ms, fire) => (paceWaits.push(ms), setImmediate(fire), () => undefined) };
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const transport = new Transport({ url }, { concurrency: 16, logger, pace: new RegistryPace(undefined, { registry: new URL(url).host, logger, clock }) });
     const ping = () => transport.send({ method: 'GET', target: '/v2/', scopes: [], expect: [200] });
     try {
       await ping();
@@ -117,6 +122,8 @@ describe('RateLimit-Remaining near zero', () => {
       await ping();
       await ping();
       expect(transport.concurrencyLimit).toBe(1);
+      // 3, then 1 left of 21,600 s: hours apart, so the in-flight cap holds alone and nothing waits.
+      expect(paceWaits).toEqual([]);
       expect(warnings).toEqual([
         {
           message: 'registry rate limit nearly spent; slowing down',

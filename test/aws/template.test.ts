@@ -53,6 +53,7 @@ describe('the packaged CloudFormation template', () => {
       'GEO_SYNC_INVOCATIONS_AT_ONCE',
       'GEO_SYNC_PRIMARY_REGION',
       'GEO_SYNC_PRIMARY_REGISTRY_ID',
+      'GEO_SYNC_PRIMARY_REQUESTS_PER_SECOND',
       'GEO_SYNC_PRIMARY_ROLE_ARN',
       'GEO_SYNC_PRIMARY_TYPE',
       'GEO_SYNC_PRIMARY_URL',

@@ -11,12 +11,15 @@
 import { createHash } from 'node:crypto';
 import { request, type IncomingMessage, type ServerResponse } from 'node:http';
 import { forward } from './loopback.js';
+import { performance } from 'node:perf_hooks';
 import { tagIsImmutable, type EcrState } from './ecr-state.js';
 
 export interface RegistryRequest {
   method: string;
   path: string;
   status: number;
+  /** performance.now() on arrival. */
+  at: number;
 }
 
 export interface FrontOptions {
@@ -32,7 +35,7 @@ const REPOSITORY_PATH = /^\/v2\/(.+?)\/(manifests|blobs|tags|referrers)\/(.*)$/;
 export function registryFront(state: EcrState, log: RegistryRequest[], options: FrontOptions) {
   const backing = new URL(state.backingUrl);
   return (req: IncomingMessage, res: ServerResponse): void => {
-    const entry: RegistryRequest = { method: req.method ?? 'GET', path: req.url ?? '/', status: 0 };
+    const entry: RegistryRequest = { method: req.method ?? 'GET', path: req.url ?? '/', status: 0, at: performance.now() };
     log.push(entry);
     const answer: Answer = (status, code, message, headers = {}) => {
       req.resume();

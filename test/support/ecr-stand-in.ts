@@ -15,6 +15,7 @@
 // what real ECR's BatchGetImage does with the index types (the indexTypes option picks one answer).
 import { createServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { serveOnLoopback } from './loopback.js';
 import { startReferrersRegistry } from './referrers-registry.js';
@@ -53,8 +54,8 @@ export interface EcrStandIn {
   region: string;
   /** The registry behind the front, without auth or ECR's rules: for reading the real state in tests. */
   backingRegistryUrl: string;
-  /** Every ECR API call received, in order: the operation name, its JSON input, the access key id that signed it. */
-  apiCalls: { operation: string; input: Record<string, unknown>; accessKeyId: string | undefined }[];
+  /** Every ECR API call received, in order: the operation name, its JSON input, the access key id that signed it, performance.now() on arrival. */
+  apiCalls: { operation: string; input: Record<string, unknown>; accessKeyId: string | undefined; at: number }[];
   /** Every registry API request received: method, path (with query), status answered. */
   registryRequests: RegistryRequest[];
   /** Seeds a repository directly (as CreateRepository would), for tests. */
@@ -143,6 +144,7 @@ interface ApiContext {
 
 /** One ECR API call: parse, record, check the signature's scope, then fail as told or answer. */
 async function serveApiCall(state: EcrState, req: IncomingMessage, res: ServerResponse, context: ApiContext): Promise<void> {
+  const at = performance.now();
   const requestId = randomUUID();
   const reply = (status: number, body: object) => res.writeHead(status, { 'content-type': JSON_1_1, 'x-amzn-requestid': requestId }).end(JSON.stringify(body));
   const fail = (err: EcrError) => reply(err.status, { __type: err.type, message: err.message });
@@ -153,7 +155,7 @@ async function serveApiCall(state: EcrState, req: IncomingMessage, res: ServerRe
     const operation = target.startsWith(TARGET_PREFIX) ? target.slice(TARGET_PREFIX.length) : target;
     const input = parseInput(Buffer.concat(chunks).toString('utf8'));
     const accessKeyId = signingAccessKeyId(req.headers.authorization, 'ecr');
-    context.apiCalls.push({ operation, input, accessKeyId });
+    context.apiCalls.push({ operation, input, accessKeyId, at });
     checkSignatureScope(state, req.headers.authorization);
     if (context.access.required !== undefined && accessKeyId !== context.access.required) {
       throw new EcrError(

@@ -1,11 +1,18 @@
 // A test-only HTTP proxy in front of a real registry that breaks chosen requests: error statuses
-// (with Retry-After), connection resets, bodies cut short, slow answers. Fault injection is the one
-// place a hand-written stand-in is right: real registries do not fail on cue.
+// (with Retry-After), connection resets, bodies cut short, slow answers; or passes the registry's
+// answer on with headers of its own (a rate limit's). Fault injection is the one place a
+// hand-written stand-in is right: real registries do not fail on cue.
 import { createServer, request, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
 
 export type Fault =
-  { kind: 'status'; status: number; headers?: Record<string, string> } | { kind: 'reset' } | { kind: 'truncate' } | { kind: 'delay'; ms: number };
+  | { kind: 'status'; status: number; headers?: Record<string, string> }
+  | { kind: 'reset' }
+  | { kind: 'truncate' }
+  | { kind: 'delay'; ms: number }
+  /** No fault: the registry's answer, with these headers added. */
+  | { kind: 'headers'; headers: Record<string, string> };
 
 export interface ProxiedRequest {
   method: string;
@@ -17,8 +24,8 @@ export interface ProxiedRequest {
 export interface FaultProxy {
   url: string;
   stats: { requests: number; faults: number; byKind: Record<string, number> };
-  /** Requests as seen, for assertions about what the client sent. */
-  log: { method: string; path: string; authorization: string | undefined; fault?: string }[];
+  /** Requests as seen (`at`: performance.now() on arrival), for assertions about what the client sent. */
+  log: { method: string; path: string; authorization: string | undefined; at: number; fault?: string }[];
   setRule(rule: (request: ProxiedRequest) => Fault | undefined): void;
   stop(): Promise<void>;
 }
@@ -32,8 +39,9 @@ export async function startFaultProxy(targetUrl: string, rule: (request: Proxied
   const server: Server = createServer((req, res) => {
     const n = ++stats.requests;
     const fault = decide({ method: req.method ?? 'GET', path: req.url ?? '/', n });
-    log.push({ method: req.method ?? 'GET', path: req.url ?? '/', authorization: req.headers.authorization, ...(fault ? { fault: fault.kind } : {}) });
-    if (fault && fault.kind !== 'delay' && fault.kind !== 'truncate') {
+    const at = performance.now();
+    log.push({ method: req.method ?? 'GET', path: req.url ?? '/', authorization: req.headers.authorization, at, ...(fault ? { fault: fault.kind } : {}) });
+    if (fault && fault.kind !== 'delay' && fault.kind !== 'truncate' && fault.kind !== 'headers') {
       stats.faults++;
       stats.byKind[fault.kind] = (stats.byKind[fault.kind] ?? 0) + 1;
       req.resume();
@@ -66,7 +74,7 @@ export async function startFaultProxy(targetUrl: string, rule: (request: Proxied
             });
             return;
           }
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          res.writeHead(answer.statusCode ?? 502, { ...answer.headers, ...(fault?.kind === 'headers' && fault.headers) });
           answer.pipe(res);
         },
       );

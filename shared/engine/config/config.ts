@@ -37,14 +37,17 @@ const secondaryEntry = z.strictObject({
   repositories: patterns.optional(),
   tags: patterns.optional(),
   prefix: z.string().optional(),
+  /** The most requests a second this process sends to the registry (registry/pace.ts). */
+  requestsPerSecond: z.number().positive().finite().optional(),
   ...ecrFields,
 });
 export type SecondaryEntry = z.infer<typeof secondaryEntry>;
 
 /**
- * Registries from the environment: GEO_SYNC_PRIMARY_URL (+ _USERNAME, _PASSWORD, _CA_FILE) and
- * either GEO_SYNC_SECONDARY_URL (+ the same) or a list of secondaries, each {name, url, username?,
- * password?, caFile?, repositories?, tags?, prefix?}: GEO_SYNC_SECONDARIES (JSON), or a YAML or
+ * Registries from the environment: GEO_SYNC_PRIMARY_URL (+ _USERNAME, _PASSWORD, _CA_FILE,
+ * _REQUESTS_PER_SECOND) and either GEO_SYNC_SECONDARY_URL (+ the same) or a list of secondaries,
+ * each {name, url, username?, password?, caFile?, repositories?, tags?, prefix?,
+ * requestsPerSecond?}: GEO_SYNC_SECONDARIES (JSON), or a YAML or
  * JSON file (`config`, env GEO_SYNC_CONFIG), never both. Overrides win; the secondary override is
  * the name of a listed secondary, or else a URL (which keeps everything, under no prefix).
  */
@@ -122,7 +125,8 @@ export function parseSecondaries(parsed: unknown, source: string): SecondarySite
     if (names.has(entry.name)) throw invalidInput('INVALID_CONFIG', `${source} names ${JSON.stringify(entry.name)} twice`);
     names.add(entry.name);
     const { url, ecr } = ecrDeclared(entry, label);
-    const endpoint = withoutUndefined({ url, username: entry.username, password: entry.password, caFile: entry.caFile, ecr });
+    const { username, password, caFile, requestsPerSecond } = entry;
+    const endpoint = withoutUndefined({ url, username, password, caFile, ecr, requestsPerSecond });
     return { name: entry.name, endpoint, scope: compileScope(entry, label) };
   });
 }
@@ -145,7 +149,10 @@ export class MissingRegistryError extends GeoSyncError {
   }
 }
 
-/** A registry from GEO_SYNC_<ROLE>_URL (+ _USERNAME, _PASSWORD, _CA_FILE), or ECR's from _TYPE=ecr, _REGION, _REGISTRY_ID, _ROLE_ARN. */
+/**
+ * A registry from GEO_SYNC_<ROLE>_URL (+ _USERNAME, _PASSWORD, _CA_FILE, _REQUESTS_PER_SECOND), or
+ * ECR's from _TYPE=ecr, _REGION, _REGISTRY_ID, _ROLE_ARN.
+ */
 function endpointFromEnv(env: Env, role: 'PRIMARY' | 'SECONDARY', url: string | undefined): RegistryEndpoint {
   const value = url ?? (env[`GEO_SYNC_${role}_URL`] || undefined);
   const declared = ecrFromEnv(env, role);
@@ -156,7 +163,22 @@ function endpointFromEnv(env: Env, role: 'PRIMARY' | 'SECONDARY', url: string | 
     throw new MissingRegistryError(role === 'PRIMARY' ? 'primary' : 'secondary');
   }
   const { url: resolved, ecr } = ecrDeclared({ ...declared, url: value, username, password }, `GEO_SYNC_${role}_*`);
-  return withoutUndefined({ url: resolved, username, password, caFile: env[`GEO_SYNC_${role}_CA_FILE`], ecr });
+  const requestsPerSecond = requestsPerSecondFromEnv(env, `GEO_SYNC_${role}_REQUESTS_PER_SECOND`);
+  return withoutUndefined({ url: resolved, username, password, caFile: env[`GEO_SYNC_${role}_CA_FILE`], ecr, requestsPerSecond });
+}
+
+/** A positive number of requests a second, fractions allowed (`0.5`: one every two seconds); empty or unset: no pace. */
+function requestsPerSecondFromEnv(env: Env, name: string): number | undefined {
+  const value = env[name]?.trim();
+  if (!value) return undefined;
+  const rate = /^(?:\d+(?:\.\d*)?|\.\d+)$/.test(value) ? Number(value) : NaN;
+  if (!(rate > 0) || !Number.isFinite(rate)) {
+    throw invalidInput(
+      'INVALID_CONFIG',
+      `${name} must be a positive number of requests a second (fractions allowed, e.g. 20 or 0.5), not ${JSON.stringify(value)}`,
+    );
+  }
+  return rate;
 }
 
 function withoutUndefined(endpoint: {
@@ -165,6 +187,7 @@ function withoutUndefined(endpoint: {
   password?: string | undefined;
   caFile?: string | undefined;
   ecr?: RegistryEndpoint['ecr'] | undefined;
+  requestsPerSecond?: number | undefined;
 }): RegistryEndpoint {
   return Object.fromEntries(Object.entries(endpoint).filter(([, v]) => v !== undefined)) as unknown as RegistryEndpoint;
 }

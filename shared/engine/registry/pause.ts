@@ -45,6 +45,11 @@ export class RegistryPause {
     );
   }
 
+  /** Whether a pause runs now. */
+  get paused(): boolean {
+    return this.resumed !== undefined;
+  }
+
   /** Resolves at once, or when the pause now running has ended. */
   async clear(): Promise<void> {
     while (this.resumed) await this.resumed;
@@ -76,25 +81,4 @@ export class RegistryPause {
 /** Answers that pause the whole registry: a 429, and a 503 that says when to come back. */
 export function pausesRegistry(status: number | undefined, retryAfter: string | undefined): boolean {
   return status === 429 || (status === 503 && retryAfter !== undefined);
-}
-
-/**
- * What a registry says is left of its rate limit: `RateLimit-Remaining` and `RateLimit-Limit`, as
- * Docker Hub sends them (`3;w=21600`: the count, then the window in seconds) or as the IETF draft
- * does (the count alone). Undefined without a remaining count.
- */
-export function rateLimitBudget(
-  remainingHeader: string | undefined,
-  limitHeader: string | undefined,
-): { remaining: number; rateLimit?: number; windowSeconds?: number } | undefined {
-  const remaining = leadingCount(remainingHeader);
-  if (remaining === undefined) return undefined;
-  const rateLimit = leadingCount(limitHeader);
-  const window = /;\s*w=(\d+)/.exec(remainingHeader ?? '')?.[1];
-  return { remaining, ...(rateLimit !== undefined && { rateLimit }), ...(window !== undefined && { windowSeconds: Number(window) }) };
-}
-
-function leadingCount(value: string | undefined): number | undefined {
-  const match = value === undefined ? null : /^\s*(\d+)/.exec(value);
-  return match ? Number(match[1]) : undefined;
 }

@@ -11,7 +11,8 @@ import { Authenticator, TokenServiceError, type CredentialsProvider } from './au
 import type { IdentityToken } from './identity-token.js';
 import type { EcrSettings } from './ecr/settings.js';
 import { AdaptiveLimit } from './limit.js';
-import { RegistryPause, pausesRegistry, rateLimitBudget } from './pause.js';
+import { RegistryPace, rateLimitBudget } from './pace.js';
+import { RegistryPause, pausesRegistry } from './pause.js';
 import type { TrafficStats } from './registry.js';
 import type { RegistryResponse, RequestSpec } from './request.js';
 import { parseRegistryErrors } from './responses.js';
@@ -29,6 +30,8 @@ export interface RegistryEndpoint {
   caFile?: string;
   /** Set when the registry is ECR (its host, or declared): reached through ECR's API too (openRegistry). */
   ecr?: EcrSettings;
+  /** The most requests a second this process sends to the registry (pace.ts); none when absent. */
+  requestsPerSecond?: number;
 }
 
 export interface TransportOptions {
@@ -48,6 +51,8 @@ export interface TransportOptions {
   onResponse?: (observed: ObservedResponse) => void;
   /** Fetched credentials (ECR's registry tokens) or docker's identity token, instead of the endpoint's username and password. */
   credentials?: CredentialsProvider | IdentityToken;
+  /** The registry's pace (pace.ts), when shared with traffic beside this transport (ECR's API) or on a test's clock. */
+  pace?: RegistryPace;
 }
 
 export interface ObservedResponse {
@@ -73,7 +78,7 @@ export class Transport {
   private readonly dispatcher: Dispatcher;
   private readonly inFlight: AdaptiveLimit;
   private readonly pause = new RegistryPause();
-  private warnedRemaining = false;
+  private readonly pace: RegistryPace;
   private readonly auth: Authenticator;
   private readonly retries: number;
   private readonly backoff: { baseMs: number; capMs: number };
@@ -96,6 +101,7 @@ export class Transport {
     const ca = endpoint.caFile ? [...rootCertificates, readCaFile(endpoint.caFile)] : undefined;
     const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
     this.inFlight = new AdaptiveLimit(concurrency);
+    this.pace = options.pace ?? new RegistryPace(endpoint.requestsPerSecond, { registry: this.base.host, logger: this.logger });
     this.stats.limitMax = this.stats.limitFinal = this.inFlight.limit;
     this.dispatcher = new Agent({
       connections: concurrency,
@@ -178,7 +184,7 @@ export class Transport {
       if (onHost && !GATEWAY_STATUS.has(status)) this.outage.answered();
       const headers = flattenHeaders(response.headers);
       if (onHost) this.countThrottling(status, headers['retry-after']);
-      if (onHost) this.heedRemaining(headers['ratelimit-remaining'], headers['ratelimit-limit']);
+      if (onHost) this.heedRemaining(headers, sentAt);
       // A body we stream up arrives at the registry's pace, not the route's: its wait is no round trip.
       const roundTripMs = typeof spec.body === 'function' ? undefined : performance.now() - sentAt;
       this.releaseWhenClosed(response.body, ticket, THROTTLING_STATUS.has(status), roundTripMs);
@@ -239,11 +245,14 @@ export class Transport {
     else body.once('close', release);
   }
 
-  /** A slot, once the registry is not paused (pause.ts); a slot granted during a pause is held until it ends. */
+  /** A slot, once the registry is not paused (pause.ts; a slot granted during a pause waits); then its turn in the pace (pace.ts). */
   private async acquire(): Promise<number> {
     await this.pause.clear();
     const ticket = await this.inFlight.acquire();
-    await this.pause.clear();
+    do {
+      await this.pause.clear();
+      await this.pace.take();
+    } while (this.pause.paused);
     return ticket;
   }
 
@@ -253,15 +262,13 @@ export class Transport {
     if (!pausesRegistry(status, retryAfter) && !THROTTLING_STATUS.has(status)) this.pause.answered();
   }
 
-  /** `RateLimit-Remaining` below the in-flight limit: no more in flight than the registry has left; said once, at warn. */
-  private heedRemaining(remainingHeader: string | undefined, limitHeader: string | undefined): void {
-    const budget = rateLimitBudget(remainingHeader, limitHeader);
+  /** `RateLimit-Remaining` below the in-flight limit: no more in flight than the registry has left, spread over its window (pace.ts). */
+  private heedRemaining(headers: Record<string, string | undefined>, sentAt: number): void {
+    const budget = rateLimitBudget(headers);
     if (budget === undefined) return;
-    const slowing = budget.remaining < this.inFlight.limit;
+    this.pace.heed(budget, budget.remaining < this.inFlight.limit, { sentAt, othersInFlight: this.inFlight.active - 1 });
     this.inFlight.holdAtMost(budget.remaining);
     this.stats.limitFinal = this.inFlight.limit;
-    if (slowing && !this.warnedRemaining) this.logger.warn('registry rate limit nearly spent; slowing down', { registry: this.base.host, ...budget });
-    this.warnedRemaining ||= slowing;
   }
 
   private release(ticket: number | undefined, throttled: boolean, roundTripMs: number | undefined): void {

@@ -13,6 +13,7 @@ import type {
   ListImagesCommandOutput,
 } from '@aws-sdk/client-ecr';
 import { GeoSyncError } from '../../base/errors.js';
+import type { RegistryPace } from '../pace.js';
 import { isConnectionError } from '../retry.js';
 import type { EcrRepositorySettings, EcrSettings } from './settings.js';
 import type { AuthorizationData } from './token.js';
@@ -50,6 +51,8 @@ export class EcrApi {
     private readonly settings: EcrSettings,
     /** The registry's host, for messages. */
     private readonly host: string,
+    /** The registry's pace (pace.ts): each attempt of each call, the SDK's own retries too, takes its turn. */
+    private readonly pace?: RegistryPace,
   ) {
     this.registryId = settings.registryId ? { registryId: settings.registryId } : {};
   }
@@ -200,7 +203,11 @@ export class EcrApi {
     this.client ??= (async () => {
       const sdk = await import('@aws-sdk/client-ecr');
       const credentials = this.settings.roleArn ? await assumedRole(this.settings.roleArn, this.settings.region, this.host) : undefined;
-      return { client: new sdk.ECRClient({ region: this.settings.region, ...(credentials ? { credentials } : {}) }), sdk };
+      const client = new sdk.ECRClient({ region: this.settings.region, ...(credentials ? { credentials } : {}) });
+      // In the deserialize step, inside the SDK's retries: every attempt is paced, not only the first.
+      const pace = this.pace;
+      if (pace) client.middlewareStack.add((next) => async (args) => (await pace.take(), next(args)), { step: 'deserialize', name: 'registryPace' });
+      return { client, sdk };
     })();
     return this.client;
   }

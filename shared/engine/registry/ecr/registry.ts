@@ -23,6 +23,7 @@ import type {
 } from '../registry.js';
 import type { RegistryEndpoint, TransportOptions } from '../transport.js';
 import { silentLogger } from '../../base/log.js';
+import { RegistryPace } from '../pace.js';
 import { EcrApi } from './api.js';
 import { EcrManifests } from './manifests.js';
 import { EcrReferrers } from './referrers.js';
@@ -50,9 +51,11 @@ export class EcrRegistry implements Registry {
   constructor(endpoint: RegistryEndpoint, settings: EcrSettings, options: TransportOptions & { prefix?: string } = {}) {
     const { username: _username, password: _password, ...plain } = endpoint;
     const host = new URL(endpoint.url.includes('://') ? endpoint.url : `https://${endpoint.url}`).host;
-    this.api = new EcrApi(settings, host);
+    // One pace for the registry API and ECR's own: the entry's requestsPerSecond holds for both together.
+    const pace = options.pace ?? new RegistryPace(endpoint.requestsPerSecond, { registry: host, ...(options.logger && { logger: options.logger }) });
+    this.api = new EcrApi(settings, host, pace);
     const tokens = registryTokens(`${host}\0${settings.registryId ?? ''}\0${settings.roleArn ?? ''}`, host, () => this.api.authorizationToken());
-    this.client = new RegistryClient(plain, { ...options, credentials: tokens });
+    this.client = new RegistryClient(plain, { ...options, credentials: tokens, pace });
     this.referrers = new EcrReferrers(
       this.api,
       (repository) => this.at(repository),
