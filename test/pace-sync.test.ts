@@ -10,6 +10,8 @@ import {
   verifyRepository,
   type Registry,
 } from '../shared/engine/index.js';
+import { createAwsRuntime } from '../shared/aws/runtime.js';
+import { lambdaContext } from './aws/support/event-source.js';
 import { startFaultProxy, type Fault, type FaultProxy } from './support/fault-proxy.js';
 import { startRegistryPair, type RegistryPair } from './support/registry.js';
 import { pushImage } from './support/seed.js';
@@ -84,6 +86,33 @@ describe('requestsPerSecond on a secondary', () => {
       expect(mostArrivedIn(arrivals, windowMs), `${windowMs} ms`).toBeLessThanOrEqual(20 + 20 * ((windowMs + 250) / 1000));
     }
     await expectSecondaryExact(repo, tags.length);
+  });
+
+  it("on AWS is the fleet's: each invocation takes its share over the invocations at once (60 over 20+10 is 2 a second)", async () => {
+    const repo = 'paced/fleet';
+    const tags = ['a', 'b', 'c', 'd'];
+    await seed(repo, tags);
+    await syncConfigured(repo, { GEO_SYNC_PRIMARY_URL: registries.primary.url, GEO_SYNC_SECONDARY_URL: registries.secondary.url });
+    const runtime = createAwsRuntime(
+      {
+        GEO_SYNC_TABLE: 'state',
+        AWS_REGION: 'us-east-1',
+        GEO_SYNC_PRIMARY_URL: registries.primary.url,
+        GEO_SYNC_SECONDARIES: JSON.stringify([{ name: 'paced', url: secondaryProxy.url, requestsPerSecond: 60 }]),
+        GEO_SYNC_REGISTRY_MAX_IN_FLIGHT: '1920',
+        GEO_SYNC_INVOCATIONS_AT_ONCE: '20+10',
+      },
+      async () => ({}),
+    );
+    const from = secondaryProxy.log.length;
+    const report = await runtime.invoke(lambdaContext(), (opened) =>
+      verifyRepository(opened.primary(), opened.secondary('paced'), validateRepositoryName(repo)),
+    );
+    expect(report).toMatchObject({ status: 'synced', primaryTags: tags.length });
+    const arrivals = secondaryProxy.log.slice(from).map((request) => request.at);
+    // The ping, the tag list and a HEAD a tag: unpaced, all within a few milliseconds.
+    expect(arrivals.length).toBeGreaterThanOrEqual(tags.length + 1);
+    expect(mostArrivedIn(arrivals, 1_000)).toBeLessThanOrEqual(2 + 2 * 1.25);
   });
 
   it.each([0, -1, 'fast', null])('refuses %j, naming the entry', (value) => {

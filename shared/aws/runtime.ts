@@ -9,7 +9,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
-import { DEFAULT_CONCURRENCY, GeoSyncError, describeZodIssues, errorMessage, invalidInput } from '../engine/index.js';
+import { DEFAULT_CONCURRENCY, GeoSyncError, describeZodIssues, errorMessage, invalidInput, type Endpoints } from '../engine/index.js';
 import {
   openRegistries,
   parseDuration,
@@ -93,7 +93,7 @@ export function createAwsRuntime(env: NodeJS.ProcessEnv, credentialSource?: Cred
     url ? new SqsQueue<M>(sqs, url) : { send: () => Promise.reject(new GeoSyncError('INVALID_CONFIG', `this function has no ${name} queue configured`)) };
   const credentials: CredentialSource =
     credentialSource ?? (config.GEO_SYNC_CREDENTIALS_SECRET ? secretsExtensionCredentials(config.GEO_SYNC_CREDENTIALS_SECRET, env) : async () => ({}));
-  const endpoints = lambdaEndpoints(env);
+  const endpoints = paceShared(lambdaEndpoints(env), config.GEO_SYNC_INVOCATIONS_AT_ONCE);
   const repositorySource = lambdaRepositorySource(env);
   const port = engineLogger(logger);
 
@@ -169,6 +169,19 @@ function invocationCeiling(config: z.infer<typeof Config>): number {
     );
   }
   return Math.min(share, config.GEO_SYNC_CONCURRENCY);
+}
+
+/**
+ * Each registry's `requestsPerSecond` is the fleet's, as `registryMaxInFlight` is: every invocation
+ * that may run at once takes an equal static share of it (the sum GEO_SYNC_INVOCATIONS_AT_ONCE),
+ * so 30 invocations at once never send more than the rate the operator set for the registry.
+ * Without that sum (one function run by hand), the rate is the invocation's.
+ */
+export function paceShared(endpoints: Endpoints, invocationsAtOnce: number | undefined): Endpoints {
+  if (invocationsAtOnce === undefined) return endpoints;
+  const share = <E extends Endpoints['primary']>(endpoint: E): E =>
+    endpoint.requestsPerSecond === undefined ? endpoint : { ...endpoint, requestsPerSecond: endpoint.requestsPerSecond / invocationsAtOnce };
+  return { primary: share(endpoints.primary), secondaries: endpoints.secondaries.map((s) => ({ ...s, endpoint: share(s.endpoint) })) };
 }
 
 export function isSqsEvent(event: unknown): event is { Records: SQSRecord[] } {
