@@ -2,13 +2,31 @@
 // ECR's API (tags and digests from ListImages) against the same registry read as a plain one (the
 // token pasted as a password: one HEAD per tag, as before ECR was a registry type). ECR cannot run
 // here: the side is the stand-in of test/support/ecr-stand-in.ts, which records every registry
-// request and every ECR API call it receives; the other side is a docker-registry. Both ways: ECR
-// as the secondary, then the same repository with ECR as the primary. The CLI runs as a process.
-import { ECRClient, GetAuthorizationTokenCommand } from '@aws-sdk/client-ecr';
+// request and every ECR API call it receives. Four pairs: ECR as the secondary of a docker-registry,
+// then the same repository with ECR as the primary; ECR to ECR (bench/ecr-to-ecr.ts); and ECR as the
+// secondary of a registry serving the referrers API with signed images (bench/ecr-signed.ts). The CLI
+// runs as a process.
 import { performance } from 'node:perf_hooks';
 import { startEcrStandIn, type EcrStandIn } from '../test/support/ecr-stand-in.js';
-import type { RegistryRequest } from '../test/support/ecr-registry-front.js';
 import { readTags } from '../test/support/seed.js';
+import {
+  GOAL_PER_TAG,
+  READING_LABEL,
+  awsEnv,
+  commandArgs,
+  costOf,
+  describeCost,
+  listed,
+  recordRun,
+  registryPassword,
+  total,
+  type Command,
+  type Reading,
+  type Referrers,
+  type SideCost,
+} from './ecr-cost.js';
+import { benchEcrToEcr } from './ecr-to-ecr.js';
+import { SIGNED_REPOSITORY, checkSignedCopy, startSignedPrimary } from './ecr-signed.js';
 import { expectOk, expectSame, int, log, registry, runOurs, seconds } from './harness.js';
 import type { Row } from './report.js';
 import { pushBaseLayer, seedRepository } from './seed.js';
@@ -17,36 +35,31 @@ const REPOSITORY = 'bench/ecr';
 /** BENCH_ECR_TAGS: tags seeded on the docker-registry and copied once to the ECR side. */
 const DEFAULT_TAGS = 200;
 const BASE_LAYER_BYTES = 64 * 1024;
-/** The goal of issue 29: registry requests to an ECR side per tag, against 1.0 HEAD a tag before. */
-const GOAL_PER_TAG = 0.01;
 
 type Role = 'secondary' | 'primary';
-type Command = 'no-op sync' | 'verify';
-type Reading = 'ecr' | 'plain';
-/** Referrers on (the default), and off (--no-referrers): an ECR side serves the referrers API, which a primary's referrers are read through. */
-type Referrers = 'on' | 'off';
-
-/** What one CLI run cost the ECR side. */
-interface SideCost {
-  registryRequests: number;
-  /** Registry requests by kind (HEAD manifest, GET manifest, referrers, tag list, ping, GitLab probe, other). */
-  byKind: Record<string, number>;
-  /** ECR API calls by operation. */
-  apiCalls: Record<string, number>;
-  /** The requests counted as `other`, as sent (method, path, status answered). */
-  other: string[];
-  wallMs: number;
-}
 
 interface Scenario {
-  role: Role;
+  /** Which pair: `ECR secondary`, `ECR primary`, `ECR secondary of a referrers-API primary`. */
+  label: string;
   command: Command;
   costs: Record<Referrers, Record<Reading, SideCost>>;
 }
 
-const READING_LABEL: Record<Reading, string> = { ecr: 'read through the ECR API', plain: 'read as a plain registry (token as password)' };
+/** One ECR side of a pair: its role, the repository, the other side (a registry without ECR's API). */
+interface OneSide {
+  label: string;
+  role: Role;
+  repository: string;
+  otherUrl: string;
+  tags: number;
+}
 
-/** The ECR rows: one initial copy to the ECR side, then each scenario read both ways. */
+/**
+ * The ECR rows: the bench repository seeded on a docker-registry and copied once to the ECR side, then
+ * each command read both ways with ECR as its secondary and as its primary; the same repository ECR to
+ * ECR (bench/ecr-to-ecr.ts); and an ECR secondary of a primary that serves the referrers API, some of
+ * its images signed (bench/ecr-signed.ts).
+ */
 export async function benchEcr(): Promise<{ rows: Row[]; details: Record<string, unknown> }> {
   const tags = int(process.env.BENCH_ECR_TAGS, DEFAULT_TAGS);
   if (tags === 0) throw new Error('BENCH_ECR_TAGS must be at least 1');
@@ -59,123 +72,93 @@ export async function benchEcr(): Promise<{ rows: Row[]; details: Record<string,
     log(`ECR: seeded ${Object.keys(truth).length} tags on the docker-registry in ${seconds(performance.now() - t)}`);
 
     const password = await registryPassword(ecr);
-    const env = (role: Role, reading: Reading) => ({ ...awsEnv(ecr), ...sides(ecr, plain.url, role, reading, password) });
-    const initial = expectOk(await runOurs(['sync', REPOSITORY, '--json'], { env: env('secondary', 'ecr') }), 'geo-sync sync (initial, to ECR)');
-    log(`ECR: initial sync to the ECR side ${seconds(initial.wallMs)}`);
-    await expectSame(ecr.backingRegistryUrl, truth, 'the ECR side after the initial sync', REPOSITORY);
-
-    const scenarios: Scenario[] = [];
-    for (const role of ['secondary', 'primary'] as const) {
-      for (const command of ['no-op sync', 'verify'] as const) {
-        const costs = { on: {}, off: {} } as Scenario['costs'];
-        for (const referrers of ['on', 'off'] as const) {
-          const args = [command === 'verify' ? 'verify' : 'sync', REPOSITORY, '--json', ...(referrers === 'off' ? ['--no-referrers'] : [])];
-          for (const reading of ['ecr', 'plain'] as const) {
-            const what = `ECR ${role}, ${command}${referrers === 'off' ? ' --no-referrers' : ''}, ${READING_LABEL[reading]}`;
-            const cost = await costOf(ecr, args, env(role, reading), `geo-sync ${what}`);
-            costs[referrers][reading] = cost;
-            log(`${what}: ${seconds(cost.wallMs)}; ${describeCost(cost)}`);
-          }
-        }
-        scenarios.push({ role, command, costs });
-      }
-    }
+    const pair = (role: Role): OneSide => ({ label: `ECR ${role}`, role, repository: REPOSITORY, otherUrl: plain.url, tags });
+    const initialMs = await initialCopy(ecr, pair('secondary'), truth);
+    const scenarios = [...(await measureOneSide(ecr, password, pair('secondary'))), ...(await measureOneSide(ecr, password, pair('primary')))];
     await expectSame(plain.url, truth, 'the docker-registry after the runs', REPOSITORY);
     await expectSame(ecr.backingRegistryUrl, truth, 'the ECR side after the runs', REPOSITORY);
+
+    const ecrToEcr = await benchEcrToEcr(ecr, password, REPOSITORY, truth);
+    const signed = await benchSignedPrimary(ecr, password, tags);
     return {
-      rows: scenarios.flatMap((scenario) => rowsOf(scenario, tags)),
-      details: { tags, repository: REPOSITORY, initialSyncMs: initial.wallMs, scenarios },
+      rows: [...scenarios.flatMap((scenario) => rowsOf(scenario, tags)), ...ecrToEcr.rows, ...signed.rows],
+      details: { tags, repository: REPOSITORY, initialSyncMs: initialMs, scenarios, ecrToEcr: ecrToEcr.details, signedPrimary: signed.details },
     };
   } finally {
     await Promise.all([ecr.stop(), plain.stop()]);
   }
 }
 
-/** The SDK's own variables: the ECR API at the stand-in, dummy credentials, no instance metadata. */
-function awsEnv(ecr: EcrStandIn): Record<string, string> {
-  return {
-    AWS_ENDPOINT_URL_ECR: ecr.apiUrl,
-    AWS_REGION: ecr.region,
-    AWS_ACCESS_KEY_ID: 'AKIDSTANDIN',
-    AWS_SECRET_ACCESS_KEY: 'stand-in-secret',
-    AWS_EC2_METADATA_DISABLED: 'true',
-  };
+/** The ECR secondary of a primary serving the referrers API, some images signed: its rows as ECR secondary's. */
+async function benchSignedPrimary(ecr: EcrStandIn, password: string, tags: number): Promise<{ rows: Row[]; details: Record<string, unknown> }> {
+  const primary = await startSignedPrimary(tags);
+  try {
+    const side: OneSide = {
+      label: `ECR secondary of a referrers-API primary (${primary.signed.length} manifests signed)`,
+      role: 'secondary',
+      repository: SIGNED_REPOSITORY,
+      otherUrl: primary.url,
+      tags: Object.keys(primary.truth).length,
+    };
+    const initialMs = await initialCopy(ecr, side, primary.truth);
+    await checkSignedCopy(ecr.backingRegistryUrl, primary.signed);
+    const scenarios = await measureOneSide(ecr, password, side);
+    await expectSame(ecr.backingRegistryUrl, primary.truth, 'the ECR side after the runs', SIGNED_REPOSITORY);
+    await checkSignedCopy(ecr.backingRegistryUrl, primary.signed);
+    return {
+      rows: scenarios.flatMap((scenario) => rowsOf(scenario, side.tags)),
+      details: { tags: side.tags, repository: SIGNED_REPOSITORY, signed: primary.signed.length, initialSyncMs: initialMs, scenarios },
+    };
+  } finally {
+    await primary.stop();
+  }
+}
+
+/** The first sync to the ECR side (its repository created on first push), checked; its wall time. */
+async function initialCopy(ecr: EcrStandIn, side: OneSide, truth: Record<string, string>): Promise<number> {
+  const env = { ...awsEnv(ecr), ...sides(ecr, side.otherUrl, 'secondary', 'ecr', '') };
+  const initial = expectOk(await runOurs(['sync', side.repository, '--json'], { env }), `geo-sync sync (initial, to ${side.label})`);
+  log(`${side.label}: initial sync to the ECR side ${seconds(initial.wallMs)}`);
+  await expectSame(ecr.backingRegistryUrl, truth, `the ECR side after the initial sync (${side.label})`, side.repository);
+  return initial.wallMs;
+}
+
+/** Each command, referrers on and off, with the ECR side read through ECR's API and as a plain registry: every request to the stand-in is that side's. */
+async function measureOneSide(ecr: EcrStandIn, password: string, side: OneSide): Promise<Scenario[]> {
+  const scenarios: Scenario[] = [];
+  for (const command of ['no-op sync', 'verify'] as const) {
+    const costs = { on: {}, off: {} } as Scenario['costs'];
+    for (const referrers of ['on', 'off'] as const) {
+      for (const reading of ['ecr', 'plain'] as const) {
+        const what = `${side.label}, ${command}${referrers === 'off' ? ' --no-referrers' : ''}, ${READING_LABEL[reading]}`;
+        const env = { ...awsEnv(ecr), ...sides(ecr, side.otherUrl, side.role, reading, password) };
+        const cost = costOf(await recordRun(ecr, commandArgs(command, side.repository, referrers), env, `geo-sync ${what}`));
+        costs[referrers][reading] = cost;
+        log(`${what}: ${seconds(cost.wallMs)}; ${describeCost(cost)}`);
+      }
+    }
+    scenarios.push({ label: side.label, command, costs });
+  }
+  return scenarios;
 }
 
 /** The pair's variables: the ECR side declared ECR (ours), or a plain registry with the token as its password (before). */
-function sides(ecr: EcrStandIn, plainUrl: string, role: Role, reading: Reading, password: string): Record<string, string> {
+function sides(ecr: EcrStandIn, otherUrl: string, role: Role, reading: Reading, password: string): Record<string, string> {
   const ecrRole = role === 'primary' ? 'PRIMARY' : 'SECONDARY';
   const otherRole = role === 'primary' ? 'SECONDARY' : 'PRIMARY';
   const ecrSide =
     reading === 'ecr'
       ? { [`GEO_SYNC_${ecrRole}_TYPE`]: 'ecr', [`GEO_SYNC_${ecrRole}_REGION`]: ecr.region }
       : { [`GEO_SYNC_${ecrRole}_USERNAME`]: 'AWS', [`GEO_SYNC_${ecrRole}_PASSWORD`]: password };
-  return { [`GEO_SYNC_${ecrRole}_URL`]: ecr.registryUrl, ...ecrSide, [`GEO_SYNC_${otherRole}_URL`]: plainUrl };
+  return { [`GEO_SYNC_${ecrRole}_URL`]: ecr.registryUrl, ...ecrSide, [`GEO_SYNC_${otherRole}_URL`]: otherUrl };
 }
 
-/** A registry password as a user pastes it: GetAuthorizationToken's token, decoded (`AWS:<password>`). Asked before any run is counted. */
-async function registryPassword(ecr: EcrStandIn): Promise<string> {
-  const client = new ECRClient({
-    region: ecr.region,
-    endpoint: ecr.apiUrl,
-    credentials: { accessKeyId: 'AKIDSTANDIN', secretAccessKey: 'stand-in-secret' },
-  });
-  try {
-    const answer = await client.send(new GetAuthorizationTokenCommand({}));
-    const token = answer.authorizationData?.[0]?.authorizationToken;
-    if (!token) throw new Error('the ECR stand-in gave no authorization token');
-    return Buffer.from(token, 'base64').toString('utf8').replace(/^AWS:/, '');
-  } finally {
-    client.destroy();
-  }
-}
-
-/** One CLI run; the ECR side's registry requests and API calls received during it. */
-async function costOf(ecr: EcrStandIn, args: string[], env: Record<string, string>, what: string): Promise<SideCost> {
-  const requestsBefore = ecr.registryRequests.length;
-  const callsBefore = ecr.apiCalls.length;
-  const run = expectOk(await runOurs(args, { env }), what);
-  const requests = ecr.registryRequests.slice(requestsBefore);
-  const apiCalls: Record<string, number> = {};
-  for (const call of ecr.apiCalls.slice(callsBefore)) apiCalls[call.operation] = (apiCalls[call.operation] ?? 0) + 1;
-  const byKind: Record<string, number> = {};
-  for (const request of requests) byKind[kindOf(request)] = (byKind[kindOf(request)] ?? 0) + 1;
-  const writes = requests.filter((r) => r.method !== 'GET' && r.method !== 'HEAD');
-  if (writes.length > 0) log(`WARNING: ${what} wrote ${writes.length} times to the ECR side`);
-  const other = requests.filter((r) => kindOf(r) === 'other').map((r) => `${r.method} ${r.path} ${r.status}`);
-  return { registryRequests: requests.length, byKind, apiCalls, other, wallMs: run.wallMs };
-}
-
-function kindOf({ method, path }: RegistryRequest): string {
-  const route = path.split('?')[0]!;
-  if (!['GET', 'HEAD'].includes(method)) return 'write';
-  if (/\/referrers\/[^/]+$/.test(route)) return 'referrers';
-  if (/\/manifests\/[^/]+$/.test(route)) return `${method} manifest`;
-  if (route.endsWith('/tags/list')) return 'tag list';
-  if (route === '/v2/' || route === '/v2') return 'ping';
-  // The probe for GitLab's tag list API a plain registry is asked once per run (ECR answers 401, then 404).
-  if (route.startsWith('/gitlab/')) return 'GitLab probe';
-  return 'other';
-}
-
-const listed = (counts: Record<string, number>) =>
-  Object.entries(counts)
-    .sort(([a], [b]) => (a < b ? -1 : 1))
-    .map(([name, n]) => `${name} ${n}`)
-    .join(', ') || 'none';
-
-const total = (counts: Record<string, number>) => Object.values(counts).reduce((sum, n) => sum + n, 0);
-
-function describeCost(cost: SideCost): string {
-  return `${cost.registryRequests} registry requests (${listed(cost.byKind)}); ECR API: ${listed(cost.apiCalls)}`;
-}
-
-function rowsOf({ role, command, costs }: Scenario, tags: number): Row[] {
+function rowsOf({ label, command, costs }: Scenario, tags: number): Row[] {
   const requestsRow = (referrers: Referrers): Row => {
     const { ecr: ours, plain: before } = costs[referrers];
     return {
       size: tags,
-      measure: `ECR ${role}: ${command}${referrers === 'off' ? ' --no-referrers' : ''}, registry requests to the ECR side per tag (${listed(ours.byKind)})`,
+      measure: `${label}: ${command}${referrers === 'off' ? ' --no-referrers' : ''}, registry requests to the ECR side per tag (${listed(ours.byKind)})`,
       unit: 'req/tag',
       ours: ours.registryRequests / tags,
       peer: before.registryRequests / tags,
@@ -185,21 +168,23 @@ function rowsOf({ role, command, costs }: Scenario, tags: number): Row[] {
       meets: ours.registryRequests / tags <= GOAL_PER_TAG,
     };
   };
-  const { ecr: ours, plain: before } = costs.on;
-  const oursCalls = total(ours.apiCalls);
-  const beforeCalls = total(before.apiCalls);
+  const apiCallsRow = (referrers: Referrers): Row => {
+    const { ecr: ours, plain: before } = costs[referrers];
+    return {
+      size: tags,
+      measure: `${label}: ${command}${referrers === 'off' ? ' --no-referrers' : ''}, ECR API calls per run (${listed(ours.apiCalls)})`,
+      unit: 'calls',
+      ours: total(ours.apiCalls),
+      peer: total(before.apiCalls),
+      peerName: 'plain registry',
+      ...(total(before.apiCalls) > 0 && { ratio: total(ours.apiCalls) / total(before.apiCalls) }),
+      target: '-',
+    };
+  };
   return [
     requestsRow('on'),
     requestsRow('off'),
-    {
-      size: tags,
-      measure: `ECR ${role}: ${command}, ECR API calls per run (${listed(ours.apiCalls)})`,
-      unit: 'calls',
-      ours: oursCalls,
-      peer: beforeCalls,
-      peerName: 'plain registry',
-      ...(beforeCalls > 0 && { ratio: oursCalls / beforeCalls }),
-      target: '-',
-    },
+    apiCallsRow('on'),
+    ...(listed(costs.off.ecr.apiCalls) === listed(costs.on.ecr.apiCalls) ? [] : [apiCallsRow('off')]),
   ];
 }
