@@ -1,5 +1,7 @@
 // Bundles each Lambda function into one self-contained, minified ESM file: dist/functions/<name>/index.mjs.
 // Everything is bundled (AWS SDK included) so the deployed code runs exactly the versions we test.
+// No code splitting here (unlike the CLI's build): each function's zip holds its index.mjs alone
+// (serverless.yml), so the ECR SDK that the engine import()s on first use is inlined into it.
 // The source map is written beside the bundle (index.mjs.map) for local debugging
 // (`node --enable-source-maps`); serverless.yml keeps it out of the deployment zip, so the
 // functions load less code and read no map at start.

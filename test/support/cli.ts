@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 
 const CLI = fileURLToPath(new URL('../../bin/geo-sync.mjs', import.meta.url));
 const RSS_PROBE = fileURLToPath(new URL('./report-rss.mjs', import.meta.url));
+const LOAD_RECORDER = new URL('./record-loads.mjs', import.meta.url);
 
 export interface CliResult {
   code: number;
@@ -12,18 +13,25 @@ export interface CliResult {
   peakRss?: number;
 }
 
+export interface CliOptions {
+  /** Measure the process's peak resident memory (CliResult.peakRss). */
+  measureRss?: boolean;
+  /** Append the file: URL of every ES module the process loads to this file, a line each. */
+  recordLoadsTo?: string;
+}
+
 /** Runs the real `geo-sync` binary as a user would, with a clean environment plus `env`. */
-export function runGeoSync(args: string[], env: Record<string, string> = {}, options: { measureRss?: boolean } = {}): Promise<CliResult> {
+export function runGeoSync(args: string[], env: Record<string, string> = {}, options: CliOptions = {}): Promise<CliResult> {
   return spawnGeoSync(args, env, options).done;
 }
 
 /** Like runGeoSync, with the process at hand (to kill it mid-run). */
-export function spawnGeoSync(
-  args: string[],
-  env: Record<string, string> = {},
-  options: { measureRss?: boolean } = {},
-): { child: ChildProcess; done: Promise<CliResult> } {
-  const nodeArgs = options.measureRss ? ['--import', RSS_PROBE, CLI] : [CLI];
+export function spawnGeoSync(args: string[], env: Record<string, string> = {}, options: CliOptions = {}): { child: ChildProcess; done: Promise<CliResult> } {
+  const nodeArgs = [
+    ...(options.measureRss ? ['--import', RSS_PROBE] : []),
+    ...(options.recordLoadsTo ? ['--import', `${LOAD_RECORDER.href}?to=${encodeURIComponent(options.recordLoadsTo)}`] : []),
+    CLI,
+  ];
   const child = spawn(process.execPath, [...nodeArgs, ...args], {
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

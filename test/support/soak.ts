@@ -1,8 +1,8 @@
 // Soak support: settings from the environment, a counting random-fault rule for the fault proxy,
 // the true state of both registries read back over HTTP, and the results table.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, cpSync, existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { THROWAWAY_ANNOTATION } from '../../shared/engine/sync/tag-removal.js';
 import type { CliResult } from './cli.js';
@@ -227,12 +227,14 @@ const BUNDLE = fileURLToPath(new URL('../../dist/cli.mjs', import.meta.url));
 /**
  * Copies the CLI bundle (built by test/global-setup.ts) into `dir` and returns its path. A soak
  * runs for minutes; another test run or `npm run bench` rebuilding dist/ meanwhile must not change
- * (or catch half-written) the binary under test.
+ * (or catch half-written) the binary under test. The chunks beside it (dist/chunks/, what the
+ * bundle imports, on start or on first use of ECR) go with it.
  */
 export function snapshotCli(dir: string): string {
   const copy = join(dir, 'cli.mjs');
   copyFileSync(BUNDLE, copy);
   if (existsSync(`${BUNDLE}.map`)) copyFileSync(`${BUNDLE}.map`, `${copy}.map`);
+  cpSync(join(dirname(BUNDLE), 'chunks'), join(dir, 'chunks'), { recursive: true });
   return copy;
 }
 
