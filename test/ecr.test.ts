@@ -222,6 +222,24 @@ describe('ECR registry tokens that expire', () => {
     expect(calls('GetAuthorizationToken', apiBefore).length).toBeLessThanOrEqual(2);
   });
 
+  it("at a blob's PUT: the stream the refused PUT began is not sent again; a fresh upload copies the blob, digest intact", async () => {
+    const repo = 'ecr-expiry/at-put';
+    await pushImage(plain.url, repo, 'only', { seed: 'expiry at put' });
+    const requestsBefore = ecr.registryRequests.length;
+    // Every token expires as the first blob PUT arrives: that PUT is refused after its body began.
+    ecr.expireTokensAt((method, path) => method === 'PUT' && path.includes('/blobs/uploads/'));
+    // One request at a time: no other PUT is out with the old token when it expires.
+    const pair = open('secondary', { concurrency: 1 });
+    const report = await syncRepository(pair.primary, pair.secondary, validateRepositoryName(repo), { concurrency: 1 });
+    await pair.close();
+
+    expect(report.status, JSON.stringify(report.failed)).toBe('synced');
+    const sent = ecr.registryRequests.slice(requestsBefore);
+    expect(sent.filter((r) => r.status === 401 && r.method === 'PUT')).toHaveLength(1);
+    expect(sent.filter((r) => r.status >= 400 && r.status !== 401)).toEqual([]);
+    expect(await readTags(B(), repo)).toEqual(await readTags(plain.url, repo));
+  });
+
   it('answered 403 "Your authorization token has expired", as ECR has answered it: renewed once too', async () => {
     const strict = await startEcrStandIn({ expiredTokenStatus: 403 });
     try {

@@ -44,6 +44,10 @@ export function registryFront(state: EcrState, log: RegistryRequest[], options: 
     };
     const onStatus = (status: number) => (entry.status = status);
 
+    if (state.expireAt?.(entry.method, entry.path)) {
+      state.expireAt = undefined;
+      for (const password of state.tokens.keys()) state.tokens.set(password, 0);
+    }
     const auth = tokenStatus(state, req.headers.authorization);
     if (auth !== 'valid') return refuse(state, answer, auth === 'expired' ? options.expiredTokenStatus : 401);
 

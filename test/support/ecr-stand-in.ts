@@ -64,6 +64,8 @@ export interface EcrStandIn {
   repository(name: string): Record<string, unknown> | undefined;
   /** Every token issued so far is refused from now on, as after its expiresAt. */
   expireTokens(): void;
+  /** Every token issued so far expires as the first registry request `matches` takes arrives: that request is refused, whatever the timing. */
+  expireTokensAt(matches: (method: string, path: string) => boolean): void;
   /** The next n API calls of `operation` fail with this error type (e.g. 'AccessDeniedException'). */
   failNext(operation: string, errorType: string, n?: number): void;
   /** From now on BatchGetImage treats the index types so (see IndexTypes). */
@@ -118,6 +120,9 @@ export async function startEcrStandIn(options: EcrStandInOptions = {}): Promise<
     repository: (name) => state.repositories.get(name)?.settings,
     expireTokens() {
       for (const password of state.tokens.keys()) state.tokens.set(password, 0);
+    },
+    expireTokensAt(matches) {
+      state.expireAt = matches;
     },
     failNext(operation, errorType, n = 1) {
       failures.set(operation, [...(failures.get(operation) ?? []), { errorType, left: n }]);

@@ -41,6 +41,8 @@ export interface EcrState {
   repositories: Map<string, RepositoryRecord>;
   /** Registry API password -> when it stops being accepted (ms since the epoch). */
   tokens: Map<string, number>;
+  /** Every token expires as the first registry request this matches arrives (expireTokensAt), before it is answered. */
+  expireAt?: ((method: string, path: string) => boolean) | undefined;
   /** Repository -> manifest digest -> when and as what it was first pushed through the front. */
   pushed: Map<string, Map<string, PushRecord>>;
 }

@@ -43,13 +43,21 @@ export class Uploads {
       const source = await open();
       const hasher = hashingPassThrough(digestAlgorithm(descriptor.digest));
       source.stream.on('error', (error) => hasher.destroy(error));
+      // A PUT refused for its credentials (a token that expired as it went out) is sent again with
+      // new ones; its stream is partly read by then, so this attempt ends and the next opens afresh.
+      let taken = false;
+      const body = async () => {
+        if (taken) throw new GeoSyncError('CHUNK_CONSUMED', `the body of ${descriptor.digest} cannot be sent twice`, { retryable: true });
+        taken = true;
+        return { stream: source.stream.pipe(hasher), length: source.length };
+      };
       try {
         await this.transport.send({
           method: 'PUT',
           target,
           scopes: push(repository),
           headers: { 'content-type': 'application/octet-stream' },
-          body: async () => ({ stream: source.stream.pipe(hasher), length: source.length }),
+          body,
           expect: [201],
           retry: false,
         });
