@@ -218,7 +218,17 @@ describe('ECR registry tokens that expire', () => {
 
     expect(report.status, JSON.stringify(report.failed)).toBe('synced');
     expect(report.done.copied).toEqual(['a', 'b', 'c', 'd']);
-    expect(ecr.registryRequests.slice(requestsBefore).filter((r) => r.status === 401)).toHaveLength(1);
+    const sent = ecr.registryRequests.slice(requestsBefore);
+    expect(sent.filter((r) => r.status === 401)).toHaveLength(1);
+    // Refused mid-run: after the token had been taken.
+    expect(
+      sent
+        .slice(
+          0,
+          sent.findIndex((r) => r.status === 401),
+        )
+        .some((r) => r.status >= 200 && r.status < 300),
+    ).toBe(true);
     expect(calls('GetAuthorizationToken', apiBefore).length).toBeLessThanOrEqual(2);
   });
 
