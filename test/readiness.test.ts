@@ -1,6 +1,16 @@
 // The readiness answer as a pure function of records, the repositories in scope and the time.
 import { describe, expect, it } from 'vitest';
-import { newRecord, parseDuration, percentile, readiness, replicationLag, repositoryReadiness, type RepositoryRecord } from '../shared/jobs/index.js';
+import {
+  RecordingCatalog,
+  newRecord,
+  parseDuration,
+  percentile,
+  readiness,
+  replicationLag,
+  repositoryReadiness,
+  type Catalog,
+  type RepositoryRecord,
+} from '../shared/jobs/index.js';
 
 const NOW = Date.parse('2026-12-07T12:00:00Z');
 const HOUR = 3_600_000;
@@ -168,5 +178,40 @@ describe('parseDuration', () => {
     ['-1h', undefined],
   ])('%j', (text, expected) => {
     expect(parseDuration(text)).toBe(expected);
+  });
+});
+
+describe('RecordingCatalog (readiness after a fan-out reads its listing)', () => {
+  /** A catalog of `names` served `size` at a time, counting the pages asked for. */
+  function pagedCatalog(names: string[], size: number): Catalog & { pages: number } {
+    const catalog = {
+      pages: 0,
+      async page({ last }: { last?: string }) {
+        catalog.pages++;
+        const from = last === undefined ? 0 : names.indexOf(last) + 1;
+        const repositories = names.slice(from, from + size);
+        return from + size < names.length ? { repositories, next: repositories.at(-1)! } : { repositories };
+      },
+    };
+    return catalog;
+  }
+  const names = ['a/1', 'a/2', 'b/1', 'c/1', 'c/2'];
+
+  it('serves a walk from the start to the end again, without asking the catalog', async () => {
+    const inner = pagedCatalog(names, 2);
+    const recording = new RecordingCatalog(inner);
+    for (let page = await recording.page({}); page.next;) page = await recording.page({ last: page.next });
+    expect(inner.pages).toBe(3);
+    expect(await recording.listing!.page({})).toEqual({ repositories: names });
+    expect(inner.pages).toBe(3);
+  });
+
+  it('has no listing for a walk that began at a cursor (a continued run) or stopped before the end', async () => {
+    const continued = new RecordingCatalog(pagedCatalog(names, 2));
+    for (let page = await continued.page({ last: 'a/2' }); page.next;) page = await continued.page({ last: page.next });
+    expect(continued.listing).toBeUndefined();
+    const stopped = new RecordingCatalog(pagedCatalog(names, 2));
+    await stopped.page({});
+    expect(stopped.listing).toBeUndefined();
   });
 });

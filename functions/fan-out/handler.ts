@@ -4,7 +4,7 @@ import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-p
 import type { Context } from 'aws-lambda';
 import { readinessAfterFanOut, readinessOnAws } from '../../shared/aws/readiness.js';
 import { createAwsRuntime, isSqsEvent } from '../../shared/aws/runtime.js';
-import { FanOutRequest, ReadyRequest, fanOut, isActionRequest, parseInput, parseMessage } from '../../shared/jobs/index.js';
+import { FanOutRequest, ReadyRequest, RecordingCatalog, fanOut, isActionRequest, parseInput, parseMessage } from '../../shared/jobs/index.js';
 
 const runtime = createAwsRuntime(process.env);
 const processor = new BatchProcessor(EventType.SQS);
@@ -12,8 +12,9 @@ const processor = new BatchProcessor(EventType.SQS);
 export const handler = async (event: unknown, context: Context) =>
   runtime.invoke(context, (registries, budget, catalog) => {
     const run = async (request: FanOutRequest) => {
-      const outcome = await fanOut(request, catalog, registries.secondaries, runtime, budget, runtime.catalogPageSize);
-      await readinessAfterFanOut(request, outcome, registries, catalog, runtime, context.getRemainingTimeInMillis());
+      const recording = new RecordingCatalog(catalog);
+      const outcome = await fanOut(request, recording, registries.secondaries, runtime, budget, runtime.catalogPageSize);
+      await readinessAfterFanOut(request, outcome, registries, recording, runtime, context.getRemainingTimeInMillis());
       return outcome;
     };
     if (isSqsEvent(event)) {

@@ -1,13 +1,15 @@
 /**
  * Readiness on AWS: the DynamoDB records and the repositories in each secondary's scope as the
  * primary lists them (or, when it does not answer, as the records know them, said so). Told after
- * each catalog-wide fan-out run as metrics, and returned to a direct invocation of the fan-out.
- * Nothing new is kept: every answer is computed from the records and the catalog as they are.
+ * each catalog-wide fan-out run as metrics, from the listing that run made when one invocation made
+ * all of it, and returned to a direct invocation of the fan-out. Nothing new is kept: every answer
+ * is computed from the records and a listing of the catalog.
  */
 import { errorMessage, invalidInput } from '../engine/index.js';
 import {
   emitReadiness,
   parseDuration,
+  RecordingCatalog,
   type Catalog,
   type FanOutOutcome,
   type FanOutRequest,
@@ -30,6 +32,7 @@ export async function readinessOnAws(
   catalog: Catalog,
   runtime: AwsRuntime,
   remainingMs: number,
+  catalogSource: 'primary' | 'fan-out' = 'primary',
 ): Promise<Readiness> {
   const maxAgeMs = request.maxAge ? parseDuration(request.maxAge) : runtime.readyMaxAgeMs;
   if (maxAgeMs === undefined) throw invalidInput('INVALID_MESSAGE', `maxAge "${request.maxAge}" is not a duration such as 90m, 25h or 2d`);
@@ -39,6 +42,7 @@ export async function readinessOnAws(
     secondaries,
     records: await runtime.store.list(),
     catalog,
+    catalogSource,
     logger: runtime.logger,
     maxAgeMs,
     now: runtime.clock,
@@ -56,13 +60,17 @@ export async function readinessAfterFanOut(
   request: FanOutRequest,
   outcome: FanOutOutcome,
   registries: Registries,
-  catalog: Catalog,
+  catalog: RecordingCatalog,
   runtime: AwsRuntime,
   remainingMs: number,
 ): Promise<void> {
   if (outcome.kind !== 'finished' || request.prefix || request.repositories) return;
   try {
-    const report = await readinessOnAws({ action: 'ready' }, registries, catalog, runtime, remainingMs);
+    // The run's own listing when this invocation walked all of it; a continued walk's last part is not all, so it lists again.
+    const listing = catalog.listing;
+    const report = listing
+      ? await readinessOnAws({ action: 'ready' }, registries, listing, runtime, remainingMs, 'fan-out')
+      : await readinessOnAws({ action: 'ready' }, registries, catalog, runtime, remainingMs);
     emitReadiness(report, runtime.metrics);
     const notReady = report.secondaries
       .filter((s) => s.status !== 'ready')

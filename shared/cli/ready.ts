@@ -88,10 +88,11 @@ export function formatReadiness(report: Readiness): string {
     const more = secondary.notReady.length - SHOWN_NOT_READY;
     return [secondaryLine(secondary, report.maxAgeSeconds), ...blockers, ...(more > 0 ? [`  and ${more} more`] : [])];
   });
-  const scope =
-    report.source === 'primary'
-      ? "repositories in scope: as the primary's catalog lists them now"
-      : `repositories in scope: as the local records know them (${report.sourceNote})`;
+  const scope = {
+    primary: "repositories in scope: as the primary's catalog lists them now",
+    'fan-out': "repositories in scope: as the fan-out just before listed the primary's catalog",
+    records: `repositories in scope: as the local records know them (${report.sourceNote})`,
+  }[report.source];
   return [...lines, scope].join('\n');
 }
 

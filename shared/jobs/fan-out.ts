@@ -14,6 +14,34 @@ export interface Catalog {
   page(options: { last?: string; pageSize?: number }): Promise<{ repositories: string[]; next?: string }>;
 }
 
+/**
+ * A catalog that keeps the names of the pages it serves. When a walk in this invocation began at
+ * the catalog's start and reached its end (a catalog-wide fan-out that did not continue elsewhere),
+ * `listing` serves those names again without asking the primary: readiness after that fan-out
+ * reads the fan-out's own listing instead of walking the catalog a second time.
+ */
+export class RecordingCatalog implements Catalog {
+  private names: string[] = [];
+  private fromStart = false;
+  private complete = false;
+
+  constructor(private readonly inner: Catalog) {}
+
+  async page(options: { last?: string; pageSize?: number }): Promise<{ repositories: string[]; next?: string }> {
+    const page = await this.inner.page(options);
+    if (options.last === undefined) [this.names, this.fromStart, this.complete] = [[], true, false];
+    if (this.fromStart) this.names.push(...page.repositories);
+    if (this.fromStart && !page.next) this.complete = true;
+    return page;
+  }
+
+  /** The whole catalog as one walk of this invocation listed it, or undefined when none covered it from start to end. */
+  get listing(): Catalog | undefined {
+    const names = this.names;
+    return this.complete ? { page: async () => ({ repositories: names }) } : undefined;
+  }
+}
+
 /** A catalog walk whose checkpoint has not moved for this long is considered stalled, and a new run may start. */
 export const STALLED_AFTER_MS = 15 * 60_000;
 /** Repositories per step of an explicit list, between deadline checks. */

@@ -4,7 +4,7 @@
  * record each (repository, secondary) pair keeps. Doors and adapters import jobs from here only.
  */
 export { syncDirect, verifyDirect } from './direct.js';
-export { fanOut, repositoriesInScope, type Catalog, type FanOutOutcome } from './fan-out.js';
+export { RecordingCatalog, fanOut, repositoriesInScope, type Catalog, type FanOutOutcome } from './fan-out.js';
 export {
   REPOSITORY_STATES,
   parseDuration,

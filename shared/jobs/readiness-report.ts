@@ -24,6 +24,8 @@ export interface ReadinessReportOptions {
   maxAgeMs: number;
   now?: () => number;
   catalogTimeoutMs?: number;
+  /** What `catalog` is: the primary's (the default), or the listing a fan-out just made of it. */
+  catalogSource?: 'primary' | 'fan-out';
 }
 
 export async function readinessReport(options: ReadinessReportOptions): Promise<Readiness> {
@@ -42,7 +44,7 @@ export async function readinessReport(options: ReadinessReportOptions): Promise<
   }
   return readiness({
     secondaries: secondaries.map(({ name }) => ({ name, repositories: listed.get(name) ?? [] })),
-    source: 'primary',
+    source: options.catalogSource ?? 'primary',
     records,
     now: now(),
     maxAgeMs,

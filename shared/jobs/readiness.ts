@@ -5,8 +5,12 @@
  */
 import { overallStatus, type RepositoryRecord } from './record.js';
 
-/** Where the repositories in scope came from: the primary's catalog now, or the records alone (the primary not asked, or not answering). */
-export type ScopeSource = 'primary' | 'records';
+/**
+ * Where the repositories in scope came from: the primary's catalog now, the listing the fan-out
+ * that came just before made of it (on AWS), or the records alone (the primary not asked, or not
+ * answering).
+ */
+export type ScopeSource = 'primary' | 'fan-out' | 'records';
 
 /** Why one repository keeps its secondary from ready, the most urgent first; `ready` when it does not. */
 export const REPOSITORY_STATES = ['needs-human', 'failed', 'mismatch', 'never-verified', 'unverified', 'stale', 'ready'] as const;

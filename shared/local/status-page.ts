@@ -186,9 +186,11 @@ ${body.join('\n')}
 }
 
 function sourceWords(report: Readiness): string {
-  return report.source === 'primary'
-    ? "Repositories in scope as the primary's catalog lists them now"
-    : `Repositories in scope as the local records know them: ${report.sourceNote ?? 'the primary was not asked'}`;
+  return {
+    primary: "Repositories in scope as the primary's catalog lists them now",
+    'fan-out': "Repositories in scope as the fan-out just before listed the primary's catalog",
+    records: `Repositories in scope as the local records know them: ${report.sourceNote ?? 'the primary was not asked'}`,
+  }[report.source];
 }
 
 function windowWords(seconds: number): string {

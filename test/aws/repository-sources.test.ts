@@ -73,6 +73,9 @@ describe("the fan-out lists GitLab's registry repositories with the secret's tok
   it('syncs exactly the group and project repositories to the secondary, though `_catalog` is refused', async () => {
     const outcome = await handlers.fanOut({ target: 'sync' }, lambdaContext());
     expect(outcome).toMatchObject({ kind: 'finished', enqueued: GROUP.length + PROJECT.length });
+    // Readiness after the fan-out read the fan-out's own listing, and says so.
+    const readinessLine = output.map((chunk) => chunk.trim()).find((line) => line.includes('"message":"readiness"'));
+    expect(JSON.parse(readinessLine!)).toMatchObject({ source: 'fan-out' });
     await drain(aws.sqs, sources());
 
     for (const repository of [...GROUP, ...PROJECT])
