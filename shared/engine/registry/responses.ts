@@ -1,4 +1,6 @@
-import { GeoSyncError, type RegistryDiagnostic } from '../base/errors.js';
+import { GeoSyncError, RegistryError, type RegistryDiagnostic } from '../base/errors.js';
+import type { RequestSpec } from './request.js';
+import { RETRYABLE_STATUS } from './retry.js';
 import { quote } from '../base/oci.js';
 
 /** The first error of a registry's error body (`{"errors": [{"code", "message"}]}`); empty for any other body. */
@@ -68,4 +70,46 @@ export function nextLink(header: string | undefined): string | undefined {
 /** A Content-Type without its parameters. */
 export function baseMediaType(contentType: string | undefined): string {
   return (contentType ?? '').split(';')[0]!.trim();
+}
+
+/** The error for a status the request did not expect, with the registry's diagnostics. */
+export function registryError(spec: RequestSpec, url: URL, status: number, body: Buffer, retryAfter: string | undefined, registry: string): RegistryError {
+  const diagnostics = parseRegistryErrors(body);
+  const { code, message } = diagnostics[0] ?? {};
+  const detail = message !== undefined ? `: ${message.slice(0, 200)}` : '';
+  const what = status === 401 || status === 403 ? 'authentication refused' : `HTTP ${status}${code ? ` ${code}` : ''}`;
+  return new RegistryError({
+    message: `${spec.method} ${url.origin}${url.pathname}: ${what}${detail}`,
+    status,
+    diagnostics,
+    retryable: RETRYABLE_STATUS.has(status),
+    method: spec.method,
+    path: url.pathname,
+    ...(retryAfter !== undefined && { retryAfter }),
+    registry,
+  });
+}
+
+export function isRedirect(status: number): boolean {
+  return status === 301 || status === 302 || status === 303 || status === 307 || status === 308;
+}
+
+export function flattenHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | undefined> {
+  const flat: Record<string, string | undefined> = {};
+  for (const [name, value] of Object.entries(headers)) flat[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+  return flat;
+}
+
+export async function readCapped(body: AsyncIterable<Uint8Array> & { destroy?: (e?: Error) => void }, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > limit) {
+      body.destroy?.();
+      throw new GeoSyncError('BODY_TOO_LARGE', `response body exceeds ${limit} bytes`);
+    }
+    chunks.push(Buffer.from(chunk));
+  }
+  return Buffer.concat(chunks);
 }

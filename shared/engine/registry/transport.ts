@@ -15,7 +15,7 @@ import { RegistryPace, rateLimitBudget } from './pace.js';
 import { RegistryPause, pausesRegistry } from './pause.js';
 import type { TrafficStats } from './registry.js';
 import type { RegistryResponse, RequestSpec } from './request.js';
-import { parseRegistryErrors } from './responses.js';
+import { flattenHeaders, isRedirect, readCapped, registryError } from './responses.js';
 import { GATEWAY_STATUS, OutageLog, RETRYABLE_STATUS, isConnectionError, parseRetryAfter } from './retry.js';
 
 export { isConnectionError, parseRetryAfter } from './retry.js';
@@ -405,45 +405,4 @@ export function parseRegistryUrl(raw: string): URL {
     throw invalidInput('INVALID_URL', 'registry URL must not contain credentials; use the *_USERNAME and *_PASSWORD environment variables');
   }
   return new URL(url.origin);
-}
-
-function registryError(spec: RequestSpec, url: URL, status: number, body: Buffer, retryAfter: string | undefined, registry: string): RegistryError {
-  const diagnostics = parseRegistryErrors(body);
-  const { code, message } = diagnostics[0] ?? {};
-  const detail = message !== undefined ? `: ${message.slice(0, 200)}` : '';
-  const what = status === 401 || status === 403 ? 'authentication refused' : `HTTP ${status}${code ? ` ${code}` : ''}`;
-  return new RegistryError({
-    message: `${spec.method} ${url.origin}${url.pathname}: ${what}${detail}`,
-    status,
-    diagnostics,
-    retryable: RETRYABLE_STATUS.has(status),
-    method: spec.method,
-    path: url.pathname,
-    ...(retryAfter !== undefined && { retryAfter }),
-    registry,
-  });
-}
-
-function isRedirect(status: number): boolean {
-  return status === 301 || status === 302 || status === 303 || status === 307 || status === 308;
-}
-
-function flattenHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string | undefined> {
-  const flat: Record<string, string | undefined> = {};
-  for (const [name, value] of Object.entries(headers)) flat[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
-  return flat;
-}
-
-async function readCapped(body: AsyncIterable<Uint8Array> & { destroy?: (e?: Error) => void }, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += chunk.length;
-    if (size > limit) {
-      body.destroy?.();
-      throw new GeoSyncError('BODY_TOO_LARGE', `response body exceeds ${limit} bytes`);
-    }
-    chunks.push(Buffer.from(chunk));
-  }
-  return Buffer.concat(chunks);
 }
