@@ -136,6 +136,24 @@ describe('identity tokens from docker credential files and helpers', () => {
     expect(await readTags(basicSecondary.url, 'idt/basic', `Basic ${Buffer.from(`writer:${writerPassword}`).toString('base64')}`)).toEqual({});
   });
 
+  it('an identity token for a registry whose token service takes no OAuth2 (POST answered 405): exit 3 naming the service and the file', async () => {
+    const getOnly = await startTokenIssuer({ writer: writerPassword }, { oauth: false, refreshTokens: { [identityToken]: 'writer' } });
+    const registry = await startRegistry({
+      token: { realm: getOnly.realm, service: getOnly.service, issuer: getOnly.issuer, rootCertBundle: getOnly.certFile },
+    });
+    try {
+      const dir = dockerConfig({ auths: { [registry.host]: identityEntry(identityToken) } });
+      const result = await syncWith('idt/file', dir, registry.url);
+      expect(result.code).toBe(3);
+      expect(result.stderr).toContain(`token service ${new URL(getOnly.realm).host} of ${registry.host} takes no OAuth2 refresh tokens (POST answered`);
+      expect(result.stderr).toContain(`cannot be used: log in with a user name and password`);
+      expect(getOnly.requests).toEqual([]);
+    } finally {
+      await registry.stop();
+      await getOnly.stop();
+    }
+  });
+
   it('a helper that answered a password, asked again after a 401, and then answers an identity token: an error naming the helper', async () => {
     const counter = join(bin, 'switching-count');
     writeFileSync(counter, '');

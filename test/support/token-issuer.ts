@@ -31,6 +31,8 @@ export interface TokenIssuerOptions {
   service?: string;
   /** Refresh tokens (docker's identity tokens) it takes, each for the user it stands for. */
   refreshTokens?: Record<string, string>;
+  /** false: a service that serves only token.md's GET, answering the OAuth2 POST 405 (Allow: GET). */
+  oauth?: boolean;
 }
 
 export async function startTokenIssuer(users: Record<string, string>, options: TokenIssuerOptions = {}): Promise<TokenIssuer> {
@@ -62,6 +64,11 @@ export async function startTokenIssuer(users: Record<string, string>, options: T
   const json = (res: ServerResponse, status: number, body: object) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
 
   const server: Server = createServer((req, res) => {
+    if (req.method === 'POST' && options.oauth === false) {
+      req.resume();
+      res.writeHead(405, { allow: 'GET' }).end();
+      return;
+    }
     if (req.method === 'POST') {
       void readForm(req).then((form) => answerRefreshGrant(form, res));
       return;
