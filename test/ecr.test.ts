@@ -238,14 +238,15 @@ describe('ECR registry tokens that expire', () => {
     const requestsBefore = ecr.registryRequests.length;
     // Every token expires as the first blob PUT arrives: that PUT is refused after its body began.
     ecr.expireTokensAt((method, path) => method === 'PUT' && path.includes('/blobs/uploads/'));
-    // One request at a time: no other PUT is out with the old token when it expires.
-    const pair = open('secondary', { concurrency: 1 });
-    const report = await syncRepository(pair.primary, pair.secondary, validateRepositoryName(repo), { concurrency: 1 });
+    const pair = open('secondary');
+    const report = await syncRepository(pair.primary, pair.secondary, validateRepositoryName(repo));
     await pair.close();
 
     expect(report.status, JSON.stringify(report.failed)).toBe('synced');
     const sent = ecr.registryRequests.slice(requestsBefore);
-    expect(sent.filter((r) => r.status === 401 && r.method === 'PUT')).toHaveLength(1);
+    // The PUT that met the expiry, and any other that took its header before the renewal, was refused;
+    // none was sent again with its stream half read (that answers 400 DIGEST_INVALID).
+    expect(sent.filter((r) => r.status === 401 && r.method === 'PUT').length).toBeGreaterThanOrEqual(1);
     expect(sent.filter((r) => r.status >= 400 && r.status !== 401)).toEqual([]);
     expect(await readTags(B(), repo)).toEqual(await readTags(plain.url, repo));
   });
