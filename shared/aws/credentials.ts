@@ -5,7 +5,7 @@
  * registry's: "gitlabToken", the token that lists repositories through GitLab's API.
  */
 import { z } from 'zod';
-import { GeoSyncError, endpointsFromEnv, invalidInput, type Endpoints } from '../engine/index.js';
+import { GeoSyncError, endpointsFromEnv, invalidInput, mapEndpoints, type Endpoints } from '../engine/index.js';
 import { repositorySourceFrom, type RepositorySource } from '../jobs/index.js';
 
 export type RegistryCredentials = Record<string, { username: string; password: string }>;
@@ -105,11 +105,7 @@ export function lambdaEndpoints(env: NodeJS.ProcessEnv): Endpoints {
 
 /** The endpoints with each registry's credentials filled in by name ("primary" or the secondary's name). */
 export function withCredentials(endpoints: Endpoints, credentials: RegistryCredentials = {}): Endpoints {
-  const fill = <E extends Endpoints['primary']>(endpoint: E, name: string): E => (credentials[name] ? { ...endpoint, ...credentials[name] } : endpoint);
-  return {
-    primary: fill(endpoints.primary, 'primary'),
-    secondaries: endpoints.secondaries.map((s) => ({ ...s, endpoint: fill(s.endpoint, s.name) })),
-  };
+  return mapEndpoints(endpoints, (endpoint, name) => (credentials[name] ? { ...endpoint, ...credentials[name] } : endpoint));
 }
 
 /**

@@ -9,7 +9,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Metrics } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
-import { DEFAULT_CONCURRENCY, GeoSyncError, describeZodIssues, errorMessage, invalidInput, type Endpoints } from '../engine/index.js';
+import { DEFAULT_CONCURRENCY, GeoSyncError, describeZodIssues, errorMessage, invalidInput, mapEndpoints, type Endpoints } from '../engine/index.js';
 import {
   openRegistries,
   parseDuration,
@@ -179,9 +179,9 @@ function invocationCeiling(config: z.infer<typeof Config>): number {
  */
 export function paceShared(endpoints: Endpoints, invocationsAtOnce: number | undefined): Endpoints {
   if (invocationsAtOnce === undefined) return endpoints;
-  const share = <E extends Endpoints['primary']>(endpoint: E): E =>
-    endpoint.requestsPerSecond === undefined ? endpoint : { ...endpoint, requestsPerSecond: endpoint.requestsPerSecond / invocationsAtOnce };
-  return { primary: share(endpoints.primary), secondaries: endpoints.secondaries.map((s) => ({ ...s, endpoint: share(s.endpoint) })) };
+  return mapEndpoints(endpoints, (endpoint) =>
+    endpoint.requestsPerSecond === undefined ? endpoint : { ...endpoint, requestsPerSecond: endpoint.requestsPerSecond / invocationsAtOnce },
+  );
 }
 
 export function isSqsEvent(event: unknown): event is { Records: SQSRecord[] } {

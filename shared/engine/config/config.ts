@@ -19,6 +19,14 @@ export interface Endpoints {
   secondaries: SecondarySite[];
 }
 
+/** The endpoints with each registry's changed by `change`, which is given the registry's name ("primary", or the secondary's). */
+export function mapEndpoints(endpoints: Endpoints, change: (endpoint: RegistryEndpoint, name: string) => RegistryEndpoint): Endpoints {
+  return {
+    primary: change(endpoints.primary, 'primary'),
+    secondaries: endpoints.secondaries.map((site) => ({ ...site, endpoint: change(site.endpoint, site.name) })),
+  };
+}
+
 type Env = Record<string, string | undefined>;
 
 /** A secondary site's name, in GEO_SYNC_SECONDARIES and in messages: 1-64 letters, digits, . _ - */
