@@ -7,10 +7,10 @@
  * other bytes) is read over the registry API, one GET each, as on any registry. A batch read never
  * fails a run by itself. See docs/ecr.md.
  */
-import { mapLimit } from '../../base/concurrency.js';
 import { GeoSyncError } from '../../base/errors.js';
 import type { EngineLogger } from '../../base/log.js';
 import { MediaType, digestAlgorithm, digestOf, isValidDigest, type RawManifest } from '../../base/oci.js';
+import { manifestsOneByOne } from '../manifests.js';
 import type { EcrApi } from './api.js';
 
 /** Asked for every batch: the index types first (what the batch is for), then the image manifest types. */
@@ -40,9 +40,8 @@ export class EcrManifests {
     const wanted = unique.filter(isValidDigest);
     const found = this.overRegistry || wanted.length === 0 ? new Map<string, RawManifest>() : await this.batched(repository, wanted);
     const rest = unique.filter((digest) => !found.has(digest));
-    const fetched = await mapLimit(rest, concurrency, (digest) => this.getOverRegistry(repository, digest));
-    rest.forEach((digest, i) => fetched[i] && found.set(digest, fetched[i]));
-    return found;
+    const fetched = await manifestsOneByOne((digest) => this.getOverRegistry(repository, digest), rest, concurrency);
+    return new Map([...found, ...fetched]);
   }
 
   /** What BatchGetImage gave that hashes to the digest asked for; empty when the call failed. */
