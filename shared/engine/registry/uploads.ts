@@ -43,14 +43,8 @@ export class Uploads {
       const source = await open();
       const hasher = hashingPassThrough(digestAlgorithm(descriptor.digest));
       source.stream.on('error', (error) => hasher.destroy(error));
-      // A PUT refused for its credentials (a token that expired as it went out) is sent again with
-      // new ones; its stream is partly read by then, so this attempt ends and the next opens afresh.
-      let taken = false;
-      const body = async () => {
-        if (taken) throw new GeoSyncError('CHUNK_CONSUMED', `the body of ${descriptor.digest} cannot be sent twice`, { retryable: true });
-        taken = true;
-        return { stream: source.stream.pipe(hasher), length: source.length };
-      };
+      // A PUT refused for its credentials (a token that expired as it went out): the next attempt opens afresh.
+      const body = takenOnce(`the body of ${descriptor.digest}`, () => ({ stream: source.stream.pipe(hasher), length: source.length }));
       try {
         await this.transport.send({
           method: 'PUT',
@@ -181,13 +175,7 @@ export class Uploads {
 
   private async patchChunk(repository: string, session: UploadSession, reader: ChunkReader, length: number): Promise<UploadSession> {
     const end = session.offset + length;
-    // The chunk's bytes come off the source once: a resend (after a 401) would send the bytes after them.
-    let taken = false;
-    const body = async () => {
-      if (taken) throw new GeoSyncError('CHUNK_CONSUMED', `a chunk of ${session.digest} cannot be sent twice`, { retryable: true });
-      taken = true;
-      return { stream: reader.take(length), length };
-    };
+    const body = takenOnce(`a chunk of ${session.digest}`, () => ({ stream: reader.take(length), length }));
     let response;
     try {
       response = await this.transport.send({
@@ -274,4 +262,19 @@ function rangeEnd(header: string | undefined): number | undefined {
   if (!match) return undefined;
   const last = Number(match[1]);
   return last === 0 ? 0 : last + 1;
+}
+
+/**
+ * A request body whose bytes come off their source once. The transport sends a request again after
+ * a 401, with new credentials; by then the stream is partly read, and a resend would send the bytes
+ * after those. So a second take ends the attempt instead (retryable): the caller's next attempt
+ * opens a fresh source, or resumes where the registry says its session stands.
+ */
+function takenOnce(what: string, take: () => { stream: Readable; length: number }): () => Promise<{ stream: Readable; length: number }> {
+  let taken = false;
+  return async () => {
+    if (taken) throw new GeoSyncError('CHUNK_CONSUMED', `${what} cannot be sent twice`, { retryable: true });
+    taken = true;
+    return take();
+  };
 }
